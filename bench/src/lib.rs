@@ -1,0 +1,1 @@
+//! Benchmarks and the end-to-end runner of ringcast.

@@ -1,0 +1,3 @@
+//! `ringcast`: the io_uring thread-per-core WebSocket server.
+
+fn main() {}
