@@ -1,0 +1,372 @@
+//! Incremental frame decoder: any split of the input gives the same events.
+//!
+//! Payloads are unmasked in place in the caller's buffer (on the server, the kernel-provided
+//! receive buffer). A message that arrives whole in one buffer is handed out as a slice of that
+//! buffer with no copy; only messages split across reads or fragments are assembled in the
+//! decoder's own buffer, whose size the message limit bounds.
+
+use super::header::{Header, OpCode};
+use crate::close::CloseFrame;
+use crate::error::ProtocolError;
+use crate::mask::apply_mask;
+use crate::utf8::{self, Utf8Validator};
+
+/// Limits and negotiated options of a decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecoderConfig {
+    /// Largest message (sum of its fragments) accepted; larger ones fail with 1009.
+    pub max_message_bytes: u64,
+    /// Whether RSV1 may be set on the first frame of a message (permessage-deflate negotiated).
+    pub allow_rsv1: bool,
+    /// Whether frames must be masked (true for a server decoding client frames).
+    pub require_mask: bool,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        DecoderConfig {
+            max_message_bytes: 1 << 20,
+            allow_rsv1: false,
+            require_mask: true,
+        }
+    }
+}
+
+/// Kind of a data message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// UTF-8 text (validated unless compressed).
+    Text,
+    /// Binary.
+    Binary,
+}
+
+/// What a complete frame or message means to the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A complete data message. Text is valid UTF-8 unless `compressed` (then it is checked
+    /// after inflating, by whoever inflates).
+    Message {
+        /// Text or binary.
+        kind: MessageKind,
+        /// The unmasked payload of all fragments.
+        payload: &'a [u8],
+        /// RSV1 was set on its first frame.
+        compressed: bool,
+    },
+    /// A Ping; answer with a Pong carrying the same payload.
+    Ping(&'a [u8]),
+    /// A Pong.
+    Pong(&'a [u8]),
+    /// A validated Close.
+    Close(CloseFrame<'a>),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FrameState {
+    header: Header,
+    remaining: u64,
+    phase: usize,
+}
+
+/// Where the event produced by one `decode` call lives.
+enum Ready {
+    /// A whole frame in the caller's buffer.
+    Input(Header, usize, usize),
+    /// A control frame assembled in `ctrl`.
+    Control(Header),
+    /// A message assembled in `msg`.
+    Message,
+}
+
+/// The incremental RFC 6455 frame decoder of one connection.
+#[derive(Debug)]
+pub struct Decoder {
+    config: DecoderConfig,
+    head: [u8; 14],
+    head_len: u8,
+    frame: Option<FrameState>,
+    /// Kind and compression flag of the open (fragmented or split) message.
+    open: Option<(MessageKind, bool)>,
+    msg: Vec<u8>,
+    release_msg: bool,
+    ctrl: [u8; 125],
+    ctrl_len: u8,
+    utf8: Utf8Validator,
+}
+
+impl Decoder {
+    /// A decoder at a message boundary.
+    pub fn new(config: DecoderConfig) -> Self {
+        Decoder {
+            config,
+            head: [0; 14],
+            head_len: 0,
+            frame: None,
+            open: None,
+            msg: Vec::new(),
+            release_msg: false,
+            ctrl: [0; 125],
+            ctrl_len: 0,
+            utf8: Utf8Validator::new(),
+        }
+    }
+
+    /// The decoder's limits.
+    pub fn config(&self) -> &DecoderConfig {
+        &self.config
+    }
+
+    /// Bytes the decoder holds for a message in progress (for memory accounting).
+    pub fn buffered(&self) -> usize {
+        self.msg.capacity()
+    }
+
+    /// True at a frame and message boundary: nothing partial is held.
+    pub fn is_idle(&self) -> bool {
+        self.head_len == 0 && self.frame.is_none() && self.open.is_none()
+    }
+
+    /// Decodes from `input`, unmasking in place. Returns how many bytes were consumed and at
+    /// most one event; call again with the rest of the input until it is consumed. Bytes of an
+    /// incomplete frame are consumed into the decoder's state.
+    pub fn decode<'a>(
+        &'a mut self,
+        input: &'a mut [u8],
+    ) -> Result<(usize, Option<Event<'a>>), ProtocolError> {
+        if self.release_msg {
+            self.release_msg = false;
+            self.msg.clear();
+            // A large message must not pin its buffer on an idle connection.
+            if self.msg.capacity() > 4096 {
+                self.msg = Vec::new();
+            }
+        }
+        let (used, ready) = self.step(input)?;
+        let event = match ready {
+            None => None,
+            Some(Ready::Input(h, start, end)) => Some(whole_frame_event(h, &input[start..end])?),
+            Some(Ready::Control(h)) => {
+                let n = usize::from(self.ctrl_len);
+                self.ctrl_len = 0;
+                Some(control_event(h.opcode, &self.ctrl[..n])?)
+            }
+            Some(Ready::Message) => {
+                let (kind, compressed) = self.open.take().unwrap_or((MessageKind::Binary, false));
+                self.release_msg = true;
+                Some(Event::Message {
+                    kind,
+                    payload: &self.msg,
+                    compressed,
+                })
+            }
+        };
+        Ok((used, event))
+    }
+
+    fn step(&mut self, input: &mut [u8]) -> Result<(usize, Option<Ready>), ProtocolError> {
+        let mut pos = 0;
+        loop {
+            let mut frame = match self.frame {
+                Some(f) => f,
+                None => {
+                    let Some((header, used)) = self.read_header(&input[pos..])? else {
+                        return Ok((input.len(), None));
+                    };
+                    pos += used;
+                    self.check_header(&header)?;
+                    let whole = input.len() - pos >= header.len as usize
+                        && (header.len as usize) as u64 == header.len;
+                    if whole && (header.opcode.is_control() || (header.fin && self.open.is_none()))
+                    {
+                        // Fast path: the whole frame is here and needs no assembly.
+                        let end = pos + header.len as usize;
+                        if let Some(key) = header.mask {
+                            apply_mask(&mut input[pos..end], key, 0);
+                        }
+                        return Ok((end, Some(Ready::Input(header, pos, end))));
+                    }
+                    self.begin_frame(header)
+                }
+            };
+            let avail =
+                (input.len() - pos).min(usize::try_from(frame.remaining).unwrap_or(usize::MAX));
+            let chunk = &mut input[pos..pos + avail];
+            if let Some(key) = frame.header.mask {
+                frame.phase = apply_mask(chunk, key, frame.phase);
+            }
+            if frame.header.opcode.is_control() {
+                let at = usize::from(self.ctrl_len);
+                self.ctrl[at..at + avail].copy_from_slice(chunk);
+                self.ctrl_len += avail as u8;
+            } else {
+                if matches!(self.open, Some((MessageKind::Text, false))) {
+                    self.utf8
+                        .feed(chunk)
+                        .map_err(|_| ProtocolError::InvalidUtf8)?;
+                }
+                self.msg.extend_from_slice(chunk);
+            }
+            pos += avail;
+            frame.remaining -= avail as u64;
+            if frame.remaining > 0 {
+                self.frame = Some(frame);
+                return Ok((pos, None));
+            }
+            self.frame = None;
+            let h = frame.header;
+            if h.opcode.is_control() {
+                return Ok((pos, Some(Ready::Control(h))));
+            }
+            if h.fin {
+                if matches!(self.open, Some((MessageKind::Text, false))) {
+                    self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                }
+                return Ok((pos, Some(Ready::Message)));
+            }
+            if pos == input.len() {
+                return Ok((pos, None));
+            }
+        }
+    }
+
+    /// Collects header bytes, possibly across calls. Returns the header and how many bytes of
+    /// `input` it took.
+    fn read_header(&mut self, input: &[u8]) -> Result<Option<(Header, usize)>, ProtocolError> {
+        if self.head_len == 0 {
+            if let Some(found) = Header::parse(input, self.config.allow_rsv1)? {
+                return Ok(Some(found));
+            }
+            self.prefix_checks(input)?;
+        }
+        let have = usize::from(self.head_len);
+        let mut need = if have + input.len() >= 2 || have >= 2 {
+            let mut two = [0u8; 2];
+            for (i, b) in two.iter_mut().enumerate() {
+                *b = if i < have {
+                    self.head[i]
+                } else {
+                    input[i - have]
+                };
+            }
+            Header::wire_len(two)
+        } else {
+            2
+        };
+        need = need.max(have);
+        let take = (need - have).min(input.len());
+        self.head[have..have + take].copy_from_slice(&input[..take]);
+        self.head_len += take as u8;
+        let buffered = &self.head[..usize::from(self.head_len)];
+        self.prefix_checks(buffered)?;
+        match Header::parse(buffered, self.config.allow_rsv1)? {
+            Some((h, _)) => {
+                self.head_len = 0;
+                Ok(Some((h, take)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Fails fast on what the first two bytes can prove, before the rest of the header.
+    fn prefix_checks(&self, bytes: &[u8]) -> Result<(), ProtocolError> {
+        if let [b0, b1, ..] = *bytes {
+            let opcode = Header::check_prefix(b0, b1, self.config.allow_rsv1)?;
+            self.check_sequence(opcode, b0 & 0x80 != 0, b0 & 0x40 != 0)?;
+            if self.config.require_mask && b1 & 0x80 == 0 {
+                return Err(ProtocolError::Unmasked);
+            }
+        } else if let [b0] = *bytes {
+            let opcode = OpCode::from_u8(b0 & 0x0f)?;
+            if b0 & 0x70 != 0 && !self.config.allow_rsv1 {
+                return Err(ProtocolError::ReservedBits);
+            }
+            if opcode.is_control() && b0 & 0x80 == 0 {
+                return Err(ProtocolError::FragmentedControl);
+            }
+            self.check_sequence(opcode, b0 & 0x80 != 0, b0 & 0x40 != 0)?;
+        }
+        Ok(())
+    }
+
+    fn check_sequence(&self, opcode: OpCode, _fin: bool, rsv1: bool) -> Result<(), ProtocolError> {
+        match opcode {
+            OpCode::Continuation if self.open.is_none() => {
+                Err(ProtocolError::UnexpectedContinuation)
+            }
+            OpCode::Continuation if rsv1 => Err(ProtocolError::ReservedBits),
+            OpCode::Text | OpCode::Binary if self.open.is_some() => {
+                Err(ProtocolError::ExpectedContinuation)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn check_header(&self, h: &Header) -> Result<(), ProtocolError> {
+        self.check_sequence(h.opcode, h.fin, h.rsv1)?;
+        if self.config.require_mask && h.mask.is_none() {
+            return Err(ProtocolError::Unmasked);
+        }
+        if !h.opcode.is_control() {
+            let size = self.msg.len() as u64 + h.len;
+            if size > self.config.max_message_bytes {
+                return Err(ProtocolError::MessageTooBig {
+                    size,
+                    limit: self.config.max_message_bytes,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn begin_frame(&mut self, header: Header) -> FrameState {
+        match header.opcode {
+            OpCode::Text => {
+                self.open = Some((MessageKind::Text, header.rsv1));
+                self.utf8.reset();
+            }
+            OpCode::Binary => self.open = Some((MessageKind::Binary, header.rsv1)),
+            _ => {}
+        }
+        if !header.opcode.is_control() && self.msg.capacity() == 0 {
+            // Reserve what this frame announces, bounded by the limit already checked.
+            self.msg.reserve(header.len.min(1 << 16) as usize);
+        }
+        FrameState {
+            header,
+            remaining: header.len,
+            phase: 0,
+        }
+    }
+}
+
+/// Builds the event of a frame that arrived whole (a control frame, or an unfragmented message
+/// outside any open message).
+fn whole_frame_event(h: Header, payload: &[u8]) -> Result<Event<'_>, ProtocolError> {
+    match h.opcode {
+        OpCode::Text => {
+            if !h.rsv1 {
+                utf8::validate(payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            Ok(Event::Message {
+                kind: MessageKind::Text,
+                payload,
+                compressed: h.rsv1,
+            })
+        }
+        OpCode::Binary => Ok(Event::Message {
+            kind: MessageKind::Binary,
+            payload,
+            compressed: h.rsv1,
+        }),
+        op => control_event(op, payload),
+    }
+}
+
+fn control_event(op: OpCode, payload: &[u8]) -> Result<Event<'_>, ProtocolError> {
+    Ok(match op {
+        OpCode::Ping => Event::Ping(payload),
+        OpCode::Pong => Event::Pong(payload),
+        _ => Event::Close(CloseFrame::parse(payload)?),
+    })
+}
