@@ -1,3 +1,203 @@
 //! `ringcast`: the io_uring thread-per-core WebSocket server.
+//!
+//! The main thread binds one `SO_REUSEPORT` listener per worker, starts the workers, prints the
+//! listening line once every worker accepts, then waits for SIGINT/SIGTERM and drains.
 
-fn main() {}
+mod config;
+mod conn;
+mod fanout;
+mod http;
+mod metrics;
+mod ring;
+mod room;
+mod worker;
+mod ws;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+
+use mimalloc::MiMalloc;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::{Config, LogFormat};
+use crate::fanout::{Peers, Remote};
+use crate::metrics::WorkerMetrics;
+use crate::room::Directory;
+use crate::worker::{Shared, Worker};
+
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+fn main() -> ExitCode {
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringcast: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    match serve(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("ringcast: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RINGCAST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn listener(addr: SocketAddr) -> std::io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket)
+}
+
+/// Blocks SIGINT and SIGTERM in this thread and every thread it spawns, so only `sigwait`
+/// in the main thread sees them.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; the calls only read and write the local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn pin_to_core(core: usize) {
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity reads the set we filled.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let sigset = block_signals();
+    // SAFETY: ignoring SIGPIPE only changes how a write to a closed socket is reported (EPIPE).
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    if config.allowed_origins.is_empty() {
+        tracing::warn!(
+            "--allowed-origins is not set: any web page may open WebSockets to this server"
+        );
+    }
+    let n = config.workers;
+    let first = listener(config.listen)?;
+    let bound = first
+        .local_addr()?
+        .as_socket()
+        .ok_or("listener has no inet address")?;
+    let mut listeners = vec![first];
+    for _ in 1..n {
+        listeners.push(listener(bound)?);
+    }
+    let shared = Arc::new(Shared {
+        directory: Directory::new(config.max_rooms),
+        metrics: (0..n).map(|_| WorkerMetrics::default()).collect(),
+        open: AtomicUsize::new(0),
+        per_ip: Mutex::new(HashMap::new()),
+        config,
+    });
+    let (senders, receivers) = Peers::channels(n);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
+    let mut peer_txs = Vec::new();
+    let mut handles = Vec::new();
+    for (id, (sock, rx)) in listeners.into_iter().zip(receivers).enumerate() {
+        let shared = shared.clone();
+        let ready_tx = ready_tx.clone();
+        let (peers_tx, peers_rx) = crossbeam_channel::bounded::<Peers>(1);
+        peer_txs.push(peers_tx);
+        let handle = std::thread::Builder::new()
+            .name(format!("ringcast-w{id}"))
+            .spawn(move || -> Result<(), String> {
+                pin_to_core(id % cores);
+                let mut worker = match Worker::new(id, shared, sock, rx) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return Err(e.to_string());
+                    }
+                };
+                let _ = ready_tx.send(Ok((id, worker.ring_fd())));
+                let peers = peers_rx.recv().map_err(|e| e.to_string())?;
+                worker.start(peers).map_err(|e| e.to_string())?;
+                let _ = ready_tx.send(Ok((id, -1)));
+                worker.run().map_err(|e| e.to_string())
+            })?;
+        handles.push(handle);
+    }
+    let mut ring_fds = vec![-1; n];
+    for _ in 0..n {
+        let (id, fd) = ready_rx.recv()??;
+        ring_fds[id] = fd;
+    }
+    let peers = Peers::new(senders, ring_fds);
+    for tx in &peer_txs {
+        tx.send(peers.clone())?;
+    }
+    for _ in 0..n {
+        ready_rx.recv()??;
+    }
+    println!("ringcast listening on ws://{bound}/ ({n} workers)");
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    tracing::info!(%bound, workers = n, "accepting connections");
+
+    // Workers run until a signal asks them to drain.
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `sigset` holds the blocked signals; sigwait writes the one received into `sig`.
+    unsafe {
+        libc::sigwait(&sigset, &mut sig);
+    }
+    tracing::info!(signal = sig, "draining: sending Close 1001 to every client");
+    let waker = io_uring::IoUring::new(8)?;
+    for to in 0..n {
+        if let Some(sqe) = peers.send(to, Remote::Drain) {
+            // SAFETY: a MSG_RING SQE references no memory of ours.
+            unsafe {
+                let _ = waker.submission_shared().push(&sqe);
+            }
+        }
+    }
+    waker.submit()?;
+    let mut failed = None;
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failed = Some(e),
+            Err(_) => failed = Some("a worker panicked".to_string()),
+        }
+    }
+    match failed {
+        Some(e) => Err(e.into()),
+        None => {
+            tracing::info!("drained, exiting");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Settings: CLI flags, `RINGCAST_*` environment variables and an optional TOML file.
+//!
+//! Precedence: flag > environment > file > built-in default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+use thiserror::Error;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// ringcast: an io_uring WebSocket chat and pub/sub server. Each subprotocol is a room.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about, args_override_self = true)]
+pub struct Config {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    #[arg(long, env = "RINGCAST_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Worker threads, each pinned to a core with its own io_uring (0 = one per available core).
+    #[arg(long, env = "RINGCAST_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+    /// TOML file with any of these settings (keys as the long flag names).
+    #[arg(long, env = "RINGCAST_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Room joined by a client that offers no subprotocol.
+    #[arg(long, env = "RINGCAST_DEFAULT_ROOM", default_value = "lobby")]
+    pub default_room: String,
+    /// Comma-separated list of allowed rooms (default: any token of up to 64 bytes).
+    #[arg(long, env = "RINGCAST_ROOMS", value_delimiter = ',')]
+    pub rooms: Vec<String>,
+    /// Also deliver each message back to its sender.
+    #[arg(long, env = "RINGCAST_ECHO", default_value_t = false)]
+    pub echo: bool,
+    /// Subprotocol that selects the JSON pub/sub mode.
+    #[arg(long, env = "RINGCAST_PUBSUB_PROTOCOL", default_value = "pubsub")]
+    pub pubsub_protocol: String,
+    /// Largest message accepted, in bytes (larger ones close with 1009).
+    #[arg(long, env = "RINGCAST_MAX_MESSAGE_BYTES", default_value_t = 1 << 20)]
+    pub max_message_bytes: u64,
+    /// Unsent bytes queued for one client before it is closed with 1008.
+    #[arg(long, env = "RINGCAST_MAX_BACKPRESSURE", default_value_t = 1 << 20)]
+    pub max_backpressure: usize,
+    /// Largest HTTP request head, in bytes (larger ones get 431).
+    #[arg(long, env = "RINGCAST_MAX_HEADER_BYTES", default_value_t = 8192)]
+    pub max_header_bytes: usize,
+    /// Open connections allowed in total (more get 503).
+    #[arg(long, env = "RINGCAST_MAX_CONNECTIONS", default_value_t = 100_000)]
+    pub max_connections: usize,
+    /// Open connections allowed from one IP address (0 = no limit).
+    #[arg(long, env = "RINGCAST_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    pub max_connections_per_ip: usize,
+    /// Distinct rooms allowed at once (joining a new room past it gets 503).
+    #[arg(long, env = "RINGCAST_MAX_ROOMS", default_value_t = 100_000)]
+    pub max_rooms: usize,
+    /// Comma-separated allowed `Origin` values (default: any, with a warning).
+    #[arg(long, env = "RINGCAST_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Seconds a client has to complete its request head.
+    #[arg(long, env = "RINGCAST_HANDSHAKE_TIMEOUT", default_value_t = 10.0)]
+    pub handshake_timeout: f64,
+    /// Seconds of silence before the server pings a client.
+    #[arg(long, env = "RINGCAST_PING_INTERVAL", default_value_t = 30.0)]
+    pub ping_interval: f64,
+    /// Seconds of silence after which a client is dropped.
+    #[arg(long, env = "RINGCAST_IDLE_TIMEOUT", default_value_t = 60.0)]
+    pub idle_timeout: f64,
+    /// Seconds to wait for clients' Close replies on SIGINT/SIGTERM.
+    #[arg(long, env = "RINGCAST_DRAIN_TIMEOUT", default_value_t = 5.0)]
+    pub drain_timeout: f64,
+    /// Microseconds a busy event-loop turn may wait for more completions before it flushes
+    /// (0 = flush at once). Larger batches mean fewer, fuller sends under load.
+    #[arg(long, env = "RINGCAST_GATHER_US", default_value_t = 100)]
+    pub gather_us: u64,
+    /// Provided receive buffers per worker.
+    #[arg(long, env = "RINGCAST_RECV_BUFFERS", default_value_t = 512)]
+    pub recv_buffers: u16,
+    /// Size of one provided receive buffer, in bytes.
+    #[arg(long, env = "RINGCAST_RECV_BUFFER_SIZE", default_value_t = 16384)]
+    pub recv_buffer_size: u32,
+    /// Log format.
+    #[arg(long, env = "RINGCAST_LOG_FORMAT", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The `--config` file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The `--config` file is not valid TOML or has a bad value.
+    #[error("config file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A setting is out of range.
+    #[error("{0}")]
+    Range(String),
+}
+
+impl Config {
+    /// Reads flags and environment, then fills the remaining settings from `--config`.
+    pub fn load() -> Result<Config, ConfigError> {
+        let args: Vec<String> = std::env::args().collect();
+        let first = Config::parse_from(&args);
+        let Some(path) = first.config.clone() else {
+            return first.validated();
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+        // File values become flags placed before the real ones, so real flags win; a setting
+        // with its environment variable set is skipped, so the environment wins too.
+        let mut merged = vec![args[0].clone()];
+        for (key, value) in &table {
+            let flag = key.replace('_', "-");
+            let env = format!("RINGCAST_{}", flag.replace('-', "_").to_uppercase());
+            if std::env::var_os(&env).is_some() {
+                continue;
+            }
+            let value = match value {
+                // Switches take no value: present when true, absent when false.
+                toml::Value::Boolean(true) => {
+                    merged.push(format!("--{flag}"));
+                    continue;
+                }
+                toml::Value::Boolean(false) => continue,
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.to_string(),
+            };
+            merged.push(format!("--{flag}={value}"));
+        }
+        merged.extend(args.into_iter().skip(1));
+        let matches = Config::command()
+            .try_get_matches_from(&merged)
+            .map_err(|e| ConfigError::Invalid {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        Config::from_arg_matches(&matches)
+            .map_err(|e| ConfigError::Invalid {
+                path,
+                message: e.to_string(),
+            })?
+            .validated()
+    }
+
+    fn validated(mut self) -> Result<Config, ConfigError> {
+        if self.workers == 0 {
+            self.workers = std::thread::available_parallelism().map_or(1, usize::from);
+        }
+        if self.workers > 64 {
+            return Err(ConfigError::Range("--workers must be at most 64".into()));
+        }
+        if !self.recv_buffers.is_power_of_two() {
+            return Err(ConfigError::Range(
+                "--recv-buffers must be a power of two".into(),
+            ));
+        }
+        if self.recv_buffer_size < 1024 {
+            return Err(ConfigError::Range(
+                "--recv-buffer-size must be at least 1024".into(),
+            ));
+        }
+        for (name, v) in [
+            ("handshake-timeout", self.handshake_timeout),
+            ("ping-interval", self.ping_interval),
+            ("idle-timeout", self.idle_timeout),
+            ("drain-timeout", self.drain_timeout),
+        ] {
+            if !(v > 0.0 && v < 1e6) {
+                return Err(ConfigError::Range(format!(
+                    "--{name} must be a positive number of seconds"
+                )));
+            }
+        }
+        Ok(self)
+    }
+
+    /// `--handshake-timeout` as a duration.
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.handshake_timeout)
+    }
+
+    /// `--ping-interval` as a duration.
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.ping_interval)
+    }
+
+    /// `--idle-timeout` as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.idle_timeout)
+    }
+
+    /// `--drain-timeout` as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.drain_timeout)
+    }
+
+    /// Whether `name` may be a room (SPEC §4).
+    pub fn room_allowed(&self, name: &str) -> bool {
+        if self.rooms.is_empty() {
+            name.len() <= 64
+        } else {
+            self.rooms.iter().any(|r| r == name)
+        }
+    }
+}
