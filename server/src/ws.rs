@@ -157,9 +157,11 @@ impl State {
                 continue;
             }
             let conn = &mut self.conns[member];
+            // A single frame never trips the limit alone: the backlog before it must exceed it.
+            let backlog = conn.out_bytes;
             conn.push_shared(frame.clone());
             delivered += 1;
-            if conn.out_bytes > limit {
+            if backlog > 0 && conn.out_bytes > limit {
                 over.push(member);
             }
             if !conn.dirty {
