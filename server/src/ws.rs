@@ -114,10 +114,8 @@ impl State {
             return;
         };
         let (moved, empty) = self.rooms.remove(room.id, index);
-        if let Some(moved) = moved {
-            if let Some((_, i)) = self.conns[moved].room.as_mut() {
-                *i = index;
-            }
+        if let Some((_, i)) = moved.and_then(|m| self.conns[m].room.as_mut()) {
+            *i = index;
         }
         if empty {
             self.shared.directory.leave(&room, self.id);

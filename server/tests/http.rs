@@ -33,7 +33,7 @@ fn plain_routes_and_every_error_status() {
         (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".to_vec(), 405, "method not allowed"),
         (b"GET /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 426, "Upgrade: websocket"),
         (format!("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{KEY}Sec-WebSocket-Version: 8\r\n\r\n").into_bytes(), 426, "Sec-WebSocket-Version: 13"),
-        (format!("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n").into_bytes(), 400, "Sec-WebSocket-Key"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n".to_vec(), 400, "Sec-WebSocket-Key"),
         (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dG9vIHNob3J0\r\nSec-WebSocket-Version: 13\r\n\r\n".to_vec(), 400, "16 bytes"),
         (format!("GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n{KEY}Sec-WebSocket-Version: 13\r\n\r\n").into_bytes(), 400, "Upgrade: websocket"),
         (format!("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n{KEY}Sec-WebSocket-Version: 13\r\n\r\n").into_bytes(), 400, "Connection: Upgrade"),

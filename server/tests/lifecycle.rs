@@ -1,0 +1,123 @@
+//! Backpressure, hostile input, keepalive and the SIGTERM drain.
+
+mod common;
+
+use std::io::{Read, Write};
+
+use common::{Raw, Server, text};
+use ringcast_protocol::frame::OpCode;
+use tungstenite::Message;
+
+#[test]
+fn a_never_reading_member_is_cut_with_1008_and_nobody_else_suffers() {
+    let server = Server::start(&["--max-backpressure", "262144", "--workers", "1"]);
+    let (mut slow, _) = Raw::connect(&server, Some("bp"), b"");
+    let mut reader = server.join(Some("bp"));
+    let mut sender = server.join(Some("bp"));
+    let payload = vec![7u8; 64 * 1024];
+    // The reader keeps up (one message in flight at a time); the slow member never reads.
+    for i in 0..400u64 {
+        let mut p = payload.clone();
+        p[..8].copy_from_slice(&i.to_be_bytes());
+        sender.send(Message::binary(p)).unwrap();
+        match reader.read().unwrap() {
+            Message::Binary(b) => assert_eq!(&b[..8], &i.to_be_bytes()),
+            other => panic!("message {i}: {other:?}"),
+        }
+    }
+    // Every message reached the reader, so the server already judged the slow member.
+    assert_eq!(server.metric("ringcast_backpressure_disconnects_total"), 1);
+    assert_eq!(slow.expect_close(), 1008);
+}
+
+#[test]
+fn garbage_connections_do_not_disturb_a_working_room() {
+    let server = Server::start(&["--handshake-timeout", "1"]);
+    let mut a = server.join(Some("calm"));
+    let mut b = server.join(Some("calm"));
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut junk = Vec::new();
+    for i in 0..200 {
+        let len = (next() % 3000) as usize + 1;
+        let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if i % 2 == 0 {
+            let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
+            let _ = s.write_all(&bytes);
+            junk.push(s);
+        } else {
+            // Upgrade properly, then send garbage frames.
+            let (mut raw, _) = Raw::connect(&server, Some("calm"), b"");
+            raw.send_raw(&bytes);
+            junk.push(raw.stream);
+        }
+        if i % 20 == 0 {
+            a.send(Message::text(format!("still here {i}"))).unwrap();
+            assert_eq!(text(&mut b), format!("still here {i}"));
+        }
+    }
+    for s in &mut junk {
+        s.set_read_timeout(Some(common::READ_TIMEOUT)).unwrap();
+        let mut sink = Vec::new();
+        // Every junk connection gets an answer and is closed by the server.
+        let _ = s.read_to_end(&mut sink);
+    }
+    b.send(Message::text("after the storm")).unwrap();
+    assert_eq!(text(&mut a), "after the storm");
+    let body = server.http(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(body.ends_with("ok"));
+}
+
+#[test]
+fn silent_client_is_pinged_then_dropped() {
+    let server = Server::start(&["--ping-interval", "0.2", "--idle-timeout", "0.6"]);
+    let (mut raw, _) = Raw::connect(&server, Some("quiet"), b"");
+    assert_eq!(raw.read_frame(), Some((0x9, vec![])));
+    assert_eq!(raw.expect_close(), 1008);
+    raw.expect_eof();
+    assert_eq!(server.metric("ringcast_idle_timeouts_total"), 1);
+}
+
+#[test]
+fn answering_pings_keeps_a_client_alive() {
+    let server = Server::start(&["--ping-interval", "0.1", "--idle-timeout", "0.4"]);
+    let (mut raw, _) = Raw::connect(&server, Some("alive"), b"");
+    for _ in 0..6 {
+        let (op, payload) = raw.read_frame().expect("a ping");
+        assert_eq!(op, 0x9);
+        raw.send_frame(OpCode::Pong, true, &payload);
+    }
+    assert_eq!(server.metric("ringcast_idle_timeouts_total"), 0);
+}
+
+#[test]
+fn sigterm_sends_1001_and_exits_zero() {
+    let mut server = Server::start(&[]);
+    let mut ws = server.join(Some("bye"));
+    let (mut raw, _) = Raw::connect(&server, Some("bye"), b"");
+    let pid = server.child.id() as i32;
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    match ws.read() {
+        Ok(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), 1001),
+        other => panic!("expected Close 1001, got {other:?}"),
+    }
+    // tungstenite answered the Close; the raw client answers too.
+    let _ = ws.flush();
+    assert_eq!(raw.expect_close(), 1001);
+    raw.send_frame(OpCode::Close, true, &1001u16.to_be_bytes());
+    raw.expect_eof();
+    let status = server.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "exit status {status:?}\n{}",
+        server.stderr()
+    );
+}
