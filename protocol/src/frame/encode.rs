@@ -61,11 +61,14 @@ pub fn shared_frame(opcode: OpCode, payload: &[u8]) -> Arc<[u8]> {
     let n = encode_header(&mut head, opcode, true, false, payload.len() as u64);
     let mut frame = Arc::<[u8]>::new_uninit_slice(n + payload.len());
     let dst = Arc::get_mut(&mut frame).expect("a new Arc is unique");
-    for (d, s) in dst.iter_mut().zip(head[..n].iter().chain(payload)) {
-        d.write(*s);
+    let ptr = dst.as_mut_ptr().cast::<u8>();
+    // SAFETY: `dst` has exactly n + payload.len() bytes; the two copies fill [0, n) and
+    // [n, n + payload.len()) from sources that cannot overlap a fresh allocation.
+    unsafe {
+        std::ptr::copy_nonoverlapping(head.as_ptr(), ptr, n);
+        std::ptr::copy_nonoverlapping(payload.as_ptr(), ptr.add(n), payload.len());
     }
-    // SAFETY: the zip above wrote every element: `dst` has exactly n + payload.len() slots and
-    // the chained source yields exactly that many bytes.
+    // SAFETY: every byte was written just above.
     unsafe { frame.assume_init() }
 }
 
