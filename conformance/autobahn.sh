@@ -3,6 +3,7 @@
 #
 #   conformance/autobahn.sh            run, then compare with conformance/autobahn-expected.json
 #   conformance/autobahn.sh --update   run, then rewrite the golden file from this run
+#   conformance/autobahn.sh --install-only   only install wstest (target/autobahn-venv)
 #
 # Environment:
 #   RINGCAST_BIN       binary to test (default: cargo build --release -p ringcast)
@@ -19,10 +20,12 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/lib.sh"
 
 UPDATE=()
+INSTALL_ONLY=0
 for arg in "$@"; do
   case "$arg" in
     --update) UPDATE=(--update) ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --install-only) INSTALL_ONLY=1 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -109,6 +112,7 @@ install_wstest() {
 
 install_wstest
 echo "autobahn: $("$VENV/bin/wstest" -a 2>&1 | tr '\n' ' ')" >&2
+if (( INSTALL_ONLY )); then exit 0; fi
 
 # ---------------------------------------------------------------- server
 RINGCAST_BIN="$(ringcast_bin)"

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
 # Shared helpers for the conformance scripts. Source it; do not run it.
 #
 #   REPO_ROOT            repository root (set here)
