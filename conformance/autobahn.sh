@@ -76,7 +76,7 @@ Pin: release n=bullseye
 Pin-Priority: 100
 PIN
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python2.7 python2.7-dev >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python2.7 python2.7-dev >/dev/null
 }
 
 install_wstest() {
@@ -102,7 +102,7 @@ install_wstest() {
     python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
       -d "$TOOLS/py27-wheels" pip==20.3.4 setuptools==44.1.1 wheel==0.37.1 >&2
     "$VENV/bin/python" "$TOOLS/py27-wheels/pip-20.3.4-py2.py3-none-any.whl/pip" install -q \
-      --no-index --find-links "$TOOLS/py27-wheels" pip==20.3.4 setuptools==44.1.1 wheel==0.37.1 >&2
+      --no-python-version-warning --no-index --find-links "$TOOLS/py27-wheels" pip==20.3.4 setuptools==44.1.1 wheel==0.37.1 >&2
   fi
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-python-version-warning \
     "autobahntestsuite==$WSTEST_VERSION" >&2
