@@ -10,13 +10,13 @@
 #   AUTOBAHN_CASES     comma list of case patterns (default "1.*,...,10.*"); a subset is
 #                      compared only on the cases it ran
 #   AUTOBAHN_SERVER_ARGS  server flags (default below)
-#   AUTOBAHN_TIMEOUT   seconds for the whole wstest run (default 1500)
+#   AUTOBAHN_TIMEOUT   seconds for the whole wstest run (default 600)
 #   AUTOBAHN_ALLOW     extra verdicts to accept, e.g. NON-STRICT (default: none)
 #   PYTHON27           a python2.7 to build the wstest venv from (default: pyenv's, else Debian's)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$HERE/lib.sh"
 
 UPDATE=()
@@ -94,10 +94,10 @@ install_wstest() {
   python3 -m pip install -q --disable-pip-version-check --target "$TOOLS/virtualenv" 'virtualenv<20.22' >&2
   if (( seeded )); then
     # virtualenv 20.21 still seeds Python 2.7 environments (pip 20.3.4, setuptools 44.1.1)
-    PYTHONPATH="$TOOLS/virtualenv" python3 -m virtualenv -q -p "$py27" "$VENV" >&2
+    PYTHONPATH="$TOOLS/virtualenv" python3 -m virtualenv -q --no-periodic-update -p "$py27" "$VENV" >&2
   else
     # Debian's python2.7 has no pip: install pip/setuptools/wheel from PyPI wheels
-    PYTHONPATH="$TOOLS/virtualenv" python3 -m virtualenv -q --no-seed -p "$py27" "$VENV" >&2
+    PYTHONPATH="$TOOLS/virtualenv" python3 -m virtualenv -q --no-periodic-update --no-seed -p "$py27" "$VENV" >&2
     rm -rf "$TOOLS/py27-wheels"
     python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
       -d "$TOOLS/py27-wheels" pip==20.3.4 setuptools==44.1.1 wheel==0.37.1 >&2
@@ -142,7 +142,7 @@ PY
 echo "autobahn: wstest -m fuzzingclient against $RC_URL, cases $CASES" >&2
 start=$SECONDS
 set +e
-(cd "$OUT" && timeout "${AUTOBAHN_TIMEOUT:-1500}" "$VENV/bin/wstest" -m fuzzingclient -s "$OUT/spec.json") \
+(cd "$OUT" && timeout "${AUTOBAHN_TIMEOUT:-600}" "$VENV/bin/wstest" -m fuzzingclient -s "$OUT/spec.json") \
   >"$OUT/wstest.log" 2>&1
 wstest_rc=$?
 set -e

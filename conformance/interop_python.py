@@ -272,7 +272,16 @@ async def main():
         print(f"ringcast binary not found at {BIN} (set RINGCAST_BIN or build it)")
         print("0 passed, 1 failed")
         return 1
-    await SERVER.start()
+    try:
+        await SERVER.start()
+    except Exception as e:  # noqa: BLE001
+        print(f"FAIL start: {type(e).__name__}: {e}")
+        proc = getattr(SERVER, "proc", None)
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        print("0 passed, 1 failed")
+        return 1
     passed = failed = 0
     try:
         for t in TESTS:

@@ -7,7 +7,7 @@
 # Environment: RINGCAST_BIN, KOSOKU_PARALLELISM (default 1: all cases share the lobby room, so parallel cases with --echo see each other's messages), AUTOBAHN_SERVER_ARGS.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$HERE/lib.sh"
 trap stop_ringcast EXIT
 

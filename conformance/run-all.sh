@@ -7,7 +7,7 @@
 #   conformance/run-all.sh --install    also run install-deps.sh first (apt chromium, wstest venv)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$HERE/lib.sh"
 
 if [[ "${1:-}" == --install ]]; then "$HERE/install-deps.sh"; else "$HERE/setup.sh"; fi
