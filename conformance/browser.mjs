@@ -88,7 +88,7 @@ async function main() {
     const send = async (from, to, text) => {
       await from.fill('#msg', text);
       await from.click('#send');
-      await to.waitForFunction((t) => document.querySelector('#log')?.textContent.includes(t), text, { timeout: T });
+      await to.waitForFunction((t) => document.querySelector('#log')?.textContent.includes(t), text, { timeout: T, polling: 50 });
     };
     await step('message from page 1 appears in page 2 #log', () => send(pages[0], pages[1], `hello from page one ${randomBytes(3).toString('hex')} 🎉`));
     await step('reply from page 2 appears in page 1 #log', () => send(pages[1], pages[0], `reply from page two ${randomBytes(3).toString('hex')}`));
