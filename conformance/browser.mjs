@@ -75,6 +75,7 @@ async function main() {
 
     await step(`both pages join room ${room} (101, subprotocol echoed)`, async () => {
       for (const p of pages) {
+        await p.bringToFront();   // background tabs throttle rAF, which slows playwright's actions
         const handshake = watchHandshake(context, p);
         await p.fill('#room', room);
         await p.click('#join');
@@ -86,6 +87,7 @@ async function main() {
     });
 
     const send = async (from, to, text) => {
+      await from.bringToFront();
       await from.fill('#msg', text);
       await from.click('#send');
       await to.waitForFunction((t) => document.querySelector('#log')?.textContent.includes(t), text, { timeout: T, polling: 50 });
