@@ -1,0 +1,115 @@
+// Browser test: Debian's Chromium (driven by playwright-core, no downloaded browser) uses the
+// demo chat page that ringcast serves at GET /. Two pages join the same room; a message sent in
+// one appears in the other's #log, and back. Screenshot: target/browser/demo.png.
+//
+// What the page must provide (element ids): #room (text input: room name), #join (button: opens
+// new WebSocket(`ws://${location.host}/`, [room]), so the room is the subprotocol), #msg (text
+// input), #send (button: sends #msg's value as one text message), #log (every received message's
+// text is appended inside it).
+//
+// Environment: RINGCAST_BIN, CHROMIUM_PATH (default /usr/bin/chromium), BROWSER_TIMEOUT (ms, 15000).
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { chromium } from 'playwright-core';
+import { REPO, startRingcast, within } from './common.mjs';
+
+const T = Number(process.env.BROWSER_TIMEOUT || 15000);
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const OUT = path.join(REPO, 'target', 'browser');
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+let passed = 0; let failed = 0;
+async function step(name, fn) {
+  const t0 = performance.now();
+  try {
+    const r = await within(fn(), 2 * T, name);
+    passed++;
+    console.log(`PASS ${name} (${(performance.now() - t0).toFixed(0)} ms)`);
+    return r;
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e.message.split('\n')[0]}`);
+    throw e;
+  }
+}
+
+/** Resolves with the handshake response Chromium's network stack saw for the page's WebSocket. */
+async function watchHandshake(context, page) {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  return new Promise((resolve) => cdp.on('Network.webSocketHandshakeResponseReceived', (e) => resolve(e.response)));
+}
+
+function headerOf(headers, name) {
+  const k = Object.keys(headers).find((h) => h.toLowerCase() === name);
+  return k === undefined ? undefined : headers[k];
+}
+
+async function main() {
+  mkdirSync(OUT, { recursive: true });
+  let server; let context; let pages = [];
+  const userDataDir = mkdtempSync(path.join(tmpdir(), 'ringcast-chromium-'));
+  try {
+    server = await step('start ringcast', () => startRingcast([], { logName: 'browser-ringcast' }));
+    const httpUrl = server.url.replace(/^ws:/, 'http:');
+    context = await step('launch chromium', () => chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 900, height: 600 },
+    }));
+    const room = `browser-${randomBytes(3).toString('hex')}`;
+    pages = [context.pages()[0] ?? await context.newPage(), await context.newPage()];
+    pages.forEach((p, i) => p.on('console', (m) => console.log(`# page${i + 1} console.${m.type()}: ${m.text()}`)));
+    pages.forEach((p, i) => p.on('pageerror', (e) => console.log(`# page${i + 1} error: ${e.message}`)));
+
+    await step('GET / serves the demo page with #room #join #msg #send #log', async () => {
+      for (const p of pages) {
+        const resp = await p.goto(httpUrl, { timeout: T });
+        if (resp.status() !== 200) throw new Error(`GET / answered ${resp.status()}`);
+        for (const id of ['#room', '#join', '#msg', '#send', '#log']) {
+          await p.locator(id).waitFor({ state: 'attached', timeout: T });
+        }
+      }
+    });
+
+    await step(`both pages join room ${room} (101, subprotocol echoed)`, async () => {
+      for (const p of pages) {
+        await p.bringToFront();   // background tabs throttle rAF, which slows playwright's actions
+        const handshake = watchHandshake(context, p);
+        await p.fill('#room', room);
+        await p.click('#join');
+        const resp = await within(handshake, T, 'WebSocket handshake response');
+        if (resp.status !== 101) throw new Error(`handshake status ${resp.status}`);
+        const proto = headerOf(resp.headers, 'sec-websocket-protocol');
+        if (proto !== room) throw new Error(`Sec-WebSocket-Protocol ${JSON.stringify(proto)}, want ${room}`);
+      }
+    });
+
+    const send = async (from, to, text) => {
+      await from.bringToFront();
+      await from.fill('#msg', text);
+      await from.click('#send');
+      await to.waitForFunction((t) => document.querySelector('#log')?.textContent.includes(t), text, { timeout: T, polling: 50 });
+    };
+    await step('message from page 1 appears in page 2 #log', () => send(pages[0], pages[1], `hello from page one ${randomBytes(3).toString('hex')} 🎉`));
+    await step('reply from page 2 appears in page 1 #log', () => send(pages[1], pages[0], `reply from page two ${randomBytes(3).toString('hex')}`));
+    await step('screenshot target/browser/demo.png', async () => {
+      await pages[1].screenshot({ path: path.join(OUT, 'demo.png'), fullPage: true });
+      await pages[0].screenshot({ path: path.join(OUT, 'demo-sender.png'), fullPage: true });
+    });
+  } catch (e) {
+    for (const [i, p] of pages.entries()) {
+      await p.screenshot({ path: path.join(OUT, `failure-page${i + 1}.png`) }).catch(() => {});
+    }
+    if (!failed) { failed++; console.log(`FAIL ${e.message}`); }
+  } finally {
+    if (context) await context.close().catch(() => {});
+    if (server) await server.stop();
+    rmSync(userDataDir, { recursive: true, force: true });
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  return failed ? 1 : 0;
+}
+
+process.exitCode = await main();
