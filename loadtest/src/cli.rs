@@ -27,8 +27,9 @@ pub struct Cli {
     /// Spread connection attempts over this long (0: as fast as `--concurrency` allows).
     #[arg(long, default_value = "0s", value_parser = parse_duration, global = true)]
     pub ramp: Duration,
-    /// Connects and handshakes in progress at once, per thread.
-    #[arg(long, default_value_t = 128, global = true)]
+    /// Connects and handshakes in progress at once, per thread (keep threads × this below the
+    /// server's listen backlog, or SYNs are dropped and retried after 1 s).
+    #[arg(long, default_value_t = 64, global = true)]
     pub concurrency: usize,
     /// Room names are `PREFIX0`, `PREFIX1`, ... offered as `Sec-WebSocket-Protocol`.
     #[arg(long, default_value = "room", global = true)]

@@ -75,11 +75,6 @@ impl Conn {
     pub fn is_open(&self) -> bool {
         self.state == State::Open
     }
-
-    /// Bytes queued but not yet handed to the kernel.
-    pub fn queued_bytes(&self) -> usize {
-        self.out.len()
-    }
 }
 
 /// A thread's connections plus what scenarios need to act on them.

@@ -196,6 +196,7 @@ impl<S: Scenario> Driver<S> {
         }
         self.shutdown()?;
         self.io.publish_progress();
+        self.io.stats.received_all = self.io.recv_msgs;
         Ok((self.io.stats, self.sc))
     }
 

@@ -96,8 +96,7 @@ fn execute<S: Scenario + Send + 'static>(
     plan: Vec<(Vec<Option<String>>, S)>,
     on_ready: impl FnOnce(),
 ) -> Result<(stats::Stats, Vec<S>), String> {
-    let (stats, scs, _) = scenario::run(opts, shared, plan, on_ready).map_err(|e| e.to_string())?;
-    Ok((stats, scs))
+    scenario::run(opts, shared, plan, on_ready).map_err(|e| e.to_string())
 }
 
 fn run(cli: &Cli) -> Result<ExitCode, String> {
@@ -200,6 +199,9 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     }
     rep.loadtest_cpu_s = report::process_cpu_s() - cpu0;
     rep.wall_s = wall0.elapsed().as_secs_f64();
+    if rep.loadtest_cpu_s > 0.0 {
+        rep.received_per_loadtest_cpu_s = stats.received_all as f64 / rep.loadtest_cpu_s;
+    }
     print!("{}", rep.table());
     if let Some(path) = &cli.json {
         let text = serde_json::to_string_pretty(&rep).map_err(|e| e.to_string())?;

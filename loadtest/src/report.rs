@@ -84,6 +84,9 @@ pub struct Report {
     pub server_rss_per_conn_kib: Option<f64>,
     /// CPU seconds the load generator used (user + system) over the whole run.
     pub loadtest_cpu_s: f64,
+    /// Messages received over the whole run per CPU second of the load generator: what one
+    /// loadtest core can consume at this load (an upper bound needs the server to keep up).
+    pub received_per_loadtest_cpu_s: f64,
     /// Wall seconds of the whole run (connecting, warm-up, measuring, draining).
     pub wall_s: f64,
 }
@@ -135,6 +138,7 @@ impl Report {
             server_rss_after_kib: None,
             server_rss_per_conn_kib: None,
             loadtest_cpu_s: 0.0,
+            received_per_loadtest_cpu_s: 0.0,
             wall_s: 0.0,
         }
     }
@@ -231,10 +235,11 @@ impl Report {
         row(
             "loadtest CPU",
             format!(
-                "{:.2} s over {:.2} s wall ({:.0}% of one core)",
+                "{:.2} s over {:.2} s wall ({:.0}% of one core; {:.2} M msgs received per CPU-s)",
                 self.loadtest_cpu_s,
                 self.wall_s,
-                100.0 * self.loadtest_cpu_s / self.wall_s.max(1e-9)
+                100.0 * self.loadtest_cpu_s / self.wall_s.max(1e-9),
+                self.received_per_loadtest_cpu_s / 1e6
             ),
         );
         let width = rows

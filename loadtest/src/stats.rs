@@ -40,6 +40,8 @@ pub struct Stats {
     pub connected: u64,
     /// Monotonic ns of the first connect attempt and of the last handshake completed.
     pub connect_span: Option<(u64, u64)>,
+    /// Data messages received over the whole run, measured or not.
+    pub received_all: u64,
     /// All-to-all rounds completed inside the measured window (rounds scenario).
     pub rounds: u64,
 }
@@ -70,6 +72,7 @@ impl Stats {
             server_closes: BTreeMap::new(),
             connected: 0,
             connect_span: None,
+            received_all: 0,
             rounds: 0,
         }
     }
@@ -110,6 +113,7 @@ impl Stats {
             self.note_connect_time(a);
             self.note_connect_time(b);
         }
+        self.received_all += other.received_all;
         self.rounds += other.rounds;
     }
 }

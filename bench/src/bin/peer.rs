@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use mimalloc::MiMalloc;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -101,7 +101,16 @@ fn main() {
 }
 
 async fn serve(args: Args, workers: usize) -> std::io::Result<()> {
-    let listener = TcpListener::bind(args.listen).await?;
+    // `TcpListener::bind` listens with a backlog of 128, which overflows (and costs 1 s SYN
+    // retransmits) when a load generator opens thousands of connections; ask for 4096.
+    let socket = if args.listen.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(args.listen)?;
+    let listener = socket.listen(4096)?;
     let addr = listener.local_addr()?;
     println!("peer listening on ws://{addr}/ ({workers} workers)");
     let registry = Arc::new(Registry::default());

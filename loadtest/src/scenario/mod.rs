@@ -65,13 +65,6 @@ impl Window {
     }
 }
 
-/// Timing of the whole run as the main thread saw it.
-#[derive(Debug, Clone, Copy)]
-pub struct RunTiming {
-    /// Length of the measured window, seconds.
-    pub measured_s: f64,
-}
-
 /// Why a run failed as a whole.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -114,7 +107,7 @@ pub fn run<S: Scenario + Send + 'static>(
     shared: Arc<Shared>,
     plan: Vec<(Vec<Option<String>>, S)>,
     on_ready: impl FnOnce(),
-) -> Result<(Stats, Vec<S>, RunTiming), RunError> {
+) -> Result<(Stats, Vec<S>), RunError> {
     let threads = plan.len();
     let total_conns: usize = plan.iter().map(|(p, _)| p.len()).sum();
     let (tx, rx) = mpsc::channel::<Msg>();
@@ -199,10 +192,7 @@ pub fn run<S: Scenario + Send + 'static>(
     if let Some(e) = first_err {
         return Err(e);
     }
-    let timing = RunTiming {
-        measured_s: opts.duration.as_secs_f64(),
-    };
-    Ok((total, scenarios, timing))
+    Ok((total, scenarios))
 }
 
 /// Splits `n` items round-robin over `threads`: item `i` goes to thread `i % threads`.
