@@ -143,6 +143,8 @@ fn first_protocol(req: &Request) -> Option<String> {
 async fn client(stream: TcpStream, id: u64, registry: Arc<Registry>, echo: bool) {
     let _ = stream.set_nodelay(true);
     let mut room = None;
+    // The callback's signature (with its large error type) is tungstenite's, not ours.
+    #[allow(clippy::result_large_err)]
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         if let Some(token) = first_protocol(req) {
             if let Ok(v) = HeaderValue::from_str(&token) {

@@ -110,13 +110,13 @@ pub fn plan(p: Params, threads: usize) -> Vec<(Vec<Option<String>>, Broadcast)> 
     // (thread, local index) of the first subscriber of each room on each thread.
     let mut first_sub: Vec<Vec<Option<usize>>> = vec![vec![None; threads]; p.rooms];
     let mut sub_counter = 0;
-    for room in 0..p.rooms {
+    for (room, firsts) in first_sub.iter_mut().enumerate() {
         let name = Some(format!("{}{room}", p.prefix));
         for _ in 0..p.subscribers {
             let t = thread_of(sub_counter, threads);
             sub_counter += 1;
-            if first_sub[room][t].is_none() {
-                first_sub[room][t] = Some(roles[t].len());
+            if firsts[t].is_none() {
+                firsts[t] = Some(roles[t].len());
             }
             protos[t].push(name.clone());
             roles[t].push(Role::Subscriber {
@@ -204,11 +204,7 @@ impl Broadcast {
     }
 
     fn publish(&mut self, io: &mut Io, win: Window) {
-        let interval = if self.p.rate > 0 {
-            1_000_000_000 / self.p.rate
-        } else {
-            0
-        };
+        let interval = 1_000_000_000u64.checked_div(self.p.rate).unwrap_or(0);
         let mut all_done = true;
         for i in 0..self.publishers.len() {
             let c = self.publishers[i];

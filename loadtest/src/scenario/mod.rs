@@ -34,6 +34,9 @@ pub trait Scenario {
     fn finished(&mut self, io: &mut Io) -> bool;
 }
 
+/// One entry per thread: the subprotocol each of its connections offers, and its scenario.
+pub type Plan<S> = Vec<(Vec<Option<String>>, S)>;
+
 /// The run's time window as plain numbers (ns since the shared base).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Window {

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::{Scenario, Window, thread_of};
+use super::{Plan, Scenario, Window, thread_of};
 use crate::conn::Io;
 use crate::payload::{self, Header};
 
@@ -52,9 +52,9 @@ pub struct Rounds {
 }
 
 /// Per-thread connection lists and scenario instances, plus the shared round state.
-pub fn plan(p: &Params, threads: usize) -> (Vec<(Vec<Option<String>>, Rounds)>, Arc<RoundsShared>) {
+pub fn plan(p: &Params, threads: usize) -> (Plan<Rounds>, Arc<RoundsShared>) {
     let shared = Arc::new(RoundsShared::default());
-    let mut out: Vec<(Vec<Option<String>>, Rounds)> = (0..threads)
+    let mut out: Plan<Rounds> = (0..threads)
         .map(|_| {
             (
                 Vec::new(),
