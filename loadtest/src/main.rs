@@ -1,11 +1,220 @@
 //! `loadtest`: drives any RFC 6455 server and reports throughput and latency.
+//!
+//! One io_uring event loop per thread handles many non-blocking client connections with a small
+//! hand-rolled client codec; scenarios decide what each connection sends and checks.
 
+mod cli;
+mod client;
+mod conn;
+mod driver;
+mod payload;
+mod progress;
+mod report;
+mod rng;
+mod scenario;
+mod shared;
+mod stats;
+
+use std::net::ToSocketAddrs;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
 use mimalloc::MiMalloc;
+
+use cli::{Cli, ScenarioCmd};
+use driver::DriverConfig;
+use report::Report;
+use scenario::{RunOptions, Scenario};
+use shared::Shared;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
-fn main() {
-    eprintln!("loadtest: not implemented yet");
-    std::process::exit(2);
+/// Parsed `ws://HOST:PORT/PATH`.
+struct Target {
+    host: String,
+    path: String,
+    addr: std::net::SocketAddr,
+}
+
+fn parse_url(url: &str) -> Result<Target, String> {
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or_else(|| format!("{url}: only ws:// URLs are supported"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let with_port = if authority
+        .rsplit(':')
+        .next()
+        .is_some_and(|p| p.parse::<u16>().is_ok())
+        && !authority.ends_with(']')
+    {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("{authority}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{authority}: no address"))?;
+    Ok(Target {
+        host: authority.to_owned(),
+        path: path.to_owned(),
+        addr,
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("loadtest: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn check_size(size: usize, binary: bool) -> Result<(), String> {
+    let min = payload::min_size(binary);
+    if size < min {
+        return Err(format!(
+            "--size {size} is too small: {} messages need at least {min} bytes",
+            if binary { "binary" } else { "text" }
+        ));
+    }
+    Ok(())
+}
+
+fn execute<S: Scenario + Send + 'static>(
+    opts: &RunOptions,
+    shared: Arc<Shared>,
+    plan: Vec<(Vec<Option<String>>, S)>,
+    on_ready: impl FnOnce(),
+) -> Result<(stats::Stats, Vec<S>), String> {
+    scenario::run(opts, shared, plan, on_ready).map_err(|e| e.to_string())
+}
+
+fn run(cli: &Cli) -> Result<ExitCode, String> {
+    let target = parse_url(&cli.url)?;
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let opts = RunOptions {
+        driver: DriverConfig {
+            addr: target.addr,
+            host: target.host.clone(),
+            path: target.path.clone(),
+            ramp_ns: cli.ramp.as_nanos() as u64,
+            concurrency: cli.concurrency.max(1),
+            recv_buf: cli.recv_buf.max(256),
+            max_frame: cli.max_frame,
+        },
+        warmup: cli.warmup,
+        duration: cli.duration,
+        grace: cli.grace,
+        progress: progress::Mode::detect(cli.quiet),
+    };
+    let shared = Arc::new(Shared::new(threads).map_err(|e| format!("eventfd: {e}"))?);
+    let cpu0 = report::process_cpu_s();
+    let wall0 = std::time::Instant::now();
+    let prefix = cli.subprotocol_prefix.clone();
+    let mut rss: (Option<u64>, Option<u64>) = (None, None);
+    let (name, conns, stats) = match &cli.scenario {
+        ScenarioCmd::Broadcast(a) => {
+            check_size(a.size, a.binary)?;
+            if a.rate == 0 && a.subscribers == 0 && a.publishers > 0 {
+                return Err("--rate 0 needs at least one subscriber per room".into());
+            }
+            let p = scenario::broadcast::Params {
+                rooms: a.rooms,
+                subscribers: a.subscribers,
+                publishers: a.publishers,
+                size: a.size,
+                rate: a.rate,
+                window: a.window.max(1),
+                binary: a.binary,
+                prefix,
+            };
+            let n = a.rooms * (a.subscribers + a.publishers);
+            let plan = scenario::broadcast::plan(p, threads);
+            ("broadcast", n, execute(&opts, shared, plan, || {})?.0)
+        }
+        ScenarioCmd::Echo(a) => {
+            check_size(a.size, a.binary)?;
+            let p = scenario::echo::Params {
+                connections: a.connections,
+                size: a.size,
+                binary: a.binary,
+                prefix,
+            };
+            let plan = scenario::echo::plan(p, threads);
+            (
+                "echo",
+                a.connections,
+                execute(&opts, shared, plan, || {})?.0,
+            )
+        }
+        ScenarioCmd::Connect(a) => {
+            rss.0 = a.server_pid.and_then(scenario::connect::rss_kib);
+            let plan = scenario::connect::plan(a.connections, &prefix, threads);
+            let pid = a.server_pid;
+            let after = &mut rss.1;
+            let stats = execute(&opts, shared, plan, || {
+                *after = pid.and_then(scenario::connect::rss_kib);
+            })?
+            .0;
+            ("connect", a.connections, stats)
+        }
+        ScenarioCmd::Rounds(a) => {
+            check_size(a.size, true)?;
+            let p = scenario::rounds::Params {
+                clients: a.clients,
+                size: a.size,
+                prefix,
+            };
+            let (plan, _) = scenario::rounds::plan(&p, threads);
+            ("rounds", a.clients, execute(&opts, shared, plan, || {})?.0)
+        }
+    };
+    let mut rep = Report::new(name, &cli.url, threads, conns as u64, &stats);
+    rep.set_duration(cli.duration.as_secs_f64());
+    if name == "rounds"
+        && let ScenarioCmd::Rounds(a) = &cli.scenario
+    {
+        // Every client receives every client's message (its own echo included) each round.
+        rep.delivered_per_s = rep.rounds_per_s * (a.clients * a.clients) as f64;
+    }
+    rep.server_rss_before_kib = rss.0;
+    rep.server_rss_after_kib = rss.1;
+    if let (Some(b), Some(a)) = rss
+        && stats.connected > 0
+    {
+        rep.server_rss_per_conn_kib = Some((a as f64 - b as f64) / stats.connected as f64);
+    }
+    rep.loadtest_cpu_s = report::process_cpu_s() - cpu0;
+    rep.wall_s = wall0.elapsed().as_secs_f64();
+    if rep.loadtest_cpu_s > 0.0 {
+        rep.received_per_loadtest_cpu_s = stats.received_all as f64 / rep.loadtest_cpu_s;
+    }
+    print!("{}", rep.table());
+    if let Some(path) = &cli.json {
+        let text = serde_json::to_string_pretty(&rep).map_err(|e| e.to_string())?;
+        std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let failed_conns = stats.connect_errors + stats.handshake_errors + stats.unexpected_closes;
+    if failed_conns > 0 {
+        eprintln!("loadtest: {failed_conns} connection(s) failed unexpectedly");
+        return Ok(ExitCode::from(1));
+    }
+    if cli.fail_on_loss && stats.lost > 0 {
+        eprintln!("loadtest: {} message(s) lost", stats.lost);
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }

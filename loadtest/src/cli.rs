@@ -1,0 +1,168 @@
+//! Command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Load generator for any RFC 6455 WebSocket server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Server URL, `ws://HOST:PORT/PATH`.
+    #[arg(long, default_value = "ws://127.0.0.1:8080/")]
+    pub url: String,
+    /// Event-loop threads (default: available cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Measured time, e.g. `5s`, `500ms`, `2m` (a bare number is seconds).
+    #[arg(long, default_value = "5s", value_parser = parse_duration, global = true)]
+    pub duration: Duration,
+    /// Load before measuring starts.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, global = true)]
+    pub warmup: Duration,
+    /// After the end, how long to wait for in-flight messages before counting them lost.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, global = true)]
+    pub grace: Duration,
+    /// Spread connection attempts over this long (0: as fast as `--concurrency` allows).
+    #[arg(long, default_value = "0s", value_parser = parse_duration, global = true)]
+    pub ramp: Duration,
+    /// Connects and handshakes in progress at once, per thread (keep threads × this below the
+    /// server's listen backlog, or SYNs are dropped and retried after 1 s).
+    #[arg(long, default_value_t = 64, global = true)]
+    pub concurrency: usize,
+    /// Room names are `PREFIX0`, `PREFIX1`, ... offered as `Sec-WebSocket-Protocol`.
+    #[arg(long, default_value = "room", global = true)]
+    pub subprotocol_prefix: String,
+    /// Initial receive buffer per connection, bytes.
+    #[arg(long, default_value_t = 16384, global = true)]
+    pub recv_buf: usize,
+    /// Largest frame accepted from the server, bytes.
+    #[arg(long, default_value_t = 16 << 20, global = true)]
+    pub max_frame: usize,
+    /// Write the report as JSON to this file.
+    #[arg(long, global = true)]
+    pub json: Option<PathBuf>,
+    /// No progress line.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+    /// Exit non-zero if a message was lost at a receiver the server did not close.
+    #[arg(long, global = true)]
+    pub fail_on_loss: bool,
+    /// What to run.
+    #[command(subcommand)]
+    pub scenario: ScenarioCmd,
+}
+
+/// Scenarios.
+#[derive(Debug, Subcommand)]
+pub enum ScenarioCmd {
+    /// Rooms of subscribers fed by publishers (fan-out).
+    Broadcast(BroadcastArgs),
+    /// Each connection alone in its room sends and awaits its echo (server must echo).
+    Echo(EchoArgs),
+    /// Open and hold connections; report setup rate and server memory.
+    Connect(ConnectArgs),
+    /// All-to-all rounds in one room (server must echo), the uWebSockets benchmark pattern.
+    Rounds(RoundsArgs),
+}
+
+/// Options of `broadcast`.
+#[derive(Debug, Args)]
+pub struct BroadcastArgs {
+    /// Rooms.
+    #[arg(long, default_value_t = 1)]
+    pub rooms: usize,
+    /// Subscribers per room.
+    #[arg(long, default_value_t = 100)]
+    pub subscribers: usize,
+    /// Publishers per room.
+    #[arg(long, default_value_t = 1)]
+    pub publishers: usize,
+    /// Payload bytes (at least 40 for text, 20 for binary).
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Messages per second per publisher; 0 = as fast as the window allows.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Messages a publisher may have in flight that its designated receiver has not seen.
+    #[arg(long, default_value_t = 64)]
+    pub window: u64,
+    /// Send binary messages instead of text.
+    #[arg(long)]
+    pub binary: bool,
+}
+
+/// Options of `echo`.
+#[derive(Debug, Args)]
+pub struct EchoArgs {
+    /// Connections.
+    #[arg(long, default_value_t = 100)]
+    pub connections: usize,
+    /// Payload bytes (at least 40 for text, 20 for binary).
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Send binary messages instead of text.
+    #[arg(long)]
+    pub binary: bool,
+}
+
+/// Options of `connect`.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Connections to open and hold.
+    #[arg(long, default_value_t = 1000)]
+    pub connections: usize,
+    /// Server process id: report its RSS before and after (from /proc/PID/status).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+}
+
+/// Options of `rounds`.
+#[derive(Debug, Args)]
+pub struct RoundsArgs {
+    /// Clients in the room.
+    #[arg(long, default_value_t = 100)]
+    pub clients: usize,
+    /// Payload bytes (binary, at least 20).
+    #[arg(long, default_value_t = 20)]
+    pub size: usize,
+}
+
+/// Parses `5s`, `250ms`, `2m`, `1.5` (seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad duration {s:?}"))?;
+    let secs = match unit {
+        "ns" => v / 1e9,
+        "us" => v / 1e6,
+        "ms" => v / 1e3,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => return Err(format!("bad duration unit in {s:?} (ms, s, m)")),
+    };
+    if !(0.0..=1e7).contains(&secs) {
+        return Err(format!("duration out of range: {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("5h").is_err());
+    }
+}

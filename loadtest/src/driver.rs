@@ -1,0 +1,585 @@
+//! One io_uring event loop per thread driving many client connections.
+//!
+//! Each connection has at most one `recv` and one `send` in flight. Messages a scenario queues
+//! during a loop turn are appended to the connection's `out` buffer and leave in one `send` at the
+//! end of the turn (corked), so the client spends few syscalls per message. Buffers handed to the
+//! kernel (`rbuf` from `rend`, `sending`) are never touched until their completion arrives.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use io_uring::{IoUring, opcode, squeue, types};
+
+use crate::client::frame::{self, FrameError, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG};
+use crate::client::handshake::ClientHandshake;
+use crate::conn::{Conn, Io, State};
+use crate::scenario::Scenario;
+use crate::shared::Shared;
+use crate::stats::Stats;
+
+const KIND_CONNECT: u64 = 1;
+const KIND_SEND: u64 = 2;
+const KIND_RECV: u64 = 3;
+const KIND_WAKE: u64 = 4;
+
+/// How every thread connects.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// Server address.
+    pub addr: SocketAddr,
+    /// `Host` header value.
+    pub host: String,
+    /// Request path.
+    pub path: String,
+    /// Spread each thread's connection attempts evenly over this many ns.
+    pub ramp_ns: u64,
+    /// At most this many connects/handshakes in progress per thread.
+    pub concurrency: usize,
+    /// Initial receive buffer per connection (grows for larger messages).
+    pub recv_buf: usize,
+    /// Largest frame accepted from the server.
+    pub max_frame: usize,
+}
+
+/// Why a thread's event loop could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// io_uring set-up or `io_uring_enter` failed.
+    #[error("io_uring: {0}")]
+    Ring(std::io::Error),
+}
+
+/// The event loop of one thread.
+pub struct Driver<S: Scenario> {
+    ring: IoUring,
+    io: Io,
+    sc: S,
+    cfg: DriverConfig,
+    sockaddr: Box<(libc::sockaddr_storage, libc::socklen_t)>,
+    wake_buf: Box<[u8; 8]>,
+    next_start: usize,
+    setting_up: usize,
+    settled: usize,
+    ready: Option<Box<dyn FnOnce() + Send>>,
+    cqes: Vec<(u64, i32)>,
+}
+
+fn new_ring(entries: u32) -> std::io::Result<IoUring> {
+    let fast = IoUring::builder()
+        .setup_cqsize(entries * 8)
+        .setup_single_issuer()
+        .setup_coop_taskrun()
+        .setup_defer_taskrun()
+        .build(entries);
+    match fast {
+        Ok(r) => Ok(r),
+        Err(_) => IoUring::builder().setup_cqsize(entries * 8).build(entries),
+    }
+}
+
+fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+impl<S: Scenario> Driver<S> {
+    /// A loop for thread `thread` that will open one connection per entry of `protocols`
+    /// (the subprotocol each offers) and call `ready` once all of them settled (open or failed).
+    pub fn new(
+        cfg: DriverConfig,
+        thread: usize,
+        protocols: Vec<Option<String>>,
+        shared: Arc<Shared>,
+        ready: Box<dyn FnOnce() + Send>,
+        sc: S,
+    ) -> Result<Self, DriverError> {
+        let entries = (protocols.len() * 2 + 64).clamp(256, 4096) as u32;
+        let ring = new_ring(entries.next_power_of_two()).map_err(DriverError::Ring)?;
+        let conns = protocols.into_iter().map(Conn::new).collect();
+        Ok(Self {
+            ring,
+            io: Io::new(conns, shared, thread),
+            sc,
+            sockaddr: Box::new(to_sockaddr(cfg.addr)),
+            cfg,
+            wake_buf: Box::new([0; 8]),
+            next_start: 0,
+            setting_up: 0,
+            settled: 0,
+            ready: Some(ready),
+            cqes: Vec::with_capacity(1024),
+        })
+    }
+
+    fn push(&mut self, entry: squeue::Entry) -> Result<(), DriverError> {
+        loop {
+            // SAFETY: every buffer or address an entry points to (sockaddr, wake_buf, a
+            // connection's rbuf tail or sending buffer) lives in `self` and is not moved, resized
+            // or freed until the entry's completion has been reaped.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return Ok(());
+            }
+            self.ring.submit().map_err(DriverError::Ring)?;
+        }
+    }
+
+    fn arm_wake(&mut self) -> Result<(), DriverError> {
+        let fd = self.io.shared.waker_fd(self.io.thread);
+        let e = opcode::Read::new(types::Fd(fd), self.wake_buf.as_mut_ptr(), 8)
+            .build()
+            .user_data(KIND_WAKE);
+        self.push(e)
+    }
+
+    /// Runs until the scenario says it is finished; returns the thread's measurements and the
+    /// scenario (for its own results).
+    pub fn run(mut self) -> Result<(Stats, S), DriverError> {
+        self.arm_wake()?;
+        self.io.now = self.io.shared.now();
+        let ramp_base = self.io.now;
+        loop {
+            self.io.now = self.io.shared.now();
+            self.start_connections(ramp_base)?;
+            if self.settled == self.io.conns.len()
+                && let Some(ready) = self.ready.take()
+            {
+                ready();
+            }
+            if self.io.shared.is_started() {
+                self.sc.on_turn(&mut self.io);
+                if self.sc.finished(&mut self.io) {
+                    break;
+                }
+            }
+            self.flush()?;
+            self.io.publish_progress();
+            let mut deadline = if self.io.shared.is_started() {
+                self.sc.deadline(&self.io)
+            } else {
+                None
+            };
+            if let Some(t) = self.next_ramp_time(ramp_base) {
+                deadline = Some(deadline.map_or(t, |d| d.min(t)));
+            }
+            self.wait(deadline)?;
+            self.reap()?;
+        }
+        self.shutdown()?;
+        self.io.publish_progress();
+        self.io.stats.received_all = self.io.recv_msgs;
+        Ok((self.io.stats, self.sc))
+    }
+
+    fn next_ramp_time(&self, base: u64) -> Option<u64> {
+        let n = self.io.conns.len();
+        if self.cfg.ramp_ns == 0 || self.next_start >= n || self.setting_up >= self.cfg.concurrency
+        {
+            return None;
+        }
+        Some(base + self.cfg.ramp_ns * self.next_start as u64 / n as u64)
+    }
+
+    fn start_connections(&mut self, ramp_base: u64) -> Result<(), DriverError> {
+        while self.next_start < self.io.conns.len() && self.setting_up < self.cfg.concurrency {
+            if let Some(t) = self.next_ramp_time(ramp_base)
+                && t > self.io.now
+            {
+                break;
+            }
+            let c = self.next_start;
+            self.next_start += 1;
+            self.io.stats.note_connect_time(self.io.now);
+            let family = match self.cfg.addr {
+                SocketAddr::V4(_) => libc::AF_INET,
+                SocketAddr::V6(_) => libc::AF_INET6,
+            };
+            // SAFETY: plain socket(2) call; the result is checked.
+            let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+            if fd < 0 {
+                self.io.stats.connect_errors += 1;
+                self.io.conns[c].state = State::Closed;
+                self.settled += 1;
+                continue;
+            }
+            let one: libc::c_int = 1;
+            // SAFETY: `one` outlives the call and the length matches its type.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_NODELAY,
+                    (&one as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+            let conn = &mut self.io.conns[c];
+            conn.fd = fd;
+            conn.state = State::Connecting;
+            self.setting_up += 1;
+            let addr = (&self.sockaddr.0 as *const libc::sockaddr_storage).cast();
+            let e = opcode::Connect::new(types::Fd(fd), addr, self.sockaddr.1)
+                .build()
+                .user_data(((c as u64) << 8) | KIND_CONNECT);
+            self.push(e)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), DriverError> {
+        while let Some(c) = self.io.dirty.pop() {
+            let conn = &mut self.io.conns[c];
+            conn.dirty = false;
+            if conn.send_busy || conn.out.is_empty() || conn.fd < 0 {
+                continue;
+            }
+            std::mem::swap(&mut conn.out, &mut conn.sending);
+            conn.send_off = 0;
+            conn.send_busy = true;
+            self.submit_send(c)?;
+        }
+        Ok(())
+    }
+
+    fn submit_send(&mut self, c: usize) -> Result<(), DriverError> {
+        let conn = &self.io.conns[c];
+        let rest = &conn.sending[conn.send_off..];
+        let len = rest.len().min(u32::MAX as usize) as u32;
+        let e = opcode::Send::new(types::Fd(conn.fd), rest.as_ptr(), len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(((c as u64) << 8) | KIND_SEND);
+        self.push(e)
+    }
+
+    fn submit_recv(&mut self, c: usize) -> Result<(), DriverError> {
+        let conn = &mut self.io.conns[c];
+        if conn.fd < 0 || conn.recv_busy {
+            return Ok(());
+        }
+        if conn.rstart == conn.rend {
+            conn.rstart = 0;
+            conn.rend = 0;
+        } else if conn.rend == conn.rbuf.len() || conn.rstart > conn.rbuf.len() / 2 {
+            conn.rbuf.copy_within(conn.rstart..conn.rend, 0);
+            conn.rend -= conn.rstart;
+            conn.rstart = 0;
+        }
+        if conn.rend == conn.rbuf.len() {
+            let n = conn.rbuf.len().max(self.cfg.recv_buf) * 2;
+            conn.rbuf.resize(n, 0);
+        }
+        if conn.rbuf.is_empty() {
+            conn.rbuf.resize(self.cfg.recv_buf, 0);
+        }
+        conn.recv_busy = true;
+        let free = &mut conn.rbuf[conn.rend..];
+        let len = free.len().min(u32::MAX as usize) as u32;
+        let e = opcode::Recv::new(types::Fd(conn.fd), free.as_mut_ptr(), len)
+            .build()
+            .user_data(((c as u64) << 8) | KIND_RECV);
+        self.push(e)
+    }
+
+    fn wait(&mut self, deadline: Option<u64>) -> Result<(), DriverError> {
+        let now = self.io.shared.now();
+        let res = match deadline {
+            None => self.ring.submit_and_wait(1),
+            Some(d) if d <= now => self.ring.submit(),
+            Some(d) => {
+                let dt = d - now;
+                let ts = types::Timespec::new()
+                    .sec(dt / 1_000_000_000)
+                    .nsec((dt % 1_000_000_000) as u32);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+        };
+        match res {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(DriverError::Ring(e)),
+        }
+    }
+
+    fn reap(&mut self) -> Result<(), DriverError> {
+        let mut cqes = std::mem::take(&mut self.cqes);
+        cqes.clear();
+        cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
+        for &(ud, res) in &cqes {
+            let c = (ud >> 8) as usize;
+            match ud & 0xFF {
+                KIND_WAKE => self.arm_wake()?,
+                KIND_CONNECT => self.on_connect(c, res)?,
+                KIND_SEND => self.on_send(c, res)?,
+                KIND_RECV => {
+                    self.io.now = self.io.shared.now();
+                    self.on_recv(c, res)?;
+                }
+                _ => {}
+            }
+        }
+        self.cqes = cqes;
+        Ok(())
+    }
+
+    fn setup_failed(&mut self, c: usize) {
+        self.setting_up -= 1;
+        self.settled += 1;
+        self.io.close_fd(c);
+    }
+
+    fn on_connect(&mut self, c: usize, res: i32) -> Result<(), DriverError> {
+        if self.io.conns[c].state != State::Connecting {
+            return Ok(());
+        }
+        if res < 0 {
+            self.io.stats.connect_errors += 1;
+            self.setup_failed(c);
+            return Ok(());
+        }
+        let key = self.io.rng.key();
+        let conn = &mut self.io.conns[c];
+        conn.state = State::Handshake;
+        let protocol = conn.protocol.take();
+        conn.hs = Some(ClientHandshake::start(
+            &mut conn.out,
+            &self.cfg.host,
+            &self.cfg.path,
+            protocol.as_deref(),
+            key,
+        ));
+        self.io.mark_dirty(c);
+        self.submit_recv(c)
+    }
+
+    fn on_send(&mut self, c: usize, res: i32) -> Result<(), DriverError> {
+        let conn = &mut self.io.conns[c];
+        conn.send_busy = false;
+        if conn.state == State::Closed {
+            return Ok(());
+        }
+        if res <= 0 {
+            self.broken(c);
+            return Ok(());
+        }
+        conn.send_off += res as usize;
+        if conn.send_off < conn.sending.len() {
+            conn.send_busy = true;
+            return self.submit_send(c);
+        }
+        conn.sending.clear();
+        if !conn.out.is_empty() {
+            self.io.mark_dirty(c);
+        }
+        Ok(())
+    }
+
+    /// The connection broke (I/O error or EOF) outside a close handshake.
+    fn broken(&mut self, c: usize) {
+        match self.io.conns[c].state {
+            State::Connecting | State::Handshake => {
+                self.io.stats.handshake_errors += 1;
+                self.setup_failed(c);
+            }
+            State::Open => {
+                self.io.stats.unexpected_closes += 1;
+                self.io.close_fd(c);
+                self.sc.on_closed(&mut self.io, c, None);
+            }
+            State::Closing => self.io.close_fd(c),
+            State::Pending | State::Closed => {}
+        }
+    }
+
+    fn on_recv(&mut self, c: usize, res: i32) -> Result<(), DriverError> {
+        let conn = &mut self.io.conns[c];
+        conn.recv_busy = false;
+        if conn.state == State::Closed {
+            return Ok(());
+        }
+        if res <= 0 {
+            self.broken(c);
+            return Ok(());
+        }
+        conn.rend += res as usize;
+        self.io.recv_bytes += res as u64;
+        if conn.state == State::Handshake {
+            let Some(hs) = conn.hs.as_ref() else {
+                return Ok(());
+            };
+            match hs.finish(&conn.rbuf[conn.rstart..conn.rend]) {
+                Ok(None) => return self.submit_recv(c),
+                Ok(Some(n)) => {
+                    conn.rstart += n;
+                    conn.hs = None;
+                    conn.state = State::Open;
+                    self.setting_up -= 1;
+                    self.settled += 1;
+                    self.io.stats.connected += 1;
+                    self.io.stats.note_connect_time(self.io.now);
+                    self.io.open += 1;
+                    self.sc.on_open(&mut self.io, c);
+                }
+                Err(_) => {
+                    self.io.stats.handshake_errors += 1;
+                    self.setup_failed(c);
+                    return Ok(());
+                }
+            }
+        }
+        match self.frames(c) {
+            Ok(()) => self.submit_recv(c),
+            Err(_) => {
+                self.broken(c);
+                Ok(())
+            }
+        }
+    }
+
+    /// Handles every complete frame in the connection's receive buffer.
+    fn frames(&mut self, c: usize) -> Result<(), FrameError> {
+        let mut rbuf = std::mem::take(&mut self.io.conns[c].rbuf);
+        let mut result = Ok(());
+        loop {
+            let conn = &mut self.io.conns[c];
+            if conn.state == State::Closed {
+                break;
+            }
+            let (start, end) = (conn.rstart, conn.rend);
+            let f = match frame::decode(&mut rbuf[start..end], self.cfg.max_frame) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            conn.rstart += f.total_len();
+            let payload = &rbuf[start + f.header_len..start + f.total_len()];
+            match f.opcode {
+                OP_CLOSE => {
+                    let code = if payload.len() >= 2 {
+                        u16::from_be_bytes([payload[0], payload[1]])
+                    } else {
+                        0
+                    };
+                    if conn.state == State::Open {
+                        *self.io.stats.server_closes.entry(code).or_default() += 1;
+                        self.io.send_close(c, code.max(1000));
+                        self.io.conns[c].state = State::Closing;
+                        self.io.open = self.io.open.saturating_sub(1);
+                        self.sc.on_closed(&mut self.io, c, Some(code));
+                    }
+                }
+                OP_PING => self.io.send_frame(c, OP_PONG, payload),
+                OP_PONG => {}
+                OP_CONT => {
+                    conn.frag.extend_from_slice(payload);
+                    if f.fin {
+                        let msg = std::mem::take(&mut conn.frag);
+                        let binary = conn.frag_op == OP_BINARY;
+                        self.deliver(c, binary, &msg);
+                        self.io.conns[c].frag = msg;
+                        self.io.conns[c].frag.clear();
+                    }
+                }
+                op => {
+                    if f.fin {
+                        self.deliver(c, op == OP_BINARY, payload);
+                    } else {
+                        conn.frag_op = op;
+                        conn.frag.clear();
+                        conn.frag.extend_from_slice(payload);
+                    }
+                }
+            }
+        }
+        self.io.conns[c].rbuf = rbuf;
+        result
+    }
+
+    fn deliver(&mut self, c: usize, binary: bool, payload: &[u8]) {
+        self.io.recv_msgs += 1;
+        if self.io.conns[c].state == State::Open {
+            self.sc.on_message(&mut self.io, c, binary, payload);
+        }
+    }
+
+    /// Sends Close 1000 on every open connection, waits for those sends, closes every socket.
+    fn shutdown(&mut self) -> Result<(), DriverError> {
+        for c in 0..self.io.conns.len() {
+            if self.io.conns[c].state == State::Open {
+                self.io.send_close(c, 1000);
+                self.io.conns[c].state = State::Closing;
+            }
+        }
+        self.flush()?;
+        let give_up = self.io.shared.now() + 1_000_000_000;
+        while self.io.conns.iter().any(|c| c.send_busy || c.recv_busy) {
+            for c in 0..self.io.conns.len() {
+                if self.io.conns[c].send_busy || self.io.conns[c].state == State::Closed {
+                    continue;
+                }
+                // Nothing more to send: shutting the socket down completes the pending recv.
+                self.io.close_fd(c);
+            }
+            if self.io.shared.now() >= give_up {
+                break;
+            }
+            self.wait(Some(give_up))?;
+            let mut cqes = std::mem::take(&mut self.cqes);
+            cqes.clear();
+            cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
+            for &(ud, _) in &cqes {
+                let c = (ud >> 8) as usize;
+                match ud & 0xFF {
+                    KIND_SEND => self.io.conns[c].send_busy = false,
+                    KIND_RECV => self.io.conns[c].recv_busy = false,
+                    _ => {}
+                }
+            }
+            self.cqes = cqes;
+        }
+        for c in 0..self.io.conns.len() {
+            self.io.close_fd(c);
+        }
+        Ok(())
+    }
+}
