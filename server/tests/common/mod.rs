@@ -22,6 +22,10 @@ pub struct Server {
 
 impl Server {
     pub fn start(args: &[&str]) -> Server {
+        Server::start_with_env(args, &[])
+    }
+
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = std::env::temp_dir().join(format!("ringcast-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let stderr_path = dir.join(format!("stderr-{}.log", rand_u32()));
@@ -30,6 +34,7 @@ impl Server {
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env("RINGCAST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
