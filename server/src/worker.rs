@@ -27,6 +27,10 @@ use crate::room::{Directory, LocalRooms};
 const LINGER_MS: u64 = 2000;
 /// Receive completions in one turn that count as "busy" (worth gathering more before flushing).
 const BUSY_RECVS: usize = 4;
+/// Sends issued by the previous flush that count as "busy": one receive fanned out to many.
+const BUSY_SENDS: u64 = 32;
+/// Completions that end a gathering wait early (it normally ends on its timeout).
+const GATHER_WANT: usize = 512;
 
 /// State every worker shares (read-mostly; nothing here is touched per message but atomics).
 pub struct Shared {
@@ -66,6 +70,7 @@ pub struct State {
     drain_deadline: Option<u64>,
     tick: Box<types::Timespec>,
     recvs_this_turn: usize,
+    sends_last_flush: u64,
 }
 
 /// A worker ready to run. Field order matters: the ring is dropped before the buffers it
@@ -116,6 +121,7 @@ impl Worker {
             drain_deadline: None,
             tick: Box::new(types::Timespec::from(tick_ms)),
             recvs_this_turn: 0,
+            sends_last_flush: 0,
         };
         Ok(Worker { ring, bufs, st })
     }
@@ -163,12 +169,13 @@ impl Worker {
             self.st.now_ms = self.st.start.elapsed().as_millis() as u64;
             self.st.recvs_this_turn = 0;
             self.complete();
-            if self.st.recvs_this_turn >= BUSY_RECVS && !gather.is_zero() {
+            let busy = self.st.recvs_this_turn >= BUSY_RECVS
+                || (self.st.recvs_this_turn > 0 && self.st.sends_last_flush >= BUSY_SENDS);
+            if busy && !gather.is_zero() {
                 // Busy: let more receives land so each socket's send carries more frames.
                 self.push_sqes()?;
                 let args = types::SubmitArgs::new().timespec(&gather_ts);
-                let want = self.st.recvs_this_turn;
-                match self.ring.submitter().submit_with_args(want, &args) {
+                match self.ring.submitter().submit_with_args(GATHER_WANT, &args) {
                     Ok(_) => {}
                     Err(e)
                         if matches!(
@@ -453,6 +460,7 @@ impl State {
             }
         }
         self.metrics().sends.fetch_add(sends, Ordering::Relaxed);
+        self.sends_last_flush = sends;
         for to in 0..self.remote.len() {
             if self.remote[to].is_empty() {
                 continue;
