@@ -54,5 +54,7 @@ impl Utf8Validator {
 
 /// Validates a complete buffer (close reasons, unfragmented text).
 pub fn validate(bytes: &[u8]) -> Result<(), Utf8Error> {
-    simdutf8::basic::from_utf8(bytes).map(|_| ()).map_err(|_| Utf8Error)
+    simdutf8::basic::from_utf8(bytes)
+        .map(|_| ())
+        .map_err(|_| Utf8Error)
 }
