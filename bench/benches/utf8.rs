@@ -13,7 +13,9 @@ fn text(words: &[&str], sep: &str) -> Vec<u8> {
     let mut s = String::with_capacity(LEN + 64);
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     while s.len() < LEN {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         s.push_str(words[(seed >> 33) as usize % words.len()]);
         s.push_str(if (seed >> 20) % 11 == 0 { ". " } else { sep });
     }
@@ -27,18 +29,50 @@ fn text(words: &[&str], sep: &str) -> Vec<u8> {
 
 fn corpora() -> [(&'static str, Vec<u8>); 3] {
     let ascii = [
-        "the", "server", "frame", "message", "payload", "close", "ping", "socket", "buffer",
-        "stream", "of", "and", "with", "client", "handshake", "opcode",
+        "the",
+        "server",
+        "frame",
+        "message",
+        "payload",
+        "close",
+        "ping",
+        "socket",
+        "buffer",
+        "stream",
+        "of",
+        "and",
+        "with",
+        "client",
+        "handshake",
+        "opcode",
     ];
     let latin = [
         "le", "café", "déjà", "où", "été", "garçon", "à", "Straße", "über", "schön", "Mädchen",
         "Größe", "naïve", "très", "fenêtre", "und", "der", "élève", "Bücher", "noël",
     ];
     let cjk = [
-        "服务器", "消息", "数据", "连接", "协议", "网络", "字符", "验证", "日本語", "テキスト",
-        "한국어", "문자열", "的", "是", "在", "帧",
+        "服务器",
+        "消息",
+        "数据",
+        "连接",
+        "协议",
+        "网络",
+        "字符",
+        "验证",
+        "日本語",
+        "テキスト",
+        "한국어",
+        "문자열",
+        "的",
+        "是",
+        "在",
+        "帧",
     ];
-    [("ascii", text(&ascii, " ")), ("latin", text(&latin, " ")), ("cjk", text(&cjk, "，"))]
+    [
+        ("ascii", text(&ascii, " ")),
+        ("latin", text(&latin, " ")),
+        ("cjk", text(&cjk, "，")),
+    ]
 }
 
 fn utf8(c: &mut Criterion) {
@@ -54,13 +88,17 @@ fn utf8(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("simdutf8", kind), &bytes, |b, bytes| {
             b.iter(|| validate(black_box(bytes)).is_ok())
         });
-        group.bench_with_input(BenchmarkId::new("stream_1x64KiB", kind), &bytes, |b, bytes| {
-            let mut v = Utf8Validator::new();
-            b.iter(|| {
-                let ok = v.feed(black_box(bytes)).is_ok();
-                ok & v.finish().is_ok()
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("stream_1x64KiB", kind),
+            &bytes,
+            |b, bytes| {
+                let mut v = Utf8Validator::new();
+                b.iter(|| {
+                    let ok = v.feed(black_box(bytes)).is_ok();
+                    ok & v.finish().is_ok()
+                })
+            },
+        );
         group.bench_with_input(BenchmarkId::new("stream_4KiB", kind), &bytes, |b, bytes| {
             let mut v = Utf8Validator::new();
             b.iter(|| {

@@ -2,9 +2,9 @@
 //!
 //! The key repeats every four bytes, so every kernel receives the key already rotated to the
 //! payload's phase and treats its buffer as starting at phase 0; the phase handed back to the
-//! caller is plain arithmetic on the length. Vector kernels process an unaligned head with the
-//! word loop, then run on aligned vectors: a misaligned vector store that straddles two cache
-//! lines costs more than the few scalar head bytes.
+//! caller is plain arithmetic on the length. Vector kernels cover the unaligned head and tail
+//! with overlapping unaligned vectors and run on aligned vectors in between: a misaligned vector
+//! store that straddles two cache lines costs more than the one extra load and store.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -24,7 +24,7 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], phase: usize) -> usize {
     let next = (phase + buf.len()) & 3;
     let key = rotate(key, phase);
     if buf.len() < SMALL {
-        mask_words(buf, key);
+        small(buf, key);
     } else {
         // SAFETY: `best` only returns levels the running CPU was detected to support.
         unsafe { run(best(), buf, key) };
@@ -86,7 +86,10 @@ impl Level {
             #[cfg(target_arch = "x86_64")]
             Level::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
             #[cfg(target_arch = "x86_64")]
-            Level::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            Level::Avx512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx2")
+            }
             #[cfg(target_arch = "aarch64")]
             Level::Neon => std::arch::is_aarch64_feature_detected!("neon"),
             #[allow(unreachable_patterns)]
@@ -94,8 +97,17 @@ impl Level {
         }
     }
 
+    #[inline(always)]
     fn from_u8(v: u8) -> Option<Level> {
-        Level::ALL.into_iter().find(|l| *l as u8 == v)
+        Some(match v {
+            1 => Level::Scalar,
+            2 => Level::Word,
+            3 => Level::Sse2,
+            4 => Level::Avx2,
+            5 => Level::Avx512,
+            6 => Level::Neon,
+            _ => return None,
+        })
     }
 }
 
@@ -114,6 +126,7 @@ pub fn apply_mask_with(level: Level, buf: &mut [u8], key: [u8; 4], phase: usize)
 
 /// The level [`apply_mask`] uses for payloads of at least [`SMALL`] bytes.
 #[doc(hidden)]
+#[inline]
 pub fn best() -> Level {
     // 0 means "not detected yet"; detection is idempotent, so racing threads are harmless.
     static BEST: AtomicU8 = AtomicU8::new(0);
@@ -143,7 +156,7 @@ unsafe fn run(level: Level, buf: &mut [u8], key: [u8; 4]) {
         // SAFETY: the caller guarantees AVX2 is available.
         Level::Avx2 => unsafe { x86::avx2(buf, key) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the caller guarantees AVX-512F is available.
+        // SAFETY: the caller guarantees AVX-512F and AVX2 are available.
         Level::Avx512 => unsafe { x86::avx512(buf, key) },
         #[cfg(target_arch = "aarch64")]
         // SAFETY: the caller guarantees NEON is available.
@@ -152,15 +165,28 @@ unsafe fn run(level: Level, buf: &mut [u8], key: [u8; 4]) {
     }
 }
 
+/// Payloads below [`SMALL`]: SSE2 is always there on x86_64, so no dispatch is needed.
+#[inline(always)]
+fn small(buf: &mut [u8], key: [u8; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    x86::sse2(buf, key);
+    #[cfg(not(target_arch = "x86_64"))]
+    if buf.len() < 16 {
+        mask_tiny(buf, key);
+    } else {
+        mask_words(buf, key);
+    }
+}
+
 /// `key` as seen by a payload that starts `by` bytes later.
 #[inline(always)]
 fn rotate(key: [u8; 4], by: usize) -> [u8; 4] {
-    let b = by & 3;
-    [key[b], key[(b + 1) & 3], key[(b + 2) & 3], key[(b + 3) & 3]]
+    // Little-endian view: byte `b` moves to the lowest position, whatever the host order.
+    let bits = (by & 3) as u32 * 8;
+    u32::from_le_bytes(key).rotate_right(bits).to_le_bytes()
 }
 
-/// Word loop from phase 0; also the head and tail of every vector kernel, where inlining into a
-/// `#[target_feature]` caller lets the compiler widen it further.
+/// Word loop from phase 0.
 #[inline(always)]
 fn mask_words(buf: &mut [u8], key: [u8; 4]) {
     let k = u64::from_ne_bytes([
@@ -180,7 +206,36 @@ fn mask_words(buf: &mut [u8], key: [u8; 4]) {
     }
 }
 
-/// One vector width's worth of the operations a kernel needs.
+/// Below 16 bytes: two overlapping words cover the buffer, both computed from the original bytes
+/// before either is stored, so the overlap is masked once.
+#[inline(always)]
+fn mask_tiny(buf: &mut [u8], key: [u8; 4]) {
+    debug_assert!(buf.len() < 16);
+    let len = buf.len();
+    // A word starting at `len - n` sees the key rotated by `len & 3` for n a multiple of 4.
+    let tail_key = rotate(key, len);
+    if len >= 8 {
+        let k = |k: [u8; 4]| u64::from_ne_bytes([k[0], k[1], k[2], k[3], k[0], k[1], k[2], k[3]]);
+        let word = |b: &[u8]| u64::from_ne_bytes(b[..8].try_into().expect("8 bytes"));
+        let first = word(buf) ^ k(key);
+        let last = word(&buf[len - 8..]) ^ k(tail_key);
+        buf[len - 8..].copy_from_slice(&last.to_ne_bytes());
+        buf[..8].copy_from_slice(&first.to_ne_bytes());
+    } else if len >= 4 {
+        let word = |b: &[u8]| u32::from_ne_bytes(b[..4].try_into().expect("4 bytes"));
+        let first = word(buf) ^ u32::from_ne_bytes(key);
+        let last = word(&buf[len - 4..]) ^ u32::from_ne_bytes(tail_key);
+        buf[len - 4..].copy_from_slice(&last.to_ne_bytes());
+        buf[..4].copy_from_slice(&first.to_ne_bytes());
+    } else {
+        for (b, k) in buf.iter_mut().zip(key) {
+            *b ^= k;
+        }
+    }
+}
+
+/// One vector width's worth of the operations a kernel needs. Every method requires that the
+/// CPU supports the instructions behind the implementing type.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 trait Lanes: Copy {
     /// Bytes per vector, a power of two and a multiple of 4.
@@ -189,49 +244,87 @@ trait Lanes: Copy {
     /// The key repeated across a vector.
     ///
     /// # Safety
-    /// The CPU supports the instructions behind this type.
+    /// The CPU supports this type's instructions.
     unsafe fn splat(key: [u8; 4]) -> Self;
 
-    /// XORs the `WIDTH` bytes at `p` with `k`.
+    /// XOR of two vectors.
     ///
     /// # Safety
-    /// As for `splat`; also `p` is aligned to `WIDTH` and valid for reads and writes of `WIDTH`
-    /// bytes.
-    unsafe fn xor_at(p: *mut u8, k: Self);
+    /// As for `splat`.
+    unsafe fn xor(self, other: Self) -> Self;
+
+    /// Loads `WIDTH` bytes at `p`, any alignment.
+    ///
+    /// # Safety
+    /// As for `splat`; `p` is valid for reads of `WIDTH` bytes.
+    unsafe fn load(p: *const u8) -> Self;
+
+    /// Stores `WIDTH` bytes at `p`, any alignment.
+    ///
+    /// # Safety
+    /// As for `splat`; `p` is valid for writes of `WIDTH` bytes.
+    unsafe fn store(p: *mut u8, v: Self);
+
+    /// XORs the `WIDTH` bytes at `p` with `k` in place.
+    ///
+    /// # Safety
+    /// As for `splat`; `p` is aligned to `WIDTH` and valid for reads and writes of `WIDTH` bytes.
+    unsafe fn xor_aligned(p: *mut u8, k: Self);
+
+    /// Masks a buffer shorter than `WIDTH` from phase 0.
+    ///
+    /// # Safety
+    /// As for `splat`.
+    unsafe fn short(buf: &mut [u8], key: [u8; 4]);
 }
 
-/// The kernel shape shared by every vector width: word-loop head up to alignment, four vectors
-/// per iteration, single vectors, word-loop tail.
+/// The kernel shape shared by every vector width: the first and last vectors are loaded
+/// unaligned from the original bytes up front and stored last, so they may overlap the aligned
+/// body in between without masking any byte twice; that leaves no scalar head or tail.
 ///
 /// # Safety
 /// The CPU supports `V`'s instructions; must be inlined into a function enabling them.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 unsafe fn kernel<V: Lanes>(buf: &mut [u8], key: [u8; 4]) {
-    let head = (buf.as_ptr().addr().wrapping_neg() & (V::WIDTH - 1)).min(buf.len());
-    let (head_bytes, body) = buf.split_at_mut(head);
-    mask_words(head_bytes, key);
-    let key = rotate(key, head);
-    // SAFETY: the caller guarantees the CPU feature.
-    let k = unsafe { V::splat(key) };
-    let mut blocks = body.chunks_exact_mut(4 * V::WIDTH);
-    for block in &mut blocks {
-        let p = block.as_mut_ptr();
-        // SAFETY: `body` starts `WIDTH`-aligned and blocks are multiples of `WIDTH`, so each
-        // `p + i * WIDTH` is aligned and inside the `4 * WIDTH` bytes of `block`.
+    let len = buf.len();
+    let w = V::WIDTH;
+    if len < w {
+        // SAFETY: the caller guarantees the CPU feature.
+        return unsafe { V::short(buf, key) };
+    }
+    let p = buf.as_mut_ptr();
+    let head = p.addr().wrapping_neg() & (w - 1);
+    // SAFETY: the caller guarantees the CPU feature; `len >= w`, so both `[0, w)` and
+    // `[len - w, len)` lie inside `buf`.
+    let (first, last, body_key) = unsafe {
+        let first = V::load(p).xor(V::splat(key));
+        // `len - w` is `len & 3` past a key boundary because `w` is a multiple of 4.
+        let last = V::load(p.add(len - w)).xor(V::splat(rotate(key, len)));
+        (first, last, V::splat(rotate(key, head)))
+    };
+    let mut at = head;
+    while at + 4 * w <= len {
+        // SAFETY: `p + at` is `w`-aligned (`at` is `head` plus multiples of `w`) and the four
+        // vectors end at or before `len`.
         unsafe {
-            V::xor_at(p, k);
-            V::xor_at(p.add(V::WIDTH), k);
-            V::xor_at(p.add(2 * V::WIDTH), k);
-            V::xor_at(p.add(3 * V::WIDTH), k);
+            V::xor_aligned(p.add(at), body_key);
+            V::xor_aligned(p.add(at + w), body_key);
+            V::xor_aligned(p.add(at + 2 * w), body_key);
+            V::xor_aligned(p.add(at + 3 * w), body_key);
         }
+        at += 4 * w;
     }
-    let mut vectors = blocks.into_remainder().chunks_exact_mut(V::WIDTH);
-    for v in &mut vectors {
-        // SAFETY: still on a multiple of `WIDTH` from the aligned start of `body`, and `v`
-        // holds exactly `WIDTH` bytes.
-        unsafe { V::xor_at(v.as_mut_ptr(), k) };
+    while at + w <= len {
+        // SAFETY: as above, for one vector.
+        unsafe { V::xor_aligned(p.add(at), body_key) };
+        at += w;
     }
-    // Whole vectors are multiples of 4 bytes, so the tail starts at the body's phase.
-    mask_words(vectors.into_remainder(), key);
+    // The body covers `[head, at)` with `head < w` and `at > len - w`, so these two complete
+    // the buffer; they were computed from the unmasked bytes, so overlaps get the same values.
+    // SAFETY: both ranges were shown in bounds above.
+    unsafe {
+        V::store(p.add(len - w), last);
+        V::store(p, first);
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::arch::aarch64::*;
 
-use super::{Lanes, kernel};
+use super::{Lanes, kernel, mask_tiny};
 
 #[derive(Clone, Copy)]
 struct Neon(uint8x16_t);
@@ -17,9 +17,33 @@ impl Lanes for Neon {
     }
 
     #[inline(always)]
-    unsafe fn xor_at(p: *mut u8, k: Self) {
+    unsafe fn xor(self, other: Self) -> Self {
+        // SAFETY: the caller guarantees NEON.
+        Neon(unsafe { veorq_u8(self.0, other.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const u8) -> Self {
+        // SAFETY: the caller guarantees NEON and that `p` is valid for 16 bytes; NEON loads
+        // have no alignment need.
+        Neon(unsafe { vld1q_u8(p) })
+    }
+
+    #[inline(always)]
+    unsafe fn store(p: *mut u8, v: Self) {
+        // SAFETY: the caller guarantees NEON and that `p` is valid for 16 bytes.
+        unsafe { vst1q_u8(p, v.0) }
+    }
+
+    #[inline(always)]
+    unsafe fn xor_aligned(p: *mut u8, k: Self) {
         // SAFETY: the caller guarantees NEON and that `p` is valid for 16 bytes.
         unsafe { vst1q_u8(p, veorq_u8(vld1q_u8(p), k.0)) }
+    }
+
+    #[inline(always)]
+    unsafe fn short(buf: &mut [u8], key: [u8; 4]) {
+        mask_tiny(buf, key);
     }
 }
 
