@@ -17,7 +17,7 @@ fn text(words: &[&str], sep: &str) -> Vec<u8> {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         s.push_str(words[(seed >> 33) as usize % words.len()]);
-        s.push_str(if (seed >> 20) % 11 == 0 { ". " } else { sep });
+        s.push_str(if (seed >> 28) & 15 == 0 { ". " } else { sep });
     }
     let mut end = LEN;
     while !s.is_char_boundary(end) {

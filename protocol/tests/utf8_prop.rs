@@ -205,6 +205,26 @@ proptest! {
         check_stream(&bytes, &cuts, std_prefix_ok)?;
     }
 
+    /// Long ASCII runs take the validator's own ASCII skip before simdutf8 sees the rest.
+    #[test]
+    fn ascii_runs_then_text(
+        (bytes, cuts) in with_cuts(
+            (0..700usize, text(80), prop::collection::vec(mutation(), 0..2)).prop_map(
+                |(n, t, ms)| {
+                    let mut b = b"ws".repeat(n / 2);
+                    b.extend_from_slice(&t);
+                    for m in &ms {
+                        mutate(&mut b, m);
+                    }
+                    b
+                },
+            ),
+            4,
+        )
+    ) {
+        check_stream(&bytes, &cuts, has_completion)?;
+    }
+
     #[test]
     fn oracles_agree(bytes in prop::collection::vec(any::<u8>(), 0..12)) {
         prop_assert_eq!(has_completion(&bytes), std_prefix_ok(&bytes));
