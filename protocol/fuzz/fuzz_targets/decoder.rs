@@ -34,9 +34,15 @@ fn own(e: Event<'_>, cfg: &DecoderConfig) -> Owned {
                 payload.len(),
                 cfg.max_message_bytes
             );
-            assert!(compressed <= cfg.allow_rsv1, "RSV1 accepted without permessage-deflate");
+            assert!(
+                compressed <= cfg.allow_rsv1,
+                "RSV1 accepted without permessage-deflate"
+            );
             if kind == MessageKind::Text && !compressed {
-                assert!(std::str::from_utf8(payload).is_ok(), "text message is not UTF-8");
+                assert!(
+                    std::str::from_utf8(payload).is_ok(),
+                    "text message is not UTF-8"
+                );
             }
             Owned::Message(kind, compressed, payload.to_vec())
         }

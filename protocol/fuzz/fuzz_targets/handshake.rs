@@ -17,7 +17,10 @@ fn check_rejection(r: &Rejection) {
     assert!(out.starts_with(b"HTTP/1.1 "), "rejection {r:?} status line");
     let text = String::from_utf8(out).expect("rejection is UTF-8");
     let (head, body) = text.split_once("\r\n\r\n").expect("rejection head ends");
-    assert!(head.contains("\r\nConnection: close"), "rejection {r:?} keeps the connection");
+    assert!(
+        head.contains("\r\nConnection: close"),
+        "rejection {r:?} keeps the connection"
+    );
     assert!(head.contains(&format!("Content-Length: {}", body.len())));
     assert!(head.starts_with(&format!("HTTP/1.1 {} ", r.status())));
 }
@@ -27,16 +30,29 @@ fuzz_target!(|data: &[u8]| {
     match &result {
         Ok(None) => assert!(data.len() < MAX_HEAD, "incomplete past the head limit"),
         Ok(Some((req, n))) => {
-            assert!(*n <= data.len(), "head of {n} bytes in {} bytes", data.len());
+            assert!(
+                *n <= data.len(),
+                "head of {n} bytes in {} bytes",
+                data.len()
+            );
             assert!(*n <= MAX_HEAD);
             // The head alone parses the same, and one byte less is merely incomplete.
             let again = parse_request(&data[..*n], MAX_HEAD);
-            assert_eq!(again.as_ref().ok().and_then(|r| r.as_ref()), Some(&(req.clone(), *n)));
-            assert_eq!(parse_request(&data[..*n - 1], MAX_HEAD), Ok(None), "prefix of a head");
+            assert_eq!(
+                again.as_ref().ok().and_then(|r| r.as_ref()),
+                Some(&(req.clone(), *n))
+            );
+            assert_eq!(
+                parse_request(&data[..*n - 1], MAX_HEAD),
+                Ok(None),
+                "prefix of a head"
+            );
             if let Request::Upgrade(up) = req {
                 assert_eq!(up.accept.len(), 28, "accept key {:?}", up.accept);
-                for chosen in [up.select_protocol(|_| true), up.select_protocol(|t| t.len() % 2 == 0)]
-                {
+                for chosen in [
+                    up.select_protocol(|_| true),
+                    up.select_protocol(|t| t.len() % 2 == 0),
+                ] {
                     match chosen {
                         Ok(p) => {
                             if let Some(p) = p {

@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
     let got_phase = apply_mask(&mut whole[body.clone()], key, phase);
     assert_eq!(got_phase, expect_phase, "returned phase");
     assert_eq!(&whole[body.clone()], &expect[..], "whole payload");
-    assert!(whole[..offset].iter().all(|&b| b == 0), "wrote before the slice");
+    assert!(
+        whole[..offset].iter().all(|&b| b == 0),
+        "wrote before the slice"
+    );
 
     // Two calls, the second continuing at the phase the first returned.
     let cut = usize::from(*split) * payload.len() / 255;

@@ -52,9 +52,15 @@ fuzz_target!(|data: &[u8]| {
     if streamed {
         streamed = v.finish().is_ok();
     }
-    assert_eq!(streamed, expect, "streaming verdict, chunks end at {cuts:?}");
+    assert_eq!(
+        streamed, expect,
+        "streaming verdict, chunks end at {cuts:?}"
+    );
 
     // After finish (or a reset) the validator starts afresh.
     v.reset();
-    assert!(v.feed(b"ok").is_ok() && v.finish().is_ok(), "reset did not clear state");
+    assert!(
+        v.feed(b"ok").is_ok() && v.finish().is_ok(),
+        "reset did not clear state"
+    );
 });
