@@ -234,10 +234,12 @@ impl Decoder {
     /// `input` it took.
     fn read_header(&mut self, input: &[u8]) -> Result<Option<(Header, usize)>, ProtocolError> {
         if self.head_len == 0 {
+            // Same checks in the same order as when the header arrives in pieces, so the error
+            // never depends on how the input was split.
+            self.prefix_checks(input)?;
             if let Some(found) = Header::parse(input, self.config.allow_rsv1)? {
                 return Ok(Some(found));
             }
-            self.prefix_checks(input)?;
         }
         let have = usize::from(self.head_len);
         let mut need = if have + input.len() >= 2 || have >= 2 {
@@ -270,21 +272,16 @@ impl Decoder {
 
     /// Fails fast on what the first two bytes can prove, before the rest of the header.
     fn prefix_checks(&self, bytes: &[u8]) -> Result<(), ProtocolError> {
-        if let [b0, b1, ..] = *bytes {
-            let opcode = Header::check_prefix(b0, b1, self.config.allow_rsv1)?;
-            self.check_sequence(opcode, b0 & 0x80 != 0, b0 & 0x40 != 0)?;
+        let Some(&b0) = bytes.first() else {
+            return Ok(());
+        };
+        let opcode = Header::check_first(b0, self.config.allow_rsv1)?;
+        self.check_sequence(opcode, b0 & 0x80 != 0, b0 & 0x40 != 0)?;
+        if let Some(&b1) = bytes.get(1) {
+            Header::check_prefix(b0, b1, self.config.allow_rsv1)?;
             if self.config.require_mask && b1 & 0x80 == 0 {
                 return Err(ProtocolError::Unmasked);
             }
-        } else if let [b0] = *bytes {
-            let opcode = OpCode::from_u8(b0 & 0x0f)?;
-            if b0 & 0x70 != 0 && !self.config.allow_rsv1 {
-                return Err(ProtocolError::ReservedBits);
-            }
-            if opcode.is_control() && b0 & 0x80 == 0 {
-                return Err(ProtocolError::FragmentedControl);
-            }
-            self.check_sequence(opcode, b0 & 0x80 != 0, b0 & 0x40 != 0)?;
         }
         Ok(())
     }

@@ -77,22 +77,28 @@ impl Header {
         2 + ext + if b0_b1[1] & 0x80 != 0 { 4 } else { 0 }
     }
 
-    /// Checks what the first two bytes alone can prove wrong, so a bad frame fails before its
-    /// extended length or mask arrive.
-    pub fn check_prefix(b0: u8, b1: u8, allow_rsv1: bool) -> Result<OpCode, ProtocolError> {
+    /// Checks what the first byte alone can prove wrong: the opcode, the reserved bits (RSV1
+    /// only on the first frame of a text or binary message, and only when an extension allows
+    /// it; RSV2/RSV3 never) and FIN on control frames.
+    pub fn check_first(b0: u8, allow_rsv1: bool) -> Result<OpCode, ProtocolError> {
         let opcode = OpCode::from_u8(b0 & 0x0f)?;
         let rsv = b0 & 0x70;
         let rsv1_ok = allow_rsv1 && rsv == 0x40 && matches!(opcode, OpCode::Text | OpCode::Binary);
         if rsv != 0 && !rsv1_ok {
             return Err(ProtocolError::ReservedBits);
         }
-        if opcode.is_control() {
-            if b0 & 0x80 == 0 {
-                return Err(ProtocolError::FragmentedControl);
-            }
-            if b1 & 0x7f > 125 {
-                return Err(ProtocolError::ControlTooLong(u64::from(b1 & 0x7f)));
-            }
+        if opcode.is_control() && b0 & 0x80 == 0 {
+            return Err(ProtocolError::FragmentedControl);
+        }
+        Ok(opcode)
+    }
+
+    /// Checks what the first two bytes can prove wrong, so a bad frame fails before its
+    /// extended length or mask arrive.
+    pub fn check_prefix(b0: u8, b1: u8, allow_rsv1: bool) -> Result<OpCode, ProtocolError> {
+        let opcode = Self::check_first(b0, allow_rsv1)?;
+        if opcode.is_control() && b1 & 0x7f > 125 {
+            return Err(ProtocolError::ControlTooLong(u64::from(b1 & 0x7f)));
         }
         Ok(opcode)
     }
