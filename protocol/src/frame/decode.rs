@@ -167,6 +167,15 @@ impl Decoder {
     fn step(&mut self, input: &mut [u8]) -> Result<(usize, Option<Ready>), ProtocolError> {
         let mut pos = 0;
         loop {
+            if self.frame.is_none() && self.head_len == 0 && self.open.is_none() {
+                if let Some(found) = self.small_whole_frame(&mut input[pos..]) {
+                    let (header, start, end) = found;
+                    return Ok((
+                        pos + end,
+                        Some(Ready::Input(header, pos + start, pos + end)),
+                    ));
+                }
+            }
             let mut frame = match self.frame {
                 Some(f) => f,
                 None => {
@@ -230,15 +239,48 @@ impl Decoder {
         }
     }
 
+    /// The common case in one step: a final, masked, unextended text or binary frame with a
+    /// payload under 126 bytes, whole in `input`. Anything else (or anything invalid) returns
+    /// `None` and takes the general path, which applies every check.
+    #[inline]
+    fn small_whole_frame(&self, input: &mut [u8]) -> Option<(Header, usize, usize)> {
+        let [b0, b1, k0, k1, k2, k3, ..] = *input else {
+            return None;
+        };
+        let opcode = match b0 {
+            0x81 => OpCode::Text,
+            0x82 => OpCode::Binary,
+            _ => return None,
+        };
+        if b1 & 0x80 == 0 || b1 & 0x7f >= 126 {
+            return None;
+        }
+        let len = usize::from(b1 & 0x7f);
+        if input.len() < 6 + len || len as u64 > self.config.max_message_bytes {
+            return None;
+        }
+        let key = [k0, k1, k2, k3];
+        apply_mask(&mut input[6..6 + len], key, 0);
+        let header = Header {
+            fin: true,
+            rsv1: false,
+            opcode,
+            mask: Some(key),
+            len: len as u64,
+        };
+        Some((header, 6, 6 + len))
+    }
+
     /// Collects header bytes, possibly across calls. Returns the header and how many bytes of
     /// `input` it took.
     fn read_header(&mut self, input: &[u8]) -> Result<Option<(Header, usize)>, ProtocolError> {
         if self.head_len == 0 {
             // Same checks in the same order as when the header arrives in pieces, so the error
             // never depends on how the input was split.
-            self.prefix_checks(input)?;
-            if let Some(found) = Header::parse(input, self.config.allow_rsv1)? {
-                return Ok(Some(found));
+            if let Some(opcode) = self.prefix_checks(input)? {
+                if let Some(found) = Header::parse_fields(input, opcode)? {
+                    return Ok(Some(found));
+                }
             }
         }
         let have = usize::from(self.head_len);
@@ -271,9 +313,10 @@ impl Decoder {
     }
 
     /// Fails fast on what the first two bytes can prove, before the rest of the header.
-    fn prefix_checks(&self, bytes: &[u8]) -> Result<(), ProtocolError> {
+    /// Returns the opcode once two bytes were checked.
+    fn prefix_checks(&self, bytes: &[u8]) -> Result<Option<OpCode>, ProtocolError> {
         let Some(&b0) = bytes.first() else {
-            return Ok(());
+            return Ok(None);
         };
         let opcode = Header::check_first(b0, self.config.allow_rsv1)?;
         self.check_sequence(opcode, b0 & 0x80 != 0, b0 & 0x40 != 0)?;
@@ -282,8 +325,9 @@ impl Decoder {
             if self.config.require_mask && b1 & 0x80 == 0 {
                 return Err(ProtocolError::Unmasked);
             }
+            return Ok(Some(opcode));
         }
-        Ok(())
+        Ok(None)
     }
 
     fn check_sequence(&self, opcode: OpCode, _fin: bool, rsv1: bool) -> Result<(), ProtocolError> {
@@ -342,7 +386,8 @@ impl Decoder {
 fn whole_frame_event(h: Header, payload: &[u8]) -> Result<Event<'_>, ProtocolError> {
     match h.opcode {
         OpCode::Text => {
-            if !h.rsv1 {
+            // Short chat messages are mostly ASCII: a word-wide check skips the validator.
+            if !h.rsv1 && !is_ascii(payload) {
                 utf8::validate(payload).map_err(|_| ProtocolError::InvalidUtf8)?;
             }
             Ok(Event::Message {
@@ -358,6 +403,12 @@ fn whole_frame_event(h: Header, payload: &[u8]) -> Result<Event<'_>, ProtocolErr
         }),
         op => control_event(op, payload),
     }
+}
+
+/// Whether `bytes` is all ASCII; only worth it for short payloads, where the SIMD validator's
+/// fixed cost dominates.
+fn is_ascii(bytes: &[u8]) -> bool {
+    bytes.len() <= 128 && bytes.is_ascii()
 }
 
 fn control_event(op: OpCode, payload: &[u8]) -> Result<Event<'_>, ProtocolError> {

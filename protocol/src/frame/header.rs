@@ -110,6 +110,17 @@ impl Header {
             return Ok(None);
         };
         let opcode = Self::check_prefix(b0, b1, allow_rsv1)?;
+        Self::parse_fields(buf, opcode)
+    }
+
+    /// Decodes length and mask of a header whose first two bytes were already checked.
+    pub(crate) fn parse_fields(
+        buf: &[u8],
+        opcode: OpCode,
+    ) -> Result<Option<(Header, usize)>, ProtocolError> {
+        let [b0, b1, ..] = *buf else {
+            return Ok(None);
+        };
         let need = Self::wire_len([b0, b1]);
         if buf.len() < need {
             return Ok(None);
