@@ -277,10 +277,10 @@ impl Decoder {
         if self.head_len == 0 {
             // Same checks in the same order as when the header arrives in pieces, so the error
             // never depends on how the input was split.
-            if let Some(opcode) = self.prefix_checks(input)? {
-                if let Some(found) = Header::parse_fields(input, opcode)? {
-                    return Ok(Some(found));
-                }
+            if let Some(opcode) = self.prefix_checks(input)?
+                && let Some(found) = Header::parse_fields(input, opcode)?
+            {
+                return Ok(Some(found));
             }
         }
         let have = usize::from(self.head_len);
