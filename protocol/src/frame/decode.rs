@@ -167,14 +167,15 @@ impl Decoder {
     fn step(&mut self, input: &mut [u8]) -> Result<(usize, Option<Ready>), ProtocolError> {
         let mut pos = 0;
         loop {
-            if self.frame.is_none() && self.head_len == 0 && self.open.is_none() {
-                if let Some(found) = self.small_whole_frame(&mut input[pos..]) {
-                    let (header, start, end) = found;
-                    return Ok((
-                        pos + end,
-                        Some(Ready::Input(header, pos + start, pos + end)),
-                    ));
-                }
+            if self.frame.is_none()
+                && self.head_len == 0
+                && self.open.is_none()
+                && let Some((header, start, end)) = self.small_whole_frame(&mut input[pos..])
+            {
+                return Ok((
+                    pos + end,
+                    Some(Ready::Input(header, pos + start, pos + end)),
+                ));
             }
             let mut frame = match self.frame {
                 Some(f) => f,
