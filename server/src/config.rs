@@ -84,7 +84,7 @@ pub struct Config {
     #[arg(long, env = "RINGCAST_RECV_BUFFERS", default_value_t = 512)]
     pub recv_buffers: u16,
     /// Size of one provided receive buffer, in bytes.
-    #[arg(long, env = "RINGCAST_RECV_BUFFER_SIZE", default_value_t = 16384)]
+    #[arg(long, env = "RINGCAST_RECV_BUFFER_SIZE", default_value_t = 8192)]
     pub recv_buffer_size: u32,
     /// Log format.
     #[arg(long, env = "RINGCAST_LOG_FORMAT", value_enum, default_value = "human")]

@@ -90,8 +90,9 @@ pub struct Decoder {
     open: Option<(MessageKind, bool)>,
     msg: Vec<u8>,
     release_msg: bool,
-    ctrl: [u8; 125],
-    ctrl_len: u8,
+    release_ctrl: bool,
+    /// A control frame split across reads (rare, so allocated only then).
+    ctrl: Vec<u8>,
     utf8: Utf8Validator,
 }
 
@@ -106,8 +107,8 @@ impl Decoder {
             open: None,
             msg: Vec::new(),
             release_msg: false,
-            ctrl: [0; 125],
-            ctrl_len: 0,
+            release_ctrl: false,
+            ctrl: Vec::new(),
             utf8: Utf8Validator::new(),
         }
     }
@@ -134,6 +135,10 @@ impl Decoder {
         &'a mut self,
         input: &'a mut [u8],
     ) -> Result<(usize, Option<Event<'a>>), ProtocolError> {
+        if self.release_ctrl {
+            self.release_ctrl = false;
+            self.ctrl = Vec::new();
+        }
         if self.release_msg {
             self.release_msg = false;
             self.msg.clear();
@@ -147,9 +152,8 @@ impl Decoder {
             None => None,
             Some(Ready::Input(h, start, end)) => Some(whole_frame_event(h, &input[start..end])?),
             Some(Ready::Control(h)) => {
-                let n = usize::from(self.ctrl_len);
-                self.ctrl_len = 0;
-                Some(control_event(h.opcode, &self.ctrl[..n])?)
+                self.release_ctrl = true;
+                Some(control_event(h.opcode, &self.ctrl)?)
             }
             Some(Ready::Message) => {
                 let (kind, compressed) = self.open.take().unwrap_or((MessageKind::Binary, false));
@@ -206,9 +210,7 @@ impl Decoder {
                 frame.phase = apply_mask(chunk, key, frame.phase);
             }
             if frame.header.opcode.is_control() {
-                let at = usize::from(self.ctrl_len);
-                self.ctrl[at..at + avail].copy_from_slice(chunk);
-                self.ctrl_len += avail as u8;
+                self.ctrl.extend_from_slice(chunk);
             } else {
                 if matches!(self.open, Some((MessageKind::Text, false))) {
                     self.utf8
