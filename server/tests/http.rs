@@ -88,3 +88,14 @@ fn slow_head_is_dropped_after_the_handshake_timeout() {
     assert_eq!(n, 0, "the server should close without answering");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[test]
+fn per_ip_limit_refuses_with_503() {
+    let server = Server::start(&["--max-connections-per-ip", "2"]);
+    let (_a, head) = common::Raw::connect(&server, Some("r"), b"");
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let (_b, head) = common::Raw::connect(&server, Some("r"), b"");
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let resp = server.http(&upgrade_request(Some("r"), b""));
+    assert_eq!(status(&resp), 503, "{resp}");
+}
