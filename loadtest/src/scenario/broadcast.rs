@@ -412,7 +412,13 @@ impl Scenario for Broadcast {
                     .publishers
                     .iter()
                     .filter_map(|&c| match &self.roles[c] {
-                        Role::Publisher { next_due, done, .. } if !*done => Some(*next_due),
+                        // One that waits for credit is woken by its receiver, not by time:
+                        // a past deadline would only spin the loop.
+                        Role::Publisher {
+                            id, next_due, done, ..
+                        } if !*done && !self.shared.waiting[*id].load(Ordering::Acquire) => {
+                            Some(*next_due)
+                        }
                         _ => None,
                     })
                     .min();
