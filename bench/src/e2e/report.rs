@@ -73,25 +73,33 @@ pub fn rss_per_conn(r: &RunResult) -> Option<f64> {
 /// The progress line printed after each run.
 pub fn one_line(r: &RunResult) -> String {
     let mut s = r.status.clone();
-    if let Some(l) = &r.loadtest {
-        let _ = write!(
-            s,
-            ": delivered {}/s sent {}/s p99 {} lost {}",
-            si(l.delivered_per_s),
-            si(l.sent_per_s),
-            ms(l.latency.p99_us),
-            l.lost
-        );
-        if l.rounds > 0 {
-            let _ = write!(s, " rounds {:.1}/s", l.rounds_per_s);
-        }
-        if let Some(k) = l.server_rss_per_conn_kib {
+    match &r.loadtest {
+        Some(l) if l.server_rss_per_conn_kib.is_some() || l.sent == 0 => {
             let _ = write!(
                 s,
-                " {}/{} conns, {k:.2} KiB/conn",
-                l.connected, l.connections
+                ": {}/{} conns at {}/s",
+                l.connected,
+                l.connections,
+                si(l.connect_rate_per_s)
             );
+            if let Some(k) = l.server_rss_per_conn_kib {
+                let _ = write!(s, ", {k:.2} KiB/conn");
+            }
         }
+        Some(l) => {
+            let _ = write!(
+                s,
+                ": delivered {}/s sent {}/s p99 {} lost {}",
+                si(l.delivered_per_s),
+                si(l.sent_per_s),
+                ms(l.latency.p99_us),
+                l.lost
+            );
+            if l.rounds > 0 {
+                let _ = write!(s, " rounds {:.1}/s", l.rounds_per_s);
+            }
+        }
+        None => {}
     }
     if let Some(c) = r.server_cpu_pct {
         let _ = write!(s, ", server CPU {c:.0} %");
@@ -363,10 +371,10 @@ fn summary(s: &mut String, rep: &Report, scs: &[Scenario], reference: Option<&st
                         } else {
                             " ❌"
                         };
-                        let unit = if sc.key == "rooms" || sc.key == "latency" {
-                            " (p99)"
-                        } else {
-                            ""
+                        let unit = match sc.load {
+                            Load::Connect { .. } => format!(" ({v:.2} KiB)"),
+                            _ if sc.key == "rooms" || sc.key == "latency" => " (p99)".into(),
+                            _ => String::new(),
                         };
                         format!("{q:.2}×{unit}{met}")
                     }
