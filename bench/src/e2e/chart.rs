@@ -19,6 +19,9 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(148, 103, 189),
 ];
 
+/// One panel: title, value formatter, one value per server.
+type Panel = (String, Box<dyn Fn(f64) -> String>, Vec<Option<f64>>);
+
 /// Draws the chart into `path`.
 pub fn svg(rep: &Report, scs: &[Scenario], path: &Path) -> Result<(), String> {
     draw(rep, scs, path).map_err(|e| format!("{}: {e}", path.display()))
@@ -55,7 +58,7 @@ fn draw(rep: &Report, scs: &[Scenario], path: &Path) -> Result<(), Box<dyn std::
     let n = rep.servers.len().max(1);
     for (i, sc) in scs.iter().enumerate() {
         let connect = matches!(sc.load, Load::Connect { .. });
-        let rows: [(String, Box<dyn Fn(f64) -> String>, Vec<Option<f64>>); 2] = [
+        let rows: [Panel; 2] = [
             (
                 if connect {
                     format!("{} {}: setup conn/s", sc.letter, sc.key)
@@ -74,7 +77,7 @@ fn draw(rep: &Report, scs: &[Scenario], path: &Path) -> Result<(), Box<dyn std::
             } else {
                 (
                     format!("{} {}: p99 latency", sc.letter, sc.key),
-                    Box::new(|v| ms(v)),
+                    Box::new(ms),
                     values(rep, sc, |r| p99(r, sc)),
                 )
             },
@@ -114,7 +117,7 @@ fn draw(rep: &Report, scs: &[Scenario], path: &Path) -> Result<(), Box<dyn std::
                 Some(bar)
             }))?;
             chart.draw_series(vals.iter().enumerate().map(|(k, v)| {
-                let label = v.map_or("n/a".to_string(), |v| fmt(v));
+                let label = v.map_or("n/a".to_string(), fmt);
                 Text::new(
                     label,
                     (SegmentValue::CenterOf(k), v.unwrap_or(0.0) + top * 0.02),
