@@ -1,1 +1,3 @@
 //! Benchmarks and the end-to-end runner of ringcast.
+
+pub mod e2e;

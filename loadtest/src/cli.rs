@@ -91,6 +91,10 @@ pub struct BroadcastArgs {
     /// Send binary messages instead of text.
     #[arg(long)]
     pub binary: bool,
+    /// Publishers also check every message of the other publishers of their room (rooms where
+    /// every member publishes: `--subscribers 0 --publishers 10 --check-publishers`).
+    #[arg(long)]
+    pub check_publishers: bool,
 }
 
 /// Options of `echo`.

@@ -314,9 +314,13 @@ impl<S: Scenario> Driver<S> {
         let now = self.io.shared.now();
         let res = match deadline {
             None => self.ring.submit_and_wait(1),
-            Some(d) if d <= now => self.ring.submit(),
+            // Even when nothing may wait, the enter must carry GETEVENTS (a wait with a zero
+            // timeout): with DEFER_TASKRUN the kernel posts completions only then, and a plain
+            // submit would leave a loop whose deadline is always past (a fixed-rate publisher
+            // behind schedule, blocked on its window) spinning without ever seeing the receive
+            // that gives it credit.
             Some(d) => {
-                let dt = d - now;
+                let dt = d.saturating_sub(now);
                 let ts = types::Timespec::new()
                     .sec(dt / 1_000_000_000)
                     .nsec((dt % 1_000_000_000) as u32);

@@ -140,6 +140,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 window: a.window.max(1),
                 binary: a.binary,
                 prefix,
+                check_publishers: a.check_publishers,
             };
             let n = a.rooms * (a.subscribers + a.publishers);
             let plan = scenario::broadcast::plan(p, threads);

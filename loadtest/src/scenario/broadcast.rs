@@ -14,6 +14,8 @@
 //! **Accounting.** A message is measured when its send time lies in [measure, end). Each
 //! subscriber expects every measured message of every publisher of its room; after `end`
 //! publishers stop, and threads wait (up to `--grace`) for in-flight copies before counting loss.
+//! With `check_publishers` every publisher also checks the messages of the *other* publishers
+//! of its room like a subscriber does (all-members-publish rooms; its own copies are ignored).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -43,6 +45,17 @@ pub struct Params {
     pub binary: bool,
     /// Rooms are named `{prefix}{index}` and offered as the subprotocol.
     pub prefix: String,
+    /// Publishers also check the other publishers' messages (loss, order, latency).
+    pub check_publishers: bool,
+}
+
+/// What a publisher that also checks its room's traffic has received.
+#[derive(Debug, Default)]
+struct Inbox {
+    tracks: Vec<SeqTrack>,
+    unique: u64,
+    joined: bool,
+    closed_by_server: bool,
 }
 
 /// Cross-thread state of one broadcast run.
@@ -86,6 +99,7 @@ enum Role {
         measured: u64,
         next_due: u64,
         done: bool,
+        inbox: Option<Inbox>,
     },
 }
 
@@ -139,6 +153,10 @@ pub fn plan(p: Params, threads: usize) -> Vec<(Vec<Option<String>>, Broadcast)> 
                 measured: 0,
                 next_due: 0,
                 done: false,
+                inbox: p.check_publishers.then(|| Inbox {
+                    tracks: vec![SeqTrack::default(); p.publishers],
+                    ..Inbox::default()
+                }),
             });
         }
     }
@@ -205,6 +223,7 @@ impl Broadcast {
 
     fn publish(&mut self, io: &mut Io, win: Window) {
         let interval = 1_000_000_000u64.checked_div(self.p.rate).unwrap_or(0);
+        let total = self.total_pubs().max(1);
         let mut all_done = true;
         for i in 0..self.publishers.len() {
             let c = self.publishers[i];
@@ -214,6 +233,7 @@ impl Broadcast {
                 measured,
                 next_due,
                 done,
+                ..
             } = &mut self.roles[c]
             else {
                 continue;
@@ -229,7 +249,9 @@ impl Broadcast {
             }
             all_done = false;
             if *next_due == 0 {
-                *next_due = win.start;
+                // Spread the publishers' fixed-rate schedules evenly over one interval, so that
+                // N publishers at N × r msgs/s do not all send in the same instant.
+                *next_due = win.start + interval * (*id as u64) / total as u64;
             }
             // Bound one turn's burst so every connection gets its share of the loop.
             for _ in 0..self.p.window.max(1) {
@@ -273,12 +295,42 @@ impl Broadcast {
 
 impl Scenario for Broadcast {
     fn on_open(&mut self, _io: &mut Io, c: usize) {
-        if let Role::Subscriber { joined, .. } = &mut self.roles[c] {
-            *joined = true;
+        match &mut self.roles[c] {
+            Role::Subscriber { joined, .. } => *joined = true,
+            Role::Publisher {
+                inbox: Some(inbox), ..
+            } => inbox.joined = true,
+            Role::Publisher { .. } => {}
         }
     }
 
     fn on_message(&mut self, io: &mut Io, c: usize, binary: bool, data: &[u8]) {
+        if let Role::Publisher {
+            id: own,
+            inbox: Some(inbox),
+            ..
+        } = &mut self.roles[c]
+        {
+            let Some(h) = payload::read(data, binary) else {
+                io.stats.foreign += 1;
+                return;
+            };
+            let id = h.publisher as usize;
+            let first = *own - *own % self.p.publishers;
+            if id == *own {
+                return;
+            }
+            if id < first || id >= first + self.p.publishers {
+                io.stats.foreign += 1;
+                return;
+            }
+            let ev = inbox.tracks[id - first].observe(h.seq);
+            let Some(win) = self.win else { return };
+            if win.measured(h.sent_ns) {
+                record(io, ev, &mut inbox.unique, h.sent_ns);
+            }
+            return;
+        }
         let Role::Subscriber {
             room,
             tracks,
@@ -309,20 +361,16 @@ impl Scenario for Broadcast {
         if !win.measured(h.sent_ns) {
             return;
         }
-        match ev {
-            SeqEvent::Fresh | SeqEvent::Reordered => {
-                *unique += 1;
-                io.stats.delivered += 1;
-                io.stats.record_latency(io.now.saturating_sub(h.sent_ns));
-                if ev == SeqEvent::Reordered {
-                    io.stats.reordered += 1;
-                }
-            }
-            SeqEvent::Duplicate => io.stats.duplicates += 1,
-        }
+        record(io, ev, unique, h.sent_ns);
     }
 
     fn on_closed(&mut self, io: &mut Io, c: usize, code: Option<u16>) {
+        if let Role::Publisher {
+            inbox: Some(inbox), ..
+        } = &mut self.roles[c]
+        {
+            inbox.closed_by_server = code.is_some();
+        }
         if let Role::Subscriber {
             acks_for,
             closed_by_server,
@@ -364,7 +412,13 @@ impl Scenario for Broadcast {
                     .publishers
                     .iter()
                     .filter_map(|&c| match &self.roles[c] {
-                        Role::Publisher { next_due, done, .. } if !*done => Some(*next_due),
+                        // One that waits for credit is woken by its receiver, not by time:
+                        // a past deadline would only spin the loop.
+                        Role::Publisher {
+                            id, next_due, done, ..
+                        } if !*done && !self.shared.waiting[*id].load(Ordering::Acquire) => {
+                            Some(*next_due)
+                        }
                         _ => None,
                     })
                     .min();
@@ -391,6 +445,18 @@ impl Scenario for Broadcast {
                     !io.conns[c].is_open()
                         || *unique >= self.shared.room_sent[*room].load(Ordering::Relaxed)
                 }
+                Role::Publisher {
+                    id,
+                    measured,
+                    inbox: Some(inbox),
+                    ..
+                } => {
+                    let room = *id / self.p.publishers;
+                    let expected = self.shared.room_sent[room]
+                        .load(Ordering::Relaxed)
+                        .saturating_sub(*measured);
+                    !io.conns[c].is_open() || inbox.unique >= expected
+                }
                 Role::Publisher { .. } => true,
             });
         if !complete && !timed_out {
@@ -398,6 +464,26 @@ impl Scenario for Broadcast {
         }
         // Final accounting: every subscriber that joined expects every measured message.
         for r in &self.roles {
+            if let Role::Publisher {
+                id,
+                measured,
+                inbox: Some(inbox),
+                ..
+            } = r
+                && inbox.joined
+            {
+                let room = *id / self.p.publishers;
+                let expected = self.shared.room_sent[room]
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(*measured);
+                io.stats.expected += expected;
+                let missing = expected.saturating_sub(inbox.unique);
+                if inbox.closed_by_server {
+                    io.stats.lost_closed += missing;
+                } else {
+                    io.stats.lost += missing;
+                }
+            }
             if let Role::Subscriber {
                 room,
                 unique,
@@ -420,5 +506,20 @@ impl Scenario for Broadcast {
             }
         }
         true
+    }
+}
+
+/// Counts one measured copy: a first copy (latency, maybe late) or a duplicate.
+fn record(io: &mut Io, ev: SeqEvent, unique: &mut u64, sent_ns: u64) {
+    match ev {
+        SeqEvent::Fresh | SeqEvent::Reordered => {
+            *unique += 1;
+            io.stats.delivered += 1;
+            io.stats.record_latency(io.now.saturating_sub(sent_ns));
+            if ev == SeqEvent::Reordered {
+                io.stats.reordered += 1;
+            }
+        }
+        SeqEvent::Duplicate => io.stats.duplicates += 1,
     }
 }

@@ -6,6 +6,10 @@
 //! Threads coordinate through two counters: every client that completes a round adds one to
 //! `completions`; the client whose addition completes the round (`N × (round + 1)`) starts the
 //! next one and wakes every thread's loop.
+//!
+//! Round 0 starts a little after the clock starts ([`first_round_at`]): a server may send its 101
+//! before it has put the connection in the room (the tokio peer does), and a client that joins
+//! after round 0 was broadcast would wait for that round forever.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -133,6 +137,9 @@ impl Scenario for Rounds {
         if self.shared.stop.load(Ordering::Acquire) {
             return;
         }
+        if self.sent_round.is_none() && self.win.is_some_and(|w| io.now < first_round_at(&w)) {
+            return;
+        }
         let round = self.shared.round.load(Ordering::Acquire);
         if self.sent_round.is_some_and(|r| r >= round) {
             return;
@@ -155,11 +162,15 @@ impl Scenario for Rounds {
 
     fn deadline(&self, io: &Io) -> Option<u64> {
         let win = self.win?;
-        Some(if io.now < win.end {
-            win.end
-        } else {
-            win.grace_end
-        })
+        Some(
+            if self.sent_round.is_none() && io.now < first_round_at(&win) {
+                first_round_at(&win)
+            } else if io.now < win.end {
+                win.end
+            } else {
+                win.grace_end
+            },
+        )
     }
 
     fn finished(&mut self, io: &mut Io) -> bool {
@@ -168,4 +179,10 @@ impl Scenario for Rounds {
             || io.shared.is_aborted()
             || io.now >= win.grace_end
     }
+}
+
+/// When round 0 is sent: 200 ms into the warm-up (or half of a shorter warm-up), so that every
+/// connection the server has answered has also joined the room.
+pub fn first_round_at(w: &Window) -> u64 {
+    w.start + (w.measure.saturating_sub(w.start) / 2).min(200_000_000)
 }

@@ -1,0 +1,277 @@
+//! The scenarios of the comparison and the loadtest command line of each.
+
+use std::path::Path;
+
+/// How fast the publishers of a broadcast scenario send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    /// As fast as loadtest's window allows (`--rate 0`).
+    Max,
+    /// Messages per second per publisher.
+    Fixed(u64),
+    /// Half of the reference peer's measured max rate in the fan-out scenario.
+    HalfPeerFanout,
+}
+
+/// What loadtest does in a scenario.
+#[derive(Debug, Clone)]
+pub enum Load {
+    /// `loadtest broadcast`.
+    Broadcast {
+        /// Rooms.
+        rooms: usize,
+        /// Subscribers per room.
+        subscribers: usize,
+        /// Publishers per room.
+        publishers: usize,
+        /// Publishing rate.
+        rate: Rate,
+        /// Publishers check each other's messages (every member publishes).
+        check_publishers: bool,
+    },
+    /// `loadtest connect --server-pid`.
+    Connect {
+        /// Connections opened and held.
+        connections: usize,
+    },
+    /// `loadtest rounds` (server in echo mode).
+    Rounds {
+        /// Clients in the room.
+        clients: usize,
+    },
+}
+
+/// One scenario of the comparison.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Short key used in file names and `--only` (`fanout`, `rooms`, ...).
+    pub key: String,
+    /// Letter of the issue's list, e.g. `(a)`.
+    pub letter: &'static str,
+    /// One-line description for the report.
+    pub title: String,
+    /// Load.
+    pub load: Load,
+    /// Whether the server must run with `--echo`.
+    pub echo: bool,
+    /// Measured seconds.
+    pub duration_s: f64,
+    /// Warm-up seconds.
+    pub warmup_s: f64,
+    /// Grace seconds for in-flight messages.
+    pub grace_s: f64,
+}
+
+/// Payload bytes of the broadcast scenarios (text).
+pub const TEXT_SIZE: usize = 64;
+/// Payload bytes of the rounds scenarios (binary).
+pub const ROUND_SIZE: usize = 20;
+/// Fixed rate of every member in the many-rooms scenario, messages per second.
+pub const ROOM_MEMBER_RATE: u64 = 2;
+
+/// The scenario list, full or `--quick`.
+pub fn all(quick: bool) -> Vec<Scenario> {
+    let (dur, warm, grace) = if quick {
+        (2.0, 0.5, 1.0)
+    } else {
+        (5.0, 1.0, 2.0)
+    };
+    let subs = if quick { 200 } else { 1000 };
+    let rooms = if quick { 100 } else { 1000 };
+    let idle = if quick { 2000 } else { 10_000 };
+    let (r1, r2) = if quick { (50, 100) } else { (100, 500) };
+    let sc = |key: &str, letter, title: String, load, echo| Scenario {
+        key: key.to_owned(),
+        letter,
+        title,
+        load,
+        echo,
+        duration_s: dur,
+        warmup_s: warm,
+        grace_s: grace,
+    };
+    let mut v = vec![
+        sc(
+            "fanout",
+            "(a)",
+            format!(
+                "fan-out: 1 room × {subs} subscribers, 1 publisher, {TEXT_SIZE} B text, max rate"
+            ),
+            Load::Broadcast {
+                rooms: 1,
+                subscribers: subs,
+                publishers: 1,
+                rate: Rate::Max,
+                check_publishers: false,
+            },
+            false,
+        ),
+        sc(
+            "rooms",
+            "(b)",
+            format!(
+                "many rooms: {rooms} rooms × 10 members, every member publishes {ROOM_MEMBER_RATE} msg/s \
+                 ({} msgs/s sent, {} deliveries/s expected), {TEXT_SIZE} B text",
+                rooms as u64 * 10 * ROOM_MEMBER_RATE,
+                rooms as u64 * 90 * ROOM_MEMBER_RATE
+            ),
+            Load::Broadcast {
+                rooms,
+                subscribers: 0,
+                publishers: 10,
+                rate: Rate::Fixed(ROOM_MEMBER_RATE),
+                check_publishers: true,
+            },
+            false,
+        ),
+        sc(
+            "latency",
+            "(c)",
+            format!(
+                "latency: scenario (a) at a fixed rate of half the peer's max rate in (a), \
+                 1 room × {subs} subscribers"
+            ),
+            Load::Broadcast {
+                rooms: 1,
+                subscribers: subs,
+                publishers: 1,
+                rate: Rate::HalfPeerFanout,
+                check_publishers: false,
+            },
+            false,
+        ),
+        sc(
+            "connect",
+            "(d)",
+            format!(
+                "connections: {idle} idle connections, setup rate and server RSS per connection"
+            ),
+            Load::Connect { connections: idle },
+            false,
+        ),
+    ];
+    for n in [r1, r2] {
+        v.push(sc(
+            &format!("rounds{n}"),
+            "(e)",
+            format!(
+                "all-to-all rounds: {n} clients in one room, server --echo, one {ROUND_SIZE} B binary \
+                 message per client per round"
+            ),
+            Load::Rounds { clients: n },
+            true,
+        ));
+    }
+    // Holding idle connections needs no long measurement.
+    if let Some(c) = v.iter_mut().find(|s| s.key == "connect") {
+        c.duration_s = if quick { 0.5 } else { 1.0 };
+        c.warmup_s = 0.0;
+        c.grace_s = 0.0;
+    }
+    v
+}
+
+impl Scenario {
+    /// The loadtest command line (without the program name). `rate` resolves
+    /// [`Rate::HalfPeerFanout`]; `pid` is the server's process id when the runner started it.
+    pub fn loadtest_args(
+        &self,
+        url: &str,
+        rate: u64,
+        json: &Path,
+        pid: Option<u32>,
+        threads: Option<usize>,
+    ) -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "--url".into(),
+            url.into(),
+            "--quiet".into(),
+            "--fail-on-loss".into(),
+            "--json".into(),
+            json.display().to_string(),
+            "--duration".into(),
+            format!("{}s", self.duration_s),
+            "--warmup".into(),
+            format!("{}s", self.warmup_s),
+            "--grace".into(),
+            format!("{}s", self.grace_s),
+        ];
+        if let Some(t) = threads {
+            a.extend(["--threads".into(), t.to_string()]);
+        }
+        match &self.load {
+            Load::Broadcast {
+                rooms,
+                subscribers,
+                publishers,
+                check_publishers,
+                ..
+            } => {
+                a.extend([
+                    "broadcast".into(),
+                    "--rooms".into(),
+                    rooms.to_string(),
+                    "--subscribers".into(),
+                    subscribers.to_string(),
+                    "--publishers".into(),
+                    publishers.to_string(),
+                    "--size".into(),
+                    TEXT_SIZE.to_string(),
+                    "--rate".into(),
+                    rate.to_string(),
+                ]);
+                if *check_publishers {
+                    a.push("--check-publishers".into());
+                }
+            }
+            Load::Connect { connections } => {
+                a.extend([
+                    "connect".into(),
+                    "--connections".into(),
+                    connections.to_string(),
+                ]);
+                if let Some(pid) = pid {
+                    a.extend(["--server-pid".into(), pid.to_string()]);
+                }
+            }
+            Load::Rounds { clients } => a.extend([
+                "rounds".into(),
+                "--clients".into(),
+                clients.to_string(),
+                "--size".into(),
+                ROUND_SIZE.to_string(),
+            ]),
+        }
+        a
+    }
+
+    /// The fixed rate per publisher this scenario asks for before resolution (0 = max).
+    pub fn rate(&self) -> Option<Rate> {
+        match &self.load {
+            Load::Broadcast { rate, .. } => Some(*rate),
+            _ => None,
+        }
+    }
+
+    /// Upper bound of one loadtest run before it is considered hung, seconds.
+    pub fn timeout_s(&self) -> f64 {
+        self.warmup_s + self.duration_s + self.grace_s + 120.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists() {
+        for quick in [false, true] {
+            let v = all(quick);
+            assert_eq!(v.len(), 6);
+            let a = v[2].loadtest_args("ws://x:1/", 77, Path::new("/tmp/j"), None, None);
+            assert!(a.windows(2).any(|w| w[0] == "--rate" && w[1] == "77"));
+            let d = v[3].loadtest_args("ws://x:1/", 0, Path::new("/tmp/j"), Some(9), Some(2));
+            assert!(d.windows(2).any(|w| w[0] == "--server-pid" && w[1] == "9"));
+        }
+    }
+}
