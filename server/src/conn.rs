@@ -30,8 +30,8 @@ pub enum Phase {
 
 /// A frame or response waiting to be sent.
 pub enum Out {
-    /// An encoded-once room frame shared with other receivers.
-    Shared(Arc<[u8]>),
+    /// A slice of encoded-once room frames shared with other receivers.
+    Shared(Arc<[u8]>, u32, u32),
     /// Bytes of this connection alone (responses, control frames).
     Owned(Box<[u8]>),
 }
@@ -39,7 +39,7 @@ pub enum Out {
 impl Out {
     fn bytes(&self) -> &[u8] {
         match self {
-            Out::Shared(b) => b,
+            Out::Shared(b, start, end) => &b[*start as usize..*end as usize],
             Out::Owned(b) => b,
         }
     }
@@ -120,10 +120,10 @@ impl Conn {
         }
     }
 
-    /// Queues a shared frame.
-    pub fn push_shared(&mut self, frame: Arc<[u8]>) {
-        self.out_bytes += frame.len();
-        self.out.push_back(Out::Shared(frame));
+    /// Queues bytes `start..end` of a shared buffer of frames.
+    pub fn push_shared(&mut self, frames: Arc<[u8]>, start: u32, end: u32) {
+        self.out_bytes += (end - start) as usize;
+        self.out.push_back(Out::Shared(frames, start, end));
     }
 
     /// Queues bytes owned by this connection.

@@ -13,8 +13,9 @@ use io_uring::{opcode, squeue, types};
 use crate::ring::Op;
 use crate::room::SharedRoom;
 
-/// One room message for another worker: the room and the shared, already-encoded frame.
-pub type Delivery = (Arc<SharedRoom>, Arc<[u8]>);
+/// Room messages for another worker: the room, a shared buffer of already-encoded frames, and
+/// how many frames it holds.
+pub type Delivery = (Arc<SharedRoom>, Arc<[u8]>, u32);
 
 /// What one worker (or the main thread) tells another.
 pub enum Remote {

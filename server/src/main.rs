@@ -3,6 +3,7 @@
 //! The main thread binds one `SO_REUSEPORT` listener per worker, starts the workers, prints the
 //! listening line once every worker accepts, then waits for SIGINT/SIGTERM and drains.
 
+mod batch;
 mod config;
 mod conn;
 mod fanout;

@@ -16,6 +16,7 @@ use crossbeam_channel::Receiver;
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use slab::Slab;
 
+use crate::batch::TurnBatches;
 use crate::config::Config;
 use crate::conn::{Conn, Phase};
 use crate::fanout::{Delivery, Peers, Remote};
@@ -60,6 +61,8 @@ pub struct State {
     /// Frames for each other worker, sent as one batch at the end of the turn.
     pub(crate) remote: Vec<Vec<Delivery>>,
     pub(crate) peers: Peers,
+    /// Messages published this turn, per room.
+    pub(crate) batches: TurnBatches,
     rx: Receiver<Remote>,
     listener: socket2::Socket,
     accepting: bool,
@@ -112,6 +115,7 @@ impl Worker {
             dirty: Vec::new(),
             remote: Vec::new(),
             peers: Peers::new(Vec::new(), Vec::new()),
+            batches: TurnBatches::default(),
             rx,
             listener,
             accepting: true,
@@ -440,8 +444,10 @@ impl State {
         }
     }
 
-    /// End of turn: one send per dirty socket, one batch per other worker.
+    /// End of turn: room batches become shared buffers, then one send per dirty socket and
+    /// one message per other worker.
     fn flush(&mut self) {
+        self.flush_batches();
         let mut sends = 0u64;
         for key in std::mem::take(&mut self.dirty) {
             let Some(conn) = self.conns.get_mut(key) else {
@@ -479,8 +485,8 @@ impl State {
                     self.metrics()
                         .remote_batches
                         .fetch_add(1, Ordering::Relaxed);
-                    for (room, frame) in batch {
-                        self.deliver_local(room.id, &frame, None);
+                    for (room, frames, count) in batch {
+                        self.deliver_local(room.id, &frames, &[], Some(count as usize));
                     }
                 }
                 Remote::Drain => self.start_drain(),

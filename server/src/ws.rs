@@ -1,10 +1,9 @@
 //! The WebSocket side of a connection: decoded frames become pongs, closes and room messages,
 //! and room messages fan out to local members and to other workers.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ringcast_protocol::frame::{Event, MessageKind, OpCode, shared_frame};
+use ringcast_protocol::frame::{Event, MessageKind, OpCode};
 use ringcast_protocol::{CloseCode, ProtocolError};
 
 use crate::conn::Phase;
@@ -13,7 +12,7 @@ use crate::worker::State;
 /// What a decoded event asks the worker to do, owned so the decoder's borrow can end.
 enum Action {
     Nothing,
-    Message(Arc<[u8]>, usize),
+    Message,
     Pong([u8; 125], u8),
     Close(Option<CloseCode>),
     Fail(ProtocolError),
@@ -41,7 +40,14 @@ impl State {
                                 MessageKind::Text => OpCode::Text,
                                 MessageKind::Binary => OpCode::Binary,
                             };
-                            Action::Message(shared_frame(op, payload), payload.len())
+                            let m = &self.shared.metrics[self.id];
+                            m.messages_in.fetch_add(1, Ordering::Relaxed);
+                            m.bytes_in
+                                .fetch_add(payload.len() as u64, Ordering::Relaxed);
+                            if let Some((room, _)) = conn.room.as_ref() {
+                                self.batches.push(room, key, op, payload);
+                            }
+                            Action::Message
                         }
                         Some(Event::Ping(p)) => {
                             let mut copy = [0u8; 125];
@@ -56,12 +62,7 @@ impl State {
             };
             match action {
                 Action::Nothing => {}
-                Action::Message(frame, len) => {
-                    let m = self.metrics();
-                    m.messages_in.fetch_add(1, Ordering::Relaxed);
-                    m.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
-                    self.publish(key, frame);
-                }
+                Action::Message => {}
                 Action::Pong(payload, len) => {
                     self.conns[key].push_frame(OpCode::Pong, &payload[..usize::from(len)]);
                     self.metrics().messages_out.fetch_add(1, Ordering::Relaxed);
@@ -119,63 +120,6 @@ impl State {
         }
         if empty {
             self.shared.directory.leave(&room, self.id);
-        }
-    }
-
-    /// Fans a message from `sender` out to its room on every core.
-    fn publish(&mut self, sender: usize, frame: Arc<[u8]>) {
-        let Some((room, _)) = self.conns[sender].room.as_ref() else {
-            return;
-        };
-        let room = room.clone();
-        let except = (!self.shared.config.echo).then_some(sender);
-        let others = room.workers.load(Ordering::Acquire) & !(1u64 << self.id);
-        let mut bits = others;
-        while bits != 0 {
-            let to = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            if let Some(batch) = self.remote.get_mut(to) {
-                batch.push((room.clone(), frame.clone()));
-            }
-        }
-        self.deliver_local(room.id, &frame, except);
-    }
-
-    /// Queues `frame` for every local member of room `room_id` but `except`; members pushed
-    /// over `--max-backpressure` are closed with 1008.
-    pub(crate) fn deliver_local(&mut self, room_id: u64, frame: &Arc<[u8]>, except: Option<usize>) {
-        let Some(room) = self.rooms.get(room_id) else {
-            return;
-        };
-        let limit = self.shared.config.max_backpressure;
-        let mut over = Vec::new();
-        let mut delivered = 0u64;
-        for &member in &room.members {
-            if Some(member) == except {
-                continue;
-            }
-            let conn = &mut self.conns[member];
-            // A single frame never trips the limit alone: the backlog before it must exceed it.
-            let backlog = conn.out_bytes;
-            conn.push_shared(frame.clone());
-            delivered += 1;
-            if backlog > 0 && conn.out_bytes > limit {
-                over.push(member);
-            }
-            if !conn.dirty {
-                conn.dirty = true;
-                self.dirty.push(member);
-            }
-        }
-        let m = self.metrics();
-        m.deliveries.fetch_add(delivered, Ordering::Relaxed);
-        m.messages_out.fetch_add(delivered, Ordering::Relaxed);
-        for member in over {
-            self.metrics()
-                .backpressure_disconnects
-                .fetch_add(1, Ordering::Relaxed);
-            self.conns[member].drop_unsent();
-            self.close_with(member, CloseCode::POLICY, "backpressure limit exceeded");
         }
     }
 }

@@ -112,3 +112,51 @@ fn a_thousand_members_across_workers_all_receive_every_message() {
         "members should be spread over both workers"
     );
 }
+
+#[test]
+fn concurrent_senders_get_each_other_in_order_and_never_themselves() {
+    let server = Server::start(&["--workers", "1"]);
+    let mut a = server.join(Some("duo"));
+    let mut b = server.join(Some("duo"));
+    let mut watcher = server.join(Some("duo"));
+    const N: usize = 2000;
+    // Each sender writes from its own thread while its socket is read on another, so many
+    // frames of both land in the same server turn (one shared batch with both senders' spans).
+    let ta = std::thread::spawn(move || {
+        for i in 0..N {
+            a.write(Message::text(format!("a{i}"))).unwrap();
+        }
+        a.flush().unwrap();
+        let mut got = Vec::new();
+        while got.len() < N {
+            got.push(text(&mut a));
+        }
+        got
+    });
+    let tb = std::thread::spawn(move || {
+        for i in 0..N {
+            b.write(Message::text(format!("b{i}"))).unwrap();
+        }
+        b.flush().unwrap();
+        let mut got = Vec::new();
+        while got.len() < N {
+            got.push(text(&mut b));
+        }
+        got
+    });
+    let (mut na, mut nb) = (0, 0);
+    for _ in 0..2 * N {
+        let m = text(&mut watcher);
+        if let Some(i) = m.strip_prefix('a') {
+            assert_eq!(i.parse::<usize>().unwrap(), na);
+            na += 1;
+        } else {
+            assert_eq!(m, format!("b{nb}"));
+            nb += 1;
+        }
+    }
+    let got_a = ta.join().unwrap();
+    let got_b = tb.join().unwrap();
+    assert_eq!(got_a, (0..N).map(|i| format!("b{i}")).collect::<Vec<_>>());
+    assert_eq!(got_b, (0..N).map(|i| format!("a{i}")).collect::<Vec<_>>());
+}
