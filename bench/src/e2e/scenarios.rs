@@ -5,7 +5,7 @@ use std::path::Path;
 /// How fast the publishers of a broadcast scenario send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rate {
-    /// As fast as loadtest's window allows (`--rate 0`).
+    /// As fast as loadtest's window (`MAX_RATE_WINDOW`) allows (`--rate 0`).
     Max,
     /// Messages per second per publisher.
     Fixed(u64),
@@ -64,6 +64,8 @@ pub struct Scenario {
 
 /// Payload bytes of the broadcast scenarios (text).
 pub const TEXT_SIZE: usize = 64;
+/// Messages a max-rate publisher keeps in flight ahead of its designated receiver.
+const MAX_RATE_WINDOW: u32 = 512;
 /// Payload bytes of the rounds scenarios (binary).
 pub const ROUND_SIZE: usize = 20;
 /// Fixed rate of every member in the many-rooms scenario, messages per second.
@@ -222,6 +224,12 @@ impl Scenario {
                 ]);
                 if *check_publishers {
                     a.push("--check-publishers".into());
+                }
+                if rate == 0 {
+                    // At max rate the default window of 64 makes the loadtest's own round trip
+                    // the limit (measured: loadtest at 100% CPU, server at 50%); 512 in flight
+                    // (37 KB per subscriber at 64 B) lets the server be what is measured.
+                    a.extend(["--window".into(), MAX_RATE_WINDOW.to_string()]);
                 }
             }
             Load::Connect { connections } => {
