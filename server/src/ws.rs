@@ -70,6 +70,8 @@ impl State {
                 }
                 Action::Close(code) => {
                     // Echo the client's code (an empty Close gets an empty Close back).
+                    // Messages batched earlier in this turn go out before the Close.
+                    self.flush_batches();
                     self.leave_room(key);
                     let now = self.now_ms;
                     let conn = &mut self.conns[key];
@@ -98,6 +100,9 @@ impl State {
 
     /// Sends Close `code` and closes once it is flushed (or the linger time runs out).
     pub(crate) fn close_with(&mut self, key: usize, code: CloseCode, reason: &str) {
+        // Messages batched earlier in this turn (this client's own echo among them) are
+        // queued before the Close, in the order they were received.
+        self.flush_batches();
         self.leave_room(key);
         let now = self.now_ms;
         let conn = &mut self.conns[key];

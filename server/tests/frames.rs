@@ -136,3 +136,42 @@ fn frames_pipelined_behind_the_handshake_are_processed() {
     assert_eq!(common::text(&mut listener), "early bird");
     assert_eq!(raw.read_frame(), Some((0xA, b"p".to_vec())));
 }
+
+#[test]
+fn messages_before_a_violation_are_delivered_before_the_close() {
+    // Autobahn 3.2 / 4.1.3 / 5.15: a valid message and a bad frame in one packet; the echo of
+    // the valid message must precede the Close.
+    let server = Server::start(&["--echo"]);
+    let (mut raw, _) = Raw::connect(&server, Some("x"), b"");
+    let mut both = Vec::new();
+    ringcast_protocol::frame::encode_masked_frame(
+        &mut both,
+        OpCode::Text,
+        true,
+        b"Hello",
+        [1, 2, 3, 4],
+    );
+    both.extend_from_slice(&[0xc1, 0x80, 0, 0, 0, 0]);
+    raw.send_raw(&both);
+    assert_eq!(raw.read_frame(), Some((0x1, b"Hello".to_vec())));
+    assert_eq!(raw.expect_close(), 1002);
+    let (mut raw, _) = Raw::connect(&server, Some("y"), b"");
+    let mut both = Vec::new();
+    ringcast_protocol::frame::encode_masked_frame(
+        &mut both,
+        OpCode::Binary,
+        true,
+        b"bye",
+        [1, 2, 3, 4],
+    );
+    ringcast_protocol::frame::encode_masked_frame(
+        &mut both,
+        OpCode::Close,
+        true,
+        &[3, 232],
+        [1, 2, 3, 4],
+    );
+    raw.send_raw(&both);
+    assert_eq!(raw.read_frame(), Some((0x2, b"bye".to_vec())));
+    assert_eq!(raw.expect_close(), 1000);
+}
