@@ -85,9 +85,11 @@ fn silent_client_is_pinged_then_dropped() {
 
 #[test]
 fn answering_pings_keeps_a_client_alive() {
-    let server = Server::start(&["--ping-interval", "0.1", "--idle-timeout", "0.4"]);
+    // Eight pings 0.2 s apart outlast the 1 s idle timeout, so only the pongs keep it open;
+    // the client has 0.8 s to answer each, which a loaded CI machine still manages.
+    let server = Server::start(&["--ping-interval", "0.2", "--idle-timeout", "1"]);
     let (mut raw, _) = Raw::connect(&server, Some("alive"), b"");
-    for _ in 0..6 {
+    for _ in 0..8 {
         let (op, payload) = raw.read_frame().expect("a ping");
         assert_eq!(op, 0x9);
         raw.send_frame(OpCode::Pong, true, &payload);
