@@ -102,6 +102,9 @@ struct Topic {
     seq: u64,
 }
 
+/// Topics whose name hashes to one shard.
+type Shard = HashMap<Arc<str>, Topic>;
+
 /// The presence registry of one node; clone it into each worker.
 #[derive(Clone)]
 pub struct Presence {
@@ -111,7 +114,7 @@ pub struct Presence {
 struct Inner {
     /// `--presence-max`: above this many members, no member list and no events.
     max: usize,
-    shards: Box<[Mutex<HashMap<Arc<str>, Topic>>]>,
+    shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
     /// Source of topic incarnations (starts at 1).
     incarnations: AtomicU64,
@@ -131,7 +134,7 @@ impl Presence {
     }
 
     /// The shard holding `topic`, locked.
-    fn shard(&self, topic: &str) -> MutexGuard<'_, HashMap<Arc<str>, Topic>> {
+    fn shard(&self, topic: &str) -> MutexGuard<'_, Shard> {
         let i = self.inner.hasher.hash_one(topic) as usize % SHARDS;
         // A poisoned shard still holds a consistent map: no section panics half-way.
         self.inner.shards[i]
