@@ -98,6 +98,14 @@ pub type Epoch = Arc<str>;
 /// Fixed charge per topic on top of its name and epoch (the map slot, locks, counters).
 pub const TOPIC_OVERHEAD: usize = 160;
 
+/// The smallest budget honoured: a fresh topic (name ≤ 256 bytes) always fits under it, so
+/// creating one never evicts itself.
+pub const MIN_MAX_BYTES: usize = 64 * 1024;
+
+/// How often a handle re-resolves an evicted topic before working on the dead one (which holds
+/// nothing) rather than spinning while other workers keep the budget overfull.
+const RESOLVE_ATTEMPTS: u32 = 8;
+
 /// Limits and identity of one node's history.
 #[derive(Clone, Debug)]
 pub struct HistoryConfig {
@@ -105,7 +113,8 @@ pub struct HistoryConfig {
     pub size: usize,
     /// `--history-ttl` in seconds; 0 keeps messages regardless of age.
     pub ttl_secs: u64,
-    /// `--history-max-bytes`: the budget over all topics together.
+    /// `--history-max-bytes`: the budget over all topics together (raised to
+    /// [`MIN_MAX_BYTES`] if smaller).
     pub max_bytes: usize,
     /// This node's id: every epoch starts with it, so another node never issues the same one.
     pub node_id: String,
@@ -253,7 +262,8 @@ fn entry_cost<E: Weigh>(e: &E) -> usize {
 
 impl<E: Weigh + Clone> History<E> {
     /// An empty history with these limits.
-    pub fn new(cfg: HistoryConfig) -> History<E> {
+    pub fn new(mut cfg: HistoryConfig) -> History<E> {
+        cfg.max_bytes = cfg.max_bytes.max(MIN_MAX_BYTES);
         History {
             shared: Arc::new(Shared {
                 cfg,
@@ -400,9 +410,11 @@ impl<E: Weigh + Clone> TopicHandle<E> {
 
     /// Runs `f` on the topic's live log, pruned at `now`, under its lock.
     fn with_log<R>(&mut self, now: u64, f: impl FnOnce(&mut Log<E>) -> R) -> R {
+        let mut attempts = 0;
         loop {
             let mut log = lock(&self.topic.log);
-            if !log.dead {
+            attempts += 1;
+            if !log.dead || attempts > RESOLVE_ATTEMPTS {
                 self.history.prune(&mut log, now);
                 return f(&mut log);
             }
@@ -421,7 +433,9 @@ impl<E: Weigh + Clone> TopicHandle<E> {
             let mut added = 0;
             for entry in entries {
                 log.last += 1;
-                if sh.cfg.size == 0 {
+                // A dead log (evicted, budget overfull) counts offsets but holds nothing: its
+                // bytes are no longer tracked by anyone.
+                if sh.cfg.size == 0 || log.dead {
                     continue;
                 }
                 added += entry_cost(&entry);

@@ -197,7 +197,7 @@ fn ttl_prunes_old_messages_but_keeps_the_epoch() {
 
 #[test]
 fn budget_evicts_the_least_recently_appended_topic_and_changes_its_epoch() {
-    let cost = size_of::<Held<Msg>>() + 1000;
+    let cost = size_of::<Held<Msg>>() + 20_000;
     let topic_cost = |name: &str, h: &History<Msg>| {
         TOPIC_OVERHEAD + name.len() + h.topic(name).position(0).epoch.len()
     };
@@ -208,7 +208,7 @@ fn budget_evicts_the_least_recently_appended_topic_and_changes_its_epoch() {
     let big = |seq| Msg {
         from: 0,
         seq,
-        size: 1000,
+        size: 20_000,
     };
     let mut a = h.topic("a");
     let mut b = h.topic("b");
@@ -268,11 +268,38 @@ fn replay_shares_the_buffer() {
     assert!(SharedSpan::new(buf.clone(), 5..12).is_none());
 }
 
+#[test]
+fn a_message_bigger_than_the_budget_evicts_its_topic_without_hanging() {
+    let h = History::new(config(10, 0, 0));
+    assert_eq!(
+        h.config().max_bytes,
+        MIN_MAX_BYTES,
+        "a tiny budget is raised"
+    );
+    let mut t = h.topic("room");
+    let epoch = t.position(0).epoch;
+    let a = t.append(
+        [Msg {
+            from: 0,
+            seq: 1,
+            size: 2 * MIN_MAX_BYTES,
+        }],
+        0,
+    );
+    assert_eq!((a.first, a.last, &a.epoch), (1, 1, &epoch));
+    assert!(h.bytes() <= MIN_MAX_BYTES);
+    assert!(
+        matches!(t.since(0, &epoch, 0), Recovery::NotRecovered(_)),
+        "it is gone"
+    );
+    assert_ne!(t.position(0).epoch, epoch);
+}
+
 proptest! {
     #[test]
     fn memory_stays_within_budget_under_a_flood_of_topics(
-        max_bytes in 2_000usize..50_000,
-        ops in proptest::collection::vec((0u32..400, 0usize..600, 1usize..4), 1..300),
+        max_bytes in MIN_MAX_BYTES..4 * MIN_MAX_BYTES,
+        ops in proptest::collection::vec((0u32..2000, 0usize..3000, 1usize..4), 1..400),
     ) {
         let h = History::new(config(5, 0, max_bytes));
         let mut handles: HashMap<u32, TopicHandle<Msg>> = HashMap::new();
