@@ -177,7 +177,7 @@ impl Io {
 
     /// Adds this thread's progress since the last call to the shared counters.
     pub fn publish_progress(&mut self) {
-        let p = &self.shared.progress;
+        let p = &self.shared.totals;
         let errors =
             self.stats.connect_errors + self.stats.handshake_errors + self.stats.unexpected_closes;
         let (s, r, o, e) = self.published;

@@ -11,6 +11,7 @@ mod payload;
 mod progress;
 mod report;
 mod rng;
+mod runner;
 mod scenario;
 mod shared;
 mod stats;
@@ -25,7 +26,8 @@ use mimalloc::MiMalloc;
 use cli::{Cli, ScenarioCmd};
 use driver::DriverConfig;
 use report::Report;
-use scenario::{RunOptions, Scenario};
+use runner::RunOptions;
+use scenario::Scenario;
 use shared::Shared;
 
 #[global_allocator]
@@ -96,7 +98,7 @@ fn execute<S: Scenario + Send + 'static>(
     plan: Vec<(Vec<Option<String>>, S)>,
     on_ready: impl FnOnce(),
 ) -> Result<(stats::Stats, Vec<S>), String> {
-    scenario::run(opts, shared, plan, on_ready).map_err(|e| e.to_string())
+    runner::run(opts, shared, plan, on_ready).map_err(|e| e.to_string())
 }
 
 fn run(cli: &Cli) -> Result<ExitCode, String> {
