@@ -9,9 +9,10 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
-    /// Server URL, `ws://HOST:PORT/PATH`.
+    /// Server URL, `ws://HOST:PORT/PATH`. Repeatable: connections are spread round-robin over
+    /// the URLs (the nodes of a cluster), in every scenario.
     #[arg(long, default_value = "ws://127.0.0.1:8080/")]
-    pub url: String,
+    pub url: Vec<String>,
     /// Event-loop threads (default: available cores).
     #[arg(long)]
     pub threads: Option<usize>,

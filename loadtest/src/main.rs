@@ -15,8 +15,8 @@ mod runner;
 mod scenario;
 mod shared;
 mod stats;
+mod target;
 
-use std::net::ToSocketAddrs;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -32,43 +32,6 @@ use shared::Shared;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
-
-/// Parsed `ws://HOST:PORT/PATH`.
-struct Target {
-    host: String,
-    path: String,
-    addr: std::net::SocketAddr,
-}
-
-fn parse_url(url: &str) -> Result<Target, String> {
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or_else(|| format!("{url}: only ws:// URLs are supported"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let with_port = if authority
-        .rsplit(':')
-        .next()
-        .is_some_and(|p| p.parse::<u16>().is_ok())
-        && !authority.ends_with(']')
-    {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
-    let addr = with_port
-        .to_socket_addrs()
-        .map_err(|e| format!("{authority}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{authority}: no address"))?;
-    Ok(Target {
-        host: authority.to_owned(),
-        path: path.to_owned(),
-        addr,
-    })
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -102,16 +65,19 @@ fn execute<S: Scenario + Send + 'static>(
 }
 
 fn run(cli: &Cli) -> Result<ExitCode, String> {
-    let target = parse_url(&cli.url)?;
+    let targets = cli
+        .url
+        .iter()
+        .map(|u| target::parse_url(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let url_list = cli.url.join(" ");
     let threads = cli
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let opts = RunOptions {
         driver: DriverConfig {
-            addr: target.addr,
-            host: target.host.clone(),
-            path: target.path.clone(),
+            targets,
             ramp_ns: cli.ramp.as_nanos() as u64,
             concurrency: cli.concurrency.max(1),
             recv_buf: cli.recv_buf.max(256),
@@ -185,7 +151,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             ("rounds", a.clients, execute(&opts, shared, plan, || {})?.0)
         }
     };
-    let mut rep = Report::new(name, &cli.url, threads, conns as u64, &stats);
+    let mut rep = Report::new(name, &url_list, threads, conns as u64, &stats);
     rep.set_duration(cli.duration.as_secs_f64());
     if name == "rounds"
         && let ScenarioCmd::Rounds(a) = &cli.scenario

@@ -30,7 +30,7 @@ pub struct Latency {
 pub struct Report {
     /// Scenario name.
     pub scenario: String,
-    /// Server URL.
+    /// Server URL (several, space-separated, when `--url` was repeated).
     pub url: String,
     /// Event-loop threads of the load generator.
     pub threads: usize,
@@ -38,6 +38,8 @@ pub struct Report {
     pub connections: u64,
     /// Connections that completed the handshake.
     pub connected: u64,
+    /// Connections dropped on purpose and upgraded again (`pubsub --churn`).
+    pub reconnects: u64,
     /// Measured seconds.
     pub duration_s: f64,
     /// Messages sent in the measured window.
@@ -115,6 +117,7 @@ impl Report {
             threads,
             connections,
             connected: s.connected,
+            reconnects: s.reconnects,
             duration_s: 0.0,
             sent: s.sent,
             delivered: s.delivered,

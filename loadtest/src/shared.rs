@@ -72,6 +72,11 @@ impl Shared {
         })
     }
 
+    /// Event-loop threads of the run.
+    pub fn threads(&self) -> usize {
+        self.wakers.len()
+    }
+
     /// Nanoseconds since `base`.
     pub fn now(&self) -> u64 {
         self.base.elapsed().as_nanos() as u64
