@@ -93,6 +93,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     let wall0 = std::time::Instant::now();
     let prefix = cli.subprotocol_prefix.clone();
     let mut rss: (Option<u64>, Option<u64>) = (None, None);
+    let mut pubsub = None;
     let (name, conns, stats) = match &cli.scenario {
         ScenarioCmd::Broadcast(a) => {
             check_size(a.size, a.binary)?;
@@ -150,6 +151,40 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             let (plan, _) = scenario::rounds::plan(&p, threads);
             ("rounds", a.clients, execute(&opts, shared, plan, || {})?.0)
         }
+        ScenarioCmd::Pubsub(a) => {
+            if a.size < scenario::pubsub::wire::MIN_DATA {
+                return Err(format!(
+                    "--size {} is too small: the data string needs at least {} bytes",
+                    a.size,
+                    scenario::pubsub::wire::MIN_DATA
+                ));
+            }
+            if a.churn > 0.0 && !a.history {
+                return Err(
+                    "--churn needs --history (a resume asks for since:{offset,epoch})".into(),
+                );
+            }
+            if !a.churn.is_finite() || a.churn < 0.0 {
+                return Err("--churn must be a rate ≥ 0".into());
+            }
+            let p = scenario::pubsub::Params {
+                topics: a.topics,
+                subscribers: a.subscribers,
+                publishers: a.publishers,
+                size: a.size,
+                rate: a.rate,
+                window: a.window.max(1),
+                history: a.history,
+                churn: a.churn,
+                protocol: a.pubsub_protocol.clone(),
+                prefix,
+            };
+            let n = a.topics * (a.subscribers + a.publishers);
+            let plan = scenario::pubsub::plan(p, threads);
+            let (stats, scs) = execute(&opts, shared, plan, || {})?;
+            pubsub = Some(scenario::pubsub::summarize(&scs));
+            ("pubsub", n, stats)
+        }
     };
     let mut rep = Report::new(name, &url_list, threads, conns as u64, &stats);
     rep.set_duration(cli.duration.as_secs_f64());
@@ -159,6 +194,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         // Every client receives every client's message (its own echo included) each round.
         rep.delivered_per_s = rep.rounds_per_s * (a.clients * a.clients) as f64;
     }
+    rep.pubsub = pubsub;
     rep.server_rss_before_kib = rss.0;
     rep.server_rss_after_kib = rss.1;
     if let (Some(b), Some(a)) = rss
@@ -175,6 +211,18 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     if let Some(path) = &cli.json {
         let text = serde_json::to_string_pretty(&rep).map_err(|e| e.to_string())?;
         std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(ps) = &rep.pubsub {
+        if ps.unanswered {
+            eprintln!(
+                "loadtest: no connection got an answer to subscribe: the server has no JSON pub/sub mode on this subprotocol"
+            );
+            return Ok(ExitCode::from(3));
+        }
+        if let Some(e) = ps.problem(cli.fail_on_loss) {
+            eprintln!("loadtest: {e}");
+            return Ok(ExitCode::from(1));
+        }
     }
     let failed_conns = stats.connect_errors + stats.handshake_errors + stats.unexpected_closes;
     if failed_conns > 0 {

@@ -145,6 +145,18 @@ pub enum SeqEvent {
 }
 
 impl SeqTrack {
+    /// The next sequence number expected in order.
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// Continues at `seq` as if everything before it had been seen (a gap the receiver knows
+    /// about, e.g. after a resume the server did not recover): nothing before it is missing.
+    pub fn restart_at(&mut self, seq: u64) {
+        self.missing.clear();
+        self.next = self.next.max(seq);
+    }
+
     /// Classifies `seq` and updates the state.
     pub fn observe(&mut self, seq: u64) -> SeqEvent {
         if seq == self.next {

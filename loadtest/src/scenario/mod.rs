@@ -4,6 +4,7 @@
 pub mod broadcast;
 pub mod connect;
 pub mod echo;
+pub mod pubsub;
 pub mod rounds;
 
 use crate::conn::Io;
