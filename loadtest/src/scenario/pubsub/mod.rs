@@ -14,16 +14,20 @@
 //! `since:{offset,epoch}`; a `recovered:true` must replay exactly what it missed.
 
 pub mod check;
+mod plan;
+mod summary;
 pub mod wire;
+
+pub use plan::plan;
+pub use summary::{PubsubSummary, summarize};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use check::{OrderBook, PubsubCounters, SubscriberCheck};
-use serde::Serialize;
 use wire::PublishTemplate;
 
-use super::{Plan, Scenario, thread_of};
+use super::Scenario;
 use crate::conn::Io;
 use crate::payload::Header;
 use crate::shared::Window;
@@ -114,146 +118,6 @@ pub struct Pubsub {
     churn_every: u64,
     answer_checked: bool,
     local_pubs_done: bool,
-}
-
-/// Per-thread connection lists and scenario instances.
-pub fn plan(p: Params, threads: usize) -> Plan<Pubsub> {
-    let p = Arc::new(p);
-    let common = Arc::new(Common {
-        topic_sent: (0..p.topics).map(|_| AtomicU64::new(0)).collect(),
-        pubs_done: AtomicUsize::new(0),
-        unanswered: AtomicBool::new(false),
-    });
-    let topic_json: Vec<String> = (0..p.topics)
-        .map(|i| wire::quote(&format!("{}{i}", p.prefix)))
-        .collect();
-    let churn_every = if p.churn > 0.0 {
-        (threads as f64 * 1e9 / p.churn).max(1.0) as u64
-    } else {
-        0
-    };
-    let mut out: Plan<Pubsub> = (0..threads)
-        .map(|_| {
-            (
-                Vec::new(),
-                Pubsub {
-                    p: p.clone(),
-                    common: common.clone(),
-                    roles: Vec::new(),
-                    topic_json: topic_json.clone(),
-                    publishers: Vec::new(),
-                    subscribers: Vec::new(),
-                    books: vec![OrderBook::default(); p.topics],
-                    counters: PubsubCounters::default(),
-                    first_error: None,
-                    win: None,
-                    next_churn: 0,
-                    churn_every,
-                    answer_checked: false,
-                    local_pubs_done: false,
-                },
-            )
-        })
-        .collect();
-    let mut n = 0;
-    for (topic, name) in topic_json.iter().enumerate() {
-        for k in 0..p.subscribers + p.publishers {
-            let (protos, sc) = &mut out[thread_of(n, threads)];
-            n += 1;
-            protos.push(Some(p.protocol.clone()));
-            let c = sc.roles.len();
-            if k < p.subscribers {
-                sc.subscribers.push(c);
-                sc.roles.push(Role::Sub {
-                    topic,
-                    check: SubscriberCheck::new(p.publishers, p.history),
-                    state: SubState::Down,
-                    next_id: 1,
-                    subscribed_at: None,
-                    unique: 0,
-                    closed_by_server: false,
-                });
-            } else {
-                sc.publishers.push(c);
-                sc.roles.push(Role::Pub {
-                    id: topic * p.publishers + (k - p.subscribers),
-                    topic,
-                    template: PublishTemplate::new(name, p.size),
-                    subscribed: false,
-                    seq: 0,
-                    acked: 0,
-                    measured: 0,
-                    next_due: 0,
-                    done: false,
-                });
-            }
-        }
-    }
-    out
-}
-
-/// The pub/sub part of the report: counters summed over threads, the cross-thread order check
-/// included.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PubsubSummary {
-    /// The counters.
-    #[serde(flatten)]
-    pub counters: PubsubCounters,
-    /// No connection got an answer to `subscribe`: the server has no JSON mode on the
-    /// subprotocol (loadtest exits with 3).
-    pub unanswered: bool,
-    /// The first `error` reply, `code: message`.
-    pub first_error: Option<String>,
-}
-
-impl PubsubSummary {
-    /// What makes the run fail: a broken recovery promise, different orders, offsets that go
-    /// backwards or are missing with history on; with `fail_on_loss` also offset gaps.
-    pub fn problem(&self, fail_on_loss: bool) -> Option<String> {
-        let c = &self.counters;
-        if c.recovery_failures > 0 {
-            return Some(format!(
-                "{} recovered:true resume(s) followed by a gap or a duplicate",
-                c.recovery_failures
-            ));
-        }
-        if c.order_mismatches > 0 {
-            return Some(format!(
-                "{} offset(s) carried different messages at different subscribers",
-                c.order_mismatches
-            ));
-        }
-        if c.offset_dups > 0 || c.missing_offsets > 0 {
-            return Some(format!(
-                "{} message(s) with an offset not above the previous one, {} without offset",
-                c.offset_dups, c.missing_offsets
-            ));
-        }
-        if fail_on_loss && c.offset_gaps > 0 {
-            return Some(format!("{} offset gap(s)", c.offset_gaps));
-        }
-        None
-    }
-}
-
-/// Sums the threads' counters and compares their order books topic by topic.
-pub fn summarize(threads: &[Pubsub]) -> PubsubSummary {
-    let mut s = PubsubSummary::default();
-    for t in threads {
-        s.counters.merge(&t.counters);
-        s.unanswered |= t.common.unanswered.load(Ordering::Relaxed);
-        if s.first_error.is_none() {
-            s.first_error = t.first_error.clone();
-        }
-    }
-    if let Some((first, rest)) = threads.split_first() {
-        for other in rest {
-            for (a, b) in first.books.iter().zip(&other.books) {
-                a.compare(b, &mut s.counters);
-            }
-        }
-    }
-    s
 }
 
 impl Pubsub {
