@@ -213,9 +213,11 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
     }
     if let Some(ps) = &rep.pubsub {
-        if ps.unanswered {
+        // A server that is down is a failure (1), not a missing feature (3).
+        if ps.unanswered && stats.connect_errors == 0 {
             eprintln!(
-                "loadtest: no connection got an answer to subscribe: the server has no JSON pub/sub mode on this subprotocol"
+                "loadtest: no connection got an answer to subscribe ({} upgraded, {} refused): the server has no JSON pub/sub mode on this subprotocol",
+                stats.connected, stats.handshake_errors
             );
             return Ok(ExitCode::from(3));
         }

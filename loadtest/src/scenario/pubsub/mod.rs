@@ -296,19 +296,19 @@ impl Pubsub {
         }
     }
 
-    /// After the warm-up: if no connection of this thread got `subscribed`, the server does not
-    /// speak JSON on this subprotocol; end the run for everyone.
+    /// After the warm-up: if no connection of this thread got `subscribed` (none open: the
+    /// server refused the subprotocol; open: it treats the token as something else, e.g. a
+    /// room), the server does not speak JSON on this subprotocol; end the run for everyone.
     fn check_answered(&mut self, io: &mut Io, win: Window) {
         if self.answer_checked || io.now < win.measure {
             return;
         }
         self.answer_checked = true;
-        let any_open = (0..self.roles.len()).any(|c| io.conns[c].is_open());
         let any_answer = self.roles.iter().any(|r| match r {
             Role::Sub { subscribed_at, .. } => subscribed_at.is_some(),
             Role::Pub { subscribed, .. } => *subscribed,
         });
-        if any_open && !any_answer {
+        if !self.roles.is_empty() && !any_answer {
             self.common.unanswered.store(true, Ordering::Relaxed);
             io.shared.abort_all();
         }
