@@ -766,3 +766,20 @@ fn half_peer_fanout(results: &[RunResult], servers: &[ServerSpec]) -> u64 {
         .or_else(any)
         .map_or(1000, |r| ((r / 2.0).round() as u64).max(1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_flag_is_recognised() {
+        let args = vec!["--history-size".to_owned(), "100".to_owned()];
+        let clap = "error: unexpected argument '--history-size' found\n\nUsage: ringcast [OPTIONS]";
+        assert_eq!(refused_arg(clap, &args), Some("--history-size"));
+        assert_eq!(refused_arg("thread 'main' panicked", &args), None);
+        assert_eq!(
+            refused_arg("error: unexpected argument '--other' found", &args),
+            None
+        );
+    }
+}
