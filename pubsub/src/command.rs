@@ -306,6 +306,9 @@ fn walk_object<'a>(
     let Some(&Node::Object { len, .. }) = tape.first() else {
         return Err(ParseError::BAD_JSON);
     };
+    // SAFETY: simd-json's stage 1 validated these exact bytes as UTF-8 (it parsed a byte-for-byte
+    // copy and `fill_tape` returned Ok); re-validating would cost a second pass over `data`.
+    let input: &'a str = unsafe { std::str::from_utf8_unchecked(input) };
     let mut fields = Fields::default();
     let at = |i: usize| -> Result<usize, ParseError<'a>> {
         structurals
@@ -314,7 +317,7 @@ fn walk_object<'a>(
             .ok_or(ParseError::BAD_JSON)
     };
     let byte = |p: usize| -> Result<u8, ParseError<'a>> {
-        input.get(p).copied().ok_or(ParseError::BAD_JSON)
+        input.as_bytes().get(p).copied().ok_or(ParseError::BAD_JSON)
     };
     // Tape cursor (node index) and structural cursor: structurals[s] is the key's opening quote,
     // s + 1 the ':', s + 2 the value's first byte.
@@ -358,9 +361,8 @@ fn walk_object<'a>(
             }
         };
         s = next + 1;
+        // `str::get` checks char boundaries, so a wrong span is an error, never a broken `str`.
         let raw = input.get(start..end).ok_or(ParseError::BAD_JSON)?;
-        // The tape validated the whole message as UTF-8 and `raw` is one whole JSON value.
-        let raw = std::str::from_utf8(raw).map_err(|_| ParseError::BAD_JSON)?;
         match key {
             "op" => fields.op = Some(node),
             "id" => fields.id = Some((node, raw)),
