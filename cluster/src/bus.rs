@@ -77,6 +77,8 @@ impl Bus {
             .name("ringcast-bus".into())
             .spawn(move || {
                 let emit: Rc<dyn Fn(BusEvent)> = Rc::new(on_event);
+                // Timers in `Shard::new` need the runtime's context.
+                let _context = runtime.enter();
                 let local = tokio::task::LocalSet::new();
                 for (cfg, data, control, tx) in shards {
                     let shard = Shard::new(

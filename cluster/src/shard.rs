@@ -105,6 +105,8 @@ pub(crate) struct Shard {
     /// Next sequence number per room published to; kept for the node's life so a room's
     /// sequence never restarts (receivers would lose the ability to see gaps).
     seqs: HashMap<Arc<str>, u64>,
+    /// Full-queue drops of rooms without a sequence yet (see `on_publish`).
+    unplaced_skips: HashMap<Arc<str>, u64>,
     data: mpsc::Receiver<Publish>,
     control: mpsc::UnboundedReceiver<Control>,
     tx: Arc<ShardTx>,
@@ -147,6 +149,7 @@ impl Shard {
             cfg,
             rooms: HashMap::new(),
             seqs: HashMap::new(),
+            unplaced_skips: HashMap::new(),
             data,
             control,
             tx,
@@ -218,18 +221,30 @@ impl Shard {
     }
 
     fn on_publish(&mut self, p: Publish) {
+        // Messages dropped on a full queue skip sequence numbers, so receivers count them. A
+        // room not published yet gets its skip after its first envelope: a receiver's first
+        // envelope is only a baseline and would hide a gap before it.
         if let Some(skipped) = self.tx.take_skipped() {
             for (room, n) in skipped {
-                *self.seqs.entry(room).or_insert(1) += n;
+                match self.seqs.get_mut(&*room) {
+                    Some(seq) => *seq += n,
+                    None => *self.unplaced_skips.entry(room).or_insert(0) += n,
+                }
             }
         }
         let n = p.messages.len() as u64;
-        let seq = match self.seqs.get_mut(&*p.room) {
-            Some(s) => s,
-            None => self.seqs.entry(p.room.clone()).or_insert(1),
+        let first = match self.seqs.get_mut(&*p.room) {
+            Some(seq) => {
+                let first = *seq;
+                *seq += n;
+                first
+            }
+            None => {
+                let skip = self.unplaced_skips.remove(&*p.room).unwrap_or(0);
+                self.seqs.insert(p.room.clone(), 1 + n + skip);
+                1
+            }
         };
-        let first = *seq;
-        *seq += n;
         if !self.is_up() {
             Counters::add(&self.counters.dropped, n);
             return;
