@@ -86,6 +86,9 @@ fn cross_node_delivery_in_order_without_echo() {
         assert_eq!(origin, "node-b");
         assert_eq!(&m.payload[..], format!("b{i}").as_bytes());
     }
+    // Barrier: replies come in order, so each node's publishes are acknowledged (and counted).
+    a.presence("lobby");
+    b.presence("lobby");
     let (sa, sb) = (a.bus.stats(), b.bus.stats());
     assert!(sa.up && sb.up);
     assert_eq!(
@@ -181,4 +184,70 @@ fn queue_full_drops_are_counted_and_seen_as_gaps() {
     );
     assert_eq!(gaps, dropped);
     assert_eq!(b.bus.stats().gaps, gaps);
+}
+
+#[test]
+fn rooms_shard_over_several_redis_and_one_outage_stays_local() {
+    let mut r0 = RedisServer::start();
+    let r1 = RedisServer::start();
+    let urls = [r0.url(), r1.url()];
+    let a = Node::named("a", &urls, Duration::from_secs(5));
+    let mut b = Node::named("b", &urls, Duration::from_secs(5));
+    a.wait_up(true);
+    b.wait_up(true);
+    let on = |shard: usize| {
+        (0..)
+            .map(|i| format!("room{i}"))
+            .find(|r| ringcast_cluster::shard_of(r, 2) == shard)
+            .unwrap()
+    };
+    let (room0, room1) = (on(0), on(1));
+    for r in [&room0, &room1] {
+        b.bus.subscribe(r.as_str()).unwrap();
+        b.presence(r);
+    }
+    a.bus
+        .try_publish(room0.as_str(), vec![text("zero".into())])
+        .unwrap();
+    a.bus
+        .try_publish(room1.as_str(), vec![text("one".into())])
+        .unwrap();
+    let mut rooms = Vec::new();
+    while rooms.len() < 2 {
+        rooms.push(b.wait_for(WAIT, "messages", |e| match e {
+            BusEvent::Messages { room, .. } => Some(room.to_string()),
+            _ => None,
+        }));
+    }
+    rooms.sort();
+    let mut want = vec![room0.clone(), room1.clone()];
+    want.sort();
+    assert_eq!(rooms, want);
+
+    // Each room really lives on its own server: its channel has a subscriber there only.
+    let numsub = |server: &RedisServer, room: &str| -> i64 {
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut c = client.get_connection().unwrap();
+        let (_, n): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(format!("ringcast:room:{room}"))
+            .query::<Vec<(String, i64)>>(&mut c)
+            .unwrap()
+            .remove(0);
+        n
+    };
+    assert_eq!((numsub(&r0, &room0), numsub(&r1, &room0)), (1, 0));
+    assert_eq!((numsub(&r0, &room1), numsub(&r1, &room1)), (0, 1));
+
+    // Losing shard 0 makes the bus not up, but shard 1's rooms keep flowing.
+    r0.kill();
+    b.wait_up(false);
+    a.bus
+        .try_publish(room1.as_str(), vec![text("still".into())])
+        .unwrap();
+    let got = collect(&b, &room1, 1);
+    assert_eq!(&got[0].1.payload[..], b"still");
+    assert!(!b.bus.stats().up);
+    r0.restart();
+    b.wait_up(true);
 }

@@ -36,27 +36,37 @@ fn redis_restart_loses_only_counted_gaps_and_recovers() {
         })
     };
 
-    let mut received = Vec::new();
-    let mut gaps = 0u64;
-    let on_event = |e: BusEvent, received: &mut Vec<u64>, gaps: &mut u64| match e {
-        BusEvent::Messages { messages, .. } => {
-            for m in messages {
-                received.push(std::str::from_utf8(&m.payload).unwrap().parse().unwrap());
-            }
-        }
-        BusEvent::Gap { missed, .. } => *gaps += missed,
-        _ => {}
-    };
-    let mut pump = |until: &mut dyn FnMut(&[u64]) -> bool, what: &str| {
+    // Every event of B is recorded by `pump`, so nothing is lost while waiting for Up changes.
+    #[derive(Default)]
+    struct Seen {
+        received: Vec<u64>,
+        gaps: u64,
+        ups: Vec<bool>,
+    }
+    let mut seen = Seen::default();
+    let mut pump = |until: &mut dyn FnMut(&Seen) -> bool, what: &str| {
         b.wait_for(Duration::from_secs(10), what, |e| {
-            on_event(e, &mut received, &mut gaps);
-            until(&received).then_some(())
+            match e {
+                BusEvent::Messages { messages, .. } => {
+                    for m in messages {
+                        seen.received
+                            .push(std::str::from_utf8(&m.payload).unwrap().parse().unwrap());
+                    }
+                }
+                BusEvent::Gap { missed, .. } => seen.gaps += missed,
+                BusEvent::Up(up) => seen.ups.push(up),
+                _ => {}
+            }
+            until(&seen).then_some(())
         })
     };
-    pump(&mut |r| r.len() >= 300, "300 messages before the outage");
+    pump(
+        &mut |s| s.received.len() >= 300,
+        "300 messages before the outage",
+    );
 
     redis.kill();
-    b.wait_up(false);
+    pump(&mut |s| s.ups.ends_with(&[false]), "Up(false)");
     // Let the publisher run into the outage for a while (messages here must be dropped).
     let down_at = next.load(Ordering::SeqCst);
     while next.load(Ordering::SeqCst) < down_at + 200 {
@@ -64,7 +74,7 @@ fn redis_restart_loses_only_counted_gaps_and_recovers() {
     }
     redis.restart();
     let back = Instant::now();
-    b.wait_up(true);
+    pump(&mut |s| s.ups.ends_with(&[true]), "Up(true)");
     a.wait_up(true);
     let recovered = back.elapsed();
     assert!(
@@ -74,11 +84,17 @@ fn redis_restart_loses_only_counted_gaps_and_recovers() {
     // Everything sent from now on must arrive.
     let from = next.load(Ordering::SeqCst);
     pump(
-        &mut |r| r.last().is_some_and(|&l| l >= from + 300),
+        &mut |s| s.received.last().is_some_and(|&l| l >= from + 300),
         "300 messages after the outage",
     );
     stop.store(true, Ordering::Relaxed);
     publisher.join().unwrap();
+    let Seen {
+        received,
+        gaps,
+        ups,
+    } = seen;
+    assert_eq!(ups, [false, true]);
 
     let last = *received.last().unwrap();
     assert!(
