@@ -10,6 +10,8 @@ if ! command -v redis-server >/dev/null 2>&1; then
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
     systemctl stop redis-server || true
     systemctl disable redis-server >/dev/null 2>&1 || true
+  elif command -v service >/dev/null 2>&1; then
+    service redis-server stop >/dev/null 2>&1 || true
   fi
 fi
 redis-server --version

@@ -24,11 +24,13 @@
 //! Promise: per-publisher order; at-most-once across an outage, every loss counted where it can
 //! be seen (a gap is noticed at the origin's next envelope in that room).
 
+mod batch;
 mod bus;
 mod config;
 mod error;
 mod gaps;
 mod handle;
+mod link;
 mod presence;
 mod shard;
 mod wire;

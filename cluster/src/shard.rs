@@ -1,36 +1,29 @@
-//! One Redis connection and the rooms it holds: the link lifecycle (down → connecting → up),
-//! pipelined batches of commands, pushes from Redis, and presence refresh.
+//! One Redis shard and the rooms it holds: publishing with sequence numbers, subscriptions,
+//! presence, and what each link transition means for them.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Pipeline, PushInfo, PushKind, RedisResult, Value};
-use tokio::sync::mpsc::{self, UnboundedReceiver};
-use tokio::time::{Instant, Sleep};
+use redis::{Client, PushInfo, PushKind, RedisResult, Value};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
+use crate::batch::{Batch, Tag};
 use crate::gaps::{Continuity, GapTracker};
 use crate::handle::{Control, Counters, Publish, ShardTx};
+use crate::link::{self, BACKOFF_START, Connected, Link, LinkEvent, LocalFuture};
 use crate::{BusEvent, ClusterError, presence, wire};
 
 /// The event sink shared by the shards of one bus thread.
 pub(crate) type Emit = Rc<dyn Fn(BusEvent)>;
-type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
-type Connected = RedisResult<(MultiplexedConnection, UnboundedReceiver<PushInfo>)>;
-/// A batch's tags with the replies (or the failure) of its commands.
-type BatchDone = (Vec<Tag>, RedisResult<Vec<Value>>);
 
 /// Publishes accepted into a batch before the shard stops taking more from its queue, so a slow
 /// Redis makes the bounded queue fill (and drop, counted) instead of memory grow.
 const MAX_PENDING_PUBLISHES: usize = 4096;
-const BACKOFF_START: Duration = Duration::from_millis(50);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a shutdown waits for its presence cleanup to reach Redis.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -45,49 +38,6 @@ pub(crate) struct ShardConfig {
     pub reconnect_max: Duration,
     pub response_timeout: Duration,
     pub shards: usize,
-}
-
-/// The connection's lifecycle; `Shard::transition`-style helpers below are the only writers.
-enum Link {
-    Down {
-        retry: Pin<Box<Sleep>>,
-        backoff: Duration,
-    },
-    Connecting {
-        fut: LocalFuture<Connected>,
-        backoff: Duration,
-    },
-    Up {
-        conn: MultiplexedConnection,
-        pushes: UnboundedReceiver<PushInfo>,
-    },
-}
-
-/// What woke the shard.
-enum LinkEvent {
-    Retry,
-    Connected(Connected),
-    Push(Option<PushInfo>),
-}
-
-impl Link {
-    async fn next(&mut self) -> LinkEvent {
-        match self {
-            Link::Down { retry, .. } => {
-                retry.as_mut().await;
-                LinkEvent::Retry
-            }
-            Link::Connecting { fut, .. } => LinkEvent::Connected(fut.as_mut().await),
-            Link::Up { pushes, .. } => LinkEvent::Push(pushes.recv().await),
-        }
-    }
-}
-
-/// Why a command is in a batch: what to do with its reply (or its failure).
-enum Tag {
-    Publish(u64),
-    Query { room: Arc<str>, token: u64 },
-    Other,
 }
 
 /// One room on this shard.
@@ -113,10 +63,7 @@ pub(crate) struct Shard {
     counters: Arc<Counters>,
     emit: Emit,
     link: Link,
-    pipe: Pipeline,
-    tags: Vec<Tag>,
-    pending_publishes: usize,
-    in_flight: Option<LocalFuture<BatchDone>>,
+    batch: Batch,
     closing: Option<Instant>,
 }
 
@@ -140,10 +87,6 @@ impl Shard {
         counters: Arc<Counters>,
         emit: Emit,
     ) -> Self {
-        let link = Link::Down {
-            retry: Box::pin(tokio::time::sleep(Duration::ZERO)),
-            backoff: BACKOFF_START,
-        };
         Self {
             channel_prefix: format!("{}:room:", cfg.prefix),
             cfg,
@@ -155,11 +98,8 @@ impl Shard {
             tx,
             counters,
             emit,
-            link,
-            pipe: redis::pipe(),
-            tags: Vec::new(),
-            pending_publishes: 0,
-            in_flight: None,
+            link: Link::down(Duration::ZERO, BACKOFF_START),
+            batch: Batch::new(),
             closing: None,
         }
     }
@@ -169,33 +109,27 @@ impl Shard {
         let mut refresh = tokio::time::interval(self.cfg.ttl / 3);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            self.start_batch();
+            if let Link::Up { conn, .. } = &self.link {
+                self.batch.start(conn);
+            }
             if let Some(deadline) = self.closing {
-                let idle = self.in_flight.is_none() && self.tags.is_empty();
-                if idle || !self.is_up() || Instant::now() >= deadline {
+                if self.batch.is_idle() || !self.link.is_up() || Instant::now() >= deadline {
                     break;
                 }
             }
             let open = self.closing.is_none();
-            let take_data = open && self.pending_publishes < MAX_PENDING_PUBLISHES;
+            let take_data = open && self.batch.pending_publishes() < MAX_PENDING_PUBLISHES;
             let grace = self.closing.unwrap_or_else(|| Instant::now() + CLOSE_GRACE);
             tokio::select! {
                 op = self.control.recv(), if open => self.on_control(op.unwrap_or(Control::Shutdown)),
                 Some(p) = self.data.recv(), if take_data => self.on_publish(p),
                 ev = self.link.next() => self.on_link(ev),
-                done = wait(&mut self.in_flight) => {
-                    self.in_flight = None;
-                    self.on_batch_done(done.0, done.1);
-                }
+                (tags, result) = self.batch.done() => self.on_batch_done(tags, result),
                 _ = refresh.tick(), if open => self.refresh(),
                 () = tokio::time::sleep_until(grace), if !open => {}
             }
         }
         self.go_down("shutting down");
-    }
-
-    fn is_up(&self) -> bool {
-        matches!(self.link, Link::Up { .. })
     }
 
     fn channel(&self, room: &str) -> String {
@@ -209,15 +143,11 @@ impl Shard {
     /// Commands are batched while connected or connecting (then sent once up); while down,
     /// only local state changes and the reconnect re-applies it.
     fn batching(&self) -> bool {
-        !matches!(self.link, Link::Down { .. })
+        !self.link.is_down()
     }
 
     fn push_cmd(&mut self, cmd: redis::Cmd, tag: Tag) {
-        if let Tag::Publish(_) = tag {
-            self.pending_publishes += 1;
-        }
-        self.pipe.add_command(cmd);
-        self.tags.push(tag);
+        self.batch.push(cmd, tag);
     }
 
     fn on_publish(&mut self, p: Publish) {
@@ -245,7 +175,7 @@ impl Shard {
                 1
             }
         };
-        if !self.is_up() {
+        if !self.link.is_up() {
             Counters::add(&self.counters.dropped, n);
             return;
         }
@@ -334,7 +264,7 @@ impl Shard {
             }
             Control::Shutdown => {
                 self.closing = Some(Instant::now() + CLOSE_GRACE);
-                if self.is_up() {
+                if self.link.is_up() {
                     let node = self.cfg.node.clone();
                     let cleanup: Vec<_> = self
                         .rooms
@@ -382,31 +312,15 @@ impl Shard {
         cmds
     }
 
+    /// Every TTL/3: re-writes local presence, and PINGs so a hung Redis is noticed (after
+    /// `response_timeout`) even when nothing else is sent.
     fn refresh(&mut self) {
-        if self.is_up() {
+        if self.link.is_up() {
+            self.push_cmd(redis::cmd("PING"), Tag::Other);
             for cmd in self.presence_commands() {
                 self.push_cmd(cmd, Tag::Other);
             }
         }
-    }
-
-    /// Sends the pending commands as one pipeline, if connected and none is in flight. One batch
-    /// at a time on one connection keeps every room's PUBLISHes in sequence order.
-    fn start_batch(&mut self) {
-        if self.in_flight.is_some() || self.tags.is_empty() {
-            return;
-        }
-        let Link::Up { conn, .. } = &self.link else {
-            return;
-        };
-        let mut conn = conn.clone();
-        let pipe = std::mem::replace(&mut self.pipe, redis::pipe());
-        let tags = std::mem::take(&mut self.tags);
-        self.pending_publishes = 0;
-        self.in_flight = Some(Box::pin(async move {
-            let r = conn.send_packed_commands(&pipe, 0, tags.len()).await;
-            (tags, r)
-        }));
     }
 
     fn on_batch_done(&mut self, tags: Vec<Tag>, result: RedisResult<Vec<Value>>) {
@@ -414,6 +328,13 @@ impl Shard {
             Ok(values) => {
                 for (tag, value) in tags.into_iter().zip(values) {
                     match tag {
+                        Tag::Publish(n) if matches!(value, Value::ServerError(_)) => {
+                            Counters::add(&self.counters.dropped, n);
+                            tracing::warn!(
+                                shard = self.cfg.index,
+                                "cluster: Redis refused a PUBLISH: {value:?}"
+                            );
+                        }
                         Tag::Publish(n) => Counters::add(&self.counters.published, n),
                         Tag::Query { room, token } => self.answer_query(room, token, value),
                         Tag::Other => {
@@ -490,10 +411,7 @@ impl Shard {
     fn on_link(&mut self, ev: LinkEvent) {
         match ev {
             LinkEvent::Retry => {
-                let backoff = match &self.link {
-                    Link::Down { backoff, .. } => *backoff,
-                    _ => BACKOFF_START,
-                };
+                let backoff = self.link.backoff();
                 self.link = Link::Connecting {
                     fut: self.connect(),
                     backoff,
@@ -508,10 +426,7 @@ impl Shard {
                 }
             }
             LinkEvent::Connected(Err(e)) => {
-                let backoff = match &self.link {
-                    Link::Connecting { backoff, .. } => *backoff,
-                    _ => BACKOFF_START,
-                };
+                let backoff = self.link.backoff();
                 if backoff == BACKOFF_START {
                     tracing::warn!(shard = self.cfg.index, url = %self.cfg.url, "cluster: cannot reach Redis ({e}), retrying");
                 } else {
@@ -519,10 +434,7 @@ impl Shard {
                 }
                 self.fail_pending();
                 let next = (backoff * 2).min(self.cfg.reconnect_max);
-                self.link = Link::Down {
-                    retry: Box::pin(tokio::time::sleep(backoff)),
-                    backoff: next,
-                };
+                self.link = Link::down(backoff, next);
             }
             LinkEvent::Push(Some(push)) => self.on_push(push),
             LinkEvent::Push(None) => self.go_down("connection closed"),
@@ -590,35 +502,28 @@ impl Shard {
     /// Drops everything batched: publishes count as dropped, queries are answered `Unavailable`;
     /// subscriptions and presence are re-applied from local state on reconnect.
     fn fail_pending(&mut self) {
-        let tags = std::mem::take(&mut self.tags);
-        self.pipe = redis::pipe();
-        self.pending_publishes = 0;
+        let tags = self.batch.take_pending();
         self.fail_tags(tags);
     }
 
     fn go_down(&mut self, why: &str) {
-        if let Link::Up { .. } = self.link {
+        if self.link.is_up() {
             tracing::warn!(shard = self.cfg.index, url = %self.cfg.url, "cluster: Redis link down ({why})");
             let before = self.counters.up_shards.fetch_sub(1, Ordering::AcqRel);
             if before == self.cfg.shards {
                 (self.emit)(BusEvent::Up(false));
             }
         }
-        if let Link::Down { .. } = self.link {
+        if self.link.is_down() {
             return;
         }
         self.fail_pending();
-        self.link = Link::Down {
-            retry: Box::pin(tokio::time::sleep(BACKOFF_START)),
-            backoff: BACKOFF_START,
-        };
+        self.link = Link::down(BACKOFF_START, BACKOFF_START);
     }
 
     /// Connects and, before the link counts as up, subscribes every room with local members and
     /// re-writes this node's presence (Redis may have restarted empty).
     fn connect(&self) -> LocalFuture<Connected> {
-        let client = self.cfg.client.clone();
-        let response_timeout = self.cfg.response_timeout;
         let mut restore = redis::pipe();
         for (room, r) in &self.rooms {
             if r.subscribed {
@@ -628,20 +533,7 @@ impl Shard {
         for cmd in self.presence_commands() {
             restore.add_command(cmd);
         }
-        Box::pin(async move {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let config = AsyncConnectionConfig::new()
-                .set_push_sender(tx)
-                .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                .set_response_timeout(Some(response_timeout));
-            let mut conn = client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            if !restore.is_empty() {
-                restore.exec_async(&mut conn).await?;
-            }
-            Ok((conn, rx))
-        })
+        link::connect(self.cfg.client.clone(), self.cfg.response_timeout, restore)
     }
 }
 
@@ -649,11 +541,4 @@ fn pexpire(key: &str, ttl: Duration) -> redis::Cmd {
     let mut cmd = redis::cmd("PEXPIRE");
     cmd.arg(key).arg(ttl.as_millis() as u64);
     cmd
-}
-
-async fn wait<T>(f: &mut Option<LocalFuture<T>>) -> T {
-    match f {
-        Some(f) => f.as_mut().await,
-        None => std::future::pending().await,
-    }
 }
