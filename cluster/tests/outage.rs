@@ -121,3 +121,24 @@ fn redis_restart_loses_only_counted_gaps_and_recovers() {
         sa.dropped
     );
 }
+
+#[test]
+fn hung_redis_is_detected_by_timeout_and_recovered() {
+    let redis = RedisServer::start();
+    let mut cfg = ringcast_cluster::BusConfig::new([redis.url()]);
+    cfg.node_id = "n".into();
+    cfg.presence_ttl = Duration::from_millis(300); // PING every 100 ms
+    cfg.response_timeout = Duration::from_millis(500);
+    let n = Node::start(cfg);
+    n.wait_up(true);
+    let pid = redis.pid().unwrap() as libc::pid_t;
+    // SAFETY: signalling our own child process; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let stopped = Instant::now();
+    n.wait_up(false);
+    let noticed = stopped.elapsed();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    n.wait_up(true);
+    assert!(noticed < Duration::from_secs(2), "hung Redis noticed after {noticed:?}");
+}
