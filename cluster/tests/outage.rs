@@ -140,5 +140,8 @@ fn hung_redis_is_detected_by_timeout_and_recovered() {
     // SAFETY: as above.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
     n.wait_up(true);
-    assert!(noticed < Duration::from_secs(2), "hung Redis noticed after {noticed:?}");
+    assert!(
+        noticed < Duration::from_secs(2),
+        "hung Redis noticed after {noticed:?}"
+    );
 }
