@@ -13,9 +13,10 @@ use crate::{BusMessage, ClusterError, PresenceMember};
 /// What the bus tells the server. Delivered by the `on_event` callback, on the bus thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BusEvent {
-    /// Every shard is connected (`true`), or one just lost its connection (`false`). On `false`
-    /// the server must treat every room as having lost continuity (SPEC §8: change the epoch of
-    /// every topic with history): messages published anywhere while a link is down are lost.
+    /// `true`: every shard is connected (again). `false`: a shard just lost its connection (sent
+    /// for each one that does). On `false` the server must treat every room as having lost
+    /// continuity (SPEC §8: change the epoch of every topic with history): messages published
+    /// while a link is down are lost, and only those followed by a later one show up as a `Gap`.
     Up(bool),
     /// One envelope from another node: messages of `room`, in the order `origin` sent them.
     Messages {

@@ -509,10 +509,10 @@ impl Shard {
     fn go_down(&mut self, why: &str) {
         if self.link.is_up() {
             tracing::warn!(shard = self.cfg.index, url = %self.cfg.url, "cluster: Redis link down ({why})");
-            let before = self.counters.up_shards.fetch_sub(1, Ordering::AcqRel);
-            if before == self.cfg.shards {
-                (self.emit)(BusEvent::Up(false));
-            }
+            // Sent for every link that goes down, even when another already is: each outage
+            // breaks the continuity of the rooms that were still flowing.
+            self.counters.up_shards.fetch_sub(1, Ordering::AcqRel);
+            (self.emit)(BusEvent::Up(false));
         }
         if self.link.is_down() {
             return;
