@@ -185,6 +185,15 @@ mod tests {
     }
 
     #[test]
+    fn arc_payloads_publish_without_copy() {
+        let shared: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"frame"[..]);
+        let m = BusMessage::new(MessageKind::Binary, Bytes::from_owner(shared.clone()));
+        assert_eq!(m.payload.as_ptr(), shared.as_ptr());
+        let buf = Bytes::from(encode("n", 1, &[m]));
+        assert_eq!(&decode(&buf).unwrap().messages[0].payload[..], b"frame");
+    }
+
+    #[test]
     fn every_truncation_is_rejected() {
         let full = encode("n", 1, &sample());
         for cut in 0..full.len() {
