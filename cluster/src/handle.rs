@@ -1,0 +1,296 @@
+//! The worker-facing side: a cheap, cloneable handle that never blocks and never runs async code.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::sync::mpsc;
+
+use crate::config::shard_of;
+use crate::{BusMessage, ClusterError, PresenceMember};
+
+/// What the bus tells the server. Delivered by the `on_event` callback, on the bus thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusEvent {
+    /// `true`: every shard is connected (again). `false`: a shard just lost its connection (sent
+    /// for each one that does). On `false` the server must treat every room as having lost
+    /// continuity (SPEC §8: change the epoch of every topic with history): messages published
+    /// while a link is down are lost, and only those followed by a later one show up as a `Gap`.
+    Up(bool),
+    /// One envelope from another node: messages of `room`, in the order `origin` sent them.
+    Messages {
+        /// The room (topic) name.
+        room: Arc<str>,
+        /// The publishing node's id.
+        origin: Arc<str>,
+        /// The messages, oldest first.
+        messages: Vec<BusMessage>,
+    },
+    /// `missed` messages of `room` from `origin` never arrived (Redis outage, a full queue on
+    /// the origin): the server changes the room's history epoch. Sent before the `Messages`
+    /// event that revealed the gap.
+    Gap {
+        /// The room (topic) name.
+        room: Arc<str>,
+        /// The node whose messages were lost.
+        origin: Arc<str>,
+        /// How many messages were lost.
+        missed: u64,
+    },
+    /// The answer to [`BusHandle::presence`]: the room's live members on every node.
+    Presence {
+        /// The room asked about.
+        room: Arc<str>,
+        /// The caller's token, returned as given.
+        token: u64,
+        /// Members sorted by (node, client), or `Unavailable` when Redis could not answer.
+        members: Result<Vec<PresenceMember>, ClusterError>,
+    },
+}
+
+/// A snapshot of the bus counters (all in messages, since start).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BusStats {
+    /// Every shard is connected.
+    pub up: bool,
+    /// Messages Redis accepted from this node.
+    pub published: u64,
+    /// Messages received from other nodes and delivered to `on_event`.
+    pub received: u64,
+    /// Messages of this node that never reached Redis (queue full, or Redis down).
+    pub dropped: u64,
+    /// Messages of other nodes detected as lost (sequence gaps).
+    pub gaps: u64,
+    /// Envelopes on our channels that did not decode (ignored).
+    pub malformed: u64,
+}
+
+/// Counters shared by the handle and the bus thread.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub published: AtomicU64,
+    pub received: AtomicU64,
+    pub dropped: AtomicU64,
+    pub gaps: AtomicU64,
+    pub malformed: AtomicU64,
+    pub up_shards: AtomicUsize,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// One turn's messages of one room, on its way to the bus thread.
+#[derive(Debug)]
+pub(crate) struct Publish {
+    pub room: Arc<str>,
+    pub messages: Vec<BusMessage>,
+}
+
+/// Everything but publishing. Unbounded: these come at client connect/subscribe rate, and
+/// dropping one would leave a subscription or a presence entry wrong until restart.
+#[derive(Debug)]
+pub(crate) enum Control {
+    Subscribe(Arc<str>),
+    Unsubscribe(Arc<str>),
+    Join {
+        room: Arc<str>,
+        client: Arc<str>,
+        user: Arc<str>,
+    },
+    Leave {
+        room: Arc<str>,
+        client: Arc<str>,
+    },
+    Presence {
+        room: Arc<str>,
+        token: u64,
+    },
+    Shutdown,
+}
+
+/// The sending side of one shard. Publishes dropped on a full queue are remembered per room so
+/// the bus thread skips their sequence numbers: receivers then see the loss as a gap.
+#[derive(Debug)]
+pub(crate) struct ShardTx {
+    pub data: mpsc::Sender<Publish>,
+    pub control: mpsc::UnboundedSender<Control>,
+    pub skipped: Mutex<HashMap<Arc<str>, u64>>,
+    pub has_skipped: AtomicBool,
+}
+
+impl ShardTx {
+    /// Takes the per-room counts of messages dropped on a full queue.
+    pub fn take_skipped(&self) -> Option<HashMap<Arc<str>, u64>> {
+        if !self.has_skipped.swap(false, Ordering::Acquire) {
+            return None;
+        }
+        self.skipped
+            .lock()
+            .ok()
+            .map(|mut m| std::mem::take(&mut *m))
+    }
+}
+
+/// The node's handle on the bus: `Clone + Send`, every method is non-blocking (a `try_send` or an
+/// unbounded send), none needs an async runtime.
+#[derive(Debug, Clone)]
+pub struct BusHandle {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    node_id: Arc<str>,
+    shards: Vec<Arc<ShardTx>>,
+    counters: Arc<Counters>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl BusHandle {
+    pub(crate) fn new(
+        node_id: Arc<str>,
+        shards: Vec<Arc<ShardTx>>,
+        counters: Arc<Counters>,
+        thread: JoinHandle<()>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                node_id,
+                shards,
+                counters,
+                thread: Mutex::new(Some(thread)),
+            }),
+        }
+    }
+
+    fn shard(&self, room: &str) -> &ShardTx {
+        &self.inner.shards[shard_of(room, self.inner.shards.len())]
+    }
+
+    fn control(&self, room: &str, op: Control) -> Result<(), ClusterError> {
+        self.shard(room)
+            .control
+            .send(op)
+            .map_err(|_| ClusterError::Closed)
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// Queues one turn's messages of `room` for one PUBLISH. Never blocks: on a full queue the
+    /// messages are dropped, counted in `dropped`, and receivers will see the gap.
+    pub fn try_publish(
+        &self,
+        room: impl Into<Arc<str>>,
+        messages: Vec<BusMessage>,
+    ) -> Result<(), ClusterError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let room = room.into();
+        let shard = self.shard(&room);
+        match shard.data.try_send(Publish { room, messages }) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(p)) => {
+                let n = p.messages.len() as u64;
+                Counters::add(&self.inner.counters.dropped, n);
+                if let Ok(mut skipped) = shard.skipped.lock() {
+                    *skipped.entry(p.room).or_insert(0) += n;
+                }
+                shard.has_skipped.store(true, Ordering::Release);
+                Err(ClusterError::QueueFull)
+            }
+            Err(mpsc::error::TrySendError::Closed(p)) => {
+                Counters::add(&self.inner.counters.dropped, p.messages.len() as u64);
+                Err(ClusterError::Closed)
+            }
+        }
+    }
+
+    /// Starts receiving `room` from other nodes: call on the room's first local member.
+    pub fn subscribe(&self, room: impl Into<Arc<str>>) -> Result<(), ClusterError> {
+        let room = room.into();
+        self.control(&room.clone(), Control::Subscribe(room))
+    }
+
+    /// Stops receiving `room`: call when its last local member leaves. Envelopes still in flight
+    /// are discarded, and what is published while unsubscribed is not counted as a gap.
+    pub fn unsubscribe(&self, room: impl Into<Arc<str>>) -> Result<(), ClusterError> {
+        let room = room.into();
+        self.control(&room.clone(), Control::Unsubscribe(room))
+    }
+
+    /// Adds a local client to `room`'s cluster-wide presence (refreshed until it leaves).
+    pub fn presence_join(
+        &self,
+        room: impl Into<Arc<str>>,
+        client: impl Into<Arc<str>>,
+        user: impl Into<Arc<str>>,
+    ) -> Result<(), ClusterError> {
+        let room = room.into();
+        let op = Control::Join {
+            room: room.clone(),
+            client: client.into(),
+            user: user.into(),
+        };
+        self.control(&room, op)
+    }
+
+    /// Removes a local client from `room`'s presence.
+    pub fn presence_leave(
+        &self,
+        room: impl Into<Arc<str>>,
+        client: impl Into<Arc<str>>,
+    ) -> Result<(), ClusterError> {
+        let room = room.into();
+        self.control(
+            &room.clone(),
+            Control::Leave {
+                room,
+                client: client.into(),
+            },
+        )
+    }
+
+    /// Asks for `room`'s members on every node; the answer comes as [`BusEvent::Presence`] with
+    /// this `token` (so a worker is woken like for any other bus event).
+    pub fn presence(&self, room: impl Into<Arc<str>>, token: u64) -> Result<(), ClusterError> {
+        let room = room.into();
+        self.control(&room.clone(), Control::Presence { room, token })
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> BusStats {
+        let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        BusStats {
+            up: c.up_shards.load(Ordering::Acquire) == self.inner.shards.len(),
+            published: get(&c.published),
+            received: get(&c.received),
+            dropped: get(&c.dropped),
+            gaps: get(&c.gaps),
+            malformed: get(&c.malformed),
+        }
+    }
+
+    /// Removes this node's presence entries (best effort, at most ~1 s), stops the bus thread and
+    /// waits for it. Later calls on any clone fail with `Closed`. Must not be called from
+    /// `on_event` (the bus thread would wait for itself); there it only asks the thread to stop.
+    pub fn shutdown(&self) {
+        for s in &self.inner.shards {
+            let _ = s.control.send(Control::Shutdown);
+        }
+        let thread = self.inner.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = thread {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+    }
+}

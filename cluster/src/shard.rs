@@ -1,0 +1,544 @@
+//! One Redis shard and the rooms it holds: publishing with sequence numbers, subscriptions,
+//! presence, and what each link transition means for them.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::{Client, PushInfo, PushKind, RedisResult, Value};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::batch::{Batch, Tag};
+use crate::gaps::{Continuity, GapTracker};
+use crate::handle::{Control, Counters, Publish, ShardTx};
+use crate::link::{self, BACKOFF_START, Connected, Link, LinkEvent, LocalFuture};
+use crate::{BusEvent, ClusterError, presence, wire};
+
+/// The event sink shared by the shards of one bus thread.
+pub(crate) type Emit = Rc<dyn Fn(BusEvent)>;
+
+/// Publishes accepted into a batch before the shard stops taking more from its queue, so a slow
+/// Redis makes the bounded queue fill (and drop, counted) instead of memory grow.
+const MAX_PENDING_PUBLISHES: usize = 4096;
+/// How long a shutdown waits for its presence cleanup to reach Redis.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Timings and names one shard needs.
+pub(crate) struct ShardConfig {
+    pub index: usize,
+    pub url: String,
+    pub client: Client,
+    pub node: Arc<str>,
+    pub prefix: String,
+    pub ttl: Duration,
+    pub reconnect_max: Duration,
+    pub response_timeout: Duration,
+    pub shards: usize,
+}
+
+/// One room on this shard.
+struct Room {
+    name: Arc<str>,
+    subscribed: bool,
+    members: HashMap<Arc<str>, Arc<str>>,
+    gaps: GapTracker,
+}
+
+pub(crate) struct Shard {
+    cfg: ShardConfig,
+    channel_prefix: String,
+    rooms: HashMap<Arc<str>, Room>,
+    /// Next sequence number per room published to; kept for the node's life so a room's
+    /// sequence never restarts (receivers would lose the ability to see gaps).
+    seqs: HashMap<Arc<str>, u64>,
+    /// Full-queue drops of rooms without a sequence yet (see `on_publish`).
+    unplaced_skips: HashMap<Arc<str>, u64>,
+    data: mpsc::Receiver<Publish>,
+    control: mpsc::UnboundedReceiver<Control>,
+    tx: Arc<ShardTx>,
+    counters: Arc<Counters>,
+    emit: Emit,
+    link: Link,
+    batch: Batch,
+    closing: Option<Instant>,
+}
+
+impl Room {
+    fn new(name: Arc<str>) -> Self {
+        Self {
+            name,
+            subscribed: false,
+            members: HashMap::new(),
+            gaps: GapTracker::default(),
+        }
+    }
+}
+
+impl Shard {
+    pub fn new(
+        cfg: ShardConfig,
+        data: mpsc::Receiver<Publish>,
+        control: mpsc::UnboundedReceiver<Control>,
+        tx: Arc<ShardTx>,
+        counters: Arc<Counters>,
+        emit: Emit,
+    ) -> Self {
+        Self {
+            channel_prefix: format!("{}:room:", cfg.prefix),
+            cfg,
+            rooms: HashMap::new(),
+            seqs: HashMap::new(),
+            unplaced_skips: HashMap::new(),
+            data,
+            control,
+            tx,
+            counters,
+            emit,
+            link: Link::down(Duration::ZERO, BACKOFF_START),
+            batch: Batch::new(),
+            closing: None,
+        }
+    }
+
+    /// Runs until shutdown (or every handle dropped).
+    pub async fn run(mut self) {
+        let mut refresh = tokio::time::interval(self.cfg.ttl / 3);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if let Link::Up { conn, .. } = &self.link {
+                self.batch.start(conn);
+            }
+            if let Some(deadline) = self.closing {
+                if self.batch.is_idle() || !self.link.is_up() || Instant::now() >= deadline {
+                    break;
+                }
+            }
+            let open = self.closing.is_none();
+            let take_data = open && self.batch.pending_publishes() < MAX_PENDING_PUBLISHES;
+            let grace = self.closing.unwrap_or_else(|| Instant::now() + CLOSE_GRACE);
+            tokio::select! {
+                op = self.control.recv(), if open => self.on_control(op.unwrap_or(Control::Shutdown)),
+                Some(p) = self.data.recv(), if take_data => self.on_publish(p),
+                ev = self.link.next() => self.on_link(ev),
+                (tags, result) = self.batch.done() => self.on_batch_done(tags, result),
+                _ = refresh.tick(), if open => self.refresh(),
+                () = tokio::time::sleep_until(grace), if !open => {}
+            }
+        }
+        self.go_down("shutting down");
+    }
+
+    fn channel(&self, room: &str) -> String {
+        format!("{}{room}", self.channel_prefix)
+    }
+
+    fn presence_key(&self, room: &str) -> String {
+        format!("{}:presence:{room}", self.cfg.prefix)
+    }
+
+    /// Commands are batched while connected or connecting (then sent once up); while down,
+    /// only local state changes and the reconnect re-applies it.
+    fn batching(&self) -> bool {
+        !self.link.is_down()
+    }
+
+    fn push_cmd(&mut self, cmd: redis::Cmd, tag: Tag) {
+        self.batch.push(cmd, tag);
+    }
+
+    fn on_publish(&mut self, p: Publish) {
+        // Messages dropped on a full queue skip sequence numbers, so receivers count them. A
+        // room not published yet gets its skip after its first envelope: a receiver's first
+        // envelope is only a baseline and would hide a gap before it.
+        if let Some(skipped) = self.tx.take_skipped() {
+            for (room, n) in skipped {
+                match self.seqs.get_mut(&*room) {
+                    Some(seq) => *seq += n,
+                    None => *self.unplaced_skips.entry(room).or_insert(0) += n,
+                }
+            }
+        }
+        let n = p.messages.len() as u64;
+        let first = match self.seqs.get_mut(&*p.room) {
+            Some(seq) => {
+                let first = *seq;
+                *seq += n;
+                first
+            }
+            None => {
+                let skip = self.unplaced_skips.remove(&*p.room).unwrap_or(0);
+                self.seqs.insert(p.room.clone(), 1 + n + skip);
+                1
+            }
+        };
+        if !self.link.is_up() {
+            Counters::add(&self.counters.dropped, n);
+            return;
+        }
+        let body = wire::encode(&self.cfg.node, first, &p.messages);
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(self.channel(&p.room)).arg(body);
+        self.push_cmd(cmd, Tag::Publish(n));
+    }
+
+    fn on_control(&mut self, op: Control) {
+        match op {
+            Control::Subscribe(room) => {
+                let r = self
+                    .rooms
+                    .entry(room.clone())
+                    .or_insert_with(|| Room::new(room.clone()));
+                if !r.subscribed {
+                    r.subscribed = true;
+                    if self.batching() {
+                        let mut cmd = redis::cmd("SUBSCRIBE");
+                        cmd.arg(self.channel(&room));
+                        self.push_cmd(cmd, Tag::Other);
+                    }
+                }
+            }
+            Control::Unsubscribe(room) => {
+                let Some(r) = self.rooms.get_mut(&*room) else {
+                    return;
+                };
+                if !r.subscribed {
+                    return;
+                }
+                r.subscribed = false;
+                r.gaps = GapTracker::default();
+                if r.members.is_empty() {
+                    self.rooms.remove(&*room);
+                }
+                if self.batching() {
+                    let mut cmd = redis::cmd("UNSUBSCRIBE");
+                    cmd.arg(self.channel(&room));
+                    self.push_cmd(cmd, Tag::Other);
+                }
+            }
+            Control::Join { room, client, user } => {
+                let (field, value) = self.entry(&client, &user);
+                self.rooms
+                    .entry(room.clone())
+                    .or_insert_with(|| Room::new(room.clone()))
+                    .members
+                    .insert(client, user);
+                if self.batching() {
+                    let key = self.presence_key(&room);
+                    self.push_cmd(redis::Cmd::hset(&key, field, value), Tag::Other);
+                    self.push_cmd(pexpire(&key, self.cfg.ttl), Tag::Other);
+                }
+            }
+            Control::Leave { room, client } => {
+                let Some(r) = self.rooms.get_mut(&*room) else {
+                    return;
+                };
+                if r.members.remove(&*client).is_none() {
+                    return;
+                }
+                if r.members.is_empty() && !r.subscribed {
+                    self.rooms.remove(&*room);
+                }
+                if self.batching() {
+                    let field = presence::field(&self.cfg.node, &client);
+                    self.push_cmd(
+                        redis::Cmd::hdel(self.presence_key(&room), field),
+                        Tag::Other,
+                    );
+                }
+            }
+            Control::Presence { room, token } => {
+                if self.batching() {
+                    let cmd = redis::Cmd::hgetall(self.presence_key(&room));
+                    self.push_cmd(cmd, Tag::Query { room, token });
+                } else {
+                    (self.emit)(BusEvent::Presence {
+                        room,
+                        token,
+                        members: Err(ClusterError::Unavailable),
+                    });
+                }
+            }
+            Control::Shutdown => {
+                self.closing = Some(Instant::now() + CLOSE_GRACE);
+                if self.link.is_up() {
+                    let node = self.cfg.node.clone();
+                    let cleanup: Vec<_> = self
+                        .rooms
+                        .iter()
+                        .filter(|(_, r)| !r.members.is_empty())
+                        .map(|(room, r)| {
+                            let fields: Vec<_> = r
+                                .members
+                                .keys()
+                                .map(|c| presence::field(&node, c))
+                                .collect();
+                            (self.presence_key(room), fields)
+                        })
+                        .collect();
+                    for (key, fields) in cleanup {
+                        self.push_cmd(redis::Cmd::hdel(key, fields), Tag::Other);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A presence field and value for a local client, expiring one TTL from now.
+    fn entry(&self, client: &str, user: &str) -> (String, String) {
+        let expiry = presence::now_ms() + self.cfg.ttl.as_millis() as u64;
+        (
+            presence::field(&self.cfg.node, client),
+            presence::value(expiry, user),
+        )
+    }
+
+    /// Re-writes every local presence entry (HSET per room + PEXPIRE on the hash, so a room whose
+    /// nodes all died disappears too).
+    fn presence_commands(&self) -> Vec<redis::Cmd> {
+        let mut cmds = Vec::new();
+        for (room, r) in &self.rooms {
+            if r.members.is_empty() {
+                continue;
+            }
+            let pairs: Vec<_> = r.members.iter().map(|(c, u)| self.entry(c, u)).collect();
+            let key = self.presence_key(room);
+            cmds.push(redis::Cmd::hset_multiple(&key, &pairs));
+            cmds.push(pexpire(&key, self.cfg.ttl));
+        }
+        cmds
+    }
+
+    /// Every TTL/3: re-writes local presence, and PINGs so a hung Redis is noticed (after
+    /// `response_timeout`) even when nothing else is sent.
+    fn refresh(&mut self) {
+        if self.link.is_up() {
+            self.push_cmd(redis::cmd("PING"), Tag::Other);
+            for cmd in self.presence_commands() {
+                self.push_cmd(cmd, Tag::Other);
+            }
+        }
+    }
+
+    fn on_batch_done(&mut self, tags: Vec<Tag>, result: RedisResult<Vec<Value>>) {
+        match result {
+            Ok(values) => {
+                for (tag, value) in tags.into_iter().zip(values) {
+                    match tag {
+                        Tag::Publish(n) if matches!(value, Value::ServerError(_)) => {
+                            Counters::add(&self.counters.dropped, n);
+                            tracing::warn!(
+                                shard = self.cfg.index,
+                                "cluster: Redis refused a PUBLISH: {value:?}"
+                            );
+                        }
+                        Tag::Publish(n) => Counters::add(&self.counters.published, n),
+                        Tag::Query { room, token } => self.answer_query(room, token, value),
+                        Tag::Other => {
+                            if let Value::ServerError(e) = value {
+                                tracing::warn!(
+                                    shard = self.cfg.index,
+                                    "cluster: Redis refused a command: {e:?}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                self.fail_tags(tags);
+                if e.is_unrecoverable_error() || e.is_timeout() || e.is_io_error() {
+                    self.go_down(&format!("request failed: {e}"));
+                } else {
+                    tracing::warn!(shard = self.cfg.index, "cluster: Redis batch failed: {e}");
+                }
+            }
+        }
+    }
+
+    /// Commands that will never be answered: publishes count as dropped, queries get `Unavailable`.
+    fn fail_tags(&mut self, tags: Vec<Tag>) {
+        for tag in tags {
+            match tag {
+                Tag::Publish(n) => Counters::add(&self.counters.dropped, n),
+                Tag::Query { room, token } => {
+                    (self.emit)(BusEvent::Presence {
+                        room,
+                        token,
+                        members: Err(ClusterError::Unavailable),
+                    });
+                }
+                Tag::Other => {}
+            }
+        }
+    }
+
+    fn answer_query(&mut self, room: Arc<str>, token: u64, value: Value) {
+        let now = presence::now_ms();
+        let members = match redis::from_redis_value::<HashMap<String, String>>(value) {
+            Ok(map) => {
+                let mut expired = Vec::new();
+                let mut live = Vec::new();
+                for (f, v) in &map {
+                    match presence::parse(f, v, now) {
+                        Some(m) => live.push(m),
+                        None => expired.push(f.clone()),
+                    }
+                }
+                if !expired.is_empty() {
+                    // Best-effort cleanup of a dead node's leftovers.
+                    let key = self.presence_key(&room);
+                    self.push_cmd(redis::Cmd::hdel(key, expired), Tag::Other);
+                }
+                live.sort();
+                Ok(live)
+            }
+            Err(e) => {
+                tracing::warn!(shard = self.cfg.index, "cluster: bad presence reply: {e}");
+                Err(ClusterError::Unavailable)
+            }
+        };
+        (self.emit)(BusEvent::Presence {
+            room,
+            token,
+            members,
+        });
+    }
+
+    fn on_link(&mut self, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Retry => {
+                let backoff = self.link.backoff();
+                self.link = Link::Connecting {
+                    fut: self.connect(),
+                    backoff,
+                };
+            }
+            LinkEvent::Connected(Ok((conn, pushes))) => {
+                self.link = Link::Up { conn, pushes };
+                tracing::info!(shard = self.cfg.index, url = %self.cfg.url, "cluster: Redis link up");
+                let up = self.counters.up_shards.fetch_add(1, Ordering::AcqRel) + 1;
+                if up == self.cfg.shards {
+                    (self.emit)(BusEvent::Up(true));
+                }
+            }
+            LinkEvent::Connected(Err(e)) => {
+                let backoff = self.link.backoff();
+                if backoff == BACKOFF_START {
+                    tracing::warn!(shard = self.cfg.index, url = %self.cfg.url, "cluster: cannot reach Redis ({e}), retrying");
+                } else {
+                    tracing::debug!(shard = self.cfg.index, "cluster: connect failed: {e}");
+                }
+                self.fail_pending();
+                let next = (backoff * 2).min(self.cfg.reconnect_max);
+                self.link = Link::down(backoff, next);
+            }
+            LinkEvent::Push(Some(push)) => self.on_push(push),
+            LinkEvent::Push(None) => self.go_down("connection closed"),
+        }
+    }
+
+    fn on_push(&mut self, push: PushInfo) {
+        match push.kind {
+            PushKind::Message => {
+                let mut data = push.data.into_iter();
+                let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
+                    (data.next(), data.next())
+                else {
+                    Counters::add(&self.counters.malformed, 1);
+                    return;
+                };
+                self.on_message(&channel, Bytes::from(payload));
+            }
+            PushKind::Disconnection => self.go_down("connection lost"),
+            _ => {}
+        }
+    }
+
+    fn on_message(&mut self, channel: &[u8], payload: Bytes) {
+        let Some(name) = channel.strip_prefix(self.channel_prefix.as_bytes()) else {
+            return;
+        };
+        let Ok(name) = std::str::from_utf8(name) else {
+            return;
+        };
+        // After an unsubscribe, envelopes already on the wire are discarded here.
+        let Some(r) = self.rooms.get_mut(name) else {
+            return;
+        };
+        let room = &r.name;
+        if !r.subscribed {
+            return;
+        }
+        let Ok(env) = wire::decode(&payload) else {
+            Counters::add(&self.counters.malformed, 1);
+            return;
+        };
+        if env.origin == &*self.cfg.node {
+            return;
+        }
+        let n = env.messages.len() as u64;
+        let (origin, verdict) = r.gaps.observe(env.origin, env.first_seq, n);
+        if let Continuity::Gap { missed } = verdict {
+            Counters::add(&self.counters.gaps, missed);
+            tracing::warn!(room = %room, origin = %origin, missed, "cluster: bus gap");
+            (self.emit)(BusEvent::Gap {
+                room: room.clone(),
+                origin: origin.clone(),
+                missed,
+            });
+        }
+        Counters::add(&self.counters.received, n);
+        (self.emit)(BusEvent::Messages {
+            room: room.clone(),
+            origin,
+            messages: env.messages,
+        });
+    }
+
+    /// Drops everything batched: publishes count as dropped, queries are answered `Unavailable`;
+    /// subscriptions and presence are re-applied from local state on reconnect.
+    fn fail_pending(&mut self) {
+        let tags = self.batch.take_pending();
+        self.fail_tags(tags);
+    }
+
+    fn go_down(&mut self, why: &str) {
+        if self.link.is_up() {
+            tracing::warn!(shard = self.cfg.index, url = %self.cfg.url, "cluster: Redis link down ({why})");
+            // Sent for every link that goes down, even when another already is: each outage
+            // breaks the continuity of the rooms that were still flowing.
+            self.counters.up_shards.fetch_sub(1, Ordering::AcqRel);
+            (self.emit)(BusEvent::Up(false));
+        }
+        if self.link.is_down() {
+            return;
+        }
+        self.fail_pending();
+        self.link = Link::down(BACKOFF_START, BACKOFF_START);
+    }
+
+    /// Connects and, before the link counts as up, subscribes every room with local members and
+    /// re-writes this node's presence (Redis may have restarted empty).
+    fn connect(&self) -> LocalFuture<Connected> {
+        let mut restore = redis::pipe();
+        for (room, r) in &self.rooms {
+            if r.subscribed {
+                restore.cmd("SUBSCRIBE").arg(self.channel(room));
+            }
+        }
+        for cmd in self.presence_commands() {
+            restore.add_command(cmd);
+        }
+        link::connect(self.cfg.client.clone(), self.cfg.response_timeout, restore)
+    }
+}
+
+fn pexpire(key: &str, ttl: Duration) -> redis::Cmd {
+    let mut cmd = redis::cmd("PEXPIRE");
+    cmd.arg(key).arg(ttl.as_millis() as u64);
+    cmd
+}

@@ -1,0 +1,226 @@
+//! The bus wire format: one Redis PUBLISH carries one room's messages of one turn.
+//!
+//! ```text
+//! u8  magic 0xRC (0xAC) | u8 version (1) | u8 origin length | origin (UTF-8)
+//! u64 LE first seq      | u32 LE count
+//! count × ( u8 kind | u32 LE length | payload )
+//! ```
+//! Sequence numbers count messages, per (origin, room), from 1: the i-th message of an envelope
+//! has `first + i`, so a receiver's gap is a number of messages. Payloads are raw bytes (no
+//! escaping), so each node builds its own frames from kind + payload.
+
+use bytes::{BufMut, Bytes};
+
+const MAGIC: u8 = 0xAC;
+const VERSION: u8 = 1;
+
+/// What a message's payload is, so each node encodes its own forms (room frame, pub/sub JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// A room-mode text message (valid UTF-8).
+    Text,
+    /// A room-mode binary message.
+    Binary,
+    /// A pub/sub publish: the raw JSON text of the published value.
+    Json,
+}
+
+impl MessageKind {
+    fn to_u8(self) -> u8 {
+        match self {
+            Self::Text => 1,
+            Self::Binary => 2,
+            Self::Json => 3,
+        }
+    }
+
+    fn from_u8(b: u8) -> Option<Self> {
+        match b {
+            1 => Some(Self::Text),
+            2 => Some(Self::Binary),
+            3 => Some(Self::Json),
+            _ => None,
+        }
+    }
+}
+
+/// One message crossing the bus. `payload` is a [`Bytes`]: wrap an `Arc<[u8]>` with
+/// `Bytes::from_owner` to publish without a copy; received payloads are slices of the one buffer
+/// Redis delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusMessage {
+    /// How to interpret the payload.
+    pub kind: MessageKind,
+    /// The message body.
+    pub payload: Bytes,
+}
+
+impl BusMessage {
+    /// A message of `kind` with this payload.
+    pub fn new(kind: MessageKind, payload: impl Into<Bytes>) -> Self {
+        Self {
+            kind,
+            payload: payload.into(),
+        }
+    }
+}
+
+/// A decoded envelope.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Envelope<'a> {
+    pub origin: &'a str,
+    pub first_seq: u64,
+    pub messages: Vec<BusMessage>,
+}
+
+/// Why an envelope was rejected (counted as malformed, never delivered).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Malformed {
+    Header,
+    Truncated,
+    Kind(u8),
+    Trailing,
+}
+
+/// Encodes one envelope; `origin` is at most 255 bytes (checked by the config).
+pub(crate) fn encode(origin: &str, first_seq: u64, messages: &[BusMessage]) -> Vec<u8> {
+    let body: usize = messages.iter().map(|m| 5 + m.payload.len()).sum();
+    let mut out = Vec::with_capacity(3 + origin.len() + 12 + body);
+    out.put_u8(MAGIC);
+    out.put_u8(VERSION);
+    out.put_u8(origin.len() as u8);
+    out.put_slice(origin.as_bytes());
+    out.put_u64_le(first_seq);
+    out.put_u32_le(messages.len() as u32);
+    for m in messages {
+        out.put_u8(m.kind.to_u8());
+        out.put_u32_le(m.payload.len() as u32);
+        out.put_slice(&m.payload);
+    }
+    out
+}
+
+/// Decodes an envelope; payloads are zero-copy slices of `buf`.
+pub(crate) fn decode(buf: &Bytes) -> Result<Envelope<'_>, Malformed> {
+    let mut r = Reader { buf, pos: 0 };
+    if r.u8()? != MAGIC || r.u8()? != VERSION {
+        return Err(Malformed::Header);
+    }
+    let olen = usize::from(r.u8()?);
+    let origin = std::str::from_utf8(r.take(olen)?).map_err(|_| Malformed::Header)?;
+    let first_seq = u64::from_le_bytes(r.array()?);
+    let count = u32::from_le_bytes(r.array()?) as usize;
+    // Each message needs at least 5 bytes: bound the allocation by what the buffer can hold.
+    let mut messages = Vec::with_capacity(count.min(buf.len() / 5));
+    for _ in 0..count {
+        let k = r.u8()?;
+        let kind = MessageKind::from_u8(k).ok_or(Malformed::Kind(k))?;
+        let len = u32::from_le_bytes(r.array()?) as usize;
+        let start = r.pos;
+        r.take(len)?;
+        messages.push(BusMessage {
+            kind,
+            payload: buf.slice(start..start + len),
+        });
+    }
+    if r.pos != buf.len() {
+        return Err(Malformed::Trailing);
+    }
+    Ok(Envelope {
+        origin,
+        first_seq,
+        messages,
+    })
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
+        let end = self.pos.checked_add(n).ok_or(Malformed::Truncated)?;
+        let s = self.buf.get(self.pos..end).ok_or(Malformed::Truncated)?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u8(&mut self) -> Result<u8, Malformed> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Malformed> {
+        let mut a = [0; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<BusMessage> {
+        vec![
+            BusMessage::new(MessageKind::Text, "héllo"),
+            BusMessage::new(MessageKind::Binary, vec![0u8, 255, 10, 13]),
+            BusMessage::new(MessageKind::Json, r#"{"a":"\n"}"#),
+            BusMessage::new(MessageKind::Binary, Bytes::new()),
+        ]
+    }
+
+    #[test]
+    fn round_trip() {
+        let buf = Bytes::from(encode("node-a", 41, &sample()));
+        let env = decode(&buf).unwrap();
+        assert_eq!(
+            env,
+            Envelope {
+                origin: "node-a",
+                first_seq: 41,
+                messages: sample()
+            }
+        );
+    }
+
+    #[test]
+    fn arc_payloads_publish_without_copy() {
+        let shared: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"frame"[..]);
+        let m = BusMessage::new(MessageKind::Binary, Bytes::from_owner(shared.clone()));
+        assert_eq!(m.payload.as_ptr(), shared.as_ptr());
+        let buf = Bytes::from(encode("n", 1, &[m]));
+        assert_eq!(&decode(&buf).unwrap().messages[0].payload[..], b"frame");
+    }
+
+    #[test]
+    fn every_truncation_is_rejected() {
+        let full = encode("n", 1, &sample());
+        for cut in 0..full.len() {
+            let buf = Bytes::copy_from_slice(&full[..cut]);
+            assert!(decode(&buf).is_err(), "cut at {cut} decoded");
+        }
+        let mut long = full.clone();
+        long.push(0);
+        assert_eq!(decode(&Bytes::from(long)), Err(Malformed::Trailing));
+    }
+
+    #[test]
+    fn bad_header_and_kind() {
+        let mut buf = encode("n", 1, &sample());
+        buf[0] = b'{';
+        assert_eq!(decode(&Bytes::from(buf)), Err(Malformed::Header));
+        let mut buf = encode("n", 1, &sample()[..1]);
+        let kind_at = 3 + 1 + 12;
+        buf[kind_at] = 9;
+        assert_eq!(decode(&Bytes::from(buf)), Err(Malformed::Kind(9)));
+    }
+
+    #[test]
+    fn huge_count_does_not_allocate_it() {
+        let mut buf = encode("n", 1, &[]);
+        let at = buf.len() - 4;
+        buf[at..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(decode(&Bytes::from(buf)), Err(Malformed::Truncated));
+    }
+}
