@@ -77,7 +77,9 @@ pub struct Config {
     #[arg(long, env = "RINGCAST_DRAIN_TIMEOUT", default_value_t = 5.0)]
     pub drain_timeout: f64,
     /// Microseconds a busy event-loop turn may wait for more completions before it flushes
-    /// (0 = flush at once). Larger batches mean fewer, fuller sends under load.
+    /// (0 = flush at once). Larger batches mean fewer, fuller sends under load. A turn is busy
+    /// with at least 4 receives, or any receive after a flush that issued at least 32 sends
+    /// (fixed thresholds, see `limits.rs`).
     #[arg(long, env = "RINGCAST_GATHER_US", default_value_t = 100)]
     pub gather_us: u64,
     /// Provided receive buffers per worker.
@@ -233,7 +235,7 @@ impl Config {
     /// Whether `name` may be a room (SPEC §4).
     pub fn room_allowed(&self, name: &str) -> bool {
         if self.rooms.is_empty() {
-            name.len() <= 64
+            name.len() <= crate::limits::MAX_ROOM_NAME
         } else {
             self.rooms.iter().any(|r| r == name)
         }
