@@ -232,6 +232,20 @@ impl Config {
         Duration::from_secs_f64(self.drain_timeout)
     }
 
+    /// How often a worker checks its timeouts: a quarter of the shortest one, within 10-500 ms.
+    pub fn tick_interval(&self) -> Duration {
+        [
+            self.handshake_timeout(),
+            self.ping_interval(),
+            self.idle_timeout(),
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(Duration::from_secs(1))
+        .div_f64(4.0)
+        .clamp(Duration::from_millis(10), Duration::from_millis(500))
+    }
+
     /// Whether `name` may be a room (SPEC §4).
     pub fn room_allowed(&self, name: &str) -> bool {
         if self.rooms.is_empty() {

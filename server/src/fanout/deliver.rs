@@ -5,7 +5,7 @@
 
 use crate::conn::outq::OutQueue;
 use crate::fanout::batch::FrozenBatch;
-use crate::rooms::local::LocalRoom;
+use crate::rooms::local::{LocalRoom, LocalRooms};
 
 /// Where delivery finds a member's outbound queue (the worker's connection table).
 pub trait Outboxes {
@@ -20,6 +20,27 @@ pub struct DeliveryReport {
     pub delivered: u64,
     /// Members whose queue exceeded the limit because of a backlog from earlier turns.
     pub over_limit: Vec<usize>,
+}
+
+impl DeliveryReport {
+    fn add(&mut self, other: DeliveryReport) {
+        self.delivered += other.delivered;
+        self.over_limit.extend(other.over_limit);
+    }
+}
+
+/// Delivers `batch` to the local members of its room, if this worker has any, adding to `report`.
+pub fn deliver_to(
+    batch: &FrozenBatch,
+    rooms: &LocalRooms,
+    worker: usize,
+    limit: usize,
+    out: &mut impl Outboxes,
+    report: &mut DeliveryReport,
+) {
+    if let Some(room) = rooms.get(batch.room().id) {
+        report.add(deliver(batch, room, worker, limit, out));
+    }
 }
 
 /// Queues `batch` for every member of `room` (this is worker `worker`); `limit` is
@@ -72,7 +93,7 @@ mod tests {
     use super::*;
     use crate::fanout::batch::BatchBuilder;
     use crate::rooms::SharedRoom;
-    use crate::rooms::local::{Class, LocalRooms};
+    use crate::rooms::local::Class;
 
     struct Queues(Vec<OutQueue>);
 

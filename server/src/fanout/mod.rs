@@ -12,10 +12,13 @@ pub mod deliver;
 
 use std::os::fd::RawFd;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::fanout::batch::FrozenBatch;
+use crate::fanout::batch::{FrozenBatch, TurnBatches};
+use crate::fanout::deliver::{DeliveryReport, Outboxes, deliver_to};
+use crate::rooms::local::LocalRooms;
 
 /// What one worker (or the main thread) tells another.
 pub enum Remote {
@@ -53,6 +56,53 @@ impl Peers {
     pub fn send(&self, to: usize, msg: Remote) -> Option<RawFd> {
         self.senders[to].send(msg).ok()?;
         Some(self.ring_fds[to])
+    }
+}
+
+/// A worker's fan-out state: this turn's room batches and the outbox to other workers.
+pub struct Fanout {
+    /// Messages published this turn, per room (sessions publish into it through their `Sink`).
+    pub batches: TurnBatches,
+    outbox: Outbox,
+}
+
+impl Fanout {
+    /// Fan-out state sending to `peers`.
+    pub fn new(peers: Peers) -> Fanout {
+        Fanout {
+            batches: TurnBatches::default(),
+            outbox: Outbox::new(peers),
+        }
+    }
+
+    /// Freezes each room's batch of this turn (worker `worker`), queues it for the other
+    /// workers with members in the room, and delivers it to the local members in `rooms`.
+    pub fn flush_batches(
+        &mut self,
+        worker: usize,
+        echo: bool,
+        limit: usize,
+        rooms: &LocalRooms,
+        out: &mut impl Outboxes,
+    ) -> DeliveryReport {
+        let mut report = DeliveryReport::default();
+        for builder in self.batches.take() {
+            let batch = builder.freeze(Some(worker), !echo);
+            let others = batch.room().workers.load(Ordering::Acquire) & !(1u64 << worker);
+            if others == 0 {
+                deliver_to(&batch, rooms, worker, limit, out, &mut report);
+            } else {
+                let batch = Arc::new(batch);
+                self.outbox.push(others, &batch);
+                deliver_to(&batch, rooms, worker, limit, out, &mut report);
+            }
+        }
+        report
+    }
+
+    /// Sends what the outbox collected this turn; `wake` gets each target's ring fd.
+    pub fn send(&mut self, wake: impl FnMut(RawFd)) {
+        self.outbox.send(wake);
     }
 }
 

@@ -7,6 +7,7 @@ use std::os::fd::RawFd;
 
 use slab::Slab;
 
+use crate::config::Config;
 use crate::conn::lifecycle::Lifecycle;
 use crate::conn::outq::OutQueue;
 use crate::fanout::deliver::Outboxes;
@@ -58,6 +59,18 @@ pub struct Timeouts {
     pub idle: u64,
     /// The drain deadline has passed: every connection is cut.
     pub drain_over: bool,
+}
+
+impl Timeouts {
+    /// The timeouts `config` sets.
+    pub fn new(config: &Config, drain_over: bool) -> Timeouts {
+        Timeouts {
+            handshake: config.handshake_timeout().as_millis() as u64,
+            ping: config.ping_interval().as_millis() as u64,
+            idle: config.idle_timeout().as_millis() as u64,
+            drain_over,
+        }
+    }
 }
 
 /// All connections of a worker.

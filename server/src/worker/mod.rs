@@ -9,13 +9,13 @@
 //! the parts it needs, and each part's methods live in the part's own module.
 
 pub mod conns;
+mod parts;
 pub mod sq;
 
-use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 use io_uring::{IoUring, cqueue, types};
@@ -24,46 +24,17 @@ use ringcast_protocol::frame::OpCode;
 use ringcast_protocol::handshake::Rejection;
 
 use crate::conn::lifecycle::{Event, Stage};
-use crate::fanout::batch::{FrozenBatch, TurnBatches};
-use crate::fanout::deliver::deliver;
-use crate::fanout::{Outbox, Peers, Remote};
-use crate::limits::{BUSY_RECVS, BUSY_SENDS, GATHER_WANT, RING_ENTRIES};
-use crate::metrics::WorkerMetrics;
+use crate::fanout::deliver::{DeliveryReport, deliver_to};
+use crate::fanout::{Fanout, Peers, Remote};
+use crate::limits::RING_ENTRIES;
 use crate::ring::{self, BufRing, Op, RingError};
 use crate::rooms::local::LocalRooms;
-use crate::session::{End, Outcome, Sink, handshake};
+use crate::session::{End, Outcome, Session, Sink, handshake};
 use crate::shared::Shared;
 
 use self::conns::{Conns, Timeouts};
+use self::parts::{Accepting, Ctx, Turn};
 use self::sq::Sq;
-
-/// What every handler may read: who this worker is and what all workers share.
-struct Ctx {
-    id: usize,
-    shared: Arc<Shared>,
-}
-
-impl Ctx {
-    fn metrics(&self) -> &WorkerMetrics {
-        &self.shared.metrics[self.id]
-    }
-}
-
-/// Per-turn bookkeeping.
-struct Turn {
-    start: Instant,
-    /// Coarse clock: milliseconds since the worker started, updated once per turn.
-    now_ms: u64,
-    recvs: usize,
-    sends_last_flush: u64,
-}
-
-/// The listener and whether the worker is draining.
-struct Accepting {
-    listener: socket2::Socket,
-    on: bool,
-    drain_deadline: Option<u64>,
-}
 
 /// A worker ready to run. Field order matters: the ring is dropped first, before the buffers,
 /// timespec and queues its operations may still reference.
@@ -73,8 +44,7 @@ pub struct Worker {
     sq: Sq,
     conns: Conns,
     rooms: LocalRooms,
-    batches: TurnBatches,
-    outbox: Outbox,
+    fanout: Fanout,
     rx: Receiver<Remote>,
     turn: Turn,
     accepting: Accepting,
@@ -93,36 +63,16 @@ impl Worker {
         let cfg = &shared.config;
         let ring = ring::build(RING_ENTRIES)?;
         let bufs = BufRing::new(&ring, 0, cfg.recv_buffers, cfg.recv_buffer_size)?;
-        let tick = [
-            cfg.handshake_timeout(),
-            cfg.ping_interval(),
-            cfg.idle_timeout(),
-        ]
-        .into_iter()
-        .min()
-        .unwrap_or(Duration::from_secs(1))
-        .div_f64(4.0)
-        .clamp(Duration::from_millis(10), Duration::from_millis(500));
         Ok(Worker {
             ring,
             bufs,
-            sq: Sq::new(tick),
+            sq: Sq::new(cfg.tick_interval()),
             conns: Conns::default(),
             rooms: LocalRooms::default(),
-            batches: TurnBatches::default(),
-            outbox: Outbox::new(Peers::new(Vec::new(), Vec::new())),
+            fanout: Fanout::new(Peers::new(Vec::new(), Vec::new())),
             rx,
-            turn: Turn {
-                start: Instant::now(),
-                now_ms: 0,
-                recvs: 0,
-                sends_last_flush: 0,
-            },
-            accepting: Accepting {
-                listener,
-                on: true,
-                drain_deadline: None,
-            },
+            turn: Turn::new(),
+            accepting: Accepting::new(listener),
             ctx: Ctx { id, shared },
         })
     }
@@ -134,7 +84,7 @@ impl Worker {
 
     /// Arms accept and the timer and submits them, so the listener accepts once this returns.
     pub fn start(&mut self, peers: Peers) -> std::io::Result<()> {
-        self.outbox = Outbox::new(peers);
+        self.fanout = Fanout::new(peers);
         self.sq.accept(self.accepting.listener.as_raw_fd());
         self.sq.tick();
         self.sq.submit_into(&mut self.ring)?;
@@ -147,38 +97,16 @@ impl Worker {
         let gather = Duration::from_micros(self.ctx.shared.config.gather_us);
         let gather_ts = types::Timespec::from(gather);
         loop {
-            self.sq.submit_into(&mut self.ring)?;
-            match self.ring.submit_and_wait(1) {
-                Ok(_) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
-                Err(e) => return Err(e),
-            }
-            self.turn.now_ms = self.turn.start.elapsed().as_millis() as u64;
-            self.turn.recvs = 0;
+            self.sq.submit_and_wait(&mut self.ring)?;
+            self.turn.begin();
             self.complete();
-            let recvs = self.turn.recvs;
-            let busy =
-                recvs >= BUSY_RECVS || (recvs > 0 && self.turn.sends_last_flush >= BUSY_SENDS);
-            if busy && !gather.is_zero() {
+            if self.turn.busy() && !gather.is_zero() {
                 // Busy: let more receives land so each socket's send carries more frames.
-                self.sq.submit_into(&mut self.ring)?;
-                let args = types::SubmitArgs::new().timespec(&gather_ts);
-                match self.ring.submitter().submit_with_args(GATHER_WANT, &args) {
-                    Ok(_) => {}
-                    Err(e)
-                        if matches!(
-                            e.raw_os_error(),
-                            Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                        ) => {}
-                    Err(e) => return Err(e),
-                }
+                self.sq.submit_and_gather(&mut self.ring, &gather_ts)?;
                 self.complete();
             }
             self.flush();
-            self.ctx
-                .metrics()
-                .loop_iterations
-                .fetch_add(1, Ordering::Relaxed);
+            self.ctx.metrics().loop_iterations.fetch_add(1, Relaxed);
             if self.accepting.drain_deadline.is_some() && self.conns.is_empty() {
                 return Ok(());
             }
@@ -211,10 +139,7 @@ impl Worker {
                 Op::Ignore => {}
             }
         }
-        self.ctx
-            .metrics()
-            .completions
-            .fetch_add(n, Ordering::Relaxed);
+        self.ctx.metrics().completions.fetch_add(n, Relaxed);
     }
 
     fn on_accept(&mut self, res: i32, more: bool) {
@@ -228,15 +153,9 @@ impl Worker {
             return;
         }
         let fd = res;
-        self.ctx.metrics().accepted.fetch_add(1, Ordering::Relaxed);
-        set_nodelay(fd);
-        let shared = &self.ctx.shared;
-        let ip = if shared.config.max_connections_per_ip > 0 {
-            peer_ip(fd)
-        } else {
-            IpAddr::from([0, 0, 0, 0])
-        };
-        let within = shared.admit(ip);
+        self.ctx.metrics().accepted.fetch_add(1, Relaxed);
+        let ip = parts::prepare_socket(fd, &self.ctx.shared.config);
+        let within = self.ctx.shared.admit(ip);
         let key = self.conns.insert(fd, ip, self.turn.now_ms);
         self.arm_recv(key);
         if !within || self.accepting.drain_deadline.is_some() {
@@ -290,7 +209,7 @@ impl Worker {
             bufs,
             conns,
             rooms,
-            batches,
+            fanout,
             turn,
             ctx,
             ..
@@ -299,7 +218,14 @@ impl Worker {
         conn.last_rx_ms = turn.now_ms;
         conn.ping_outstanding = false;
         let data = bufs.get_mut(bid, len);
-        let mut sink = Sink::new(key, ctx.id, &ctx.shared, &mut conn.out, batches, rooms);
+        let mut sink = Sink::new(
+            key,
+            ctx.id,
+            &ctx.shared,
+            &mut conn.out,
+            &mut fanout.batches,
+            rooms,
+        );
         conn.session.feed(data, &mut sink);
         let outcome = sink.outcome();
         bufs.recycle(bid);
@@ -349,14 +275,8 @@ impl Worker {
 
     /// Sends Close `code` and closes once it is flushed (or the linger time runs out).
     fn close_with(&mut self, key: usize, code: CloseCode, reason: &str) {
-        let reason = reason.to_string();
-        self.end(
-            key,
-            End::Close {
-                code: Some(code),
-                reason,
-            },
-        );
+        let (code, reason) = (Some(code), reason.to_string());
+        self.end(key, End::Close { code, reason });
     }
 
     /// Answers a connection still in its handshake with an HTTP error, then closes it.
@@ -364,12 +284,19 @@ impl Worker {
         let Worker {
             conns,
             rooms,
-            batches,
+            fanout,
             ctx,
             ..
         } = self;
         let conn = &mut conns[key];
-        let mut sink = Sink::new(key, ctx.id, &ctx.shared, &mut conn.out, batches, rooms);
+        let mut sink = Sink::new(
+            key,
+            ctx.id,
+            &ctx.shared,
+            &mut conn.out,
+            &mut fanout.batches,
+            rooms,
+        );
         handshake::reject(&mut sink, rejection);
         let outcome = sink.outcome();
         self.apply(key, outcome);
@@ -400,10 +327,7 @@ impl Worker {
             return;
         }
         let more = conn.out.sent(res as usize);
-        self.ctx
-            .metrics()
-            .bytes_out
-            .fetch_add(res as u64, Ordering::Relaxed);
+        self.ctx.metrics().bytes_out.fetch_add(res as u64, Relaxed);
         self.step(key, Event::SendDone { more });
     }
 
@@ -445,7 +369,7 @@ impl Worker {
         }
         if todo.free_slot {
             let conn = self.conns.remove(key);
-            self.ctx.metrics().closed.fetch_add(1, Ordering::Relaxed);
+            self.ctx.metrics().closed.fetch_add(1, Relaxed);
             self.ctx.shared.release(conn.ip);
         }
     }
@@ -468,51 +392,40 @@ impl Worker {
                 sends += 1;
             }
         }
-        self.ctx.metrics().sends.fetch_add(sends, Ordering::Relaxed);
+        self.ctx.metrics().sends.fetch_add(sends, Relaxed);
         self.turn.sends_last_flush = sends;
         let sq = &mut self.sq;
-        self.outbox.send(|fd| sq.wake(fd));
+        self.fanout.send(|fd| sq.wake(fd));
     }
 
     /// Freezes each room's batch of this turn, hands it to the other workers with members in
     /// the room, and delivers it to the local members.
     fn flush_batches(&mut self) {
-        if self.batches.is_empty() {
+        if self.fanout.batches.is_empty() {
             return;
         }
-        let (id, echo) = (self.ctx.id, self.ctx.shared.config.echo);
-        for builder in self.batches.take() {
-            let batch = builder.freeze(Some(id), !echo);
-            let others = batch.room().workers.load(Ordering::Acquire) & !(1u64 << id);
-            if others == 0 {
-                self.deliver(&batch);
-            } else {
-                let batch = Arc::new(batch);
-                self.outbox.push(others, &batch);
-                self.deliver(&batch);
-            }
-        }
+        let (id, cfg) = (self.ctx.id, &self.ctx.shared.config);
+        let (echo, limit) = (cfg.echo, cfg.max_backpressure);
+        let report = (self.fanout).flush_batches(id, echo, limit, &self.rooms, &mut self.conns);
+        self.apply_delivery(report);
     }
 
-    /// Delivers `batch` to the local members of its room and applies the backpressure policy:
-    /// a member over `--max-backpressure` loses what it has not started to receive and is
-    /// closed with 1008.
-    fn deliver(&mut self, batch: &FrozenBatch) {
-        let Some(room) = self.rooms.get(batch.room().id) else {
-            return;
-        };
-        let limit = self.ctx.shared.config.max_backpressure;
-        let report = deliver(batch, room, self.ctx.id, limit, &mut self.conns);
+    /// Counts a delivery and applies the backpressure policy: a member over
+    /// `--max-backpressure` loses what it has not started to receive and is closed with 1008.
+    fn apply_delivery(&mut self, report: DeliveryReport) {
         let m = self.ctx.metrics();
-        m.deliveries.fetch_add(report.delivered, Ordering::Relaxed);
-        m.messages_out
-            .fetch_add(report.delivered, Ordering::Relaxed);
+        m.deliveries.fetch_add(report.delivered, Relaxed);
+        m.messages_out.fetch_add(report.delivered, Relaxed);
         for member in report.over_limit {
+            let conn = &mut self.conns[member];
+            if !conn.session.is_open() || conn.life.is_dead() {
+                continue; // reported by an earlier batch already
+            }
+            conn.out.drop_unsent();
             self.ctx
                 .metrics()
                 .backpressure_disconnects
-                .fetch_add(1, Ordering::Relaxed);
-            self.conns[member].out.drop_unsent();
+                .fetch_add(1, Relaxed);
             self.close_with(member, CloseCode::POLICY, "backpressure limit exceeded");
         }
     }
@@ -521,13 +434,13 @@ impl Worker {
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
                 Remote::Deliver(batches) => {
-                    self.ctx
-                        .metrics()
-                        .remote_batches
-                        .fetch_add(1, Ordering::Relaxed);
-                    for batch in batches {
-                        self.deliver(&batch);
+                    self.ctx.metrics().remote_batches.fetch_add(1, Relaxed);
+                    let (id, limit) = (self.ctx.id, self.ctx.shared.config.max_backpressure);
+                    let mut report = DeliveryReport::default();
+                    for batch in &batches {
+                        deliver_to(batch, &self.rooms, id, limit, &mut self.conns, &mut report);
                     }
+                    self.apply_delivery(report);
                 }
                 Remote::Drain => self.start_drain(),
             }
@@ -548,69 +461,34 @@ impl Worker {
                 continue;
             }
             match conn.session {
-                crate::session::Session::Room(_) => {
+                Session::Room(_) => {
                     self.close_with(key, CloseCode::GOING_AWAY, "server shutting down")
                 }
-                crate::session::Session::Handshake(_) => self.abort(key),
-                crate::session::Session::Closing => {}
+                Session::Handshake(_) => self.abort(key),
+                Session::Closing => {}
             }
         }
     }
 
     fn on_tick(&mut self) {
         self.sq.tick();
-        let cfg = &self.ctx.shared.config;
         let now = self.turn.now_ms;
-        let timeouts = Timeouts {
-            handshake: cfg.handshake_timeout().as_millis() as u64,
-            ping: cfg.ping_interval().as_millis() as u64,
-            idle: cfg.idle_timeout().as_millis() as u64,
-            drain_over: self.accepting.drain_deadline.is_some_and(|d| now >= d),
-        };
+        let drain_over = self.accepting.drain_deadline.is_some_and(|d| now >= d);
+        let timeouts = Timeouts::new(&self.ctx.shared.config, drain_over);
         let expired = self.conns.expired(now, &timeouts);
         for key in expired.abort {
             self.abort(key);
         }
         for key in expired.idle {
-            self.ctx
-                .metrics()
-                .idle_timeouts
-                .fetch_add(1, Ordering::Relaxed);
+            self.ctx.metrics().idle_timeouts.fetch_add(1, Relaxed);
             self.close_with(key, CloseCode::POLICY, "idle timeout");
         }
         for key in expired.ping {
             let conn = &mut self.conns[key];
             conn.ping_outstanding = true;
             conn.out.push_frame(OpCode::Ping, b"");
-            self.ctx
-                .metrics()
-                .messages_out
-                .fetch_add(1, Ordering::Relaxed);
+            self.ctx.metrics().messages_out.fetch_add(1, Relaxed);
             self.conns.mark_dirty(key);
         }
     }
-}
-
-fn set_nodelay(fd: RawFd) {
-    let one: libc::c_int = 1;
-    // SAFETY: `fd` is a socket we own; the option value points to a live c_int of the given size.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-}
-
-fn peer_ip(fd: RawFd) -> IpAddr {
-    // SAFETY: `fd` is a socket we own and stay owning; SockRef does not close it on drop.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    let sock = socket2::SockRef::from(&fd);
-    sock.peer_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
-        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip())
 }

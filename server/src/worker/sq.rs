@@ -13,6 +13,7 @@ use io_uring::{IoUring, opcode, types};
 
 use crate::conn::lifecycle::Shut;
 use crate::conn::outq::OutQueue;
+use crate::limits::GATHER_WANT;
 use crate::ring::{Op, Sqe};
 
 /// SQEs waiting for the next enter, and the memory some of them name.
@@ -108,6 +109,37 @@ impl Sq {
     /// Wakes the worker whose ring is `ring_fd` (IORING_OP_MSG_RING).
     pub fn wake(&mut self, ring_fd: RawFd) {
         self.push(wake_entry(ring_fd));
+    }
+
+    /// Submits every pending entry and waits for at least one completion.
+    pub fn submit_and_wait(&mut self, ring: &mut IoUring) -> std::io::Result<()> {
+        self.submit_into(ring)?;
+        match ring.submit_and_wait(1) {
+            Err(e) if !matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Submits every pending entry and waits up to `timeout` for `GATHER_WANT` completions (a
+    /// busy turn letting more receives land before it flushes).
+    pub fn submit_and_gather(
+        &mut self,
+        ring: &mut IoUring,
+        timeout: &types::Timespec,
+    ) -> std::io::Result<()> {
+        self.submit_into(ring)?;
+        let args = types::SubmitArgs::new().timespec(timeout);
+        match ring.submitter().submit_with_args(GATHER_WANT, &args) {
+            Err(e)
+                if !matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) =>
+            {
+                Err(e)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Pushes every pending entry into `ring`, submitting when the ring is full.
