@@ -12,7 +12,7 @@ use ringcast_protocol::handshake::{
 use crate::rooms::JoinError;
 use crate::rooms::local::Class;
 use crate::session::room::RoomSession;
-use crate::session::{Session, Sink};
+use crate::session::sink::Sink;
 
 /// The demo chat page served at `/`.
 const DEMO_PAGE: &str = include_str!("../demo.html");
@@ -25,9 +25,9 @@ pub struct Handshake {
 }
 
 impl Handshake {
-    /// Handles received bytes; returns the next session once upgraded (having fed it the bytes
+    /// Handles received bytes; returns the room session once upgraded (having fed it the bytes
     /// that followed the head).
-    pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) -> Option<Session> {
+    pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) -> Option<RoomSession> {
         let max = sink.config().max_header_bytes;
         let mut owned;
         // Parse straight from the receive buffer when the head arrived in one piece.
@@ -65,7 +65,7 @@ impl Handshake {
                     if !rest.is_empty() {
                         room.feed(rest, sink);
                     }
-                    Some(Session::Room(room))
+                    Some(room)
                 }
             },
         }

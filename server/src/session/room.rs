@@ -10,7 +10,7 @@ use ringcast_protocol::frame::{Event, MessageKind, OpCode};
 
 use crate::rooms::SharedRoom;
 use crate::rooms::local::Slot;
-use crate::session::Sink;
+use crate::session::sink::Sink;
 
 /// A member of one room.
 pub struct RoomSession {
