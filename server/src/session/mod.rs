@@ -68,11 +68,11 @@ impl Session {
         }
     }
 
-    /// Where this connection sits in its local room (updated when another member's removal
-    /// moves it).
-    pub fn slot_mut(&mut self) -> Option<&mut Slot> {
+    /// Where this connection sits in local room `room_id` (updated when another member's
+    /// removal moves it).
+    pub fn slot_mut(&mut self, room_id: u64) -> Option<&mut Slot> {
         match self {
-            Session::Room(r) => Some(r.slot_mut()),
+            Session::Room(r) => r.slot_mut(room_id),
             Session::Handshake(_) | Session::Closing => None,
         }
     }

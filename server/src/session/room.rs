@@ -66,9 +66,9 @@ impl RoomSession {
         }
     }
 
-    /// Where this member sits in its local room.
-    pub fn slot_mut(&mut self) -> &mut Slot {
-        &mut self.slot
+    /// Where this member sits in local room `room_id`, if that is its room.
+    pub fn slot_mut(&mut self, room_id: u64) -> Option<&mut Slot> {
+        (self.room.id == room_id).then_some(&mut self.slot)
     }
 
     /// The room and slot, to leave the room.

@@ -148,15 +148,17 @@ impl Conns {
         }
     }
 
-    /// Takes this turn's flush list; each connection leaves it.
+    /// Takes this turn's flush list; each connection must then leave it through
+    /// [`Conns::flushing`].
     pub fn take_dirty(&mut self) -> Vec<usize> {
-        let keys = std::mem::take(&mut self.dirty);
-        for &key in &keys {
-            if let Some(conn) = self.slab.get_mut(key) {
-                conn.dirty = false;
-            }
-        }
-        keys
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// The connection `key` of a list taken by [`Conns::take_dirty`], out of the flush list.
+    pub fn flushing(&mut self, key: usize) -> Option<&mut Conn> {
+        let conn = self.slab.get_mut(key)?;
+        conn.dirty = false;
+        Some(conn)
     }
 
     /// Connections whose time is up at `now` (coarse milliseconds).

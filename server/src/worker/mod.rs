@@ -309,7 +309,10 @@ impl Worker {
             return;
         };
         let left = self.rooms.leave(room.id, slot);
-        if let Some(moved) = left.moved.and_then(|m| self.conns[m].session.slot_mut()) {
+        if let Some(moved) = left
+            .moved
+            .and_then(|m| self.conns[m].session.slot_mut(room.id))
+        {
             *moved = slot;
         }
         if left.empty {
@@ -380,7 +383,7 @@ impl Worker {
         self.flush_batches();
         let mut sends = 0u64;
         for key in self.conns.take_dirty() {
-            let Some(conn) = self.conns.get_mut(key) else {
+            let Some(conn) = self.conns.flushing(key) else {
                 continue;
             };
             if !conn.life.may_send() {
