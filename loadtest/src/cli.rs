@@ -9,9 +9,10 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
-    /// Server URL, `ws://HOST:PORT/PATH`.
+    /// Server URL, `ws://HOST:PORT/PATH`. Repeatable: connections are spread round-robin over
+    /// the URLs (the nodes of a cluster), in every scenario.
     #[arg(long, default_value = "ws://127.0.0.1:8080/")]
-    pub url: String,
+    pub url: Vec<String>,
     /// Event-loop threads (default: available cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -65,6 +66,43 @@ pub enum ScenarioCmd {
     Connect(ConnectArgs),
     /// All-to-all rounds in one room (server must echo), the uWebSockets benchmark pattern.
     Rounds(RoundsArgs),
+    /// JSON pub/sub mode (SPEC §5): topics of subscribers fed by publishers; with `--history`
+    /// offsets, order and recovery (`--churn`) are checked too.
+    Pubsub(PubsubArgs),
+}
+
+/// Options of `pubsub`.
+#[derive(Debug, Args)]
+pub struct PubsubArgs {
+    /// Topics (`PREFIX0`, `PREFIX1`, ...: the same names as rooms, one namespace).
+    #[arg(long, default_value_t = 1)]
+    pub topics: usize,
+    /// Subscribers per topic.
+    #[arg(long, default_value_t = 100)]
+    pub subscribers: usize,
+    /// Publishers per topic (each also subscribes to its topic: its own copies are its credit).
+    #[arg(long, default_value_t = 1)]
+    pub publishers: usize,
+    /// Bytes of each `data` value: a JSON string, quotes included (at least 42).
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Messages per second per publisher; 0 = as fast as the window allows.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Own messages a publisher may have in flight before its copy comes back.
+    #[arg(long, default_value_t = 64)]
+    pub window: u64,
+    /// The server keeps history (`ringcast --history-size N`): check that offsets count up by 1
+    /// and that every subscriber sees the same order; resume churned subscribers with `since`.
+    #[arg(long)]
+    pub history: bool,
+    /// Drop a random subscriber this many times per second (all threads together) and resume
+    /// it with `since:{offset,epoch}` (needs `--history`).
+    #[arg(long, default_value_t = 0.0)]
+    pub churn: f64,
+    /// Subprotocol that selects JSON mode.
+    #[arg(long, default_value = "pubsub")]
+    pub pubsub_protocol: String,
 }
 
 /// Options of `broadcast`.

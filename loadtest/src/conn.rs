@@ -46,6 +46,10 @@ pub struct Conn {
     pub(crate) recv_busy: bool,
     pub(crate) dirty: bool,
     pub(crate) close_sent: bool,
+    /// Index of the server (`--url`) this connection uses, for its whole life.
+    pub(crate) target: usize,
+    /// The current set-up is a reopen after [`Io::reconnect`] (not a first connection).
+    pub(crate) reopened: bool,
 }
 
 impl Conn {
@@ -68,7 +72,25 @@ impl Conn {
             recv_busy: false,
             dirty: false,
             close_sent: false,
+            target: 0,
+            reopened: false,
         }
+    }
+
+    /// Forgets everything of the previous socket before it is reopened (buffers are kept;
+    /// the kernel holds none of them: the caller waited for the last completions).
+    pub(crate) fn reset_for_reconnect(&mut self) {
+        debug_assert!(!self.send_busy && !self.recv_busy && self.fd < 0);
+        self.state = State::Pending;
+        self.hs = None;
+        self.rstart = 0;
+        self.rend = 0;
+        self.frag.clear();
+        self.out.clear();
+        self.sending.clear();
+        self.send_off = 0;
+        self.close_sent = false;
+        self.reopened = true;
     }
 
     /// Whether data frames can be sent and received.
@@ -82,6 +104,8 @@ pub struct Io {
     /// The connections, indexed by the thread-local connection number.
     pub conns: Vec<Conn>,
     pub(crate) dirty: Vec<usize>,
+    /// Connections closed by [`Io::reconnect`] that the driver reopens.
+    pub(crate) reopen: Vec<usize>,
     /// Random source for masking keys and nonces.
     pub rng: Rng,
     /// Time of the current event, ns since the shared base.
@@ -109,6 +133,7 @@ impl Io {
         Self {
             conns,
             dirty: Vec::new(),
+            reopen: Vec::new(),
             rng: Rng::new(thread as u64),
             now: 0,
             stats: Stats::new(),
@@ -175,9 +200,20 @@ impl Io {
         }
     }
 
+    /// Drops connection `c` abruptly (no Close frame, as a lost network would) and opens it
+    /// again to the same server with the same subprotocol; the scenario sees `on_open` again
+    /// (never `on_closed` for this). Ignored unless `c` is open.
+    pub fn reconnect(&mut self, c: usize) {
+        if !self.conns[c].is_open() {
+            return;
+        }
+        self.close_fd(c);
+        self.reopen.push(c);
+    }
+
     /// Adds this thread's progress since the last call to the shared counters.
     pub fn publish_progress(&mut self) {
-        let p = &self.shared.progress;
+        let p = &self.shared.totals;
         let errors =
             self.stats.connect_errors + self.stats.handshake_errors + self.stats.unexpected_closes;
         let (s, r, o, e) = self.published;

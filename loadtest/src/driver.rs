@@ -16,6 +16,7 @@ use crate::conn::{Conn, Io, State};
 use crate::scenario::Scenario;
 use crate::shared::Shared;
 use crate::stats::Stats;
+use crate::target::{Target, target_of};
 
 const KIND_CONNECT: u64 = 1;
 const KIND_SEND: u64 = 2;
@@ -25,12 +26,8 @@ const KIND_WAKE: u64 = 4;
 /// How every thread connects.
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
-    /// Server address.
-    pub addr: SocketAddr,
-    /// `Host` header value.
-    pub host: String,
-    /// Request path.
-    pub path: String,
+    /// The servers; connections are spread over them round-robin ([`target_of`]).
+    pub targets: Vec<Target>,
     /// Spread each thread's connection attempts evenly over this many ns.
     pub ramp_ns: u64,
     /// At most this many connects/handshakes in progress per thread.
@@ -55,7 +52,7 @@ pub struct Driver<S: Scenario> {
     io: Io,
     sc: S,
     cfg: DriverConfig,
-    sockaddr: Box<(libc::sockaddr_storage, libc::socklen_t)>,
+    sockaddrs: Box<[(libc::sockaddr_storage, libc::socklen_t)]>,
     wake_buf: Box<[u8; 8]>,
     next_start: usize,
     setting_up: usize,
@@ -125,12 +122,23 @@ impl<S: Scenario> Driver<S> {
     ) -> Result<Self, DriverError> {
         let entries = (protocols.len() * 2 + 64).clamp(256, 4096) as u32;
         let ring = new_ring(entries.next_power_of_two()).map_err(DriverError::Ring)?;
-        let conns = protocols.into_iter().map(Conn::new).collect();
+        let threads = shared.threads();
+        let n_targets = cfg.targets.len();
+        let conns = protocols
+            .into_iter()
+            .enumerate()
+            .map(|(c, p)| {
+                let mut conn = Conn::new(p);
+                conn.target = target_of(c, thread, threads, n_targets);
+                conn
+            })
+            .collect();
+        let sockaddrs = cfg.targets.iter().map(|t| to_sockaddr(t.addr)).collect();
         Ok(Self {
             ring,
             io: Io::new(conns, shared, thread),
             sc,
-            sockaddr: Box::new(to_sockaddr(cfg.addr)),
+            sockaddrs,
             cfg,
             wake_buf: Box::new([0; 8]),
             next_start: 0,
@@ -143,7 +151,7 @@ impl<S: Scenario> Driver<S> {
 
     fn push(&mut self, entry: squeue::Entry) -> Result<(), DriverError> {
         loop {
-            // SAFETY: every buffer or address an entry points to (sockaddr, wake_buf, a
+            // SAFETY: every buffer or address an entry points to (sockaddrs, wake_buf, a
             // connection's rbuf tail or sending buffer) lives in `self` and is not moved, resized
             // or freed until the entry's completion has been reaped.
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
@@ -170,6 +178,7 @@ impl<S: Scenario> Driver<S> {
         loop {
             self.io.now = self.io.shared.now();
             self.start_connections(ramp_base)?;
+            self.start_reconnects()?;
             if self.settled == self.io.conns.len()
                 && let Some(ready) = self.ready.take()
             {
@@ -219,40 +228,73 @@ impl<S: Scenario> Driver<S> {
             let c = self.next_start;
             self.next_start += 1;
             self.io.stats.note_connect_time(self.io.now);
-            let family = match self.cfg.addr {
-                SocketAddr::V4(_) => libc::AF_INET,
-                SocketAddr::V6(_) => libc::AF_INET6,
-            };
-            // SAFETY: plain socket(2) call; the result is checked.
-            let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-            if fd < 0 {
-                self.io.stats.connect_errors += 1;
-                self.io.conns[c].state = State::Closed;
-                self.settled += 1;
-                continue;
-            }
-            let one: libc::c_int = 1;
-            // SAFETY: `one` outlives the call and the length matches its type.
-            unsafe {
-                libc::setsockopt(
-                    fd,
-                    libc::IPPROTO_TCP,
-                    libc::TCP_NODELAY,
-                    (&one as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                );
-            }
-            let conn = &mut self.io.conns[c];
-            conn.fd = fd;
-            conn.state = State::Connecting;
-            self.setting_up += 1;
-            let addr = (&self.sockaddr.0 as *const libc::sockaddr_storage).cast();
-            let e = opcode::Connect::new(types::Fd(fd), addr, self.sockaddr.1)
-                .build()
-                .user_data(((c as u64) << 8) | KIND_CONNECT);
-            self.push(e)?;
+            self.open_socket(c)?;
         }
         Ok(())
+    }
+
+    /// Reopens the connections a scenario closed with [`Io::reconnect`], once the kernel holds
+    /// none of their buffers any more (their last send and receive completed).
+    fn start_reconnects(&mut self) -> Result<(), DriverError> {
+        if self.io.reopen.is_empty() {
+            return Ok(());
+        }
+        let mut reopen = std::mem::take(&mut self.io.reopen);
+        let mut i = 0;
+        while i < reopen.len() {
+            let c = reopen[i];
+            let conn = &self.io.conns[c];
+            if conn.send_busy || conn.recv_busy {
+                i += 1;
+                continue;
+            }
+            reopen.swap_remove(i);
+            self.io.conns[c].reset_for_reconnect();
+            self.open_socket(c)?;
+        }
+        reopen.append(&mut self.io.reopen);
+        self.io.reopen = reopen;
+        Ok(())
+    }
+
+    /// Creates the socket of `c` and submits its connect to the connection's target.
+    fn open_socket(&mut self, c: usize) -> Result<(), DriverError> {
+        let target = self.io.conns[c].target;
+        let family = match self.cfg.targets[target].addr {
+            SocketAddr::V4(_) => libc::AF_INET,
+            SocketAddr::V6(_) => libc::AF_INET6,
+        };
+        // SAFETY: plain socket(2) call; the result is checked.
+        let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            self.io.stats.connect_errors += 1;
+            self.io.conns[c].state = State::Closed;
+            if !self.io.conns[c].reopened {
+                self.settled += 1;
+            }
+            return Ok(());
+        }
+        let one: libc::c_int = 1;
+        // SAFETY: `one` outlives the call and the length matches its type.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        let conn = &mut self.io.conns[c];
+        conn.fd = fd;
+        conn.state = State::Connecting;
+        self.setting_up += 1;
+        let (storage, len) = &self.sockaddrs[target];
+        let addr = (storage as *const libc::sockaddr_storage).cast();
+        let e = opcode::Connect::new(types::Fd(fd), addr, *len)
+            .build()
+            .user_data(((c as u64) << 8) | KIND_CONNECT);
+        self.push(e)
     }
 
     fn flush(&mut self) -> Result<(), DriverError> {
@@ -365,7 +407,9 @@ impl<S: Scenario> Driver<S> {
 
     fn setup_failed(&mut self, c: usize) {
         self.setting_up -= 1;
-        self.settled += 1;
+        if !self.io.conns[c].reopened {
+            self.settled += 1;
+        }
         self.io.close_fd(c);
     }
 
@@ -381,12 +425,12 @@ impl<S: Scenario> Driver<S> {
         let key = self.io.rng.key();
         let conn = &mut self.io.conns[c];
         conn.state = State::Handshake;
-        let protocol = conn.protocol.take();
+        let target = &self.cfg.targets[conn.target];
         conn.hs = Some(ClientHandshake::start(
             &mut conn.out,
-            &self.cfg.host,
-            &self.cfg.path,
-            protocol.as_deref(),
+            &target.host,
+            &target.path,
+            conn.protocol.as_deref(),
             key,
         ));
         self.io.mark_dirty(c);
@@ -455,9 +499,13 @@ impl<S: Scenario> Driver<S> {
                     conn.hs = None;
                     conn.state = State::Open;
                     self.setting_up -= 1;
-                    self.settled += 1;
-                    self.io.stats.connected += 1;
-                    self.io.stats.note_connect_time(self.io.now);
+                    if conn.reopened {
+                        self.io.stats.reconnects += 1;
+                    } else {
+                        self.settled += 1;
+                        self.io.stats.connected += 1;
+                        self.io.stats.note_connect_time(self.io.now);
+                    }
                     self.io.open += 1;
                     self.sc.on_open(&mut self.io, c);
                 }

@@ -11,11 +11,12 @@ mod payload;
 mod progress;
 mod report;
 mod rng;
+mod runner;
 mod scenario;
 mod shared;
 mod stats;
+mod target;
 
-use std::net::ToSocketAddrs;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -25,48 +26,12 @@ use mimalloc::MiMalloc;
 use cli::{Cli, ScenarioCmd};
 use driver::DriverConfig;
 use report::Report;
-use scenario::{RunOptions, Scenario};
+use runner::RunOptions;
+use scenario::Scenario;
 use shared::Shared;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
-
-/// Parsed `ws://HOST:PORT/PATH`.
-struct Target {
-    host: String,
-    path: String,
-    addr: std::net::SocketAddr,
-}
-
-fn parse_url(url: &str) -> Result<Target, String> {
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or_else(|| format!("{url}: only ws:// URLs are supported"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let with_port = if authority
-        .rsplit(':')
-        .next()
-        .is_some_and(|p| p.parse::<u16>().is_ok())
-        && !authority.ends_with(']')
-    {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
-    let addr = with_port
-        .to_socket_addrs()
-        .map_err(|e| format!("{authority}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{authority}: no address"))?;
-    Ok(Target {
-        host: authority.to_owned(),
-        path: path.to_owned(),
-        addr,
-    })
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -96,20 +61,23 @@ fn execute<S: Scenario + Send + 'static>(
     plan: Vec<(Vec<Option<String>>, S)>,
     on_ready: impl FnOnce(),
 ) -> Result<(stats::Stats, Vec<S>), String> {
-    scenario::run(opts, shared, plan, on_ready).map_err(|e| e.to_string())
+    runner::run(opts, shared, plan, on_ready).map_err(|e| e.to_string())
 }
 
 fn run(cli: &Cli) -> Result<ExitCode, String> {
-    let target = parse_url(&cli.url)?;
+    let targets = cli
+        .url
+        .iter()
+        .map(|u| target::parse_url(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let url_list = cli.url.join(" ");
     let threads = cli
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let opts = RunOptions {
         driver: DriverConfig {
-            addr: target.addr,
-            host: target.host.clone(),
-            path: target.path.clone(),
+            targets,
             ramp_ns: cli.ramp.as_nanos() as u64,
             concurrency: cli.concurrency.max(1),
             recv_buf: cli.recv_buf.max(256),
@@ -125,6 +93,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     let wall0 = std::time::Instant::now();
     let prefix = cli.subprotocol_prefix.clone();
     let mut rss: (Option<u64>, Option<u64>) = (None, None);
+    let mut pubsub = None;
     let (name, conns, stats) = match &cli.scenario {
         ScenarioCmd::Broadcast(a) => {
             check_size(a.size, a.binary)?;
@@ -182,8 +151,42 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             let (plan, _) = scenario::rounds::plan(&p, threads);
             ("rounds", a.clients, execute(&opts, shared, plan, || {})?.0)
         }
+        ScenarioCmd::Pubsub(a) => {
+            if a.size < scenario::pubsub::wire::MIN_DATA {
+                return Err(format!(
+                    "--size {} is too small: the data string needs at least {} bytes",
+                    a.size,
+                    scenario::pubsub::wire::MIN_DATA
+                ));
+            }
+            if a.churn > 0.0 && !a.history {
+                return Err(
+                    "--churn needs --history (a resume asks for since:{offset,epoch})".into(),
+                );
+            }
+            if !a.churn.is_finite() || a.churn < 0.0 {
+                return Err("--churn must be a rate ≥ 0".into());
+            }
+            let p = scenario::pubsub::Params {
+                topics: a.topics,
+                subscribers: a.subscribers,
+                publishers: a.publishers,
+                size: a.size,
+                rate: a.rate,
+                window: a.window.max(1),
+                history: a.history,
+                churn: a.churn,
+                protocol: a.pubsub_protocol.clone(),
+                prefix,
+            };
+            let n = a.topics * (a.subscribers + a.publishers);
+            let plan = scenario::pubsub::plan(p, threads);
+            let (stats, scs) = execute(&opts, shared, plan, || {})?;
+            pubsub = Some(scenario::pubsub::summarize(&scs));
+            ("pubsub", n, stats)
+        }
     };
-    let mut rep = Report::new(name, &cli.url, threads, conns as u64, &stats);
+    let mut rep = Report::new(name, &url_list, threads, conns as u64, &stats);
     rep.set_duration(cli.duration.as_secs_f64());
     if name == "rounds"
         && let ScenarioCmd::Rounds(a) = &cli.scenario
@@ -191,6 +194,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         // Every client receives every client's message (its own echo included) each round.
         rep.delivered_per_s = rep.rounds_per_s * (a.clients * a.clients) as f64;
     }
+    rep.pubsub = pubsub;
     rep.server_rss_before_kib = rss.0;
     rep.server_rss_after_kib = rss.1;
     if let (Some(b), Some(a)) = rss
@@ -207,6 +211,20 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     if let Some(path) = &cli.json {
         let text = serde_json::to_string_pretty(&rep).map_err(|e| e.to_string())?;
         std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(ps) = &rep.pubsub {
+        // A server that is down is a failure (1), not a missing feature (3).
+        if ps.unanswered && stats.connect_errors == 0 {
+            eprintln!(
+                "loadtest: no connection got an answer to subscribe ({} upgraded, {} refused): the server has no JSON pub/sub mode on this subprotocol",
+                stats.connected, stats.handshake_errors
+            );
+            return Ok(ExitCode::from(3));
+        }
+        if let Some(e) = ps.problem(cli.fail_on_loss) {
+            eprintln!("loadtest: {e}");
+            return Ok(ExitCode::from(1));
+        }
     }
     let failed_conns = stats.connect_errors + stats.handshake_errors + stats.unexpected_closes;
     if failed_conns > 0 {

@@ -34,8 +34,8 @@ impl Mode {
     }
 }
 
-/// Progress display state.
-pub struct Progress {
+/// The live progress line (display state).
+pub struct StatusLine {
     mode: Mode,
     shared: Arc<Shared>,
     total_conns: usize,
@@ -45,7 +45,7 @@ pub struct Progress {
     last_recv: u64,
 }
 
-impl Progress {
+impl StatusLine {
     /// Starts showing progress for a run of `total_conns` connections.
     pub fn new(mode: Mode, shared: Arc<Shared>, total_conns: usize) -> Self {
         let bar = (mode == Mode::Tty).then(|| {
@@ -66,7 +66,7 @@ impl Progress {
         }
     }
 
-    /// How often [`Progress::update`] should be called.
+    /// How often [`StatusLine::update`] should be called.
     pub fn tick(&self) -> Duration {
         match self.mode {
             Mode::Tty => Duration::from_millis(200),
@@ -79,7 +79,7 @@ impl Progress {
         if self.mode == Mode::Quiet {
             return;
         }
-        let p = &self.shared.progress;
+        let p = &self.shared.totals;
         let sent = p.sent.load(Ordering::Relaxed);
         let recv = p.received.load(Ordering::Relaxed);
         let dt = self.last.elapsed().as_secs_f64().max(1e-3);

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::scenario::pubsub::PubsubSummary;
 use crate::stats::Stats;
 
 /// Latency percentiles in microseconds.
@@ -30,7 +31,7 @@ pub struct Latency {
 pub struct Report {
     /// Scenario name.
     pub scenario: String,
-    /// Server URL.
+    /// Server URL (several, space-separated, when `--url` was repeated).
     pub url: String,
     /// Event-loop threads of the load generator.
     pub threads: usize,
@@ -38,6 +39,8 @@ pub struct Report {
     pub connections: u64,
     /// Connections that completed the handshake.
     pub connected: u64,
+    /// Connections dropped on purpose and upgraded again (`pubsub --churn`).
+    pub reconnects: u64,
     /// Measured seconds.
     pub duration_s: f64,
     /// Messages sent in the measured window.
@@ -89,6 +92,9 @@ pub struct Report {
     pub received_per_loadtest_cpu_s: f64,
     /// Wall seconds of the whole run (connecting, warm-up, measuring, draining).
     pub wall_s: f64,
+    /// `pubsub` only: subscriptions, offsets, order and recovery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pubsub: Option<PubsubSummary>,
 }
 
 impl Report {
@@ -115,6 +121,7 @@ impl Report {
             threads,
             connections,
             connected: s.connected,
+            reconnects: s.reconnects,
             duration_s: 0.0,
             sent: s.sent,
             delivered: s.delivered,
@@ -140,6 +147,7 @@ impl Report {
             loadtest_cpu_s: 0.0,
             received_per_loadtest_cpu_s: 0.0,
             wall_s: 0.0,
+            pubsub: None,
         }
     }
 
@@ -178,6 +186,45 @@ impl Report {
             row(
                 "rounds",
                 format!("{} ({:.1}/s)", self.rounds, self.rounds_per_s),
+            );
+        }
+        if let Some(ps) = &self.pubsub {
+            let c = &ps.counters;
+            row(
+                "pubsub",
+                format!(
+                    "subscribed {}  late {}  server errors {}{}",
+                    c.subscribed,
+                    c.late_subscribers,
+                    c.server_errors,
+                    ps.first_error
+                        .as_deref()
+                        .map_or(String::new(), |e| format!(" (first: {e})"))
+                ),
+            );
+            row(
+                "offsets / order",
+                format!(
+                    "gaps {}  dups {}  missing {}  order checked {} mismatched {}",
+                    c.offset_gaps,
+                    c.offset_dups,
+                    c.missing_offsets,
+                    c.order_checked,
+                    c.order_mismatches
+                ),
+            );
+            row(
+                "churn / recovery",
+                format!(
+                    "{} drops, {} reconnected; recovered true {} (replayed {}, broken {}) false {} (skipped {})",
+                    c.churns,
+                    self.reconnects,
+                    c.recovered_true,
+                    c.replayed,
+                    c.recovery_failures,
+                    c.recovered_false,
+                    c.lost_unrecovered
+                ),
             );
         }
         let l = &self.latency;

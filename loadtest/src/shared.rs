@@ -5,10 +5,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-/// The measured window and the end of the run, in ns since [`Shared::base`]. Zero until the
-/// main thread starts the run (all connections settled).
+/// The run's phase boundaries as the runner publishes them, in ns since [`Shared::base`]. Zero
+/// until the main thread starts the run (all connections settled); scenarios read a plain copy
+/// ([`Window`]) once the run started.
 #[derive(Debug, Default)]
-pub struct Window {
+pub struct Timeline {
     /// Load starts (warm-up begins).
     pub start: AtomicU64,
     /// Measurement starts (warm-up ends).
@@ -21,7 +22,7 @@ pub struct Window {
 
 /// Live totals for the progress line, updated by each thread once per loop turn.
 #[derive(Debug, Default)]
-pub struct Progress {
+pub struct LiveTotals {
     /// Messages sent (all, including warm-up).
     pub sent: AtomicU64,
     /// Messages received (all).
@@ -39,10 +40,10 @@ pub struct Shared {
     pub base: Instant,
     /// The run started (set once by the main thread, after `window`).
     pub started: AtomicBool,
-    /// Time window of the run.
-    pub window: Window,
-    /// Live progress.
-    pub progress: Progress,
+    /// Phase boundaries of the run.
+    pub timeline: Timeline,
+    /// Live totals for the progress line.
+    pub totals: LiveTotals,
     /// Set by any thread to end the run early for everyone (e.g. a rounds client was closed).
     pub abort: AtomicBool,
     wakers: Vec<OwnedFd>,
@@ -64,11 +65,16 @@ impl Shared {
         Ok(Self {
             base: Instant::now(),
             started: AtomicBool::new(false),
-            window: Window::default(),
-            progress: Progress::default(),
+            timeline: Timeline::default(),
+            totals: LiveTotals::default(),
             abort: AtomicBool::new(false),
             wakers,
         })
+    }
+
+    /// Event-loop threads of the run.
+    pub fn threads(&self) -> usize {
+        self.wakers.len()
     }
 
     /// Nanoseconds since `base`.
@@ -116,5 +122,36 @@ impl Shared {
     pub fn abort_all(&self) {
         self.abort.store(true, Ordering::Relaxed);
         self.wake_all();
+    }
+}
+
+/// A plain copy of the [`Timeline`] (ns since the shared base), read once the run started.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window {
+    /// Load starts.
+    pub start: u64,
+    /// Measurement starts (end of warm-up).
+    pub measure: u64,
+    /// Measurement and sending end.
+    pub end: u64,
+    /// Stop waiting for in-flight messages.
+    pub grace_end: u64,
+}
+
+impl Window {
+    /// Reads the window; valid once the run has started.
+    pub fn load(shared: &Shared) -> Self {
+        let w = &shared.timeline;
+        Self {
+            start: w.start.load(Ordering::Relaxed),
+            measure: w.measure.load(Ordering::Relaxed),
+            end: w.end.load(Ordering::Relaxed),
+            grace_end: w.grace_end.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether time `t` is inside the measured window.
+    pub fn measured(&self, t: u64) -> bool {
+        t >= self.measure && t < self.end
     }
 }

@@ -38,6 +38,8 @@ pub struct Stats {
     pub server_closes: BTreeMap<u16, u64>,
     /// Connections that completed the handshake.
     pub connected: u64,
+    /// Handshakes completed again after a scenario dropped the connection on purpose (churn).
+    pub reconnects: u64,
     /// Monotonic ns of the first connect attempt and of the last handshake completed.
     pub connect_span: Option<(u64, u64)>,
     /// Data messages received over the whole run, measured or not.
@@ -71,6 +73,7 @@ impl Stats {
             unexpected_closes: 0,
             server_closes: BTreeMap::new(),
             connected: 0,
+            reconnects: 0,
             connect_span: None,
             received_all: 0,
             rounds: 0,
@@ -109,6 +112,7 @@ impl Stats {
             *self.server_closes.entry(*code).or_default() += n;
         }
         self.connected += other.connected;
+        self.reconnects += other.reconnects;
         if let Some((a, b)) = other.connect_span {
             self.note_connect_time(a);
             self.note_connect_time(b);
@@ -141,6 +145,18 @@ pub enum SeqEvent {
 }
 
 impl SeqTrack {
+    /// The next sequence number expected in order.
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// Continues at `seq` as if everything before it had been seen (a gap the receiver knows
+    /// about, e.g. after a resume the server did not recover): nothing before it is missing.
+    pub fn restart_at(&mut self, seq: u64) {
+        self.missing.clear();
+        self.next = self.next.max(seq);
+    }
+
     /// Classifies `seq` and updates the state.
     pub fn observe(&mut self, seq: u64) -> SeqEvent {
         if seq == self.next {

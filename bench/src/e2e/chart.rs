@@ -97,7 +97,7 @@ fn draw(rep: &Report, scs: &[Scenario], path: &Path) -> Result<(), Box<dyn std::
                 .disable_x_mesh()
                 .x_labels(n)
                 .x_label_formatter(&|v| match v {
-                    SegmentValue::CenterOf(k) => format!("{}", k + 1),
+                    SegmentValue::CenterOf(k) => rep.servers.get(*k).cloned().unwrap_or_default(),
                     _ => String::new(),
                 })
                 .y_labels(5)

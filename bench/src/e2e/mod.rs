@@ -85,6 +85,18 @@ pub struct LtLatency {
     pub max_us: f64,
 }
 
+/// The `pubsub` part of loadtest's JSON report the runner uses.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LtPubsub {
+    /// `{"op":"error"}` replies.
+    pub server_errors: u64,
+    /// (topic, offset) pairs compared between subscribers.
+    pub order_checked: u64,
+    /// Offset gaps.
+    pub offset_gaps: u64,
+}
+
 /// The fields of loadtest's JSON report the runner uses.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -139,6 +151,8 @@ pub struct LtReport {
     pub server_rss_per_conn_kib: Option<f64>,
     /// loadtest CPU seconds.
     pub loadtest_cpu_s: f64,
+    /// `pubsub` only: the JSON-mode checks.
+    pub pubsub: Option<LtPubsub>,
     /// loadtest wall seconds.
     pub wall_s: f64,
     /// Messages received per loadtest CPU second.
@@ -152,7 +166,9 @@ pub struct RunResult {
     pub scenario: String,
     /// Server name.
     pub server: String,
-    /// `ok`, `failed` or `skipped`.
+    /// `ok`, `failed`, `skipped` (not applicable to this server) or `n/a` (the server does not
+    /// have the feature yet: no JSON pub/sub mode, or it refuses a flag such as
+    /// `--history-size`); only `failed` fails the runner.
     pub status: String,
     /// Why it failed.
     pub errors: Vec<String>,
@@ -393,9 +409,15 @@ fn run_one(ctx: &Ctx, sc: &Scenario, srv: &ServerSpec, rate: u64) -> RunResult {
     if sc.rate().is_some() {
         r.rate_per_publisher = Some(rate);
     }
+    if sc.ringcast_only() && !matches!(srv.kind, ServerKind::Ringcast { .. }) {
+        r.status = "skipped".into();
+        r.notes
+            .push("no JSON pub/sub mode (ringcast's own room mode is the baseline)".into());
+        return r;
+    }
     let stem = format!("{}-{}", sc.key, srv.name);
     let server_log = ctx.logs.join(format!("{stem}.server.log"));
-    let running = match server::start(srv, &ctx.bin_dir, sc.echo, &server_log) {
+    let running = match server::start(srv, &ctx.bin_dir, sc.echo, &sc.server_args, &server_log) {
         Ok(Some(x)) => x,
         Ok(None) => {
             r.status = "skipped".into();
@@ -404,7 +426,14 @@ fn run_one(ctx: &Ctx, sc: &Scenario, srv: &ServerSpec, rate: u64) -> RunResult {
             return r;
         }
         Err(e) => {
-            r.fail(format!("server did not start: {e}"));
+            let log = std::fs::read_to_string(&server_log).unwrap_or_default();
+            if let Some(arg) = refused_arg(&log, &sc.server_args) {
+                r.status = "n/a".into();
+                r.notes
+                    .push(format!("the server does not accept `{arg}` yet"));
+            } else {
+                r.fail(format!("server did not start: {e}"));
+            }
             return r;
         }
     };
@@ -480,6 +509,16 @@ fn run_one(ctx: &Ctx, sc: &Scenario, srv: &ServerSpec, rate: u64) -> RunResult {
     }
     if let Some(st) = status {
         r.loadtest_exit = st.code();
+        if st.code() == Some(LOADTEST_UNANSWERED) && sc.ringcast_only() && r.errors.is_empty() {
+            // loadtest: nobody got an answer to `subscribe` (refused or not JSON mode).
+            r.status = "n/a".into();
+            r.notes
+                .push("the server does not speak JSON pub/sub on subprotocol `pubsub` yet".into());
+            r.loadtest_raw = std::fs::read_to_string(&json)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok());
+            return r;
+        }
         if !st.success() {
             let tail = std::fs::read_to_string(&out_path)
                 .unwrap_or_default()
@@ -513,6 +552,19 @@ fn run_one(ctx: &Ctx, sc: &Scenario, srv: &ServerSpec, rate: u64) -> RunResult {
     r
 }
 
+/// loadtest's exit code when no connection got an answer to `subscribe`.
+const LOADTEST_UNANSWERED: i32 = 3;
+
+/// The first of `args` (a `--flag`) that the server's start-up log says it does not know.
+fn refused_arg<'a>(log: &str, args: &'a [String]) -> Option<&'a str> {
+    if !log.contains("unexpected argument") && !log.contains("unrecognized") {
+        return None;
+    }
+    args.iter()
+        .map(String::as_str)
+        .find(|a| a.starts_with("--") && log.contains(*a))
+}
+
 /// Correctness checks on loadtest's numbers (never on speed).
 fn check(r: &mut RunResult, sc: &Scenario, lt: &LtReport) {
     if lt.connected < lt.connections {
@@ -542,6 +594,20 @@ fn check(r: &mut RunResult, sc: &Scenario, lt: &LtReport) {
             lt.reordered
         ));
     }
+    if let Some(p) = &lt.pubsub {
+        if p.server_errors > 0 {
+            r.fail(format!("{} error replies from the server", p.server_errors));
+        }
+        if p.offset_gaps > 0 {
+            r.fail(format!("{} offset gaps", p.offset_gaps));
+        }
+        if matches!(sc.load, Load::Pubsub { history: true, .. }) {
+            r.notes.push(format!(
+                "{} (topic, offset) pairs compared between subscribers: same order everywhere",
+                p.order_checked
+            ));
+        }
+    }
     if lt.foreign > 0 {
         r.notes
             .push(format!("{} messages without a loadtest header", lt.foreign));
@@ -563,7 +629,7 @@ fn check(r: &mut RunResult, sc: &Scenario, lt: &LtReport) {
     }
     match &sc.load {
         Load::Rounds { .. } if lt.rounds == 0 => r.fail("no round completed"),
-        Load::Broadcast { .. } if lt.sent == 0 || lt.delivered == 0 => {
+        Load::Broadcast { .. } | Load::Pubsub { .. } if lt.sent == 0 || lt.delivered == 0 => {
             r.fail("nothing sent or delivered in the measured window")
         }
         _ => {}
@@ -699,4 +765,21 @@ fn half_peer_fanout(results: &[RunResult], servers: &[ServerSpec]) -> u64 {
     reference
         .or_else(any)
         .map_or(1000, |r| ((r / 2.0).round() as u64).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_flag_is_recognised() {
+        let args = vec!["--history-size".to_owned(), "100".to_owned()];
+        let clap = "error: unexpected argument '--history-size' found\n\nUsage: ringcast [OPTIONS]";
+        assert_eq!(refused_arg(clap, &args), Some("--history-size"));
+        assert_eq!(refused_arg("thread 'main' panicked", &args), None);
+        assert_eq!(
+            refused_arg("error: unexpected argument '--other' found", &args),
+            None
+        );
+    }
 }

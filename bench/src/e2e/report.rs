@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::scenarios::{Load, Scenario};
+use super::scenarios::{Load, PUBSUB_BASELINE, Scenario};
 use super::{Report, RunResult};
 
 /// `1.54 M`, `183 k`, `950`.
@@ -192,9 +192,15 @@ pub fn markdown(rep: &Report, scs: &[Scenario], reference: Option<&str>, took: D
         let refr = reference
             .and_then(|n| find(rep, &sc.key, n))
             .filter(|r| r.ok());
-        match sc.load {
-            Load::Connect { .. } => connect_table(&mut s, rep, sc, refr),
-            _ => traffic_table(&mut s, rep, sc, refr),
+        match (sc.load.clone(), sc.baseline) {
+            (Load::Connect { .. }, _) => connect_table(&mut s, rep, sc, refr),
+            (_, Some(base)) => {
+                // Each server against its own run of the baseline scenario.
+                let refr_of = |name: &str| find(rep, base, name).filter(|r| r.ok());
+                let label = format!("÷ own `{base}`");
+                traffic_table(&mut s, rep, sc, &refr_of, &label)
+            }
+            (_, None) => traffic_table(&mut s, rep, sc, &|_: &str| refr, "÷ peer"),
         }
         let mut notes = Vec::new();
         for r in rep.results.iter().filter(|r| r.scenario == sc.key) {
@@ -228,12 +234,18 @@ fn lost_cell(r: &RunResult) -> String {
     }
 }
 
-fn traffic_table(s: &mut String, rep: &Report, sc: &Scenario, refr: Option<&RunResult>) {
+fn traffic_table<'a>(
+    s: &mut String,
+    rep: &'a Report,
+    sc: &Scenario,
+    refr_of: &dyn Fn(&str) -> Option<&'a RunResult>,
+    per: &str,
+) {
     let rounds = matches!(sc.load, Load::Rounds { .. });
     let _ = writeln!(
         s,
         "| server | status | delivered/s | sent/s |{} p50 | p99 | p99.9 | lost | server CPU | \
-         loadtest CPU | delivered/s ÷ peer | p99 ÷ peer |",
+         loadtest CPU | delivered/s {per} | p99 {per} |",
         if rounds { " rounds/s |" } else { "" }
     );
     let _ = writeln!(
@@ -245,6 +257,7 @@ fn traffic_table(s: &mut String, rep: &Report, sc: &Scenario, refr: Option<&RunR
         let Some(r) = find(rep, &sc.key, name) else {
             continue;
         };
+        let refr = refr_of(name);
         let l = r.loadtest.as_ref();
         let num = |f: &dyn Fn(&super::LtReport) -> String| l.map_or("–".into(), f);
         let _ = writeln!(
@@ -335,6 +348,9 @@ fn summary(s: &mut String, rep: &Report, scs: &[Scenario], reference: Option<&st
         let Some(refr) = find(rep, &sc.key, reference).filter(|r| r.ok()) else {
             continue;
         };
+        if sc.baseline.is_some() {
+            continue;
+        }
         type Metric = fn(&RunResult, &Scenario) -> Option<f64>;
         let (goal, metric, want_low, bound, abs): (&str, Metric, bool, f64, Option<f64>) =
             match sc.load {
@@ -386,7 +402,51 @@ fn summary(s: &mut String, rep: &Report, scs: &[Scenario], reference: Option<&st
         }
         let _ = writeln!(s, "{row}");
     }
+    pubsub_goals(s, rep, scs, &others);
     s.push('\n');
+}
+
+/// Pub/sub goals: JSON mode ≥ 0.8× the same server's room mode; history on costs ≤ 10 %.
+fn pubsub_goals(s: &mut String, rep: &Report, scs: &[Scenario], others: &[&String]) {
+    let rate = |key: &str, name: &str| {
+        find(rep, key, name)
+            .filter(|r| r.ok())
+            .and_then(|r| r.loadtest.as_ref())
+            .map(|l| l.delivered_per_s)
+    };
+    for (key, base, goal, bound) in [
+        (
+            "pubsub",
+            PUBSUB_BASELINE,
+            "JSON mode ≥ 0.8× own room mode (a)",
+            0.8,
+        ),
+        (
+            "pubsub-hist",
+            "pubsub",
+            "history on ≥ 0.9× history off",
+            0.9,
+        ),
+    ] {
+        let Some(sc) = scs.iter().find(|x| x.key == key) else {
+            continue;
+        };
+        let mut row = format!("| {} `{}` | {goal} |", sc.letter, sc.key);
+        for o in others {
+            let cell = match (rate(key, o), rate(base, o)) {
+                (Some(v), Some(b)) if b > 0.0 => {
+                    let q = v / b;
+                    format!("{q:.2}×{}", if q >= bound { " ✅" } else { " ❌" })
+                }
+                _ => match find(rep, key, o).map(|r| r.status.as_str()) {
+                    Some("n/a") => "n/a".into(),
+                    _ => "–".into(),
+                },
+            };
+            let _ = write!(row, " {cell} |");
+        }
+        let _ = writeln!(s, "{row}");
+    }
 }
 
 #[cfg(test)]

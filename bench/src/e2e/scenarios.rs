@@ -39,6 +39,13 @@ pub enum Load {
         /// Clients in the room.
         clients: usize,
     },
+    /// `loadtest pubsub`: 1 topic, 1 publisher, max rate, JSON mode (ringcast only).
+    Pubsub {
+        /// Subscribers of the topic.
+        subscribers: usize,
+        /// The server keeps history (`--history-size`) and loadtest checks offsets and order.
+        history: bool,
+    },
 }
 
 /// One scenario of the comparison.
@@ -60,7 +67,17 @@ pub struct Scenario {
     pub warmup_s: f64,
     /// Grace seconds for in-flight messages.
     pub grace_s: f64,
+    /// Extra server arguments (ringcast only).
+    pub server_args: Vec<String>,
+    /// Ratios divide by the same server's result in this scenario (key) instead of the
+    /// reference peer's result in this one.
+    pub baseline: Option<&'static str>,
 }
+
+/// The JSON pub/sub scenarios' baseline: ringcast's own room mode at the same load.
+pub const PUBSUB_BASELINE: &str = "fanout";
+/// `--history-size` of the history-on pub/sub scenario.
+pub const HISTORY_SIZE: u32 = 100;
 
 /// Payload bytes of the broadcast scenarios (text).
 pub const TEXT_SIZE: usize = 64;
@@ -91,6 +108,8 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         duration_s: dur,
         warmup_s: warm,
         grace_s: grace,
+        server_args: Vec::new(),
+        baseline: None,
     };
     let mut v = vec![
         sc(
@@ -163,6 +182,32 @@ pub fn all(quick: bool) -> Vec<Scenario> {
             Load::Rounds { clients: n },
             true,
         ));
+    }
+    for history in [false, true] {
+        let mut p = sc(
+            if history { "pubsub-hist" } else { "pubsub" },
+            "(f)",
+            format!(
+                "JSON pub/sub: 1 topic × {subs} subscribers, 1 publisher, {TEXT_SIZE} B data, max \
+                 rate, history {}; ringcast only (the tokio peer has no JSON mode): ratios are \
+                 against the same server's room mode, (a) `{PUBSUB_BASELINE}`",
+                if history {
+                    format!("on (`--history-size {HISTORY_SIZE}`, offsets and order checked)")
+                } else {
+                    "off".to_owned()
+                }
+            ),
+            Load::Pubsub {
+                subscribers: subs,
+                history,
+            },
+            false,
+        );
+        if history {
+            p.server_args = vec!["--history-size".into(), HISTORY_SIZE.to_string()];
+        }
+        p.baseline = Some(PUBSUB_BASELINE);
+        v.push(p);
     }
     // Holding idle connections needs no long measurement.
     if let Some(c) = v.iter_mut().find(|s| s.key == "connect") {
@@ -242,6 +287,29 @@ impl Scenario {
                     a.extend(["--server-pid".into(), pid.to_string()]);
                 }
             }
+            Load::Pubsub {
+                subscribers,
+                history,
+            } => {
+                a.extend([
+                    "pubsub".into(),
+                    "--topics".into(),
+                    "1".into(),
+                    "--subscribers".into(),
+                    subscribers.to_string(),
+                    "--publishers".into(),
+                    "1".into(),
+                    "--size".into(),
+                    TEXT_SIZE.to_string(),
+                    "--rate".into(),
+                    "0".into(),
+                    "--window".into(),
+                    MAX_RATE_WINDOW.to_string(),
+                ]);
+                if *history {
+                    a.push("--history".into());
+                }
+            }
             Load::Rounds { clients } => a.extend([
                 "rounds".into(),
                 "--clients".into(),
@@ -261,6 +329,11 @@ impl Scenario {
         }
     }
 
+    /// Whether only ringcast runs it (JSON pub/sub mode).
+    pub fn ringcast_only(&self) -> bool {
+        matches!(self.load, Load::Pubsub { .. })
+    }
+
     /// Upper bound of one loadtest run before it is considered hung, seconds.
     pub fn timeout_s(&self) -> f64 {
         self.warmup_s + self.duration_s + self.grace_s + 120.0
@@ -275,7 +348,16 @@ mod tests {
     fn lists() {
         for quick in [false, true] {
             let v = all(quick);
-            assert_eq!(v.len(), 6);
+            assert_eq!(v.len(), 8);
+            let ps = v
+                .iter()
+                .find(|s| s.key == "pubsub-hist")
+                .expect("pubsub-hist");
+            assert_eq!(ps.server_args, ["--history-size", "100"]);
+            assert_eq!(ps.baseline, Some("fanout"));
+            let a = ps.loadtest_args("ws://x:1/", 0, Path::new("/tmp/j"), None, None);
+            assert!(a.iter().any(|x| x == "--history"));
+            assert!(a.windows(2).any(|w| w[0] == "--size" && w[1] == "64"));
             let a = v[2].loadtest_args("ws://x:1/", 77, Path::new("/tmp/j"), None, None);
             assert!(a.windows(2).any(|w| w[0] == "--rate" && w[1] == "77"));
             let d = v[3].loadtest_args("ws://x:1/", 0, Path::new("/tmp/j"), Some(9), Some(2));

@@ -97,12 +97,14 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     })
 }
 
-/// Starts `spec` (fresh, on an ephemeral port; `echo` turns on delivery to the sender). For an
-/// external server, picks its URL (`None` if it has no echo URL and `echo` is asked for).
+/// Starts `spec` (fresh, on an ephemeral port; `echo` turns on delivery to the sender; `extra`
+/// are more arguments, given to ringcast only). For an external server, picks its URL (`None`
+/// if it has no echo URL and `echo` is asked for).
 pub fn start(
     spec: &ServerSpec,
     bin_dir: &Path,
     echo: bool,
+    extra: &[String],
     log: &Path,
 ) -> Result<Option<Running>, String> {
     let (bin, workers) = match &spec.kind {
@@ -125,6 +127,9 @@ pub fn start(
     cmd.args(["--listen", "127.0.0.1:0", "--workers", &workers.to_string()]);
     if echo {
         cmd.arg("--echo");
+    }
+    if matches!(spec.kind, ServerKind::Ringcast { .. }) {
+        cmd.args(extra);
     }
     let stderr = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     cmd.stdin(Stdio::null())

@@ -20,10 +20,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use super::{Scenario, Window, thread_of};
+use super::{Scenario, thread_of};
 use crate::conn::Io;
 use crate::payload::{self, Header};
 use crate::shared::Shared;
+use crate::shared::Window;
 use crate::stats::{SeqEvent, SeqTrack};
 
 /// Parameters of a broadcast run.

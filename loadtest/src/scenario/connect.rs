@@ -2,8 +2,9 @@
 //! progress per thread), hold them for `--duration`, close them. The runner reports the setup
 //! rate and, given `--server-pid`, the server's resident memory before and after.
 
-use super::{Scenario, Window, thread_of};
+use super::{Scenario, thread_of};
 use crate::conn::Io;
+use crate::shared::Window;
 
 /// One thread's idle connections.
 pub struct Connect {

@@ -2,9 +2,10 @@
 //! and waiting for the server to echo it before sending the next (one in flight per
 //! connection). Needs a server that echoes (e.g. `ringcast --echo` or `peer --echo`).
 
-use super::{Scenario, Window, thread_of};
+use super::{Scenario, thread_of};
 use crate::conn::Io;
 use crate::payload::{self, Header};
+use crate::shared::Window;
 
 /// Parameters of an echo run.
 #[derive(Debug, Clone)]

@@ -14,9 +14,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::{Plan, Scenario, Window, thread_of};
+use super::{Plan, Scenario, thread_of};
 use crate::conn::Io;
 use crate::payload::{self, Header};
+use crate::shared::Window;
 
 /// Parameters of a rounds run.
 #[derive(Debug, Clone)]

@@ -1,0 +1,497 @@
+//! `pubsub`: SPEC §5 JSON mode. T topics, each with S subscribers and P publishers; every
+//! connection offers the pub/sub subprotocol (`--pubsub-protocol`, default `pubsub`) and
+//! subscribes to its topic (`{prefix}{i}`, the same name as room i: one namespace).
+//!
+//! Publishers send `{"op":"publish","topic":T,"data":"<header><filler>"}` where the data string
+//! starts with the 40-hex-digit header (publisher id, sequence, send time, see `payload`).
+//! Publishers subscribe to their own topic too, and the copies of their own messages are their
+//! flow control: at most `--window` messages ahead of what came back (SPEC §5: the publisher is
+//! included when subscribed), so a max-rate run measures the fan-out the server sustains.
+//!
+//! Subscribers check loss, duplicates and order per publisher, and with `--history` the
+//! `offset` continuity and an identical order at every subscriber ([`check`]). With `--churn R`
+//! each thread drops a random subscriber R / threads times per second and resumes it with
+//! `since:{offset,epoch}`; a `recovered:true` must replay exactly what it missed.
+
+pub mod check;
+mod plan;
+mod summary;
+pub mod wire;
+
+pub use plan::plan;
+pub use summary::{PubsubSummary, summarize};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use check::{OrderBook, PubsubCounters, SubscriberCheck};
+use wire::PublishTemplate;
+
+use super::Scenario;
+use crate::conn::Io;
+use crate::payload::Header;
+use crate::shared::Window;
+use crate::stats::SeqEvent;
+
+/// Parameters of a pub/sub run.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Topics.
+    pub topics: usize,
+    /// Subscribers per topic.
+    pub subscribers: usize,
+    /// Publishers per topic.
+    pub publishers: usize,
+    /// Bytes of each `data` value (a JSON string, quotes included).
+    pub size: usize,
+    /// Messages per second per publisher; 0 = as fast as the window allows.
+    pub rate: u64,
+    /// Own messages a publisher may have in flight (not yet back at itself).
+    pub window: u64,
+    /// The server keeps history: check offsets and order, resume with `since`.
+    pub history: bool,
+    /// Subscriber drops and resumes per second (all threads together).
+    pub churn: f64,
+    /// Subprotocol of JSON mode.
+    pub protocol: String,
+    /// Topic `i` is `{prefix}{i}`.
+    pub prefix: String,
+}
+
+/// Cross-thread state of one run.
+#[derive(Debug)]
+struct Common {
+    /// Per topic: measured messages sent (final once every publisher is done).
+    topic_sent: Vec<AtomicU64>,
+    pubs_done: AtomicUsize,
+    /// Some thread found no connection answered `subscribe`: no JSON mode on that subprotocol.
+    unanswered: AtomicBool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SubState {
+    /// Not open yet, or dropped for churn and not reopened.
+    Down,
+    /// `subscribe` sent, no `subscribed` yet.
+    Asked,
+    /// Subscribed.
+    Live,
+}
+
+enum Role {
+    Sub {
+        topic: usize,
+        check: SubscriberCheck,
+        state: SubState,
+        next_id: u64,
+        subscribed_at: Option<u64>,
+        unique: u64,
+        closed_by_server: bool,
+    },
+    Pub {
+        id: usize,
+        topic: usize,
+        template: PublishTemplate,
+        subscribed: bool,
+        seq: u64,
+        /// Next own sequence not yet back.
+        acked: u64,
+        measured: u64,
+        next_due: u64,
+        done: bool,
+    },
+}
+
+/// One thread's part of a pub/sub run.
+pub struct Pubsub {
+    p: Arc<Params>,
+    common: Arc<Common>,
+    roles: Vec<Role>,
+    topic_json: Vec<String>,
+    publishers: Vec<usize>,
+    subscribers: Vec<usize>,
+    books: Vec<OrderBook>,
+    counters: PubsubCounters,
+    first_error: Option<String>,
+    win: Option<Window>,
+    next_churn: u64,
+    churn_every: u64,
+    answer_checked: bool,
+    local_pubs_done: bool,
+}
+
+impl Pubsub {
+    fn total_pubs(&self) -> usize {
+        self.p.topics * self.p.publishers
+    }
+
+    fn ask(&mut self, io: &mut Io, c: usize) {
+        let topic_json = match &self.roles[c] {
+            Role::Sub { topic, .. } | Role::Pub { topic, .. } => &self.topic_json[*topic],
+        };
+        let req = match &mut self.roles[c] {
+            Role::Sub {
+                check,
+                state,
+                next_id,
+                subscribed_at,
+                ..
+            } => {
+                *next_id += 1;
+                // Opened again after a churn drop: resume where it was.
+                let resume = subscribed_at.is_some();
+                *state = SubState::Asked;
+                let since = if resume {
+                    check.begin_resume(&mut self.counters)
+                } else {
+                    None
+                };
+                wire::subscribe(
+                    topic_json,
+                    *next_id,
+                    since.as_ref().map(|(o, e)| (*o, e.as_str())),
+                )
+            }
+            Role::Pub { .. } => wire::subscribe(topic_json, 1, None),
+        };
+        io.send(c, false, &req);
+        // A request is not a data message of the run (the progress line counts those).
+        io.sent_msgs = io.sent_msgs.saturating_sub(1);
+    }
+
+    fn publish(&mut self, io: &mut Io, win: Window) {
+        let interval = 1_000_000_000u64.checked_div(self.p.rate).unwrap_or(0);
+        let total = self.total_pubs().max(1) as u64;
+        let mut all_done = true;
+        for &c in &self.publishers {
+            let open = io.conns[c].is_open();
+            let Role::Pub {
+                id,
+                topic,
+                template,
+                subscribed,
+                seq,
+                acked,
+                measured,
+                next_due,
+                done,
+            } = &mut self.roles[c]
+            else {
+                continue;
+            };
+            if *done {
+                continue;
+            }
+            if io.now >= win.end || !open {
+                *done = true;
+                self.common.topic_sent[*topic].fetch_add(*measured, Ordering::Relaxed);
+                continue;
+            }
+            all_done = false;
+            if !*subscribed {
+                continue;
+            }
+            if *next_due == 0 {
+                *next_due = (win.start + interval * *id as u64 / total).max(1);
+            }
+            for _ in 0..self.p.window.max(1) {
+                if (interval > 0 && *next_due > io.now) || *seq >= *acked + self.p.window {
+                    break;
+                }
+                let h = Header {
+                    publisher: *id as u32,
+                    seq: *seq,
+                    sent_ns: io.now,
+                };
+                io.send(c, false, template.with(h));
+                if win.measured(io.now) {
+                    *measured += 1;
+                    io.stats.sent += 1;
+                }
+                *seq += 1;
+                *next_due += interval;
+            }
+        }
+        if all_done && !self.local_pubs_done {
+            self.local_pubs_done = true;
+            let n = self.publishers.len();
+            let before = self.common.pubs_done.fetch_add(n, Ordering::AcqRel);
+            if before + n == self.total_pubs() && n > 0 {
+                io.shared.wake_all();
+            }
+        }
+    }
+
+    fn churn(&mut self, io: &mut Io, win: Window) {
+        if self.churn_every == 0 || self.subscribers.is_empty() {
+            return;
+        }
+        if self.next_churn == 0 {
+            self.next_churn = win.start + io.rng.next_u64() % self.churn_every;
+        }
+        while io.now >= self.next_churn && io.now < win.end {
+            self.next_churn += self.churn_every;
+            let pick =
+                self.subscribers[(io.rng.next_u64() % self.subscribers.len() as u64) as usize];
+            if let Role::Sub { state, .. } = &mut self.roles[pick]
+                && *state == SubState::Live
+                && io.conns[pick].is_open()
+            {
+                *state = SubState::Down;
+                self.counters.churns += 1;
+                io.reconnect(pick);
+            }
+        }
+    }
+
+    fn on_data(&mut self, io: &mut Io, c: usize, h: Header, offset: Option<u64>) {
+        let pubs = self.p.publishers;
+        match &mut self.roles[c] {
+            Role::Pub { id, acked, .. } => {
+                if h.publisher as usize == *id {
+                    *acked = (*acked).max(h.seq + 1);
+                }
+            }
+            Role::Sub {
+                topic,
+                check,
+                unique,
+                ..
+            } => {
+                let id = h.publisher as usize;
+                if id / pubs.max(1) != *topic || id >= self.p.topics * pubs {
+                    io.stats.foreign += 1;
+                    return;
+                }
+                let seen = check.on_message(id % pubs, h.seq, offset, &mut self.counters);
+                if self.p.history
+                    && let Some(o) = offset
+                {
+                    self.books[*topic].record(
+                        check.epoch(),
+                        o,
+                        h.publisher,
+                        h.seq,
+                        &mut self.counters,
+                    );
+                }
+                let Some(win) = self.win else { return };
+                if !win.measured(h.sent_ns) {
+                    return;
+                }
+                match seen.ev {
+                    SeqEvent::Fresh | SeqEvent::Reordered => {
+                        *unique += 1;
+                        io.stats.delivered += 1;
+                        if !seen.replayed {
+                            io.stats.record_latency(io.now.saturating_sub(h.sent_ns));
+                        }
+                        if seen.ev == SeqEvent::Reordered {
+                            io.stats.reordered += 1;
+                        }
+                    }
+                    SeqEvent::Duplicate => io.stats.duplicates += 1,
+                }
+            }
+        }
+    }
+
+    /// After the warm-up: if no connection of this thread got `subscribed` (none open: the
+    /// server refused the subprotocol; open: it treats the token as something else, e.g. a
+    /// room), the server does not speak JSON on this subprotocol; end the run for everyone.
+    fn check_answered(&mut self, io: &mut Io, win: Window) {
+        if self.answer_checked || io.now < win.measure {
+            return;
+        }
+        self.answer_checked = true;
+        let any_answer = self.roles.iter().any(|r| match r {
+            Role::Sub { subscribed_at, .. } => subscribed_at.is_some(),
+            Role::Pub { subscribed, .. } => *subscribed,
+        });
+        if !self.roles.is_empty() && !any_answer {
+            self.common.unanswered.store(true, Ordering::Relaxed);
+            io.shared.abort_all();
+        }
+    }
+}
+
+impl Scenario for Pubsub {
+    fn on_open(&mut self, io: &mut Io, c: usize) {
+        self.ask(io, c);
+    }
+
+    fn on_message(&mut self, io: &mut Io, c: usize, binary: bool, data: &[u8]) {
+        let Some(m) = (!binary).then(|| wire::parse(data)).flatten() else {
+            io.stats.foreign += 1;
+            return;
+        };
+        match m.op.as_ref() {
+            "message" => match m.data.and_then(wire::header) {
+                Some(h) => self.on_data(io, c, h, m.offset),
+                None => io.stats.foreign += 1,
+            },
+            "subscribed" => match &mut self.roles[c] {
+                Role::Pub { subscribed, .. } => {
+                    if !*subscribed {
+                        self.counters.subscribed += 1;
+                    }
+                    *subscribed = true;
+                }
+                Role::Sub {
+                    check,
+                    state,
+                    next_id,
+                    subscribed_at,
+                    ..
+                } => {
+                    if *state != SubState::Asked || m.id != Some(*next_id) {
+                        return;
+                    }
+                    *state = SubState::Live;
+                    check.on_subscribed(
+                        m.offset,
+                        m.epoch.as_deref(),
+                        m.recovered,
+                        &mut self.counters,
+                    );
+                    if subscribed_at.is_none() {
+                        *subscribed_at = Some(io.now);
+                        self.counters.subscribed += 1;
+                    }
+                }
+            },
+            "error" => {
+                self.counters.server_errors += 1;
+                if self.first_error.is_none() {
+                    self.first_error = Some(format!(
+                        "{}: {}",
+                        m.code.as_deref().unwrap_or("?"),
+                        String::from_utf8_lossy(data)
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_closed(&mut self, _io: &mut Io, c: usize, code: Option<u16>) {
+        if let Role::Sub {
+            closed_by_server,
+            state,
+            ..
+        } = &mut self.roles[c]
+        {
+            *closed_by_server = code.is_some();
+            *state = SubState::Down;
+        }
+    }
+
+    fn on_turn(&mut self, io: &mut Io) {
+        let win = *self.win.get_or_insert_with(|| Window::load(&io.shared));
+        self.check_answered(io, win);
+        self.churn(io, win);
+        self.publish(io, win);
+    }
+
+    fn deadline(&self, io: &Io) -> Option<u64> {
+        let win = self.win?;
+        if io.now >= win.end {
+            return Some(win.grace_end);
+        }
+        let mut next = win.end;
+        if !self.answer_checked {
+            next = next.min(win.measure);
+        }
+        if self.churn_every > 0 && self.next_churn > 0 {
+            next = next.min(self.next_churn);
+        }
+        if self.p.rate > 0 {
+            for &c in &self.publishers {
+                // One blocked by its window is woken by its own copy coming back, not by time.
+                if let Role::Pub {
+                    next_due,
+                    done: false,
+                    subscribed: true,
+                    seq,
+                    acked,
+                    ..
+                } = &self.roles[c]
+                    && *seq < *acked + self.p.window
+                {
+                    next = next.min(*next_due);
+                }
+            }
+        }
+        Some(next)
+    }
+
+    fn finished(&mut self, io: &mut Io) -> bool {
+        let Some(win) = self.win else { return false };
+        if io.now < win.end && !io.shared.is_aborted() {
+            return false;
+        }
+        let all_pubs = self.common.pubs_done.load(Ordering::Acquire) == self.total_pubs();
+        let timed_out = io.now >= win.grace_end || io.shared.is_aborted();
+        if !all_pubs && !timed_out {
+            return false;
+        }
+        let sent: Vec<u64> = self
+            .common
+            .topic_sent
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .collect();
+        // Subscribers that were subscribed before the measured window expect all of it.
+        let expect = |r: &Role| match r {
+            Role::Sub {
+                topic,
+                subscribed_at: Some(at),
+                ..
+            } if *at < win.measure => Some(sent[*topic]),
+            _ => None,
+        };
+        let complete = all_pubs
+            && self
+                .roles
+                .iter()
+                .enumerate()
+                .all(|(c, r)| match (r, expect(r)) {
+                    (Role::Sub { unique, check, .. }, Some(e)) => {
+                        !io.conns[c].is_open() || *unique + check.excused() >= e
+                    }
+                    _ => true,
+                });
+        if !complete && !timed_out {
+            return false;
+        }
+        for r in &mut self.roles {
+            let expected = expect(r);
+            let Role::Sub {
+                check,
+                unique,
+                closed_by_server,
+                subscribed_at,
+                ..
+            } = r
+            else {
+                continue;
+            };
+            check.close_resume(&mut self.counters);
+            let Some(expected) = expected else {
+                if subscribed_at.is_some() {
+                    self.counters.late_subscribers += 1;
+                }
+                continue;
+            };
+            io.stats.expected += expected;
+            // Copies a `recovered:false` resume skipped are explained, counted apart.
+            let missing = expected.saturating_sub(*unique + check.excused());
+            if *closed_by_server {
+                io.stats.lost_closed += missing;
+            } else {
+                io.stats.lost += missing;
+            }
+        }
+        true
+    }
+}

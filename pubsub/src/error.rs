@@ -1,0 +1,39 @@
+//! The error codes of SPEC §5, shared by the command parser and the server's own checks.
+
+/// Every `code` a pub/sub `error` envelope may carry (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The text message is not one JSON object.
+    BadJson,
+    /// `op` is a string but not one of the known requests.
+    UnknownOp,
+    /// A field is missing or has the wrong type, or the topic is empty.
+    BadField,
+    /// A binary frame arrived on a pub/sub connection.
+    BinaryFrame,
+    /// The connection already holds `--max-subscriptions` subscriptions.
+    TooManySubscriptions,
+    /// An unsubscribe for a topic this connection is not subscribed to.
+    NotSubscribed,
+    /// Auth (SPEC §10) does not allow this topic.
+    Forbidden,
+    /// The topic is longer than 256 bytes.
+    TopicTooLong,
+}
+
+impl ErrorCode {
+    /// The code as written on the wire.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BadJson => "bad_json",
+            Self::UnknownOp => "unknown_op",
+            Self::BadField => "bad_field",
+            Self::BinaryFrame => "binary_frame",
+            Self::TooManySubscriptions => "too_many_subscriptions",
+            Self::NotSubscribed => "not_subscribed",
+            Self::Forbidden => "forbidden",
+            Self::TopicTooLong => "topic_too_long",
+        }
+    }
+}

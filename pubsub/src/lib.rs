@@ -1,0 +1,11 @@
+//! ringcast's pub/sub layer without I/O (SPEC §5, §10): JSON commands in, envelopes out, topic
+//! history, presence and token auth.
+//!
+//! No sockets, threads or clocks: the worker calls this crate, never the other way round.
+
+pub mod auth;
+pub mod command;
+pub mod envelope;
+pub mod error;
+pub mod history;
+pub mod presence;

@@ -1,0 +1,391 @@
+//! One test per SPEC §5 parse rule, driven through the public parser.
+
+use ringcast_pubsub::command::{Command, ErrorKind, Field, ParseError, Parser, Since};
+use ringcast_pubsub::error::ErrorCode;
+
+fn parse(input: &str) -> Result<Command<'static>, ParseError<'static>> {
+    // Leak per test input: keeps assertions simple; tests only.
+    let parser: &'static mut Parser = Box::leak(Box::new(Parser::new()));
+    let input: &'static [u8] = Box::leak(input.as_bytes().to_vec().into_boxed_slice());
+    parser.parse(input)
+}
+
+fn kind(input: &str) -> ErrorKind {
+    parse(input).expect_err(input).kind
+}
+
+#[test]
+fn anything_but_an_object_is_bad_json_without_id() {
+    for input in [
+        "",
+        "   ",
+        "[]",
+        "[1,2]",
+        "\"op\"",
+        "42",
+        "null",
+        "true",
+        "{",
+        "{\"op\":}",
+        "{\"op\":\"publish\"",
+        "{\"op\":\"publish\"}}",
+        "nope",
+    ] {
+        let err = parse(input).expect_err(input);
+        assert_eq!(err.kind, ErrorKind::BadJson, "{input:?}");
+        assert_eq!(err.kind.code(), ErrorCode::BadJson);
+        assert_eq!(err.id, None, "{input:?}");
+    }
+}
+
+#[test]
+fn invalid_utf8_is_bad_json() {
+    let mut parser = Parser::new();
+    let err = parser
+        .parse(b"{\"op\":\"publish\",\"topic\":\"\xff\",\"data\":1}")
+        .expect_err("invalid UTF-8");
+    assert_eq!(err.kind, ErrorKind::BadJson);
+}
+
+#[test]
+fn missing_or_non_string_op_is_bad_field() {
+    for input in [
+        r#"{"topic":"t","id":1}"#,
+        r#"{"op":1,"topic":"t","id":1}"#,
+        r#"{"op":null,"topic":"t","id":1}"#,
+        r#"{"op":["publish"],"topic":"t","id":1}"#,
+    ] {
+        let err = parse(input).expect_err(input);
+        assert_eq!(err.kind, ErrorKind::BadField(Field::Op), "{input}");
+        assert_eq!(err.kind.code(), ErrorCode::BadField);
+        assert_eq!(
+            err.id,
+            Some("1"),
+            "the id was readable, so it is echoed: {input}"
+        );
+    }
+}
+
+#[test]
+fn unknown_op_is_unknown_op_with_id() {
+    let err = parse(r#"{"op":"Publish","topic":"t","id":"x"}"#).expect_err("case matters");
+    assert_eq!(err.kind, ErrorKind::UnknownOp);
+    assert_eq!(err.kind.code().as_str(), "unknown_op");
+    assert_eq!(err.id, Some(r#""x""#));
+    // The op is checked before the topic.
+    assert_eq!(kind(r#"{"op":"nope"}"#), ErrorKind::UnknownOp);
+}
+
+#[test]
+fn empty_missing_or_mistyped_topic_is_bad_field() {
+    for input in [
+        r#"{"op":"subscribe","topic":""}"#,
+        r#"{"op":"subscribe"}"#,
+        r#"{"op":"publish","topic":7,"data":1}"#,
+        r#"{"op":"unsubscribe","topic":null}"#,
+        r#"{"op":"presence","topic":{"a":1}}"#,
+    ] {
+        assert_eq!(kind(input), ErrorKind::BadField(Field::Topic), "{input}");
+    }
+}
+
+#[test]
+fn topic_of_256_bytes_is_accepted_and_257_is_too_long() {
+    let ok = format!(r#"{{"op":"subscribe","topic":"{}"}}"#, "é".repeat(128));
+    assert!(matches!(parse(&ok), Ok(Command::Subscribe { topic, .. }) if topic.len() == 256));
+    let long = format!(
+        r#"{{"op":"subscribe","topic":"{}","id":3}}"#,
+        "a".repeat(257)
+    );
+    let err = parse(&long).expect_err("257 bytes");
+    assert_eq!(err.kind, ErrorKind::TopicTooLong);
+    assert_eq!(err.kind.code().as_str(), "topic_too_long");
+    assert_eq!(err.id, Some("3"));
+    // The limit is on the unescaped topic: 256 × "\u0041" is 256 bytes.
+    let escaped = format!(
+        r#"{{"op":"subscribe","topic":"{}"}}"#,
+        r"\u0041".repeat(256)
+    );
+    assert!(
+        matches!(parse(&escaped), Ok(Command::Subscribe { topic, .. }) if topic == "A".repeat(256))
+    );
+}
+
+#[test]
+fn topic_is_unescaped_any_utf8() {
+    let cmd = parse(r#"{"op":"unsubscribe","topic":"a/b \"c\" \u00e9\ud83d\ude00 ✓"}"#).unwrap();
+    assert_eq!(
+        cmd,
+        Command::Unsubscribe {
+            topic: "a/b \"c\" é😀 ✓",
+            id: None
+        }
+    );
+}
+
+#[test]
+fn ids_are_the_raw_json_text_numbers_and_strings() {
+    for (id, _) in [
+        ("1", 0),
+        ("-7", 0),
+        ("1.5e3", 0),
+        ("18446744073709551615", 0),
+        (r#""abc""#, 0),
+        (r#""a\"b\u00e9\n""#, 0),
+        (r#""""#, 0),
+    ] {
+        let input = format!(r#"{{"op":"unsubscribe", "id" :  {id} ,"topic":"t"}}"#);
+        let cmd = parse(&input).expect(&input);
+        assert_eq!(
+            cmd,
+            Command::Unsubscribe {
+                topic: "t",
+                id: Some(id)
+            },
+            "{input}"
+        );
+        // The same raw text parses to the same JSON value the client sent.
+        let sent: serde_json::Value = serde_json::from_str(id).unwrap();
+        let echoed: serde_json::Value = serde_json::from_str(match cmd {
+            Command::Unsubscribe { id: Some(i), .. } => i,
+            _ => unreachable!(),
+        })
+        .unwrap();
+        assert_eq!(sent, echoed);
+    }
+    // Last member, no whitespace: ends right before the closing brace.
+    assert_eq!(
+        parse(r#"{"op":"presence","topic":"t","id":42}"#).unwrap(),
+        Command::Presence {
+            topic: "t",
+            id: Some("42")
+        }
+    );
+}
+
+#[test]
+fn mistyped_id_is_bad_field_without_id() {
+    for id in ["true", "null", "[1]", r#"{"a":1}"#] {
+        let input = format!(r#"{{"op":"publish","topic":"t","data":1,"id":{id}}}"#);
+        let err = parse(&input).expect_err(&input);
+        assert_eq!(err.kind, ErrorKind::BadField(Field::Id), "{input}");
+        assert_eq!(err.id, None);
+    }
+}
+
+#[test]
+fn data_is_passed_through_byte_for_byte() {
+    for data in [
+        "1",
+        "null",
+        "-0.5e-7",
+        r#""plain""#,
+        r#""q\"uote \\ back\/slash \n\t\r\b\f \u0000 \u00e9 \ud83d\ude00 é 😀""#,
+        r#"{"nested":{"a":[1,2,{"b":"c\"}]"}],"e":null},"f":[]}"#,
+        r#"[ 1 , "two" , { "three" : [ ] } ]"#,
+        r#"{}"#,
+        r#"[]"#,
+    ] {
+        for input in [
+            format!(r#"{{"op":"publish","topic":"t","data":{data}}}"#),
+            format!(r#"{{"data":{data},"op":"publish","topic":"t","id":9}}"#),
+            format!("{{ \"op\" : \"publish\" ,\n\t\"data\" :\r\n {data} \n, \"topic\":\"t\" }}"),
+        ] {
+            match parse(&input) {
+                Ok(Command::Publish {
+                    topic: "t",
+                    data: got,
+                    ..
+                }) => {
+                    assert_eq!(got, data, "{input}")
+                }
+                other => panic!("{input}: {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn publish_without_data_is_bad_field() {
+    let err = parse(r#"{"op":"publish","topic":"t","id":"p"}"#).expect_err("no data");
+    assert_eq!(err.kind, ErrorKind::BadField(Field::Data));
+    assert_eq!(err.id, Some(r#""p""#));
+}
+
+#[test]
+fn subscribe_since_variants() {
+    let sub = |s: &str| parse(&format!(r#"{{"op":"subscribe","topic":"t","since":{s}}}"#));
+    assert_eq!(
+        parse(r#"{"op":"subscribe","topic":"t"}"#).unwrap(),
+        Command::Subscribe {
+            topic: "t",
+            id: None,
+            since: None,
+            presence: false
+        }
+    );
+    assert!(matches!(
+        sub(r#"{"last":50}"#),
+        Ok(Command::Subscribe {
+            since: Some(Since::Last(50)),
+            ..
+        })
+    ));
+    assert!(matches!(
+        sub(r#"{"last":0}"#),
+        Ok(Command::Subscribe {
+            since: Some(Since::Last(0)),
+            ..
+        })
+    ));
+    assert!(matches!(
+        sub(r#"{"offset":18446744073709551615,"epoch":"e\"1"}"#),
+        Ok(Command::Subscribe {
+            since: Some(Since::Offset {
+                offset: u64::MAX,
+                epoch: "e\"1"
+            }),
+            ..
+        })
+    ));
+    assert!(matches!(
+        sub(r#"{"epoch":"x","offset":0}"#),
+        Ok(Command::Subscribe {
+            since: Some(Since::Offset {
+                offset: 0,
+                epoch: "x"
+            }),
+            ..
+        })
+    ));
+    for bad in [
+        "1",
+        "null",
+        r#""last""#,
+        "[]",
+        "{}",
+        r#"{"last":-1}"#,
+        r#"{"last":1.5}"#,
+        r#"{"last":"5"}"#,
+        r#"{"offset":3}"#,
+        r#"{"epoch":"e"}"#,
+        r#"{"offset":3,"epoch":4}"#,
+        r#"{"offset":-3,"epoch":"e"}"#,
+        r#"{"last":1,"offset":3,"epoch":"e"}"#,
+    ] {
+        assert_eq!(
+            sub(bad).expect_err(bad).kind,
+            ErrorKind::BadField(Field::Since),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn subscribe_presence_flag() {
+    let sub = |p: &str| {
+        parse(&format!(
+            r#"{{"op":"subscribe","topic":"t","presence":{p},"id":1}}"#
+        ))
+    };
+    assert!(matches!(
+        sub("true"),
+        Ok(Command::Subscribe {
+            presence: true,
+            id: Some("1"),
+            ..
+        })
+    ));
+    assert!(matches!(
+        sub("false"),
+        Ok(Command::Subscribe {
+            presence: false,
+            ..
+        })
+    ));
+    for bad in ["1", "\"true\"", "null"] {
+        let err = sub(bad).expect_err(bad);
+        assert_eq!(err.kind, ErrorKind::BadField(Field::Presence));
+        assert_eq!(err.id, Some("1"));
+    }
+}
+
+#[test]
+fn every_op_parses() {
+    assert_eq!(
+        parse(r#"{"op":"unsubscribe","topic":"t","id":"u"}"#).unwrap(),
+        Command::Unsubscribe {
+            topic: "t",
+            id: Some(r#""u""#)
+        }
+    );
+    assert_eq!(
+        parse(r#"{"op":"presence","topic":"t"}"#).unwrap(),
+        Command::Presence {
+            topic: "t",
+            id: None
+        }
+    );
+    assert_eq!(
+        parse(r#"{"op":"publish","topic":"t","data":{"x":1}}"#).unwrap(),
+        Command::Publish {
+            topic: "t",
+            id: None,
+            data: r#"{"x":1}"#
+        }
+    );
+}
+
+#[test]
+fn unknown_fields_are_ignored_and_duplicates_take_the_last() {
+    assert_eq!(
+        parse(r#"{"op":"publish","extra":{"deep":[{"x":"}"}]},"topic":"a","topic":"b","data":1,"data":[2]}"#)
+            .unwrap(),
+        Command::Publish { topic: "b", id: None, data: "[2]" }
+    );
+}
+
+#[test]
+fn keys_are_compared_unescaped() {
+    assert_eq!(
+        parse(r#"{"\u006fp":"publish","topic":"t","d\u0061ta":"x"}"#).unwrap(),
+        Command::Publish {
+            topic: "t",
+            id: None,
+            data: r#""x""#
+        }
+    );
+}
+
+#[test]
+fn one_parser_serves_many_messages_of_any_size() {
+    let mut parser = Parser::with_capacity(16);
+    let big = format!(
+        r#"{{"op":"publish","topic":"t","data":"{}"}}"#,
+        "x".repeat(10_000)
+    );
+    for round in 0..3 {
+        let small = format!(r#"{{"op":"publish","topic":"t","data":{round}}}"#);
+        match parser.parse(small.as_bytes()) {
+            Ok(Command::Publish { data, .. }) => assert_eq!(data, round.to_string()),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            parser.parse(b"{\"op\":").is_err(),
+            "errors leave the parser usable"
+        );
+        match parser.parse(big.as_bytes()) {
+            Ok(Command::Publish { data, .. }) => assert_eq!(data.len(), 10_002),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn input_is_not_modified() {
+    let input = br#"{"op":"publish","topic":"t\n","data":"a\"b\u00e9"}"#.to_vec();
+    let copy = input.clone();
+    let mut parser = Parser::new();
+    assert!(parser.parse(&input).is_ok());
+    assert_eq!(input, copy);
+}
