@@ -77,7 +77,9 @@ pub struct Config {
     #[arg(long, env = "RINGCAST_DRAIN_TIMEOUT", default_value_t = 5.0)]
     pub drain_timeout: f64,
     /// Microseconds a busy event-loop turn may wait for more completions before it flushes
-    /// (0 = flush at once). Larger batches mean fewer, fuller sends under load.
+    /// (0 = flush at once). Larger batches mean fewer, fuller sends under load. A turn is busy
+    /// with at least 4 receives, or any receive after a flush that issued at least 32 sends
+    /// (fixed thresholds, see `limits.rs`).
     #[arg(long, env = "RINGCAST_GATHER_US", default_value_t = 100)]
     pub gather_us: u64,
     /// Provided receive buffers per worker.
@@ -230,10 +232,24 @@ impl Config {
         Duration::from_secs_f64(self.drain_timeout)
     }
 
+    /// How often a worker checks its timeouts: a quarter of the shortest one, within 10-500 ms.
+    pub fn tick_interval(&self) -> Duration {
+        [
+            self.handshake_timeout(),
+            self.ping_interval(),
+            self.idle_timeout(),
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(Duration::from_secs(1))
+        .div_f64(4.0)
+        .clamp(Duration::from_millis(10), Duration::from_millis(500))
+    }
+
     /// Whether `name` may be a room (SPEC §4).
     pub fn room_allowed(&self, name: &str) -> bool {
         if self.rooms.is_empty() {
-            name.len() <= 64
+            name.len() <= crate::limits::MAX_ROOM_NAME
         } else {
             self.rooms.iter().any(|r| r == name)
         }

@@ -3,31 +3,29 @@
 //! The main thread binds one `SO_REUSEPORT` listener per worker, starts the workers, prints the
 //! listening line once every worker accepts, then waits for SIGINT/SIGTERM and drains.
 
-mod batch;
 mod config;
 mod conn;
 mod fanout;
-mod http;
+mod limits;
 mod metrics;
 mod ring;
-mod room;
+mod rooms;
+mod session;
+mod shared;
 mod worker;
-mod ws;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use mimalloc::MiMalloc;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::{Config, LogFormat};
 use crate::fanout::{Peers, Remote};
-use crate::metrics::WorkerMetrics;
-use crate::room::Directory;
-use crate::worker::{Shared, Worker};
+use crate::shared::Shared;
+use crate::worker::Worker;
+use crate::worker::sq::Waker;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -116,13 +114,7 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     for _ in 1..n {
         listeners.push(listener(bound)?);
     }
-    let shared = Arc::new(Shared {
-        directory: Directory::new(config.max_rooms),
-        metrics: (0..n).map(|_| WorkerMetrics::default()).collect(),
-        open: AtomicUsize::new(0),
-        per_ip: Mutex::new(HashMap::new()),
-        config,
-    });
+    let shared = Arc::new(Shared::new(config, n));
     let (senders, receivers) = Peers::channels(n);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
@@ -176,16 +168,12 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         libc::sigwait(&sigset, &mut sig);
     }
     tracing::info!(signal = sig, "draining: sending Close 1001 to every client");
-    let waker = io_uring::IoUring::new(8)?;
+    let mut waker = Waker::new()?;
     for to in 0..n {
-        if let Some(sqe) = peers.send(to, Remote::Drain) {
-            // SAFETY: a MSG_RING SQE references no memory of ours.
-            unsafe {
-                let _ = waker.submission_shared().push(&sqe);
-            }
+        if let Some(fd) = peers.send(to, Remote::Drain) {
+            waker.wake(fd)?;
         }
     }
-    waker.submit()?;
     let mut failed = None;
     for h in handles {
         match h.join() {

@@ -7,7 +7,7 @@
 
 use std::io;
 
-use io_uring::{IoUring, opcode, types};
+use io_uring::{IoUring, opcode, squeue, types};
 use thiserror::Error;
 
 /// A kernel without what ringcast needs.
@@ -55,6 +55,30 @@ pub fn build(entries: u32) -> Result<IoUring, RingError> {
         return Err(RingError::Missing("IORING_FEAT_EXT_ARG"));
     }
     Ok(ring)
+}
+
+/// A submission-queue entry whose memory is known to stay valid until its completion.
+///
+/// The worker's submission queue (`worker::sq::Sq`) accepts only these, and pushes them into
+/// the ring in its one `unsafe` block; the promise that makes that push sound is made here,
+/// by whoever builds the entry, where the reason is known.
+pub struct Sqe(squeue::Entry);
+
+impl Sqe {
+    /// Wraps `entry`.
+    ///
+    /// # Safety
+    /// Every pointer in `entry` (buffers, iovec arrays, timespecs) points to memory that stays
+    /// allocated, unmoved and (for memory the kernel reads) unchanged until the entry's
+    /// completion has been reaped, and every fd it names stays open until then.
+    pub unsafe fn new(entry: squeue::Entry) -> Sqe {
+        Sqe(entry)
+    }
+
+    /// The entry, for the one place that pushes it into the ring.
+    pub fn entry(&self) -> &squeue::Entry {
+        &self.0
+    }
 }
 
 /// What a completion is for: the operation kind and the connection it belongs to.

@@ -61,6 +61,30 @@ fn echo_flag_returns_messages_to_the_sender() {
 }
 
 #[test]
+fn delivery_metrics_count_each_member_with_and_without_echo() {
+    for (args, expected) in [(&["--echo"][..], 20), (&[][..], 10)] {
+        let server = Server::start(args);
+        let mut a = server.join(Some("count"));
+        let mut b = server.join(Some("count"));
+        for i in 0..10 {
+            a.send(Message::text(format!("m{i}"))).unwrap();
+        }
+        for i in 0..10 {
+            assert_eq!(text(&mut b), format!("m{i}"));
+            if expected == 20 {
+                assert_eq!(text(&mut a), format!("m{i}"));
+            }
+        }
+        for name in [
+            "ringcast_fanout_deliveries_total",
+            "ringcast_messages_out_total",
+        ] {
+            assert_eq!(server.metric(name), expected, "{name} with {args:?}");
+        }
+    }
+}
+
+#[test]
 fn binary_payloads_up_to_one_mebibyte_arrive_intact() {
     let server = Server::start(&[]);
     let mut a = server.join(Some("bin"));

@@ -1,5 +1,8 @@
-//! Rooms: the process-wide directory (touched only on join and leave) and each worker's local
-//! member lists (touched on every message, owned by that worker alone).
+//! Rooms: the process-wide directory (touched only on join and leave, in this file) and each
+//! worker's local member lists (touched on every message, owned by that worker alone, in
+//! `local.rs`).
+
+pub mod local;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,6 +73,14 @@ impl Directory {
         Ok(room)
     }
 
+    /// The room called `name`, if it has members somewhere (for a source of messages that is
+    /// not a member, such as a cluster bus reader).
+    #[allow(dead_code)] // the cluster bus reader's entry point (issue 16)
+    pub fn get(&self, name: &str) -> Option<Arc<SharedRoom>> {
+        let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        rooms.get(name).cloned()
+    }
+
     /// Clears `worker`'s bit after its last member left; drops the room when no worker is left.
     pub fn leave(&self, room: &SharedRoom, worker: usize) {
         let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
@@ -77,48 +88,5 @@ impl Directory {
         if left == 0 && rooms.get(&*room.name).is_some_and(|r| r.id == room.id) {
             rooms.remove(&*room.name);
         }
-    }
-}
-
-/// A worker's view of one room: its local members.
-pub struct LocalRoom {
-    /// Slab keys of local members; a member stores its index here for O(1) removal.
-    pub members: Vec<usize>,
-}
-
-/// A worker's local rooms, by shared room id.
-#[derive(Default)]
-pub struct LocalRooms {
-    rooms: HashMap<u64, LocalRoom>,
-}
-
-impl LocalRooms {
-    /// The local room with `id`, if this worker has members in it.
-    pub fn get(&self, id: u64) -> Option<&LocalRoom> {
-        self.rooms.get(&id)
-    }
-
-    /// Adds member `key`; returns its index in the member list.
-    pub fn add(&mut self, shared: &Arc<SharedRoom>, key: usize) -> usize {
-        let room = self.rooms.entry(shared.id).or_insert_with(|| LocalRoom {
-            members: Vec::new(),
-        });
-        room.members.push(key);
-        room.members.len() - 1
-    }
-
-    /// Removes the member at `index`. Returns the key of the member that moved into `index`
-    /// (so the caller can update its stored index) and whether the room is now empty here.
-    pub fn remove(&mut self, id: u64, index: usize) -> (Option<usize>, bool) {
-        let Some(room) = self.rooms.get_mut(&id) else {
-            return (None, true);
-        };
-        room.members.swap_remove(index);
-        let moved = room.members.get(index).copied();
-        if room.members.is_empty() {
-            self.rooms.remove(&id);
-            return (moved, true);
-        }
-        (moved, false)
     }
 }

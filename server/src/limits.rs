@@ -1,0 +1,30 @@
+//! Fixed limits of the server, in one place. Limits a deployment may want to change are settings
+//! (`config.rs`, documented in `--help`); these are engineering constants whose values follow
+//! from the kernel or from measurements, each with the reason for its value.
+
+/// A closing connection (HTTP answer or Close frame flushed, waiting for the client's FIN) that
+/// has not finished within this many milliseconds is cut (SHUT_RDWR, then CLOSE).
+pub const LINGER_MS: u64 = 2000;
+
+/// Receive completions in one turn that make the turn "busy": worth waiting up to
+/// `--gather-us` for more completions so each socket's send carries more frames.
+pub const BUSY_RECVS: usize = 4;
+
+/// Sends issued by the previous flush that make a turn with any receive "busy" (one receive
+/// fanned out to many sockets).
+pub const BUSY_SENDS: u64 = 32;
+
+/// Completions that end a gathering wait early (it normally ends on its timeout).
+pub const GATHER_WANT: usize = 512;
+
+/// Submission-queue entries of each worker's io_uring (the completion queue has 8 times as
+/// many, since multishot receives and accepts post many completions per submission).
+pub const RING_ENTRIES: u32 = 4096;
+
+/// Most iovecs one WRITEV carries (the kernel's UIO_MAXIOV is 1024). A receiver with more queued
+/// slices sends the rest after this send completes.
+pub const MAX_IOV: usize = 512;
+
+/// Longest room name accepted when `--rooms` is not given (SPEC §4: any valid token up to 64
+/// bytes).
+pub const MAX_ROOM_NAME: usize = 64;

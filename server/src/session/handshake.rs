@@ -1,0 +1,137 @@
+//! The HTTP phase of a connection: the request head, the upgrade, and the plain routes
+//! (`/`, `/healthz`, `/metrics`) served on the same port.
+
+use std::sync::atomic::Ordering;
+
+use ringcast_protocol::Decoder;
+use ringcast_protocol::frame::DecoderConfig;
+use ringcast_protocol::handshake::{
+    Rejection, Request, Route, Upgrade, parse_request, render_accept, render_response,
+};
+
+use crate::rooms::JoinError;
+use crate::rooms::local::Class;
+use crate::session::room::RoomSession;
+use crate::session::sink::Sink;
+
+/// The demo chat page served at `/`.
+const DEMO_PAGE: &str = include_str!("../demo.html");
+
+/// A connection reading its request head.
+#[derive(Default)]
+pub struct Handshake {
+    /// Head bytes received so far, when the head did not arrive in one piece.
+    head: Vec<u8>,
+}
+
+impl Handshake {
+    /// Handles received bytes; returns the room session once upgraded (having fed it the bytes
+    /// that followed the head).
+    pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) -> Option<RoomSession> {
+        let max = sink.config().max_header_bytes;
+        let mut owned;
+        // Parse straight from the receive buffer when the head arrived in one piece.
+        let buf: &mut [u8] = if self.head.is_empty() {
+            data
+        } else {
+            self.head.extend_from_slice(data);
+            owned = std::mem::take(&mut self.head);
+            &mut owned
+        };
+        let (request, used) = match parse_request(buf, max) {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                self.head = buf.to_vec();
+                return None;
+            }
+            Err(rejection) => {
+                reject(sink, rejection);
+                return None;
+            }
+        };
+        match request {
+            Request::Get(route) => {
+                serve(sink, route);
+                None
+            }
+            Request::Upgrade(upgrade) => match accept(sink, &upgrade) {
+                Err(rejection) => {
+                    reject(sink, rejection);
+                    None
+                }
+                Ok(mut room) => {
+                    drop(upgrade);
+                    let rest = &mut buf[used..];
+                    if !rest.is_empty() {
+                        room.feed(rest, sink);
+                    }
+                    Some(room)
+                }
+            },
+        }
+    }
+}
+
+/// Completes the upgrade: joins the room and queues the 101.
+fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>) -> Result<RoomSession, Rejection> {
+    let cfg = sink.config();
+    if !cfg.allowed_origins.is_empty()
+        && !up
+            .origin
+            .is_some_and(|o| cfg.allowed_origins.iter().any(|a| a == o))
+    {
+        return Err(Rejection::Forbidden);
+    }
+    let chosen = up.select_protocol(|t| cfg.room_allowed(t) || t == cfg.pubsub_protocol)?;
+    let room_name = chosen.unwrap_or(&cfg.default_room);
+    let (room, slot) = sink
+        .join(room_name, Class::Raw)
+        .map_err(|JoinError::TooManyRooms| Rejection::Unavailable)?;
+    let decoder = Decoder::new(DecoderConfig {
+        max_message_bytes: cfg.max_message_bytes,
+        allow_rsv1: false,
+        require_mask: true,
+    });
+    let mut response = Vec::with_capacity(160);
+    render_accept(&mut response, &up.accept, chosen);
+    sink.reply(response);
+    sink.metrics().upgraded.fetch_add(1, Ordering::Relaxed);
+    Ok(RoomSession::new(room, slot, decoder))
+}
+
+/// Answers with an HTTP error and closes once it is flushed.
+pub fn reject(sink: &mut Sink<'_>, rejection: Rejection) {
+    sink.metrics().rejected(rejection.label());
+    let mut out = Vec::with_capacity(192);
+    rejection.render(&mut out);
+    sink.reply(out);
+    sink.finish();
+}
+
+fn serve(sink: &mut Sink<'_>, route: Route) {
+    let mut out = Vec::new();
+    match route {
+        Route::Index => render_response(
+            &mut out,
+            200,
+            "",
+            "text/html; charset=utf-8",
+            DEMO_PAGE.as_bytes(),
+        ),
+        Route::Healthz => render_response(&mut out, 200, "", "text/plain; charset=utf-8", b"ok"),
+        Route::Metrics => {
+            let shared = sink.shared();
+            let workers: Vec<_> = shared.metrics.iter().collect();
+            let body = crate::metrics::render(&workers, shared.directory.len());
+            render_response(
+                &mut out,
+                200,
+                "",
+                "text/plain; version=0.0.4",
+                body.as_bytes(),
+            );
+        }
+    }
+    sink.reply(out);
+    sink.finish();
+}

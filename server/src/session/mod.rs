@@ -1,0 +1,201 @@
+//! What a connection is doing, as a type: reading its HTTP request head ([`handshake`]), then
+//! a mode (today only room membership, [`room`]; a `PubSub` variant comes next).
+//!
+//! Sessions turn received bytes into actions through one small interface, the [`Sink`]
+//! (`sink.rs`):
+//! publish into a room, reply to this client, close. A session never sees a socket, a ring or
+//! another connection, so the path from bytes to session is transport-agnostic: a TLS layer can
+//! decrypt between the receive buffer and [`Session::feed`], and encrypt what a `Sink` queued
+//! before the WRITEV. Ordering rules that involve the rest of the worker (frames a sender batched
+//! earlier in the turn leave before its Close) are applied by the worker when it takes the
+//! [`End`] out of the sink, in one place (`worker::Worker::end`).
+
+pub mod handshake;
+pub mod room;
+pub mod sink;
+
+use std::sync::Arc;
+
+use crate::rooms::SharedRoom;
+use crate::rooms::local::Slot;
+
+use self::handshake::Handshake;
+use self::room::RoomSession;
+pub use self::sink::{End, Outcome, Sink};
+
+/// A connection's mode.
+pub enum Session {
+    /// Reading the HTTP request head.
+    Handshake(Handshake),
+    /// Upgraded: a member of one room.
+    Room(RoomSession),
+    /// Its last bytes are queued (an HTTP answer or a Close frame), or it was torn down: what
+    /// the client still sends is read and dropped.
+    Closing,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session::Handshake(Handshake::default())
+    }
+}
+
+impl Session {
+    /// Handles bytes received (decrypted, once TLS exists) in whatever mode the session is.
+    pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) {
+        match self {
+            Session::Handshake(h) => {
+                if let Some(room) = h.feed(data, sink) {
+                    *self = Session::Room(room);
+                }
+            }
+            Session::Room(r) => r.feed(data, sink),
+            Session::Closing => {}
+        }
+    }
+
+    /// Upgraded and not closing: WebSocket traffic flows.
+    pub fn is_open(&self) -> bool {
+        matches!(self, Session::Room(_))
+    }
+
+    /// Ends the mode (the session becomes [`Session::Closing`]) and returns the membership to
+    /// remove from the local room, if any.
+    pub fn close(&mut self) -> Option<(Arc<SharedRoom>, Slot)> {
+        match std::mem::replace(self, Session::Closing) {
+            Session::Room(r) => Some(r.into_membership()),
+            Session::Handshake(_) | Session::Closing => None,
+        }
+    }
+
+    /// Where this connection sits in local room `room_id` (updated when another member's
+    /// removal moves it).
+    pub fn slot_mut(&mut self, room_id: u64) -> Option<&mut Slot> {
+        match self {
+            Session::Room(r) => r.slot_mut(room_id),
+            Session::Handshake(_) | Session::Closing => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use ringcast_protocol::CloseCode;
+    use ringcast_protocol::frame::{OpCode, encode_masked_frame};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::conn::outq::OutQueue;
+    use crate::fanout::batch::TurnBatches;
+    use crate::rooms::local::{Class, LocalRooms};
+    use crate::shared::Shared;
+
+    /// What a worker lends a sink, without a ring or a socket.
+    #[derive(Default)]
+    struct Parts {
+        out: OutQueue,
+        batches: TurnBatches,
+        rooms: LocalRooms,
+    }
+
+    fn feed(session: &mut Session, shared: &Shared, p: &mut Parts, bytes: &[u8]) -> Outcome {
+        let mut data = bytes.to_vec();
+        let mut sink = Sink::new(3, 0, shared, &mut p.out, &mut p.batches, &mut p.rooms);
+        session.feed(&mut data, &mut sink);
+        sink.outcome()
+    }
+
+    fn shared() -> Shared {
+        Shared::new(Config::parse_from(["ringcast"]), 1)
+    }
+
+    #[test]
+    fn upgrade_in_two_pieces_then_pipelined_frames_publish_then_close() {
+        let shared = shared();
+        let mut p = Parts::default();
+        let mut session = Session::default();
+        let mut bytes = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+            Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+            Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n"
+            .to_vec();
+        encode_masked_frame(&mut bytes, OpCode::Text, true, b"hi", [1, 2, 3, 4]);
+        encode_masked_frame(&mut bytes, OpCode::Close, true, &[0x03, 0xe8], [5, 6, 7, 8]);
+        let first = feed(&mut session, &shared, &mut p, &bytes[..20]);
+        assert_eq!(
+            first,
+            Outcome {
+                queued: false,
+                end: None
+            }
+        );
+        let rest = feed(&mut session, &shared, &mut p, &bytes[20..]);
+        assert!(rest.queued, "the 101");
+        assert_eq!(
+            rest.end,
+            Some(End::Close {
+                code: Some(CloseCode::NORMAL),
+                reason: String::new()
+            }),
+            "the Close is left to the worker, behind this turn's batches"
+        );
+        assert!(session.is_open());
+        let room = shared.directory.get("chat").expect("joined before the 101");
+        assert_eq!(
+            p.rooms.get(room.id).map(|r| r.members(Class::Raw)),
+            Some(&[3][..])
+        );
+        let batch = p
+            .batches
+            .take()
+            .pop()
+            .expect("a batch")
+            .freeze(Some(0), true);
+        assert_eq!((batch.len(), batch.payload(0)), (1, &b"hi"[..]));
+        assert_eq!(
+            batch.own_messages(0, 3).count(),
+            1,
+            "the sender's own message"
+        );
+        let (left, slot) = session.close().expect("a membership");
+        assert_eq!((left.id, slot.index), (room.id, 0));
+        assert!(matches!(session, Session::Closing));
+    }
+
+    #[test]
+    fn a_plain_get_is_answered_and_finishes() {
+        let shared = shared();
+        let mut p = Parts::default();
+        let mut session = Session::default();
+        let done = feed(
+            &mut session,
+            &shared,
+            &mut p,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        );
+        assert_eq!(
+            done,
+            Outcome {
+                queued: true,
+                end: Some(End::Finish)
+            }
+        );
+        assert!(p.out.unsent() > 0 && p.batches.is_empty());
+        assert!(session.close().is_none());
+    }
+
+    #[test]
+    fn bytes_after_the_end_are_dropped() {
+        let shared = shared();
+        let mut p = Parts::default();
+        let mut session = Session::Closing;
+        let done = feed(&mut session, &shared, &mut p, b"anything");
+        assert_eq!(
+            done,
+            Outcome {
+                queued: false,
+                end: None
+            }
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! Room mode: decoded frames become room messages, pongs and closes. Every text or binary
+//! message is published to the connection's room; the rest of the fan-out happens at the end
+//! of the turn (`fanout`).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use ringcast_protocol::Decoder;
+use ringcast_protocol::frame::{Event, MessageKind, OpCode};
+
+use crate::rooms::SharedRoom;
+use crate::rooms::local::Slot;
+use crate::session::sink::Sink;
+
+/// A member of one room.
+pub struct RoomSession {
+    room: Arc<SharedRoom>,
+    slot: Slot,
+    decoder: Box<Decoder>,
+}
+
+impl RoomSession {
+    /// A member of `room` sitting at `slot`, decoding with `decoder`.
+    pub fn new(room: Arc<SharedRoom>, slot: Slot, decoder: Decoder) -> RoomSession {
+        RoomSession {
+            room,
+            slot,
+            decoder: Box::new(decoder),
+        }
+    }
+
+    /// Decodes `data` (unmasked in place) and acts on every event, until the data ends or the
+    /// session closes.
+    pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) {
+        let mut pos = 0;
+        while pos < data.len() {
+            let (n, event) = match self.decoder.decode(&mut data[pos..]) {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::debug!(error = %e, "closing client for a protocol violation");
+                    sink.close(Some(e.close_code()), e.to_string());
+                    return;
+                }
+            };
+            pos += n;
+            match event {
+                None | Some(Event::Pong(_)) => {}
+                Some(Event::Message { kind, payload, .. }) => {
+                    let kind = match kind {
+                        MessageKind::Text => OpCode::Text,
+                        MessageKind::Binary => OpCode::Binary,
+                    };
+                    let m = sink.metrics();
+                    m.messages_in.fetch_add(1, Ordering::Relaxed);
+                    m.bytes_in
+                        .fetch_add(payload.len() as u64, Ordering::Relaxed);
+                    sink.publish(&self.room, kind, payload);
+                }
+                Some(Event::Ping(payload)) => sink.reply_frame(OpCode::Pong, payload),
+                Some(Event::Close(frame)) => {
+                    // Echo the client's code (an empty Close gets an empty Close back).
+                    sink.close(frame.code, String::new());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Where this member sits in local room `room_id`, if that is its room.
+    pub fn slot_mut(&mut self, room_id: u64) -> Option<&mut Slot> {
+        (self.room.id == room_id).then_some(&mut self.slot)
+    }
+
+    /// The room and slot, to leave the room.
+    pub fn into_membership(self) -> (Arc<SharedRoom>, Slot) {
+        (self.room, self.slot)
+    }
+}

@@ -1,0 +1,67 @@
+//! What every worker shares, read-mostly: the settings, the room directory, the counters and the
+//! connection limits. Nothing here is touched per message but relaxed atomics.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::config::Config;
+use crate::metrics::WorkerMetrics;
+use crate::rooms::Directory;
+
+/// State every worker shares.
+pub struct Shared {
+    /// The settings.
+    pub config: Config,
+    /// Which workers have members in which rooms.
+    pub directory: Directory,
+    /// Counters, one block per worker.
+    pub metrics: Box<[WorkerMetrics]>,
+    /// Connections open in the whole process.
+    pub open: AtomicUsize,
+    /// Open connections per client IP (only maintained with `--max-connections-per-ip`).
+    pub per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Shared {
+    /// State for `config` with `workers` counter blocks.
+    pub fn new(config: Config, workers: usize) -> Shared {
+        Shared {
+            directory: Directory::new(config.max_rooms),
+            metrics: (0..workers).map(|_| WorkerMetrics::default()).collect(),
+            open: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+            config,
+        }
+    }
+
+    /// Counts a new connection from `ip`; returns whether it is within `--max-connections` and
+    /// `--max-connections-per-ip`. Every admitted connection, within or not, is released once.
+    pub fn admit(&self, ip: IpAddr) -> bool {
+        let cfg = &self.config;
+        let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut within = open <= cfg.max_connections;
+        if cfg.max_connections_per_ip > 0 {
+            let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            let n = per_ip.entry(ip).or_insert(0);
+            *n += 1;
+            within &= *n <= cfg.max_connections_per_ip;
+        }
+        within
+    }
+
+    /// Uncounts a connection from `ip` (its slot was freed).
+    pub fn release(&self, ip: IpAddr) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        if self.config.max_connections_per_ip > 0 {
+            let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    per_ip.remove(&ip);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The worker's connection table: a slab of [`Conn`]s whose slots carry a generation, so a late
+//! completion for an earlier user of a slot is recognised and ignored, and the list of
+//! connections with bytes to flush this turn.
+
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+
+use slab::Slab;
+
+use crate::config::Config;
+use crate::conn::lifecycle::Lifecycle;
+use crate::conn::outq::OutQueue;
+use crate::fanout::deliver::Outboxes;
+use crate::limits::LINGER_MS;
+use crate::session::Session;
+
+/// One client connection.
+pub struct Conn {
+    /// The socket.
+    pub fd: RawFd,
+    /// Distinguishes this connection from earlier users of the same slab slot (24 bits).
+    pub generation: u32,
+    /// The client's address (for `--max-connections-per-ip`).
+    pub ip: IpAddr,
+    /// Operations in flight and teardown stage.
+    pub life: Lifecycle,
+    /// What the connection is doing.
+    pub session: Session,
+    /// Bytes queued for the client.
+    pub out: OutQueue,
+    /// In this turn's flush list.
+    dirty: bool,
+    /// Coarse time (ms) of the last byte received, or of accept.
+    pub last_rx_ms: u64,
+    /// Coarse time (ms) the connection's last bytes were queued.
+    pub closing_since_ms: u64,
+    /// A keepalive ping is outstanding.
+    pub ping_outstanding: bool,
+}
+
+/// Timeouts of one tick (see [`Conns::expired`]).
+#[derive(Default)]
+pub struct Expired {
+    /// Connections to tear down (handshake timeout, linger over, drain over).
+    pub abort: Vec<usize>,
+    /// Open connections silent past `--idle-timeout` (Close 1008).
+    pub idle: Vec<usize>,
+    /// Open connections silent past `--ping-interval` (ping them).
+    pub ping: Vec<usize>,
+}
+
+/// Timeouts in milliseconds, for [`Conns::expired`].
+pub struct Timeouts {
+    /// `--handshake-timeout`.
+    pub handshake: u64,
+    /// `--ping-interval`.
+    pub ping: u64,
+    /// `--idle-timeout`.
+    pub idle: u64,
+    /// The drain deadline has passed: every connection is cut.
+    pub drain_over: bool,
+}
+
+impl Timeouts {
+    /// The timeouts `config` sets.
+    pub fn new(config: &Config, drain_over: bool) -> Timeouts {
+        Timeouts {
+            handshake: config.handshake_timeout().as_millis() as u64,
+            ping: config.ping_interval().as_millis() as u64,
+            idle: config.idle_timeout().as_millis() as u64,
+            drain_over,
+        }
+    }
+}
+
+/// All connections of a worker.
+pub struct Conns {
+    slab: Slab<Conn>,
+    next_generation: u32,
+    dirty: Vec<usize>,
+}
+
+impl Default for Conns {
+    fn default() -> Self {
+        Conns {
+            slab: Slab::new(),
+            next_generation: 1,
+            dirty: Vec::new(),
+        }
+    }
+}
+
+impl Conns {
+    /// Adds a freshly accepted connection; returns its slab key.
+    pub fn insert(&mut self, fd: RawFd, ip: IpAddr, now_ms: u64) -> usize {
+        let generation = self.next_generation;
+        self.next_generation = (self.next_generation + 1) & 0xff_ffff;
+        self.slab.insert(Conn {
+            fd,
+            generation,
+            ip,
+            life: Lifecycle::new(),
+            session: Session::default(),
+            out: OutQueue::new(),
+            dirty: false,
+            last_rx_ms: now_ms,
+            closing_since_ms: 0,
+            ping_outstanding: false,
+        })
+    }
+
+    /// The connection in slot `key` if it is still the one `generation` names.
+    pub fn live(&mut self, key: usize, generation: u32) -> Option<&mut Conn> {
+        self.slab
+            .get_mut(key)
+            .filter(|c| c.generation == generation)
+    }
+
+    /// The connection in slot `key`.
+    pub fn get_mut(&mut self, key: usize) -> Option<&mut Conn> {
+        self.slab.get_mut(key)
+    }
+
+    /// Frees slot `key` (only once its lifecycle says `may_free_slot`).
+    pub fn remove(&mut self, key: usize) -> Conn {
+        let conn = self.slab.remove(key);
+        debug_assert!(conn.life.may_free_slot(), "slot freed too early");
+        conn
+    }
+
+    /// No connection left.
+    pub fn is_empty(&self) -> bool {
+        self.slab.is_empty()
+    }
+
+    /// Every slab key.
+    pub fn keys(&self) -> Vec<usize> {
+        self.slab.iter().map(|(k, _)| k).collect()
+    }
+
+    /// Adds `key` to this turn's flush list.
+    pub fn mark_dirty(&mut self, key: usize) {
+        if let Some(conn) = self.slab.get_mut(key)
+            && !conn.dirty
+        {
+            conn.dirty = true;
+            self.dirty.push(key);
+        }
+    }
+
+    /// Takes this turn's flush list; each connection must then leave it through
+    /// [`Conns::flushing`].
+    pub fn take_dirty(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// The connection `key` of a list taken by [`Conns::take_dirty`], out of the flush list.
+    pub fn flushing(&mut self, key: usize) -> Option<&mut Conn> {
+        let conn = self.slab.get_mut(key)?;
+        conn.dirty = false;
+        Some(conn)
+    }
+
+    /// Connections whose time is up at `now` (coarse milliseconds).
+    pub fn expired(&self, now: u64, t: &Timeouts) -> Expired {
+        let mut out = Expired::default();
+        for (key, c) in self.slab.iter() {
+            if c.life.is_dead() {
+                continue;
+            }
+            let quiet = now.saturating_sub(c.last_rx_ms);
+            match &c.session {
+                _ if t.drain_over => out.abort.push(key),
+                Session::Handshake(_) if quiet >= t.handshake => out.abort.push(key),
+                Session::Closing if now.saturating_sub(c.closing_since_ms) >= LINGER_MS => {
+                    out.abort.push(key)
+                }
+                Session::Room(_) if quiet >= t.idle => out.idle.push(key),
+                Session::Room(_) if quiet >= t.ping && !c.ping_outstanding => out.ping.push(key),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+impl std::ops::Index<usize> for Conns {
+    type Output = Conn;
+
+    fn index(&self, key: usize) -> &Conn {
+        &self.slab[key]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Conns {
+    fn index_mut(&mut self, key: usize) -> &mut Conn {
+        &mut self.slab[key]
+    }
+}
+
+impl Outboxes for Conns {
+    fn outbox(&mut self, key: usize) -> &mut OutQueue {
+        let conn = &mut self.slab[key];
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(key);
+        }
+        &mut conn.out
+    }
+}

@@ -1,0 +1,497 @@
+//! One worker: a thread pinned to a core with its own io_uring, listener, connections and rooms.
+//!
+//! A loop turn: submit queued SQEs and wait; handle every ready completion (accept, receive,
+//! send, wake-up, timer); when the turn was busy, wait a bounded moment for more; then flush:
+//! one `writev` per dirty socket and one batch per other worker that has members in the rooms
+//! written to.
+//!
+//! The worker is a set of parts that own their data ([`Worker`]'s fields); each handler borrows
+//! the parts it needs, and each part's methods live in the part's own module.
+
+pub mod conns;
+mod parts;
+pub mod sq;
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use io_uring::{IoUring, cqueue, types};
+use ringcast_protocol::CloseCode;
+use ringcast_protocol::frame::OpCode;
+use ringcast_protocol::handshake::Rejection;
+
+use crate::conn::lifecycle::{Event, Stage};
+use crate::fanout::deliver::{DeliveryReport, deliver_to};
+use crate::fanout::{Fanout, Peers, Remote};
+use crate::limits::RING_ENTRIES;
+use crate::ring::{self, BufRing, Op, RingError};
+use crate::rooms::local::LocalRooms;
+use crate::session::{End, Outcome, Session, Sink, handshake};
+use crate::shared::Shared;
+
+use self::conns::{Conns, Timeouts};
+use self::parts::{Accepting, Ctx, Turn};
+use self::sq::Sq;
+
+/// A worker ready to run. Field order matters: the ring is dropped first, before the buffers,
+/// timespec and queues its operations may still reference.
+pub struct Worker {
+    ring: IoUring,
+    bufs: BufRing,
+    sq: Sq,
+    conns: Conns,
+    rooms: LocalRooms,
+    fanout: Fanout,
+    rx: Receiver<Remote>,
+    turn: Turn,
+    accepting: Accepting,
+    ctx: Ctx,
+}
+
+impl Worker {
+    /// Builds the ring (on the calling thread, which becomes its only submitter) and the
+    /// provided-buffer ring.
+    pub fn new(
+        id: usize,
+        shared: Arc<Shared>,
+        listener: socket2::Socket,
+        rx: Receiver<Remote>,
+    ) -> Result<Worker, RingError> {
+        let cfg = &shared.config;
+        let ring = ring::build(RING_ENTRIES)?;
+        let bufs = BufRing::new(&ring, 0, cfg.recv_buffers, cfg.recv_buffer_size)?;
+        Ok(Worker {
+            ring,
+            bufs,
+            sq: Sq::new(cfg.tick_interval()),
+            conns: Conns::default(),
+            rooms: LocalRooms::default(),
+            fanout: Fanout::new(Peers::new(Vec::new(), Vec::new())),
+            rx,
+            turn: Turn::new(),
+            accepting: Accepting::new(listener),
+            ctx: Ctx { id, shared },
+        })
+    }
+
+    /// The ring's fd, for other workers' MSG_RING wake-ups.
+    pub fn ring_fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+
+    /// Arms accept and the timer and submits them, so the listener accepts once this returns.
+    pub fn start(&mut self, peers: Peers) -> std::io::Result<()> {
+        self.fanout = Fanout::new(peers);
+        self.sq.accept(self.accepting.listener.as_raw_fd());
+        self.sq.tick();
+        self.sq.submit_into(&mut self.ring)?;
+        self.ring.submit()?;
+        Ok(())
+    }
+
+    /// Runs the event loop until a drain completes.
+    pub fn run(mut self) -> std::io::Result<()> {
+        let gather = Duration::from_micros(self.ctx.shared.config.gather_us);
+        let gather_ts = types::Timespec::from(gather);
+        loop {
+            self.sq.submit_and_wait(&mut self.ring)?;
+            self.turn.begin();
+            self.complete();
+            if self.turn.busy() && !gather.is_zero() {
+                // Busy: let more receives land so each socket's send carries more frames.
+                self.sq.submit_and_gather(&mut self.ring, &gather_ts)?;
+                self.complete();
+            }
+            self.flush();
+            self.ctx.metrics().loop_iterations.fetch_add(1, Relaxed);
+            if self.accepting.drain_deadline.is_some() && self.conns.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn complete(&mut self) {
+        let mut n = 0u64;
+        // One completion at a time, so each handler can borrow the whole worker; the queue's
+        // head advances as each `completion()` borrow ends.
+        loop {
+            let next = self.ring.completion().next();
+            let Some(cqe) = next else {
+                break;
+            };
+            n += 1;
+            let (data, res, flags) = (cqe.user_data(), cqe.result(), cqe.flags());
+            match Op::decode(data) {
+                Op::Accept => self.on_accept(res, cqueue::more(flags)),
+                Op::Recv(slot, generation) => self.on_recv(slot as usize, generation, res, flags),
+                Op::Send(slot, generation) => self.on_send(slot as usize, generation, res),
+                Op::Shutdown(slot, generation) => {
+                    self.on_op_done(slot as usize, generation, Event::ShutdownDone)
+                }
+                Op::Close(slot, generation) => {
+                    self.on_op_done(slot as usize, generation, Event::CloseDone)
+                }
+                Op::Tick => self.on_tick(),
+                Op::Wake => self.on_wake(),
+                Op::Ignore => {}
+            }
+        }
+        self.ctx.metrics().completions.fetch_add(n, Relaxed);
+    }
+
+    fn on_accept(&mut self, res: i32, more: bool) {
+        if !more && self.accepting.on {
+            self.sq.accept(self.accepting.listener.as_raw_fd());
+        }
+        if res < 0 {
+            if res != -libc::ECANCELED {
+                tracing::warn!(error = %std::io::Error::from_raw_os_error(-res), "accept failed");
+            }
+            return;
+        }
+        let fd = res;
+        self.ctx.metrics().accepted.fetch_add(1, Relaxed);
+        let ip = parts::prepare_socket(fd, &self.ctx.shared.config);
+        let within = self.ctx.shared.admit(ip);
+        let key = self.conns.insert(fd, ip, self.turn.now_ms);
+        self.arm_recv(key);
+        if !within || self.accepting.drain_deadline.is_some() {
+            self.reject(key, Rejection::Unavailable);
+        }
+    }
+
+    fn arm_recv(&mut self, key: usize) {
+        let conn = &self.conns[key];
+        self.sq
+            .recv(conn.fd, key, conn.generation, self.bufs.group());
+        self.step(key, Event::RecvArmed);
+    }
+
+    fn on_recv(&mut self, key: usize, generation: u32, res: i32, flags: u32) {
+        let bid = cqueue::buffer_select(flags);
+        if self.conns.live(key, generation).is_none() {
+            if let Some(bid) = bid {
+                self.bufs.recycle(bid);
+            }
+            return;
+        }
+        let more = cqueue::more(flags);
+        if res > 0 || res == -libc::ENOBUFS {
+            if res > 0 {
+                self.turn.recvs += 1;
+                if let Some(bid) = bid {
+                    self.on_data(key, bid, res as usize);
+                }
+            }
+            // ENOBUFS: every provided buffer was in use; they are back now, so listen again.
+            if !more {
+                self.step(key, Event::RecvEnded);
+                if self.conns.get_mut(key).is_some_and(|c| c.life.may_recv()) {
+                    self.arm_recv(key);
+                }
+            }
+        } else {
+            // EOF or a reset: the client is gone (or finished its side of a close).
+            if !more {
+                self.step(key, Event::RecvEnded);
+            }
+            self.abort(key);
+        }
+    }
+
+    /// Hands received bytes to the connection's session (a TLS layer would decrypt here) and
+    /// gives the buffer back.
+    fn on_data(&mut self, key: usize, bid: u16, len: usize) {
+        let Worker {
+            bufs,
+            conns,
+            rooms,
+            fanout,
+            turn,
+            ctx,
+            ..
+        } = self;
+        let conn = &mut conns[key];
+        conn.last_rx_ms = turn.now_ms;
+        conn.ping_outstanding = false;
+        let data = bufs.get_mut(bid, len);
+        let mut sink = Sink::new(
+            key,
+            ctx.id,
+            &ctx.shared,
+            &mut conn.out,
+            &mut fanout.batches,
+            rooms,
+        );
+        conn.session.feed(data, &mut sink);
+        let outcome = sink.outcome();
+        bufs.recycle(bid);
+        self.apply(key, outcome);
+    }
+
+    /// Applies what a session did through its sink.
+    fn apply(&mut self, key: usize, outcome: Outcome) {
+        if outcome.queued {
+            self.conns.mark_dirty(key);
+        }
+        if let Some(end) = outcome.end {
+            self.end(key, end);
+        }
+    }
+
+    /// Ends a connection's session: the one place that orders its last bytes.
+    fn end(&mut self, key: usize, end: End) {
+        if let End::Close { code, reason } = end {
+            // Messages batched earlier in this turn (this client's own echo among them) are
+            // queued before the Close, in the order they were received.
+            self.flush_batches();
+            let conn = &self.conns[key];
+            let open = conn.session.is_open() && !conn.life.is_dead();
+            self.leave_room(key);
+            if !open {
+                return;
+            }
+            let conn = &mut self.conns[key];
+            match code {
+                Some(code) => {
+                    conn.out.push_close(code, &reason);
+                    self.ctx.metrics().close_sent(code.0);
+                }
+                None => conn.out.push_frame(OpCode::Close, b""),
+            }
+        } else {
+            self.leave_room(key);
+        }
+        let conn = &mut self.conns[key];
+        if conn.life.stage() == Stage::Live {
+            conn.closing_since_ms = self.turn.now_ms;
+        }
+        self.step(key, Event::Finish);
+        self.conns.mark_dirty(key);
+    }
+
+    /// Sends Close `code` and closes once it is flushed (or the linger time runs out).
+    fn close_with(&mut self, key: usize, code: CloseCode, reason: &str) {
+        let (code, reason) = (Some(code), reason.to_string());
+        self.end(key, End::Close { code, reason });
+    }
+
+    /// Answers a connection still in its handshake with an HTTP error, then closes it.
+    fn reject(&mut self, key: usize, rejection: Rejection) {
+        let Worker {
+            conns,
+            rooms,
+            fanout,
+            ctx,
+            ..
+        } = self;
+        let conn = &mut conns[key];
+        let mut sink = Sink::new(
+            key,
+            ctx.id,
+            &ctx.shared,
+            &mut conn.out,
+            &mut fanout.batches,
+            rooms,
+        );
+        handshake::reject(&mut sink, rejection);
+        let outcome = sink.outcome();
+        self.apply(key, outcome);
+    }
+
+    /// Removes a connection from its room (its session becomes `Closing`); the last local
+    /// member clears this worker's bit in the directory.
+    fn leave_room(&mut self, key: usize) {
+        let Some((room, slot)) = self.conns[key].session.close() else {
+            return;
+        };
+        let left = self.rooms.leave(room.id, slot);
+        if let Some(moved) = left
+            .moved
+            .and_then(|m| self.conns[m].session.slot_mut(room.id))
+        {
+            *moved = slot;
+        }
+        if left.empty {
+            self.ctx.shared.directory.leave(&room, self.ctx.id);
+        }
+    }
+
+    fn on_send(&mut self, key: usize, generation: u32, res: i32) {
+        let Some(conn) = self.conns.live(key, generation) else {
+            return;
+        };
+        if res < 0 {
+            conn.out.sent(0);
+            self.teardown(key, Event::SendFailed);
+            return;
+        }
+        let more = conn.out.sent(res as usize);
+        self.ctx.metrics().bytes_out.fetch_add(res as u64, Relaxed);
+        self.step(key, Event::SendDone { more });
+    }
+
+    fn on_op_done(&mut self, key: usize, generation: u32, event: Event) {
+        if self.conns.live(key, generation).is_some() {
+            self.step(key, event);
+        }
+    }
+
+    /// Starts tearing a connection down: it leaves its room, unsent frames are dropped, and
+    /// the socket is shut down so any armed receive or pending send completes.
+    fn abort(&mut self, key: usize) {
+        self.teardown(key, Event::Abort);
+    }
+
+    fn teardown(&mut self, key: usize, event: Event) {
+        if !self.conns[key].life.is_dead() {
+            self.leave_room(key);
+            self.conns[key].out.drop_unsent();
+        }
+        self.step(key, event);
+    }
+
+    /// Feeds `event` to a connection's lifecycle and submits what it asks for.
+    fn step(&mut self, key: usize, event: Event) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let todo = conn.life.on(event);
+        let (fd, generation) = (conn.fd, conn.generation);
+        if todo.send_more {
+            self.conns.mark_dirty(key);
+        }
+        if let Some(how) = todo.shutdown {
+            self.sq.shutdown(fd, how, key, generation);
+        }
+        if todo.close_fd {
+            self.sq.close(fd, key, generation);
+        }
+        if todo.free_slot {
+            let conn = self.conns.remove(key);
+            self.ctx.metrics().closed.fetch_add(1, Relaxed);
+            self.ctx.shared.release(conn.ip);
+        }
+    }
+
+    /// End of turn: room batches are frozen and delivered, then one send per dirty socket and
+    /// one message per other worker.
+    fn flush(&mut self) {
+        self.flush_batches();
+        let mut sends = 0u64;
+        for key in self.conns.take_dirty() {
+            let Some(conn) = self.conns.flushing(key) else {
+                continue;
+            };
+            if !conn.life.may_send() {
+                continue;
+            }
+            let (fd, generation) = (conn.fd, conn.generation);
+            if self.sq.send(&mut conn.out, fd, key, generation) {
+                self.step(key, Event::SendStarted);
+                sends += 1;
+            }
+        }
+        self.ctx.metrics().sends.fetch_add(sends, Relaxed);
+        self.turn.sends_last_flush = sends;
+        let sq = &mut self.sq;
+        self.fanout.send(|fd| sq.wake(fd));
+    }
+
+    /// Freezes each room's batch of this turn, hands it to the other workers with members in
+    /// the room, and delivers it to the local members.
+    fn flush_batches(&mut self) {
+        if self.fanout.batches.is_empty() {
+            return;
+        }
+        let (id, cfg) = (self.ctx.id, &self.ctx.shared.config);
+        let (echo, limit) = (cfg.echo, cfg.max_backpressure);
+        let report = (self.fanout).flush_batches(id, echo, limit, &self.rooms, &mut self.conns);
+        self.apply_delivery(report);
+    }
+
+    /// Counts a delivery and applies the backpressure policy: a member over
+    /// `--max-backpressure` loses what it has not started to receive and is closed with 1008.
+    fn apply_delivery(&mut self, report: DeliveryReport) {
+        let m = self.ctx.metrics();
+        m.deliveries.fetch_add(report.delivered, Relaxed);
+        m.messages_out.fetch_add(report.delivered, Relaxed);
+        for member in report.over_limit {
+            let conn = &mut self.conns[member];
+            if !conn.session.is_open() || conn.life.is_dead() {
+                continue; // reported by an earlier batch already
+            }
+            conn.out.drop_unsent();
+            self.ctx
+                .metrics()
+                .backpressure_disconnects
+                .fetch_add(1, Relaxed);
+            self.close_with(member, CloseCode::POLICY, "backpressure limit exceeded");
+        }
+    }
+
+    fn on_wake(&mut self) {
+        while let Ok(msg) = self.rx.try_recv() {
+            match msg {
+                Remote::Deliver(batches) => {
+                    self.ctx.metrics().remote_batches.fetch_add(1, Relaxed);
+                    let (id, limit) = (self.ctx.id, self.ctx.shared.config.max_backpressure);
+                    let mut report = DeliveryReport::default();
+                    for batch in &batches {
+                        deliver_to(batch, &self.rooms, id, limit, &mut self.conns, &mut report);
+                    }
+                    self.apply_delivery(report);
+                }
+                Remote::Drain => self.start_drain(),
+            }
+        }
+    }
+
+    fn start_drain(&mut self) {
+        if self.accepting.drain_deadline.is_some() {
+            return;
+        }
+        let timeout = self.ctx.shared.config.drain_timeout().as_millis() as u64;
+        self.accepting.drain_deadline = Some(self.turn.now_ms + timeout);
+        self.accepting.on = false;
+        self.sq.cancel_accept();
+        for key in self.conns.keys() {
+            let conn = &self.conns[key];
+            if conn.life.is_dead() {
+                continue;
+            }
+            match conn.session {
+                Session::Room(_) => {
+                    self.close_with(key, CloseCode::GOING_AWAY, "server shutting down")
+                }
+                Session::Handshake(_) => self.abort(key),
+                Session::Closing => {}
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.sq.tick();
+        let now = self.turn.now_ms;
+        let drain_over = self.accepting.drain_deadline.is_some_and(|d| now >= d);
+        let timeouts = Timeouts::new(&self.ctx.shared.config, drain_over);
+        let expired = self.conns.expired(now, &timeouts);
+        for key in expired.abort {
+            self.abort(key);
+        }
+        for key in expired.idle {
+            self.ctx.metrics().idle_timeouts.fetch_add(1, Relaxed);
+            self.close_with(key, CloseCode::POLICY, "idle timeout");
+        }
+        for key in expired.ping {
+            let conn = &mut self.conns[key];
+            conn.ping_outstanding = true;
+            conn.out.push_frame(OpCode::Ping, b"");
+            self.ctx.metrics().messages_out.fetch_add(1, Relaxed);
+            self.conns.mark_dirty(key);
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The worker's small parts: the read-only context, the per-turn state and the listener.
+
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::limits::{BUSY_RECVS, BUSY_SENDS};
+use crate::metrics::WorkerMetrics;
+use crate::shared::Shared;
+
+/// What every handler may read: who this worker is and what all workers share.
+pub(super) struct Ctx {
+    pub(super) id: usize,
+    pub(super) shared: Arc<Shared>,
+}
+
+impl Ctx {
+    pub(super) fn metrics(&self) -> &WorkerMetrics {
+        &self.shared.metrics[self.id]
+    }
+}
+
+/// Per-turn bookkeeping.
+pub(super) struct Turn {
+    start: Instant,
+    /// Coarse clock: milliseconds since the worker started, updated once per turn.
+    pub(super) now_ms: u64,
+    pub(super) recvs: usize,
+    pub(super) sends_last_flush: u64,
+}
+
+/// The listener and whether the worker is draining.
+pub(super) struct Accepting {
+    pub(super) listener: socket2::Socket,
+    pub(super) on: bool,
+    pub(super) drain_deadline: Option<u64>,
+}
+
+impl Turn {
+    pub(super) fn new() -> Turn {
+        Turn {
+            start: Instant::now(),
+            now_ms: 0,
+            recvs: 0,
+            sends_last_flush: 0,
+        }
+    }
+
+    /// A new turn: the coarse clock advances, receives are counted afresh.
+    pub(super) fn begin(&mut self) {
+        self.now_ms = self.start.elapsed().as_millis() as u64;
+        self.recvs = 0;
+    }
+
+    /// The turn is worth gathering more completions before flushing: many receives, or a
+    /// receive after a flush that fanned out to many sockets.
+    pub(super) fn busy(&self) -> bool {
+        self.recvs >= BUSY_RECVS || (self.recvs > 0 && self.sends_last_flush >= BUSY_SENDS)
+    }
+}
+
+impl Accepting {
+    pub(super) fn new(listener: socket2::Socket) -> Accepting {
+        Accepting {
+            listener,
+            on: true,
+            drain_deadline: None,
+        }
+    }
+}
+
+/// Sets up an accepted socket; returns the client's IP when `--max-connections-per-ip` needs it.
+pub(super) fn prepare_socket(fd: RawFd, config: &Config) -> IpAddr {
+    set_nodelay(fd);
+    if config.max_connections_per_ip > 0 {
+        peer_ip(fd)
+    } else {
+        IpAddr::from([0, 0, 0, 0])
+    }
+}
+
+fn set_nodelay(fd: RawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: `fd` is a socket we own; the option value points to a live c_int of the given size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+fn peer_ip(fd: RawFd) -> IpAddr {
+    // SAFETY: `fd` is a socket we own and stay owning; SockRef does not close it on drop.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let sock = socket2::SockRef::from(&fd);
+    sock.peer_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip())
+}
