@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use ringcast_protocol::Decoder;
 use ringcast_protocol::frame::DecoderConfig;
 use ringcast_protocol::handshake::{
-    Rejection, Request, Route, Upgrade, parse_request, render_accept, render_response,
+    Rejection, Request, Upgrade, parse_request, render_accept, render_error, render_response,
 };
 
 use crate::conn::Phase;
@@ -15,6 +15,92 @@ use crate::worker::State;
 
 /// The demo chat page served at `/`.
 const DEMO_PAGE: &str = include_str!("demo.html");
+
+/// A plain (non-upgrade) GET route the server answers itself (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// `GET /`: the demo page.
+    Index,
+    /// `GET /healthz`.
+    Healthz,
+    /// `GET /metrics`.
+    Metrics,
+}
+
+impl Route {
+    /// The route a request target names, query ignored; `None` for any other path.
+    pub(crate) fn of(target: &str) -> Option<Route> {
+        match target.split_once('?').map_or(target, |(p, _)| p) {
+            "/" => Some(Route::Index),
+            "/healthz" => Some(Route::Healthz),
+            "/metrics" => Some(Route::Metrics),
+            _ => None,
+        }
+    }
+}
+
+/// Why the server refuses a request: the protocol's own rejections, and the server's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refusal {
+    /// Malformed or not a valid upgrade (400, 405, 426, 431).
+    #[error("{0}")]
+    Protocol(#[from] Rejection),
+    /// `Origin` not in `--allowed-origins`: 403.
+    #[error("origin not allowed")]
+    Forbidden,
+    /// A missing, bad or expired token: 401.
+    #[allow(dead_code, reason = "token auth (SPEC §10) is the next feature")]
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Over `--max-connections`: 503.
+    #[error("server at connection limit")]
+    ConnectionLimit,
+    /// Over `--max-connections-per-ip`: 503.
+    #[error("too many connections from this address")]
+    PerIpLimit,
+    /// Joining a new room past `--max-rooms`: 503.
+    #[error("too many rooms")]
+    TooManyRooms,
+    /// The server is draining for shutdown: 503.
+    #[error("server is shutting down")]
+    Draining,
+}
+
+impl Refusal {
+    /// The HTTP status code.
+    pub(crate) fn status(&self) -> u16 {
+        match self {
+            Refusal::Protocol(r) => r.status(),
+            Refusal::Unauthorized(_) => 401,
+            Refusal::Forbidden => 403,
+            Refusal::ConnectionLimit
+            | Refusal::PerIpLimit
+            | Refusal::TooManyRooms
+            | Refusal::Draining => 503,
+        }
+    }
+
+    /// The metric label (`rejected{reason=...}`), one of `metrics::REJECT_REASONS`.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Refusal::Protocol(r) => r.label(),
+            Refusal::Unauthorized(_) => "unauthorized",
+            Refusal::Forbidden => "forbidden",
+            Refusal::ConnectionLimit => "connection_limit",
+            Refusal::PerIpLimit => "per_ip_limit",
+            Refusal::TooManyRooms => "too_many_rooms",
+            Refusal::Draining => "draining",
+        }
+    }
+
+    /// Appends the complete response (`Connection: close`, a one-line reason).
+    pub(crate) fn render(&self, out: &mut Vec<u8>) {
+        match self {
+            Refusal::Protocol(r) => r.render(out),
+            _ => render_error(out, self.status(), "", &self.to_string()),
+        }
+    }
+}
 
 impl State {
     /// Handles bytes received on a connection, in whatever phase it is.
@@ -48,10 +134,13 @@ impl State {
                 self.conns[key].head = buf.to_vec();
                 return;
             }
-            Err(rejection) => return self.reject(key, rejection),
+            Err(rejection) => return self.reject(key, rejection.into()),
         };
         match request {
-            Request::Get(route) => self.serve(key, route),
+            Request::Get { path } => match Route::of(path) {
+                Some(route) => self.serve(key, route),
+                None => self.reject(key, Rejection::UpgradeRequired.into()),
+            },
             Request::Upgrade(upgrade) => {
                 if let Err(rejection) = self.upgrade(key, &upgrade) {
                     return self.reject(key, rejection);
@@ -65,14 +154,14 @@ impl State {
         }
     }
 
-    fn upgrade(&mut self, key: usize, up: &Upgrade<'_>) -> Result<(), Rejection> {
+    fn upgrade(&mut self, key: usize, up: &Upgrade<'_>) -> Result<(), Refusal> {
         let cfg = &self.shared.config;
         if !cfg.allowed_origins.is_empty()
             && !up
                 .origin
                 .is_some_and(|o| cfg.allowed_origins.iter().any(|a| a == o))
         {
-            return Err(Rejection::Forbidden);
+            return Err(Refusal::Forbidden);
         }
         let chosen = up.select_protocol(|t| cfg.room_allowed(t) || t == cfg.pubsub_protocol)?;
         let room_name = chosen.unwrap_or(&cfg.default_room);
@@ -80,7 +169,7 @@ impl State {
             .shared
             .directory
             .join(room_name, self.id)
-            .map_err(|JoinError::TooManyRooms| Rejection::Unavailable)?;
+            .map_err(|JoinError::TooManyRooms| Refusal::TooManyRooms)?;
         let index = self.rooms.add(&room, key);
         let decoder = Decoder::new(DecoderConfig {
             max_message_bytes: cfg.max_message_bytes,
@@ -101,10 +190,10 @@ impl State {
     }
 
     /// Answers with an HTTP error and closes.
-    pub(crate) fn reject(&mut self, key: usize, rejection: Rejection) {
-        self.metrics().rejected(rejection.label());
+    pub(crate) fn reject(&mut self, key: usize, refusal: Refusal) {
+        self.metrics().rejected(refusal.label());
         let mut out = Vec::with_capacity(192);
-        rejection.render(&mut out);
+        refusal.render(&mut out);
         self.respond(key, out);
     }
 

@@ -20,6 +20,7 @@ use crate::batch::TurnBatches;
 use crate::config::Config;
 use crate::conn::{Conn, Phase};
 use crate::fanout::{Delivery, Peers, Remote};
+use crate::http::Refusal;
 use crate::metrics::WorkerMetrics;
 use crate::ring::{self, BufRing, Op, RingError};
 use crate::room::{Directory, LocalRooms};
@@ -282,12 +283,14 @@ impl State {
             IpAddr::from([0, 0, 0, 0])
         };
         let open = self.shared.open.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut over = open > cfg.max_connections;
+        let mut refusal = (open > cfg.max_connections).then_some(Refusal::ConnectionLimit);
         if cfg.max_connections_per_ip > 0 {
             let mut per_ip = self.shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
             let n = per_ip.entry(ip).or_insert(0);
             *n += 1;
-            over |= *n > cfg.max_connections_per_ip;
+            if *n > cfg.max_connections_per_ip {
+                refusal = refusal.or(Some(Refusal::PerIpLimit));
+            }
         }
         let generation = self.next_generation;
         self.next_generation = (self.next_generation + 1) & 0xff_ffff;
@@ -295,8 +298,11 @@ impl State {
             .conns
             .insert(Conn::new(fd, generation, ip, self.now_ms));
         self.arm_recv(key, 0);
-        if over || self.drain_deadline.is_some() {
-            self.reject(key, ringcast_protocol::handshake::Rejection::Unavailable);
+        if self.drain_deadline.is_some() {
+            refusal = Some(Refusal::Draining);
+        }
+        if let Some(refusal) = refusal {
+            self.reject(key, refusal);
         }
     }
 

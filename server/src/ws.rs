@@ -45,7 +45,7 @@ impl State {
                             m.bytes_in
                                 .fetch_add(payload.len() as u64, Ordering::Relaxed);
                             if let Some((room, _)) = conn.room.as_ref() {
-                                self.batches.push(room, key, op, payload);
+                                self.batches.push(room, key, op, &payload);
                             }
                             Action::Message
                         }
@@ -91,7 +91,7 @@ impl State {
                 }
                 Action::Fail(e) => {
                     tracing::debug!(error = %e, "closing client for a protocol violation");
-                    self.close_with(key, e.close_code(), &e.to_string());
+                    self.close_with(key, CloseCode::from(&e), &e.to_string());
                     return;
                 }
             }
