@@ -74,7 +74,6 @@ fn origin_check_and_connection_limit() {
     let resp = server.http(good.as_bytes());
     assert_eq!(status(&resp), 503, "{resp}");
     assert!(resp.ends_with("server at connection limit\n"), "{resp}");
-    assert!(server.metric("ringcast_connections_rejected_total{reason=\"connection_limit\"}") >= 1);
 }
 
 #[test]
@@ -104,7 +103,6 @@ fn per_ip_limit_refuses_with_503() {
         resp.ends_with("too many connections from this address\n"),
         "{resp}"
     );
-    assert!(server.metric("ringcast_connections_rejected_total{reason=\"per_ip_limit\"}") >= 1);
 }
 
 #[test]
