@@ -8,6 +8,7 @@ mod conn;
 mod fanout;
 mod limits;
 mod metrics;
+mod refusal;
 mod ring;
 mod rooms;
 mod session;
