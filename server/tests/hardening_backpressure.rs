@@ -3,11 +3,13 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::AsRawFd;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::proc::{mib, poll_until, rss_kib, threads_named};
-use common::{Raw, Server};
+use common::{Raw, Server, upgrade_request};
 use ringcast_protocol::frame::{OpCode, encode_masked_frame};
 
 /// Row 1. A client that floods Pings and never reads must not grow the server's memory: SPEC §7
@@ -125,71 +127,150 @@ fn check_cut_stream(bytes: &[u8], size: usize) -> Result<usize, String> {
     Err(format!("no Close 1008 after {frames} whole frames"))
 }
 
+/// A connection whose receive buffer is small from the SYN on, so the server's sends to it are
+/// often partial. (Shrinking it after connect instead stalls loopback TCP in zero-window probes.)
+fn small_window(addr: &str) -> TcpStream {
+    let addr: std::net::SocketAddrV4 = addr.parse().unwrap();
+    let small: libc::c_int = 4096;
+    // SAFETY: a fresh socket we own; setsockopt reads `small`, connect reads `sin`; the fd is
+    // handed to the TcpStream exactly once.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&small as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: addr.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*addr.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let rc = libc::connect(
+            fd,
+            (&sin as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(rc, 0, "connect: {}", std::io::Error::last_os_error());
+        <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd)
+    }
+}
+
 /// Row 18. Receivers that read, but too slowly, are cut by backpressure; each must see whole
 /// frames followed by Close 1008, never a truncated frame with the Close inside its payload.
 #[test]
 fn a_backpressure_cut_ends_on_a_frame_boundary_then_close_1008() {
-    const READERS: usize = 16;
-    const SIZE: usize = 16 * 1024;
+    // The faulty cut needs a partial send completing in the turn that crosses the limit; a few
+    // rounds of 32 readers make that near certain (one round caught 0 to 6 of 32 before the fix).
     let server = Server::start(&["--max-backpressure", "65536", "--workers", "1"]);
+    let mut bad = Vec::new();
+    for round in 0..5 {
+        bad.extend(cut_round(&server, round));
+    }
+    assert!(
+        bad.is_empty(),
+        "{} malformed streams:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+fn cut_round(server: &Server, round: u64) -> Vec<String> {
+    const READERS: usize = 32;
+    const SIZE: usize = 16 * 1024;
+    let room = format!("cut{round}");
+    let published = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     for _ in 0..READERS {
-        let (raw, _) = Raw::connect(&server, Some("cut"), b"");
+        let published = published.clone();
+        let (raw, _) = Raw::handshake(
+            small_window(&server.addr),
+            &upgrade_request(Some(&room), b""),
+        );
         let mut stream = raw.stream;
-        let small: libc::c_int = 4096;
-        // SAFETY: setsockopt reads `small` for the given size; the fd is ours and open.
-        unsafe {
-            libc::setsockopt(
-                stream.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&small as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
         threads.push(std::thread::spawn(move || {
-            // A reader that reads, slowly: 2 KiB every 5 ms (about 400 KB/s).
+            // A reader that reads, slowly (2 KiB every 5 ms) while the publisher runs, then
+            // drains what is left at full speed until the server closes.
             let mut got = Vec::new();
             let mut chunk = [0u8; 2048];
             let end = Instant::now() + Duration::from_secs(60);
+            let mut how = "60 s deadline".to_string();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
             while Instant::now() < end {
                 match stream.read(&mut chunk) {
-                    Ok(0) => break,
+                    Ok(0) => {
+                        how = "EOF".into();
+                        break;
+                    }
                     Ok(n) => got.extend_from_slice(&chunk[..n]),
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
-                    Err(_) => break,
+                    Err(e) => {
+                        how = e.kind().to_string();
+                        break;
+                    }
                 }
-                std::thread::sleep(Duration::from_millis(5));
+                if !published.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
             }
-            got
+            (got, how)
         }));
     }
-    let mut publisher = server.join(Some("cut"));
+    let (mut publisher, _) = Raw::connect(server, Some(&room), b"");
     let start = Instant::now();
     let mut i = 0u32;
-    while !threads.iter().all(|t| t.is_finished()) && start.elapsed() < Duration::from_secs(60) {
-        publisher
-            .send(tungstenite::Message::binary(vec![i as u8; SIZE]))
-            .unwrap();
-        i += 1;
-        if i % 64 == 0 {
-            // Let the loop notice finished readers without a busy publisher burning the core.
-            std::thread::yield_now();
+    let mut burst = Vec::new();
+    // 64 KiB of backpressure against slow readers: every reader is cut within a few hundred
+    // messages; the cap only bounds the run when a server never cuts.
+    while i < 5_000 {
+        // Several messages per write, so one server turn sees sends complete (often partially,
+        // against the slow readers) and new messages arrive together.
+        burst.clear();
+        for _ in 0..4 {
+            encode_masked_frame(
+                &mut burst,
+                OpCode::Binary,
+                true,
+                &[i as u8; SIZE],
+                [5, 6, 7, 8],
+            );
+            i += 1;
+        }
+        publisher.send_raw(&burst);
+        if i % 100 == 0
+            && server.metric("ringcast_backpressure_disconnects_total")
+                >= READERS as u64 * (round + 1)
+        {
+            break;
         }
     }
+    published.store(true, Ordering::Relaxed);
     let mut bad = Vec::new();
     for (n, t) in threads.into_iter().enumerate() {
-        let bytes = t.join().unwrap();
+        let (bytes, how) = t.join().unwrap();
         if let Err(e) = check_cut_stream(&bytes, SIZE) {
-            bad.push(format!("reader {n} ({} bytes): {e}", bytes.len()));
+            bad.push(format!(
+                "reader {n} ({} bytes, ended by {how}): {e}",
+                bytes.len()
+            ));
         }
     }
     eprintln!(
-        "row 18: {i} messages sent, {} of {READERS} readers got a malformed stream",
+        "row 18 round {round}: {i} messages sent in {:.1} s, {} backpressure cuts counted, {} of {READERS} \
+         readers got a malformed stream",
+        start.elapsed().as_secs_f64(),
+        server.metric("ringcast_backpressure_disconnects_total"),
         bad.len()
     );
-    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    bad
 }
 
 /// Stops one thread of the server with ptrace (other threads run on) until dropped.
@@ -205,7 +286,10 @@ impl Freeze {
             }
             let frozen = Freeze(tid);
             if libc::ptrace(libc::PTRACE_INTERRUPT, tid, null, null) != 0 {
-                return Err(format!("PTRACE_INTERRUPT: {}", std::io::Error::last_os_error()));
+                return Err(format!(
+                    "PTRACE_INTERRUPT: {}",
+                    std::io::Error::last_os_error()
+                ));
             }
             let mut status = 0;
             if libc::waitpid(tid, &mut status, libc::__WALL) != tid || !libc::WIFSTOPPED(status) {
@@ -300,7 +384,13 @@ fn a_stalled_worker_costs_its_receivers_not_unbounded_memory() {
     let mut frame = Vec::new();
     for i in 0..MESSAGES {
         frame.clear();
-        encode_masked_frame(&mut frame, OpCode::Binary, true, &vec![i as u8; SIZE], [9, 8, 7, 6]);
+        encode_masked_frame(
+            &mut frame,
+            OpCode::Binary,
+            true,
+            &vec![i as u8; SIZE],
+            [9, 8, 7, 6],
+        );
         publisher.stream.write_all(&frame).unwrap();
         if i % 16 == 0 {
             peak = peak.max(rss_kib(pid));
@@ -329,6 +419,10 @@ fn a_stalled_worker_costs_its_receivers_not_unbounded_memory() {
         BOUND_KIB >> 10
     );
     for c in &mut on_w1 {
-        assert_eq!(c.expect_close(), 1008, "a lagging receiver is cut with 1008");
+        assert_eq!(
+            c.expect_close(),
+            1008,
+            "a lagging receiver is cut with 1008"
+        );
     }
 }

@@ -77,7 +77,10 @@ fn the_soft_fd_limit_is_raised_and_a_short_one_warned_about() {
         server.stderr().contains("max-connections")
     });
     eprintln!("row 2 (start): soft limit 256/4096 became {soft}; warning logged: {warned}");
-    assert_eq!(soft, 4096, "the soft open-file limit is raised to the hard limit");
+    assert_eq!(
+        soft, 4096,
+        "the soft open-file limit is raised to the hard limit"
+    );
     assert!(
         warned,
         "no warning that --max-connections 100000 exceeds the 4096 descriptors:\n{}",
@@ -94,7 +97,11 @@ fn read_response(s: &mut TcpStream) -> String {
             let head = String::from_utf8_lossy(&buf[..end]).into_owned();
             let len: usize = head
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap_or(0))
+                })
                 .unwrap_or(0);
             if buf.len() >= end + 4 + len {
                 return head.lines().next().unwrap_or_default().to_string();

@@ -24,7 +24,8 @@ fn a_trickled_head_is_dropped_at_the_handshake_timeout_counted_from_accept() {
     let server = Server::start(&["--handshake-timeout", "1"]);
     let mut s = TcpStream::connect(&server.addr).unwrap();
     let accepted = Instant::now();
-    s.set_read_timeout(Some(Duration::from_millis(250))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(250)))
+        .unwrap();
     let req = upgrade_request(Some("slow"), b"");
     let mut buf = [0u8; 512];
     let mut outcome = String::from("still handshaking");
@@ -166,8 +167,16 @@ fn repeated_key_or_version_is_refused_and_split_connection_lines_are_merged() {
         status(&got_key),
         status(&got_ver)
     );
-    assert_eq!(status(&got_key), 400, "duplicate Sec-WebSocket-Key: {got_key}");
-    assert_eq!(status(&got_ver), 400, "duplicate Sec-WebSocket-Version: {got_ver}");
+    assert_eq!(
+        status(&got_key),
+        400,
+        "duplicate Sec-WebSocket-Key: {got_key}"
+    );
+    assert_eq!(
+        status(&got_ver),
+        400,
+        "duplicate Sec-WebSocket-Version: {got_ver}"
+    );
     assert_eq!(split, [101, 101], "Connection tokens split over two lines");
 }
 
@@ -182,8 +191,15 @@ fn max_rooms_refusal_has_its_own_reason_and_metric() {
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let refused = server.http(&upgrade_request(Some("c"), b""));
     let (_a2, head) = Raw::connect(&server, Some("a"), b"");
-    assert!(head.starts_with("HTTP/1.1 101"), "a known room still admits: {head}");
-    let body = refused.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    assert!(
+        head.starts_with("HTTP/1.1 101"),
+        "a known room still admits: {head}"
+    );
+    let body = refused
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     let labels = server.metric_lines("ringcast_connections_rejected_total{");
     let rooms_label: Vec<_> = labels
         .iter()
@@ -249,7 +265,10 @@ fn the_pubsub_token_is_not_a_shared_room() {
 #[test]
 fn an_explicit_rooms_list_governs_the_default_room_and_pubsub() {
     match Server::try_start(&["--rooms", "a,b"], &[], None) {
-        Err(e) => assert!(e.contains("default"), "refused to start for another reason: {e}"),
+        Err(e) => assert!(
+            e.contains("default"),
+            "refused to start for another reason: {e}"
+        ),
         Ok(server) => {
             let (code, _) = try_join(&server, None);
             eprintln!("row 17 (--rooms a,b): no subprotocol got {code}");

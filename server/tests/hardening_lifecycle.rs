@@ -38,7 +38,8 @@ fn a_failed_worker_ends_the_process_with_a_named_cause() {
     let status = wait_exit(&mut server.child, Duration::from_secs(10));
     let mut open = 0;
     for s in &mut clients {
-        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let mut sink = Vec::new();
         // A connection still served or still hanging times out here.
         if let Err(e) = s.read_to_end(&mut sink) {
@@ -54,7 +55,10 @@ fn a_failed_worker_ends_the_process_with_a_named_cause() {
         started.elapsed().as_secs_f64()
     );
     let status = status.expect("the process still runs 10 s after a worker failed");
-    assert!(!status.success(), "a failed worker must end the process non-zero");
+    assert!(
+        !status.success(),
+        "a failed worker must end the process non-zero"
+    );
     assert!(
         log.contains("worker 1") || log.contains("ringcast-w1"),
         "no log line names the failed worker:\n{log}"
@@ -76,7 +80,10 @@ fn the_drain_waits_as_long_as_configured() {
     eprintln!(
         "row 8: --drain-timeout 6, unanswered Close: {}",
         match early {
-            Some(s) => format!("exited after {:.1} s ({s})", signalled.elapsed().as_secs_f64()),
+            Some(s) => format!(
+                "exited after {:.1} s ({s})",
+                signalled.elapsed().as_secs_f64()
+            ),
             None => "still draining at 4.5 s".into(),
         }
     );
@@ -106,6 +113,9 @@ fn a_second_signal_during_the_drain_exits_at_once_with_status_1() {
     let took = second.elapsed().as_secs_f64();
     eprintln!("row 15: after the second signal: {status:?} after {took:.1} s");
     let status = status.expect("still running 10 s after a second signal");
-    assert!(took <= 1.5, "exited {took:.1} s after the second signal (bound 1.5 s)");
+    assert!(
+        took <= 1.5,
+        "exited {took:.1} s after the second signal (bound 1.5 s)"
+    );
     assert_eq!(status.code(), Some(1), "{status:?}");
 }

@@ -172,6 +172,8 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A flooded log can be large; the test has read what it needed by now.
+        let _ = std::fs::remove_file(&self.stderr_path);
     }
 }
 
@@ -211,7 +213,11 @@ impl Raw {
 
     /// Sends `request` verbatim and reads the response head.
     pub fn connect_with(server: &Server, request: &[u8]) -> (Raw, String) {
-        let mut stream = TcpStream::connect(&server.addr).unwrap();
+        Raw::handshake(TcpStream::connect(&server.addr).unwrap(), request)
+    }
+
+    /// Sends `request` on an already connected `stream` and reads the response head.
+    pub fn handshake(mut stream: TcpStream, request: &[u8]) -> (Raw, String) {
         stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         stream.write_all(request).unwrap();
         let mut buf = Vec::new();
