@@ -5,15 +5,20 @@
 #   loadtest/soak.sh [SECONDS]          default 60
 #
 # Environment: SOAK_NO_BUILD=1 (use the binaries already in target/release), SOAK_FD_LIMIT
-# (server open-file limit, soft and hard, default 1024), SOAK_RSS_CAP_MIB (kill the server past
-# it, default 1024), SOAK_DIR (keep logs and reports there; default a temporary directory).
-# Exits non-zero if a well-behaved client lost a message or was cut, if the server crashed or
-# passed the RSS cap, or if the drain at the end did not exit 0.
+# (server open-file limit, soft and hard, default 1024), SOAK_RSS_BOUND_MIB (peak RSS allowed,
+# default 256), SOAK_RSS_CAP_MIB (kill the server past it, default 1024), SOAK_CPU_BOUND (worker
+# CPU allowed at the fd limit, share of a core, default 0.5), SOAK_DIR (keep logs and reports
+# there; default a temporary directory).
+# Exits non-zero if a well-behaved client lost a message or was cut, if the server crashed, if
+# peak RSS, worker CPU at the fd limit or accept-failure log lines (at most 1/s per worker)
+# passed their bounds, or if the drain at the end did not exit 0.
 set -uo pipefail
 
 DURATION=${1:-60}
 FD_LIMIT=${SOAK_FD_LIMIT:-1024}
 RSS_CAP=${SOAK_RSS_CAP_MIB:-1024}
+RSS_BOUND=${SOAK_RSS_BOUND_MIB:-256}
+CPU_BOUND=${SOAK_CPU_BOUND:-0.5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/target/release
 DIR=${SOAK_DIR:-$(mktemp -d /tmp/ringcast-soak.XXXXXX)}
@@ -78,16 +83,21 @@ print(f"PEAK_FDS={h.get('peak_fds', -1)} KILLED_RSS={int(h.get('killed_for_rss',
 EOF
 )"
 
+ACCEPT_LINES=$(grep -c 'accept' "$DIR/server.err" || true)
+LOG_BOUND=$(( 2 * (DURATION * 3 / 10 + 1) + 5 ))
 echo "soak ${DURATION}s against ringcast (fd limit $FD_LIMIT), logs in $DIR"
 echo "  well-behaved: $DELIVERED of $EXPECTED copies delivered, lost $LOST, clients cut $CUT (loadtest exit $LT_RC)"
 echo "  server: peak RSS ${PEAK_RSS} MiB (cap $RSS_CAP), peak fds $PEAK_FDS, peak worker CPU at the fd limit $(python3 -c "print(f'{$PEAK_CPU*100:.0f}%')")"
-echo "  stayed up: $ALIVE; drain exit status $SERVER_RC; stderr $(wc -c <"$DIR/server.err") bytes"
+echo "  stayed up: $ALIVE; drain exit status $SERVER_RC; stderr $(wc -c <"$DIR/server.err") bytes, $ACCEPT_LINES accept-failure lines (bound $LOG_BOUND)"
 echo "  hostile: $(python3 -c "import json;print(json.load(open('$DIR/hostile.json'))['hostile'])" 2>/dev/null)"
 
 FAIL=0
 [[ $LOST != 0 ]] && { echo "FAIL: well-behaved clients lost messages"; FAIL=1; }
 [[ $CUT != 0 ]] && { echo "FAIL: well-behaved clients were cut"; FAIL=1; }
 [[ $LT_RC != 0 ]] && { echo "FAIL: loadtest exited $LT_RC"; FAIL=1; }
+python3 -c "import sys; sys.exit(0 if $PEAK_RSS <= $RSS_BOUND else 1)" || { echo "FAIL: peak RSS ${PEAK_RSS} MiB over ${RSS_BOUND} MiB"; FAIL=1; }
+python3 -c "import sys; sys.exit(0 if $PEAK_CPU <= $CPU_BOUND else 1)" || { echo "FAIL: worker CPU at the fd limit over $CPU_BOUND of a core"; FAIL=1; }
+(( ACCEPT_LINES > LOG_BOUND )) && { echo "FAIL: $ACCEPT_LINES accept-failure log lines (bound $LOG_BOUND)"; FAIL=1; }
 [[ $KILLED_RSS == 1 ]] && { echo "FAIL: RSS passed ${RSS_CAP} MiB, server killed"; FAIL=1; }
 [[ $ALIVE != yes ]] && { echo "FAIL: the server did not stay up"; FAIL=1; }
 [[ $ALIVE == yes && $SERVER_RC != 0 ]] && { echo "FAIL: drain exit status $SERVER_RC"; FAIL=1; }
