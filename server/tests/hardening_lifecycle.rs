@@ -42,10 +42,10 @@ fn a_failed_worker_ends_the_process_with_a_named_cause() {
             .unwrap();
         let mut sink = Vec::new();
         // A connection still served or still hanging times out here.
-        if let Err(e) = s.read_to_end(&mut sink) {
-            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
-                open += 1;
-            }
+        if let Err(e) = s.read_to_end(&mut sink)
+            && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+        {
+            open += 1;
         }
     }
     let log = server.stderr();
