@@ -36,6 +36,7 @@ fn a_failed_worker_ends_the_process_with_a_named_cause() {
         .collect();
     let started = Instant::now();
     let status = wait_exit(&mut server.child, Duration::from_secs(10));
+    let waited = started.elapsed();
     let mut open = 0;
     for s in &mut clients {
         s.set_read_timeout(Some(Duration::from_millis(200)))
@@ -52,7 +53,7 @@ fn a_failed_worker_ends_the_process_with_a_named_cause() {
     eprintln!(
         "row 3: after worker 1 failed: exit {status:?} after {:.1} s, {open} of 40 clients \
          still connected",
-        started.elapsed().as_secs_f64()
+        waited.as_secs_f64()
     );
     let status = status.expect("the process still runs 10 s after a worker failed");
     assert!(
