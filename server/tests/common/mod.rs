@@ -11,6 +11,8 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::http::HeaderValue;
 use tungstenite::{Message, WebSocket};
 
+pub mod proc;
+
 /// Time any single read may take before a test fails instead of hanging.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -26,35 +28,89 @@ impl Server {
     }
 
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::try_start(args, env, None).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts the server, optionally with its open-file limit set to `(soft, hard)`; returns
+    /// why when it exits before printing its listening line (a refused flag, for instance).
+    pub fn try_start(
+        args: &[&str],
+        env: &[(&str, &str)],
+        nofile: Option<(u64, u64)>,
+    ) -> Result<Server, String> {
         let dir = std::env::temp_dir().join(format!("ringcast-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let stderr_path = dir.join(format!("stderr-{}.log", rand_u32()));
         let stderr = std::fs::File::create(&stderr_path).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
-            .args(["--listen", "127.0.0.1:0"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringcast"));
+        cmd.args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env("RINGCAST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("start ringcast");
+            .stderr(stderr);
+        if let Some((soft, hard)) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches only the child being started.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: soft,
+                        rlim_max: hard,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("start ringcast");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("read the listening line");
+        let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+        if !line.starts_with("ringcast listening on ws://") {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+            return Err(format!(
+                "ringcast {args:?} did not start ({status:?}); stdout {line:?}; stderr:\n{err}"
+            ));
+        }
         let addr = line
             .split("ws://")
             .nth(1)
             .and_then(|s| s.split('/').next())
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
-        assert!(line.starts_with("ringcast listening on ws://"), "{line}");
-        Server {
+        Ok(Server {
             child,
             addr,
             stderr_path,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` to the server.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
         }
+    }
+
+    /// Every line of /metrics whose name (labels included) starts with `prefix`.
+    pub fn metric_lines(&self, prefix: &str) -> Vec<(String, u64)> {
+        let body = self.http(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        body.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| {
+                let (name, v) = l.rsplit_once(' ')?;
+                Some((name.to_string(), v.trim().parse().ok()?))
+            })
+            .collect()
     }
 
     pub fn url(&self) -> String {
@@ -116,6 +172,8 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A flooded log can be large; the test has read what it needed by now.
+        let _ = std::fs::remove_file(&self.stderr_path);
     }
 }
 
@@ -155,7 +213,11 @@ impl Raw {
 
     /// Sends `request` verbatim and reads the response head.
     pub fn connect_with(server: &Server, request: &[u8]) -> (Raw, String) {
-        let mut stream = TcpStream::connect(&server.addr).unwrap();
+        Raw::handshake(TcpStream::connect(&server.addr).unwrap(), request)
+    }
+
+    /// Sends `request` on an already connected `stream` and reads the response head.
+    pub fn handshake(mut stream: TcpStream, request: &[u8]) -> (Raw, String) {
         stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         stream.write_all(request).unwrap();
         let mut buf = Vec::new();
