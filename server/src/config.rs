@@ -197,6 +197,12 @@ impl Config {
                 "--recv-buffer-size must be at least 1024".into(),
             ));
         }
+        if self.max_message_bytes > crate::limits::MAX_MESSAGE_BYTES_CAP {
+            return Err(ConfigError::Range(format!(
+                "--max-message-bytes must be at most {}",
+                crate::limits::MAX_MESSAGE_BYTES_CAP
+            )));
+        }
         for (name, v) in [
             ("handshake-timeout", self.handshake_timeout),
             ("ping-interval", self.ping_interval),

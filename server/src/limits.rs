@@ -28,3 +28,12 @@ pub const MAX_IOV: usize = 512;
 /// Longest room name accepted when `--rooms` is not given (SPEC §4: any valid token up to 64
 /// bytes).
 pub const MAX_ROOM_NAME: usize = 64;
+
+/// Largest `--max-message-bytes` accepted at start. Batches and queued slices address their
+/// shared buffer with `u32` offsets; with messages this size or smaller and a turn's batches
+/// flushed at `TURN_BATCH_BYTES`, a batch stays far below 4 GiB (issue 14 row 14).
+pub const MAX_MESSAGE_BYTES_CAP: u64 = 1 << 30;
+
+/// Bytes batched in one turn after which the worker delivers its batches at once instead of at
+/// the end of the turn: bounds a batch (see `MAX_MESSAGE_BYTES_CAP`) and a turn's memory.
+pub const TURN_BATCH_BYTES: usize = 64 << 20;

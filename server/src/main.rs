@@ -71,8 +71,12 @@ fn listener(addr: SocketAddr) -> std::io::Result<Socket> {
     Ok(socket)
 }
 
-/// Blocks SIGINT and SIGTERM in this thread and every thread it spawns, so only `sigwait`
-/// in the main thread sees them.
+/// Raised by a worker thread that ended (see [`report_exit`]), so the main thread's `sigwait`
+/// notices at once.
+const WORKER_EXITED: libc::c_int = libc::SIGUSR1;
+
+/// Blocks SIGINT, SIGTERM and [`WORKER_EXITED`] in this thread and every thread it spawns, so
+/// only `sigwait` in the main thread sees them.
 fn block_signals() -> libc::sigset_t {
     // SAFETY: sigset_t is plain data; the calls only read and write the local set.
     unsafe {
@@ -80,8 +84,68 @@ fn block_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, WORKER_EXITED);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
+    }
+}
+
+/// Raises the soft open-file limit to the hard one (each connection is a descriptor) and warns
+/// when `--max-connections` cannot be reached with it (issue 14 row 2).
+fn raise_fd_limit(max_connections: usize) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the local struct only.
+    let ok = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && {
+            if lim.rlim_cur < lim.rlim_max {
+                let raised = libc::rlimit {
+                    rlim_cur: lim.rlim_max,
+                    rlim_max: lim.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    lim = raised;
+                }
+            }
+            true
+        }
+    };
+    if ok && (max_connections as u64) > lim.rlim_cur {
+        tracing::warn!(
+            max_connections,
+            fd_limit = lim.rlim_cur,
+            "--max-connections exceeds the open-file limit (RLIMIT_NOFILE): accepts past it \
+             fail and back off; raise the hard limit (ulimit -Hn, LimitNOFILE=)"
+        );
+    }
+}
+
+/// How a worker thread ended: sent on the exit channel, then [`WORKER_EXITED`] is raised.
+type Exit = (usize, Result<(), String>);
+
+/// Runs a worker thread's body; however it ends (returned, failed, panicked), tells the main
+/// thread on `exits` and raises [`WORKER_EXITED`] so its `sigwait` returns (issue 14 row 3).
+fn report_exit(
+    id: usize,
+    exits: &crossbeam_channel::Sender<Exit>,
+    body: impl FnOnce() -> Result<(), String>,
+) {
+    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(r) => r,
+        Err(payload) => Err(match payload.downcast_ref::<&str>() {
+            Some(msg) => format!("panicked: {msg}"),
+            None => match payload.downcast_ref::<String>() {
+                Some(msg) => format!("panicked: {msg}"),
+                None => "panicked".to_string(),
+            },
+        }),
+    };
+    let _ = exits.send((id, result));
+    // SAFETY: kill(2) with our own pid and a signal every thread blocks: main's sigwait takes it.
+    unsafe {
+        libc::kill(libc::getpid(), WORKER_EXITED);
     }
 }
 
@@ -105,6 +169,7 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             "--allowed-origins is not set: any web page may open WebSockets to this server"
         );
     }
+    raise_fd_limit(config.max_connections);
     let n = config.workers;
     let first = listener(config.listen)?;
     let bound = first
@@ -119,29 +184,33 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let (senders, receivers) = Peers::channels(n);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
+    let (exit_tx, exit_rx) = crossbeam_channel::unbounded::<Exit>();
     let mut peer_txs = Vec::new();
     let mut handles = Vec::new();
     for (id, (sock, rx)) in listeners.into_iter().zip(receivers).enumerate() {
         let shared = shared.clone();
         let ready_tx = ready_tx.clone();
+        let exit_tx = exit_tx.clone();
         let (peers_tx, peers_rx) = crossbeam_channel::bounded::<Peers>(1);
         peer_txs.push(peers_tx);
         let handle = std::thread::Builder::new()
             .name(format!("ringcast-w{id}"))
-            .spawn(move || -> Result<(), String> {
-                pin_to_core(id % cores);
-                let mut worker = match Worker::new(id, shared, sock, rx) {
-                    Ok(w) => w,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
-                        return Err(e.to_string());
-                    }
-                };
-                let _ = ready_tx.send(Ok((id, worker.ring_fd())));
-                let peers = peers_rx.recv().map_err(|e| e.to_string())?;
-                worker.start(peers).map_err(|e| e.to_string())?;
-                let _ = ready_tx.send(Ok((id, -1)));
-                worker.run().map_err(|e| e.to_string())
+            .spawn(move || {
+                report_exit(id, &exit_tx, || {
+                    pin_to_core(id % cores);
+                    let mut worker = match Worker::new(id, shared, sock, rx) {
+                        Ok(w) => w,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return Err(e.to_string());
+                        }
+                    };
+                    let _ = ready_tx.send(Ok((id, worker.ring_fd())));
+                    let peers = peers_rx.recv().map_err(|e| e.to_string())?;
+                    worker.start(peers).map_err(|e| e.to_string())?;
+                    let _ = ready_tx.send(Ok((id, -1)));
+                    worker.run().map_err(|e| e.to_string())
+                })
             })?;
         handles.push(handle);
     }
@@ -162,32 +231,43 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let _ = std::io::stdout().flush();
     tracing::info!(%bound, workers = n, "accepting connections");
 
-    // Workers run until a signal asks them to drain.
-    let mut sig: libc::c_int = 0;
-    // SAFETY: `sigset` holds the blocked signals; sigwait writes the one received into `sig`.
-    unsafe {
-        libc::sigwait(&sigset, &mut sig);
-    }
-    tracing::info!(signal = sig, "draining: sending Close 1001 to every client");
+    // Workers run until a signal asks them to drain, or until one of them fails.
     let mut waker = Waker::new()?;
-    for to in 0..n {
-        if let Some(fd) = peers.send(to, Remote::Drain) {
-            waker.wake(fd)?;
+    let mut draining = false;
+    let mut running = n;
+    while running > 0 {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: `sigset` holds the blocked signals; sigwait writes the one received into `sig`.
+        unsafe {
+            libc::sigwait(&sigset, &mut sig);
+        }
+        if sig == WORKER_EXITED {
+            while let Ok((id, result)) = exit_rx.try_recv() {
+                running -= 1;
+                match result {
+                    Ok(()) if draining => {}
+                    Ok(()) => return Err(format!("worker {id} stopped unexpectedly").into()),
+                    // The process ends now: its sockets close with it, nobody stays connected
+                    // to a half-alive server (a supervisor restarts it).
+                    Err(e) => return Err(format!("worker {id} failed: {e}").into()),
+                }
+            }
+        } else if draining {
+            tracing::warn!(signal = sig, "second signal during the drain: exiting now");
+            std::process::exit(1);
+        } else {
+            draining = true;
+            tracing::info!(signal = sig, "draining: sending Close 1001 to every client");
+            for to in 0..n {
+                if let Some(fd) = peers.send(to, Remote::Drain) {
+                    waker.wake(fd)?;
+                }
+            }
         }
     }
-    let mut failed = None;
     for h in handles {
-        match h.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failed = Some(e),
-            Err(_) => failed = Some("a worker panicked".to_string()),
-        }
+        let _ = h.join();
     }
-    match failed {
-        Some(e) => Err(e.into()),
-        None => {
-            tracing::info!("drained, exiting");
-            Ok(())
-        }
-    }
+    tracing::info!("drained, exiting");
+    Ok(())
 }

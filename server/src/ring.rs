@@ -140,8 +140,12 @@ pub struct BufRing {
     /// Page-aligned ring of entries the kernel reads.
     ring: *mut types::BufRingEntry,
     ring_len: usize,
-    /// The buffers themselves, `count * size` bytes.
-    bufs: Box<[u8]>,
+    /// The buffers themselves, `count * size` bytes (a leaked `Box<[u8]>`, freed in `Drop`).
+    /// Kept as a raw pointer, never as a reference to the whole region: the kernel writes into
+    /// the buffers it owns while the worker reads the one a completion handed over, so only
+    /// that buffer is ever borrowed (issue 14 row 16).
+    bufs: *mut u8,
+    bufs_len: usize,
     size: usize,
     count: u16,
     tail: u16,
@@ -167,10 +171,12 @@ impl BufRing {
         if mem == libc::MAP_FAILED {
             return Err(RingError::BufRing(io::Error::last_os_error()));
         }
+        let bufs_len = usize::from(count) * size as usize;
         let mut this = BufRing {
             ring: mem.cast(),
             ring_len,
-            bufs: vec![0u8; usize::from(count) * size as usize].into_boxed_slice(),
+            bufs: Box::into_raw(vec![0u8; bufs_len].into_boxed_slice()).cast::<u8>(),
+            bufs_len,
             size: size as usize,
             count,
             tail: 0,
@@ -197,13 +203,18 @@ impl BufRing {
 
     /// The first `len` bytes of buffer `id`, which a completion just handed to us.
     pub fn get_mut(&mut self, id: u16, len: usize) -> &mut [u8] {
+        assert!(id < self.count, "buffer id {id} out of range");
         let start = usize::from(id) * self.size;
-        &mut self.bufs[start..start + len.min(self.size)]
+        // SAFETY: `start + len.min(size)` lies inside the `count * size` allocation (id <
+        // count). A completion handed buffer `id` to the worker: the kernel does not write it
+        // again until `recycle(id)`, which needs `&mut self`, so this borrow (tied to `&mut
+        // self`) ends first. No other reference to the region exists.
+        unsafe { std::slice::from_raw_parts_mut(self.bufs.add(start), len.min(self.size)) }
     }
 
     fn push(&mut self, id: u16) {
         let idx = usize::from(self.tail & (self.count - 1));
-        let addr = self.bufs.as_ptr() as u64 + (usize::from(id) * self.size) as u64;
+        let addr = self.bufs as u64 + (usize::from(id) * self.size) as u64;
         // SAFETY: `idx` < `count`, so the entry lies inside the mapping made in `new`.
         let entry = unsafe { &mut *self.ring.add(idx) };
         entry.set_addr(addr);
@@ -235,5 +246,9 @@ impl Drop for BufRing {
         unsafe {
             libc::munmap(self.ring.cast(), self.ring_len);
         }
+        let region = std::ptr::slice_from_raw_parts_mut(self.bufs, self.bufs_len);
+        // SAFETY: `bufs` came from `Box::into_raw` of a boxed slice of `bufs_len` bytes in
+        // `new`, and the kernel no longer writes it (the io_uring is gone, see above).
+        drop(unsafe { Box::from_raw(region) });
     }
 }

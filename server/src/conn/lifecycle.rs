@@ -60,8 +60,15 @@ pub enum Event {
     },
     /// The WRITEV failed (the peer is gone).
     SendFailed,
-    /// The connection's last bytes are queued (HTTP answer, Close frame).
+    /// The connection's last bytes are queued (a Close frame): once sent, half-close and wait
+    /// for the client's FIN, up to the linger time.
     Finish,
+    /// The connection's last bytes are queued and no reply is expected (an HTTP answer): close
+    /// as soon as they are written (issue 14 row 9).
+    FinishNow,
+    /// The client half-closed (FIN): it sends nothing more; what is queued is still sent, then
+    /// the connection closes (issue 14 row 5). The worker sends `Finish` first.
+    PeerFin,
     /// Tear the connection down (EOF, error, timeout, linger over).
     Abort,
     /// A SHUTDOWN completed.
@@ -90,6 +97,9 @@ pub struct Lifecycle {
     recv: bool,
     send: bool,
     shutdowns: u8,
+    /// Close once the half-close completes instead of waiting for the client's FIN (it came
+    /// already, or no reply is expected).
+    no_linger: bool,
 }
 
 impl Default for Lifecycle {
@@ -106,6 +116,7 @@ impl Lifecycle {
             recv: false,
             send: false,
             shutdowns: 0,
+            no_linger: false,
         }
     }
 
@@ -183,6 +194,14 @@ impl Lifecycle {
                 self.send = false;
                 self.abort(&mut todo);
             }
+            Event::FinishNow | Event::PeerFin => {
+                self.no_linger = true;
+                if self.stage == Stage::Live {
+                    self.stage = Stage::Flushing;
+                } else if self.stage == Stage::HalfClosed && self.shutdowns == 0 {
+                    self.abort(&mut todo);
+                }
+            }
             Event::Finish => {
                 debug_assert!(
                     self.stage <= Stage::Flushing || self.is_dead(),
@@ -196,6 +215,9 @@ impl Lifecycle {
             Event::ShutdownDone => {
                 debug_assert!(self.shutdowns > 0, "shutdown completed, none in flight");
                 self.shutdowns = self.shutdowns.saturating_sub(1);
+                if self.stage == Stage::HalfClosed && self.no_linger {
+                    self.abort(&mut todo);
+                }
             }
             Event::CloseDone => {
                 debug_assert_eq!(
@@ -245,6 +267,49 @@ mod tests {
 
     fn close_at(todos: &[Todo]) -> Vec<usize> {
         (0..todos.len()).filter(|&i| todos[i].close_fd).collect()
+    }
+
+    #[test]
+    fn an_http_answer_closes_once_written_without_waiting_for_a_fin() {
+        use Event::*;
+        let (life, todos) = run(&[
+            RecvArmed,
+            FinishNow,
+            SendStarted,
+            SendDone { more: false },
+            ShutdownDone,
+        ]);
+        assert_eq!(
+            todos[3].shutdown,
+            Some(Shut::Write),
+            "the answer is flushed first"
+        );
+        assert_eq!(
+            todos[4].shutdown,
+            Some(Shut::Both),
+            "then torn down, no linger"
+        );
+        assert!(life.is_dead());
+    }
+
+    #[test]
+    fn a_peer_fin_still_gets_what_is_queued_then_closes() {
+        use Event::*;
+        let (life, todos) = run(&[
+            RecvArmed,
+            Finish,
+            SendStarted,
+            RecvEnded, // the client's FIN, while the answer is in flight
+            PeerFin,
+            SendDone { more: false },
+            ShutdownDone,
+            ShutdownDone,
+        ]);
+        assert_eq!(todos[4], Todo::default(), "nothing dropped, nothing cut");
+        assert_eq!(todos[5].shutdown, Some(Shut::Write));
+        assert_eq!(todos[6].shutdown, Some(Shut::Both));
+        assert!(todos[7].close_fd);
+        assert!(life.is_dead());
     }
 
     #[test]

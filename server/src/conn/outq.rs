@@ -45,6 +45,10 @@ pub struct OutQueue {
     in_flight: usize,
     /// The iovec array of the WRITEV in flight.
     iov: Vec<libc::iovec>,
+    /// The one Pong owed to the client, encoded, not queued yet: a newer Ping replaces it
+    /// (RFC 6455 §5.5.3), so a ping flood costs one frame (issue 14 row 1). It joins the
+    /// chunks when a send starts, or before a Close.
+    pong: Option<Box<[u8]>>,
 }
 
 impl OutQueue {
@@ -61,7 +65,7 @@ impl OutQueue {
     /// Nothing is queued.
     #[cfg(test)]
     fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
+        self.chunks.is_empty() && self.pong.is_none()
     }
 
     /// Queues bytes `start..end` (whole frames) of a shared buffer.
@@ -78,18 +82,38 @@ impl OutQueue {
             .push_back(Chunk::Owned(bytes.into_boxed_slice()));
     }
 
-    /// Queues one frame built from `payload`.
+    /// Queues one frame built from `payload` (an owed Pong leaves before it).
     pub fn push_frame(&mut self, opcode: OpCode, payload: &[u8]) {
         let mut buf = Vec::with_capacity(payload.len() + 10);
         encode_frame(&mut buf, opcode, payload);
+        self.queue_pong();
         self.push_owned(buf);
     }
 
-    /// Queues a Close frame with `code` and `reason`.
+    /// Queues a Close frame with `code` and `reason` (an owed Pong leaves before it).
     pub fn push_close(&mut self, code: CloseCode, reason: &str) {
         let mut buf = Vec::with_capacity(reason.len() + 4);
         encode_close(&mut buf, code, reason);
+        self.queue_pong();
         self.push_owned(buf);
+    }
+
+    /// Owes the client a Pong with `payload`, replacing an owed one not queued yet; returns
+    /// whether no Pong was owed before.
+    pub fn set_pong(&mut self, payload: &[u8]) -> bool {
+        let mut buf = Vec::with_capacity(payload.len() + 2);
+        encode_frame(&mut buf, OpCode::Pong, payload);
+        self.unsent += buf.len();
+        let old = self.pong.replace(buf.into_boxed_slice());
+        self.unsent -= old.as_ref().map_or(0, |b| b.len());
+        old.is_none()
+    }
+
+    /// Moves the owed Pong (if any) behind the queued chunks.
+    fn queue_pong(&mut self) {
+        if let Some(pong) = self.pong.take() {
+            self.chunks.push_back(Chunk::Owned(pong));
+        }
     }
 
     /// Drops every queued chunk the client has not started to receive (a client over its
@@ -103,6 +127,7 @@ impl OutQueue {
             usize::from(self.front_sent > 0)
         };
         self.chunks.truncate(keep);
+        self.pong = None;
         let queued: usize = self.chunks.iter().map(|c| c.bytes().len()).sum();
         self.unsent = queued - self.front_sent;
     }
@@ -111,7 +136,11 @@ impl OutQueue {
     /// submit with `user_data`, or `None` when nothing is queued or a send is in flight already.
     /// [`OutQueue::sent`] must be called with the send's result.
     pub fn start_send(&mut self, fd: RawFd, user_data: u64) -> Option<Sqe> {
-        if self.in_flight > 0 || self.chunks.is_empty() {
+        if self.in_flight > 0 {
+            return None;
+        }
+        self.queue_pong();
+        if self.chunks.is_empty() {
             return None;
         }
         self.iov.clear();
@@ -169,7 +198,7 @@ impl OutQueue {
             self.chunks = VecDeque::new();
             self.iov = Vec::new();
         }
-        !self.chunks.is_empty()
+        !self.chunks.is_empty() || self.pong.is_some()
     }
 
     /// The iovecs of the send in flight (tests).
@@ -287,6 +316,23 @@ mod tests {
         q.drop_unsent();
         q.push_close(CloseCode::POLICY, "");
         assert_eq!(q.pending(), b"def\x88\x02\x03\xf0");
+    }
+
+    #[test]
+    fn owed_pongs_collapse_to_the_latest_and_leave_before_a_close() {
+        let mut q = OutQueue::new();
+        q.push_owned(b"head".to_vec());
+        assert!(q.start_send(-1, 0).is_some()); // the client never reads: stays in flight
+        assert!(q.set_pong(b"1"));
+        for i in 0..1000u32 {
+            assert!(!q.set_pong(&i.to_be_bytes()));
+        }
+        assert_eq!(q.unsent(), 4 + 6, "one Pong owed, whatever the flood");
+        assert!(q.sent(4), "the owed Pong is still to send");
+        q.push_close(CloseCode::NORMAL, "");
+        assert_eq!(q.pending(), b"\x8a\x04\x00\x00\x03\xe7\x88\x02\x03\xe8");
+        q.drop_unsent();
+        assert!(q.is_empty() && q.unsent() == 0);
     }
 
     #[test]

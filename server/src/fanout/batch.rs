@@ -163,6 +163,8 @@ impl FrozenBatch {
 pub struct TurnBatches {
     index: HashMap<u64, usize>,
     rooms: Vec<BatchBuilder>,
+    /// Frame bytes batched since the last `take`.
+    bytes: usize,
 }
 
 impl TurnBatches {
@@ -173,6 +175,12 @@ impl TurnBatches {
             self.rooms.len() - 1
         });
         self.rooms[i].push(sender, kind, payload);
+        self.bytes += payload.len() + MAX_HEADER_LEN;
+    }
+
+    /// Frame bytes batched since the last `take` (an upper bound).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// No message this turn.
@@ -183,6 +191,7 @@ impl TurnBatches {
     /// Takes this turn's batches, in the order their rooms first got a message.
     pub fn take(&mut self) -> Vec<BatchBuilder> {
         self.index.clear();
+        self.bytes = 0;
         std::mem::take(&mut self.rooms)
     }
 }

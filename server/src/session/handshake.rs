@@ -54,19 +54,22 @@ impl Handshake {
     /// that followed the head).
     pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) -> Option<RoomSession> {
         let max = sink.config().max_header_bytes;
-        let mut owned;
-        // Parse straight from the receive buffer when the head arrived in one piece.
-        let buf: &mut [u8] = if self.head.is_empty() {
-            data
-        } else {
+        // Parse straight from the receive buffer when the head arrived in one piece; a head in
+        // pieces is appended to `head` once per piece, never copied again (issue 14 row 4).
+        let pieces = !self.head.is_empty();
+        let buf: &mut [u8] = if pieces {
             self.head.extend_from_slice(data);
-            owned = std::mem::take(&mut self.head);
-            &mut owned
+            &mut self.head
+        } else {
+            data
         };
         let (request, used) = match parse_request(buf, max) {
             Ok(Some(found)) => found,
             Ok(None) => {
-                self.head = buf.to_vec();
+                if !pieces {
+                    let first = buf.to_vec();
+                    self.head = first;
+                }
                 return None;
             }
             Err(rejection) => {

@@ -56,7 +56,7 @@ impl RoomSession {
                         .fetch_add(payload.len() as u64, Ordering::Relaxed);
                     sink.publish(&self.room, kind, &payload);
                 }
-                Some(Event::Ping(payload)) => sink.reply_frame(OpCode::Pong, payload),
+                Some(Event::Ping(payload)) => sink.pong(payload),
                 Some(Event::Close(frame)) => {
                     // Echo the client's code (an empty Close gets an empty Close back).
                     sink.close(frame.code, String::new());

@@ -86,11 +86,25 @@ impl<'a> Sink<'a> {
     }
 
     /// Queues one frame for this client alone.
+    #[allow(
+        dead_code,
+        reason = "pub/sub replies (SPEC §5) use it; pongs collapse via `pong`"
+    )]
     pub fn reply_frame(&mut self, opcode: OpCode, payload: &[u8]) {
         self.out.push_frame(opcode, payload);
         self.metrics()
             .messages_out
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.queued = true;
+    }
+
+    /// Owes this client a Pong for `payload`: only the latest owed one is sent (SPEC §7).
+    pub fn pong(&mut self, payload: &[u8]) {
+        if self.out.set_pong(payload) {
+            self.metrics()
+                .messages_out
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.queued = true;
     }
 

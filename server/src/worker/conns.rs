@@ -30,6 +30,8 @@ pub struct Conn {
     pub out: OutQueue,
     /// In this turn's flush list.
     dirty: bool,
+    /// Coarse time (ms) of the accept: the handshake deadline counts from here.
+    pub accepted_ms: u64,
     /// Coarse time (ms) of the last byte received, or of accept.
     pub last_rx_ms: u64,
     /// Coarse time (ms) the connection's last bytes were queued.
@@ -59,12 +61,16 @@ pub struct Timeouts {
     pub idle: u64,
     /// The drain deadline has passed: every connection is cut.
     pub drain_over: bool,
+    /// How long a closing connection may wait for the client's FIN: `LINGER_MS`, or until the
+    /// drain deadline while draining (so `--drain-timeout` is honoured, issue 14 row 8).
+    pub linger: u64,
 }
 
 impl Timeouts {
     /// The timeouts `config` sets.
-    pub fn new(config: &Config, drain_over: bool) -> Timeouts {
+    pub fn new(config: &Config, draining: bool, drain_over: bool) -> Timeouts {
         Timeouts {
+            linger: if draining { u64::MAX } else { LINGER_MS },
             handshake: config.handshake_timeout().as_millis() as u64,
             ping: config.ping_interval().as_millis() as u64,
             idle: config.idle_timeout().as_millis() as u64,
@@ -103,6 +109,7 @@ impl Conns {
             session: Session::default(),
             out: OutQueue::new(),
             dirty: false,
+            accepted_ms: now_ms,
             last_rx_ms: now_ms,
             closing_since_ms: 0,
             ping_outstanding: false,
@@ -171,8 +178,11 @@ impl Conns {
             let quiet = now.saturating_sub(c.last_rx_ms);
             match &c.session {
                 _ if t.drain_over => out.abort.push(key),
-                Session::Handshake(_) if quiet >= t.handshake => out.abort.push(key),
-                Session::Closing if now.saturating_sub(c.closing_since_ms) >= LINGER_MS => {
+                // From the accept: a trickle of bytes does not extend it (issue 14 row 4).
+                Session::Handshake(_) if now.saturating_sub(c.accepted_ms) >= t.handshake => {
+                    out.abort.push(key)
+                }
+                Session::Closing if now.saturating_sub(c.closing_since_ms) >= t.linger => {
                     out.abort.push(key)
                 }
                 Session::Room(_) if quiet >= t.idle => out.idle.push(key),

@@ -25,7 +25,7 @@ use ringcast_protocol::frame::OpCode;
 use crate::conn::lifecycle::{Event, Stage};
 use crate::fanout::deliver::{DeliveryReport, deliver_to};
 use crate::fanout::{Fanout, Peers, Remote};
-use crate::limits::RING_ENTRIES;
+use crate::limits::{RING_ENTRIES, TURN_BATCH_BYTES};
 use crate::refusal::Refusal;
 use crate::ring::{self, BufRing, Op, RingError};
 use crate::rooms::local::LocalRooms;
@@ -153,6 +153,13 @@ impl Worker {
             return;
         }
         let fd = res;
+        #[cfg(feature = "fault-injection")]
+        if std::env::var("RINGCAST_TEST_FAIL_WORKER").is_ok_and(|v| v == self.ctx.id.to_string()) {
+            panic!(
+                "fault injection: worker {} fails at its first accept",
+                self.ctx.id
+            );
+        }
         self.ctx.metrics().accepted.fetch_add(1, Relaxed);
         let ip = parts::prepare_socket(fd, &self.ctx.shared.config);
         let mut refusal = self.ctx.shared.admit(ip);
@@ -197,12 +204,33 @@ impl Worker {
                 }
             }
         } else {
-            // EOF or a reset: the client is gone (or finished its side of a close).
             if !more {
                 self.step(key, Event::RecvEnded);
             }
-            self.abort(key);
+            if res == 0 {
+                self.on_fin(key);
+            } else {
+                // A reset or an error: the client is gone.
+                self.abort(key);
+            }
         }
+    }
+
+    /// The client half-closed (EOF): what is queued for it is still sent, then the connection
+    /// closes (SPEC §7); with nothing queued (or after our own half-close) it closes now.
+    fn on_fin(&mut self, key: usize) {
+        let conn = &self.conns[key];
+        if conn.life.is_dead() {
+            return;
+        }
+        if conn.out.unsent() == 0 {
+            self.abort(key);
+            return;
+        }
+        if conn.life.stage() == Stage::Live {
+            self.end(key, End::Finish);
+        }
+        self.step(key, Event::PeerFin);
     }
 
     /// Hands received bytes to the connection's session (a TLS layer would decrypt here) and
@@ -233,6 +261,10 @@ impl Worker {
         let outcome = sink.outcome();
         bufs.recycle(bid);
         self.apply(key, outcome);
+        if self.fanout.batches.bytes() >= TURN_BATCH_BYTES {
+            // Keeps every batch far below the 4 GiB its u32 offsets can address.
+            self.flush_batches();
+        }
     }
 
     /// Applies what a session did through its sink.
@@ -247,6 +279,11 @@ impl Worker {
 
     /// Ends a connection's session: the one place that orders its last bytes.
     fn end(&mut self, key: usize, end: End) {
+        // A Close waits (linger) for the client's FIN; an HTTP answer closes once written.
+        let finish = match end {
+            End::Close { .. } => Event::Finish,
+            End::Finish => Event::FinishNow,
+        };
         if let End::Close { code, reason } = end {
             // Messages batched earlier in this turn (this client's own echo among them) are
             // queued before the Close, in the order they were received.
@@ -272,7 +309,7 @@ impl Worker {
         if conn.life.stage() == Stage::Live {
             conn.closing_since_ms = self.turn.now_ms;
         }
-        self.step(key, Event::Finish);
+        self.step(key, finish);
         self.conns.mark_dirty(key);
     }
 
@@ -478,9 +515,12 @@ impl Worker {
 
     fn on_tick(&mut self) {
         self.sq.tick();
+        // A lost or late MSG_RING wake must not leave batches waiting (issue 14 row 13).
+        self.on_wake();
         let now = self.turn.now_ms;
+        let draining = self.accepting.drain_deadline.is_some();
         let drain_over = self.accepting.drain_deadline.is_some_and(|d| now >= d);
-        let timeouts = Timeouts::new(&self.ctx.shared.config, drain_over);
+        let timeouts = Timeouts::new(&self.ctx.shared.config, draining, drain_over);
         let expired = self.conns.expired(now, &timeouts);
         for key in expired.abort {
             self.abort(key);

@@ -115,7 +115,7 @@ impl Sq {
     pub fn submit_and_wait(&mut self, ring: &mut IoUring) -> std::io::Result<()> {
         self.submit_into(ring)?;
         match ring.submit_and_wait(1) {
-            Err(e) if !matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => Err(e),
+            Err(e) if !transient(&e) => Err(e),
             _ => Ok(()),
         }
     }
@@ -130,29 +130,42 @@ impl Sq {
         self.submit_into(ring)?;
         let args = types::SubmitArgs::new().timespec(timeout);
         match ring.submitter().submit_with_args(GATHER_WANT, &args) {
-            Err(e)
-                if !matches!(
-                    e.raw_os_error(),
-                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                ) =>
-            {
-                Err(e)
-            }
+            Err(e) if !(transient(&e) || e.raw_os_error() == Some(libc::ETIME)) => Err(e),
             _ => Ok(()),
         }
     }
 
     /// Pushes every pending entry into `ring`, submitting when the ring is full.
+    ///
+    /// A transient EAGAIN/EBUSY/EINTR from the kernel (short of memory, completion queue
+    /// overflowing) is not an error: the entries not pushed yet stay pending for the next turn,
+    /// after this one has reaped completions (issue 14 row 12).
     pub fn submit_into(&mut self, ring: &mut IoUring) -> std::io::Result<()> {
-        for sqe in self.pending.drain(..) {
+        let mut pushed = 0;
+        'all: for sqe in &self.pending {
             // SAFETY: every entry is an `Sqe`, whose constructor guaranteed that the memory and
             // fds it names stay valid until its completion.
             while unsafe { ring.submission().push(sqe.entry()) }.is_err() {
-                ring.submit()?;
+                match ring.submit() {
+                    Ok(_) => {}
+                    Err(e) if transient(&e) => break 'all,
+                    Err(e) => return Err(e),
+                }
             }
+            pushed += 1;
         }
+        self.pending.drain(..pushed);
         Ok(())
     }
+}
+
+/// An error from entering the ring that the next turn may not see again: interrupted, short of
+/// memory for the moment (EAGAIN), or the completion queue is full (EBUSY, cleared by reaping).
+fn transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+    )
 }
 
 fn wake_entry(ring_fd: RawFd) -> io_uring::squeue::Entry {
@@ -181,9 +194,23 @@ impl Waker {
         // SAFETY: a MSG_RING entry names no memory, only the target ring's fd, which lives as
         // long as its worker (a finished worker's fd may fail the wake, harmlessly).
         while unsafe { self.ring.submission().push(&entry) }.is_err() {
-            self.ring.submit()?;
+            self.submit()?;
         }
-        self.ring.submit()?;
-        Ok(())
+        self.submit()
+    }
+
+    /// Submits, retrying what is transient, and drops this ring's completions.
+    fn submit(&mut self) -> std::io::Result<()> {
+        for _ in 0..100 {
+            let done = self.ring.submit();
+            // Each MSG_RING also posts its result here; nobody needs it.
+            self.ring.completion().for_each(drop);
+            match done {
+                Ok(_) => return Ok(()),
+                Err(e) if transient(&e) => std::thread::yield_now(),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(std::io::Error::from_raw_os_error(libc::EBUSY))
     }
 }
