@@ -67,13 +67,15 @@ pub fn deliver(
         for &member in members {
             // Offsets a replay covered already (history rule 3).
             let mut from = 0usize;
-            if let (Some((first, last)), false) = (seq, room.skip.is_empty()) {
-                if let Some(&(_, through)) = room.skip.iter().find(|&&(k, _)| k == member) {
-                    if through >= last {
-                        continue;
-                    }
-                    from = through.saturating_add(1).saturating_sub(first) as usize;
+            let covered = match seq {
+                Some(_) if !room.skip.is_empty() => room.skip.iter().find(|s| s.0 == member),
+                _ => None,
+            };
+            if let (Some(&(_, through)), Some((first, last))) = (covered, seq) {
+                if through >= last {
+                    continue;
                 }
+                from = through.saturating_add(1).saturating_sub(first) as usize;
             }
             let queue = out.outbox(member);
             let backlog = queue.unsent();

@@ -304,10 +304,9 @@ impl Topics {
         }
         if let Some(i) = self.publish_rooms.iter().position(|r| &*r.name == topic) {
             let live = self.publish_rooms[i].workers.load(Ordering::Acquire) != 0;
-            if live || self.publish_rooms[i].id >= 1 << 62 {
-                if live || history {
-                    return Some(self.publish_rooms[i].clone());
-                }
+            let detached = self.publish_rooms[i].id >= 1 << 62;
+            if live || (detached && history) {
+                return Some(self.publish_rooms[i].clone());
             }
             self.publish_rooms.swap_remove(i);
         }

@@ -186,13 +186,13 @@ impl<'a> Sink<'a> {
         let slot = self.rooms.join(room.id, self.key, class);
         // With history on, a worker's first member fixes the offset it delivers from: the bit
         // is set already, so every later append reaches this worker (history rule 1).
-        if let Some(history) = &self.shared.hub.history {
-            if let Some(local) = self.rooms.get_mut(room.id) {
-                if local.expect.is_none() {
-                    let p = history.topic(name).position(self.shared.hub.now());
-                    local.expect = Some((p.epoch, p.offset + 1));
-                }
+        let history = self.shared.hub.history.as_ref();
+        match (history, self.rooms.get_mut(room.id)) {
+            (Some(history), Some(local)) if local.expect.is_none() => {
+                let p = history.topic(name).position(self.shared.hub.now());
+                local.expect = Some((p.epoch, p.offset + 1));
             }
+            _ => {}
         }
         Ok((room, slot))
     }
