@@ -9,6 +9,7 @@ mod fanout;
 mod limits;
 mod metrics;
 mod pubsub;
+mod refusal;
 mod ring;
 mod rooms;
 mod session;

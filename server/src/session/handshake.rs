@@ -6,8 +6,10 @@ use std::sync::atomic::Ordering;
 use ringcast_protocol::Decoder;
 use ringcast_protocol::frame::DecoderConfig;
 use ringcast_protocol::handshake::{
-    Rejection, Request, Route, Upgrade, parse_request, render_accept, render_response,
+    Rejection, Request, Upgrade, parse_request, render_accept, render_response,
 };
+
+use crate::refusal::Refusal;
 
 use crate::rooms::JoinError;
 use crate::rooms::local::Class;
@@ -19,6 +21,29 @@ use crate::session::sink::Sink;
 
 /// The demo chat page served at `/`.
 const DEMO_PAGE: &str = include_str!("../demo.html");
+
+/// A plain (non-upgrade) GET route the server answers itself (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// `GET /`: the demo page.
+    Index,
+    /// `GET /healthz`.
+    Healthz,
+    /// `GET /metrics`.
+    Metrics,
+}
+
+impl Route {
+    /// The route a request target names, query ignored; `None` for any other path.
+    fn of(target: &str) -> Option<Route> {
+        match target.split_once('?').map_or(target, |(p, _)| p) {
+            "/" => Some(Route::Index),
+            "/healthz" => Some(Route::Healthz),
+            "/metrics" => Some(Route::Metrics),
+            _ => None,
+        }
+    }
+}
 
 /// A connection reading its request head.
 #[derive(Default)]
@@ -48,13 +73,16 @@ impl Handshake {
                 return None;
             }
             Err(rejection) => {
-                reject(sink, rejection);
+                reject(sink, rejection.into());
                 return None;
             }
         };
         match request {
-            Request::Get(route) => {
-                serve(sink, route);
+            Request::Get { path } => {
+                match Route::of(path) {
+                    Some(route) => serve(sink, route),
+                    None => reject(sink, Rejection::UpgradeRequired.into()),
+                }
                 None
             }
             Request::Upgrade(upgrade) => match accept(sink, &upgrade) {
@@ -87,14 +115,14 @@ pub enum Upgraded {
 }
 
 /// Completes the upgrade: joins the room (room mode) and queues the 101.
-fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>) -> Result<Upgraded, Rejection> {
+fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>) -> Result<Upgraded, Refusal> {
     let cfg = sink.config();
     if !cfg.allowed_origins.is_empty()
         && !up
             .origin
             .is_some_and(|o| cfg.allowed_origins.iter().any(|a| a == o))
     {
-        return Err(Rejection::Forbidden);
+        return Err(Refusal::Forbidden);
     }
     let chosen = up.select_protocol(|t| cfg.room_allowed(t) || t == cfg.pubsub_protocol)?;
     let decoder = Decoder::new(DecoderConfig {
@@ -109,7 +137,7 @@ fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>) -> Result<Upgraded, Rejection> 
         let room_name = chosen.unwrap_or(&cfg.default_room);
         let (room, slot) = sink
             .join(room_name, Class::Raw)
-            .map_err(|JoinError::TooManyRooms| Rejection::Unavailable)?;
+            .map_err(|JoinError::TooManyRooms| Refusal::TooManyRooms)?;
         announce(sink, &room, &client, ChangeKind::Join);
         Upgraded::Room(RoomSession::new(room, slot, decoder, client))
     };
@@ -121,10 +149,10 @@ fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>) -> Result<Upgraded, Rejection> 
 }
 
 /// Answers with an HTTP error and closes once it is flushed.
-pub fn reject(sink: &mut Sink<'_>, rejection: Rejection) {
-    sink.metrics().rejected(rejection.label());
+pub fn reject(sink: &mut Sink<'_>, refusal: Refusal) {
+    sink.metrics().rejected(refusal.label());
     let mut out = Vec::with_capacity(192);
-    rejection.render(&mut out);
+    refusal.render(&mut out);
     sink.reply(out);
     sink.finish();
 }

@@ -11,8 +11,8 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ringcast_protocol::Decoder;
 use ringcast_protocol::frame::{Event, MessageKind, OpCode};
+use ringcast_protocol::{CloseCode, Decoder};
 use ringcast_pubsub::command::{Command, Parser, Since};
 use ringcast_pubsub::envelope::Member;
 use ringcast_pubsub::envelope::{self, Position};
@@ -97,7 +97,7 @@ impl PubSubSession {
             let (n, event) = match self.decoder.decode(&mut data[pos..]) {
                 Ok(found) => found,
                 Err(e) => {
-                    sink.close(Some(e.close_code()), e.to_string());
+                    sink.close(Some(CloseCode::from(&e)), e.to_string());
                     return;
                 }
             };
@@ -110,7 +110,7 @@ impl PubSubSession {
                     m.bytes_in
                         .fetch_add(payload.len() as u64, Ordering::Relaxed);
                     match kind {
-                        MessageKind::Text => self.topics.request(payload, sink),
+                        MessageKind::Text => self.topics.request(&payload, sink),
                         MessageKind::Binary => error(
                             sink,
                             None,

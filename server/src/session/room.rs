@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ringcast_protocol::Decoder;
 use ringcast_protocol::frame::{Event, MessageKind, OpCode};
+use ringcast_protocol::{CloseCode, Decoder};
 
 use ringcast_pubsub::presence::ClientId;
 
@@ -48,7 +48,7 @@ impl RoomSession {
                 Ok(found) => found,
                 Err(e) => {
                     tracing::debug!(error = %e, "closing client for a protocol violation");
-                    sink.close(Some(e.close_code()), e.to_string());
+                    sink.close(Some(CloseCode::from(&e)), e.to_string());
                     return;
                 }
             };
@@ -64,7 +64,7 @@ impl RoomSession {
                     m.messages_in.fetch_add(1, Ordering::Relaxed);
                     m.bytes_in
                         .fetch_add(payload.len() as u64, Ordering::Relaxed);
-                    sink.publish(&self.room, kind, payload);
+                    sink.publish(&self.room, kind, &payload);
                 }
                 Some(Event::Ping(payload)) => sink.reply_frame(OpCode::Pong, payload),
                 Some(Event::Close(frame)) => {

@@ -21,12 +21,12 @@ use crossbeam_channel::Receiver;
 use io_uring::{IoUring, cqueue, types};
 use ringcast_protocol::CloseCode;
 use ringcast_protocol::frame::OpCode;
-use ringcast_protocol::handshake::Rejection;
 
 use crate::conn::lifecycle::{Event, Stage};
 use crate::fanout::deliver::DeliveryReport;
 use crate::fanout::{Fanout, Peers, Remote};
 use crate::limits::RING_ENTRIES;
+use crate::refusal::Refusal;
 use crate::ring::{self, BufRing, Op, RingError};
 use ringcast_pubsub::presence::ChangeKind;
 
@@ -158,11 +158,14 @@ impl Worker {
         let fd = res;
         self.ctx.metrics().accepted.fetch_add(1, Relaxed);
         let ip = parts::prepare_socket(fd, &self.ctx.shared.config);
-        let within = self.ctx.shared.admit(ip);
+        let mut refusal = self.ctx.shared.admit(ip);
         let key = self.conns.insert(fd, ip, self.turn.now_ms);
         self.arm_recv(key);
-        if !within || self.accepting.drain_deadline.is_some() {
-            self.reject(key, Rejection::Unavailable);
+        if self.accepting.drain_deadline.is_some() {
+            refusal = Some(Refusal::Draining);
+        }
+        if let Some(refusal) = refusal {
+            self.reject(key, refusal);
         }
     }
 
@@ -287,7 +290,7 @@ impl Worker {
     }
 
     /// Answers a connection still in its handshake with an HTTP error, then closes it.
-    fn reject(&mut self, key: usize, rejection: Rejection) {
+    fn reject(&mut self, key: usize, refusal: Refusal) {
         let Worker {
             conns,
             rooms,
@@ -304,7 +307,7 @@ impl Worker {
             &mut fanout.batches,
             rooms,
         );
-        handshake::reject(&mut sink, rejection);
+        handshake::reject(&mut sink, refusal);
         let outcome = sink.outcome();
         self.apply(key, outcome);
     }
