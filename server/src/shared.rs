@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::Config;
 use crate::metrics::WorkerMetrics;
+use crate::pubsub::Hub;
 use crate::refusal::Refusal;
 use crate::rooms::Directory;
 
@@ -23,6 +24,8 @@ pub struct Shared {
     pub open: AtomicUsize,
     /// Open connections per client IP (only maintained with `--max-connections-per-ip`).
     pub per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Pub/sub history, presence and node id.
+    pub hub: Hub,
 }
 
 impl Shared {
@@ -33,6 +36,7 @@ impl Shared {
             metrics: (0..workers).map(|_| WorkerMetrics::default()).collect(),
             open: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
+            hub: Hub::new(&config),
             config,
         }
     }

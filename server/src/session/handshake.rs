@@ -13,6 +13,9 @@ use crate::refusal::Refusal;
 
 use crate::rooms::JoinError;
 use crate::rooms::local::Class;
+use ringcast_pubsub::presence::ChangeKind;
+
+use crate::session::pubsub::{PubSubSession, announce};
 use crate::session::room::RoomSession;
 use crate::session::sink::Sink;
 
@@ -52,7 +55,7 @@ pub struct Handshake {
 impl Handshake {
     /// Handles received bytes; returns the room session once upgraded (having fed it the bytes
     /// that followed the head).
-    pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) -> Option<RoomSession> {
+    pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) -> Option<Upgraded> {
         let max = sink.config().max_header_bytes;
         // Parse straight from the receive buffer when the head arrived in one piece; a head in
         // pieces is appended to `head` once per piece, never copied again (issue 14 row 4).
@@ -90,21 +93,32 @@ impl Handshake {
                     reject(sink, rejection);
                     None
                 }
-                Ok(mut room) => {
+                Ok(mut up) => {
                     drop(upgrade);
                     let rest = &mut buf[used..];
                     if !rest.is_empty() {
-                        room.feed(rest, sink);
+                        match &mut up {
+                            Upgraded::Room(r) => r.feed(rest, sink),
+                            Upgraded::PubSub(p) => p.feed(rest, sink),
+                        }
                     }
-                    Some(room)
+                    Some(up)
                 }
             },
         }
     }
 }
 
-/// Completes the upgrade: joins the room and queues the 101.
-fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>) -> Result<RoomSession, Refusal> {
+/// The mode an upgraded connection enters (the session module turns it into a `Session`).
+pub enum Upgraded {
+    /// A member of one room.
+    Room(RoomSession),
+    /// JSON pub/sub (the `--pubsub-protocol` token).
+    PubSub(PubSubSession),
+}
+
+/// Completes the upgrade: joins the room (room mode) and queues the 101.
+fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>) -> Result<Upgraded, Refusal> {
     let cfg = sink.config();
     if !cfg.allowed_origins.is_empty()
         && !up
@@ -114,20 +128,27 @@ fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>) -> Result<RoomSession, Refusal>
         return Err(Refusal::Forbidden);
     }
     let chosen = up.select_protocol(|t| cfg.room_allowed(t) || t == cfg.pubsub_protocol)?;
-    let room_name = chosen.unwrap_or(&cfg.default_room);
-    let (room, slot) = sink
-        .join(room_name, Class::Raw)
-        .map_err(|JoinError::TooManyRooms| Refusal::TooManyRooms)?;
     let decoder = Decoder::new(DecoderConfig {
         max_message_bytes: cfg.max_message_bytes,
         allow_rsv1: false,
         require_mask: true,
     });
+    let client = sink.client_id();
+    let upgraded = if chosen == Some(cfg.pubsub_protocol.as_str()) {
+        Upgraded::PubSub(PubSubSession::new(decoder, client))
+    } else {
+        let room_name = chosen.unwrap_or(&cfg.default_room);
+        let (room, slot) = sink
+            .join(room_name, Class::Raw)
+            .map_err(|JoinError::TooManyRooms| Refusal::TooManyRooms)?;
+        announce(sink, &room, &client, ChangeKind::Join);
+        Upgraded::Room(RoomSession::new(room, slot, decoder, client))
+    };
     let mut response = Vec::with_capacity(160);
     render_accept(&mut response, &up.accept, chosen);
     sink.reply(response);
     sink.metrics().upgraded.fetch_add(1, Ordering::Relaxed);
-    Ok(RoomSession::new(room, slot, decoder))
+    Ok(upgraded)
 }
 
 /// Answers with an HTTP error and closes once it is flushed.

@@ -8,12 +8,16 @@ use std::sync::atomic::Ordering;
 use ringcast_protocol::frame::{Event, MessageKind, OpCode};
 use ringcast_protocol::{CloseCode, Decoder};
 
+use ringcast_pubsub::presence::ClientId;
+
 use crate::rooms::SharedRoom;
 use crate::rooms::local::Slot;
 use crate::session::sink::Sink;
 
 /// A member of one room.
 pub struct RoomSession {
+    /// Cluster-unique id (room-mode members count in presence).
+    pub client: ClientId,
     room: Arc<SharedRoom>,
     slot: Slot,
     decoder: Box<Decoder>,
@@ -21,8 +25,14 @@ pub struct RoomSession {
 
 impl RoomSession {
     /// A member of `room` sitting at `slot`, decoding with `decoder`.
-    pub fn new(room: Arc<SharedRoom>, slot: Slot, decoder: Decoder) -> RoomSession {
+    pub fn new(
+        room: Arc<SharedRoom>,
+        slot: Slot,
+        decoder: Decoder,
+        client: ClientId,
+    ) -> RoomSession {
         RoomSession {
+            client,
             room,
             slot,
             decoder: Box::new(decoder),
