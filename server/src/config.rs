@@ -216,6 +216,13 @@ impl Config {
                 "--recv-buffer-size must be at least 1024".into(),
             ));
         }
+        if !self.rooms.is_empty() && !self.rooms.contains(&self.default_room) {
+            // An explicit list governs every way into a room (issue 14 row 17).
+            return Err(ConfigError::Range(format!(
+                "--default-room `{}` is not in --rooms",
+                self.default_room
+            )));
+        }
         if self.max_message_bytes > crate::limits::MAX_MESSAGE_BYTES_CAP {
             return Err(ConfigError::Range(format!(
                 "--max-message-bytes must be at most {}",
@@ -269,6 +276,16 @@ impl Config {
         .unwrap_or(Duration::from_secs(1))
         .div_f64(4.0)
         .clamp(Duration::from_millis(10), Duration::from_millis(500))
+    }
+
+    /// Whether the subprotocol token `token` may be chosen: a room name, or the pub/sub token;
+    /// an explicit `--rooms` list governs both (the pub/sub mode needs its token listed).
+    pub fn protocol_allowed(&self, token: &str) -> bool {
+        if self.rooms.is_empty() {
+            self.room_allowed(token) || token == self.pubsub_protocol
+        } else {
+            self.rooms.iter().any(|r| r == token)
+        }
     }
 
     /// Whether `name` may be a room (SPEC §4).

@@ -127,7 +127,7 @@ fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>) -> Result<Upgraded, Refusal> {
     {
         return Err(Refusal::Forbidden);
     }
-    let chosen = up.select_protocol(|t| cfg.room_allowed(t) || t == cfg.pubsub_protocol)?;
+    let chosen = up.select_protocol(|t| cfg.protocol_allowed(t))?;
     let decoder = Decoder::new(DecoderConfig {
         max_message_bytes: cfg.max_message_bytes,
         allow_rsv1: false,

@@ -119,7 +119,7 @@ impl PubSubSession {
                         ),
                     }
                 }
-                Some(Event::Ping(payload)) => sink.reply_frame(OpCode::Pong, payload),
+                Some(Event::Ping(payload)) => sink.pong(payload),
                 Some(Event::Close(frame)) => {
                     sink.close(frame.code, String::new());
                     return;

@@ -160,17 +160,24 @@ impl<'a> Sink<'a> {
         self.queued = true;
     }
 
-    /// Queues one frame for this client alone.
-    #[allow(
-        dead_code,
-        reason = "pub/sub replies (SPEC §5) use it; pongs collapse via `pong`"
-    )]
+    /// Queues one frame for this client alone. Replies count towards `--max-backpressure` like
+    /// room frames: a client over it loses what it has not started to receive and is closed
+    /// with 1008 (SPEC §7: every outbound byte counts).
     pub fn reply_frame(&mut self, opcode: OpCode, payload: &[u8]) {
         self.out.push_frame(opcode, payload);
-        self.metrics()
-            .messages_out
+        let m = self.metrics();
+        m.messages_out
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.queued = true;
+        if self.out.unsent() > self.shared.config.max_backpressure && self.end.is_none() {
+            self.out.drop_unsent();
+            m.backpressure_disconnects
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.close(
+                Some(CloseCode::POLICY),
+                "backpressure limit exceeded".into(),
+            );
+        }
     }
 
     /// Owes this client a Pong for `payload`: only the latest owed one is sent (SPEC §7).
