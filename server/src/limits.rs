@@ -37,3 +37,11 @@ pub const MAX_MESSAGE_BYTES_CAP: u64 = 1 << 30;
 /// Bytes batched in one turn after which the worker delivers its batches at once instead of at
 /// the end of the turn: bounds a batch (see `MAX_MESSAGE_BYTES_CAP`) and a turn's memory.
 pub const TURN_BATCH_BYTES: usize = 64 << 20;
+
+/// First pause of accepting after accept failed for lack of descriptors or memory (EMFILE,
+/// ENFILE, ENOMEM, ENOBUFS); it doubles on each failure up to `ACCEPT_BACKOFF_MAX_MS`, and the
+/// worker's tick re-arms accept when it is over (so the real pause is rounded up to a tick).
+pub const ACCEPT_BACKOFF_MIN_MS: u64 = 50;
+
+/// Longest pause of accepting: how long freed descriptors may wait to be used.
+pub const ACCEPT_BACKOFF_MAX_MS: u64 = 1000;

@@ -146,7 +146,19 @@ impl Worker {
     }
 
     fn on_accept(&mut self, res: i32, more: bool) {
-        if !more && self.accepting.on {
+        if matches!(
+            -res,
+            libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS
+        ) {
+            // Re-arming now would fail again at once (a busy loop): pause, the tick resumes.
+            let error = std::io::Error::from_raw_os_error(-res);
+            self.accepting.pause(self.turn.now_ms, &error);
+            if more {
+                self.sq.cancel_accept();
+            }
+            return;
+        }
+        if !more && self.accepting.on && self.accepting.paused_until.is_none() {
             self.sq.accept(self.accepting.listener.as_raw_fd());
         }
         if res < 0 {
@@ -155,6 +167,7 @@ impl Worker {
             }
             return;
         }
+        self.accepting.accepted();
         let fd = res;
         #[cfg(feature = "fault-injection")]
         if std::env::var("RINGCAST_TEST_FAIL_WORKER").is_ok_and(|v| v == self.ctx.id.to_string()) {
@@ -540,6 +553,9 @@ impl Worker {
         self.sq.tick();
         // A lost or late MSG_RING wake must not leave batches waiting (issue 14 row 13).
         self.on_wake();
+        if self.accepting.resume(self.turn.now_ms) {
+            self.sq.accept(self.accepting.listener.as_raw_fd());
+        }
         let now = self.turn.now_ms;
         let draining = self.accepting.drain_deadline.is_some();
         let drain_over = self.accepting.drain_deadline.is_some_and(|d| now >= d);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::limits::{BUSY_RECVS, BUSY_SENDS};
+use crate::limits::{ACCEPT_BACKOFF_MAX_MS, ACCEPT_BACKOFF_MIN_MS, BUSY_RECVS, BUSY_SENDS};
 use crate::metrics::WorkerMetrics;
 use crate::shared::Shared;
 
@@ -31,11 +31,18 @@ pub(super) struct Turn {
     pub(super) sends_last_flush: u64,
 }
 
-/// The listener and whether the worker is draining.
+/// The listener, whether the worker is draining, and the accept backoff.
 pub(super) struct Accepting {
     pub(super) listener: socket2::Socket,
     pub(super) on: bool,
     pub(super) drain_deadline: Option<u64>,
+    /// Accepting is paused (out of descriptors or memory) until this coarse time (ms).
+    pub(super) paused_until: Option<u64>,
+    /// The next pause, doubling from `ACCEPT_BACKOFF_MIN_MS` to `ACCEPT_BACKOFF_MAX_MS`.
+    backoff_ms: u64,
+    /// When the last accept failure was logged, and how many failed since.
+    logged_ms: Option<u64>,
+    unlogged: u64,
 }
 
 impl Turn {
@@ -67,7 +74,43 @@ impl Accepting {
             listener,
             on: true,
             drain_deadline: None,
+            paused_until: None,
+            backoff_ms: ACCEPT_BACKOFF_MIN_MS,
+            logged_ms: None,
+            unlogged: 0,
         }
+    }
+
+    /// Accept failed for lack of descriptors or memory at `now`: pause for the backoff (which
+    /// doubles) and log at most one line per second, with the failures since the last line.
+    pub(super) fn pause(&mut self, now: u64, error: &std::io::Error) {
+        self.paused_until = Some(now + self.backoff_ms);
+        self.unlogged += 1;
+        if self.logged_ms.is_none_or(|t| now >= t + 1000) {
+            tracing::warn!(
+                %error,
+                failures = self.unlogged,
+                pause_ms = self.backoff_ms,
+                "accept failed: pausing accepts (connections wait in the backlog)"
+            );
+            self.logged_ms = Some(now);
+            self.unlogged = 0;
+        }
+        self.backoff_ms = (self.backoff_ms * 2).min(ACCEPT_BACKOFF_MAX_MS);
+    }
+
+    /// A connection was accepted: the next failure starts the backoff afresh.
+    pub(super) fn accepted(&mut self) {
+        self.backoff_ms = ACCEPT_BACKOFF_MIN_MS;
+    }
+
+    /// Whether the pause is over at `now` (then it is cleared): accept is re-armed.
+    pub(super) fn resume(&mut self, now: u64) -> bool {
+        if self.on && self.paused_until.is_some_and(|t| now >= t) {
+            self.paused_until = None;
+            return true;
+        }
+        false
     }
 }
 
