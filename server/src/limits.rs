@@ -45,3 +45,12 @@ pub const ACCEPT_BACKOFF_MIN_MS: u64 = 50;
 
 /// Longest pause of accepting: how long freed descriptors may wait to be used.
 pub const ACCEPT_BACKOFF_MAX_MS: u64 = 1000;
+
+/// Capacity (messages, one per source worker turn) of each worker's channel from the other
+/// workers. Past it, or past `REMOTE_QUEUE_BYTES`, the target's receivers of what is dropped
+/// are cut (1008) instead of the queue growing (SPEC §7).
+pub const REMOTE_QUEUE: usize = 4096;
+
+/// Bytes of batches queued towards one worker before it counts as fallen behind: at memory
+/// speed this is milliseconds of work, so only a stalled or starved worker reaches it.
+pub const REMOTE_QUEUE_BYTES: usize = 16 << 20;

@@ -143,6 +143,11 @@ impl FrozenBatch {
         &self.room
     }
 
+    /// Bytes of the raw frames (what a queue of batches is budgeted by).
+    pub fn bytes(&self) -> usize {
+        self.raw.len()
+    }
+
     /// The worker whose connections sent these messages (`None`: an outside source).
     pub fn origin(&self) -> Option<usize> {
         self.origin

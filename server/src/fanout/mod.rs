@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod deliver;
+pub mod inbox;
 pub mod order;
 
 use std::collections::HashMap;
@@ -24,7 +25,9 @@ use ringcast_pubsub::history::{SharedSpan, TopicHandle};
 
 use crate::fanout::batch::{FrozenBatch, TurnBatches};
 use crate::fanout::deliver::{DeliveryReport, Outboxes};
+use crate::fanout::inbox::Inbox;
 use crate::fanout::order::Order;
+use crate::limits::REMOTE_QUEUE;
 use crate::rooms::local::LocalRooms;
 use crate::shared::Shared;
 
@@ -36,22 +39,37 @@ pub enum Remote {
     Drain,
 }
 
-/// The addresses of every worker: its channel and its ring's fd for MSG_RING wake-ups.
+/// The addresses of every worker: its bounded channel, its [`Inbox`] (what was dropped when it
+/// fell behind) and its ring's fd for MSG_RING wake-ups.
 #[derive(Clone)]
 pub struct Peers {
     senders: Vec<Sender<Remote>>,
     ring_fds: Vec<RawFd>,
+    inboxes: Arc<[Inbox]>,
 }
 
 impl Peers {
-    /// Channels for `n` workers; returns the shared sender side and each worker's receiver.
+    /// Channels for `n` workers (bounded, `REMOTE_QUEUE`); returns the shared sender side and
+    /// each worker's receiver.
     pub fn channels(n: usize) -> (Vec<Sender<Remote>>, Vec<Receiver<Remote>>) {
-        (0..n).map(|_| crossbeam_channel::unbounded()).unzip()
+        (0..n)
+            .map(|_| crossbeam_channel::bounded(REMOTE_QUEUE))
+            .unzip()
     }
 
     /// Peers from the senders and the ring fds each worker published at start-up.
     pub fn new(senders: Vec<Sender<Remote>>, ring_fds: Vec<RawFd>) -> Peers {
-        Peers { senders, ring_fds }
+        let inboxes = (0..senders.len()).map(|_| Inbox::default()).collect();
+        Peers {
+            senders,
+            ring_fds,
+            inboxes,
+        }
+    }
+
+    /// Every worker's inbox (index: worker id).
+    pub fn inboxes(&self) -> Arc<[Inbox]> {
+        self.inboxes.clone()
     }
 
     /// Number of workers.
@@ -59,10 +77,13 @@ impl Peers {
         self.senders.len()
     }
 
-    /// Queues `msg` for worker `to`; returns the ring fd to wake it through (MSG_RING), or
-    /// `None` when that worker has exited.
+    /// Queues `msg` for worker `to` without blocking (see [`Inbox::send`]: batches for a worker
+    /// that fell behind are dropped and noted, its receivers of them cut); returns the ring fd
+    /// to wake it through (MSG_RING), or `None` when that worker has exited.
     pub fn send(&self, to: usize, msg: Remote) -> Option<RawFd> {
-        self.senders[to].send(msg).ok()?;
+        if !self.inboxes[to].send(&self.senders[to], msg) {
+            return None;
+        }
         Some(self.ring_fds[to])
     }
 }
@@ -171,6 +192,11 @@ impl Fanout {
     /// Sends what the outbox collected this turn; `wake` gets each target's ring fd.
     pub fn send(&mut self, wake: impl FnMut(RawFd)) {
         self.outbox.send(wake);
+    }
+
+    /// Every worker's inbox (index: worker id).
+    pub fn inboxes(&self) -> Arc<[Inbox]> {
+        self.outbox.peers.inboxes()
     }
 }
 

@@ -12,6 +12,7 @@ pub mod conns;
 mod parts;
 pub mod sq;
 
+use std::collections::HashSet;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -24,6 +25,7 @@ use ringcast_protocol::frame::OpCode;
 
 use crate::conn::lifecycle::{Event, Stage};
 use crate::fanout::deliver::DeliveryReport;
+use crate::fanout::inbox::Inbox;
 use crate::fanout::{Fanout, Peers, Remote};
 use crate::limits::{RING_ENTRIES, TURN_BATCH_BYTES};
 use crate::refusal::Refusal;
@@ -508,21 +510,71 @@ impl Worker {
         }
     }
 
+    /// Takes what other workers (and the main thread) sent: on a wake and on every tick.
     fn on_wake(&mut self) {
-        while let Ok(msg) = self.rx.try_recv() {
-            match msg {
-                Remote::Deliver(batches) => {
-                    self.ctx.metrics().remote_batches.fetch_add(1, Relaxed);
-                    let (id, limit) = (self.ctx.id, self.ctx.shared.config.max_backpressure);
-                    let mut report = DeliveryReport::default();
-                    for batch in &batches {
-                        let (rooms, conns) = (&mut self.rooms, &mut self.conns);
-                        (self.fanout).deliver_remote(batch, rooms, id, limit, conns, &mut report);
-                    }
-                    self.apply_delivery(report);
-                }
-                Remote::Drain => self.start_drain(),
+        let inboxes = self.fanout.inboxes();
+        let inbox = &inboxes[self.ctx.id];
+        if let Some(lag) = inbox.take_lag(&self.rx) {
+            for msg in lag.queued {
+                self.on_remote(inbox, msg);
             }
+            self.cut_lagging(&lag.rooms);
+        }
+        while let Ok(msg) = self.rx.try_recv() {
+            self.on_remote(inbox, msg);
+        }
+        if inbox.draining() {
+            self.start_drain();
+        }
+    }
+
+    /// This worker fell behind and batches of `rooms` were dropped on their way here: their
+    /// local members missed messages and are cut with 1008 (counted as backpressure).
+    fn cut_lagging(&mut self, rooms: &HashSet<u64>) {
+        let mut cut: Vec<usize> = Vec::new();
+        for id in rooms {
+            if let Some(room) = self.rooms.get(*id) {
+                cut.extend(
+                    room.classes()
+                        .flat_map(|(_, members)| members.iter().copied()),
+                );
+            }
+        }
+        tracing::warn!(
+            worker = self.ctx.id,
+            rooms = rooms.len(),
+            receivers = cut.len(),
+            "worker fell behind the others: batches dropped, their receivers cut (1008)"
+        );
+        for member in cut {
+            let Some(conn) = self.conns.get_mut(member) else {
+                continue;
+            };
+            if conn.life.is_dead() || !conn.session.is_open() {
+                continue;
+            }
+            conn.out.drop_unsent();
+            let m = self.ctx.metrics();
+            m.backpressure_disconnects.fetch_add(1, Relaxed);
+            self.close_with(member, CloseCode::POLICY, "server fell behind");
+        }
+    }
+
+    /// One message from another worker (a drain request arrives through the inbox's flag).
+    fn on_remote(&mut self, inbox: &Inbox, msg: Remote) {
+        match msg {
+            Remote::Deliver(batches) => {
+                inbox.taken(batches.iter().map(|b| b.bytes()).sum());
+                self.ctx.metrics().remote_batches.fetch_add(1, Relaxed);
+                let (id, limit) = (self.ctx.id, self.ctx.shared.config.max_backpressure);
+                let mut report = DeliveryReport::default();
+                for batch in &batches {
+                    let (rooms, conns) = (&mut self.rooms, &mut self.conns);
+                    (self.fanout).deliver_remote(batch, rooms, id, limit, conns, &mut report);
+                }
+                self.apply_delivery(report);
+            }
+            Remote::Drain => self.start_drain(),
         }
     }
 
