@@ -46,6 +46,10 @@ pub struct Config {
     /// Largest message accepted, in bytes (larger ones close with 1009).
     #[arg(long, env = "RINGCAST_MAX_MESSAGE_BYTES", default_value_t = 1 << 20)]
     pub max_message_bytes: u64,
+    /// Bytes all unfinished messages together may hold (every connection, every worker);
+    /// over it, the connection with the largest unfinished message is closed with 1008.
+    #[arg(long, env = "RINGCAST_MAX_PENDING_BYTES", default_value_t = 256 << 20)]
+    pub max_pending_bytes: usize,
     /// Unsent bytes queued for one client before it is closed with 1008.
     #[arg(long, env = "RINGCAST_MAX_BACKPRESSURE", default_value_t = 1 << 20)]
     pub max_backpressure: usize,

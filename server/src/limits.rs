@@ -54,3 +54,11 @@ pub const REMOTE_QUEUE: usize = 4096;
 /// Bytes of batches queued towards one worker before it counts as fallen behind: at memory
 /// speed this is milliseconds of work, so only a stalled or starved worker reaches it.
 pub const REMOTE_QUEUE_BYTES: usize = 16 << 20;
+
+/// Least time between two returns of freed memory to the OS after `--max-pending-bytes` cuts
+/// (each walks the worker's heap).
+pub const COLLECT_EVERY_MS: u64 = 20;
+
+/// Bytes freed by `--max-pending-bytes` cuts that are given back to the OS at once, without
+/// waiting for `COLLECT_EVERY_MS`.
+pub const COLLECT_FREED_BYTES: usize = 1 << 20;

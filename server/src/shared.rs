@@ -22,6 +22,8 @@ pub struct Shared {
     pub metrics: Box<[WorkerMetrics]>,
     /// Connections open in the whole process.
     pub open: AtomicUsize,
+    /// Bytes all decoders hold for unfinished messages (`--max-pending-bytes`).
+    pub pending: AtomicUsize,
     /// Open connections per client IP (only maintained with `--max-connections-per-ip`).
     pub per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Pub/sub history, presence and node id.
@@ -35,6 +37,7 @@ impl Shared {
             directory: Directory::new(config.max_rooms),
             metrics: (0..workers).map(|_| WorkerMetrics::default()).collect(),
             open: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
             hub: Hub::new(&config),
             config,

@@ -66,6 +66,15 @@ impl Session {
         matches!(self, Session::Room(_) | Session::PubSub(_))
     }
 
+    /// Bytes the decoder holds for a message (or frame) not complete yet (`--max-pending-bytes`).
+    pub fn pending_bytes(&self) -> usize {
+        match self {
+            Session::Room(r) => r.pending_bytes(),
+            Session::PubSub(p) => p.pending_bytes(),
+            Session::Handshake(_) | Session::Closing => 0,
+        }
+    }
+
     /// The cluster-unique client id of an upgraded connection.
     pub fn client(&self) -> Option<&ClientId> {
         match self {

@@ -59,6 +59,11 @@ struct Topics {
 }
 
 impl PubSubSession {
+    /// Bytes the decoder holds for an unfinished message.
+    pub fn pending_bytes(&self) -> usize {
+        self.decoder.pending_bytes()
+    }
+
     /// A session decoding with `decoder`, known to others as `client`.
     pub fn new(decoder: Decoder, client: ClientId) -> PubSubSession {
         PubSubSession {

@@ -39,6 +39,11 @@ impl RoomSession {
         }
     }
 
+    /// Bytes the decoder holds for an unfinished message.
+    pub fn pending_bytes(&self) -> usize {
+        self.decoder.pending_bytes()
+    }
+
     /// Decodes `data` (unmasked in place) and acts on every event, until the data ends or the
     /// session closes.
     pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) {

@@ -38,6 +38,9 @@ pub struct Conn {
     pub closing_since_ms: u64,
     /// A keepalive ping is outstanding.
     pub ping_outstanding: bool,
+    /// The session's decoder held this many bytes after the last read (counted in
+    /// `Shared::pending`).
+    pub pending: usize,
 }
 
 /// Timeouts of one tick (see [`Conns::expired`]).
@@ -113,6 +116,7 @@ impl Conns {
             last_rx_ms: now_ms,
             closing_since_ms: 0,
             ping_outstanding: false,
+            pending: 0,
         })
     }
 
@@ -166,6 +170,14 @@ impl Conns {
         let conn = self.slab.get_mut(key)?;
         conn.dirty = false;
         Some(conn)
+    }
+
+    /// The live connection whose decoder holds the most bytes, if any holds some.
+    pub fn largest_pending(&self) -> Option<usize> {
+        (self.slab.iter())
+            .filter(|(_, c)| c.pending > 0 && !c.life.is_dead())
+            .max_by_key(|(_, c)| c.pending)
+            .map(|(k, _)| k)
     }
 
     /// Connections whose time is up at `now` (coarse milliseconds).

@@ -27,7 +27,7 @@ use crate::conn::lifecycle::{Event, Stage};
 use crate::fanout::deliver::DeliveryReport;
 use crate::fanout::inbox::Inbox;
 use crate::fanout::{Fanout, Peers, Remote};
-use crate::limits::{RING_ENTRIES, TURN_BATCH_BYTES};
+use crate::limits::{COLLECT_EVERY_MS, COLLECT_FREED_BYTES, RING_ENTRIES, TURN_BATCH_BYTES};
 use crate::refusal::Refusal;
 use crate::ring::{self, BufRing, Op, RingError};
 use ringcast_pubsub::presence::ChangeKind;
@@ -40,6 +40,12 @@ use crate::shared::Shared;
 use self::conns::{Conns, Timeouts};
 use self::parts::{Accepting, Ctx, Turn};
 use self::sq::Sq;
+
+unsafe extern "C" {
+    /// mimalloc (the global allocator, linked through the `mimalloc` crate): frees what this
+    /// thread's heap holds but does not use.
+    fn mi_collect(force: bool);
+}
 
 /// A worker ready to run. Field order matters: the ring is dropped first, before the buffers,
 /// timespec and queues its operations may still reference.
@@ -111,6 +117,9 @@ impl Worker {
                 self.complete();
             }
             self.flush();
+            if self.turn.collect_due {
+                self.collect_memory();
+            }
             self.ctx.metrics().loop_iterations.fetch_add(1, Relaxed);
             if self.accepting.drain_deadline.is_some() && self.conns.is_empty() {
                 return Ok(());
@@ -283,10 +292,68 @@ impl Worker {
         bufs.recycle(bid);
         self.apply_moved(moved);
         self.apply(key, outcome);
+        self.account_pending(key);
         if self.fanout.batches.bytes() >= TURN_BATCH_BYTES {
             // Keeps every batch far below the 4 GiB its u32 offsets can address.
             self.flush_batches();
         }
+    }
+
+    /// Updates the global count of bytes held for unfinished messages with connection `key`'s
+    /// decoder; over `--max-pending-bytes`, this worker's connections with the largest
+    /// unfinished messages are closed with 1008 until the total fits (SPEC §7).
+    fn account_pending(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        let now = conn.session.pending_bytes();
+        let shared = self.ctx.shared.clone();
+        let total = &shared.pending;
+        if now == conn.pending {
+            return;
+        }
+        if now > conn.pending {
+            total.fetch_add(now - conn.pending, Relaxed);
+        } else {
+            total.fetch_sub(conn.pending - now, Relaxed);
+        }
+        conn.pending = now;
+        let mut freed = 0;
+        while total.load(Relaxed) > shared.config.max_pending_bytes {
+            let Some(largest) = self.conns.largest_pending() else {
+                break;
+            };
+            freed += self.conns[largest].pending;
+            self.close_with(largest, CloseCode::POLICY, "too much unfinished data");
+            self.release_pending(largest); // in case it was closing already
+        }
+        if freed > 0 {
+            self.turn.collect_due = true;
+            self.turn.freed += freed;
+            self.collect_memory();
+        }
+    }
+
+    /// Returns freed memory to the OS when a budget cut asked for it: the allocator does it
+    /// lazily, on later activity of this thread, and a budget only bounds memory if the pages
+    /// go back. At once when the cuts freed `COLLECT_FREED_BYTES`, otherwise at most every
+    /// `COLLECT_EVERY_MS` (a flood of small cuts costs little CPU); a later turn or the tick
+    /// finishes what was put off.
+    fn collect_memory(&mut self) {
+        let now = self.turn.now_ms;
+        let soon = now >= self.turn.collected_ms + COLLECT_EVERY_MS;
+        if self.turn.collect_due && (soon || self.turn.freed >= COLLECT_FREED_BYTES) {
+            // SAFETY: mi_collect only walks this thread's heap; no pointer is handed over.
+            unsafe { mi_collect(true) };
+            self.turn.collect_due = false;
+            self.turn.collected_ms = now;
+            self.turn.freed = 0;
+        }
+    }
+
+    /// Connection `key`'s decoder is gone: its unfinished bytes leave the global count.
+    fn release_pending(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        let held = std::mem::take(&mut conn.pending);
+        self.ctx.shared.pending.fetch_sub(held, Relaxed);
     }
 
     /// Applies what a session did through its sink.
@@ -367,6 +434,7 @@ impl Worker {
     /// Removes a connection from its room (its session becomes `Closing`); the last local
     /// member clears this worker's bit in the directory.
     fn leave_room(&mut self, key: usize) {
+        self.release_pending(key);
         let client = self.conns[key].session.client().cloned();
         for (room, slot) in self.conns[key].session.close() {
             let left = self.rooms.leave(room.id, slot);
@@ -605,6 +673,7 @@ impl Worker {
         self.sq.tick();
         // A lost or late MSG_RING wake must not leave batches waiting (issue 14 row 13).
         self.on_wake();
+        self.collect_memory();
         if self.accepting.resume(self.turn.now_ms) {
             self.sq.accept(self.accepting.listener.as_raw_fd());
         }

@@ -29,6 +29,12 @@ pub(super) struct Turn {
     pub(super) now_ms: u64,
     pub(super) recvs: usize,
     pub(super) sends_last_flush: u64,
+    /// A budget cut freed memory that should go back to the OS (see `Worker::collect_memory`).
+    pub(super) collect_due: bool,
+    /// When memory was last given back (coarse ms).
+    pub(super) collected_ms: u64,
+    /// Bytes budget cuts freed since then.
+    pub(super) freed: usize,
 }
 
 /// The listener, whether the worker is draining, and the accept backoff.
@@ -52,6 +58,9 @@ impl Turn {
             now_ms: 0,
             recvs: 0,
             sends_last_flush: 0,
+            collect_due: false,
+            collected_ms: 0,
+            freed: 0,
         }
     }
 
