@@ -11,6 +11,7 @@ use ringcast_protocol::handshake::{
 
 use crate::rooms::JoinError;
 use crate::rooms::local::Class;
+use crate::session::auth::{self, AuthRefusal};
 use crate::session::room::RoomSession;
 use crate::session::sink::Sink;
 
@@ -22,9 +23,39 @@ const DEMO_PAGE: &str = include_str!("../demo.html");
 pub struct Handshake {
     /// Head bytes received so far, when the head did not arrive in one piece.
     head: Vec<u8>,
+    /// Accepted past `--max-connections` / `--max-connections-per-ip`: refused with 503, but
+    /// only after the Origin, token and room checks (SPEC §10 orders them before limits).
+    over_limit: bool,
+}
+
+/// Why an upgrade is refused: the protocol's rejections and the token's.
+enum Refused {
+    Http(Rejection),
+    Auth(AuthRefusal),
+}
+
+impl From<Rejection> for Refused {
+    fn from(r: Rejection) -> Refused {
+        Refused::Http(r)
+    }
+}
+
+impl From<AuthRefusal> for Refused {
+    fn from(r: AuthRefusal) -> Refused {
+        Refused::Auth(r)
+    }
 }
 
 impl Handshake {
+    /// A connection admitted past a connection limit: its upgrade gets 503 once the checks
+    /// that come first (Origin, token, room) pass.
+    pub fn over_limit() -> Handshake {
+        Handshake {
+            head: Vec::new(),
+            over_limit: true,
+        }
+    }
+
     /// Handles received bytes; returns the room session once upgraded (having fed it the bytes
     /// that followed the head).
     pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) -> Option<RoomSession> {
@@ -50,13 +81,27 @@ impl Handshake {
             }
         };
         match request {
+            Request::Get(_) if self.over_limit => {
+                reject(sink, Rejection::Unavailable);
+                None
+            }
             Request::Get(route) => {
                 serve(sink, route);
                 None
             }
-            Request::Upgrade(upgrade) => match accept(sink, &upgrade) {
-                Err(rejection) => {
+            Request::Upgrade(upgrade) => match accept(sink, &upgrade, self.over_limit) {
+                Err(Refused::Http(rejection)) => {
                     reject(sink, rejection);
+                    None
+                }
+                Err(Refused::Auth(refusal)) => {
+                    // The reason names what was wrong, never the token.
+                    tracing::debug!(reason = %refusal, "upgrade refused by token auth");
+                    sink.metrics().rejected(refusal.label());
+                    let mut out = Vec::with_capacity(192);
+                    refusal.render(&mut out);
+                    sink.reply(out);
+                    sink.finish();
                     None
                 }
                 Ok(mut room) => {
@@ -72,18 +117,29 @@ impl Handshake {
     }
 }
 
-/// Completes the upgrade: joins the room and queues the 101.
-fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>) -> Result<RoomSession, Rejection> {
+/// Completes the upgrade: checks Origin (403), token (401), room (403) and limits (503) in
+/// that order (SPEC §10), joins the room and queues the 101.
+fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>, over_limit: bool) -> Result<RoomSession, Refused> {
     let cfg = sink.config();
     if !cfg.allowed_origins.is_empty()
         && !up
             .origin
             .is_some_and(|o| cfg.allowed_origins.iter().any(|a| a == o))
     {
-        return Err(Rejection::Forbidden);
+        return Err(Rejection::Forbidden.into());
     }
+    let claims = auth::check_token(cfg.auth.as_deref(), up)?;
     let chosen = up.select_protocol(|t| cfg.room_allowed(t) || t == cfg.pubsub_protocol)?;
     let room_name = chosen.unwrap_or(&cfg.default_room);
+    // The pub/sub token is not a room: its topics are checked per subscribe and publish.
+    let access = if chosen == Some(cfg.pubsub_protocol.as_str()) {
+        ringcast_pubsub::auth::Access::Full
+    } else {
+        auth::check_room(claims.as_ref(), room_name)?
+    };
+    if over_limit {
+        return Err(Rejection::Unavailable.into());
+    }
     let (room, slot) = sink
         .join(room_name, Class::Raw)
         .map_err(|JoinError::TooManyRooms| Rejection::Unavailable)?;
@@ -96,7 +152,13 @@ fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>) -> Result<RoomSession, Rejectio
     render_accept(&mut response, &up.accept, chosen);
     sink.reply(response);
     sink.metrics().upgraded.fetch_add(1, Ordering::Relaxed);
-    Ok(RoomSession::new(room, slot, decoder))
+    Ok(RoomSession::new(
+        room,
+        slot,
+        decoder,
+        claims.map(Box::new),
+        access,
+    ))
 }
 
 /// Answers with an HTTP error and closes once it is flushed.

@@ -158,8 +158,11 @@ impl Worker {
         let within = self.ctx.shared.admit(ip);
         let key = self.conns.insert(fd, ip, self.turn.now_ms);
         self.arm_recv(key);
-        if !within || self.accepting.drain_deadline.is_some() {
+        if self.accepting.drain_deadline.is_some() {
             self.reject(key, Rejection::Unavailable);
+        } else if !within {
+            // Refused once its request head shows that Origin, token and room pass (SPEC §10).
+            self.conns[key].session = Session::Handshake(handshake::Handshake::over_limit());
         }
     }
 
