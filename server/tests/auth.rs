@@ -279,7 +279,7 @@ fn origin_comes_before_the_token_and_the_token_before_limits() {
 }
 
 #[test]
-fn the_secret_file_and_the_environment_work_like_the_flag() {
+fn the_secret_file_the_environment_and_the_toml_work_like_the_flag() {
     let dir = std::env::temp_dir().join(format!("ringcast-auth-{}", common::rand_u32()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("secret");
@@ -298,6 +298,17 @@ fn the_secret_file_and_the_environment_work_like_the_flag() {
     assert_eq!(status(&server.http(&request("/", None, ""))), 401);
 
     let server = Server::start_with_env(&[], &[("RINGCAST_AUTH_SECRET", SECRET)]);
+    let resp = Raw::connect_with(
+        &server,
+        &request(&format!("/?token={}", token("")), None, ""),
+    )
+    .1;
+    assert_eq!(status(&resp), 101, "{resp}");
+    assert_eq!(status(&server.http(&request("/", None, ""))), 401);
+
+    let toml = dir.join("ringcast.toml");
+    std::fs::write(&toml, format!("auth-secret = \"{SECRET}\"\n")).unwrap();
+    let server = Server::start(&["--config", toml.to_str().unwrap()]);
     let resp = Raw::connect_with(
         &server,
         &request(&format!("/?token={}", token("")), None, ""),
