@@ -333,7 +333,7 @@ const pubsubTests = {
         await expectOp(a2, 'message', { offset: live, data: { i: 5 } });   // no duplicate, no gap
       });
       await using([await authed(mint())], async (a3) => {
-        await sendJson(a3, { op: 'subscribe', topic: t, since: { last: 2 } });
+        await sendJson(a3, { op: 'subscribe', topic: t, id: 3, since: { last: 2 } });
         await expectOp(a3, 'subscribed');
         await expectOp(a3, 'message', { data: { i: 4 } });
         await expectOp(a3, 'message', { data: { i: 5 } });

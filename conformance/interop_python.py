@@ -421,7 +421,7 @@ async def t_pubsub_recovery():
             m, _ = await expect_op(a2, "message", offset=live)   # no duplicate, no gap
             check(m["data"] == {"i": 5}, f"live {m}")
         async with authed(mint()) as a3:
-            await send_json(a3, {"op": "subscribe", "topic": t, "since": {"last": 2}})
+            await send_json(a3, {"op": "subscribe", "topic": t, "id": 3, "since": {"last": 2}})
             await expect_op(a3, "subscribed")
             got = [(await expect_op(a3, "message"))[0]["data"]["i"] for _ in range(2)]
             check(got == [4, 5], f"last 2 replayed {got}")
