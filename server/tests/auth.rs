@@ -276,6 +276,8 @@ fn origin_comes_before_the_token_and_the_token_before_limits() {
     assert_eq!(status(&resp), 403, "room before limits: {resp}");
     let resp = server.http(&request(&format!("/?token={t}"), Some("chat"), ""));
     assert_eq!(status(&resp), 503, "limits last: {resp}");
+    let resp = server.http(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status(&resp), 503, "plain routes over the limit too: {resp}");
 }
 
 #[test]
