@@ -8,6 +8,8 @@ mod conn;
 mod fanout;
 mod limits;
 mod metrics;
+mod pubsub;
+mod refusal;
 mod ring;
 mod rooms;
 mod session;

@@ -277,7 +277,11 @@ fn origin_comes_before_the_token_and_the_token_before_limits() {
     let resp = server.http(&request(&format!("/?token={t}"), Some("chat"), ""));
     assert_eq!(status(&resp), 503, "limits last: {resp}");
     let resp = server.http(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!(status(&resp), 503, "plain routes over the limit too: {resp}");
+    assert_eq!(
+        status(&resp),
+        503,
+        "plain routes over the limit too: {resp}"
+    );
 }
 
 #[test]
@@ -369,4 +373,72 @@ fn no_log_line_shows_a_token() {
             assert!(!log.contains(part), "a token part appears in the log");
         }
     }
+}
+
+/// The next text message, parsed.
+fn json(ws: &mut WebSocket<TcpStream>) -> serde_json::Value {
+    serde_json::from_str(&text(ws)).expect("a JSON object")
+}
+
+fn send_json(ws: &mut WebSocket<TcpStream>, v: serde_json::Value) {
+    ws.send(Message::text(v.to_string())).unwrap();
+}
+
+#[test]
+fn pubsub_answers_forbidden_outside_the_claims_and_names_the_user() {
+    use serde_json::json;
+    let server = auth_server(&[]);
+    let t = token(r#""sub":"dana","rooms":["ok-*"],"read":["ro-*"],"#);
+    let mut a = client(&server, "pubsub", &t, false);
+    // Outside both claims: no subscribe; read-only: subscribe but no publish.
+    send_json(&mut a, json!({"op":"subscribe","topic":"nope","id":1}));
+    let e = json(&mut a);
+    assert_eq!(
+        (e["op"].as_str(), e["code"].as_str(), &e["id"]),
+        (Some("error"), Some("forbidden"), &json!(1))
+    );
+    send_json(
+        &mut a,
+        json!({"op":"subscribe","topic":"ro-news","id":2,"presence":true}),
+    );
+    assert_eq!(json(&mut a)["op"], "subscribed");
+    let snap = json(&mut a);
+    assert_eq!(snap["op"], "presence");
+    assert_eq!(
+        snap["clients"][0]["user"], "dana",
+        "sub is the presence user: {snap}"
+    );
+    send_json(
+        &mut a,
+        json!({"op":"publish","topic":"ro-news","data":1,"id":3}),
+    );
+    let e = json(&mut a);
+    assert_eq!(
+        (e["code"].as_str(), &e["id"]),
+        (Some("forbidden"), &json!(3))
+    );
+    send_json(
+        &mut a,
+        json!({"op":"publish","topic":"nope","data":1,"id":4}),
+    );
+    assert_eq!(json(&mut a)["code"], "forbidden");
+    // Still usable; a room member joining ro-news shows up with its own token's user.
+    send_json(
+        &mut a,
+        json!({"op":"publish","topic":"ok-1","data":1,"id":5}),
+    );
+    assert_eq!(json(&mut a)["op"], "published");
+    let writer = token(r#""sub":"erin","rooms":["ro-news"],"#);
+    let mut w = client(&server, "ro-news", &writer, true);
+    let join = json(&mut a);
+    assert_eq!(
+        (join["op"].as_str(), join["user"].as_str()),
+        (Some("join"), Some("erin"))
+    );
+    w.send(Message::text("extra")).unwrap();
+    let m = json(&mut a);
+    assert_eq!(
+        (m["op"].as_str(), m["data"].as_str()),
+        (Some("message"), Some("extra"))
+    );
 }

@@ -1,65 +1,29 @@
 //! Token auth at the handshake (SPEC §10): which token a request carries, whether it verifies,
 //! and whether its claims admit the chosen room. The checks themselves (HS256, `exp`/`nbf`,
 //! `rooms`/`read`) live in `ringcast_pubsub::auth`; this module applies them to an upgrade and
-//! turns a failure into a refusal.
+//! turns a failure into a [`Refusal`] (`Unauthorized`: 401, `RoomForbidden`: 403).
 //!
 //! The token is borrowed from the request head and never stored, formatted or logged: refusals
 //! name what was wrong, never the text.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ringcast_protocol::handshake::{Upgrade, render_response};
+use ringcast_protocol::handshake::Upgrade;
 use ringcast_pubsub::auth::{
     Access, AuthError, Claims, Verifier, token_from_authorization, token_from_target,
 };
 
-/// Why the token or its claims refuse an upgrade.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthRefusal {
-    /// `--auth-secret` is set and the request carries no token (no `?token=` and no
-    /// `Authorization: Bearer`): 401.
-    #[error("missing token")]
-    Missing,
-    /// The token does not verify (signature, algorithm, `exp`, `nbf`, structure): 401.
-    #[error("{0}")]
-    Bad(AuthError),
-    /// The chosen room is outside the token's `rooms` and `read` claims: 403.
-    #[error("room not allowed by the token")]
-    Room,
-}
+use crate::refusal::Refusal;
 
-impl AuthRefusal {
-    /// The HTTP status code.
-    pub fn status(&self) -> u16 {
-        match self {
-            AuthRefusal::Missing | AuthRefusal::Bad(_) => 401,
-            AuthRefusal::Room => 403,
-        }
-    }
-
-    /// The label of `ringcast_connections_rejected_total{reason=...}`.
-    pub fn label(&self) -> &'static str {
-        match self {
-            AuthRefusal::Missing | AuthRefusal::Bad(_) => "unauthorized",
-            AuthRefusal::Room => "room_forbidden",
-        }
-    }
-
-    /// Appends the complete response: status line, `Connection: close`, a one-line text body
-    /// (a 401 also names the scheme, RFC 6750 §3).
-    pub fn render(&self, out: &mut Vec<u8>) {
-        let extra = match self {
-            AuthRefusal::Missing | AuthRefusal::Bad(_) => "WWW-Authenticate: Bearer\r\n",
-            AuthRefusal::Room => "",
-        };
-        let body = format!("{self}\n");
-        render_response(
-            out,
-            self.status(),
-            extra,
-            "text/plain; charset=utf-8",
-            body.as_bytes(),
-        );
+/// The one-line reason of a 401 for `e` (fixed text: never any part of the token).
+fn reason(e: &AuthError) -> &'static str {
+    match e {
+        AuthError::Malformed => "malformed token",
+        AuthError::Algorithm => "unsupported token algorithm",
+        AuthError::Signature => "bad token signature",
+        AuthError::MissingExp => "token has no exp claim",
+        AuthError::Expired => "token expired",
+        AuthError::NotYetValid => "token not yet valid",
     }
 }
 
@@ -68,29 +32,29 @@ impl AuthRefusal {
 pub fn check_token(
     verifier: Option<&Verifier>,
     up: &Upgrade<'_>,
-) -> Result<Option<Claims>, AuthRefusal> {
+) -> Result<Option<Claims>, Refusal> {
     let Some(verifier) = verifier else {
         return Ok(None);
     };
-    let from_query = token_from_target(up.target);
+    let from_query = token_from_target(up.path);
     let token = match &from_query {
         Some(t) => t.as_ref(),
         None => up
             .authorization
             .and_then(token_from_authorization)
-            .ok_or(AuthRefusal::Missing)?,
+            .ok_or(Refusal::Unauthorized("missing token"))?,
     };
     verifier
         .verify(token, now_unix())
         .map(Some)
-        .map_err(AuthRefusal::Bad)
+        .map_err(|e| Refusal::Unauthorized(reason(&e)))
 }
 
 /// What the claims allow in room `room` (everything without auth or without room claims), or a
 /// 403 when they do not list it.
-pub fn check_room(claims: Option<&Claims>, room: &str) -> Result<Access, AuthRefusal> {
+pub fn check_room(claims: Option<&Claims>, room: &str) -> Result<Access, Refusal> {
     match claims.map_or(Access::Full, |c| c.access(room)) {
-        Access::Denied => Err(AuthRefusal::Room),
+        Access::Denied => Err(Refusal::RoomForbidden),
         access => Ok(access),
     }
 }
@@ -129,15 +93,21 @@ mod tests {
     fn a_missing_token_and_a_foreign_scheme_are_401() {
         let v = Verifier::new(b"k");
         with_upgrade("", "/", |up| {
-            assert_eq!(check_token(Some(&v), up), Err(AuthRefusal::Missing))
+            assert_eq!(
+                check_token(Some(&v), up),
+                Err(Refusal::Unauthorized("missing token"))
+            )
         });
         with_upgrade("Authorization: Basic dTpw\r\n", "/?other=1", |up| {
-            assert_eq!(check_token(Some(&v), up), Err(AuthRefusal::Missing))
+            assert_eq!(
+                check_token(Some(&v), up),
+                Err(Refusal::Unauthorized("missing token"))
+            )
         });
         with_upgrade("", "/?token=a.b.c", |up| {
             assert_eq!(
                 check_token(Some(&v), up),
-                Err(AuthRefusal::Bad(AuthError::Malformed))
+                Err(Refusal::Unauthorized("malformed token"))
             )
         });
     }
@@ -145,13 +115,24 @@ mod tests {
     #[test]
     fn refusals_render_one_line_without_the_token() {
         let mut out = Vec::new();
-        AuthRefusal::Bad(AuthError::Signature).render(&mut out);
+        Refusal::Unauthorized(reason(&AuthError::Signature)).render(&mut out);
         let text = String::from_utf8(out).expect("ascii");
         assert!(text.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{text}");
         assert!(text.contains("WWW-Authenticate: Bearer\r\n"));
         assert!(text.ends_with("\r\n\r\nbad token signature\n"), "{text}");
-        assert_eq!(AuthRefusal::Room.status(), 403);
-        assert_eq!(AuthRefusal::Room.label(), "room_forbidden");
+        assert_eq!(Refusal::RoomForbidden.status(), 403);
+        assert_eq!(Refusal::RoomForbidden.label(), "room_forbidden");
+        // Each reason is the error's own text.
+        for e in [
+            AuthError::Malformed,
+            AuthError::Algorithm,
+            AuthError::Signature,
+            AuthError::MissingExp,
+            AuthError::Expired,
+            AuthError::NotYetValid,
+        ] {
+            assert_eq!(reason(&e), e.to_string());
+        }
     }
 
     #[test]
@@ -163,7 +144,10 @@ mod tests {
         };
         assert_eq!(check_room(Some(&claims), "team-a"), Ok(Access::Full));
         assert_eq!(check_room(Some(&claims), "news"), Ok(Access::Read));
-        assert_eq!(check_room(Some(&claims), "other"), Err(AuthRefusal::Room));
+        assert_eq!(
+            check_room(Some(&claims), "other"),
+            Err(Refusal::RoomForbidden)
+        );
         assert_eq!(check_room(None, "other"), Ok(Access::Full));
     }
 }

@@ -6,59 +6,69 @@ use std::sync::atomic::Ordering;
 use ringcast_protocol::Decoder;
 use ringcast_protocol::frame::DecoderConfig;
 use ringcast_protocol::handshake::{
-    Rejection, Request, Route, Upgrade, parse_request, render_accept, render_response,
+    Rejection, Request, Upgrade, parse_request, render_accept, render_response,
 };
 
+use ringcast_pubsub::auth::Access;
+use ringcast_pubsub::presence::ChangeKind;
+
+use crate::refusal::Refusal;
 use crate::rooms::JoinError;
 use crate::rooms::local::Class;
-use crate::session::auth::{self, AuthRefusal};
+use crate::session::auth;
+use crate::session::pubsub::{PubSubSession, announce};
 use crate::session::room::RoomSession;
 use crate::session::sink::Sink;
 
 /// The demo chat page served at `/`.
 const DEMO_PAGE: &str = include_str!("../demo.html");
 
+/// A plain (non-upgrade) GET route the server answers itself (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// `GET /`: the demo page.
+    Index,
+    /// `GET /healthz`.
+    Healthz,
+    /// `GET /metrics`.
+    Metrics,
+}
+
+impl Route {
+    /// The route a request target names, query ignored; `None` for any other path.
+    fn of(target: &str) -> Option<Route> {
+        match target.split_once('?').map_or(target, |(p, _)| p) {
+            "/" => Some(Route::Index),
+            "/healthz" => Some(Route::Healthz),
+            "/metrics" => Some(Route::Metrics),
+            _ => None,
+        }
+    }
+}
+
 /// A connection reading its request head.
 #[derive(Default)]
 pub struct Handshake {
     /// Head bytes received so far, when the head did not arrive in one piece.
     head: Vec<u8>,
-    /// Accepted past `--max-connections` / `--max-connections-per-ip`: refused with 503, but
+    /// Accepted past `--max-connections` / `--max-connections-per-ip`: this 503 is sent, but
     /// only after the Origin, token and room checks (SPEC §10 orders them before limits).
-    over_limit: bool,
-}
-
-/// Why an upgrade is refused: the protocol's rejections and the token's.
-enum Refused {
-    Http(Rejection),
-    Auth(AuthRefusal),
-}
-
-impl From<Rejection> for Refused {
-    fn from(r: Rejection) -> Refused {
-        Refused::Http(r)
-    }
-}
-
-impl From<AuthRefusal> for Refused {
-    fn from(r: AuthRefusal) -> Refused {
-        Refused::Auth(r)
-    }
+    over_limit: Option<Refusal>,
 }
 
 impl Handshake {
-    /// A connection admitted past a connection limit: its upgrade gets 503 once the checks
-    /// that come first (Origin, token, room) pass.
-    pub fn over_limit() -> Handshake {
+    /// A connection accepted past a connection limit (`limit` says which): its upgrade gets
+    /// that refusal once the checks that come first pass; a plain GET gets it at once.
+    pub fn over_limit(limit: Refusal) -> Handshake {
         Handshake {
             head: Vec::new(),
-            over_limit: true,
+            over_limit: Some(limit),
         }
     }
 
     /// Handles received bytes; returns the room session once upgraded (having fed it the bytes
     /// that followed the head).
-    pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) -> Option<RoomSession> {
+    pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) -> Option<Upgraded> {
         let max = sink.config().max_header_bytes;
         let mut owned;
         // Parse straight from the receive buffer when the head arrived in one piece.
@@ -76,96 +86,111 @@ impl Handshake {
                 return None;
             }
             Err(rejection) => {
-                reject(sink, rejection);
+                reject(sink, rejection.into());
                 return None;
             }
         };
         match request {
-            Request::Get(_) if self.over_limit => {
-                reject(sink, Rejection::Unavailable);
-                None
-            }
-            Request::Get(route) => {
-                serve(sink, route);
+            Request::Get { path } => {
+                match (self.over_limit, Route::of(path)) {
+                    (Some(limit), _) => reject(sink, limit),
+                    (None, Some(route)) => serve(sink, route),
+                    (None, None) => reject(sink, Rejection::UpgradeRequired.into()),
+                }
                 None
             }
             Request::Upgrade(upgrade) => match accept(sink, &upgrade, self.over_limit) {
-                Err(Refused::Http(rejection)) => {
-                    reject(sink, rejection);
+                Err(refusal) => {
+                    reject(sink, refusal);
                     None
                 }
-                Err(Refused::Auth(refusal)) => {
-                    // The reason names what was wrong, never the token.
-                    tracing::debug!(reason = %refusal, "upgrade refused by token auth");
-                    sink.metrics().rejected(refusal.label());
-                    let mut out = Vec::with_capacity(192);
-                    refusal.render(&mut out);
-                    sink.reply(out);
-                    sink.finish();
-                    None
-                }
-                Ok(mut room) => {
+                Ok(mut up) => {
                     drop(upgrade);
                     let rest = &mut buf[used..];
                     if !rest.is_empty() {
-                        room.feed(rest, sink);
+                        match &mut up {
+                            Upgraded::Room(r) => r.feed(rest, sink),
+                            Upgraded::PubSub(p) => p.feed(rest, sink),
+                        }
                     }
-                    Some(room)
+                    Some(up)
                 }
             },
         }
     }
 }
 
+/// The mode an upgraded connection enters (the session module turns it into a `Session`).
+pub enum Upgraded {
+    /// A member of one room.
+    Room(RoomSession),
+    /// JSON pub/sub (the `--pubsub-protocol` token).
+    PubSub(PubSubSession),
+}
+
 /// Completes the upgrade: checks Origin (403), token (401), room (403) and limits (503) in
-/// that order (SPEC §10), joins the room and queues the 101.
-fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>, over_limit: bool) -> Result<RoomSession, Refused> {
+/// that order (SPEC §10), joins the room (room mode) and queues the 101.
+fn accept(
+    sink: &mut Sink<'_>,
+    up: &Upgrade<'_>,
+    over_limit: Option<Refusal>,
+) -> Result<Upgraded, Refusal> {
     let cfg = sink.config();
     if !cfg.allowed_origins.is_empty()
         && !up
             .origin
             .is_some_and(|o| cfg.allowed_origins.iter().any(|a| a == o))
     {
-        return Err(Rejection::Forbidden.into());
+        return Err(Refusal::Forbidden);
     }
     let claims = auth::check_token(cfg.auth.as_deref(), up)?;
     let chosen = up.select_protocol(|t| cfg.room_allowed(t) || t == cfg.pubsub_protocol)?;
+    let pubsub = chosen == Some(cfg.pubsub_protocol.as_str());
     let room_name = chosen.unwrap_or(&cfg.default_room);
     // The pub/sub token is not a room: its topics are checked per subscribe and publish.
-    let access = if chosen == Some(cfg.pubsub_protocol.as_str()) {
-        ringcast_pubsub::auth::Access::Full
+    let access = if pubsub {
+        Access::Full
     } else {
         auth::check_room(claims.as_ref(), room_name)?
     };
-    if over_limit {
-        return Err(Rejection::Unavailable.into());
+    if let Some(limit) = over_limit {
+        return Err(limit);
     }
-    let (room, slot) = sink
-        .join(room_name, Class::Raw)
-        .map_err(|JoinError::TooManyRooms| Rejection::Unavailable)?;
     let decoder = Decoder::new(DecoderConfig {
         max_message_bytes: cfg.max_message_bytes,
         allow_rsv1: false,
         require_mask: true,
     });
+    let client = sink.client_id();
+    let claims = claims.map(Box::new);
+    let upgraded = if pubsub {
+        Upgraded::PubSub(PubSubSession::new(decoder, client, claims))
+    } else {
+        let (room, slot) = sink
+            .join(room_name, Class::Raw)
+            .map_err(|JoinError::TooManyRooms| Refusal::TooManyRooms)?;
+        let user = claims.as_ref().and_then(|c| c.sub.as_deref());
+        announce(sink, &room, &client, user, ChangeKind::Join);
+        Upgraded::Room(RoomSession::new(
+            room, slot, decoder, client, claims, access,
+        ))
+    };
     let mut response = Vec::with_capacity(160);
     render_accept(&mut response, &up.accept, chosen);
     sink.reply(response);
     sink.metrics().upgraded.fetch_add(1, Ordering::Relaxed);
-    Ok(RoomSession::new(
-        room,
-        slot,
-        decoder,
-        claims.map(Box::new),
-        access,
-    ))
+    Ok(upgraded)
 }
 
 /// Answers with an HTTP error and closes once it is flushed.
-pub fn reject(sink: &mut Sink<'_>, rejection: Rejection) {
-    sink.metrics().rejected(rejection.label());
+pub fn reject(sink: &mut Sink<'_>, refusal: Refusal) {
+    if matches!(refusal, Refusal::Unauthorized(_) | Refusal::RoomForbidden) {
+        // The reason names what was wrong, never the token.
+        tracing::debug!(reason = %refusal, "upgrade refused by token auth");
+    }
+    sink.metrics().rejected(refusal.label());
     let mut out = Vec::with_capacity(192);
-    rejection.render(&mut out);
+    refusal.render(&mut out);
     sink.reply(out);
     sink.finish();
 }

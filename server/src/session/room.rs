@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use ringcast_protocol::frame::{Event, MessageKind, OpCode};
 use ringcast_protocol::{CloseCode, Decoder};
 use ringcast_pubsub::auth::{Access, Claims};
+use ringcast_pubsub::presence::ClientId;
 
 use crate::rooms::SharedRoom;
 use crate::rooms::local::Slot;
@@ -15,6 +16,8 @@ use crate::session::sink::Sink;
 
 /// A member of one room.
 pub struct RoomSession {
+    /// Cluster-unique id (room-mode members count in presence).
+    pub client: ClientId,
     room: Arc<SharedRoom>,
     slot: Slot,
     decoder: Box<Decoder>,
@@ -25,16 +28,19 @@ pub struct RoomSession {
 }
 
 impl RoomSession {
-    /// A member of `room` sitting at `slot`, decoding with `decoder`, with the token's `claims`
-    /// and the `access` they give to this room (`Full` without auth).
+    /// A member of `room` sitting at `slot`, decoding with `decoder`, known to others as
+    /// `client`, with the token's `claims` and the `access` they give to this room (`Full`
+    /// without auth).
     pub fn new(
         room: Arc<SharedRoom>,
         slot: Slot,
         decoder: Decoder,
+        client: ClientId,
         claims: Option<Box<Claims>>,
         access: Access,
     ) -> RoomSession {
         RoomSession {
+            client,
             room,
             slot,
             decoder: Box::new(decoder),
@@ -61,7 +67,7 @@ impl RoomSession {
                 Ok(found) => found,
                 Err(e) => {
                     tracing::debug!(error = %e, "closing client for a protocol violation");
-                    sink.close(Some(e.close_code()), e.to_string());
+                    sink.close(Some(CloseCode::from(&e)), e.to_string());
                     return;
                 }
             };
@@ -81,7 +87,7 @@ impl RoomSession {
                     m.messages_in.fetch_add(1, Ordering::Relaxed);
                     m.bytes_in
                         .fetch_add(payload.len() as u64, Ordering::Relaxed);
-                    sink.publish(&self.room, kind, payload);
+                    sink.publish(&self.room, kind, &payload);
                 }
                 Some(Event::Ping(payload)) => sink.reply_frame(OpCode::Pong, payload),
                 Some(Event::Close(frame)) => {
