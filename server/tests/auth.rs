@@ -422,6 +422,12 @@ fn pubsub_answers_forbidden_outside_the_claims_and_names_the_user() {
         json!({"op":"publish","topic":"nope","data":1,"id":4}),
     );
     assert_eq!(json(&mut a)["code"], "forbidden");
+    send_json(&mut a, json!({"op":"presence","topic":"nope","id":6}));
+    assert_eq!(
+        json(&mut a)["code"],
+        "forbidden",
+        "who is in a topic needs read access"
+    );
     // Still usable; a room member joining ro-news shows up with its own token's user.
     send_json(
         &mut a,

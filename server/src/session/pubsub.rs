@@ -159,8 +159,20 @@ impl Topics {
             } => self.subscribe(topic, id, since, presence, sink),
             Command::Unsubscribe { topic, id } => self.unsubscribe(topic, id, sink),
             Command::Publish { topic, id, data } => self.publish(topic, id, data, sink),
+            // Who is in a topic is what a subscriber would learn: the same claim applies.
+            Command::Presence { topic, id } if !self.may_read(topic) => error(
+                sink,
+                id,
+                ErrorCode::Forbidden,
+                "topic not allowed by the token",
+            ),
             Command::Presence { topic, id } => snapshot(sink, topic, id),
         }
+    }
+
+    /// Whether the token lets this connection subscribe to `topic` (always, without auth).
+    fn may_read(&self, topic: &str) -> bool {
+        self.claims.as_ref().is_none_or(|c| c.may_read(topic))
     }
 
     fn subscribe(
@@ -171,7 +183,7 @@ impl Topics {
         presence: bool,
         sink: &mut Sink<'_>,
     ) {
-        if self.claims.as_ref().is_some_and(|c| !c.may_read(topic)) {
+        if !self.may_read(topic) {
             return error(
                 sink,
                 id,
