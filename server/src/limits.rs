@@ -62,3 +62,8 @@ pub const COLLECT_EVERY_MS: u64 = 20;
 /// Bytes freed by `--max-pending-bytes` cuts that are given back to the OS at once, without
 /// waiting for `COLLECT_EVERY_MS`.
 pub const COLLECT_FREED_BYTES: usize = 1 << 20;
+
+/// How long a connection accepted past `--max-connections`/`--max-connections-per-ip` may take
+/// to send its request head (which decides the order of refusals, SPEC §10) before it gets its
+/// 503 without it. Rounded up to the worker's tick.
+pub const OVER_LIMIT_HEAD_MS: u64 = 250;

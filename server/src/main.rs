@@ -181,6 +181,8 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     for _ in 1..n {
         listeners.push(listener(bound)?);
     }
+    // Made before any worker accepts: at the descriptor limit it could not be made later.
+    let mut waker = Waker::new()?;
     let shared = Arc::new(Shared::new(config, n));
     let (senders, receivers) = Peers::channels(n);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -233,7 +235,6 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(%bound, workers = n, "accepting connections");
 
     // Workers run until a signal asks them to drain, or until one of them fails.
-    let mut waker = Waker::new()?;
     let mut draining = false;
     let mut running = n;
     while running > 0 {

@@ -15,14 +15,7 @@ const KEY: &str = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
 
 #[test]
 fn plain_routes_and_every_error_status() {
-    let server = Server::start(&[
-        "--rooms",
-        "a,b",
-        "--default-room",
-        "a",
-        "--max-header-bytes",
-        "1024",
-    ]);
+    let server = Server::start(&["--rooms", "a,b", "--max-header-bytes", "1024"]);
     let ok = server.http(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(status(&ok), 200);
     assert!(ok.ends_with("\r\n\r\nok"), "{ok}");

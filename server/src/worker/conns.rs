@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::conn::lifecycle::Lifecycle;
 use crate::conn::outq::OutQueue;
 use crate::fanout::deliver::Outboxes;
-use crate::limits::LINGER_MS;
+use crate::limits::{LINGER_MS, OVER_LIMIT_HEAD_MS};
 use crate::session::Session;
 
 /// One client connection.
@@ -48,6 +48,8 @@ pub struct Conn {
 pub struct Expired {
     /// Connections to tear down (handshake timeout, linger over, drain over).
     pub abort: Vec<usize>,
+    /// Handshakes accepted past a connection limit whose head is late (their 503 now).
+    pub refuse: Vec<usize>,
     /// Open connections silent past `--idle-timeout` (Close 1008).
     pub idle: Vec<usize>,
     /// Open connections silent past `--ping-interval` (ping them).
@@ -193,6 +195,14 @@ impl Conns {
                 // From the accept: a trickle of bytes does not extend it (issue 14 row 4).
                 Session::Handshake(_) if now.saturating_sub(c.accepted_ms) >= t.handshake => {
                     out.abort.push(key)
+                }
+                // Past a connection limit, a client that sends no head in time is refused
+                // without it: a silent flood must not hold descriptors (issue 14 row 9).
+                Session::Handshake(h)
+                    if h.limit().is_some()
+                        && now.saturating_sub(c.accepted_ms) >= OVER_LIMIT_HEAD_MS =>
+                {
+                    out.refuse.push(key)
                 }
                 Session::Closing if now.saturating_sub(c.closing_since_ms) >= t.linger => {
                     out.abort.push(key)

@@ -2,7 +2,8 @@
 
 use std::net::IpAddr;
 use std::os::fd::RawFd;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use crate::config::Config;
@@ -46,8 +47,7 @@ pub(super) struct Accepting {
     pub(super) paused_until: Option<u64>,
     /// The next pause, doubling from `ACCEPT_BACKOFF_MIN_MS` to `ACCEPT_BACKOFF_MAX_MS`.
     backoff_ms: u64,
-    /// When the last accept failure was logged, and how many failed since.
-    logged_ms: Option<u64>,
+    /// Accept failures not logged yet.
     unlogged: u64,
 }
 
@@ -85,24 +85,23 @@ impl Accepting {
             drain_deadline: None,
             paused_until: None,
             backoff_ms: ACCEPT_BACKOFF_MIN_MS,
-            logged_ms: None,
             unlogged: 0,
         }
     }
 
     /// Accept failed for lack of descriptors or memory at `now`: pause for the backoff (which
-    /// doubles) and log at most one line per second, with the failures since the last line.
+    /// doubles) and log at most one line per second (all workers together), with the failures
+    /// since the last line.
     pub(super) fn pause(&mut self, now: u64, error: &std::io::Error) {
         self.paused_until = Some(now + self.backoff_ms);
         self.unlogged += 1;
-        if self.logged_ms.is_none_or(|t| now >= t + 1000) {
+        if log_slot() {
             tracing::warn!(
                 %error,
                 failures = self.unlogged,
                 pause_ms = self.backoff_ms,
                 "accept failed: pausing accepts (connections wait in the backlog)"
             );
-            self.logged_ms = Some(now);
             self.unlogged = 0;
         }
         self.backoff_ms = (self.backoff_ms * 2).min(ACCEPT_BACKOFF_MAX_MS);
@@ -121,6 +120,20 @@ impl Accepting {
         }
         false
     }
+}
+
+/// Whether an accept-failure line may be logged now: at most one per second for the whole
+/// process, whichever worker asks.
+fn log_slot() -> bool {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    // Milliseconds since the first call, plus one second so the first call always logs.
+    let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1000;
+    let last = LAST.load(Ordering::Relaxed);
+    now >= last + 1000
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// Sets up an accepted socket; returns the client's IP when `--max-connections-per-ip` needs it.
