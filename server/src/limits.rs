@@ -67,3 +67,8 @@ pub const COLLECT_FREED_BYTES: usize = 1 << 20;
 /// to send its request head (which decides the order of refusals, SPEC §10) before it gets its
 /// 503 without it. Rounded up to the worker's tick.
 pub const OVER_LIMIT_HEAD_MS: u64 = 250;
+
+/// Pings a client may send while not taking a byte of what the server sends (its owed Pong is
+/// overwritten each time) before it is closed with 1008 as a flood: collapsing bounds the
+/// memory of a ping flood, this bounds its CPU.
+pub const MAX_COLLAPSED_PONGS: u32 = 1024;

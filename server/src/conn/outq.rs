@@ -49,6 +49,8 @@ pub struct OutQueue {
     /// (RFC 6455 §5.5.3), so a ping flood costs one frame (issue 14 row 1). It joins the
     /// chunks when a send starts, or before a Close.
     pong: Option<Box<[u8]>>,
+    /// Pings answered by overwriting the owed Pong since the client last took bytes.
+    collapsed: u32,
 }
 
 impl OutQueue {
@@ -106,7 +108,15 @@ impl OutQueue {
         self.unsent += buf.len();
         let old = self.pong.replace(buf.into_boxed_slice());
         self.unsent -= old.as_ref().map_or(0, |b| b.len());
+        if old.is_some() {
+            self.collapsed = self.collapsed.saturating_add(1);
+        }
         old.is_none()
+    }
+
+    /// Pings whose Pong was overwritten since the client last took bytes from this queue.
+    pub fn collapsed_pongs(&self) -> u32 {
+        self.collapsed
     }
 
     /// Moves the owed Pong (if any) behind the queued chunks.
@@ -177,6 +187,9 @@ impl OutQueue {
     /// remain queued.
     pub fn sent(&mut self, mut n: usize) -> bool {
         self.in_flight = 0;
+        if n > 0 {
+            self.collapsed = 0;
+        }
         self.unsent -= n.min(self.unsent);
         while n > 0 {
             let Some(front) = self.chunks.front() else {

@@ -13,6 +13,7 @@ use ringcast_pubsub::presence::ClientId;
 use crate::config::Config;
 use crate::conn::outq::OutQueue;
 use crate::fanout::batch::TurnBatches;
+use crate::limits::MAX_COLLAPSED_PONGS;
 use crate::metrics::WorkerMetrics;
 use crate::rooms::local::{Class, LocalRooms, Slot};
 use crate::rooms::{JoinError, SharedRoom};
@@ -180,7 +181,9 @@ impl<'a> Sink<'a> {
         }
     }
 
-    /// Owes this client a Pong for `payload`: only the latest owed one is sent (SPEC §7).
+    /// Owes this client a Pong for `payload`: only the latest owed one is sent (SPEC §7). A
+    /// client that sends more than `MAX_COLLAPSED_PONGS` Pings without taking a byte is
+    /// flooding: it is closed with 1008 (counted as backpressure), so it costs no more CPU.
     pub fn pong(&mut self, payload: &[u8]) {
         if self.out.set_pong(payload) {
             self.metrics()
@@ -188,6 +191,13 @@ impl<'a> Sink<'a> {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.queued = true;
+        if self.out.collapsed_pongs() > MAX_COLLAPSED_PONGS && self.end.is_none() {
+            self.out.drop_unsent();
+            self.metrics()
+                .backpressure_disconnects
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.close(Some(CloseCode::POLICY), "ping flood".into());
+        }
     }
 
     /// Asks for a Close frame and the end of the connection; nothing is read after it.
