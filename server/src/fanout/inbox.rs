@@ -14,9 +14,6 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
-
-use crate::fanout::Remote;
 use crate::limits::REMOTE_QUEUE_BYTES;
 
 /// What the senders share with one target worker besides its channel.
@@ -32,53 +29,33 @@ pub struct Inbox {
     drain: AtomicBool,
 }
 
-/// What a lagging worker takes out of its inbox at once.
-pub struct Lag {
-    /// Messages queued before the drop, in order.
-    pub queued: Vec<Remote>,
-    /// Rooms whose members missed batches.
-    pub rooms: HashSet<u64>,
-}
-
 impl Inbox {
-    /// Sends `msg` to the worker behind `tx` without blocking; returns false when that worker
-    /// has exited.
-    pub fn send(&self, tx: &Sender<Remote>, msg: Remote) -> bool {
-        let batches = match msg {
-            Remote::Drain => {
-                self.drain.store(true, Ordering::Release);
-                return true;
-            }
-            Remote::Deliver(batches) => batches,
-        };
-        let bytes = batches.iter().map(|b| b.bytes()).sum::<usize>();
+    /// Reserves `bytes` of the target's budget for a send: false when the target is lagging
+    /// or the budget is spent (then the batches are dropped: [`Inbox::note`]).
+    pub fn reserve(&self, bytes: usize) -> bool {
         let spent = self.queued_bytes.load(Ordering::Relaxed);
-        if !self.lagging.load(Ordering::Acquire) && spent + bytes <= REMOTE_QUEUE_BYTES {
-            self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
-            match tx.try_send(Remote::Deliver(batches)) {
-                Ok(()) => return true,
-                Err(TrySendError::Disconnected(_)) => return false,
-                Err(TrySendError::Full(Remote::Deliver(back))) => {
-                    self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-                    self.note(&back);
-                }
-                Err(TrySendError::Full(Remote::Drain)) => {}
-            }
-        } else {
-            self.note(&batches);
+        if self.lagging.load(Ordering::Acquire) || spent + bytes > REMOTE_QUEUE_BYTES {
+            return false;
         }
+        self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
         true
     }
 
-    fn note(&self, batches: &[std::sync::Arc<super::batch::FrozenBatch>]) {
+    /// The worker took (or a failed send gave back) a `Deliver` of `bytes` bytes.
+    pub fn taken(&self, bytes: usize) {
+        self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Batches of `rooms` were dropped on their way to the target.
+    pub fn note(&self, rooms: impl IntoIterator<Item = u64>) {
         let mut dropped = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
-        dropped.extend(batches.iter().map(|b| b.room().id));
+        dropped.extend(rooms);
         self.lagging.store(true, Ordering::Release);
     }
 
-    /// The worker took a queued `Deliver` of `bytes` bytes off its channel.
-    pub fn taken(&self, bytes: usize) {
-        self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    /// Asks the target to drain.
+    pub fn ask_drain(&self) {
+        self.drain.store(true, Ordering::Release);
     }
 
     /// Whether a drain was asked for.
@@ -86,17 +63,15 @@ impl Inbox {
         self.drain.load(Ordering::Acquire)
     }
 
-    /// When batches were dropped: what the channel holds and the rooms that missed batches.
-    pub fn take_lag(&self, rx: &Receiver<Remote>) -> Option<Lag> {
+    /// When batches were dropped: runs `take_queued` (which empties the channel) under the
+    /// note's lock, then returns the rooms that missed batches.
+    pub fn take_lag(&self, take_queued: impl FnOnce()) -> Option<HashSet<u64>> {
         if !self.lagging.load(Ordering::Acquire) {
             return None;
         }
         let mut dropped = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
-        let queued = rx.try_iter().collect();
+        take_queued();
         self.lagging.store(false, Ordering::Release);
-        Some(Lag {
-            queued,
-            rooms: std::mem::take(&mut *dropped),
-        })
+        Some(std::mem::take(&mut *dropped))
     }
 }

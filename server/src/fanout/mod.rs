@@ -17,7 +17,7 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use ringcast_protocol::frame::OpCode;
 use ringcast_pubsub::envelope;
@@ -81,8 +81,28 @@ impl Peers {
     /// that fell behind are dropped and noted, its receivers of them cut); returns the ring fd
     /// to wake it through (MSG_RING), or `None` when that worker has exited.
     pub fn send(&self, to: usize, msg: Remote) -> Option<RawFd> {
-        if !self.inboxes[to].send(&self.senders[to], msg) {
-            return None;
+        let inbox = &self.inboxes[to];
+        let batches = match msg {
+            Remote::Drain => {
+                inbox.ask_drain();
+                return Some(self.ring_fds[to]);
+            }
+            Remote::Deliver(batches) => batches,
+        };
+        let bytes = batches.iter().map(|b| b.bytes()).sum();
+        if !inbox.reserve(bytes) {
+            inbox.note(batches.iter().map(|b| b.room().id));
+        } else {
+            match self.senders[to].try_send(Remote::Deliver(batches)) {
+                Ok(()) => {}
+                Err(TrySendError::Disconnected(_)) => return None,
+                Err(TrySendError::Full(back)) => {
+                    inbox.taken(bytes);
+                    if let Remote::Deliver(batches) = back {
+                        inbox.note(batches.iter().map(|b| b.room().id));
+                    }
+                }
+            }
         }
         Some(self.ring_fds[to])
     }

@@ -582,11 +582,12 @@ impl Worker {
     fn on_wake(&mut self) {
         let inboxes = self.fanout.inboxes();
         let inbox = &inboxes[self.ctx.id];
-        if let Some(lag) = inbox.take_lag(&self.rx) {
-            for msg in lag.queued {
+        let mut queued = Vec::new();
+        if let Some(rooms) = inbox.take_lag(|| queued.extend(self.rx.try_iter())) {
+            for msg in queued {
                 self.on_remote(inbox, msg);
             }
-            self.cut_lagging(&lag.rooms);
+            self.cut_lagging(&rooms);
         }
         while let Ok(msg) = self.rx.try_recv() {
             self.on_remote(inbox, msg);
