@@ -10,6 +10,7 @@
 pub mod batch;
 pub mod deliver;
 pub mod order;
+pub mod presence;
 
 use std::collections::HashMap;
 use std::os::fd::RawFd;

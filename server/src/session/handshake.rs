@@ -171,7 +171,8 @@ fn serve(sink: &mut Sink<'_>, route: Route) {
         Route::Metrics => {
             let shared = sink.shared();
             let workers: Vec<_> = shared.metrics.iter().collect();
-            let body = crate::metrics::render(&workers, shared.directory.len());
+            let mut body = crate::metrics::render(&workers, shared.directory.len());
+            shared.hub.render_metrics(&mut body);
             render_response(
                 &mut out,
                 200,

@@ -18,8 +18,9 @@ use ringcast_pubsub::envelope::Member;
 use ringcast_pubsub::envelope::{self, Position};
 use ringcast_pubsub::error::ErrorCode;
 use ringcast_pubsub::history::{Recovery, Replay, SharedSpan};
-use ringcast_pubsub::presence::{ChangeKind, ClientId};
+use ringcast_pubsub::presence::{ChangeKind, ClientId, Snapshot};
 
+use crate::config::Config;
 use crate::pubsub::Hub;
 use crate::rooms::SharedRoom;
 use crate::rooms::local::{Class, Slot};
@@ -145,6 +146,20 @@ impl Topics {
     }
 
     fn command(&mut self, command: Command<'_>, sink: &mut Sink<'_>) {
+        let (Command::Subscribe { topic, id, .. }
+        | Command::Publish { topic, id, .. }
+        | Command::Presence { topic, id }) = command
+        else {
+            return self.command_allowed(command, sink);
+        };
+        if !topic_allowed(sink.config(), topic) {
+            let msg = "the topic is not in the server's --rooms list";
+            return error(sink, id, ErrorCode::Forbidden, msg);
+        }
+        self.command_allowed(command, sink);
+    }
+
+    fn command_allowed(&mut self, command: Command<'_>, sink: &mut Sink<'_>) {
         match command {
             Command::Subscribe {
                 topic,
@@ -154,7 +169,9 @@ impl Topics {
             } => self.subscribe(topic, id, since, presence, sink),
             Command::Unsubscribe { topic, id } => self.unsubscribe(topic, id, sink),
             Command::Publish { topic, id, data } => self.publish(topic, id, data, sink),
-            Command::Presence { topic, id } => snapshot(sink, topic, id),
+            Command::Presence { topic, id } => {
+                snapshot(sink, topic, id);
+            }
         }
     }
 
@@ -181,7 +198,9 @@ impl Topics {
                 sink.reply_frame(OpCode::Text, &out);
             }
             if presence {
-                snapshot(sink, topic, None);
+                let room = sub.room.clone();
+                let snap = snapshot(sink, topic, None);
+                sink.presence_from(&room, snap.incarnation, snap.seq);
             }
             return;
         }
@@ -244,7 +263,8 @@ impl Topics {
             sink.reply_frame(OpCode::Text, &out);
         }
         if presence {
-            snapshot(sink, topic, None);
+            let snap = snapshot(sink, topic, None);
+            sink.presence_from(&room, snap.incarnation, snap.seq);
         }
         if let Some(r) = replay {
             for span in &r.entries {
@@ -327,6 +347,12 @@ impl Topics {
     }
 }
 
+/// Whether `topic` may be subscribed to, published to or asked about: an explicit `--rooms` list
+/// names every room and topic of the one namespace (SPEC §4, §5); without one, any topic.
+fn topic_allowed(config: &Config, topic: &str) -> bool {
+    config.rooms.is_empty() || config.rooms.iter().any(|r| r == topic)
+}
+
 fn empty_replay(epoch: Arc<str>, through: u64) -> Replay<SharedSpan> {
     Replay {
         epoch,
@@ -343,8 +369,9 @@ fn error(sink: &mut Sink<'_>, id: Option<&str>, code: ErrorCode, message: &str) 
     sink.reply_frame(OpCode::Text, &out);
 }
 
-/// Queues the presence snapshot of `topic` (with the query's id, if any).
-fn snapshot(sink: &mut Sink<'_>, topic: &str, id: Option<&str>) {
+/// Queues the presence snapshot of `topic` (with the query's id, if any); returns it, so a
+/// presence subscriber skips the events it reflects.
+fn snapshot(sink: &mut Sink<'_>, topic: &str, id: Option<&str>) -> Snapshot {
     let snap = sink.shared().hub.presence.snapshot(topic);
     let mut out = Vec::with_capacity(128);
     match &snap.members {
@@ -358,24 +385,33 @@ fn snapshot(sink: &mut Sink<'_>, topic: &str, id: Option<&str>) {
         None => envelope::presence_count(&mut out, topic, id, snap.count),
     }
     sink.reply_frame(OpCode::Text, &out);
+    snap
 }
 
 /// Records a join or leave of `client` in `room` and sends the event (if presence is within
 /// `--presence-max`) to the room's presence subscribers through the fan-out.
 pub fn announce(sink: &mut Sink<'_>, room: &Arc<SharedRoom>, client: &ClientId, kind: ChangeKind) {
     if let Some(event) = presence_change(&sink.shared().hub, &room.name, client, kind) {
-        sink.event(room, &event);
+        sink.event(room, &event.envelope, event.seq);
     }
 }
 
-/// Records a join or leave of `client` in `topic`; returns the event envelope to fan out, if
-/// any (none for a repeated join, or above `--presence-max`).
+/// A join or leave to fan out: its envelope and its topic incarnation and `seq`.
+pub struct PresenceEvent {
+    /// The encoded `join` / `leave` envelope.
+    pub envelope: Vec<u8>,
+    /// (incarnation, seq): receivers deliver events in this order, after their snapshot.
+    pub seq: (u64, u64),
+}
+
+/// Records a join or leave of `client` in `topic`; returns the event to fan out, if any (none
+/// for a repeated join, or above `--presence-max`).
 pub fn presence_change(
     hub: &Hub,
     topic: &str,
     client: &ClientId,
     kind: ChangeKind,
-) -> Option<Vec<u8>> {
+) -> Option<PresenceEvent> {
     let change = match kind {
         ChangeKind::Join => hub.presence.join(
             topic,
@@ -395,5 +431,8 @@ pub fn presence_change(
         ChangeKind::Join => envelope::join(&mut out, topic, member),
         ChangeKind::Leave => envelope::leave(&mut out, topic, member),
     }
-    Some(out)
+    Some(PresenceEvent {
+        envelope: out,
+        seq: (change.incarnation, change.seq),
+    })
 }

@@ -332,7 +332,7 @@ impl Worker {
                 .as_ref()
                 .and_then(|c| presence_change(hub, &room.name, c, ChangeKind::Leave))
             {
-                self.fanout.batches.push_event(&room, key, &event);
+                (self.fanout.batches).push_event(&room, key, &event.envelope, event.seq);
             }
         }
     }
@@ -501,6 +501,7 @@ impl Worker {
 
     fn on_tick(&mut self) {
         self.sq.tick();
+        self.ctx.shared.hub.sweep();
         let now = self.turn.now_ms;
         let drain_over = self.accepting.drain_deadline.is_some_and(|d| now >= d);
         let timeouts = Timeouts::new(&self.ctx.shared.config, drain_over);

@@ -1,0 +1,208 @@
+//! Issue 15's goals for SPEC §5, scaled for CI, against the real binary with tungstenite
+//! clients: presence under churn over two workers, history TTL, eviction and memory, `--rooms`
+//! for topics, recovery across disconnects.
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::Server;
+use serde_json::Value;
+use tungstenite::{Message, WebSocket};
+
+type Ws = WebSocket<TcpStream>;
+
+fn client(s: &Server) -> Ws {
+    s.join(Some("pubsub"))
+}
+
+fn send(ws: &mut Ws, v: &str) {
+    ws.send(Message::text(v)).expect("send");
+}
+
+fn recv(ws: &mut Ws) -> Value {
+    loop {
+        match ws.read().expect("read") {
+            Message::Text(t) => return serde_json::from_str(&t).expect("server sent JSON"),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn subscribe(ws: &mut Ws, topic: &str, extra: &str) -> Value {
+    send(
+        ws,
+        &format!(r#"{{"op":"subscribe","topic":"{topic}","id":1{extra}}}"#),
+    );
+    let v = recv(ws);
+    assert_eq!(v["op"], "subscribed", "{v}");
+    v
+}
+
+fn clients_of(snapshot: &Value) -> HashSet<String> {
+    assert_eq!(snapshot["op"], "presence", "{snapshot}");
+    (snapshot["clients"].as_array().expect("clients").iter())
+        .map(|c| c["client"].as_str().expect("client").to_string())
+        .collect()
+}
+
+/// A presence subscriber's view: the members its snapshot and events add up to.
+struct View {
+    me: String,
+    members: HashSet<String>,
+    joins: usize,
+    leaves: usize,
+}
+
+impl View {
+    /// Subscribes `ws` to `topic` with presence; the snapshot starts the view.
+    fn subscribe(ws: &mut Ws, topic: &str) -> View {
+        subscribe(ws, topic, r#","presence":true"#);
+        let members = clients_of(&recv(ws));
+        View::from(members, None)
+    }
+
+    fn from(members: HashSet<String>, me: Option<String>) -> View {
+        let me = me.unwrap_or_else(|| {
+            assert_eq!(members.len(), 1, "a fresh topic holds only the subscriber");
+            members.iter().next().cloned().unwrap_or_default()
+        });
+        View {
+            me,
+            members,
+            joins: 0,
+            leaves: 0,
+        }
+    }
+
+    /// Applies one join or leave: it must follow from the members known so far (exactly once,
+    /// in order) and never be about the subscriber itself.
+    fn apply(&mut self, v: &Value) {
+        let who = v["client"].as_str().expect("client").to_string();
+        assert_ne!(who, self.me, "an event about the subscriber itself: {v}");
+        match v["op"].as_str() {
+            Some("join") => {
+                assert!(
+                    self.members.insert(who),
+                    "join of a member already known: {v}"
+                );
+                self.joins += 1;
+            }
+            Some("leave") => {
+                assert!(self.members.remove(&who), "leave of an unknown member: {v}");
+                self.leaves += 1;
+            }
+            _ => panic!("not a presence event: {v}"),
+        }
+    }
+}
+
+/// The client id of a fresh connection: its own snapshot of a private topic.
+fn own_id(ws: &mut Ws, private: &str) -> String {
+    View::subscribe(ws, private).me
+}
+
+/// Reads events into `view` until the join of the client whose id arrives on `marker` (sent
+/// before that client subscribes, so it is there when its join is read).
+fn until_marker(ws: &mut Ws, view: &mut View, marker: &std::sync::mpsc::Receiver<String>) {
+    let mut id: Option<String> = None;
+    loop {
+        let v = recv(ws);
+        view.apply(&v);
+        if id.is_none() {
+            id = marker.try_recv().ok();
+        }
+        if v["op"] == "join" && id.as_deref() == v["client"].as_str() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn presence_churn_over_two_workers_every_event_once_in_order_after_the_snapshot() {
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 125; // 500 churners: 1,000 joins and leaves
+    let s = Arc::new(Server::start(&["--workers", "2"]));
+    let churn_done = Arc::new(AtomicBool::new(false));
+    let mut a = client(&s);
+    let mut view_a = View::subscribe(&mut a, "p");
+    // A (subscribed before the churn) must see every churner join and leave; B re-subscribes
+    // again and again during the churn, each snapshot racing events in flight.
+    let (marker_a, marker_rx_a) = std::sync::mpsc::channel::<String>();
+    let (marker_b, marker_rx_b) = std::sync::mpsc::channel::<String>();
+    let watch_a = std::thread::spawn(move || {
+        until_marker(&mut a, &mut view_a, &marker_rx_a);
+        (a, view_a)
+    });
+    let (s_b, done_b) = (s.clone(), churn_done.clone());
+    let watch_b = std::thread::spawn(move || {
+        let mut b = client(&s_b);
+        let me = own_id(&mut b, "b-private");
+        let mut rounds = 0;
+        loop {
+            subscribe(&mut b, "p", r#","presence":true"#);
+            let members = clients_of(&recv(&mut b));
+            assert!(members.contains(&me), "the snapshot includes the client");
+            let mut view = View::from(members, Some(me.clone()));
+            if done_b.load(Ordering::Acquire) {
+                until_marker(&mut b, &mut view, &marker_rx_b);
+                return (b, view, rounds);
+            }
+            send(&mut b, r#"{"op":"unsubscribe","topic":"p","id":"u"}"#);
+            loop {
+                let v = recv(&mut b);
+                if v["op"] == "unsubscribed" {
+                    break;
+                }
+                view.apply(&v);
+            }
+            rounds += 1;
+        }
+    });
+    let churners: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0..PER_THREAD {
+                    let mut c = client(&s);
+                    subscribe(&mut c, "p", "");
+                    if (t + i) % 2 == 0 {
+                        send(&mut c, r#"{"op":"unsubscribe","topic":"p","id":2}"#);
+                        assert_eq!(recv(&mut c)["op"], "unsubscribed");
+                    }
+                    // Otherwise the disconnect is the leave.
+                }
+            })
+        })
+        .collect();
+    for c in churners {
+        c.join().expect("churner");
+    }
+    churn_done.store(true, Ordering::Release);
+    // The marker: once its join reaches a watcher, every earlier event has too (in order).
+    let mut m = client(&s);
+    let marker = own_id(&mut m, "marker-private");
+    marker_a.send(marker.clone()).expect("A waits");
+    marker_b.send(marker.clone()).expect("B waits");
+    subscribe(&mut m, "p", "");
+    let (mut a, view_a) = watch_a.join().expect("watcher A");
+    let (_b, view_b, rounds) = watch_b.join().expect("watcher B");
+    let churners = THREADS * PER_THREAD;
+    // A also sees B: one join per round plus the last, one leave per round; and the marker.
+    assert_eq!(view_a.joins, churners + rounds + 2, "A: every join once");
+    assert_eq!(view_a.leaves, churners + rounds, "A: every leave once");
+    let expected: HashSet<String> = [view_a.me.clone(), view_b.me.clone(), marker].into();
+    assert_eq!(view_a.members, expected);
+    assert_eq!(view_b.members, expected);
+    send(&mut a, r#"{"op":"presence","topic":"p","id":"final"}"#);
+    assert_eq!(
+        clients_of(&recv(&mut a)),
+        expected,
+        "the final snapshot is right"
+    );
+    assert!(rounds > 0, "B re-subscribed during the churn");
+}
