@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ringcast_protocol::frame::{Event, MessageKind, OpCode};
 use ringcast_protocol::{CloseCode, Decoder};
+use ringcast_pubsub::auth::Claims;
 use ringcast_pubsub::command::{Command, Parser, Since};
 use ringcast_pubsub::envelope::Member;
 use ringcast_pubsub::envelope::{self, Position};
@@ -55,17 +56,21 @@ pub struct PubSubSession {
 /// lends out the message being handled).
 struct Topics {
     client: ClientId,
+    /// The verified token's claims (`None` without `--auth-secret`): `forbidden` outside them.
+    claims: Option<Box<Claims>>,
     subs: Vec<Sub>,
     publish_rooms: Vec<Arc<SharedRoom>>,
 }
 
 impl PubSubSession {
-    /// A session decoding with `decoder`, known to others as `client`.
-    pub fn new(decoder: Decoder, client: ClientId) -> PubSubSession {
+    /// A session decoding with `decoder`, known to others as `client`, allowed what `claims`
+    /// list (everything without a token).
+    pub fn new(decoder: Decoder, client: ClientId, claims: Option<Box<Claims>>) -> PubSubSession {
         PubSubSession {
             decoder: Box::new(decoder),
             topics: Topics {
                 client,
+                claims,
                 subs: Vec::new(),
                 publish_rooms: Vec::new(),
             },
@@ -169,10 +174,22 @@ impl Topics {
             } => self.subscribe(topic, id, since, presence, sink),
             Command::Unsubscribe { topic, id } => self.unsubscribe(topic, id, sink),
             Command::Publish { topic, id, data } => self.publish(topic, id, data, sink),
+            // Who is in a topic is what a subscriber would learn: the same claim applies.
+            Command::Presence { topic, id } if !self.may_read(topic) => error(
+                sink,
+                id,
+                ErrorCode::Forbidden,
+                "topic not allowed by the token",
+            ),
             Command::Presence { topic, id } => {
                 snapshot(sink, topic, id);
             }
         }
+    }
+
+    /// Whether the token lets this connection subscribe to `topic` (always, without auth).
+    fn may_read(&self, topic: &str) -> bool {
+        self.claims.as_ref().is_none_or(|c| c.may_read(topic))
     }
 
     fn subscribe(
@@ -183,6 +200,14 @@ impl Topics {
         presence: bool,
         sink: &mut Sink<'_>,
     ) {
+        if !self.may_read(topic) {
+            return error(
+                sink,
+                id,
+                ErrorCode::Forbidden,
+                "topic not allowed by the token",
+            );
+        }
         let hub = &sink.shared().hub;
         let now = hub.now();
         if let Some(sub) = self.subs.iter().find(|s| &*s.room.name == topic) {
@@ -222,7 +247,8 @@ impl Topics {
             room: room.clone(),
             slot,
         });
-        announce(sink, &room, &self.client, ChangeKind::Join);
+        let user = self.claims.as_ref().and_then(|c| c.sub.as_deref());
+        announce(sink, &room, &self.client, user, ChangeKind::Join);
         let (replay, recovered) = match &hub.history {
             None => (
                 None,
@@ -279,7 +305,7 @@ impl Topics {
             return error(sink, id, ErrorCode::NotSubscribed, "not subscribed");
         };
         let sub = self.subs.swap_remove(i);
-        announce(sink, &sub.room, &self.client, ChangeKind::Leave);
+        announce(sink, &sub.room, &self.client, None, ChangeKind::Leave);
         self.leave(sub, sink);
         if let Some(id) = id {
             let mut out = Vec::with_capacity(96);
@@ -296,6 +322,14 @@ impl Topics {
     }
 
     fn publish(&mut self, topic: &str, id: Option<&str>, data: &str, sink: &mut Sink<'_>) {
+        if self.claims.as_ref().is_some_and(|c| !c.may_publish(topic)) {
+            return error(
+                sink,
+                id,
+                ErrorCode::Forbidden,
+                "publishing not allowed by the token",
+            );
+        }
         let history = sink.shared().hub.history.is_some();
         let room = self.publish_room(topic, history, sink);
         match (&room, history) {
@@ -390,8 +424,14 @@ fn snapshot(sink: &mut Sink<'_>, topic: &str, id: Option<&str>) -> Snapshot {
 
 /// Records a join or leave of `client` in `room` and sends the event (if presence is within
 /// `--presence-max`) to the room's presence subscribers through the fan-out.
-pub fn announce(sink: &mut Sink<'_>, room: &Arc<SharedRoom>, client: &ClientId, kind: ChangeKind) {
-    if let Some(event) = presence_change(&sink.shared().hub, &room.name, client, kind) {
+pub fn announce(
+    sink: &mut Sink<'_>,
+    room: &Arc<SharedRoom>,
+    client: &ClientId,
+    user: Option<&str>,
+    kind: ChangeKind,
+) {
+    if let Some(event) = presence_change(&sink.shared().hub, &room.name, client, user, kind) {
         sink.event(room, &event.envelope, event.seq);
     }
 }
@@ -405,11 +445,13 @@ pub struct PresenceEvent {
 }
 
 /// Records a join or leave of `client` in `topic`; returns the event to fan out, if any (none
-/// for a repeated join, or above `--presence-max`).
+/// for a repeated join, or above `--presence-max`). A join records `user`, the token's `sub`
+/// (`None` without auth; a leave ignores it).
 pub fn presence_change(
     hub: &Hub,
     topic: &str,
     client: &ClientId,
+    user: Option<&str>,
     kind: ChangeKind,
 ) -> Option<PresenceEvent> {
     let change = match kind {
@@ -417,7 +459,7 @@ pub fn presence_change(
             topic,
             ringcast_pubsub::presence::Member {
                 client: client.clone(),
-                user: None,
+                user: user.map(Into::into),
             },
         ),
         ChangeKind::Leave => hub.presence.leave(topic, client),
