@@ -225,3 +225,148 @@ fn presence_churn_over_two_workers_every_event_once_in_order_after_the_snapshot(
     );
     assert!(rounds > 0, "B re-subscribed during the churn");
 }
+
+/// Polls `/metrics` until `ok` holds for metric `name` (or the read timeout passes).
+fn await_metric(s: &Server, name: &str, ok: impl Fn(u64) -> bool) -> u64 {
+    let deadline = std::time::Instant::now() + common::READ_TIMEOUT;
+    loop {
+        let v = s.metric(name);
+        if ok(v) {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "{name} stuck at {v}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn history_ttl_expired_messages_are_not_replayed_and_a_quiet_topic_is_swept() {
+    let s = Server::start(&["--history-size", "10", "--history-ttl", "2"]);
+    let mut p = client(&s);
+    send(
+        &mut p,
+        r#"{"op":"publish","topic":"quiet","id":1,"data":"old"}"#,
+    );
+    assert_eq!(recv(&mut p)["offset"], 1);
+    let held = s.metric("ringcast_history_bytes");
+    // Nobody touches the topic again: only the tick's sweep can free the message.
+    await_metric(&s, "ringcast_history_bytes", |b| b < held);
+    let mut a = client(&s);
+    let v = subscribe(&mut a, "quiet", r#","since":{"last":10}"#);
+    assert_eq!(v["offset"], 1, "offsets continue after expiry");
+    send(&mut a, r#"{"op":"publish","topic":"quiet","data":"new"}"#);
+    assert_eq!(
+        recv(&mut a)["data"],
+        "new",
+        "the expired message was not replayed"
+    );
+    // A message younger than the TTL (2 s, second granularity: ≥ 1 s) is replayed.
+    let mut b = client(&s);
+    subscribe(&mut b, "quiet", r#","since":{"last":10}"#);
+    assert_eq!(recv(&mut b)["data"], "new");
+}
+
+#[test]
+fn eviction_by_the_byte_budget_changes_the_epoch_and_memory_stays_bounded() {
+    const BUDGET: u64 = 256 * 1024;
+    let budget = BUDGET.to_string();
+    let s = Server::start(&[
+        "--workers",
+        "2",
+        "--history-size",
+        "10",
+        "--history-max-bytes",
+        &budget,
+    ]);
+    let mut p = client(&s);
+    send(
+        &mut p,
+        r#"{"op":"publish","topic":"first","id":1,"data":1}"#,
+    );
+    assert_eq!(recv(&mut p)["offset"], 1);
+    let mut a = client(&s);
+    let v = subscribe(&mut a, "first", "");
+    let epoch = v["epoch"].as_str().expect("epoch").to_string();
+    send(&mut a, r#"{"op":"unsubscribe","topic":"first"}"#);
+    // Two floods of new topics, 10,000 × ~1 KB each (about 40 times the budget): the first
+    // warms the allocator's caches, the second must not grow the process.
+    let mut floods: Vec<Ws> = (0..4).map(|_| client(&s)).collect();
+    flood(&mut floods, "a");
+    let rss_before = rss_kib(&s);
+    flood(&mut floods, "b");
+    let bytes = s.metric("ringcast_history_bytes");
+    assert!(bytes <= BUDGET, "history holds {bytes} B, budget {BUDGET}");
+    let topics = s.metric("ringcast_history_topics");
+    assert!(
+        topics < 1_000,
+        "{topics} topics held under a 256 KiB budget"
+    );
+    let grown = rss_kib(&s).saturating_sub(rss_before);
+    eprintln!("history {bytes} B in {topics} topics; RSS +{grown} KiB (from {rss_before} KiB)");
+    assert!(
+        grown < 4 * 1024,
+        "RSS grew by {grown} KiB over a second 10 MB flood"
+    );
+    let mut b = client(&s);
+    let v = subscribe(
+        &mut b,
+        "first",
+        &format!(r#","since":{{"offset":1,"epoch":"{epoch}"}}"#),
+    );
+    assert_eq!(v["recovered"], false, "continuity was lost: {v}");
+    assert_ne!(
+        v["epoch"],
+        epoch.as_str(),
+        "an evicted topic comes back with a new epoch"
+    );
+}
+
+/// Publishes 2,500 messages of ~1 KB to new topics over each connection and awaits the last.
+fn flood(conns: &mut [Ws], round: &str) {
+    let data = format!("\"{}\"", "x".repeat(1000));
+    for (f, ws) in conns.iter_mut().enumerate() {
+        for i in 0..2_500 {
+            let req = format!(r#"{{"op":"publish","topic":"{round}-{f}-{i}","data":{data}}}"#);
+            ws.send(Message::text(req)).expect("send");
+        }
+        send(ws, r#"{"op":"publish","topic":"last","id":"end","data":0}"#);
+    }
+    for ws in conns {
+        assert_eq!(recv(ws)["id"], "end");
+    }
+}
+
+/// The server's resident set in KiB.
+fn rss_kib(s: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.child.id())).expect("status");
+    (status.lines())
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn an_explicit_rooms_list_governs_topics() {
+    let s = Server::start(&["--rooms", "lobby,news"]);
+    let mut a = client(&s);
+    subscribe(&mut a, "news", "");
+    for req in [
+        r#"{"op":"subscribe","topic":"secret","id":1}"#,
+        r#"{"op":"publish","topic":"secret","id":2,"data":"password=hunter2"}"#,
+        r#"{"op":"presence","topic":"secret","id":3}"#,
+    ] {
+        send(&mut a, req);
+        let v = recv(&mut a);
+        assert_eq!(
+            (v["op"].as_str(), v["code"].as_str()),
+            (Some("error"), Some("forbidden")),
+            "{req}"
+        );
+    }
+    send(&mut a, r#"{"op":"publish","topic":"news","data":1}"#);
+    assert_eq!(recv(&mut a)["data"], 1, "the connection stays usable");
+    // Without a list, any topic.
+    let open = Server::start(&[]);
+    let mut b = client(&open);
+    subscribe(&mut b, "secret", "");
+}
