@@ -17,10 +17,13 @@ use crate::rooms::local::{Class, LocalRoom, LocalRooms};
 /// in one process; a bounded wait once a bus feeds events).
 const MAX_HELD: usize = 4096;
 
-/// Early events, per room id: (incarnation, seq) → (batch, event index).
+/// A room's early events: (incarnation, seq) → (batch, event index).
+type Held = BTreeMap<(u64, u64), (Arc<FrozenBatch>, usize)>;
+
+/// Early events, per room id.
 #[derive(Default)]
 pub struct PresenceOrder {
-    held: HashMap<u64, BTreeMap<(u64, u64), (Arc<FrozenBatch>, usize)>>,
+    held: HashMap<u64, Held>,
 }
 
 impl PresenceOrder {
