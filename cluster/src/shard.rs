@@ -112,10 +112,10 @@ impl Shard {
             if let Link::Up { conn, .. } = &self.link {
                 self.batch.start(conn);
             }
-            if let Some(deadline) = self.closing {
-                if self.batch.is_idle() || !self.link.is_up() || Instant::now() >= deadline {
-                    break;
-                }
+            if let Some(deadline) = self.closing
+                && (self.batch.is_idle() || !self.link.is_up() || Instant::now() >= deadline)
+            {
+                break;
             }
             let open = self.closing.is_none();
             let take_data = open && self.batch.pending_publishes() < MAX_PENDING_PUBLISHES;

@@ -3,6 +3,7 @@
 //! The main thread binds one `SO_REUSEPORT` listener per worker, starts the workers, prints the
 //! listening line once every worker accepts, then waits for SIGINT/SIGTERM and drains.
 
+mod bridge;
 mod config;
 mod conn;
 mod fanout;
@@ -21,6 +22,8 @@ use std::sync::Arc;
 use mimalloc::MiMalloc;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::bridge::Bridge;
+use crate::bridge::inbound::Inbound;
 use crate::config::{Config, LogFormat};
 use crate::fanout::{Peers, Remote};
 use crate::shared::Shared;
@@ -114,7 +117,9 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     for _ in 1..n {
         listeners.push(listener(bound)?);
     }
-    let shared = Arc::new(Shared::new(config, n));
+    let cluster = Bridge::start(&config)?;
+    let bridge = cluster.as_ref().map(|(b, _)| b.clone());
+    let shared = Arc::new(Shared::new(config, n).with_cluster(bridge));
     let (senders, receivers) = Peers::channels(n);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
@@ -153,6 +158,23 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     for tx in &peer_txs {
         tx.send(peers.clone())?;
     }
+    if let Some((_, slot)) = &cluster {
+        // Bus events reach the workers like a batch from another worker, woken by a ring of
+        // the bus thread's own.
+        let mut waker = Waker::new()?;
+        let wake = move |fd| {
+            if let Err(e) = waker.wake(fd) {
+                tracing::warn!(error = %e, "cluster bus: waking a worker failed");
+            }
+        };
+        let lookup_shared = shared.clone();
+        let lookup = move |name: &str| lookup_shared.directory.get(name);
+        slot.fill(Inbound::new(
+            Box::new(lookup),
+            peers.clone(),
+            Box::new(wake),
+        ));
+    }
     for _ in 0..n {
         ready_rx.recv()??;
     }
@@ -181,6 +203,11 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             Ok(Err(e)) => failed = Some(e),
             Err(_) => failed = Some("a worker panicked".to_string()),
         }
+    }
+    if let Some(bus) = &shared.cluster {
+        // After the drain every member has left: this removes what presence is left and stops
+        // the bus thread.
+        bus.shutdown();
     }
     match failed {
         Some(e) => Err(e.into()),

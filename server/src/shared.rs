@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
+use crate::bridge::Bridge;
 use crate::config::Config;
 use crate::metrics::WorkerMetrics;
 use crate::rooms::Directory;
@@ -22,6 +23,8 @@ pub struct Shared {
     pub open: AtomicUsize,
     /// Open connections per client IP (only maintained with `--max-connections-per-ip`).
     pub per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// The cluster bus (`--cluster`); `None` on a single node.
+    pub cluster: Option<Arc<Bridge>>,
 }
 
 impl Shared {
@@ -32,8 +35,19 @@ impl Shared {
             metrics: (0..workers).map(|_| WorkerMetrics::default()).collect(),
             open: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
+            cluster: None,
             config,
         }
+    }
+
+    /// Joins the cluster through `bridge`: the directory reports rooms' first and last local
+    /// members to it (SUBSCRIBE / UNSUBSCRIBE), workers publish and register presence through it.
+    pub fn with_cluster(mut self, bridge: Option<Arc<Bridge>>) -> Shared {
+        if let Some(b) = &bridge {
+            self.directory.set_watch(b.clone());
+        }
+        self.cluster = bridge;
+        self
     }
 
     /// Counts a new connection from `ip`; returns whether it is within `--max-connections` and

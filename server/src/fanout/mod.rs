@@ -75,8 +75,9 @@ impl Fanout {
         }
     }
 
-    /// Freezes each room's batch of this turn (worker `worker`), queues it for the other
-    /// workers with members in the room, and delivers it to the local members in `rooms`.
+    /// Freezes each room's batch of this turn (worker `worker`), hands it to `frozen` (the
+    /// cluster bus publishes it: these are local clients' messages only), queues it for the
+    /// other workers with members in the room, and delivers it to the local members in `rooms`.
     pub fn flush_batches(
         &mut self,
         worker: usize,
@@ -84,10 +85,12 @@ impl Fanout {
         limit: usize,
         rooms: &LocalRooms,
         out: &mut impl Outboxes,
+        mut frozen: impl FnMut(&FrozenBatch),
     ) -> DeliveryReport {
         let mut report = DeliveryReport::default();
         for builder in self.batches.take() {
             let batch = builder.freeze(Some(worker), !echo);
+            frozen(&batch);
             let others = batch.room().workers.load(Ordering::Acquire) & !(1u64 << worker);
             if others == 0 {
                 deliver_to(&batch, rooms, worker, limit, out, &mut report);

@@ -122,7 +122,9 @@ fn serve(sink: &mut Sink<'_>, route: Route) {
         Route::Metrics => {
             let shared = sink.shared();
             let workers: Vec<_> = shared.metrics.iter().collect();
-            let body = crate::metrics::render(&workers, shared.directory.len());
+            let mut body = crate::metrics::render(&workers, shared.directory.len());
+            let bus = shared.cluster.as_ref().map(|c| c.stats());
+            crate::metrics::render_cluster(&mut body, bus);
             render_response(
                 &mut out,
                 200,

@@ -109,6 +109,14 @@ impl<'a> Sink<'a> {
     pub fn join(&mut self, name: &str, class: Class) -> Result<(Arc<SharedRoom>, Slot), JoinError> {
         let room = self.shared.directory.join(name, self.worker)?;
         let slot = self.rooms.join(room.id, self.key, class);
+        if let Some(bus) = &self.shared.cluster {
+            // No authenticated user in room mode yet: the user name is empty.
+            bus.member_joined(
+                &room.name,
+                &crate::bridge::client_id(self.worker, self.key),
+                "",
+            );
+        }
         Ok((room, slot))
     }
 

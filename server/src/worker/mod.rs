@@ -308,6 +308,9 @@ impl Worker {
         let Some((room, slot)) = self.conns[key].session.close() else {
             return;
         };
+        if let Some(bus) = &self.ctx.shared.cluster {
+            bus.member_left(&room.name, &crate::bridge::client_id(self.ctx.id, key));
+        }
         let left = self.rooms.leave(room.id, slot);
         if let Some(moved) = left
             .moved
@@ -409,7 +412,14 @@ impl Worker {
         }
         let (id, cfg) = (self.ctx.id, &self.ctx.shared.config);
         let (echo, limit) = (cfg.echo, cfg.max_backpressure);
-        let report = (self.fanout).flush_batches(id, echo, limit, &self.rooms, &mut self.conns);
+        let bus = self.ctx.shared.cluster.as_deref();
+        let publish = |batch: &_| {
+            if let Some(bus) = bus {
+                bus.publish(batch);
+            }
+        };
+        let report =
+            (self.fanout).flush_batches(id, echo, limit, &self.rooms, &mut self.conns, publish);
         self.apply_delivery(report);
     }
 

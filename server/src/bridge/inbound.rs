@@ -1,0 +1,99 @@
+//! Bus events into the workers: each `Messages` envelope becomes one frozen batch with no
+//! origin (nobody excluded), sent in order to every local worker with members in the room and
+//! woken with MSG_RING, exactly like a batch from another worker. Runs on the bus thread.
+
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ringcast_cluster::{BusEvent, MessageKind};
+use ringcast_protocol::frame::OpCode;
+
+use crate::fanout::batch::BatchBuilder;
+use crate::fanout::{Peers, Remote};
+use crate::rooms::SharedRoom;
+
+/// Sender key of messages from the bus: no local connection has it (and batches from the bus
+/// have no origin worker, so nobody is excluded anyway).
+const BUS_SENDER: usize = usize::MAX;
+
+/// Finds a room by name (the directory's `get`).
+pub type Lookup = Box<dyn Fn(&str) -> Option<Arc<SharedRoom>> + Send + Sync>;
+/// Wakes the worker whose ring is the given fd (a `worker::sq::Waker`, owned by the bus thread).
+pub type Wake = Box<dyn FnMut(RawFd) + Send>;
+
+/// What the bus thread needs to reach the workers; exists once the workers run.
+pub struct Inbound {
+    lookup: Lookup,
+    peers: Peers,
+    wake: Mutex<Wake>,
+}
+
+impl Inbound {
+    /// Delivery through `peers`, rooms found with `lookup`, targets woken with `wake`.
+    pub fn new(lookup: Lookup, peers: Peers, wake: Wake) -> Inbound {
+        Inbound {
+            lookup,
+            peers,
+            wake: Mutex::new(wake),
+        }
+    }
+
+    fn handle(&self, event: BusEvent) {
+        match event {
+            BusEvent::Messages { room, messages, .. } => {
+                // No member left since the envelope was sent: nothing to do.
+                let Some(shared_room) = (self.lookup)(&room) else {
+                    return;
+                };
+                let mut builder = BatchBuilder::new(shared_room.clone());
+                for m in &messages {
+                    // JSON publishes reach room members as text until the pub/sub form exists.
+                    let kind = match m.kind {
+                        MessageKind::Binary => OpCode::Binary,
+                        MessageKind::Text | MessageKind::Json => OpCode::Text,
+                    };
+                    builder.push(BUS_SENDER, kind, &m.payload);
+                }
+                let batch = Arc::new(builder.freeze(None, false));
+                let mut bits = shared_room.workers.load(Ordering::Acquire);
+                let mut wake = self.wake.lock().unwrap_or_else(|e| e.into_inner());
+                while bits != 0 {
+                    let to = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    if to >= self.peers.len() {
+                        continue;
+                    }
+                    if let Some(fd) = self.peers.send(to, Remote::Deliver(vec![batch.clone()])) {
+                        wake(fd);
+                    }
+                }
+            }
+            // Presence answers: the pub/sub presence snapshot will route them by token to the
+            // asking worker (hook; room mode never asks).
+            BusEvent::Presence { room, token, .. } => {
+                tracing::debug!(%room, token, "cluster presence answer with no asker");
+            }
+            BusEvent::Up(_) | BusEvent::Gap { .. } => {}
+        }
+    }
+}
+
+/// Where the bus thread finds the [`Inbound`] once the workers are running; events before that
+/// (there are no subscriptions yet) are ignored.
+#[derive(Clone, Default)]
+pub struct InboundSlot(Arc<OnceLock<Inbound>>);
+
+impl InboundSlot {
+    /// Makes `inbound` the target of bus events.
+    pub fn fill(&self, inbound: Inbound) {
+        let _ = self.0.set(inbound);
+    }
+
+    /// Handles one bus event (on the bus thread).
+    pub fn handle(&self, event: BusEvent) {
+        if let Some(inbound) = self.0.get() {
+            inbound.handle(event);
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The bridge between the workers and the cluster bus (SPEC §8, crate `ringcast-cluster`).
+//!
+//! * **Out.** After a worker freezes a room's batch of local messages it calls
+//!   [`Bridge::publish`]: one `try_publish` per room per turn, payloads shared with the batch's
+//!   buffer (no copy). Batches that came from the bus are delivered through
+//!   `Remote::Deliver` and never reach `publish`, so nothing is re-published.
+//! * **Subscriptions.** The bridge is the room directory's [`RoomWatch`]: SUBSCRIBE on a room's
+//!   first member in the process, UNSUBSCRIBE on its last (both under the directory's lock, so
+//!   in order).
+//! * **Presence.** Every member is registered with `presence_join` / `presence_leave` (client id
+//!   [`client_id`], user name when one is known), so snapshots span nodes.
+//! * **In.** [`inbound::Inbound`] turns bus events into batches for the local workers.
+//! * **Continuity.** [`Bridge::generation`] changes on every `Gap` and every `Up(false)`: a layer
+//!   that keeps history (pub/sub epochs) compares it with the value its epoch was made under and
+//!   starts a new epoch when it differs (conservative: a gap in one room changes every epoch).
+//!
+//! Workers never block on the bus: every call here is a queue push.
+
+pub mod inbound;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use ringcast_cluster::{
+    Bus, BusConfig, BusEvent, BusHandle, BusMessage, BusStats, Bytes, ClusterError, MessageKind,
+};
+use ringcast_protocol::frame::OpCode;
+
+use crate::config::Config;
+use crate::fanout::batch::FrozenBatch;
+use crate::rooms::RoomWatch;
+use crate::rooms::local::Class;
+
+use self::inbound::InboundSlot;
+
+/// Bus state shared by the bridge and the bus thread's event handler.
+#[derive(Default)]
+pub struct BusState {
+    /// Every shard is connected (as last reported by `BusEvent::Up`).
+    up: AtomicBool,
+    /// Bumped on every gap and every lost link.
+    generation: AtomicU64,
+}
+
+impl BusState {
+    /// Records an `Up` report; logs when the node-level state changes.
+    fn set_up(&self, up: bool) {
+        if !up {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        if self.up.swap(up, Ordering::AcqRel) != up {
+            if up {
+                tracing::info!("cluster bus up: every Redis shard connected");
+            } else {
+                tracing::warn!("cluster bus down: a Redis shard is unreachable, reconnecting");
+            }
+        }
+    }
+
+    /// Records lost messages (history continuity is broken).
+    fn gap(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// A node's link to the cluster: the bus handle and its state. One per process, in `Shared`.
+pub struct Bridge {
+    bus: BusHandle,
+    state: Arc<BusState>,
+}
+
+impl Bridge {
+    /// Starts the bus thread when `--cluster` is set; `None` otherwise (no thread, no cost).
+    /// Events that need the workers wait for [`InboundSlot::fill`].
+    pub fn start(config: &Config) -> Result<Option<(Arc<Bridge>, InboundSlot)>, ClusterError> {
+        if config.cluster.is_empty() {
+            return Ok(None);
+        }
+        let mut cfg = BusConfig::new(config.cluster.iter().cloned());
+        cfg.prefix = config.cluster_prefix.clone();
+        if let Some(id) = &config.node_id {
+            cfg.node_id = id.clone();
+        }
+        cfg.presence_ttl = config.cluster_presence_ttl();
+        let state = Arc::new(BusState::default());
+        let slot = InboundSlot::default();
+        let (events_state, events_slot) = (state.clone(), slot.clone());
+        let bus = Bus::start(cfg, move |event: BusEvent| match event {
+            BusEvent::Up(up) => events_state.set_up(up),
+            BusEvent::Gap {
+                room,
+                origin,
+                missed,
+            } => {
+                tracing::warn!(%room, %origin, missed, "cluster bus: messages lost");
+                events_state.gap();
+            }
+            other => events_slot.handle(other),
+        })?;
+        tracing::info!(
+            node = bus.node_id(),
+            shards = config.cluster.len(),
+            "cluster bus started"
+        );
+        Ok(Some((Arc::new(Bridge { bus, state }), slot)))
+    }
+
+    /// Queues one room's frozen batch of local messages for one PUBLISH.
+    pub fn publish(&self, batch: &FrozenBatch) {
+        // One reference-counted view of the batch's buffer; each payload is a slice of it.
+        let raw = Bytes::from_owner(batch.form(Class::Raw).clone());
+        let messages = batch
+            .messages()
+            .iter()
+            .map(|m| {
+                let kind = match m.kind {
+                    OpCode::Binary => MessageKind::Binary,
+                    _ => MessageKind::Text,
+                };
+                BusMessage::new(
+                    kind,
+                    raw.slice(m.payload_start as usize..m.frame.1 as usize),
+                )
+            })
+            .collect();
+        // A full queue is counted by the bus (`dropped`, and receivers see the gap).
+        let _ = self.bus.try_publish(batch.room().name.clone(), messages);
+    }
+
+    /// Adds a local member to the room's cluster-wide presence.
+    pub fn member_joined(&self, room: &Arc<str>, client: &str, user: &str) {
+        let _ = self.bus.presence_join(room.clone(), client, user);
+    }
+
+    /// Removes a local member from the room's cluster-wide presence.
+    pub fn member_left(&self, room: &Arc<str>, client: &str) {
+        let _ = self.bus.presence_leave(room.clone(), client);
+    }
+
+    /// Asks for `room`'s members on every node; the answer arrives as an inbound
+    /// `BusEvent::Presence` with `token` (see [`inbound::Inbound`]).
+    #[allow(dead_code)] // the pub/sub presence snapshot's entry point
+    pub fn presence(&self, room: &Arc<str>, token: u64) {
+        let _ = self.bus.presence(room.clone(), token);
+    }
+
+    /// Changes whenever continuity was lost (a gap, a lost link): see the module docs.
+    #[allow(dead_code)] // read by the pub/sub history layer to change epochs
+    pub fn generation(&self) -> u64 {
+        self.state.generation.load(Ordering::Acquire)
+    }
+
+    /// This node's id.
+    #[allow(dead_code)] // pub/sub epochs name the node
+    pub fn node_id(&self) -> &str {
+        self.bus.node_id()
+    }
+
+    /// The bus counters.
+    pub fn stats(&self) -> BusStats {
+        self.bus.stats()
+    }
+
+    /// Removes this node's presence entries and stops the bus thread (after the drain).
+    pub fn shutdown(&self) {
+        self.bus.shutdown();
+    }
+}
+
+impl RoomWatch for Bridge {
+    fn opened(&self, name: &Arc<str>) {
+        let _ = self.bus.subscribe(name.clone());
+    }
+
+    fn closed(&self, name: &Arc<str>) {
+        let _ = self.bus.unsubscribe(name.clone());
+    }
+}
+
+/// The presence id of connection `key` on worker `worker`: unique among this node's live
+/// members (a slab key is reused only after its connection left every room).
+pub fn client_id(worker: usize, key: usize) -> String {
+    format!("{worker}.{key}")
+}
