@@ -225,6 +225,18 @@ impl Config {
                 )));
             }
         }
+        if let Some(id) = &self.node_id
+            && (id.is_empty() || id.len() > 255 || id.contains('\n'))
+        {
+            return Err(ConfigError::Range(
+                "--node-id must be 1 to 255 bytes without a newline".into(),
+            ));
+        }
+        if !self.cluster.is_empty() && self.cluster_presence_ttl < 0.03 {
+            return Err(ConfigError::Range(
+                "--cluster-presence-ttl must be at least 0.03 seconds".into(),
+            ));
+        }
         Ok(self)
     }
 

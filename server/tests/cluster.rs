@@ -268,3 +268,30 @@ fn a_killed_node_leaves_presence_within_the_ttl() {
     let took = killed.elapsed();
     assert!(took < Duration::from_millis(1500), "ghosts for {took:?}");
 }
+
+#[test]
+fn bad_cluster_settings_fail_at_start() {
+    let fails = |args: &[&str], why: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringcast"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} started");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{args:?}: {err}");
+    };
+    let long = "n".repeat(256);
+    fails(
+        &["--cluster", "redis://127.0.0.1:1", "--node-id", &long],
+        "--node-id",
+    );
+    fails(&["--cluster", "http://nowhere"], "http://nowhere");
+    let ttl = [
+        "--cluster",
+        "redis://127.0.0.1:1",
+        "--cluster-presence-ttl",
+        "0.01",
+    ];
+    fails(&ttl, "--cluster-presence-ttl");
+}
