@@ -32,6 +32,29 @@ impl CloseCode {
     }
 }
 
+impl From<&ProtocolError> for CloseCode {
+    /// The close code sent before closing the connection for this error (SPEC §6). Every
+    /// variant is listed, so a new error cannot fall into 1002 by default.
+    fn from(e: &ProtocolError) -> Self {
+        match e {
+            ProtocolError::Unmasked
+            | ProtocolError::ReservedBits
+            | ProtocolError::UnknownOpcode(_)
+            | ProtocolError::FragmentedControl
+            | ProtocolError::ControlTooLong(_)
+            | ProtocolError::UnexpectedContinuation
+            | ProtocolError::ExpectedContinuation
+            | ProtocolError::LengthTopBit
+            | ProtocolError::CloseTooShort
+            | ProtocolError::InvalidCloseCode(_) => CloseCode::PROTOCOL,
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
+                CloseCode::INVALID_PAYLOAD
+            }
+            ProtocolError::MessageTooBig { .. } => CloseCode::TOO_BIG,
+        }
+    }
+}
+
 /// A validated Close frame payload: no payload, or a code with an optional UTF-8 reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloseFrame<'a> {

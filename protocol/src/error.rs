@@ -1,6 +1,5 @@
-//! Errors of the protocol core, each with one deterministic close code.
-
-use crate::close::CloseCode;
+//! Errors of the protocol core. Each maps to one close code: `CloseCode::from(&error)`
+//! (the mapping lives with the close codes, in `close`).
 
 /// A violation of RFC 6455 (or of a configured limit) by the peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -49,17 +48,4 @@ pub enum ProtocolError {
         /// The configured maximum.
         limit: u64,
     },
-}
-
-impl ProtocolError {
-    /// The close code the server sends before closing the connection for this error.
-    pub fn close_code(&self) -> CloseCode {
-        match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
-                CloseCode::INVALID_PAYLOAD
-            }
-            ProtocolError::MessageTooBig { .. } => CloseCode::TOO_BIG,
-            _ => CloseCode::PROTOCOL,
-        }
-    }
 }

@@ -9,38 +9,31 @@ use std::fmt::Write as _;
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const MAX_HEADERS: usize = 64;
 
-/// A plain (non-upgrade) GET route the server answers itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    /// `GET /`: the demo page.
-    Index,
-    /// `GET /healthz`.
-    Healthz,
-    /// `GET /metrics`.
-    Metrics,
-}
-
 /// A complete, valid request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request<'a> {
     /// A valid WebSocket upgrade.
     Upgrade(Upgrade<'a>),
-    /// A plain GET of a known route.
-    Get(Route),
+    /// A GET without any upgrade header; the server decides what the target means (an unknown
+    /// one is answered with [`Rejection::UpgradeRequired`]).
+    Get {
+        /// Request target, query included.
+        path: &'a str,
+    },
 }
 
 /// A validated upgrade request; borrows the caller's buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upgrade<'a> {
-    /// Request target, query included.
-    pub target: &'a str,
+    /// Request target, query included (`/chat?token=...`).
+    pub path: &'a str,
     /// `Sec-WebSocket-Accept` for the client's key.
     pub accept: String,
     /// Every `Sec-WebSocket-Protocol` header value, in order.
     pub protocols: Vec<&'a str>,
-    /// `Origin`, when sent.
+    /// `Origin`, when sent (at most once, or the request is refused).
     pub origin: Option<&'a str>,
-    /// `Authorization`, when sent.
+    /// `Authorization`, when sent (at most once, or the request is refused).
     pub authorization: Option<&'a str>,
     /// `Sec-WebSocket-Extensions` header values, in order (for permessage-deflate).
     pub extensions: Vec<&'a str>,
@@ -76,36 +69,44 @@ impl<'a> Upgrade<'a> {
             .ok_or(Rejection::NoAcceptableProtocol)
     }
 
-    /// The `?token=` query parameter, if any.
+    /// The path without its query.
+    pub fn path_only(&self) -> &'a str {
+        self.path.split_once('?').map_or(self.path, |(p, _)| p)
+    }
+
+    /// The first query parameter called `name` (e.g. `token`), undecoded, if any.
     pub fn query_param(&self, name: &str) -> Option<&'a str> {
-        let (_, query) = self.target.split_once('?')?;
+        let (_, query) = self.path.split_once('?')?;
         query
             .split('&')
             .filter_map(|kv| kv.split_once('='))
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v)
     }
+
+    /// The credentials of an `Authorization: Bearer <token>` header (scheme matched without
+    /// regard to case), if one was sent.
+    pub fn bearer_token(&self) -> Option<&'a str> {
+        let (scheme, token) = self.authorization?.split_once(' ')?;
+        let token = token.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    }
 }
 
-/// Why a request is refused; renders a complete HTTP/1.1 error response.
+/// Why the protocol refuses a request; renders a complete HTTP/1.1 error response. Refusals
+/// that depend on the server's policy (limits, origins, tokens) are the server's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
-    /// Malformed request line or headers, or a missing/invalid upgrade header: 400.
+    /// Malformed request line or headers, or a missing/invalid/repeated upgrade header: 400.
     #[error("{0}")]
     BadRequest(&'static str),
     /// Subprotocols offered but none acceptable: 400.
     #[error("no acceptable subprotocol")]
     NoAcceptableProtocol,
-    /// A bad or expired token: 401.
-    #[error("{0}")]
-    Unauthorized(&'static str),
-    /// `Origin` not allowed: 403.
-    #[error("origin not allowed")]
-    Forbidden,
     /// A method other than GET: 405.
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// A GET of an unknown path without an upgrade: 426.
+    /// A GET of a path the server does not serve, without an upgrade: 426.
     #[error("this server speaks WebSocket on this path")]
     UpgradeRequired,
     /// `Sec-WebSocket-Version` other than 13: 426.
@@ -114,9 +115,6 @@ pub enum Rejection {
     /// Request head over the configured limit: 431.
     #[error("request head too large")]
     HeadTooLarge,
-    /// Over the connection limit: 503.
-    #[error("server at connection limit")]
-    Unavailable,
 }
 
 impl Rejection {
@@ -124,12 +122,9 @@ impl Rejection {
     pub fn status(&self) -> u16 {
         match self {
             Rejection::BadRequest(_) | Rejection::NoAcceptableProtocol => 400,
-            Rejection::Unauthorized(_) => 401,
-            Rejection::Forbidden => 403,
             Rejection::MethodNotAllowed => 405,
             Rejection::UpgradeRequired | Rejection::UnsupportedVersion => 426,
             Rejection::HeadTooLarge => 431,
-            Rejection::Unavailable => 503,
         }
     }
 
@@ -138,13 +133,10 @@ impl Rejection {
         match self {
             Rejection::BadRequest(_) => "bad_request",
             Rejection::NoAcceptableProtocol => "no_subprotocol",
-            Rejection::Unauthorized(_) => "unauthorized",
-            Rejection::Forbidden => "forbidden",
             Rejection::MethodNotAllowed => "method",
             Rejection::UpgradeRequired => "upgrade_required",
             Rejection::UnsupportedVersion => "version",
             Rejection::HeadTooLarge => "head_too_large",
-            Rejection::Unavailable => "unavailable",
         }
     }
 
@@ -154,32 +146,49 @@ impl Rejection {
             Rejection::MethodNotAllowed => "Allow: GET\r\n",
             Rejection::UpgradeRequired => "Upgrade: websocket\r\n",
             Rejection::UnsupportedVersion => "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n",
-            _ => "",
+            Rejection::BadRequest(_)
+            | Rejection::NoAcceptableProtocol
+            | Rejection::HeadTooLarge => "",
         };
-        let body = format!("{self}\n");
-        render_response(
-            out,
-            self.status(),
-            extra,
-            "text/plain; charset=utf-8",
-            body.as_bytes(),
-        );
+        render_error(out, self.status(), extra, &self.to_string());
     }
 }
 
-/// The reason phrase of the statuses the server sends.
-fn reason_phrase(status: u16) -> &'static str {
+/// The reason phrase of a status code (RFC 9110 §15); `"Error"` for codes it does not name.
+pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
+        404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
         426 => "Upgrade Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Error",
     }
+}
+
+/// Appends a complete HTTP/1.1 error response for any `status`: status line and reason,
+/// `extra_headers` (each ending in `\r\n`), `Connection: close`, and `reason` as a one-line
+/// `text/plain` body. Every refusal the server sends, its own or the protocol's, goes through it.
+pub fn render_error(out: &mut Vec<u8>, status: u16, extra_headers: &str, reason: &str) {
+    let mut body = String::with_capacity(reason.len() + 1);
+    // One line: a reason never ends the body early or adds lines.
+    body.extend(reason.chars().map(|c| if c.is_control() { ' ' } else { c }));
+    body.push('\n');
+    render_response(
+        out,
+        status,
+        extra_headers,
+        "text/plain; charset=utf-8",
+        body.as_bytes(),
+    );
 }
 
 /// Appends a complete HTTP/1.1 response that closes the connection.
@@ -271,16 +280,10 @@ pub fn parse_request(
         let Ok(value) = std::str::from_utf8(h.value) else {
             return Err(Rejection::BadRequest("header value is not UTF-8"));
         };
-        up.take(h.name, value.trim());
+        up.take(h.name, value.trim())?;
     }
-    if up.upgrade.is_none() && up.key.is_none() && up.version.is_none() {
-        let path = target.split('?').next().unwrap_or(target);
-        return match path {
-            "/" => Ok(Some((Request::Get(Route::Index), n))),
-            "/healthz" => Ok(Some((Request::Get(Route::Healthz), n))),
-            "/metrics" => Ok(Some((Request::Get(Route::Metrics), n))),
-            _ => Err(Rejection::UpgradeRequired),
-        };
+    if !up.upgrade_seen && up.key.is_none() && up.version.is_none() {
+        return Ok(Some((Request::Get { path: target }, n)));
     }
     if req.version != Some(1) {
         return Err(Rejection::BadRequest("WebSocket upgrade needs HTTP/1.1"));
@@ -288,10 +291,10 @@ pub fn parse_request(
     if !up.host {
         return Err(Rejection::BadRequest("missing Host header"));
     }
-    if !up.upgrade.is_some_and(|v| has_token(v, "websocket")) {
+    if !up.upgrade_websocket {
         return Err(Rejection::BadRequest("missing Upgrade: websocket"));
     }
-    if !up.connection.is_some_and(|v| has_token(v, "upgrade")) {
+    if !up.connection_upgrade {
         return Err(Rejection::BadRequest("missing Connection: Upgrade"));
     }
     if up.version != Some("13") {
@@ -310,7 +313,7 @@ pub fn parse_request(
     }
     Ok(Some((
         Request::Upgrade(Upgrade {
-            target,
+            path: target,
             accept: accept_key(key.as_bytes()),
             protocols: up.protocols,
             origin: up.origin,
@@ -331,11 +334,14 @@ fn bad_syntax(e: httparse::Error) -> &'static str {
     }
 }
 
+/// The headers an upgrade needs, collected in one pass. `Upgrade` and `Connection` are lists,
+/// so several lines of each are merged (RFC 7230 §3.2.2); the others may appear once.
 #[derive(Default)]
 struct UpgradeHeaders<'a> {
     host: bool,
-    upgrade: Option<&'a str>,
-    connection: Option<&'a str>,
+    upgrade_seen: bool,
+    upgrade_websocket: bool,
+    connection_upgrade: bool,
     key: Option<&'a str>,
     version: Option<&'a str>,
     origin: Option<&'a str>,
@@ -345,26 +351,55 @@ struct UpgradeHeaders<'a> {
 }
 
 impl<'a> UpgradeHeaders<'a> {
-    fn take(&mut self, name: &str, value: &'a str) {
+    fn take(&mut self, name: &str, value: &'a str) -> Result<(), Rejection> {
         let is = |n: &str| name.eq_ignore_ascii_case(n);
         if is("host") {
+            if self.host {
+                return Err(Rejection::BadRequest("repeated Host header"));
+            }
             self.host = true;
         } else if is("upgrade") {
-            self.upgrade = Some(value);
+            self.upgrade_seen = true;
+            self.upgrade_websocket |= has_token(value, "websocket");
         } else if is("connection") {
-            self.connection = Some(value);
+            self.connection_upgrade |= has_token(value, "upgrade");
         } else if is("sec-websocket-key") {
-            self.key = Some(value);
+            // RFC 6455 §11.3.1: must not appear more than once.
+            once(&mut self.key, value, "repeated Sec-WebSocket-Key header")?;
         } else if is("sec-websocket-version") {
-            self.version = Some(value);
+            // RFC 6455 §11.3.5: must not appear more than once in a request.
+            once(
+                &mut self.version,
+                value,
+                "repeated Sec-WebSocket-Version header",
+            )?;
         } else if is("origin") {
-            self.origin = Some(value);
+            once(&mut self.origin, value, "repeated Origin header")?;
         } else if is("authorization") {
-            self.authorization = Some(value);
+            once(
+                &mut self.authorization,
+                value,
+                "repeated Authorization header",
+            )?;
         } else if is("sec-websocket-protocol") {
             self.protocols.push(value);
         } else if is("sec-websocket-extensions") {
             self.extensions.push(value);
         }
+        Ok(())
     }
+}
+
+/// Stores a header that may appear once; a second one is refused rather than one silently
+/// winning, since the server would check one value and a proxy might act on the other.
+fn once<'a>(
+    slot: &mut Option<&'a str>,
+    value: &'a str,
+    repeated: &'static str,
+) -> Result<(), Rejection> {
+    if slot.is_some() {
+        return Err(Rejection::BadRequest(repeated));
+    }
+    *slot = Some(value);
+    Ok(())
 }

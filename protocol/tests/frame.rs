@@ -156,17 +156,20 @@ fn violations_close_with_1002() {
     for (bytes, want) in cases {
         let got = err_of(&bytes);
         assert_eq!(got, want, "{bytes:x?}");
-        assert_eq!(got.close_code(), CloseCode::PROTOCOL);
+        assert_eq!(CloseCode::from(&got), CloseCode::PROTOCOL);
     }
 }
 
 #[test]
 fn invalid_utf8_closes_with_1007_fail_fast() {
     let bad = masked(OpCode::Text, true, &[b'a', 0xff]);
-    assert_eq!(err_of(&bad).close_code(), CloseCode::INVALID_PAYLOAD);
+    assert_eq!(CloseCode::from(&err_of(&bad)), CloseCode::INVALID_PAYLOAD);
     let reason = masked(OpCode::Close, true, &[3, 232, 0xc0]);
     assert_eq!(err_of(&reason), ProtocolError::InvalidCloseReason);
-    assert_eq!(err_of(&reason).close_code(), CloseCode::INVALID_PAYLOAD);
+    assert_eq!(
+        CloseCode::from(&err_of(&reason)),
+        CloseCode::INVALID_PAYLOAD
+    );
     // The first fragment is already invalid: the error comes before the message ends, with no
     // continuation ever sent.
     let first = masked(OpCode::Text, false, &[0xce, 0xba, 0xf4, 0x90]);
@@ -192,7 +195,7 @@ fn too_big_is_1009_from_the_header_alone() {
     // Only the header of a 1000-byte frame: no payload needed to fail.
     let head = [0x82, 0xfe, 0x03, 0xe8, 1, 2, 3, 4];
     let (_, err) = decode_split(cfg, &head, &[]);
-    assert_eq!(err.unwrap().close_code(), CloseCode::TOO_BIG);
+    assert_eq!(CloseCode::from(&err.unwrap()), CloseCode::TOO_BIG);
     // Fragments adding up past the limit.
     let frags = [
         masked(OpCode::Binary, false, &[0; 60]),

@@ -1,7 +1,7 @@
 //! Handshake parsing, validation and rendering (SPEC §3, §4).
 
 use ringcast_protocol::handshake::{
-    Rejection, Request, Route, Upgrade, accept_key, parse_request, render_accept,
+    Rejection, Request, Upgrade, accept_key, parse_request, render_accept, render_error,
 };
 
 fn upgrade(extra: &str) -> String {
@@ -80,23 +80,121 @@ fn partial_head_needs_more_and_pipelined_bytes_are_kept() {
 }
 
 #[test]
-fn routes() {
-    let get = |p: &str| {
-        let req = format!("GET {p} HTTP/1.1\r\nHost: h\r\n\r\n");
+fn plain_gets_hand_their_target_to_the_server() {
+    for target in ["/", "/healthz", "/metrics?x=1", "/other/path?q"] {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n");
         match parse_request(req.as_bytes(), 8192) {
-            Ok(Some((Request::Get(r), _))) => Ok(Some(r)),
-            Ok(_) => Ok(None),
-            Err(e) => Err(e),
+            Ok(Some((Request::Get { path }, n))) => {
+                assert_eq!(path, target);
+                assert_eq!(n, req.len());
+            }
+            other => panic!("{target}: {other:?}"),
         }
-    };
-    assert_eq!(get("/"), Ok(Some(Route::Index)));
-    assert_eq!(get("/healthz"), Ok(Some(Route::Healthz)));
-    assert_eq!(get("/metrics?x=1"), Ok(Some(Route::Metrics)));
-    assert_eq!(get("/other"), Err(Rejection::UpgradeRequired));
+    }
 }
 
-fn status_of(req: &str) -> u16 {
-    match parse_request(req.as_bytes(), 256) {
+#[test]
+fn upgrade_exposes_path_and_authorization() {
+    let req = "GET /chat?room=a&token=t.k.n HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer  abc.def \r\n\r\n";
+    let u = parse_upgrade(req);
+    assert_eq!(u.path, "/chat?room=a&token=t.k.n");
+    assert_eq!(u.path_only(), "/chat");
+    assert_eq!(u.query_param("token"), Some("t.k.n"));
+    assert_eq!(u.authorization, Some("Bearer  abc.def"));
+    assert_eq!(u.bearer_token(), Some("abc.def"));
+    let basic = upgrade("Authorization: Basic dXNlcg==\r\n");
+    let u = parse_upgrade(&basic);
+    assert_eq!(u.bearer_token(), None);
+    assert_eq!(u.authorization, Some("Basic dXNlcg=="));
+    let plain = upgrade("");
+    let u = parse_upgrade(&plain);
+    assert_eq!(
+        (u.path, u.authorization, u.bearer_token()),
+        ("/chat", None, None)
+    );
+}
+
+#[test]
+fn repeated_single_headers_are_refused() {
+    // RFC 6455 §11.3.1 and §11.3.5: Sec-WebSocket-Key and -Version must not repeat; a second
+    // Origin, Authorization or Host is as ambiguous.
+    for (extra, reason) in [
+        (
+            "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n",
+            "repeated Sec-WebSocket-Key header",
+        ),
+        (
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+            "repeated Sec-WebSocket-Key header",
+        ),
+        (
+            "Sec-WebSocket-Version: 13\r\n",
+            "repeated Sec-WebSocket-Version header",
+        ),
+        ("Host: other\r\n", "repeated Host header"),
+        (
+            "Origin: http://a\r\nOrigin: http://b\r\n",
+            "repeated Origin header",
+        ),
+        (
+            "Authorization: Bearer a\r\nauthorization: Bearer b\r\n",
+            "repeated Authorization header",
+        ),
+    ] {
+        let req = upgrade(extra);
+        assert_eq!(parse(&req), Err(Rejection::BadRequest(reason)), "{extra:?}");
+        assert_eq!(status_of(&req, 8192), 400);
+    }
+}
+
+#[test]
+fn list_headers_on_several_lines_are_merged() {
+    // RFC 7230 §3.2.2: `Connection` and `Upgrade` are lists; several lines are one list.
+    let split = "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    assert_eq!(parse_upgrade(split).accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    let reversed = "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nConnection: keep-alive\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    parse_upgrade(reversed);
+    // Merging never invents a token: no line says `Upgrade`.
+    let none = "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nConnection: close\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    assert_eq!(
+        parse(none),
+        Err(Rejection::BadRequest("missing Connection: Upgrade"))
+    );
+}
+
+#[test]
+fn any_status_renders_a_closing_error() {
+    for (status, phrase) in [
+        (401, "Unauthorized"),
+        (403, "Forbidden"),
+        (503, "Service Unavailable"),
+        (418, "Error"),
+    ] {
+        let mut out = Vec::new();
+        render_error(
+            &mut out,
+            status,
+            "Retry-After: 1\r\n",
+            "too many\r\nX-Injected: 1",
+        );
+        let text = String::from_utf8(out).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} {phrase}\r\n")),
+            "{head}"
+        );
+        assert!(head.contains("\r\nRetry-After: 1\r\n"));
+        assert!(head.contains("\r\nConnection: close"));
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        assert_eq!(
+            body, "too many  X-Injected: 1\n",
+            "the reason stays one line"
+        );
+    }
+}
+
+fn status_of(req: &str, max_head: usize) -> u16 {
+    match parse_request(req.as_bytes(), max_head) {
         Err(r) => {
             let mut out = Vec::new();
             r.render(&mut out);
@@ -112,10 +210,15 @@ fn status_of(req: &str) -> u16 {
 
 #[test]
 fn every_rejection_has_its_status() {
-    assert_eq!(status_of("POST / HTTP/1.1\r\nHost: h\r\n\r\n"), 405);
-    assert_eq!(status_of("GET /nope HTTP/1.1\r\nHost: h\r\n\r\n"), 426);
+    assert_eq!(status_of("POST / HTTP/1.1\r\nHost: h\r\n\r\n", 256), 405);
+    // 426 for a path the server does not serve: the server decides, the protocol renders.
+    let mut out = Vec::new();
+    Rejection::UpgradeRequired.render(&mut out);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+    assert!(text.contains("Upgrade: websocket\r\n"));
     let v = "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n";
-    assert_eq!(status_of(v), 426);
+    assert_eq!(status_of(v, 256), 426);
     let mut out = Vec::new();
     Rejection::UnsupportedVersion.render(&mut out);
     assert!(
@@ -124,30 +227,23 @@ fn every_rejection_has_its_status() {
             .contains("Sec-WebSocket-Version: 13\r\n")
     );
     let bad_key = "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n\r\n";
-    assert_eq!(status_of(bad_key), 400);
+    assert_eq!(status_of(bad_key, 256), 400);
     let no_key = "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n";
-    assert_eq!(status_of(no_key), 400);
+    assert_eq!(status_of(no_key, 256), 400);
     let no_upgrade = "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-    assert_eq!(status_of(no_upgrade), 400);
+    assert_eq!(status_of(no_upgrade, 256), 400);
     let no_conn = "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-    assert_eq!(status_of(no_conn), 400);
-    assert_eq!(status_of("GET\0 / HTTP/1.1\r\n\r\n"), 400);
-    assert_eq!(status_of("GET / HTTP/1.1\r\nBad Header\r\n\r\n"), 400);
+    assert_eq!(status_of(no_conn, 256), 400);
+    assert_eq!(status_of("GET\0 / HTTP/1.1\r\n\r\n", 256), 400);
+    assert_eq!(status_of("GET / HTTP/1.1\r\nBad Header\r\n\r\n", 256), 400);
     let big = format!(
         "GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n",
         "a".repeat(300)
     );
-    assert_eq!(status_of(&big), 431);
+    assert_eq!(status_of(&big, 256), 431);
     // An incomplete head is refused once it reaches the limit, not only when it completes.
-    assert_eq!(status_of(&big[..260]), 431);
-    for (r, s) in [
-        (Rejection::Forbidden, 403),
-        (Rejection::Unauthorized("expired token"), 401),
-        (Rejection::Unavailable, 503),
-        (Rejection::NoAcceptableProtocol, 400),
-    ] {
-        assert_eq!(r.status(), s);
-    }
+    assert_eq!(status_of(&big[..260], 256), 431);
+    assert_eq!(Rejection::NoAcceptableProtocol.status(), 400);
 }
 
 #[test]

@@ -457,6 +457,45 @@ impl<E: Weigh + Clone> TopicHandle<E> {
         appended
     }
 
+    /// Like [`TopicHandle::append`] for `n` messages whose entries depend on their offsets (an
+    /// envelope that carries its own offset): `build(epoch, first)` runs under the topic's lock
+    /// and returns the `n` entries for offsets `first..first + n`.
+    pub fn append_with(
+        &mut self,
+        n: usize,
+        now: u64,
+        build: impl FnOnce(&Epoch, u64) -> Vec<E>,
+    ) -> Appended {
+        let history = self.history.clone();
+        let sh = &history.shared;
+        let appended = self.with_log(now, |log| {
+            let first = log.last + 1;
+            let entries = build(&log.epoch, first);
+            debug_assert_eq!(entries.len(), n, "one entry per message");
+            log.last += n as u64;
+            if sh.cfg.size != 0 && !log.dead {
+                let mut added = 0;
+                for entry in entries {
+                    added += entry_cost(&entry);
+                    log.entries.push_back(Held { at: now, entry });
+                }
+                log.bytes += added;
+                sh.bytes.fetch_add(added, Ordering::Relaxed);
+            }
+            history.prune(log, now);
+            Appended {
+                epoch: log.epoch.clone(),
+                first,
+                last: log.last,
+            }
+        });
+        self.topic
+            .stamp
+            .store(sh.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        history.enforce_budget();
+        appended
+    }
+
     /// The current epoch and newest offset (for `subscribed`); live messages after it are new.
     pub fn position(&mut self, now: u64) -> Position {
         self.with_log(now, |log| Position {

@@ -88,6 +88,25 @@ pub struct Config {
     /// Size of one provided receive buffer, in bytes.
     #[arg(long, env = "RINGCAST_RECV_BUFFER_SIZE", default_value_t = 8192)]
     pub recv_buffer_size: u32,
+    /// Pub/sub: subscriptions one connection may hold.
+    #[arg(long, env = "RINGCAST_MAX_SUBSCRIPTIONS", default_value_t = 64)]
+    pub max_subscriptions: usize,
+    /// Pub/sub: messages kept per topic for `since` (0 = history off).
+    #[arg(long, env = "RINGCAST_HISTORY_SIZE", default_value_t = 0)]
+    pub history_size: usize,
+    /// Pub/sub: seconds a history message is kept (0 = no age limit).
+    #[arg(long, env = "RINGCAST_HISTORY_TTL", default_value_t = 0)]
+    pub history_ttl: u64,
+    /// Pub/sub: bytes of history over all topics (oldest topics evicted first).
+    #[arg(long, env = "RINGCAST_HISTORY_MAX_BYTES", default_value_t = 256 << 20)]
+    pub history_max_bytes: usize,
+    /// Pub/sub: members per topic above which presence carries only a count.
+    #[arg(long, env = "RINGCAST_PRESENCE_MAX", default_value_t = 1000)]
+    pub presence_max: usize,
+    /// This node's id, unique in a cluster (client ids and history epochs start with it;
+    /// default: random).
+    #[arg(long, env = "RINGCAST_NODE_ID")]
+    pub node_id: Option<String>,
     /// Log format.
     #[arg(long, env = "RINGCAST_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
@@ -99,9 +118,6 @@ pub struct Config {
     /// Prefix of the cluster's Redis channels and keys (`<prefix>:room:<name>`).
     #[arg(long, env = "RINGCAST_CLUSTER_PREFIX", default_value = "ringcast")]
     pub cluster_prefix: String,
-    /// This node's id in the cluster (at most 255 bytes; default: random at each start).
-    #[arg(long, env = "RINGCAST_NODE_ID")]
-    pub node_id: Option<String>,
     /// Seconds a node's presence entries outlive it (each node refreshes them every third of
     /// this), so a killed node's members leave every presence list within this time.
     #[arg(long, env = "RINGCAST_CLUSTER_PRESENCE_TTL", default_value_t = 30.0)]

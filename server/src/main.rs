@@ -9,6 +9,8 @@ mod conn;
 mod fanout;
 mod limits;
 mod metrics;
+mod pubsub;
+mod refusal;
 mod ring;
 mod rooms;
 mod session;
@@ -23,8 +25,8 @@ use mimalloc::MiMalloc;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::bridge::Bridge;
-use crate::bridge::inbound::Inbound;
 use crate::config::{Config, LogFormat};
+use crate::fanout::bus::{Inbound, InboundSlot};
 use crate::fanout::{Peers, Remote};
 use crate::shared::Shared;
 use crate::worker::Worker;
@@ -117,9 +119,16 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     for _ in 1..n {
         listeners.push(listener(bound)?);
     }
-    let cluster = Bridge::start(&config)?;
-    let bridge = cluster.as_ref().map(|(b, _)| b.clone());
-    let shared = Arc::new(Shared::new(config, n).with_cluster(bridge));
+    let shared = Shared::new(config, n);
+    // Bus events that need the workers wait in `inbound` until they run (none can come
+    // earlier: nothing is subscribed before a client joins).
+    let inbound = InboundSlot::default();
+    let forward = inbound.clone();
+    let bridge = Bridge::start(&shared.config, &shared.hub.node_id, move |e| {
+        forward.handle(e)
+    })?;
+    let clustered = bridge.is_some();
+    let shared = Arc::new(shared.with_cluster(bridge));
     let (senders, receivers) = Peers::channels(n);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
@@ -158,7 +167,7 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     for tx in &peer_txs {
         tx.send(peers.clone())?;
     }
-    if let Some((_, slot)) = &cluster {
+    if clustered {
         // Bus events reach the workers like a batch from another worker, woken by a ring of
         // the bus thread's own.
         let mut waker = Waker::new()?;
@@ -169,7 +178,7 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         };
         let lookup_shared = shared.clone();
         let lookup = move |name: &str| lookup_shared.directory.get(name);
-        slot.fill(Inbound::new(
+        inbound.fill(Inbound::new(
             Box::new(lookup),
             peers.clone(),
             Box::new(wake),

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Close codes counted individually; anything else lands in `other`.
 const CLOSE_CODES: [u16; 8] = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011];
-/// Rejection reasons, as `Rejection::label` names them.
-pub const REJECT_REASONS: [&str; 9] = [
+/// Rejection reasons, as `http::Refusal::label` names them.
+pub const REJECT_REASONS: [&str; 12] = [
     "bad_request",
     "no_subprotocol",
     "unauthorized",
@@ -16,7 +16,10 @@ pub const REJECT_REASONS: [&str; 9] = [
     "upgrade_required",
     "version",
     "head_too_large",
-    "unavailable",
+    "connection_limit",
+    "per_ip_limit",
+    "too_many_rooms",
+    "draining",
 ];
 
 /// The counters of one worker.

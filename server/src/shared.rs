@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use crate::bridge::Bridge;
 use crate::config::Config;
 use crate::metrics::WorkerMetrics;
+use crate::pubsub::Hub;
+use crate::refusal::Refusal;
 use crate::rooms::Directory;
 
 /// State every worker shares.
@@ -23,6 +25,8 @@ pub struct Shared {
     pub open: AtomicUsize,
     /// Open connections per client IP (only maintained with `--max-connections-per-ip`).
     pub per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Pub/sub history, presence and node id.
+    pub hub: Hub,
     /// The cluster bus (`--cluster`); `None` on a single node.
     pub cluster: Option<Arc<Bridge>>,
 }
@@ -35,6 +39,7 @@ impl Shared {
             metrics: (0..workers).map(|_| WorkerMetrics::default()).collect(),
             open: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
+            hub: Hub::new(&config),
             cluster: None,
             config,
         }
@@ -50,19 +55,22 @@ impl Shared {
         self
     }
 
-    /// Counts a new connection from `ip`; returns whether it is within `--max-connections` and
-    /// `--max-connections-per-ip`. Every admitted connection, within or not, is released once.
-    pub fn admit(&self, ip: IpAddr) -> bool {
+    /// Counts a new connection from `ip`; returns the refusal when it is over
+    /// `--max-connections` or `--max-connections-per-ip`. Every admitted connection, refused or
+    /// not, is released once.
+    pub fn admit(&self, ip: IpAddr) -> Option<Refusal> {
         let cfg = &self.config;
         let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut within = open <= cfg.max_connections;
+        let mut refusal = (open > cfg.max_connections).then_some(Refusal::ConnectionLimit);
         if cfg.max_connections_per_ip > 0 {
             let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
             let n = per_ip.entry(ip).or_insert(0);
             *n += 1;
-            within &= *n <= cfg.max_connections_per_ip;
+            if *n > cfg.max_connections_per_ip {
+                refusal = refusal.or(Some(Refusal::PerIpLimit));
+            }
         }
-        within
+        refusal
     }
 
     /// Uncounts a connection from `ip` (its slot was freed).

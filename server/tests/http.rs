@@ -73,6 +73,7 @@ fn origin_check_and_connection_limit() {
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let resp = server.http(good.as_bytes());
     assert_eq!(status(&resp), 503, "{resp}");
+    assert!(resp.ends_with("server at connection limit\n"), "{resp}");
 }
 
 #[test]
@@ -98,4 +99,55 @@ fn per_ip_limit_refuses_with_503() {
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let resp = server.http(&upgrade_request(Some("r"), b""));
     assert_eq!(status(&resp), 503, "{resp}");
+    assert!(
+        resp.ends_with("too many connections from this address\n"),
+        "{resp}"
+    );
+}
+
+#[test]
+fn room_limit_refuses_with_its_own_reason() {
+    let server = Server::start(&["--max-rooms", "1"]);
+    let (_a, head) = common::Raw::connect(&server, Some("first"), b"");
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // The same room still admits members; a second room does not.
+    let (_b, head) = common::Raw::connect(&server, Some("first"), b"");
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let resp = server.http(&upgrade_request(Some("second"), b""));
+    assert_eq!(status(&resp), 503, "{resp}");
+    assert!(resp.contains("Connection: close\r\n"), "{resp}");
+    assert!(resp.ends_with("too many rooms\n"), "{resp}");
+    assert_eq!(
+        server.metric("ringcast_connections_rejected_total{reason=\"too_many_rooms\"}"),
+        1
+    );
+    assert_eq!(
+        server.metric("ringcast_connections_rejected_total{reason=\"connection_limit\"}"),
+        0
+    );
+}
+
+#[test]
+fn repeated_key_is_refused_and_split_connection_lines_are_merged() {
+    let server = Server::start(&[]);
+    // RFC 6455 §11.3.1: Sec-WebSocket-Key must not repeat (it used to be "last one wins").
+    let twice = String::from_utf8(upgrade_request(None, b""))
+        .unwrap()
+        .replace("\r\n\r\n", &format!("\r\n{KEY}\r\n"));
+    let resp = server.http(twice.as_bytes());
+    assert_eq!(status(&resp), 400, "{resp}");
+    assert!(resp.contains("repeated Sec-WebSocket-Key"), "{resp}");
+    let version = String::from_utf8(upgrade_request(None, b""))
+        .unwrap()
+        .replace("\r\n\r\n", "\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    let resp = server.http(version.as_bytes());
+    assert_eq!(status(&resp), 400, "{resp}");
+    assert!(resp.contains("repeated Sec-WebSocket-Version"), "{resp}");
+    // RFC 7230 §3.2.2: `Connection: Upgrade` and `Connection: keep-alive` on two lines are one
+    // list (it used to be refused with 400).
+    let split = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nConnection: keep-alive\r\nUpgrade: websocket\r\n{KEY}Sec-WebSocket-Version: 13\r\n\r\n"
+    );
+    let (_ws, head) = common::Raw::connect_with(&server, split.as_bytes());
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
 }

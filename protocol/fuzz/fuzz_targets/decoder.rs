@@ -40,7 +40,7 @@ fn own(e: Event<'_>, cfg: &DecoderConfig) -> Owned {
             );
             if kind == MessageKind::Text && !compressed {
                 assert!(
-                    std::str::from_utf8(payload).is_ok(),
+                    std::str::from_utf8(&payload).is_ok(),
                     "text message is not UTF-8"
                 );
             }
@@ -96,7 +96,7 @@ fn decode_split(cfg: DecoderConfig, input: &[u8], cuts: &[usize]) -> Outcome {
                 }
                 Err(e) => {
                     // Every error maps to a close code the server may send.
-                    assert!(e.close_code().is_sendable());
+                    assert!(CloseCode::from(&e).is_sendable());
                     return (events, Some(e));
                 }
             }

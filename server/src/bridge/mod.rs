@@ -1,37 +1,34 @@
 //! The bridge between the workers and the cluster bus (SPEC §8, crate `ringcast-cluster`).
 //!
 //! * **Out.** After a worker freezes a room's batch of local messages it calls
-//!   [`Bridge::publish`]: one `try_publish` per room per turn, payloads shared with the batch's
-//!   buffer (no copy). Batches that came from the bus are delivered through
-//!   `Remote::Deliver` and never reach `publish`, so nothing is re-published.
+//!   [`Bridge::publish`] (`fanout::Fanout::flush_batches`): one `try_publish` per room per
+//!   turn, payloads shared with the batch's buffer (`fanout::bus::outbound`, no copy). Batches
+//!   that came from the bus are delivered through `Remote::Deliver` and never reach `publish`,
+//!   so nothing is re-published.
 //! * **Subscriptions.** The bridge is the room directory's [`RoomWatch`]: SUBSCRIBE on a room's
 //!   first member in the process, UNSUBSCRIBE on its last (both under the directory's lock, so
 //!   in order).
-//! * **Presence.** Every member is registered with `presence_join` / `presence_leave` (client id
-//!   [`client_id`], user name when one is known), so snapshots span nodes.
-//! * **In.** [`inbound::Inbound`] turns bus events into batches for the local workers.
+//! * **Presence.** Every member (room mode and pub/sub subscribers) is registered with
+//!   `presence_join` / `presence_leave` under its cluster-unique client id, so the Redis hash
+//!   spans nodes. Hook left open: the pub/sub `presence` reply still lists this node's
+//!   registry only; merging needs [`Bridge::presence`] and routing `BusEvent::Presence` (by
+//!   token) back to the asking worker.
+//! * **In.** `fanout::bus::Inbound` turns bus events into batches for the local workers
+//!   (`main` builds it with the room lookup and the bus thread's waker, so this module imports
+//!   neither the fan-out nor the workers).
 //! * **Continuity.** [`Bridge::generation`] changes on every `Gap` and every `Up(false)`: a layer
 //!   that keeps history (pub/sub epochs) compares it with the value its epoch was made under and
 //!   starts a new epoch when it differs (conservative: a gap in one room changes every epoch).
 //!
 //! Workers never block on the bus: every call here is a queue push.
 
-pub mod inbound;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use ringcast_cluster::{
-    Bus, BusConfig, BusEvent, BusHandle, BusMessage, BusStats, Bytes, ClusterError, MessageKind,
-};
-use ringcast_protocol::frame::OpCode;
+use ringcast_cluster::{Bus, BusConfig, BusEvent, BusHandle, BusMessage, BusStats, ClusterError};
 
 use crate::config::Config;
-use crate::fanout::batch::FrozenBatch;
 use crate::rooms::RoomWatch;
-use crate::rooms::local::Class;
-
-use self::inbound::InboundSlot;
 
 /// Bus state shared by the bridge and the bus thread's event handler.
 #[derive(Default)]
@@ -70,21 +67,24 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    /// Starts the bus thread when `--cluster` is set; `None` otherwise (no thread, no cost).
-    /// Events that need the workers wait for [`InboundSlot::fill`].
-    pub fn start(config: &Config) -> Result<Option<(Arc<Bridge>, InboundSlot)>, ClusterError> {
+    /// Starts the bus thread when `--cluster` is set, as node `node_id` (the pub/sub hub's, so
+    /// history epochs and client ids name the same node); `None` otherwise (no thread, no
+    /// cost). `Up` and `Gap` are handled here; every other event goes to `forward`, on the bus
+    /// thread.
+    pub fn start(
+        config: &Config,
+        node_id: &str,
+        forward: impl Fn(BusEvent) + Send + 'static,
+    ) -> Result<Option<Arc<Bridge>>, ClusterError> {
         if config.cluster.is_empty() {
             return Ok(None);
         }
         let mut cfg = BusConfig::new(config.cluster.iter().cloned());
         cfg.prefix = config.cluster_prefix.clone();
-        if let Some(id) = &config.node_id {
-            cfg.node_id = id.clone();
-        }
+        cfg.node_id = node_id.to_owned();
         cfg.presence_ttl = config.cluster_presence_ttl();
         let state = Arc::new(BusState::default());
-        let slot = InboundSlot::default();
-        let (events_state, events_slot) = (state.clone(), slot.clone());
+        let events_state = state.clone();
         let bus = Bus::start(cfg, move |event: BusEvent| match event {
             BusEvent::Up(up) => events_state.set_up(up),
             BusEvent::Gap {
@@ -95,36 +95,20 @@ impl Bridge {
                 tracing::warn!(%room, %origin, missed, "cluster bus: messages lost");
                 events_state.gap();
             }
-            other => events_slot.handle(other),
+            other => forward(other),
         })?;
         tracing::info!(
             node = bus.node_id(),
             shards = config.cluster.len(),
             "cluster bus started"
         );
-        Ok(Some((Arc::new(Bridge { bus, state }), slot)))
+        Ok(Some(Arc::new(Bridge { bus, state })))
     }
 
-    /// Queues one room's frozen batch of local messages for one PUBLISH.
-    pub fn publish(&self, batch: &FrozenBatch) {
-        // One reference-counted view of the batch's buffer; each payload is a slice of it.
-        let raw = Bytes::from_owner(batch.form(Class::Raw).clone());
-        let messages = batch
-            .messages()
-            .iter()
-            .map(|m| {
-                let kind = match m.kind {
-                    OpCode::Binary => MessageKind::Binary,
-                    _ => MessageKind::Text,
-                };
-                BusMessage::new(
-                    kind,
-                    raw.slice(m.payload_start as usize..m.frame.1 as usize),
-                )
-            })
-            .collect();
-        // A full queue is counted by the bus (`dropped`, and receivers see the gap).
-        let _ = self.bus.try_publish(batch.room().name.clone(), messages);
+    /// Queues one turn's local messages of `room` for one PUBLISH. A full queue is counted by
+    /// the bus (`dropped`, and receivers see the gap).
+    pub fn publish(&self, room: Arc<str>, messages: Vec<BusMessage>) {
+        let _ = self.bus.try_publish(room, messages);
     }
 
     /// Adds a local member to the room's cluster-wide presence.
@@ -150,12 +134,6 @@ impl Bridge {
         self.state.generation.load(Ordering::Acquire)
     }
 
-    /// This node's id.
-    #[allow(dead_code)] // pub/sub epochs name the node
-    pub fn node_id(&self) -> &str {
-        self.bus.node_id()
-    }
-
     /// The bus counters.
     pub fn stats(&self) -> BusStats {
         self.bus.stats()
@@ -175,10 +153,4 @@ impl RoomWatch for Bridge {
     fn closed(&self, name: &Arc<str>) {
         let _ = self.bus.unsubscribe(name.clone());
     }
-}
-
-/// The presence id of connection `key` on worker `worker`: unique among this node's live
-/// members (a slab key is reused only after its connection left every room).
-pub fn client_id(worker: usize, key: usize) -> String {
-    format!("{worker}.{key}")
 }

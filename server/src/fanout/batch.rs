@@ -5,9 +5,11 @@
 //! receiver gets one iovec per room per turn and nobody copies a payload per receiver.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ringcast_protocol::frame::{MAX_HEADER_LEN, OpCode, encode_header};
+use ringcast_pubsub::envelope;
+use ringcast_pubsub::history::Epoch;
 
 use crate::rooms::SharedRoom;
 use crate::rooms::local::Class;
@@ -23,13 +25,22 @@ pub struct Message {
     pub frame: (u32, u32),
     /// Where the payload starts in the raw form (after the frame header).
     pub payload_start: u32,
+    /// A pub/sub publish: the payload is the raw JSON text of `data` (room members get it as
+    /// a text frame, subscribers inside `{"op":"message",…,"data":…}` byte for byte).
+    pub publish: bool,
 }
+
+/// An encoded form: frames back to back and each message's span in them.
+pub type Form = (Arc<[u8]>, Vec<(u32, u32)>);
 
 /// Messages of one room being collected during the current turn.
 pub struct BatchBuilder {
     room: Arc<SharedRoom>,
     raw: Vec<u8>,
     messages: Vec<Message>,
+    events: bool,
+    /// `published` replies waiting for their offsets: (message index, sender, raw id).
+    acks: Vec<(u32, usize, Box<str>)>,
 }
 
 impl BatchBuilder {
@@ -39,6 +50,25 @@ impl BatchBuilder {
             room,
             raw: Vec::new(),
             messages: Vec::new(),
+            events: false,
+            acks: Vec::new(),
+        }
+    }
+
+    /// An empty batch of presence events (join/leave envelopes, as text frames) for `room`:
+    /// only members of class `JsonPresence` get them, each but its own.
+    pub fn events(room: Arc<SharedRoom>) -> BatchBuilder {
+        BatchBuilder {
+            events: true,
+            ..BatchBuilder::new(room)
+        }
+    }
+
+    /// Appends one pub/sub publish: `data` is the raw JSON text of the request's `data`.
+    pub fn push_publish(&mut self, sender: usize, data: &[u8]) {
+        self.push(sender, OpCode::Text, data);
+        if let Some(m) = self.messages.last_mut() {
+            m.publish = true;
         }
     }
 
@@ -54,6 +84,7 @@ impl BatchBuilder {
             kind,
             frame: (start, self.raw.len() as u32),
             payload_start: start + n as u32,
+            publish: false,
         });
     }
 
@@ -62,7 +93,7 @@ impl BatchBuilder {
     /// the origin worker does not get its own messages back.
     pub fn freeze(self, origin: Option<usize>, exclude_senders: bool) -> FrozenBatch {
         let mut own = Vec::new();
-        if exclude_senders && origin.is_some() {
+        if (exclude_senders || self.events) && origin.is_some() {
             own = (0..self.messages.len() as u32)
                 .map(|i| (self.messages[i as usize].sender, i))
                 .collect();
@@ -75,6 +106,10 @@ impl BatchBuilder {
             raw: Arc::from(self.raw.as_slice()),
             messages: self.messages,
             own,
+            events: self.events,
+            acks: self.acks,
+            seq: None,
+            json: OnceLock::new(),
         }
     }
 }
@@ -86,10 +121,17 @@ pub struct FrozenBatch {
     messages: Vec<Message>,
     /// (sender, message index), sorted; empty when senders get their own messages back.
     own: Vec<(usize, u32)>,
-    /// The raw frames, back to back (class `Raw`).
+    /// The raw frames, back to back (class `Raw`; for an event batch, the event envelopes).
     raw: Arc<[u8]>,
-    // Next forms, each a `OnceLock<Form>` built by the first worker with a member of its class
-    // (e.g. `json: OnceLock<(Arc<[u8]>, Vec<(u32, u32)>)>`, the envelopes and their spans).
+    /// A batch of presence events rather than messages.
+    events: bool,
+    /// `published` replies waiting for the history offsets.
+    acks: Vec<(u32, usize, Box<str>)>,
+    /// With history on: the epoch and the offset of the first message (the rest follow by 1).
+    seq: Option<(Epoch, u64)>,
+    /// The JSON envelopes, built by the first worker with a subscriber (or by the history
+    /// append), then shared by every worker.
+    json: OnceLock<Form>,
 }
 
 // Part of the batch's contract for the forms and sources that come next (JSON envelopes are
@@ -131,6 +173,8 @@ impl FrozenBatch {
     pub fn form(&self, class: Class) -> &Arc<[u8]> {
         match class {
             Class::Raw => &self.raw,
+            Class::Json | Class::JsonPresence if self.events => &self.raw,
+            Class::Json | Class::JsonPresence => &self.json().0,
         }
     }
 
@@ -138,7 +182,79 @@ impl FrozenBatch {
     pub fn span(&self, class: Class, i: usize) -> (u32, u32) {
         match class {
             Class::Raw => self.messages[i].frame,
+            Class::Json | Class::JsonPresence if self.events => self.messages[i].frame,
+            Class::Json | Class::JsonPresence => self.json().1[i],
         }
+    }
+
+    /// Whether members of `class` get anything from this batch: presence events go only to
+    /// subscribers that asked for them.
+    pub fn wanted_by(&self, class: Class) -> bool {
+        !self.events || class == Class::JsonPresence
+    }
+
+    /// Takes the `published` replies to queue once the offsets are known: (offset, sender,
+    /// raw id).
+    pub fn take_acks(&mut self) -> Vec<(u64, usize, Box<str>)> {
+        let first = self.seq.as_ref().map_or(0, |s| s.1);
+        std::mem::take(&mut self.acks)
+            .into_iter()
+            .map(|(i, sender, id)| (first + u64::from(i), sender, id))
+            .collect()
+    }
+
+    /// A batch of presence events.
+    pub fn is_events(&self) -> bool {
+        self.events
+    }
+
+    /// With history on: the epoch and the offsets `first..=last` of the messages.
+    pub fn seq(&self) -> Option<(&Epoch, u64, u64)> {
+        let (epoch, first) = self.seq.as_ref()?;
+        Some((epoch, *first, first + self.messages.len() as u64 - 1))
+    }
+
+    /// Gives the messages offsets from `first` in `epoch` (before the JSON form is built).
+    pub fn set_seq(&mut self, epoch: &Epoch, first: u64) {
+        self.seq = Some((epoch.clone(), first));
+    }
+
+    /// The room the batch goes to, re-read after a history append (the publisher's cached
+    /// room may have emptied and been replaced).
+    pub fn set_room(&mut self, room: Arc<SharedRoom>) {
+        self.room = room;
+    }
+
+    /// The JSON form: one text frame per message, `{"op":"message",…}` (with its offset when
+    /// history is on), built once.
+    pub fn json(&self) -> &Form {
+        self.json.get_or_init(|| {
+            let topic = &*self.room.name;
+            let mut out = Vec::with_capacity(self.raw.len() + self.messages.len() * 48);
+            let mut spans = Vec::with_capacity(self.messages.len());
+            let mut env = Vec::with_capacity(256);
+            for (i, m) in self.messages.iter().enumerate() {
+                let offset = self.seq.as_ref().map(|(_, first)| first + i as u64);
+                let payload = self.payload(i);
+                env.clear();
+                if m.publish {
+                    envelope::message(&mut env, topic, payload, offset);
+                } else if m.kind == OpCode::Text {
+                    // Room text was validated as UTF-8 by the decoder.
+                    let text = std::str::from_utf8(payload).unwrap_or_default();
+                    envelope::message_text(&mut env, topic, text, offset);
+                } else {
+                    envelope::message_binary(&mut env, topic, payload, offset);
+                }
+                let mut head = [0u8; MAX_HEADER_LEN];
+                let n = encode_header(&mut head, OpCode::Text, true, false, env.len() as u64);
+                let start = out.len() as u32;
+                out.extend_from_slice(&head[..n]);
+                out.extend_from_slice(&env);
+                spans.push((start, out.len() as u32));
+            }
+            (Arc::from(out.as_slice()), spans)
+        })
     }
 
     /// Indices of the messages `member` must not get back (its own, on the origin worker,
@@ -158,6 +274,9 @@ impl FrozenBatch {
     }
 }
 
+/// Marks an event batch's key in [`TurnBatches`] (room ids never reach this bit).
+const EVENTS: u64 = 1 << 63;
+
 /// All room batches of the current turn on one worker.
 #[derive(Default)]
 pub struct TurnBatches {
@@ -173,6 +292,35 @@ impl TurnBatches {
             self.rooms.len() - 1
         });
         self.rooms[i].push(sender, kind, payload);
+    }
+
+    /// Appends one pub/sub publish from `sender` to `room`'s batch.
+    pub fn push_publish(
+        &mut self,
+        room: &Arc<SharedRoom>,
+        sender: usize,
+        data: &[u8],
+        ack: Option<&str>,
+    ) {
+        let i = self.builder(room.id, || BatchBuilder::new(room.clone()));
+        let b = &mut self.rooms[i];
+        if let Some(id) = ack {
+            b.acks.push((b.messages.len() as u32, sender, id.into()));
+        }
+        b.push_publish(sender, data);
+    }
+
+    /// Appends a presence event (an encoded envelope) about `sender` to `room`'s event batch.
+    pub fn push_event(&mut self, room: &Arc<SharedRoom>, sender: usize, envelope: &[u8]) {
+        let i = self.builder(room.id | EVENTS, || BatchBuilder::events(room.clone()));
+        self.rooms[i].push(sender, OpCode::Text, envelope);
+    }
+
+    fn builder(&mut self, key: u64, new: impl FnOnce() -> BatchBuilder) -> usize {
+        *self.index.entry(key).or_insert_with(|| {
+            self.rooms.push(new());
+            self.rooms.len() - 1
+        })
     }
 
     /// No message this turn.

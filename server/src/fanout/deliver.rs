@@ -5,7 +5,7 @@
 
 use crate::conn::outq::OutQueue;
 use crate::fanout::batch::FrozenBatch;
-use crate::rooms::local::{LocalRoom, LocalRooms};
+use crate::rooms::local::{Class, LocalRoom, LocalRooms};
 
 /// Where delivery finds a member's outbound queue (the worker's connection table).
 pub trait Outboxes {
@@ -54,21 +54,49 @@ pub fn deliver(
 ) -> DeliveryReport {
     let mut report = DeliveryReport::default();
     let total = batch.len() as u64;
+    let seq = batch.seq().map(|(_, first, last)| (first, last));
     for (class, members) in room.classes() {
+        if !batch.wanted_by(class) {
+            continue;
+        }
         let form = batch.form(class);
         let len = form.len() as u32;
+        // Room members without --echo and presence subscribers skip their own messages
+        // (events); a subscriber gets its own publishes (SPEC §5).
+        let excludes_own = class == Class::Raw || batch.is_events();
         for &member in members {
+            // Offsets a replay covered already (history rule 3).
+            let mut from = 0usize;
+            let covered = match seq {
+                Some(_) if !room.skip.is_empty() => room.skip.iter().find(|s| s.0 == member),
+                _ => None,
+            };
+            if let (Some(&(_, through)), Some((first, last))) = (covered, seq) {
+                if through >= last {
+                    continue;
+                }
+                from = through.saturating_add(1).saturating_sub(first) as usize;
+            }
             let queue = out.outbox(member);
             let backlog = queue.unsent();
-            let mut own = 0u64;
-            let mut cursor = 0;
-            for i in batch.own_messages(worker, member) {
-                let (start, end) = batch.span(class, i);
-                if start > cursor {
-                    queue.push_shared(form, cursor, start);
+            let mut own = from as u64;
+            let mut cursor = if from > 0 {
+                batch.span(class, from).0
+            } else {
+                0
+            };
+            if excludes_own {
+                for i in batch.own_messages(worker, member) {
+                    let (start, end) = batch.span(class, i);
+                    if start < cursor {
+                        continue;
+                    }
+                    if start > cursor {
+                        queue.push_shared(form, cursor, start);
+                    }
+                    cursor = end;
+                    own += 1;
                 }
-                cursor = end;
-                own += 1;
             }
             if cursor < len {
                 queue.push_shared(form, cursor, len);
@@ -93,7 +121,6 @@ mod tests {
     use super::*;
     use crate::fanout::batch::BatchBuilder;
     use crate::rooms::SharedRoom;
-    use crate::rooms::local::Class;
 
     struct Queues(Vec<OutQueue>);
 

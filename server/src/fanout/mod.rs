@@ -8,17 +8,26 @@
 //! them with `worker::sq::Waker`).
 
 pub mod batch;
+pub mod bus;
 pub mod deliver;
+pub mod order;
 
+use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use ringcast_protocol::frame::OpCode;
+use ringcast_pubsub::envelope;
+use ringcast_pubsub::history::{SharedSpan, TopicHandle};
+
 use crate::fanout::batch::{FrozenBatch, TurnBatches};
-use crate::fanout::deliver::{DeliveryReport, Outboxes, deliver_to};
+use crate::fanout::deliver::{DeliveryReport, Outboxes};
+use crate::fanout::order::Order;
 use crate::rooms::local::LocalRooms;
+use crate::shared::Shared;
 
 /// What one worker (or the main thread) tells another.
 pub enum Remote {
@@ -64,7 +73,13 @@ pub struct Fanout {
     /// Messages published this turn, per room (sessions publish into it through their `Sink`).
     pub batches: TurnBatches,
     outbox: Outbox,
+    order: Order,
+    /// History handles of the rooms this worker appended to, by room id (bounded cache).
+    topics: HashMap<u64, TopicHandle<SharedSpan>>,
 }
+
+/// Topic handles a worker keeps before it starts afresh.
+const MAX_TOPIC_HANDLES: usize = 4096;
 
 impl Fanout {
     /// Fan-out state sending to `peers`.
@@ -72,35 +87,91 @@ impl Fanout {
         Fanout {
             batches: TurnBatches::default(),
             outbox: Outbox::new(peers),
+            order: Order::default(),
+            topics: HashMap::new(),
         }
     }
 
-    /// Freezes each room's batch of this turn (worker `worker`), hands it to `frozen` (the
-    /// cluster bus publishes it: these are local clients' messages only), queues it for the
-    /// other workers with members in the room, and delivers it to the local members in `rooms`.
+    /// Freezes each room's batch of this turn (worker `worker`), publishes it on the cluster
+    /// bus (one `try_publish` per room per turn), appends it to its topic's history (one lock
+    /// per room per turn), queues it for the other workers with members in
+    /// the room, and delivers it to the local members in `rooms`.
     pub fn flush_batches(
         &mut self,
         worker: usize,
-        echo: bool,
-        limit: usize,
-        rooms: &LocalRooms,
+        shared: &Shared,
+        rooms: &mut LocalRooms,
         out: &mut impl Outboxes,
-        mut frozen: impl FnMut(&FrozenBatch),
     ) -> DeliveryReport {
+        let (echo, limit) = (shared.config.echo, shared.config.max_backpressure);
         let mut report = DeliveryReport::default();
         for builder in self.batches.take() {
-            let batch = builder.freeze(Some(worker), !echo);
-            frozen(&batch);
-            let others = batch.room().workers.load(Ordering::Acquire) & !(1u64 << worker);
-            if others == 0 {
-                deliver_to(&batch, rooms, worker, limit, out, &mut report);
-            } else {
-                let batch = Arc::new(batch);
-                self.outbox.push(others, &batch);
-                deliver_to(&batch, rooms, worker, limit, out, &mut report);
+            let mut batch = builder.freeze(Some(worker), !echo);
+            if !batch.is_events() {
+                // Local clients' messages only: batches from the bus never pass here.
+                if let Some(bus) = &shared.cluster {
+                    bus.publish(batch.room().name.clone(), bus::outbound(&batch));
+                }
+                self.append_history(&mut batch, shared);
+                for (offset, sender, id) in batch.take_acks() {
+                    let mut reply = Vec::with_capacity(64 + id.len());
+                    envelope::published(&mut reply, &batch.room().name, &id, Some(offset));
+                    out.outbox(sender).push_frame(OpCode::Text, &reply);
+                }
             }
+            // Targets are read after the append (history protocol rule 2).
+            let others = batch.room().workers.load(Ordering::Acquire) & !(1u64 << worker);
+            let batch = Arc::new(batch);
+            if others != 0 {
+                self.outbox.push(others, &batch);
+            }
+            (self.order).deliver(&batch, rooms, worker, limit, out, &mut report);
         }
         report
+    }
+
+    /// Delivers a batch another worker sent, in offset order.
+    pub fn deliver_remote(
+        &mut self,
+        batch: &Arc<FrozenBatch>,
+        rooms: &mut LocalRooms,
+        worker: usize,
+        limit: usize,
+        out: &mut impl Outboxes,
+        report: &mut DeliveryReport,
+    ) {
+        self.order.deliver(batch, rooms, worker, limit, out, report);
+    }
+
+    /// With history on: gives the batch's messages their offsets and stores their JSON form.
+    fn append_history(&mut self, batch: &mut FrozenBatch, shared: &Shared) {
+        let Some(history) = &shared.hub.history else {
+            return;
+        };
+        let room = batch.room().clone();
+        if self.topics.len() >= MAX_TOPIC_HANDLES && !self.topics.contains_key(&room.id) {
+            self.topics.clear();
+        }
+        let handle = (self.topics)
+            .entry(room.id)
+            .or_insert_with(|| history.topic(&room.name));
+        let n = batch.len();
+        handle.append_with(n, shared.hub.now(), |epoch, first| {
+            batch.set_seq(epoch, first);
+            let (buf, spans) = batch.json();
+            spans
+                .iter()
+                .filter_map(|&(s, e)| SharedSpan::new(buf.clone(), s as usize..e as usize))
+                .collect()
+        });
+        // A room nobody is in any more (or a publish to a topic without members) may have a
+        // successor that subscribed meanwhile: look it up (one directory lock, only then).
+        if room.workers.load(Ordering::Acquire) == 0 {
+            match shared.directory.get(&room.name) {
+                Some(live) => batch.set_room(live),
+                None => self.topics.remove(&room.id).map_or((), drop),
+            }
+        }
     }
 
     /// Sends what the outbox collected this turn; `wake` gets each target's ring fd.

@@ -3,6 +3,7 @@
 //! shared.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// How a member wants a room's messages. Each class is one encoded form of a frozen batch
 /// (`fanout::FrozenBatch::form`), built once per room per turn and only when a member of that
@@ -11,13 +12,17 @@ use std::collections::HashMap;
 pub enum Class {
     /// Raw WebSocket frames, the payload as the sender wrote it (room mode).
     Raw,
+    /// Pub/sub subscribers: JSON envelopes (`{"op":"message",…}`), no presence events.
+    Json,
+    /// Pub/sub subscribers that asked for presence: envelopes and join/leave events.
+    JsonPresence,
 }
 
 impl Class {
     /// Number of classes.
-    pub const COUNT: usize = 1;
+    pub const COUNT: usize = 3;
     /// Every class, in index order.
-    pub const ALL: [Class; Class::COUNT] = [Class::Raw];
+    pub const ALL: [Class; Class::COUNT] = [Class::Raw, Class::Json, Class::JsonPresence];
 
     fn index(self) -> usize {
         self as usize
@@ -37,6 +42,13 @@ pub struct Slot {
 #[derive(Debug, Default)]
 pub struct LocalRoom {
     members: [Vec<usize>; Class::COUNT],
+    /// Subscribers whose replay already covered offsets up to `.1`: live messages with an
+    /// offset ≤ that are not sent to member `.0` (history protocol rule 3). Short-lived: an
+    /// entry goes once the worker has delivered past its offset.
+    pub skip: Vec<(usize, u64)>,
+    /// With history on: the epoch and the next offset this worker delivers in this room;
+    /// batches that arrive early wait in `fanout::order` (history protocol rule 4).
+    pub expect: Option<(Arc<str>, u64)>,
 }
 
 impl LocalRoom {
@@ -80,6 +92,11 @@ impl LocalRooms {
         self.rooms.get(&id)
     }
 
+    /// The local room with `id`, to change its skip list.
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut LocalRoom> {
+        self.rooms.get_mut(&id)
+    }
+
     /// Adds member `key` of `class` to room `id`; returns where it sits.
     pub fn join(&mut self, id: u64, key: usize, class: Class) -> Slot {
         let members = &mut self.rooms.entry(id).or_default().members[class.index()];
@@ -107,8 +124,9 @@ impl LocalRooms {
                 empty: room.is_empty(),
             };
         }
-        members.swap_remove(slot.index);
+        let gone = members.swap_remove(slot.index);
         let moved = members.get(slot.index).copied();
+        room.skip.retain(|&(k, _)| k != gone);
         let empty = room.is_empty();
         if empty {
             self.rooms.remove(&id);

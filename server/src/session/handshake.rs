@@ -6,16 +6,44 @@ use std::sync::atomic::Ordering;
 use ringcast_protocol::Decoder;
 use ringcast_protocol::frame::DecoderConfig;
 use ringcast_protocol::handshake::{
-    Rejection, Request, Route, Upgrade, parse_request, render_accept, render_response,
+    Rejection, Request, Upgrade, parse_request, render_accept, render_response,
 };
+
+use crate::refusal::Refusal;
 
 use crate::rooms::JoinError;
 use crate::rooms::local::Class;
+use ringcast_pubsub::presence::ChangeKind;
+
+use crate::session::pubsub::{PubSubSession, announce};
 use crate::session::room::RoomSession;
 use crate::session::sink::Sink;
 
 /// The demo chat page served at `/`.
 const DEMO_PAGE: &str = include_str!("../demo.html");
+
+/// A plain (non-upgrade) GET route the server answers itself (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// `GET /`: the demo page.
+    Index,
+    /// `GET /healthz`.
+    Healthz,
+    /// `GET /metrics`.
+    Metrics,
+}
+
+impl Route {
+    /// The route a request target names, query ignored; `None` for any other path.
+    fn of(target: &str) -> Option<Route> {
+        match target.split_once('?').map_or(target, |(p, _)| p) {
+            "/" => Some(Route::Index),
+            "/healthz" => Some(Route::Healthz),
+            "/metrics" => Some(Route::Metrics),
+            _ => None,
+        }
+    }
+}
 
 /// A connection reading its request head.
 #[derive(Default)]
@@ -27,7 +55,7 @@ pub struct Handshake {
 impl Handshake {
     /// Handles received bytes; returns the room session once upgraded (having fed it the bytes
     /// that followed the head).
-    pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) -> Option<RoomSession> {
+    pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) -> Option<Upgraded> {
         let max = sink.config().max_header_bytes;
         let mut owned;
         // Parse straight from the receive buffer when the head arrived in one piece.
@@ -45,13 +73,16 @@ impl Handshake {
                 return None;
             }
             Err(rejection) => {
-                reject(sink, rejection);
+                reject(sink, rejection.into());
                 return None;
             }
         };
         match request {
-            Request::Get(route) => {
-                serve(sink, route);
+            Request::Get { path } => {
+                match Route::of(path) {
+                    Some(route) => serve(sink, route),
+                    None => reject(sink, Rejection::UpgradeRequired.into()),
+                }
                 None
             }
             Request::Upgrade(upgrade) => match accept(sink, &upgrade) {
@@ -59,51 +90,69 @@ impl Handshake {
                     reject(sink, rejection);
                     None
                 }
-                Ok(mut room) => {
+                Ok(mut up) => {
                     drop(upgrade);
                     let rest = &mut buf[used..];
                     if !rest.is_empty() {
-                        room.feed(rest, sink);
+                        match &mut up {
+                            Upgraded::Room(r) => r.feed(rest, sink),
+                            Upgraded::PubSub(p) => p.feed(rest, sink),
+                        }
                     }
-                    Some(room)
+                    Some(up)
                 }
             },
         }
     }
 }
 
-/// Completes the upgrade: joins the room and queues the 101.
-fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>) -> Result<RoomSession, Rejection> {
+/// The mode an upgraded connection enters (the session module turns it into a `Session`).
+pub enum Upgraded {
+    /// A member of one room.
+    Room(RoomSession),
+    /// JSON pub/sub (the `--pubsub-protocol` token).
+    PubSub(PubSubSession),
+}
+
+/// Completes the upgrade: joins the room (room mode) and queues the 101.
+fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>) -> Result<Upgraded, Refusal> {
     let cfg = sink.config();
     if !cfg.allowed_origins.is_empty()
         && !up
             .origin
             .is_some_and(|o| cfg.allowed_origins.iter().any(|a| a == o))
     {
-        return Err(Rejection::Forbidden);
+        return Err(Refusal::Forbidden);
     }
     let chosen = up.select_protocol(|t| cfg.room_allowed(t) || t == cfg.pubsub_protocol)?;
-    let room_name = chosen.unwrap_or(&cfg.default_room);
-    let (room, slot) = sink
-        .join(room_name, Class::Raw)
-        .map_err(|JoinError::TooManyRooms| Rejection::Unavailable)?;
     let decoder = Decoder::new(DecoderConfig {
         max_message_bytes: cfg.max_message_bytes,
         allow_rsv1: false,
         require_mask: true,
     });
+    let client = sink.client_id();
+    let upgraded = if chosen == Some(cfg.pubsub_protocol.as_str()) {
+        Upgraded::PubSub(PubSubSession::new(decoder, client))
+    } else {
+        let room_name = chosen.unwrap_or(&cfg.default_room);
+        let (room, slot) = sink
+            .join(room_name, Class::Raw)
+            .map_err(|JoinError::TooManyRooms| Refusal::TooManyRooms)?;
+        announce(sink, &room, &client, ChangeKind::Join);
+        Upgraded::Room(RoomSession::new(room, slot, decoder, client))
+    };
     let mut response = Vec::with_capacity(160);
     render_accept(&mut response, &up.accept, chosen);
     sink.reply(response);
     sink.metrics().upgraded.fetch_add(1, Ordering::Relaxed);
-    Ok(RoomSession::new(room, slot, decoder))
+    Ok(upgraded)
 }
 
 /// Answers with an HTTP error and closes once it is flushed.
-pub fn reject(sink: &mut Sink<'_>, rejection: Rejection) {
-    sink.metrics().rejected(rejection.label());
+pub fn reject(sink: &mut Sink<'_>, refusal: Refusal) {
+    sink.metrics().rejected(refusal.label());
     let mut out = Vec::with_capacity(192);
-    rejection.render(&mut out);
+    refusal.render(&mut out);
     sink.reply(out);
     sink.finish();
 }

@@ -11,6 +11,7 @@
 //! [`End`] out of the sink, in one place (`worker::Worker::end`).
 
 pub mod handshake;
+pub mod pubsub;
 pub mod room;
 pub mod sink;
 
@@ -19,7 +20,10 @@ use std::sync::Arc;
 use crate::rooms::SharedRoom;
 use crate::rooms::local::Slot;
 
-use self::handshake::Handshake;
+use ringcast_pubsub::presence::ClientId;
+
+use self::handshake::{Handshake, Upgraded};
+use self::pubsub::PubSubSession;
 use self::room::RoomSession;
 pub use self::sink::{End, Outcome, Sink};
 
@@ -29,6 +33,8 @@ pub enum Session {
     Handshake(Handshake),
     /// Upgraded: a member of one room.
     Room(RoomSession),
+    /// Upgraded: JSON pub/sub, subscribed to any number of topics.
+    PubSub(PubSubSession),
     /// Its last bytes are queued (an HTTP answer or a Close frame), or it was torn down: what
     /// the client still sends is read and dropped.
     Closing,
@@ -44,27 +50,38 @@ impl Session {
     /// Handles bytes received (decrypted, once TLS exists) in whatever mode the session is.
     pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) {
         match self {
-            Session::Handshake(h) => {
-                if let Some(room) = h.feed(data, sink) {
-                    *self = Session::Room(room);
-                }
-            }
+            Session::Handshake(h) => match h.feed(data, sink) {
+                Some(Upgraded::Room(r)) => *self = Session::Room(r),
+                Some(Upgraded::PubSub(p)) => *self = Session::PubSub(p),
+                None => {}
+            },
             Session::Room(r) => r.feed(data, sink),
+            Session::PubSub(p) => p.feed(data, sink),
             Session::Closing => {}
         }
     }
 
     /// Upgraded and not closing: WebSocket traffic flows.
     pub fn is_open(&self) -> bool {
-        matches!(self, Session::Room(_))
+        matches!(self, Session::Room(_) | Session::PubSub(_))
     }
 
-    /// Ends the mode (the session becomes [`Session::Closing`]) and returns the membership to
-    /// remove from the local room, if any.
-    pub fn close(&mut self) -> Option<(Arc<SharedRoom>, Slot)> {
-        match std::mem::replace(self, Session::Closing) {
-            Session::Room(r) => Some(r.into_membership()),
+    /// The cluster-unique client id of an upgraded connection.
+    pub fn client(&self) -> Option<&ClientId> {
+        match self {
+            Session::Room(r) => Some(&r.client),
+            Session::PubSub(p) => Some(p.client()),
             Session::Handshake(_) | Session::Closing => None,
+        }
+    }
+
+    /// Ends the mode (the session becomes [`Session::Closing`]) and returns every membership
+    /// to remove from the local rooms.
+    pub fn close(&mut self) -> Vec<(Arc<SharedRoom>, Slot)> {
+        match std::mem::replace(self, Session::Closing) {
+            Session::Room(r) => vec![r.into_membership()],
+            Session::PubSub(p) => p.into_memberships(),
+            Session::Handshake(_) | Session::Closing => Vec::new(),
         }
     }
 
@@ -73,6 +90,7 @@ impl Session {
     pub fn slot_mut(&mut self, room_id: u64) -> Option<&mut Slot> {
         match self {
             Session::Room(r) => r.slot_mut(room_id),
+            Session::PubSub(p) => p.slot_mut(room_id),
             Session::Handshake(_) | Session::Closing => None,
         }
     }
@@ -157,7 +175,7 @@ mod tests {
             1,
             "the sender's own message"
         );
-        let (left, slot) = session.close().expect("a membership");
+        let (left, slot) = session.close().pop().expect("a membership");
         assert_eq!((left.id, slot.index), (room.id, 0));
         assert!(matches!(session, Session::Closing));
     }
@@ -181,7 +199,7 @@ mod tests {
             }
         );
         assert!(p.out.unsent() > 0 && p.batches.is_empty());
-        assert!(session.close().is_none());
+        assert!(session.close().is_empty());
     }
 
     #[test]

@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ringcast_protocol::Decoder;
 use ringcast_protocol::frame::{Event, MessageKind, OpCode};
+use ringcast_protocol::{CloseCode, Decoder};
+
+use ringcast_pubsub::presence::ClientId;
 
 use crate::rooms::SharedRoom;
 use crate::rooms::local::Slot;
@@ -14,6 +16,8 @@ use crate::session::sink::Sink;
 
 /// A member of one room.
 pub struct RoomSession {
+    /// Cluster-unique id (room-mode members count in presence).
+    pub client: ClientId,
     room: Arc<SharedRoom>,
     slot: Slot,
     decoder: Box<Decoder>,
@@ -21,8 +25,14 @@ pub struct RoomSession {
 
 impl RoomSession {
     /// A member of `room` sitting at `slot`, decoding with `decoder`.
-    pub fn new(room: Arc<SharedRoom>, slot: Slot, decoder: Decoder) -> RoomSession {
+    pub fn new(
+        room: Arc<SharedRoom>,
+        slot: Slot,
+        decoder: Decoder,
+        client: ClientId,
+    ) -> RoomSession {
         RoomSession {
+            client,
             room,
             slot,
             decoder: Box::new(decoder),
@@ -38,7 +48,7 @@ impl RoomSession {
                 Ok(found) => found,
                 Err(e) => {
                     tracing::debug!(error = %e, "closing client for a protocol violation");
-                    sink.close(Some(e.close_code()), e.to_string());
+                    sink.close(Some(CloseCode::from(&e)), e.to_string());
                     return;
                 }
             };
@@ -54,7 +64,7 @@ impl RoomSession {
                     m.messages_in.fetch_add(1, Ordering::Relaxed);
                     m.bytes_in
                         .fetch_add(payload.len() as u64, Ordering::Relaxed);
-                    sink.publish(&self.room, kind, payload);
+                    sink.publish(&self.room, kind, &payload);
                 }
                 Some(Event::Ping(payload)) => sink.reply_frame(OpCode::Pong, payload),
                 Some(Event::Close(frame)) => {

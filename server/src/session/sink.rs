@@ -8,6 +8,8 @@ use std::sync::Arc;
 use ringcast_protocol::CloseCode;
 use ringcast_protocol::frame::OpCode;
 
+use ringcast_pubsub::presence::ClientId;
+
 use crate::config::Config;
 use crate::conn::outq::OutQueue;
 use crate::fanout::batch::TurnBatches;
@@ -50,6 +52,10 @@ pub struct Sink<'a> {
     rooms: &'a mut LocalRooms,
     queued: bool,
     end: Option<End>,
+    generation: u32,
+    /// Members (other than this connection) moved to another slot by a leave: (key, room id,
+    /// new slot), for the worker to write into their sessions.
+    moved: Vec<(usize, u64, Slot)>,
 }
 
 impl<'a> Sink<'a> {
@@ -71,7 +77,76 @@ impl<'a> Sink<'a> {
             rooms,
             queued: false,
             end: None,
+            generation: 0,
+            moved: Vec::new(),
         }
+    }
+
+    /// The connection's slot generation (for its cluster-unique client id).
+    pub fn with_generation(mut self, generation: u32) -> Sink<'a> {
+        self.generation = generation;
+        self
+    }
+
+    /// This connection's cluster-unique client id.
+    pub fn client_id(&self) -> ClientId {
+        self.shared
+            .hub
+            .client_id(self.worker, self.key, self.generation)
+    }
+
+    /// Publishes a pub/sub `data` (raw JSON text) into `room`. With history on and an `id`,
+    /// the `published` reply (which carries the offset) is queued once the offset is known, at
+    /// the end of the turn.
+    pub fn publish_json(&mut self, room: &Arc<SharedRoom>, data: &[u8], ack: Option<&str>) {
+        self.batches.push_publish(room, self.key, data, ack);
+    }
+
+    /// Sends a presence event (an encoded join/leave envelope) about this connection to the
+    /// presence subscribers of `room`, through the fan-out.
+    pub fn event(&mut self, room: &Arc<SharedRoom>, envelope: &[u8]) {
+        self.batches.push_event(room, self.key, envelope);
+    }
+
+    /// Queues one shared, already-framed slice for this client (a history replay: no copy).
+    pub fn reply_shared(&mut self, buf: &Arc<[u8]>, start: u32, end: u32) {
+        self.out.push_shared(buf, start, end);
+        self.queued = true;
+    }
+
+    /// Live messages of `room` with an offset ≤ `through` are not sent to this connection: its
+    /// replay covered them.
+    pub fn skip_through(&mut self, room: &SharedRoom, through: u64) {
+        let key = self.key;
+        if let Some(local) = self.rooms.get_mut(room.id) {
+            local.skip.retain(|&(k, _)| k != key);
+            let next = local.expect.as_ref().map_or(0, |e| e.1);
+            if through >= next {
+                local.skip.push((key, through));
+            }
+        }
+    }
+
+    /// Leaves `room` (this connection sits at `slot`); returns the member of this connection's
+    /// own that moved into the slot, if it is this connection (a re-subscribe in one read).
+    pub fn leave(&mut self, room: &Arc<SharedRoom>, slot: Slot) -> Option<Slot> {
+        let left = self.rooms.leave(room.id, slot);
+        if left.empty {
+            self.shared.directory.leave(room, self.worker);
+        }
+        match left.moved {
+            Some(m) if m == self.key => Some(slot),
+            Some(m) => {
+                self.moved.push((m, room.id, slot));
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Slots moved by [`Sink::leave`], for the worker to apply to the moved members' sessions.
+    pub fn take_moved(&mut self) -> Vec<(usize, u64, Slot)> {
+        std::mem::take(&mut self.moved)
     }
 
     /// Publishes a message from this connection into `room` (delivered at the end of the turn).
@@ -109,13 +184,15 @@ impl<'a> Sink<'a> {
     pub fn join(&mut self, name: &str, class: Class) -> Result<(Arc<SharedRoom>, Slot), JoinError> {
         let room = self.shared.directory.join(name, self.worker)?;
         let slot = self.rooms.join(room.id, self.key, class);
-        if let Some(bus) = &self.shared.cluster {
-            // No authenticated user in room mode yet: the user name is empty.
-            bus.member_joined(
-                &room.name,
-                &crate::bridge::client_id(self.worker, self.key),
-                "",
-            );
+        // With history on, a worker's first member fixes the offset it delivers from: the bit
+        // is set already, so every later append reaches this worker (history rule 1).
+        let history = self.shared.hub.history.as_ref();
+        match (history, self.rooms.get_mut(room.id)) {
+            (Some(history), Some(local)) if local.expect.is_none() => {
+                let p = history.topic(name).position(self.shared.hub.now());
+                local.expect = Some((p.epoch, p.offset + 1));
+            }
+            _ => {}
         }
         Ok((room, slot))
     }

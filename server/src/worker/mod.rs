@@ -21,14 +21,17 @@ use crossbeam_channel::Receiver;
 use io_uring::{IoUring, cqueue, types};
 use ringcast_protocol::CloseCode;
 use ringcast_protocol::frame::OpCode;
-use ringcast_protocol::handshake::Rejection;
 
 use crate::conn::lifecycle::{Event, Stage};
-use crate::fanout::deliver::{DeliveryReport, deliver_to};
+use crate::fanout::deliver::DeliveryReport;
 use crate::fanout::{Fanout, Peers, Remote};
 use crate::limits::RING_ENTRIES;
+use crate::refusal::Refusal;
 use crate::ring::{self, BufRing, Op, RingError};
-use crate::rooms::local::LocalRooms;
+use ringcast_pubsub::presence::ChangeKind;
+
+use crate::rooms::local::{LocalRooms, Slot};
+use crate::session::pubsub::presence_change;
 use crate::session::{End, Outcome, Session, Sink, handshake};
 use crate::shared::Shared;
 
@@ -155,11 +158,14 @@ impl Worker {
         let fd = res;
         self.ctx.metrics().accepted.fetch_add(1, Relaxed);
         let ip = parts::prepare_socket(fd, &self.ctx.shared.config);
-        let within = self.ctx.shared.admit(ip);
+        let mut refusal = self.ctx.shared.admit(ip);
         let key = self.conns.insert(fd, ip, self.turn.now_ms);
         self.arm_recv(key);
-        if !within || self.accepting.drain_deadline.is_some() {
-            self.reject(key, Rejection::Unavailable);
+        if self.accepting.drain_deadline.is_some() {
+            refusal = Some(Refusal::Draining);
+        }
+        if let Some(refusal) = refusal {
+            self.reject(key, refusal);
         }
     }
 
@@ -215,6 +221,7 @@ impl Worker {
             ..
         } = self;
         let conn = &mut conns[key];
+        let generation = conn.generation;
         conn.last_rx_ms = turn.now_ms;
         conn.ping_outstanding = false;
         let data = bufs.get_mut(bid, len);
@@ -225,10 +232,13 @@ impl Worker {
             &mut conn.out,
             &mut fanout.batches,
             rooms,
-        );
+        )
+        .with_generation(generation);
         conn.session.feed(data, &mut sink);
+        let moved = sink.take_moved();
         let outcome = sink.outcome();
         bufs.recycle(bid);
+        self.apply_moved(moved);
         self.apply(key, outcome);
     }
 
@@ -280,7 +290,7 @@ impl Worker {
     }
 
     /// Answers a connection still in its handshake with an HTTP error, then closes it.
-    fn reject(&mut self, key: usize, rejection: Rejection) {
+    fn reject(&mut self, key: usize, refusal: Refusal) {
         let Worker {
             conns,
             rooms,
@@ -297,7 +307,7 @@ impl Worker {
             &mut fanout.batches,
             rooms,
         );
-        handshake::reject(&mut sink, rejection);
+        handshake::reject(&mut sink, refusal);
         let outcome = sink.outcome();
         self.apply(key, outcome);
     }
@@ -305,21 +315,37 @@ impl Worker {
     /// Removes a connection from its room (its session becomes `Closing`); the last local
     /// member clears this worker's bit in the directory.
     fn leave_room(&mut self, key: usize) {
-        let Some((room, slot)) = self.conns[key].session.close() else {
-            return;
-        };
-        if let Some(bus) = &self.ctx.shared.cluster {
-            bus.member_left(&room.name, &crate::bridge::client_id(self.ctx.id, key));
+        let client = self.conns[key].session.client().cloned();
+        for (room, slot) in self.conns[key].session.close() {
+            let left = self.rooms.leave(room.id, slot);
+            if let Some(moved) = left
+                .moved
+                .and_then(|m| self.conns[m].session.slot_mut(room.id))
+            {
+                *moved = slot;
+            }
+            if left.empty {
+                self.ctx.shared.directory.leave(&room, self.ctx.id);
+            }
+            if let (Some(bus), Some(c)) = (&self.ctx.shared.cluster, &client) {
+                bus.member_left(&room.name, c.as_str());
+            }
+            let hub = &self.ctx.shared.hub;
+            if let Some(event) = client
+                .as_ref()
+                .and_then(|c| presence_change(hub, &room.name, c, ChangeKind::Leave))
+            {
+                self.fanout.batches.push_event(&room, key, &event);
+            }
         }
-        let left = self.rooms.leave(room.id, slot);
-        if let Some(moved) = left
-            .moved
-            .and_then(|m| self.conns[m].session.slot_mut(room.id))
-        {
-            *moved = slot;
-        }
-        if left.empty {
-            self.ctx.shared.directory.leave(&room, self.ctx.id);
+    }
+
+    /// Writes the slots a session's leaves moved into the moved members' sessions.
+    fn apply_moved(&mut self, moved: Vec<(usize, u64, Slot)>) {
+        for (key, room_id, slot) in moved {
+            if let Some(s) = self.conns[key].session.slot_mut(room_id) {
+                *s = slot;
+            }
         }
     }
 
@@ -410,16 +436,8 @@ impl Worker {
         if self.fanout.batches.is_empty() {
             return;
         }
-        let (id, cfg) = (self.ctx.id, &self.ctx.shared.config);
-        let (echo, limit) = (cfg.echo, cfg.max_backpressure);
-        let bus = self.ctx.shared.cluster.as_deref();
-        let publish = |batch: &_| {
-            if let Some(bus) = bus {
-                bus.publish(batch);
-            }
-        };
-        let report =
-            (self.fanout).flush_batches(id, echo, limit, &self.rooms, &mut self.conns, publish);
+        let (id, shared) = (self.ctx.id, &self.ctx.shared);
+        let report = (self.fanout).flush_batches(id, shared, &mut self.rooms, &mut self.conns);
         self.apply_delivery(report);
     }
 
@@ -451,7 +469,8 @@ impl Worker {
                     let (id, limit) = (self.ctx.id, self.ctx.shared.config.max_backpressure);
                     let mut report = DeliveryReport::default();
                     for batch in &batches {
-                        deliver_to(batch, &self.rooms, id, limit, &mut self.conns, &mut report);
+                        let (rooms, conns) = (&mut self.rooms, &mut self.conns);
+                        (self.fanout).deliver_remote(batch, rooms, id, limit, conns, &mut report);
                     }
                     self.apply_delivery(report);
                 }
@@ -474,7 +493,7 @@ impl Worker {
                 continue;
             }
             match conn.session {
-                Session::Room(_) => {
+                Session::Room(_) | Session::PubSub(_) => {
                     self.close_with(key, CloseCode::GOING_AWAY, "server shutting down")
                 }
                 Session::Handshake(_) => self.abort(key),

@@ -1,17 +1,44 @@
-//! Bus events into the workers: each `Messages` envelope becomes one frozen batch with no
-//! origin (nobody excluded), sent in order to every local worker with members in the room and
-//! woken with MSG_RING, exactly like a batch from another worker. Runs on the bus thread.
+//! Batches and the cluster bus (SPEC §8, `crate::bridge`).
+//!
+//! Out: [`outbound`] turns a frozen batch of local messages into bus messages (kind + payload,
+//! each a slice of the batch's one buffer). In: [`Inbound`] turns each `Messages` envelope into
+//! one frozen batch with no origin (nobody excluded), sent in order to every local worker with
+//! members in the room and woken with MSG_RING, exactly like a batch from another worker; it
+//! runs on the bus thread.
+//!
+//! Not yet: a pub/sub message from another node is not appended to this node's history (it
+//! reaches subscribers without an offset); history stays per node (SPEC §8).
 
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use ringcast_cluster::{BusEvent, MessageKind};
+use ringcast_cluster::{BusEvent, BusMessage, Bytes, MessageKind};
 use ringcast_protocol::frame::OpCode;
 
-use crate::fanout::batch::BatchBuilder;
+use crate::fanout::batch::{BatchBuilder, FrozenBatch};
 use crate::fanout::{Peers, Remote};
 use crate::rooms::SharedRoom;
+use crate::rooms::local::Class;
+
+/// One turn's messages of `batch` as bus messages, without copying a payload.
+pub fn outbound(batch: &FrozenBatch) -> Vec<BusMessage> {
+    // One reference-counted view of the batch's buffer; each payload is a slice of it.
+    let raw = Bytes::from_owner(batch.form(Class::Raw).clone());
+    batch
+        .messages()
+        .iter()
+        .map(|m| {
+            let kind = match (m.publish, m.kind) {
+                (true, _) => MessageKind::Json,
+                (false, OpCode::Binary) => MessageKind::Binary,
+                (false, _) => MessageKind::Text,
+            };
+            let payload = raw.slice(m.payload_start as usize..m.frame.1 as usize);
+            BusMessage::new(kind, payload)
+        })
+        .collect()
+}
 
 /// Sender key of messages from the bus: no local connection has it (and batches from the bus
 /// have no origin worker, so nobody is excluded anyway).
@@ -48,12 +75,11 @@ impl Inbound {
                 };
                 let mut builder = BatchBuilder::new(shared_room.clone());
                 for m in &messages {
-                    // JSON publishes reach room members as text until the pub/sub form exists.
-                    let kind = match m.kind {
-                        MessageKind::Binary => OpCode::Binary,
-                        MessageKind::Text | MessageKind::Json => OpCode::Text,
-                    };
-                    builder.push(BUS_SENDER, kind, &m.payload);
+                    match m.kind {
+                        MessageKind::Binary => builder.push(BUS_SENDER, OpCode::Binary, &m.payload),
+                        MessageKind::Text => builder.push(BUS_SENDER, OpCode::Text, &m.payload),
+                        MessageKind::Json => builder.push_publish(BUS_SENDER, &m.payload),
+                    }
                 }
                 let batch = Arc::new(builder.freeze(None, false));
                 let mut bits = shared_room.workers.load(Ordering::Acquire);

@@ -1,0 +1,406 @@
+//! Pub/sub mode (SPEC §5): each text message is one JSON request, parsed with the worker's
+//! reused simd-json [`Parser`] (zero allocations once warm); subscriptions are memberships of
+//! class `Json` / `JsonPresence` in the shared namespace of rooms, so room messages reach
+//! subscribers and publishes reach room members through the same frozen batches.
+//!
+//! Order after a subscribe: `subscribed`, the presence snapshot, the replay (shared history
+//! buffers, no copy), then live messages, which the fan-out delivers at the end of the turn at
+//! the earliest. Live messages the replay covered are skipped (`Sink::skip_through`).
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ringcast_protocol::frame::{Event, MessageKind, OpCode};
+use ringcast_protocol::{CloseCode, Decoder};
+use ringcast_pubsub::command::{Command, Parser, Since};
+use ringcast_pubsub::envelope::Member;
+use ringcast_pubsub::envelope::{self, Position};
+use ringcast_pubsub::error::ErrorCode;
+use ringcast_pubsub::history::{Recovery, Replay, SharedSpan};
+use ringcast_pubsub::presence::{ChangeKind, ClientId};
+
+use crate::pubsub::Hub;
+use crate::rooms::SharedRoom;
+use crate::rooms::local::{Class, Slot};
+use crate::session::sink::Sink;
+
+thread_local! {
+    /// The worker's parser (one worker per thread): buffers reused across commands.
+    static PARSER: RefCell<Parser> = RefCell::new(Parser::new());
+}
+
+/// Rooms a publisher that is not subscribed keeps at hand, so a publish does not take the
+/// directory lock each time.
+const PUBLISH_CACHE: usize = 8;
+
+/// Ids for rooms that exist only to carry a publish to a topic nobody is in (into its history);
+/// far above the directory's ids.
+static DETACHED_IDS: AtomicU64 = AtomicU64::new(1 << 62);
+
+/// One subscription.
+struct Sub {
+    room: Arc<SharedRoom>,
+    slot: Slot,
+}
+
+/// A connection in JSON pub/sub mode.
+pub struct PubSubSession {
+    decoder: Box<Decoder>,
+    topics: Topics,
+}
+
+/// The subscriptions and publish targets of a connection (apart from its decoder, which
+/// lends out the message being handled).
+struct Topics {
+    client: ClientId,
+    subs: Vec<Sub>,
+    publish_rooms: Vec<Arc<SharedRoom>>,
+}
+
+impl PubSubSession {
+    /// A session decoding with `decoder`, known to others as `client`.
+    pub fn new(decoder: Decoder, client: ClientId) -> PubSubSession {
+        PubSubSession {
+            decoder: Box::new(decoder),
+            topics: Topics {
+                client,
+                subs: Vec::new(),
+                publish_rooms: Vec::new(),
+            },
+        }
+    }
+
+    /// This connection's client id.
+    pub fn client(&self) -> &ClientId {
+        &self.topics.client
+    }
+
+    /// Where this connection sits in local room `room_id`.
+    pub fn slot_mut(&mut self, room_id: u64) -> Option<&mut Slot> {
+        (self.topics.subs.iter_mut())
+            .find(|s| s.room.id == room_id)
+            .map(|s| &mut s.slot)
+    }
+
+    /// Every subscription's room and slot, to leave them.
+    pub fn into_memberships(self) -> Vec<(Arc<SharedRoom>, Slot)> {
+        (self.topics.subs.into_iter())
+            .map(|s| (s.room, s.slot))
+            .collect()
+    }
+
+    /// Decodes `data` and answers every request, until the data ends or the session closes.
+    pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) {
+        let mut pos = 0;
+        while pos < data.len() {
+            let (n, event) = match self.decoder.decode(&mut data[pos..]) {
+                Ok(found) => found,
+                Err(e) => {
+                    sink.close(Some(CloseCode::from(&e)), e.to_string());
+                    return;
+                }
+            };
+            pos += n;
+            match event {
+                None | Some(Event::Pong(_)) => {}
+                Some(Event::Message { kind, payload, .. }) => {
+                    let m = sink.metrics();
+                    m.messages_in.fetch_add(1, Ordering::Relaxed);
+                    m.bytes_in
+                        .fetch_add(payload.len() as u64, Ordering::Relaxed);
+                    match kind {
+                        MessageKind::Text => self.topics.request(&payload, sink),
+                        MessageKind::Binary => error(
+                            sink,
+                            None,
+                            ErrorCode::BinaryFrame,
+                            "binary frames are not requests",
+                        ),
+                    }
+                }
+                Some(Event::Ping(payload)) => sink.reply_frame(OpCode::Pong, payload),
+                Some(Event::Close(frame)) => {
+                    sink.close(frame.code, String::new());
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Topics {
+    fn request(&mut self, text: &[u8], sink: &mut Sink<'_>) {
+        PARSER.with(|parser| {
+            let mut parser = parser.borrow_mut();
+            match parser.parse(text) {
+                Ok(command) => self.command(command, sink),
+                Err(e) => {
+                    let mut out = Vec::with_capacity(96);
+                    envelope::parse_error(&mut out, &e);
+                    sink.reply_frame(OpCode::Text, &out);
+                }
+            }
+        });
+    }
+
+    fn command(&mut self, command: Command<'_>, sink: &mut Sink<'_>) {
+        match command {
+            Command::Subscribe {
+                topic,
+                id,
+                since,
+                presence,
+            } => self.subscribe(topic, id, since, presence, sink),
+            Command::Unsubscribe { topic, id } => self.unsubscribe(topic, id, sink),
+            Command::Publish { topic, id, data } => self.publish(topic, id, data, sink),
+            Command::Presence { topic, id } => snapshot(sink, topic, id),
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        topic: &str,
+        id: Option<&str>,
+        since: Option<Since<'_>>,
+        presence: bool,
+        sink: &mut Sink<'_>,
+    ) {
+        let hub = &sink.shared().hub;
+        let now = hub.now();
+        if let Some(sub) = self.subs.iter().find(|s| &*s.room.name == topic) {
+            // Idempotent: `subscribed` again (and the snapshot if asked), no second copy.
+            let position = hub.history.as_ref().map(|h| h.topic(topic).position(now));
+            if let Some(id) = id {
+                let mut out = Vec::with_capacity(96);
+                let pos = position.as_ref().map(|p| Position {
+                    epoch: &p.epoch,
+                    offset: p.offset,
+                });
+                envelope::subscribed(&mut out, &sub.room.name, id, pos, None);
+                sink.reply_frame(OpCode::Text, &out);
+            }
+            if presence {
+                snapshot(sink, topic, None);
+            }
+            return;
+        }
+        if self.subs.len() >= sink.config().max_subscriptions {
+            let msg = "--max-subscriptions reached";
+            return error(sink, id, ErrorCode::TooManySubscriptions, msg);
+        }
+        let class = if presence {
+            Class::JsonPresence
+        } else {
+            Class::Json
+        };
+        // Interest first (directory bit, local member), then the history query (rule 1).
+        let Ok((room, slot)) = sink.join(topic, class) else {
+            let msg = "the server's room limit is reached";
+            return error(sink, id, ErrorCode::TooManySubscriptions, msg);
+        };
+        self.subs.push(Sub {
+            room: room.clone(),
+            slot,
+        });
+        announce(sink, &room, &self.client, ChangeKind::Join);
+        let (replay, recovered) = match &hub.history {
+            None => (
+                None,
+                matches!(since, Some(Since::Offset { .. })).then_some(false),
+            ),
+            Some(h) => {
+                let mut handle = h.topic(topic);
+                match since {
+                    None => {
+                        let p = handle.position(now);
+                        (Some(empty_replay(p.epoch, p.offset)), None)
+                    }
+                    Some(Since::Last(n)) => {
+                        let n = usize::try_from(n).unwrap_or(usize::MAX);
+                        (Some(handle.last(n, now)), None)
+                    }
+                    Some(Since::Offset { offset, epoch }) => {
+                        match handle.since(offset, epoch, now) {
+                            Recovery::Recovered(r) => (Some(r), Some(true)),
+                            Recovery::NotRecovered(p) => {
+                                (Some(empty_replay(p.epoch, p.offset)), Some(false))
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(r) = &replay {
+            sink.skip_through(&room, r.through);
+        }
+        if let Some(id) = id {
+            let mut out = Vec::with_capacity(128);
+            let pos = replay.as_ref().map(|r| Position {
+                epoch: &r.epoch,
+                offset: r.through,
+            });
+            envelope::subscribed(&mut out, topic, id, pos, recovered);
+            sink.reply_frame(OpCode::Text, &out);
+        }
+        if presence {
+            snapshot(sink, topic, None);
+        }
+        if let Some(r) = replay {
+            for span in &r.entries {
+                let range = span.range();
+                sink.reply_shared(span.buffer(), range.start as u32, range.end as u32);
+            }
+        }
+    }
+
+    fn unsubscribe(&mut self, topic: &str, id: Option<&str>, sink: &mut Sink<'_>) {
+        let Some(i) = self.subs.iter().position(|s| &*s.room.name == topic) else {
+            return error(sink, id, ErrorCode::NotSubscribed, "not subscribed");
+        };
+        let sub = self.subs.swap_remove(i);
+        announce(sink, &sub.room, &self.client, ChangeKind::Leave);
+        self.leave(sub, sink);
+        if let Some(id) = id {
+            let mut out = Vec::with_capacity(96);
+            envelope::unsubscribed(&mut out, topic, id);
+            sink.reply_frame(OpCode::Text, &out);
+        }
+    }
+
+    fn leave(&mut self, sub: Sub, sink: &mut Sink<'_>) {
+        if let Some(own) = sink.leave(&sub.room, sub.slot) {
+            // Only one membership per room: the moved one cannot be ours.
+            debug_assert!(own == sub.slot);
+        }
+    }
+
+    fn publish(&mut self, topic: &str, id: Option<&str>, data: &str, sink: &mut Sink<'_>) {
+        let history = sink.shared().hub.history.is_some();
+        let room = self.publish_room(topic, history, sink);
+        match (&room, history) {
+            (Some(room), true) => sink.publish_json(room, data.as_bytes(), id),
+            (Some(room), false) => sink.publish_json(room, data.as_bytes(), None),
+            (None, _) => {}
+        }
+        if let (Some(id), false) = (id, history && room.is_some()) {
+            let mut out = Vec::with_capacity(96);
+            envelope::published(&mut out, topic, id, None);
+            sink.reply_frame(OpCode::Text, &out);
+        }
+    }
+
+    /// The room a publish to `topic` goes into: this connection's subscription, a cached room
+    /// that still has members, the directory's, or (with history on, where the message must
+    /// still get an offset) a detached room that the fan-out re-resolves after the append.
+    fn publish_room(
+        &mut self,
+        topic: &str,
+        history: bool,
+        sink: &Sink<'_>,
+    ) -> Option<Arc<SharedRoom>> {
+        if let Some(sub) = self.subs.iter().find(|s| &*s.room.name == topic) {
+            return Some(sub.room.clone());
+        }
+        if let Some(i) = self.publish_rooms.iter().position(|r| &*r.name == topic) {
+            let live = self.publish_rooms[i].workers.load(Ordering::Acquire) != 0;
+            let detached = self.publish_rooms[i].id >= 1 << 62;
+            if live || (detached && history) {
+                return Some(self.publish_rooms[i].clone());
+            }
+            self.publish_rooms.swap_remove(i);
+        }
+        let room = match sink.shared().directory.get(topic) {
+            Some(room) => room,
+            None if history => Arc::new(SharedRoom {
+                id: DETACHED_IDS.fetch_add(1, Ordering::Relaxed),
+                name: Arc::from(topic),
+                workers: AtomicU64::new(0),
+            }),
+            None => return None,
+        };
+        if self.publish_rooms.len() >= PUBLISH_CACHE {
+            self.publish_rooms.swap_remove(0);
+        }
+        self.publish_rooms.push(room.clone());
+        Some(room)
+    }
+}
+
+fn empty_replay(epoch: Arc<str>, through: u64) -> Replay<SharedSpan> {
+    Replay {
+        epoch,
+        first: through + 1,
+        through,
+        entries: Vec::new(),
+    }
+}
+
+/// Queues an `error` envelope; the connection stays open.
+fn error(sink: &mut Sink<'_>, id: Option<&str>, code: ErrorCode, message: &str) {
+    let mut out = Vec::with_capacity(96);
+    envelope::error(&mut out, id, code, message);
+    sink.reply_frame(OpCode::Text, &out);
+}
+
+/// Queues the presence snapshot of `topic` (with the query's id, if any).
+fn snapshot(sink: &mut Sink<'_>, topic: &str, id: Option<&str>) {
+    let snap = sink.shared().hub.presence.snapshot(topic);
+    let mut out = Vec::with_capacity(128);
+    match &snap.members {
+        Some(members) => {
+            let list = members.iter().map(|m| Member {
+                client: m.client.as_str(),
+                user: m.user.as_deref(),
+            });
+            envelope::presence(&mut out, topic, id, list, snap.count);
+        }
+        None => envelope::presence_count(&mut out, topic, id, snap.count),
+    }
+    sink.reply_frame(OpCode::Text, &out);
+}
+
+/// Records a join or leave of `client` in `room` and sends the event (if presence is within
+/// `--presence-max`) to the room's presence subscribers through the fan-out.
+pub fn announce(sink: &mut Sink<'_>, room: &Arc<SharedRoom>, client: &ClientId, kind: ChangeKind) {
+    if let Some(bus) = &sink.shared().cluster {
+        // Cluster-wide presence (SPEC §8): the same member in the room's Redis hash.
+        match kind {
+            ChangeKind::Join => bus.member_joined(&room.name, client.as_str(), ""),
+            ChangeKind::Leave => bus.member_left(&room.name, client.as_str()),
+        }
+    }
+    if let Some(event) = presence_change(&sink.shared().hub, &room.name, client, kind) {
+        sink.event(room, &event);
+    }
+}
+
+/// Records a join or leave of `client` in `topic`; returns the event envelope to fan out, if
+/// any (none for a repeated join, or above `--presence-max`).
+pub fn presence_change(
+    hub: &Hub,
+    topic: &str,
+    client: &ClientId,
+    kind: ChangeKind,
+) -> Option<Vec<u8>> {
+    let change = match kind {
+        ChangeKind::Join => hub.presence.join(
+            topic,
+            ringcast_pubsub::presence::Member {
+                client: client.clone(),
+                user: None,
+            },
+        ),
+        ChangeKind::Leave => hub.presence.leave(topic, client),
+    }?;
+    let mut out = Vec::with_capacity(96);
+    let member = Member {
+        client: change.member.client.as_str(),
+        user: change.member.user.as_deref(),
+    };
+    match kind {
+        ChangeKind::Join => envelope::join(&mut out, topic, member),
+        ChangeKind::Leave => envelope::leave(&mut out, topic, member),
+    }
+    Some(out)
+}
