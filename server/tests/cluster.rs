@@ -295,3 +295,32 @@ fn bad_cluster_settings_fail_at_start() {
     ];
     fails(&ttl, "--cluster-presence-ttl");
 }
+
+#[test]
+fn pubsub_publishes_cross_nodes_as_json() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a", &[]);
+    let b = node(&redis, "b", &[]);
+    let mut obs = observer(&redis);
+    let mut subscriber = b.join(Some("pubsub"));
+    subscriber
+        .send(Message::text(r#"{"op":"subscribe","topic":"t","id":1}"#))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text(&mut subscriber)).unwrap();
+    assert_eq!(v["op"], "subscribed", "{v}");
+    // A room-mode member of the same name on the publishing node gets the raw JSON text.
+    let mut member = a.join(Some("t"));
+    let mut publisher = a.join(Some("pubsub"));
+    wait_presence(&mut obs, "t", 2, Duration::from_secs(10));
+    for i in 0..20 {
+        let p = format!(r#"{{"op":"publish","topic":"t","data":{{"n": {i}}}}}"#);
+        publisher.send(Message::text(p)).unwrap();
+    }
+    for i in 0..20 {
+        let v: serde_json::Value = serde_json::from_str(&text(&mut subscriber)).unwrap();
+        assert_eq!(v["op"], "message", "{v}");
+        assert_eq!(v["topic"], "t");
+        assert_eq!(v["data"], serde_json::json!({ "n": i }));
+        assert_eq!(text(&mut member), format!(r#"{{"n": {i}}}"#));
+    }
+}
