@@ -323,4 +323,19 @@ fn pubsub_publishes_cross_nodes_as_json() {
         assert_eq!(v["data"], serde_json::json!({ "n": i }));
         assert_eq!(text(&mut member), format!(r#"{{"n": {i}}}"#));
     }
+    // A topic with no member on the publishing node still reaches the other nodes.
+    subscriber
+        .send(Message::text(r#"{"op":"subscribe","topic":"u","id":2}"#))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text(&mut subscriber)).unwrap();
+    assert_eq!(v["op"], "subscribed", "{v}");
+    wait_presence(&mut obs, "u", 1, Duration::from_secs(10));
+    for i in 0..5 {
+        let p = format!(r#"{{"op":"publish","topic":"u","data":{i}}}"#);
+        publisher.send(Message::text(p)).unwrap();
+    }
+    for i in 0..5 {
+        let v: serde_json::Value = serde_json::from_str(&text(&mut subscriber)).unwrap();
+        assert_eq!((&v["topic"], &v["data"]), (&"u".into(), &i.into()), "{v}");
+    }
 }

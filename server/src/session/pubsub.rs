@@ -292,27 +292,29 @@ impl Topics {
 
     /// The room a publish to `topic` goes into: this connection's subscription, a cached room
     /// that still has members, the directory's, or (with history on, where the message must
-    /// still get an offset) a detached room that the fan-out re-resolves after the append.
+    /// still get an offset, or in a cluster, where other nodes may have subscribers) a detached
+    /// room that the fan-out re-resolves after the append.
     fn publish_room(
         &mut self,
         topic: &str,
         history: bool,
         sink: &Sink<'_>,
     ) -> Option<Arc<SharedRoom>> {
+        let detach = history || sink.shared().cluster.is_some();
         if let Some(sub) = self.subs.iter().find(|s| &*s.room.name == topic) {
             return Some(sub.room.clone());
         }
         if let Some(i) = self.publish_rooms.iter().position(|r| &*r.name == topic) {
             let live = self.publish_rooms[i].workers.load(Ordering::Acquire) != 0;
             let detached = self.publish_rooms[i].id >= 1 << 62;
-            if live || (detached && history) {
+            if live || (detached && detach) {
                 return Some(self.publish_rooms[i].clone());
             }
             self.publish_rooms.swap_remove(i);
         }
         let room = match sink.shared().directory.get(topic) {
             Some(room) => room,
-            None if history => Arc::new(SharedRoom {
+            None if detach => Arc::new(SharedRoom {
                 id: DETACHED_IDS.fetch_add(1, Ordering::Relaxed),
                 name: Arc::from(topic),
                 workers: AtomicU64::new(0),
