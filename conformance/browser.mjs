@@ -1,11 +1,14 @@
 // Browser test: Debian's Chromium (driven by playwright-core, no downloaded browser) uses the
-// demo chat page that ringcast serves at GET /. Two pages join the same room; a message sent in
-// one appears in the other's #log, and back. Screenshot: target/browser/demo.png.
+// demo chat page that ringcast serves at GET /, which speaks the JSON pub/sub mode (SPEC §5).
+// Two pages join one topic and chat; the member list follows joins and leaves; a dropped
+// connection resumes with since:{offset,epoch} and misses nothing; a reload shows the history
+// (since:{last:50}). Screenshot: target/browser/demo.png.
 //
-// What the page must provide (element ids): #room (text input: room name), #join (button: opens
-// new WebSocket(`ws://${location.host}/`, [room]), so the room is the subprotocol), #msg (text
-// input), #send (button: sends #msg's value as one text message), #log (every received message's
-// text is appended inside it).
+// What the page must provide (element ids): #room (topic), #name, #join (opens
+// new WebSocket(`ws://${location.host}/`, ["pubsub"]) and subscribes with presence and history),
+// #msg + #send (publishes #msg's text), #log (every received message's text is appended inside
+// it), #members (one <li> per member) and #count; window.ringcastDemo.{drop(), resume(),
+// recovered} for the recovery step. A page opened with ?room=T joins T by itself.
 //
 // Environment: RINGCAST_BIN, CHROMIUM_PATH (default /usr/bin/chromium), BROWSER_TIMEOUT (ms, 15000).
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -53,47 +56,81 @@ async function main() {
   let server; let context; let pages = [];
   const userDataDir = mkdtempSync(path.join(tmpdir(), 'ringcast-chromium-'));
   try {
-    server = await step('start ringcast', () => startRingcast([], { logName: 'browser-ringcast' }));
+    server = await step('start ringcast (history on)', () => startRingcast(['--history-size', '100'], { logName: 'browser-ringcast' }));
     const httpUrl = server.url.replace(/^ws:/, 'http:');
     context = await step('launch chromium', () => chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 900, height: 600 },
     }));
-    const room = `browser-${randomBytes(3).toString('hex')}`;
+    const topic = `browser-${randomBytes(3).toString('hex')}`;
     pages = [context.pages()[0] ?? await context.newPage(), await context.newPage()];
     pages.forEach((p, i) => p.on('console', (m) => console.log(`# page${i + 1} console.${m.type()}: ${m.text()}`)));
     pages.forEach((p, i) => p.on('pageerror', (e) => console.log(`# page${i + 1} error: ${e.message}`)));
+    const wait = (p, fn, arg) => p.waitForFunction(fn, arg, { timeout: T, polling: 50 });
+    const logHas = (p, text) => wait(p, (t) => document.querySelector('#log')?.textContent.includes(t), text);
+    const countIs = (p, n) => wait(p, (k) => document.querySelector('#count')?.textContent === String(k)
+      && document.querySelectorAll('#members li').length === k, n);
 
-    await step('GET / serves the demo page with #room #join #msg #send #log', async () => {
+    await step('GET / serves the demo page with #room #name #join #msg #send #log #members #count', async () => {
       for (const p of pages) {
         const resp = await p.goto(httpUrl, { timeout: T });
         if (resp.status() !== 200) throw new Error(`GET / answered ${resp.status()}`);
-        for (const id of ['#room', '#join', '#msg', '#send', '#log']) {
+        for (const id of ['#room', '#name', '#join', '#msg', '#send', '#log', '#members', '#count']) {
           await p.locator(id).waitFor({ state: 'attached', timeout: T });
         }
       }
     });
 
-    await step(`both pages join room ${room} (101, subprotocol echoed)`, async () => {
-      for (const p of pages) {
+    await step(`both pages join topic ${topic} in pub/sub mode; the member list follows`, async () => {
+      for (const [i, p] of pages.entries()) {
         await p.bringToFront();   // background tabs throttle rAF, which slows playwright's actions
         const handshake = watchHandshake(context, p);
-        await p.fill('#room', room);
+        await p.fill('#room', topic);
+        await p.fill('#name', i === 0 ? 'alice' : 'bob');
         await p.click('#join');
         const resp = await within(handshake, T, 'WebSocket handshake response');
         if (resp.status !== 101) throw new Error(`handshake status ${resp.status}`);
         const proto = headerOf(resp.headers, 'sec-websocket-protocol');
-        if (proto !== room) throw new Error(`Sec-WebSocket-Protocol ${JSON.stringify(proto)}, want ${room}`);
+        if (proto !== 'pubsub') throw new Error(`Sec-WebSocket-Protocol ${JSON.stringify(proto)}, want pubsub`);
+        await countIs(p, i + 1);   // the snapshot counts this page
       }
+      await countIs(pages[0], 2);  // page 1 saw page 2 join
     });
 
+    const first = `hello from page one ${randomBytes(3).toString('hex')} 🎉`;
     const send = async (from, to, text) => {
       await from.bringToFront();
       await from.fill('#msg', text);
       await from.click('#send');
-      await to.waitForFunction((t) => document.querySelector('#log')?.textContent.includes(t), text, { timeout: T, polling: 50 });
+      await logHas(to, text);
+      await logHas(from, text);   // publishers that subscribe receive their own message
     };
-    await step('message from page 1 appears in page 2 #log', () => send(pages[0], pages[1], `hello from page one ${randomBytes(3).toString('hex')} 🎉`));
+    await step('message from page 1 appears in page 2 #log', () => send(pages[0], pages[1], first));
     await step('reply from page 2 appears in page 1 #log', () => send(pages[1], pages[0], `reply from page two ${randomBytes(3).toString('hex')}`));
+
+    await step('a dropped page resumes with since:{offset,epoch} and misses nothing', async () => {
+      await pages[0].evaluate(() => window.ringcastDemo.drop());
+      await countIs(pages[1], 1);   // page 2 saw page 1 leave
+      const missed = `sent while page one was away ${randomBytes(3).toString('hex')}`;
+      await pages[1].bringToFront();
+      await pages[1].fill('#msg', missed);
+      await pages[1].click('#send');
+      await logHas(pages[1], missed);
+      await pages[0].evaluate(() => window.ringcastDemo.resume());
+      await logHas(pages[0], missed);
+      const recovered = await pages[0].evaluate(() => window.ringcastDemo.recovered);
+      if (recovered !== true) throw new Error(`recovered ${JSON.stringify(recovered)}, want true`);
+      await countIs(pages[1], 2);
+      const seen = await pages[0].evaluate((t) => [...document.querySelectorAll('#log div')]
+        .filter((d) => d.textContent.includes(t)).length, missed);
+      if (seen !== 1) throw new Error(`the missed message appears ${seen} times, want once`);
+    });
+
+    await step('a reload shows the history (since:{last:50}) and the member list', async () => {
+      await pages[1].bringToFront();
+      await pages[1].reload({ timeout: T });   // the URL carries ?room=<topic>: it joins by itself
+      await logHas(pages[1], first);
+      await countIs(pages[1], 2);
+    });
     await step('screenshot target/browser/demo.png', async () => {
       await pages[1].screenshot({ path: path.join(OUT, 'demo.png'), fullPage: true });
       await pages[0].screenshot({ path: path.join(OUT, 'demo-sender.png'), fullPage: true });

@@ -3,7 +3,7 @@
 // its listening line, runs each check as a real client. No sleeps: waits are for events, with
 // timeouts. Ends with "N passed, M failed"; exit code 1 on any failure.
 // Environment: RINGCAST_BIN, INTEROP_SERVER_ARGS, INTEROP_TIMEOUT (ms, default 10000).
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { BIN, startRingcast, within } from './common.mjs';
 
@@ -185,17 +185,189 @@ const tests = {
   },
 };
 
-async function main() {
-  let passed = 0; let failed = 0;
+// ---- pub/sub mode (SPEC §5) and token auth (SPEC §10), against a second server ----
+// Started with --auth-secret and history on (INTEROP_PUBSUB_ARGS adds flags); tokens are minted
+// here with node:crypto.
+const AUTH_SECRET = `interop-${randomBytes(8).toString('hex')}`;
+const PUBSUB_ARGS = ['--auth-secret', AUTH_SECRET, '--history-size', '100',
+  ...(process.env.INTEROP_PUBSUB_ARGS ?? '').split(/\s+/).filter(Boolean)];
+let psServer;
+
+/** An HS256 JWT; `secret` and `alg` overridable to forge bad ones. */
+function mint({ sub, rooms, read, expIn = 300, secret = AUTH_SECRET, alg = 'HS256' } = {}) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const claims = { exp: Math.floor(Date.now() / 1000) + expIn };
+  if (sub !== undefined) claims.sub = sub;
+  if (rooms !== undefined) claims.rooms = rooms;
+  if (read !== undefined) claims.read = read;
+  const signed = `${b64({ alg, typ: 'JWT' })}.${b64(claims)}`;
+  return `${signed}.${createHmac('sha256', secret).update(signed).digest('base64url')}`;
+}
+
+/** A client of the pub/sub server: token in the query, or in Authorization: Bearer. */
+async function authed(token, protocol = 'pubsub', { header = false } = {}) {
+  const url = header || token === undefined ? psServer.url : `${psServer.url}?token=${token}`;
+  const headers = header ? { Authorization: `Bearer ${token}` } : {};
+  const ws = new WebSocket(url, [protocol], { handshakeTimeout: T, perMessageDeflate: false, headers });
+  const c = new Client(ws);
+  await within(new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`status ${res.statusCode}`), { status: res.statusCode })));
+  }), T, 'open');
+  return c;
+}
+
+async function refusedWith(status, token, protocol = 'pubsub', opts = {}) {
+  let c;
   try {
-    server = await startRingcast(SERVER_ARGS, { logName: 'node-ringcast' });
+    c = await authed(token, protocol, opts);
   } catch (e) {
-    console.log(`FAIL start: ${e.message} (binary ${BIN})`);
-    console.log('0 passed, 1 failed');
-    return 1;
+    check(e.status === status, `refused with ${e.status ?? e.message}, want ${status}`);
+    return;
   }
+  c.terminate();
+  throw new Error(`handshake accepted, want ${status}`);
+}
+
+const topic = (name) => `node-${name}-${randomBytes(4).toString('hex')}`;
+const sendJson = (c, obj) => c.send(JSON.stringify(obj));
+
+/** The next message is a JSON object with this op and these fields; returns { m, raw }. */
+async function expectOp(c, op, fields = {}) {
+  const { data, isBinary } = await c.next(`op ${op}`);
+  check(!isBinary, `expected text, got binary ${short(data)}`);
+  const m = JSON.parse(data);
+  check(m.op === op, `expected op ${op}, got ${short(data)}`);
+  for (const [k, v] of Object.entries(fields)) {
+    check(JSON.stringify(m[k]) === JSON.stringify(v), `${op}: ${k}=${JSON.stringify(m[k])}, want ${JSON.stringify(v)} in ${short(data)}`);
+  }
+  return { m, raw: data };
+}
+
+async function using(clients, fn) {
+  try { return await fn(...clients); } finally { clients.forEach((c) => c.terminate()); }
+}
+
+const pubsubTests = {
+  async auth_token_accepted() {
+    await using([await authed(mint({ sub: 'ann' })), await authed(mint({ sub: 'ann' }), 'pubsub', { header: true })], async (q, h) => {
+      check(q.ws.protocol === 'pubsub' && h.ws.protocol === 'pubsub', 'pubsub not echoed');
+    });
+    const r = room('authed');
+    await using([await authed(mint(), r), await authed(mint(), r, { header: true })], async (a, b) => {
+      await a.send('room mode with a token');
+      await expectFirst(b, 'room mode with a token');
+    });
+  },
+  async auth_refused_401() {
+    await refusedWith(401, undefined);
+    await refusedWith(401, mint({ secret: 'not-the-secret' }));
+    await refusedWith(401, mint({ expIn: -60 }), 'pubsub', { header: true });
+    await refusedWith(401, mint({ alg: 'none' }));
+    await refusedWith(401, 'garbage', 'pubsub', { header: true });
+  },
+  async auth_room_claim_403() {
+    const tok = mint({ rooms: ['node-allowed-*'] });
+    (await authed(tok, `node-allowed-${randomBytes(2).toString('hex')}`)).terminate();
+    await refusedWith(403, tok, 'node-other');
+    (await authed(tok)).terminate();   // the pubsub token itself is always allowed
+  },
+  async pubsub_subscribe_publish() {
+    const t = topic('pub');
+    const data = '{"n" : [1, 2.50],  "s":"\\u00e9 é"}';   // passed through byte for byte
+    await using([await authed(mint()), await authed(mint())], async (a, b) => {
+      await sendJson(a, { op: 'subscribe', topic: t, id: 1 });
+      await expectOp(a, 'subscribed', { topic: t, id: 1 });
+      await b.send(`{"op":"publish","topic":${JSON.stringify(t)},"data":${data},"id":"p1"}`);
+      const { m } = await expectOp(b, 'published', { topic: t, id: 'p1' });
+      check(Number.isInteger(m.offset), `no offset with history on: ${JSON.stringify(m)}`);
+      const { raw } = await expectOp(a, 'message', { topic: t, offset: m.offset });
+      check(raw.includes(data), `data re-printed: ${short(raw)}`);
+      await sendJson(a, { op: 'nonsense', id: 7 });
+      await expectOp(a, 'error', { code: 'unknown_op', id: 7 });
+      await sendJson(a, { op: 'unsubscribe', topic: t, id: 2 });
+      await expectOp(a, 'unsubscribed', { topic: t, id: 2 });
+    });
+  },
+  async pubsub_presence() {
+    const t = topic('presence');
+    await using([await authed(mint({ sub: 'alice' }))], async (a) => {
+      await sendJson(a, { op: 'subscribe', topic: t, id: 1, presence: true });
+      await expectOp(a, 'subscribed', { topic: t, id: 1 });
+      const { m: snap, raw } = await expectOp(a, 'presence', { topic: t, count: 1 });
+      check(JSON.stringify(snap.clients.map((c) => c.user)) === '["alice"]', `snapshot ${short(raw)}`);
+      const b = await authed(mint({ sub: 'bob' }));
+      await sendJson(b, { op: 'subscribe', topic: t });
+      const { m: joined } = await expectOp(a, 'join', { topic: t, user: 'bob' });
+      await b.close();
+      const { m: left } = await expectOp(a, 'leave', { topic: t, user: 'bob' });
+      check(joined.client === left.client, 'join and leave name different clients');
+    });
+  },
+  async pubsub_recovery() {
+    const t = topic('recover');
+    await using([await authed(mint())], async (pub) => {
+      const publish = async (i) => {
+        await sendJson(pub, { op: 'publish', topic: t, data: { i }, id: i });
+        return (await expectOp(pub, 'published', { id: i })).m.offset;
+      };
+      const a = await authed(mint());
+      await sendJson(a, { op: 'subscribe', topic: t, id: 1 });
+      const { m: sub } = await expectOp(a, 'subscribed', { id: 1 });
+      const epoch = sub.epoch; let last = sub.offset;
+      for (const i of [0, 1, 2]) {
+        await publish(i);
+        const { m } = await expectOp(a, 'message', { topic: t, offset: last + 1, data: { i } });
+        last = m.offset;
+      }
+      await a.close();
+      const missed = [await publish(3), await publish(4)];
+      check(missed[0] === last + 1 && missed[1] === last + 2, `offsets ${missed} after ${last}`);
+      await using([await authed(mint())], async (a2) => {
+        await sendJson(a2, { op: 'subscribe', topic: t, id: 2, since: { offset: last, epoch } });
+        await expectOp(a2, 'subscribed', { id: 2, recovered: true });
+        await expectOp(a2, 'message', { offset: missed[0], data: { i: 3 } });
+        await expectOp(a2, 'message', { offset: missed[1], data: { i: 4 } });
+        const live = await publish(5);
+        await expectOp(a2, 'message', { offset: live, data: { i: 5 } });   // no duplicate, no gap
+      });
+      await using([await authed(mint())], async (a3) => {
+        await sendJson(a3, { op: 'subscribe', topic: t, id: 3, since: { last: 2 } });
+        await expectOp(a3, 'subscribed');
+        await expectOp(a3, 'message', { data: { i: 4 } });
+        await expectOp(a3, 'message', { data: { i: 5 } });
+      });
+    });
+  },
+  async pubsub_forbidden() {
+    await using([await authed(mint({ rooms: ['node-ok-*'], read: ['node-ro-*'] }))], async (a) => {
+      await sendJson(a, { op: 'subscribe', topic: topic('nope'), id: 1 });
+      await expectOp(a, 'error', { code: 'forbidden', id: 1 });
+      const ro = topic('ro');
+      await sendJson(a, { op: 'subscribe', topic: ro, id: 2 });
+      await expectOp(a, 'subscribed', { id: 2 });
+      await sendJson(a, { op: 'publish', topic: ro, data: 1, id: 3 });
+      await expectOp(a, 'error', { code: 'forbidden', id: 3 });
+      await sendJson(a, { op: 'publish', topic: topic('ok'), data: 1, id: 4 });
+      await expectOp(a, 'published', { id: 4 });   // still usable after the errors
+    });
+  },
+};
+
+/** Runs `suite` against a fresh server with `args`; returns [passed, failed]. */
+async function runPhase(args, logName, suite, setServer) {
+  let passed = 0; let failed = 0;
+  let srv;
   try {
-    for (const [name, fn] of Object.entries(tests)) {
+    srv = await startRingcast(args, { logName });
+  } catch (e) {
+    console.log(`FAIL start ${logName}: ${e.message} (binary ${BIN})`);
+    return [0, 1];
+  }
+  setServer(srv);
+  try {
+    for (const [name, fn] of Object.entries(suite)) {
       const t0 = performance.now();
       try {
         await within(fn(), 6 * T, name);
@@ -207,8 +379,23 @@ async function main() {
       }
     }
   } finally {
-    const ex = await server.stop();
+    const ex = await srv.stop();
     if (ex.code !== 0) console.log(`# ringcast exit ${JSON.stringify(ex)}`);
+  }
+  return [passed, failed];
+}
+
+async function main() {
+  const only = process.env.INTEROP_ONLY;   // "rooms" or "pubsub" runs one phase
+  let passed = 0; let failed = 0;
+  const phases = [
+    ['rooms', SERVER_ARGS, 'node-ringcast', tests, (s) => { server = s; }],
+    ['pubsub', PUBSUB_ARGS, 'node-pubsub-ringcast', pubsubTests, (s) => { psServer = s; server = s; }],
+  ];
+  for (const [phase, args, logName, suite, set] of phases) {
+    if (only && only !== phase) continue;
+    const [p, f] = await runPhase(args, logName, suite, set);
+    passed += p; failed += f;
   }
   console.log(`${passed} passed, ${failed} failed`);
   return failed ? 1 : 0;

@@ -9,6 +9,10 @@ with "N passed, M failed"; exits 1 on any failure.
 Environment: RINGCAST_BIN, INTEROP_SERVER_ARGS (extra server flags), INTEROP_TIMEOUT (s, default 10).
 """
 import asyncio
+import base64
+import hashlib
+import hmac
+import json
 import os
 import secrets
 import shlex
@@ -18,7 +22,7 @@ import time
 import traceback
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 BIN = os.environ.get("RINGCAST_BIN", os.path.join(REPO, "target", "release", "ringcast"))
@@ -30,11 +34,14 @@ LOGDIR = os.path.join(REPO, "target", "interop")
 
 
 class Server:
+    def __init__(self, args, name):
+        self.args, self.name = args, name
+
     async def start(self):
         os.makedirs(LOGDIR, exist_ok=True)
-        self.stderr = open(os.path.join(LOGDIR, "python-ringcast.stderr"), "wb")
+        self.stderr = open(os.path.join(LOGDIR, f"{self.name}.stderr"), "wb")
         self.proc = await asyncio.create_subprocess_exec(
-            BIN, "--listen", "127.0.0.1:0", *SERVER_ARGS,
+            BIN, "--listen", "127.0.0.1:0", *self.args,
             stdout=asyncio.subprocess.PIPE, stderr=self.stderr)
         prefix = "ringcast listening on "
         while True:
@@ -64,7 +71,7 @@ class Server:
         return self.proc.returncode
 
 
-SERVER = Server()
+SERVER = Server(SERVER_ARGS, "python-ringcast")
 
 
 def room(name):
@@ -267,24 +274,195 @@ TESTS = [
 ]
 
 
-async def main():
-    if not os.access(BIN, os.X_OK):
-        print(f"ringcast binary not found at {BIN} (set RINGCAST_BIN or build it)")
-        print("0 passed, 1 failed")
-        return 1
+# ---- pub/sub mode (SPEC §5) and token auth (SPEC §10), against a second server ----
+# Started with --auth-secret and history on (INTEROP_PUBSUB_ARGS adds flags); tokens are minted
+# here with the standard library.
+
+AUTH_SECRET = "interop-" + secrets.token_hex(8)
+PUBSUB_ARGS = ["--auth-secret", AUTH_SECRET, "--history-size", "100",
+               *shlex.split(os.environ.get("INTEROP_PUBSUB_ARGS", ""))]
+
+
+def mint(sub=None, rooms=None, read=None, exp_in=300, secret=None, alg="HS256"):
+    """An HS256 JWT (alg and secret overridable to forge bad ones)."""
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    claims = {"exp": int(time.time()) + exp_in}
+    for k, v in (("sub", sub), ("rooms", rooms), ("read", read)):
+        if v is not None:
+            claims[k] = v
+    head = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    body = b64(json.dumps(claims).encode())
+    key = (secret or AUTH_SECRET).encode()
+    sig = b64(hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest())
+    return f"{head}.{body}.{sig}"
+
+
+def authed(token, subprotocol="pubsub", header=False):
+    """A client of the pub/sub server with `token` in the query, or in Authorization: Bearer."""
+    url = PUBSUB.url if header or token is None else f"{PUBSUB.url}?token={token}"
+    kw = {"additional_headers": {"Authorization": f"Bearer {token}"}} if header else {}
+    return connect(url, subprotocols=[subprotocol], open_timeout=T, close_timeout=T,
+                   ping_interval=None, max_size=None, **kw)
+
+
+def topic(name):
+    return f"py-{name}-{secrets.token_hex(4)}"
+
+
+async def send_json(ws, obj):
+    await ws.send(json.dumps(obj))
+
+
+async def expect_op(ws, op, **fields):
+    """The next message is a JSON object with this op (and these fields); returns (obj, raw)."""
+    raw = await recv(ws)
+    check(isinstance(raw, str), f"expected a text message, got {short(raw)}")
+    m = json.loads(raw)
+    check(m.get("op") == op, f"expected op {op!r}, got {short(raw)}")
+    for k, v in fields.items():
+        check(m.get(k) == v, f"{op}: {k}={m.get(k)!r}, want {v!r} in {short(raw)}")
+    return m, raw
+
+
+async def refused_with(status, token, subprotocol="pubsub", header=False):
     try:
-        await SERVER.start()
+        async with authed(token, subprotocol, header):
+            pass
+    except InvalidStatus as e:
+        check(e.response.status_code == status, f"status {e.response.status_code}, want {status}")
+        return
+    raise AssertionError(f"handshake accepted, want {status}")
+
+
+async def t_auth_token_accepted():
+    async with authed(mint(sub="ann")) as q, authed(mint(sub="ann"), header=True) as h:
+        check(q.subprotocol == "pubsub" and h.subprotocol == "pubsub", "pubsub not echoed")
+    r = room("authed")
+    async with authed(mint(), r) as a, authed(mint(), r, header=True) as b:
+        await a.send("room mode with a token")
+        await expect_first(b, "room mode with a token")
+
+
+async def t_auth_refused_401():
+    await refused_with(401, None)
+    await refused_with(401, mint(secret="not-the-secret"))
+    await refused_with(401, mint(exp_in=-60), header=True)
+    await refused_with(401, mint(alg="none"))
+    await refused_with(401, "garbage", header=True)
+
+
+async def t_auth_room_claim_403():
+    tok = mint(rooms=["py-allowed-*"])
+    async with authed(tok, f"py-allowed-{secrets.token_hex(2)}"):
+        pass
+    await refused_with(403, tok, "py-other")
+    async with authed(tok):   # the pubsub token itself is always allowed
+        pass
+
+
+async def t_pubsub_subscribe_publish():
+    t = topic("pub")
+    data = '{"n" : [1, 2.50],  "s":"\\u00e9 é"}'   # passed through byte for byte
+    async with authed(mint()) as a, authed(mint()) as b:
+        await send_json(a, {"op": "subscribe", "topic": t, "id": 1})
+        await expect_op(a, "subscribed", topic=t, id=1)
+        await b.send('{"op":"publish","topic":' + json.dumps(t) + ',"data":' + data + ',"id":"p1"}')
+        m, _ = await expect_op(b, "published", topic=t, id="p1")
+        check(isinstance(m.get("offset"), int), f"no offset with history on: {m}")
+        _, raw = await expect_op(a, "message", topic=t, offset=m["offset"])
+        check(data in raw, f"data re-printed: {short(raw)}")
+        await send_json(a, {"op": "nonsense", "id": 7})
+        await expect_op(a, "error", code="unknown_op", id=7)
+        await send_json(a, {"op": "unsubscribe", "topic": t, "id": 2})
+        await expect_op(a, "unsubscribed", topic=t, id=2)
+
+
+async def t_pubsub_presence():
+    t = topic("presence")
+    async with authed(mint(sub="alice")) as a:
+        await send_json(a, {"op": "subscribe", "topic": t, "id": 1, "presence": True})
+        await expect_op(a, "subscribed", topic=t, id=1)
+        snap, raw = await expect_op(a, "presence", topic=t, count=1)
+        check([c.get("user") for c in snap["clients"]] == ["alice"], f"snapshot {short(raw)}")
+        async with authed(mint(sub="bob")) as b:
+            await send_json(b, {"op": "subscribe", "topic": t})
+            joined, _ = await expect_op(a, "join", topic=t, user="bob")
+        left, _ = await expect_op(a, "leave", topic=t, user="bob")
+        check(joined["client"] == left["client"], "join and leave name different clients")
+
+
+async def t_pubsub_recovery():
+    t = topic("recover")
+    async with authed(mint()) as pub:
+        async def publish(i):
+            await send_json(pub, {"op": "publish", "topic": t, "data": {"i": i}, "id": i})
+            return (await expect_op(pub, "published", id=i))[0]["offset"]
+        async with authed(mint()) as a:
+            await send_json(a, {"op": "subscribe", "topic": t, "id": 1})
+            sub, _ = await expect_op(a, "subscribed", id=1)
+            epoch, last = sub["epoch"], sub["offset"]
+            for i in range(3):
+                await publish(i)
+                m, _ = await expect_op(a, "message", topic=t, offset=last + 1)
+                check(m["data"] == {"i": i}, f"message {m}")
+                last += 1
+        # a is gone; two messages it misses
+        missed = [await publish(i) for i in (3, 4)]
+        check(missed == [last + 1, last + 2], f"offsets {missed} after {last}")
+        async with authed(mint()) as a2:
+            await send_json(a2, {"op": "subscribe", "topic": t, "id": 2,
+                                 "since": {"offset": last, "epoch": epoch}})
+            await expect_op(a2, "subscribed", id=2, recovered=True)
+            for i, off in zip((3, 4), missed):
+                m, _ = await expect_op(a2, "message", offset=off)
+                check(m["data"] == {"i": i}, f"replayed {m}")
+            live = await publish(5)
+            m, _ = await expect_op(a2, "message", offset=live)   # no duplicate, no gap
+            check(m["data"] == {"i": 5}, f"live {m}")
+        async with authed(mint()) as a3:
+            await send_json(a3, {"op": "subscribe", "topic": t, "id": 3, "since": {"last": 2}})
+            await expect_op(a3, "subscribed")
+            got = [(await expect_op(a3, "message"))[0]["data"]["i"] for _ in range(2)]
+            check(got == [4, 5], f"last 2 replayed {got}")
+
+
+async def t_pubsub_forbidden():
+    tok = mint(rooms=["py-ok-*"], read=["py-ro-*"])
+    async with authed(tok) as a:
+        await send_json(a, {"op": "subscribe", "topic": topic("nope"), "id": 1})
+        await expect_op(a, "error", code="forbidden", id=1)
+        ro = topic("ro")
+        await send_json(a, {"op": "subscribe", "topic": ro, "id": 2})
+        await expect_op(a, "subscribed", id=2)
+        await send_json(a, {"op": "publish", "topic": ro, "data": 1, "id": 3})
+        await expect_op(a, "error", code="forbidden", id=3)
+        ok = topic("ok")
+        await send_json(a, {"op": "publish", "topic": ok, "data": 1, "id": 4})
+        await expect_op(a, "published", id=4)   # still usable after the errors
+
+
+PUBSUB = Server(PUBSUB_ARGS, "python-pubsub-ringcast")
+PUBSUB_TESTS = [
+    t_auth_token_accepted, t_auth_refused_401, t_auth_room_claim_403,
+    t_pubsub_subscribe_publish, t_pubsub_presence, t_pubsub_recovery, t_pubsub_forbidden,
+]
+
+
+async def run_phase(server, tests):
+    """Starts `server`, runs `tests` against it, stops it; returns (passed, failed)."""
+    try:
+        await server.start()
     except Exception as e:  # noqa: BLE001
-        print(f"FAIL start: {type(e).__name__}: {e}")
-        proc = getattr(SERVER, "proc", None)
+        print(f"FAIL start {server.name}: {type(e).__name__}: {e}")
+        proc = getattr(server, "proc", None)
         if proc is not None and proc.returncode is None:
             proc.kill()
             await proc.wait()
-        print("0 passed, 1 failed")
-        return 1
+        return 0, 1
     passed = failed = 0
     try:
-        for t in TESTS:
+        for t in tests:
             name = t.__name__[2:]
             start = time.monotonic()
             try:
@@ -296,9 +474,24 @@ async def main():
                 detail = f"{type(e).__name__}: {e}" if str(e) else traceback.format_exc(limit=3)
                 print(f"FAIL {name}: {detail}", flush=True)
     finally:
-        rc = await SERVER.stop()
+        rc = await server.stop()
         if rc not in (0, None):
-            print(f"# ringcast exit status {rc} (stderr: {SERVER.stderr.name})")
+            print(f"# ringcast exit status {rc} (stderr: {server.stderr.name})")
+    return passed, failed
+
+
+async def main():
+    if not os.access(BIN, os.X_OK):
+        print(f"ringcast binary not found at {BIN} (set RINGCAST_BIN or build it)")
+        print("0 passed, 1 failed")
+        return 1
+    only = os.environ.get("INTEROP_ONLY")   # "rooms" or "pubsub" runs one phase
+    passed = failed = 0
+    for phase, server, tests in (("rooms", SERVER, TESTS), ("pubsub", PUBSUB, PUBSUB_TESTS)):
+        if only and only != phase:
+            continue
+        p, f = await run_phase(server, tests)
+        passed, failed = passed + p, failed + f
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -4,9 +4,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+use ringcast_pubsub::auth::{Verifier, secret_from_file};
 use thiserror::Error;
 
 /// Log output format.
@@ -64,6 +66,20 @@ pub struct Config {
     /// Comma-separated allowed `Origin` values (default: any, with a warning).
     #[arg(long, env = "RINGCAST_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// HS256 secret that clients' tokens must be signed with (SPEC §10; unset: no token needed).
+    #[arg(
+        long,
+        env = "RINGCAST_AUTH_SECRET",
+        hide_env_values = true,
+        conflicts_with = "auth_secret_file"
+    )]
+    pub auth_secret: Option<Secret>,
+    /// File holding the HS256 token secret (its trailing line break is dropped).
+    #[arg(long, env = "RINGCAST_AUTH_SECRET_FILE")]
+    pub auth_secret_file: Option<PathBuf>,
+    /// The token verifier built from `--auth-secret` or `--auth-secret-file` (set by validation).
+    #[arg(skip)]
+    pub auth: Option<Arc<Verifier>>,
     /// Seconds a client has to complete its request head.
     #[arg(long, env = "RINGCAST_HANDSHAKE_TIMEOUT", default_value_t = 10.0)]
     pub handshake_timeout: f64,
@@ -124,6 +140,24 @@ pub struct Config {
     pub cluster_presence_ttl: f64,
 }
 
+/// A secret setting: parsed like a string, never shown by `Debug` (configs may be logged).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 /// A configuration that cannot be used.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -142,6 +176,14 @@ pub enum ConfigError {
         path: PathBuf,
         /// What is wrong.
         message: String,
+    },
+    /// The `--auth-secret-file` could not be read.
+    #[error("cannot read auth secret file {path}: {source}")]
+    SecretFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
     },
     /// A setting is out of range.
     #[error("{0}")]
@@ -253,7 +295,29 @@ impl Config {
                 "--cluster-presence-ttl must be at least 0.03 seconds".into(),
             ));
         }
+        self.auth = self.verifier()?.map(Arc::new);
         Ok(self)
+    }
+
+    /// The token verifier for `--auth-secret` or the contents of `--auth-secret-file`.
+    fn verifier(&self) -> Result<Option<Verifier>, ConfigError> {
+        let secret = match (&self.auth_secret, &self.auth_secret_file) {
+            (Some(Secret(s)), _) => s.as_bytes().to_vec(),
+            (None, Some(path)) => {
+                let bytes = std::fs::read(path).map_err(|source| ConfigError::SecretFile {
+                    path: path.clone(),
+                    source,
+                })?;
+                secret_from_file(&bytes).to_vec()
+            }
+            (None, None) => return Ok(None),
+        };
+        if secret.is_empty() {
+            return Err(ConfigError::Range(
+                "the auth secret must not be empty".into(),
+            ));
+        }
+        Ok(Some(Verifier::new(&secret)))
     }
 
     /// `--handshake-timeout` as a duration.

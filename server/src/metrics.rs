@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Close codes counted individually; anything else lands in `other`.
 const CLOSE_CODES: [u16; 8] = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011];
-/// Rejection reasons, as `http::Refusal::label` names them.
-pub const REJECT_REASONS: [&str; 12] = [
+/// Rejection reasons, as `refusal::Refusal::label` names them.
+pub const REJECT_REASONS: [&str; 13] = [
     "bad_request",
     "no_subprotocol",
     "unauthorized",
     "forbidden",
+    "room_forbidden",
     "method",
     "upgrade_required",
     "version",

@@ -12,10 +12,12 @@ pub enum Refusal {
     /// `Origin` not in `--allowed-origins`: 403.
     #[error("origin not allowed")]
     Forbidden,
-    /// A missing, bad or expired token: 401.
-    #[allow(dead_code, reason = "token auth (SPEC §10) is wired next")]
+    /// A missing, bad or expired token (`--auth-secret`): 401. The reason never quotes it.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// The chosen room is outside the token's `rooms` and `read` claims: 403.
+    #[error("room not allowed by the token")]
+    RoomForbidden,
     /// Over `--max-connections`: 503.
     #[error("server at connection limit")]
     ConnectionLimit,
@@ -36,7 +38,7 @@ impl Refusal {
         match self {
             Refusal::Protocol(r) => r.status(),
             Refusal::Unauthorized(_) => 401,
-            Refusal::Forbidden => 403,
+            Refusal::Forbidden | Refusal::RoomForbidden => 403,
             Refusal::ConnectionLimit
             | Refusal::PerIpLimit
             | Refusal::TooManyRooms
@@ -50,6 +52,7 @@ impl Refusal {
             Refusal::Protocol(r) => r.label(),
             Refusal::Unauthorized(_) => "unauthorized",
             Refusal::Forbidden => "forbidden",
+            Refusal::RoomForbidden => "room_forbidden",
             Refusal::ConnectionLimit => "connection_limit",
             Refusal::PerIpLimit => "per_ip_limit",
             Refusal::TooManyRooms => "too_many_rooms",
@@ -61,6 +64,10 @@ impl Refusal {
     pub fn render(&self, out: &mut Vec<u8>) {
         match self {
             Refusal::Protocol(r) => r.render(out),
+            // RFC 6750 §3: a 401 names the scheme it expects.
+            Refusal::Unauthorized(_) => {
+                render_error(out, 401, "WWW-Authenticate: Bearer\r\n", &self.to_string())
+            }
             _ => render_error(out, self.status(), "", &self.to_string()),
         }
     }

@@ -9,12 +9,13 @@ use ringcast_protocol::handshake::{
     Rejection, Request, Upgrade, parse_request, render_accept, render_response,
 };
 
-use crate::refusal::Refusal;
-
-use crate::rooms::JoinError;
-use crate::rooms::local::Class;
+use ringcast_pubsub::auth::Access;
 use ringcast_pubsub::presence::ChangeKind;
 
+use crate::refusal::Refusal;
+use crate::rooms::JoinError;
+use crate::rooms::local::Class;
+use crate::session::auth;
 use crate::session::pubsub::{PubSubSession, announce};
 use crate::session::room::RoomSession;
 use crate::session::sink::Sink;
@@ -50,9 +51,21 @@ impl Route {
 pub struct Handshake {
     /// Head bytes received so far, when the head did not arrive in one piece.
     head: Vec<u8>,
+    /// Accepted past `--max-connections` / `--max-connections-per-ip`: this 503 is sent, but
+    /// only after the Origin, token and room checks (SPEC §10 orders them before limits).
+    over_limit: Option<Refusal>,
 }
 
 impl Handshake {
+    /// A connection accepted past a connection limit (`limit` says which): its upgrade gets
+    /// that refusal once the checks that come first pass; a plain GET gets it at once.
+    pub fn over_limit(limit: Refusal) -> Handshake {
+        Handshake {
+            head: Vec::new(),
+            over_limit: Some(limit),
+        }
+    }
+
     /// Handles received bytes; returns the room session once upgraded (having fed it the bytes
     /// that followed the head).
     pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) -> Option<Upgraded> {
@@ -79,15 +92,16 @@ impl Handshake {
         };
         match request {
             Request::Get { path } => {
-                match Route::of(path) {
-                    Some(route) => serve(sink, route),
-                    None => reject(sink, Rejection::UpgradeRequired.into()),
+                match (self.over_limit, Route::of(path)) {
+                    (Some(limit), _) => reject(sink, limit),
+                    (None, Some(route)) => serve(sink, route),
+                    (None, None) => reject(sink, Rejection::UpgradeRequired.into()),
                 }
                 None
             }
-            Request::Upgrade(upgrade) => match accept(sink, &upgrade) {
-                Err(rejection) => {
-                    reject(sink, rejection);
+            Request::Upgrade(upgrade) => match accept(sink, &upgrade, self.over_limit) {
+                Err(refusal) => {
+                    reject(sink, refusal);
                     None
                 }
                 Ok(mut up) => {
@@ -114,8 +128,13 @@ pub enum Upgraded {
     PubSub(PubSubSession),
 }
 
-/// Completes the upgrade: joins the room (room mode) and queues the 101.
-fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>) -> Result<Upgraded, Refusal> {
+/// Completes the upgrade: checks Origin (403), token (401), room (403) and limits (503) in
+/// that order (SPEC §10), joins the room (room mode) and queues the 101.
+fn accept(
+    sink: &mut Sink<'_>,
+    up: &Upgrade<'_>,
+    over_limit: Option<Refusal>,
+) -> Result<Upgraded, Refusal> {
     let cfg = sink.config();
     if !cfg.allowed_origins.is_empty()
         && !up
@@ -124,22 +143,37 @@ fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>) -> Result<Upgraded, Refusal> {
     {
         return Err(Refusal::Forbidden);
     }
+    let claims = auth::check_token(cfg.auth.as_deref(), up)?;
     let chosen = up.select_protocol(|t| cfg.room_allowed(t) || t == cfg.pubsub_protocol)?;
+    let pubsub = chosen == Some(cfg.pubsub_protocol.as_str());
+    let room_name = chosen.unwrap_or(&cfg.default_room);
+    // The pub/sub token is not a room: its topics are checked per subscribe and publish.
+    let access = if pubsub {
+        Access::Full
+    } else {
+        auth::check_room(claims.as_ref(), room_name)?
+    };
+    if let Some(limit) = over_limit {
+        return Err(limit);
+    }
     let decoder = Decoder::new(DecoderConfig {
         max_message_bytes: cfg.max_message_bytes,
         allow_rsv1: false,
         require_mask: true,
     });
     let client = sink.client_id();
-    let upgraded = if chosen == Some(cfg.pubsub_protocol.as_str()) {
-        Upgraded::PubSub(PubSubSession::new(decoder, client))
+    let claims = claims.map(Box::new);
+    let upgraded = if pubsub {
+        Upgraded::PubSub(PubSubSession::new(decoder, client, claims))
     } else {
-        let room_name = chosen.unwrap_or(&cfg.default_room);
         let (room, slot) = sink
             .join(room_name, Class::Raw)
             .map_err(|JoinError::TooManyRooms| Refusal::TooManyRooms)?;
-        announce(sink, &room, &client, ChangeKind::Join);
-        Upgraded::Room(RoomSession::new(room, slot, decoder, client))
+        let user = claims.as_ref().and_then(|c| c.sub.as_deref());
+        announce(sink, &room, &client, user, ChangeKind::Join);
+        Upgraded::Room(RoomSession::new(
+            room, slot, decoder, client, claims, access,
+        ))
     };
     let mut response = Vec::with_capacity(160);
     render_accept(&mut response, &up.accept, chosen);
@@ -150,6 +184,10 @@ fn accept(sink: &mut Sink<'_>, up: &Upgrade<'_>) -> Result<Upgraded, Refusal> {
 
 /// Answers with an HTTP error and closes once it is flushed.
 pub fn reject(sink: &mut Sink<'_>, refusal: Refusal) {
+    if matches!(refusal, Refusal::Unauthorized(_) | Refusal::RoomForbidden) {
+        // The reason names what was wrong, never the token.
+        tracing::debug!(reason = %refusal, "upgrade refused by token auth");
+    }
     sink.metrics().rejected(refusal.label());
     let mut out = Vec::with_capacity(192);
     refusal.render(&mut out);

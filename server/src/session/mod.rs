@@ -10,6 +10,7 @@
 //! earlier in the turn leave before its Close) are applied by the worker when it takes the
 //! [`End`] out of the sink, in one place (`worker::Worker::end`).
 
+pub mod auth;
 pub mod handshake;
 pub mod pubsub;
 pub mod room;

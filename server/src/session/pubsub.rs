@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ringcast_protocol::frame::{Event, MessageKind, OpCode};
 use ringcast_protocol::{CloseCode, Decoder};
+use ringcast_pubsub::auth::Claims;
 use ringcast_pubsub::command::{Command, Parser, Since};
 use ringcast_pubsub::envelope::Member;
 use ringcast_pubsub::envelope::{self, Position};
@@ -54,17 +55,21 @@ pub struct PubSubSession {
 /// lends out the message being handled).
 struct Topics {
     client: ClientId,
+    /// The verified token's claims (`None` without `--auth-secret`): `forbidden` outside them.
+    claims: Option<Box<Claims>>,
     subs: Vec<Sub>,
     publish_rooms: Vec<Arc<SharedRoom>>,
 }
 
 impl PubSubSession {
-    /// A session decoding with `decoder`, known to others as `client`.
-    pub fn new(decoder: Decoder, client: ClientId) -> PubSubSession {
+    /// A session decoding with `decoder`, known to others as `client`, allowed what `claims`
+    /// list (everything without a token).
+    pub fn new(decoder: Decoder, client: ClientId, claims: Option<Box<Claims>>) -> PubSubSession {
         PubSubSession {
             decoder: Box::new(decoder),
             topics: Topics {
                 client,
+                claims,
                 subs: Vec::new(),
                 publish_rooms: Vec::new(),
             },
@@ -154,8 +159,20 @@ impl Topics {
             } => self.subscribe(topic, id, since, presence, sink),
             Command::Unsubscribe { topic, id } => self.unsubscribe(topic, id, sink),
             Command::Publish { topic, id, data } => self.publish(topic, id, data, sink),
+            // Who is in a topic is what a subscriber would learn: the same claim applies.
+            Command::Presence { topic, id } if !self.may_read(topic) => error(
+                sink,
+                id,
+                ErrorCode::Forbidden,
+                "topic not allowed by the token",
+            ),
             Command::Presence { topic, id } => snapshot(sink, topic, id),
         }
+    }
+
+    /// Whether the token lets this connection subscribe to `topic` (always, without auth).
+    fn may_read(&self, topic: &str) -> bool {
+        self.claims.as_ref().is_none_or(|c| c.may_read(topic))
     }
 
     fn subscribe(
@@ -166,6 +183,14 @@ impl Topics {
         presence: bool,
         sink: &mut Sink<'_>,
     ) {
+        if !self.may_read(topic) {
+            return error(
+                sink,
+                id,
+                ErrorCode::Forbidden,
+                "topic not allowed by the token",
+            );
+        }
         let hub = &sink.shared().hub;
         let now = hub.now();
         if let Some(sub) = self.subs.iter().find(|s| &*s.room.name == topic) {
@@ -203,7 +228,8 @@ impl Topics {
             room: room.clone(),
             slot,
         });
-        announce(sink, &room, &self.client, ChangeKind::Join);
+        let user = self.claims.as_ref().and_then(|c| c.sub.as_deref());
+        announce(sink, &room, &self.client, user, ChangeKind::Join);
         let (replay, recovered) = match &hub.history {
             None => (
                 None,
@@ -259,7 +285,7 @@ impl Topics {
             return error(sink, id, ErrorCode::NotSubscribed, "not subscribed");
         };
         let sub = self.subs.swap_remove(i);
-        announce(sink, &sub.room, &self.client, ChangeKind::Leave);
+        announce(sink, &sub.room, &self.client, None, ChangeKind::Leave);
         self.leave(sub, sink);
         if let Some(id) = id {
             let mut out = Vec::with_capacity(96);
@@ -276,6 +302,14 @@ impl Topics {
     }
 
     fn publish(&mut self, topic: &str, id: Option<&str>, data: &str, sink: &mut Sink<'_>) {
+        if self.claims.as_ref().is_some_and(|c| !c.may_publish(topic)) {
+            return error(
+                sink,
+                id,
+                ErrorCode::Forbidden,
+                "publishing not allowed by the token",
+            );
+        }
         let history = sink.shared().hub.history.is_some();
         let room = self.publish_room(topic, history, sink);
         match (&room, history) {
@@ -364,25 +398,33 @@ fn snapshot(sink: &mut Sink<'_>, topic: &str, id: Option<&str>) {
 
 /// Records a join or leave of `client` in `room` and sends the event (if presence is within
 /// `--presence-max`) to the room's presence subscribers through the fan-out.
-pub fn announce(sink: &mut Sink<'_>, room: &Arc<SharedRoom>, client: &ClientId, kind: ChangeKind) {
+pub fn announce(
+    sink: &mut Sink<'_>,
+    room: &Arc<SharedRoom>,
+    client: &ClientId,
+    user: Option<&str>,
+    kind: ChangeKind,
+) {
     if let Some(bus) = &sink.shared().cluster {
         // Cluster-wide presence (SPEC §8): the same member in the room's Redis hash.
         match kind {
-            ChangeKind::Join => bus.member_joined(&room.name, client.as_str(), ""),
+            ChangeKind::Join => bus.member_joined(&room.name, client.as_str(), user.unwrap_or("")),
             ChangeKind::Leave => bus.member_left(&room.name, client.as_str()),
         }
     }
-    if let Some(event) = presence_change(&sink.shared().hub, &room.name, client, kind) {
+    if let Some(event) = presence_change(&sink.shared().hub, &room.name, client, user, kind) {
         sink.event(room, &event);
     }
 }
 
 /// Records a join or leave of `client` in `topic`; returns the event envelope to fan out, if
-/// any (none for a repeated join, or above `--presence-max`).
+/// any (none for a repeated join, or above `--presence-max`). A join records `user`, the token's
+/// `sub` (`None` without auth; a leave ignores it).
 pub fn presence_change(
     hub: &Hub,
     topic: &str,
     client: &ClientId,
+    user: Option<&str>,
     kind: ChangeKind,
 ) -> Option<Vec<u8>> {
     let change = match kind {
@@ -390,7 +432,7 @@ pub fn presence_change(
             topic,
             ringcast_pubsub::presence::Member {
                 client: client.clone(),
-                user: None,
+                user: user.map(Into::into),
             },
         ),
         ChangeKind::Leave => hub.presence.leave(topic, client),

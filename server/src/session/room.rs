@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use ringcast_protocol::frame::{Event, MessageKind, OpCode};
 use ringcast_protocol::{CloseCode, Decoder};
-
+use ringcast_pubsub::auth::{Access, Claims};
 use ringcast_pubsub::presence::ClientId;
 
 use crate::rooms::SharedRoom;
@@ -21,22 +21,41 @@ pub struct RoomSession {
     room: Arc<SharedRoom>,
     slot: Slot,
     decoder: Box<Decoder>,
+    /// The verified token's claims (`None` without `--auth-secret`); `sub` is the presence user.
+    claims: Option<Box<Claims>>,
+    /// Listed only in the token's `read` claim: a data message closes with 1008 (SPEC §10).
+    read_only: bool,
 }
 
 impl RoomSession {
-    /// A member of `room` sitting at `slot`, decoding with `decoder`.
+    /// A member of `room` sitting at `slot`, decoding with `decoder`, known to others as
+    /// `client`, with the token's `claims` and the `access` they give to this room (`Full`
+    /// without auth).
     pub fn new(
         room: Arc<SharedRoom>,
         slot: Slot,
         decoder: Decoder,
         client: ClientId,
+        claims: Option<Box<Claims>>,
+        access: Access,
     ) -> RoomSession {
         RoomSession {
             client,
             room,
             slot,
             decoder: Box::new(decoder),
+            claims,
+            read_only: access == Access::Read,
         }
+    }
+
+    /// The verified token's claims, when the server checks tokens.
+    #[allow(
+        dead_code,
+        reason = "presence (SPEC §5: `user` is the token's `sub`) reads it once the JSON mode lands"
+    )]
+    pub fn claims(&self) -> Option<&Claims> {
+        self.claims.as_deref()
     }
 
     /// Decodes `data` (unmasked in place) and acts on every event, until the data ends or the
@@ -55,6 +74,10 @@ impl RoomSession {
             pos += n;
             match event {
                 None | Some(Event::Pong(_)) => {}
+                Some(Event::Message { .. }) if self.read_only => {
+                    sink.close(Some(CloseCode::POLICY), "read-only member".to_string());
+                    return;
+                }
                 Some(Event::Message { kind, payload, .. }) => {
                     let kind = match kind {
                         MessageKind::Text => OpCode::Text,

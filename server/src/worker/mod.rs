@@ -158,14 +158,14 @@ impl Worker {
         let fd = res;
         self.ctx.metrics().accepted.fetch_add(1, Relaxed);
         let ip = parts::prepare_socket(fd, &self.ctx.shared.config);
-        let mut refusal = self.ctx.shared.admit(ip);
+        let refusal = self.ctx.shared.admit(ip);
         let key = self.conns.insert(fd, ip, self.turn.now_ms);
         self.arm_recv(key);
         if self.accepting.drain_deadline.is_some() {
-            refusal = Some(Refusal::Draining);
-        }
-        if let Some(refusal) = refusal {
-            self.reject(key, refusal);
+            self.reject(key, Refusal::Draining);
+        } else if let Some(limit) = refusal {
+            // Refused once its request head passes Origin, token and room (SPEC §10 order).
+            self.conns[key].session = Session::Handshake(handshake::Handshake::over_limit(limit));
         }
     }
 
@@ -333,7 +333,7 @@ impl Worker {
             let hub = &self.ctx.shared.hub;
             if let Some(event) = client
                 .as_ref()
-                .and_then(|c| presence_change(hub, &room.name, c, ChangeKind::Leave))
+                .and_then(|c| presence_change(hub, &room.name, c, None, ChangeKind::Leave))
             {
                 self.fanout.batches.push_event(&room, key, &event);
             }
