@@ -176,13 +176,7 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
                 tracing::warn!(error = %e, "cluster bus: waking a worker failed");
             }
         };
-        let lookup_shared = shared.clone();
-        let lookup = move |name: &str| lookup_shared.directory.get(name);
-        inbound.fill(Inbound::new(
-            Box::new(lookup),
-            peers.clone(),
-            Box::new(wake),
-        ));
+        inbound.fill(Inbound::new(shared.clone(), peers.clone(), Box::new(wake)));
     }
     for _ in 0..n {
         ready_rx.recv()??;

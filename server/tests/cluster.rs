@@ -25,7 +25,10 @@ fn node(redis: &RedisServer, id: &str, extra: &[&str]) -> Server {
 
 /// A bus client of the test's own, to read the cluster-wide presence of a room.
 fn observer(redis: &RedisServer) -> Observer {
-    Observer::named("observer", &[redis.url()], Duration::from_secs(5))
+    let obs = Observer::named("observer", &[redis.url()], Duration::from_secs(5));
+    // Its presence queries fail (Unavailable) until it is connected.
+    obs.wait_up(true);
+    obs
 }
 
 /// Waits until `room`'s cluster-wide presence is exactly `want` members, returns their
@@ -338,4 +341,59 @@ fn pubsub_publishes_cross_nodes_as_json() {
         let v: serde_json::Value = serde_json::from_str(&text(&mut subscriber)).unwrap();
         assert_eq!((&v["topic"], &v["data"]), (&"u".into(), &i.into()), "{v}");
     }
+}
+
+fn json(ws: &mut Client) -> serde_json::Value {
+    serde_json::from_str(&text(ws)).expect("JSON")
+}
+
+#[test]
+fn history_keeps_received_messages_and_a_lost_link_changes_the_epoch() {
+    let mut redis = RedisServer::start();
+    let history = ["--history-size", "10"];
+    let a = node(&redis, "a", &history);
+    let b = node(&redis, "b", &history);
+    let mut obs = observer(&redis);
+    let mut sub = b.join(Some("pubsub"));
+    sub.send(Message::text(r#"{"op":"subscribe","topic":"h","id":1}"#))
+        .unwrap();
+    let v = json(&mut sub);
+    assert_eq!((&v["op"], &v["offset"]), (&"subscribed".into(), &0.into()));
+    let epoch = v["epoch"].as_str().expect("epoch").to_string();
+    assert!(epoch.starts_with("b-"), "b's history names b: {epoch}");
+    wait_presence(&mut obs, "h", 1, Duration::from_secs(10));
+    drop(obs);
+    let mut publisher = a.join(Some("pubsub"));
+    for i in 1..=3 {
+        let p = format!(r#"{{"op":"publish","topic":"h","data":{i}}}"#);
+        publisher.send(Message::text(p)).unwrap();
+    }
+    // b numbers what it received in its own history.
+    for i in 1..=3 {
+        let v = json(&mut sub);
+        assert_eq!((&v["data"], &v["offset"]), (&i.into(), &i.into()), "{v}");
+    }
+    let mut late = b.join(Some("pubsub"));
+    late.send(Message::text(
+        r#"{"op":"subscribe","topic":"h","id":2,"since":{"last":2}}"#,
+    ))
+    .unwrap();
+    let v = json(&mut late);
+    assert_eq!(
+        (&v["offset"], &v["epoch"]),
+        (&3.into(), &epoch.clone().into())
+    );
+    assert_eq!(json(&mut late)["data"], 2, "replayed from b's history");
+    assert_eq!(json(&mut late)["data"], 3);
+
+    // Redis dies: b cannot know what it missed, so nobody may recover across the hole.
+    redis.kill();
+    wait_up(&b, 0, Duration::from_secs(5));
+    let mut after = b.join(Some("pubsub"));
+    let since = format!(r#"{{"offset":3,"epoch":"{epoch}"}}"#);
+    let req = format!(r#"{{"op":"subscribe","topic":"h","id":3,"since":{since}}}"#);
+    after.send(Message::text(req)).unwrap();
+    let v = json(&mut after);
+    assert_eq!(v["recovered"], false, "{v}");
+    assert_ne!(v["epoch"], epoch.as_str(), "{v}");
 }

@@ -16,35 +16,29 @@
 //! * **In.** `fanout::bus::Inbound` turns bus events into batches for the local workers
 //!   (`main` builds it with the room lookup and the bus thread's waker, so this module imports
 //!   neither the fan-out nor the workers).
-//! * **Continuity.** [`Bridge::generation`] changes on every `Gap` and every `Up(false)`: a layer
-//!   that keeps history (pub/sub epochs) compares it with the value its epoch was made under and
-//!   starts a new epoch when it differs (conservative: a gap in one room changes every epoch).
+//! * **Continuity.** `Gap` and `Up(false)` are forwarded too: `fanout::bus::Inbound` starts a
+//!   new history epoch for the room (every room), so nobody recovers across a hole.
 //!
 //! Workers never block on the bus: every call here is a queue push.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ringcast_cluster::{Bus, BusConfig, BusEvent, BusHandle, BusMessage, BusStats, ClusterError};
 
 use crate::config::Config;
 use crate::rooms::RoomWatch;
 
-/// Bus state shared by the bridge and the bus thread's event handler.
+/// What the bus thread's event handler remembers (to log changes only).
 #[derive(Default)]
 pub struct BusState {
     /// Every shard is connected (as last reported by `BusEvent::Up`).
     up: AtomicBool,
-    /// Bumped on every gap and every lost link.
-    generation: AtomicU64,
 }
 
 impl BusState {
     /// Records an `Up` report; logs when the node-level state changes.
     fn set_up(&self, up: bool) {
-        if !up {
-            self.generation.fetch_add(1, Ordering::AcqRel);
-        }
         if self.up.swap(up, Ordering::AcqRel) != up {
             if up {
                 tracing::info!("cluster bus up: every Redis shard connected");
@@ -53,24 +47,18 @@ impl BusState {
             }
         }
     }
-
-    /// Records lost messages (history continuity is broken).
-    fn gap(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-    }
 }
 
-/// A node's link to the cluster: the bus handle and its state. One per process, in `Shared`.
+/// A node's link to the cluster. One per process, in `Shared`.
 pub struct Bridge {
     bus: BusHandle,
-    state: Arc<BusState>,
 }
 
 impl Bridge {
     /// Starts the bus thread when `--cluster` is set, as node `node_id` (the pub/sub hub's, so
     /// history epochs and client ids name the same node); `None` otherwise (no thread, no
-    /// cost). `Up` and `Gap` are handled here; every other event goes to `forward`, on the bus
-    /// thread.
+    /// cost). `Up` and `Gap` update the bus state here; every event then goes to `forward`, on
+    /// the bus thread.
     pub fn start(
         config: &Config,
         node_id: &str,
@@ -83,17 +71,23 @@ impl Bridge {
         cfg.prefix = config.cluster_prefix.clone();
         cfg.node_id = node_id.to_owned();
         cfg.presence_ttl = config.cluster_presence_ttl();
-        let state = Arc::new(BusState::default());
-        let events_state = state.clone();
+        let events_state = BusState::default();
         let bus = Bus::start(cfg, move |event: BusEvent| match event {
-            BusEvent::Up(up) => events_state.set_up(up),
+            BusEvent::Up(up) => {
+                events_state.set_up(up);
+                forward(BusEvent::Up(up));
+            }
             BusEvent::Gap {
                 room,
                 origin,
                 missed,
             } => {
                 tracing::warn!(%room, %origin, missed, "cluster bus: messages lost");
-                events_state.gap();
+                forward(BusEvent::Gap {
+                    room,
+                    origin,
+                    missed,
+                });
             }
             other => forward(other),
         })?;
@@ -102,7 +96,7 @@ impl Bridge {
             shards = config.cluster.len(),
             "cluster bus started"
         );
-        Ok(Some(Arc::new(Bridge { bus, state })))
+        Ok(Some(Arc::new(Bridge { bus })))
     }
 
     /// Queues one turn's local messages of `room` for one PUBLISH. A full queue is counted by
@@ -126,12 +120,6 @@ impl Bridge {
     #[allow(dead_code)] // the pub/sub presence snapshot's entry point
     pub fn presence(&self, room: &Arc<str>, token: u64) {
         let _ = self.bus.presence(room.clone(), token);
-    }
-
-    /// Changes whenever continuity was lost (a gap, a lost link): see the module docs.
-    #[allow(dead_code)] // read by the pub/sub history layer to change epochs
-    pub fn generation(&self) -> u64 {
-        self.state.generation.load(Ordering::Acquire)
     }
 
     /// The bus counters.

@@ -6,8 +6,8 @@
 //! members in the room and woken with MSG_RING, exactly like a batch from another worker; it
 //! runs on the bus thread.
 //!
-//! Not yet: a pub/sub message from another node is not appended to this node's history (it
-//! reaches subscribers without an offset); history stays per node (SPEC §8).
+//! History stays per node (SPEC §8): a node appends what it receives from the bus to its own
+//! history (its offsets, its epoch), and a bus gap or a lost Redis link starts a new epoch.
 
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
@@ -15,11 +15,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use ringcast_cluster::{BusEvent, BusMessage, Bytes, MessageKind};
 use ringcast_protocol::frame::OpCode;
+use ringcast_pubsub::history::SharedSpan;
 
 use crate::fanout::batch::{BatchBuilder, FrozenBatch};
 use crate::fanout::{Peers, Remote};
-use crate::rooms::SharedRoom;
 use crate::rooms::local::Class;
+use crate::shared::Shared;
 
 /// One turn's messages of `batch` as bus messages, without copying a payload.
 pub fn outbound(batch: &FrozenBatch) -> Vec<BusMessage> {
@@ -44,33 +45,33 @@ pub fn outbound(batch: &FrozenBatch) -> Vec<BusMessage> {
 /// have no origin worker, so nobody is excluded anyway).
 const BUS_SENDER: usize = usize::MAX;
 
-/// Finds a room by name (the directory's `get`).
-pub type Lookup = Box<dyn Fn(&str) -> Option<Arc<SharedRoom>> + Send + Sync>;
 /// Wakes the worker whose ring is the given fd (a `worker::sq::Waker`, owned by the bus thread).
 pub type Wake = Box<dyn FnMut(RawFd) + Send>;
 
 /// What the bus thread needs to reach the workers; exists once the workers run.
 pub struct Inbound {
-    lookup: Lookup,
+    shared: Arc<Shared>,
     peers: Peers,
     wake: Mutex<Wake>,
 }
 
 impl Inbound {
-    /// Delivery through `peers`, rooms found with `lookup`, targets woken with `wake`.
-    pub fn new(lookup: Lookup, peers: Peers, wake: Wake) -> Inbound {
+    /// Delivery through `peers` to the rooms of `shared`'s directory, targets woken with
+    /// `wake`.
+    pub fn new(shared: Arc<Shared>, peers: Peers, wake: Wake) -> Inbound {
         Inbound {
-            lookup,
+            shared,
             peers,
             wake: Mutex::new(wake),
         }
     }
 
     fn handle(&self, event: BusEvent) {
+        let history = self.shared.hub.history.as_ref();
         match event {
             BusEvent::Messages { room, messages, .. } => {
                 // No member left since the envelope was sent: nothing to do.
-                let Some(shared_room) = (self.lookup)(&room) else {
+                let Some(shared_room) = self.shared.directory.get(&room) else {
                     return;
                 };
                 let mut builder = BatchBuilder::new(shared_room.clone());
@@ -81,7 +82,23 @@ impl Inbound {
                         MessageKind::Json => builder.push_publish(BUS_SENDER, &m.payload),
                     }
                 }
-                let batch = Arc::new(builder.freeze(None, false));
+                let mut batch = builder.freeze(None, false);
+                if let Some(history) = history {
+                    // This node's history holds what it received, with its own offsets: the
+                    // bus thread appends like one more worker (workers order by offset).
+                    let n = batch.len();
+                    (history.topic(&room)).append_with(n, self.shared.hub.now(), |epoch, first| {
+                        batch.set_seq(epoch, first);
+                        let (buf, spans) = batch.json();
+                        spans
+                            .iter()
+                            .filter_map(|&(s, e)| {
+                                SharedSpan::new(buf.clone(), s as usize..e as usize)
+                            })
+                            .collect()
+                    });
+                }
+                let batch = Arc::new(batch);
                 let mut bits = shared_room.workers.load(Ordering::Acquire);
                 let mut wake = self.wake.lock().unwrap_or_else(|e| e.into_inner());
                 while bits != 0 {
@@ -100,7 +117,19 @@ impl Inbound {
             BusEvent::Presence { room, token, .. } => {
                 tracing::debug!(%room, token, "cluster presence answer with no asker");
             }
-            BusEvent::Up(_) | BusEvent::Gap { .. } => {}
+            // Messages were lost: nobody may recover across the hole (SPEC §8), so the topic
+            // (every topic, when a link went down) starts a new epoch.
+            BusEvent::Gap { room, .. } => {
+                if let Some(h) = history {
+                    h.break_continuity(Some(&room));
+                }
+            }
+            BusEvent::Up(false) => {
+                if let Some(h) = history {
+                    h.break_continuity(None);
+                }
+            }
+            BusEvent::Up(true) => {}
         }
     }
 }
