@@ -258,6 +258,30 @@ fn a_killed_node_leaves_presence_within_the_ttl() {
     let members = wait_presence(&mut obs, "hall", 4, Duration::from_secs(10));
     assert_eq!(members.iter().filter(|m| m.starts_with("a/")).count(), 2);
     assert_eq!(members.iter().filter(|m| m.starts_with("b/")).count(), 2);
+    // A pub/sub `presence` request on b lists every node's members, its own id echoed.
+    let mut asker = b.join(Some("pubsub"));
+    asker
+        .send(Message::text(
+            r#"{"op":"presence","topic":"hall","id":"q"}"#,
+        ))
+        .unwrap();
+    let v = json(&mut asker);
+    assert_eq!(
+        (&v["op"], &v["id"], &v["count"]),
+        (&"presence".into(), &"q".into(), &4.into()),
+        "{v}"
+    );
+    let clients: Vec<&str> = v["clients"]
+        .as_array()
+        .expect("clients")
+        .iter()
+        .filter_map(|c| c["client"].as_str())
+        .collect();
+    assert_eq!(
+        clients.iter().filter(|c| c.starts_with("a")).count(),
+        2,
+        "{v}"
+    );
 
     // A client that leaves is gone at once (its node removes it).
     drop(b2);
@@ -270,6 +294,10 @@ fn a_killed_node_leaves_presence_within_the_ttl() {
     assert!(members[0].starts_with("b/"), "{members:?}");
     let took = killed.elapsed();
     assert!(took < Duration::from_millis(1500), "ghosts for {took:?}");
+    asker
+        .send(Message::text(r#"{"op":"presence","topic":"hall"}"#))
+        .unwrap();
+    assert_eq!(json(&mut asker)["count"], 1);
 }
 
 #[test]

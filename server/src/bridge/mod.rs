@@ -10,9 +10,9 @@
 //!   in order).
 //! * **Presence.** Every member (room mode and pub/sub subscribers) is registered with
 //!   `presence_join` / `presence_leave` under its cluster-unique client id, so the Redis hash
-//!   spans nodes. Hook left open: the pub/sub `presence` reply still lists this node's
-//!   registry only; merging needs [`Bridge::presence`] and routing `BusEvent::Presence` (by
-//!   token) back to the asking worker.
+//!   spans nodes. A pub/sub `presence` request is answered from that hash
+//!   ([`Bridge::ask_presence`]; the bus thread formats the reply and hands it to the asking
+//!   worker as `Remote::Reply`).
 //! * **In.** `fanout::bus::Inbound` turns bus events into batches for the local workers
 //!   (`main` builds it with the room lookup and the bus thread's waker, so this module imports
 //!   neither the fan-out nor the workers).
@@ -21,8 +21,9 @@
 //!
 //! Workers never block on the bus: every call here is a queue push.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ringcast_cluster::{Bus, BusConfig, BusEvent, BusHandle, BusMessage, BusStats, ClusterError};
 
@@ -49,9 +50,21 @@ impl BusState {
     }
 }
 
+/// A pub/sub `presence` request waiting for Redis: where to send the answer.
+pub struct PresenceAsk {
+    /// The asking connection's worker, slab key and slot generation.
+    pub conn: (usize, usize, u32),
+    /// The topic asked about.
+    pub topic: Arc<str>,
+    /// The request's `id`, echoed in the reply.
+    pub id: Option<Box<str>>,
+}
+
 /// A node's link to the cluster. One per process, in `Shared`.
 pub struct Bridge {
     bus: BusHandle,
+    asks: Mutex<HashMap<u64, PresenceAsk>>,
+    next_token: AtomicU64,
 }
 
 impl Bridge {
@@ -96,7 +109,11 @@ impl Bridge {
             shards = config.cluster.len(),
             "cluster bus started"
         );
-        Ok(Some(Arc::new(Bridge { bus })))
+        Ok(Some(Arc::new(Bridge {
+            bus,
+            asks: Mutex::default(),
+            next_token: AtomicU64::new(1),
+        })))
     }
 
     /// Queues one turn's local messages of `room` for one PUBLISH. A full queue is counted by
@@ -115,11 +132,22 @@ impl Bridge {
         let _ = self.bus.presence_leave(room.clone(), client);
     }
 
-    /// Asks for `room`'s members on every node; the answer arrives as an inbound
-    /// `BusEvent::Presence` with `token` (see [`inbound::Inbound`]).
-    #[allow(dead_code)] // the pub/sub presence snapshot's entry point
-    pub fn presence(&self, room: &Arc<str>, token: u64) {
-        let _ = self.bus.presence(room.clone(), token);
+    /// Asks Redis for the members of `ask.topic` on every node; the answer comes back on the
+    /// bus thread (`fanout::bus::Inbound`), which replies to the asking connection.
+    pub fn ask_presence(&self, ask: PresenceAsk) {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let topic = ask.topic.clone();
+        self.asks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token, ask);
+        let _ = self.bus.presence(topic, token);
+    }
+
+    /// The request an answer with `token` belongs to.
+    pub fn take_ask(&self, token: u64) -> Option<PresenceAsk> {
+        let mut asks = self.asks.lock().unwrap_or_else(|e| e.into_inner());
+        asks.remove(&token)
     }
 
     /// The bus counters.

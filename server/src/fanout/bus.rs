@@ -13,8 +13,9 @@ use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use ringcast_cluster::{BusEvent, BusMessage, Bytes, MessageKind};
-use ringcast_protocol::frame::OpCode;
+use ringcast_cluster::{BusEvent, BusMessage, Bytes, ClusterError, MessageKind, PresenceMember};
+use ringcast_protocol::frame::{MAX_HEADER_LEN, OpCode, encode_header};
+use ringcast_pubsub::envelope::{self, Member};
 use ringcast_pubsub::history::SharedSpan;
 
 use crate::fanout::batch::{BatchBuilder, FrozenBatch};
@@ -112,11 +113,7 @@ impl Inbound {
                     }
                 }
             }
-            // Presence answers: the pub/sub presence snapshot will route them by token to the
-            // asking worker (hook; room mode never asks).
-            BusEvent::Presence { room, token, .. } => {
-                tracing::debug!(%room, token, "cluster presence answer with no asker");
-            }
+            BusEvent::Presence { token, members, .. } => self.answer(token, members),
             // Messages were lost: nobody may recover across the hole (SPEC §8), so the topic
             // (every topic, when a link went down) starts a new epoch.
             BusEvent::Gap { room, .. } => {
@@ -130,6 +127,63 @@ impl Inbound {
                 }
             }
             BusEvent::Up(true) => {}
+        }
+    }
+}
+
+impl Inbound {
+    /// Replies to the pub/sub `presence` request `token` with every node's members (Redis
+    /// unreachable: this node's own, as without a cluster).
+    fn answer(&self, token: u64, members: Result<Vec<PresenceMember>, ClusterError>) {
+        let Some(ask) = self.shared.cluster.as_ref().and_then(|b| b.take_ask(token)) else {
+            return;
+        };
+        let (topic, id, max) = (
+            &*ask.topic,
+            ask.id.as_deref(),
+            self.shared.config.presence_max,
+        );
+        let mut payload = Vec::with_capacity(128);
+        match members {
+            Ok(all) if all.len() <= max => {
+                let list = all.iter().map(|m| Member {
+                    client: &m.client,
+                    user: (!m.user.is_empty()).then_some(m.user.as_str()),
+                });
+                envelope::presence(&mut payload, topic, id, list, all.len());
+            }
+            Ok(all) => envelope::presence_count(&mut payload, topic, id, all.len()),
+            Err(_) => {
+                let snap = self.shared.hub.presence.snapshot(topic);
+                match &snap.members {
+                    Some(members) => {
+                        let list = members.iter().map(|m| Member {
+                            client: m.client.as_str(),
+                            user: m.user.as_deref(),
+                        });
+                        envelope::presence(&mut payload, topic, id, list, snap.count);
+                    }
+                    None => envelope::presence_count(&mut payload, topic, id, snap.count),
+                }
+            }
+        }
+        let mut bytes = Vec::with_capacity(payload.len() + 10);
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let n = encode_header(&mut head, OpCode::Text, true, false, payload.len() as u64);
+        bytes.extend_from_slice(&head[..n]);
+        bytes.extend_from_slice(&payload);
+        let (worker, key, generation) = ask.conn;
+        if worker >= self.peers.len() {
+            return;
+        }
+        let reply = Remote::Reply {
+            key,
+            generation,
+            bytes,
+        };
+        if let Some(fd) = self.peers.send(worker, reply) {
+            let mut wake = self.wake.lock().unwrap_or_else(|e| e.into_inner());
+            wake(fd);
         }
     }
 }

@@ -35,6 +35,16 @@ pub enum Remote {
     Deliver(Vec<Arc<FrozenBatch>>),
     /// Stop accepting, send Close 1001 to every client and exit once they are gone.
     Drain,
+    /// Queue these bytes (whole frames) for connection `key` if it still has `generation`
+    /// (an answer computed off the worker, such as a cluster-wide presence reply).
+    Reply {
+        /// Slab key on the target worker.
+        key: usize,
+        /// Slot generation of the intended connection.
+        generation: u32,
+        /// Whole frames.
+        bytes: Vec<u8>,
+    },
 }
 
 /// The addresses of every worker: its channel and its ring's fd for MSG_RING wake-ups.

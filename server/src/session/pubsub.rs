@@ -21,6 +21,7 @@ use ringcast_pubsub::error::ErrorCode;
 use ringcast_pubsub::history::{Recovery, Replay, SharedSpan};
 use ringcast_pubsub::presence::{ChangeKind, ClientId};
 
+use crate::bridge::PresenceAsk;
 use crate::pubsub::Hub;
 use crate::rooms::SharedRoom;
 use crate::rooms::local::{Class, Slot};
@@ -166,7 +167,15 @@ impl Topics {
                 ErrorCode::Forbidden,
                 "topic not allowed by the token",
             ),
-            Command::Presence { topic, id } => snapshot(sink, topic, id),
+            Command::Presence { topic, id } => match &sink.shared().cluster {
+                // Every node's members: the answer comes from Redis, a moment later.
+                Some(bus) => bus.ask_presence(PresenceAsk {
+                    conn: sink.address(),
+                    topic: Arc::from(topic),
+                    id: id.map(Box::from),
+                }),
+                None => snapshot(sink, topic, id),
+            },
         }
     }
 

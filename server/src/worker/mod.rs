@@ -475,6 +475,21 @@ impl Worker {
                     self.apply_delivery(report);
                 }
                 Remote::Drain => self.start_drain(),
+                Remote::Reply {
+                    key,
+                    generation,
+                    bytes,
+                } => {
+                    let Some(conn) = self.conns.live(key, generation) else {
+                        continue;
+                    };
+                    if !conn.session.is_open() || conn.life.is_dead() {
+                        continue;
+                    }
+                    conn.out.push_owned(bytes);
+                    self.ctx.metrics().messages_out.fetch_add(1, Relaxed);
+                    self.conns.mark_dirty(key);
+                }
             }
         }
     }
