@@ -14,8 +14,8 @@
 //!   ([`Bridge::ask_presence`]; the bus thread formats the reply and hands it to the asking
 //!   worker as `Remote::Reply`).
 //! * **In.** `fanout::bus::Inbound` turns bus events into batches for the local workers
-//!   (`main` builds it with the room lookup and the bus thread's waker, so this module imports
-//!   neither the fan-out nor the workers).
+//!   (`main` builds it with the workers' `Peers` and the bus thread's waker, so this module
+//!   imports neither the fan-out nor the workers).
 //! * **Continuity.** `Gap` and `Up(false)` are forwarded too: `fanout::bus::Inbound` starts a
 //!   new history epoch for the room (every room), so nobody recovers across a hole.
 //!
