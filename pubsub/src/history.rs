@@ -339,6 +339,25 @@ impl<E: Weigh + Clone> History<E> {
         format!("{}-{:x}-{n:x}", sh.cfg.node_id, sh.cfg.instance).into()
     }
 
+    /// Ends the continuity of topic `name` (every topic with `None`): its log is dropped as by
+    /// an eviction, so the next append or query starts a new epoch and nobody recovers across
+    /// the hole. For losses outside the history's view (a cluster bus gap or outage).
+    pub fn break_continuity(&self, name: Option<&str>) {
+        let sh = &self.shared;
+        let mut index = lock(&sh.index);
+        let victims: Vec<Arc<Topic<E>>> = match name {
+            Some(n) => index.remove(n).into_iter().collect(),
+            None => index.drain().map(|(_, t)| t).collect(),
+        };
+        for t in victims {
+            let mut log = lock(&t.log);
+            log.dead = true;
+            log.entries = VecDeque::new();
+            sh.bytes.fetch_sub(log.bytes, Ordering::Relaxed);
+            log.bytes = 0;
+        }
+    }
+
     /// Drops every message older than the TTL in every topic (a periodic sweep, for topics
     /// nobody appends to or asks about; appends and queries prune their own topic).
     pub fn prune_expired(&self, now: u64) {

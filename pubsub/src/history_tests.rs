@@ -348,3 +348,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn break_continuity_starts_a_new_epoch_for_held_handles() {
+    let h = History::new(config(10, 0, 1 << 20));
+    let (mut a, mut b) = (h.topic("a"), h.topic("b"));
+    a.append((1..=3).map(msg), 0);
+    b.append((1..=3).map(msg), 0);
+    let (ea, eb) = (a.position(0).epoch, b.position(0).epoch);
+    h.break_continuity(Some("a"));
+    let p = a.position(0);
+    assert_ne!(p.epoch, ea, "a lost continuity");
+    assert_eq!(p.offset, 0);
+    assert!(matches!(a.since(3, &ea, 0), Recovery::NotRecovered(_)));
+    assert_eq!(b.position(0).epoch, eb, "b untouched");
+    h.break_continuity(None);
+    assert_ne!(b.position(0).epoch, eb, "every topic");
+    assert_eq!(h.bytes() > 0, h.topics() > 0);
+}

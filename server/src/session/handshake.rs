@@ -211,6 +211,8 @@ fn serve(sink: &mut Sink<'_>, route: Route) {
             let workers: Vec<_> = shared.metrics.iter().collect();
             let mut body = crate::metrics::render(&workers, shared.directory.len());
             shared.hub.render_metrics(&mut body);
+            let bus = shared.cluster.as_ref().map(|c| c.stats());
+            crate::metrics::render_cluster(&mut body, bus);
             render_response(
                 &mut out,
                 200,

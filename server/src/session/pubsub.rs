@@ -21,6 +21,7 @@ use ringcast_pubsub::error::ErrorCode;
 use ringcast_pubsub::history::{Recovery, Replay, SharedSpan};
 use ringcast_pubsub::presence::{ChangeKind, ClientId, Snapshot};
 
+use crate::bridge::PresenceAsk;
 use crate::config::Config;
 use crate::pubsub::Hub;
 use crate::rooms::SharedRoom;
@@ -181,9 +182,17 @@ impl Topics {
                 ErrorCode::Forbidden,
                 "topic not allowed by the token",
             ),
-            Command::Presence { topic, id } => {
-                snapshot(sink, topic, id);
-            }
+            Command::Presence { topic, id } => match &sink.shared().cluster {
+                // Every node's members: the answer comes from Redis, a moment later.
+                Some(bus) => bus.ask_presence(PresenceAsk {
+                    conn: sink.address(),
+                    topic: Arc::from(topic),
+                    id: id.map(Box::from),
+                }),
+                None => {
+                    snapshot(sink, topic, id);
+                }
+            },
         }
     }
 
@@ -346,27 +355,29 @@ impl Topics {
 
     /// The room a publish to `topic` goes into: this connection's subscription, a cached room
     /// that still has members, the directory's, or (with history on, where the message must
-    /// still get an offset) a detached room that the fan-out re-resolves after the append.
+    /// still get an offset, or in a cluster, where other nodes may have subscribers) a detached
+    /// room that the fan-out re-resolves after the append.
     fn publish_room(
         &mut self,
         topic: &str,
         history: bool,
         sink: &Sink<'_>,
     ) -> Option<Arc<SharedRoom>> {
+        let detach = history || sink.shared().cluster.is_some();
         if let Some(sub) = self.subs.iter().find(|s| &*s.room.name == topic) {
             return Some(sub.room.clone());
         }
         if let Some(i) = self.publish_rooms.iter().position(|r| &*r.name == topic) {
             let live = self.publish_rooms[i].workers.load(Ordering::Acquire) != 0;
             let detached = self.publish_rooms[i].id >= 1 << 62;
-            if live || (detached && history) {
+            if live || (detached && detach) {
                 return Some(self.publish_rooms[i].clone());
             }
             self.publish_rooms.swap_remove(i);
         }
         let room = match sink.shared().directory.get(topic) {
             Some(room) => room,
-            None if history => Arc::new(SharedRoom {
+            None if detach => Arc::new(SharedRoom {
                 id: DETACHED_IDS.fetch_add(1, Ordering::Relaxed),
                 name: Arc::from(topic),
                 workers: AtomicU64::new(0),
@@ -431,6 +442,13 @@ pub fn announce(
     user: Option<&str>,
     kind: ChangeKind,
 ) {
+    if let Some(bus) = &sink.shared().cluster {
+        // Cluster-wide presence (SPEC §8): the same member in the room's Redis hash.
+        match kind {
+            ChangeKind::Join => bus.member_joined(&room.name, client.as_str(), user.unwrap_or("")),
+            ChangeKind::Leave => bus.member_left(&room.name, client.as_str()),
+        }
+    }
     if let Some(event) = presence_change(&sink.shared().hub, &room.name, client, user, kind) {
         sink.event(room, &event.envelope, event.seq);
     }

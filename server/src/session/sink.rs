@@ -88,6 +88,11 @@ impl<'a> Sink<'a> {
         self
     }
 
+    /// Worker, slab key and slot generation: where an answer computed elsewhere is sent.
+    pub fn address(&self) -> (usize, usize, u32) {
+        (self.worker, self.key, self.generation)
+    }
+
     /// This connection's cluster-unique client id.
     pub fn client_id(&self) -> ClientId {
         self.shared

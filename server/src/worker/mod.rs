@@ -327,6 +327,9 @@ impl Worker {
             if left.empty {
                 self.ctx.shared.directory.leave(&room, self.ctx.id);
             }
+            if let (Some(bus), Some(c)) = (&self.ctx.shared.cluster, &client) {
+                bus.member_left(&room.name, c.as_str());
+            }
             let hub = &self.ctx.shared.hub;
             if let Some(event) = client
                 .as_ref()
@@ -472,6 +475,21 @@ impl Worker {
                     self.apply_delivery(report);
                 }
                 Remote::Drain => self.start_drain(),
+                Remote::Reply {
+                    key,
+                    generation,
+                    bytes,
+                } => {
+                    let Some(conn) = self.conns.live(key, generation) else {
+                        continue;
+                    };
+                    if !conn.session.is_open() || conn.life.is_dead() {
+                        continue;
+                    }
+                    conn.out.push_owned(bytes);
+                    self.ctx.metrics().messages_out.fetch_add(1, Relaxed);
+                    self.conns.mark_dirty(key);
+                }
             }
         }
     }

@@ -184,6 +184,9 @@ impl Waker {
             self.ring.submit()?;
         }
         self.ring.submit()?;
+        // Each MSG_RING also completes on this ring: reap, so a long-lived waker (the cluster
+        // bus thread's) never overflows its completion queue.
+        self.ring.completion().for_each(drop);
         Ok(())
     }
 }
