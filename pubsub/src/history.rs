@@ -235,6 +235,8 @@ struct Shared<E> {
     clock: AtomicU64,
     /// Counter making each epoch of this instance unique.
     epochs: AtomicU64,
+    /// Topics the current pass of the bounded TTL sweep has still to visit.
+    sweep: Mutex<Vec<Arc<Topic<E>>>>,
 }
 
 /// A node's history of every topic; clone it into each worker.
@@ -271,6 +273,7 @@ impl<E: Weigh + Clone> History<E> {
                 bytes: AtomicUsize::new(0),
                 clock: AtomicU64::new(0),
                 epochs: AtomicU64::new(0),
+                sweep: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -336,6 +339,25 @@ impl<E: Weigh + Clone> History<E> {
         format!("{}-{:x}-{n:x}", sh.cfg.node_id, sh.cfg.instance).into()
     }
 
+    /// Ends the continuity of topic `name` (every topic with `None`): its log is dropped as by
+    /// an eviction, so the next append or query starts a new epoch and nobody recovers across
+    /// the hole. For losses outside the history's view (a cluster bus gap or outage).
+    pub fn break_continuity(&self, name: Option<&str>) {
+        let sh = &self.shared;
+        let mut index = lock(&sh.index);
+        let victims: Vec<Arc<Topic<E>>> = match name {
+            Some(n) => index.remove(n).into_iter().collect(),
+            None => index.drain().map(|(_, t)| t).collect(),
+        };
+        for t in victims {
+            let mut log = lock(&t.log);
+            log.dead = true;
+            log.entries = VecDeque::new();
+            sh.bytes.fetch_sub(log.bytes, Ordering::Relaxed);
+            log.bytes = 0;
+        }
+    }
+
     /// Drops every message older than the TTL in every topic (a periodic sweep, for topics
     /// nobody appends to or asks about; appends and queries prune their own topic).
     pub fn prune_expired(&self, now: u64) {
@@ -346,6 +368,31 @@ impl<E: Weigh + Clone> History<E> {
         for t in topics {
             self.prune(&mut lock(&t.log), now);
         }
+    }
+
+    /// One step of a periodic TTL sweep shared by every caller: prunes at most `max_topics`
+    /// topics, continuing where the last step stopped, so each call costs a bounded amount of
+    /// work (a new pass copies the topic list once: one pointer per topic per pass). Returns
+    /// how many topics it visited; 0 without a TTL, or when another caller is sweeping.
+    pub fn sweep_expired(&self, now: u64, max_topics: usize) -> usize {
+        if self.shared.cfg.ttl_secs == 0 {
+            return 0;
+        }
+        let Ok(mut todo) = self.shared.sweep.try_lock() else {
+            return 0;
+        };
+        if todo.is_empty() {
+            todo.extend(lock(&self.shared.index).values().cloned());
+        }
+        let n = todo.len().min(max_topics);
+        let from = todo.len() - n;
+        for t in todo.drain(from..) {
+            let mut log = lock(&t.log);
+            if !log.dead {
+                self.prune(&mut log, now);
+            }
+        }
+        n
     }
 
     /// Drops expired messages (and any beyond `size`) from the front of `log`.

@@ -196,6 +196,32 @@ fn ttl_prunes_old_messages_but_keeps_the_epoch() {
 }
 
 #[test]
+fn the_bounded_sweep_visits_every_topic_a_few_at_a_time() {
+    let h = History::new(config(100, 10, 1 << 20));
+    for name in ["a", "b", "c", "d", "e"] {
+        h.topic(name).append([msg(1)], 100);
+    }
+    let full = h.bytes();
+    assert_eq!(h.sweep_expired(105, 2), 2, "bounded");
+    assert_eq!(h.bytes(), full, "nothing expired yet");
+    // The pass continues from where it stopped: three more topics in two steps.
+    assert_eq!(h.sweep_expired(110, 2), 2);
+    assert_eq!(h.sweep_expired(110, 2), 1);
+    let after_first_pass = h.bytes();
+    assert!(
+        after_first_pass < full,
+        "the topics visited at 110 freed their message"
+    );
+    // A new pass visits the two topics seen at 105 as well.
+    assert_eq!(h.sweep_expired(110, 8), 5);
+    assert!(h.bytes() < after_first_pass);
+    assert!(h.bytes() >= 5 * TOPIC_OVERHEAD, "topics themselves stay");
+    let quiet = History::<Msg>::new(config(100, 0, 1 << 20));
+    quiet.topic("a").append([msg(1)], 100);
+    assert_eq!(quiet.sweep_expired(1_000, 8), 0, "no TTL, no sweep");
+}
+
+#[test]
 fn budget_evicts_the_least_recently_appended_topic_and_changes_its_epoch() {
     let cost = size_of::<Held<Msg>>() + 20_000;
     let topic_cost = |name: &str, h: &History<Msg>| {
@@ -321,4 +347,22 @@ proptest! {
             prop_assert_eq!(real, h.bytes());
         }
     }
+}
+
+#[test]
+fn break_continuity_starts_a_new_epoch_for_held_handles() {
+    let h = History::new(config(10, 0, 1 << 20));
+    let (mut a, mut b) = (h.topic("a"), h.topic("b"));
+    a.append((1..=3).map(msg), 0);
+    b.append((1..=3).map(msg), 0);
+    let (ea, eb) = (a.position(0).epoch, b.position(0).epoch);
+    h.break_continuity(Some("a"));
+    let p = a.position(0);
+    assert_ne!(p.epoch, ea, "a lost continuity");
+    assert_eq!(p.offset, 0);
+    assert!(matches!(a.since(3, &ea, 0), Recovery::NotRecovered(_)));
+    assert_eq!(b.position(0).epoch, eb, "b untouched");
+    h.break_continuity(None);
+    assert_ne!(b.position(0).epoch, eb, "every topic");
+    assert_eq!(h.bytes() > 0, h.topics() > 0);
 }

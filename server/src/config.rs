@@ -130,6 +130,18 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "RINGCAST_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
+    /// Redis URL(s) of the cluster bus (SPEC §8), repeatable or comma-separated; rooms are
+    /// sharded over them by a hash of the name, so every node must list the same URLs in the
+    /// same order. None: a single node, no bus thread.
+    #[arg(long, env = "RINGCAST_CLUSTER", value_delimiter = ',')]
+    pub cluster: Vec<String>,
+    /// Prefix of the cluster's Redis channels and keys (`<prefix>:room:<name>`).
+    #[arg(long, env = "RINGCAST_CLUSTER_PREFIX", default_value = "ringcast")]
+    pub cluster_prefix: String,
+    /// Seconds a node's presence entries outlive it (each node refreshes them every third of
+    /// this), so a killed node's members leave every presence list within this time.
+    #[arg(long, env = "RINGCAST_CLUSTER_PRESENCE_TTL", default_value_t = 30.0)]
+    pub cluster_presence_ttl: f64,
 }
 
 /// A secret setting: parsed like a string, never shown by `Debug` (configs may be logged).
@@ -273,12 +285,25 @@ impl Config {
             ("ping-interval", self.ping_interval),
             ("idle-timeout", self.idle_timeout),
             ("drain-timeout", self.drain_timeout),
+            ("cluster-presence-ttl", self.cluster_presence_ttl),
         ] {
             if !(v > 0.0 && v < 1e6) {
                 return Err(ConfigError::Range(format!(
                     "--{name} must be a positive number of seconds"
                 )));
             }
+        }
+        if let Some(id) = &self.node_id
+            && (id.is_empty() || id.len() > 255 || id.contains('\n'))
+        {
+            return Err(ConfigError::Range(
+                "--node-id must be 1 to 255 bytes without a newline".into(),
+            ));
+        }
+        if !self.cluster.is_empty() && self.cluster_presence_ttl < 0.03 {
+            return Err(ConfigError::Range(
+                "--cluster-presence-ttl must be at least 0.03 seconds".into(),
+            ));
         }
         self.auth = self.verifier()?.map(Arc::new);
         Ok(self)
@@ -320,6 +345,11 @@ impl Config {
         Duration::from_secs_f64(self.idle_timeout)
     }
 
+    /// `--cluster-presence-ttl` as a duration.
+    pub fn cluster_presence_ttl(&self) -> Duration {
+        Duration::from_secs_f64(self.cluster_presence_ttl)
+    }
+
     /// `--drain-timeout` as a duration.
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.drain_timeout)
@@ -337,16 +367,6 @@ impl Config {
         .unwrap_or(Duration::from_secs(1))
         .div_f64(4.0)
         .clamp(Duration::from_millis(10), Duration::from_millis(500))
-    }
-
-    /// Whether the subprotocol token `token` may be chosen: a room name, or the pub/sub token;
-    /// an explicit `--rooms` list governs both (the pub/sub mode needs its token listed).
-    pub fn protocol_allowed(&self, token: &str) -> bool {
-        if self.rooms.is_empty() {
-            self.room_allowed(token) || token == self.pubsub_protocol
-        } else {
-            self.rooms.iter().any(|r| r == token)
-        }
     }
 
     /// Whether `name` may be a room (SPEC §4).

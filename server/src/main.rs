@@ -3,6 +3,7 @@
 //! The main thread binds one `SO_REUSEPORT` listener per worker, starts the workers, prints the
 //! listening line once every worker accepts, then waits for SIGINT/SIGTERM and drains.
 
+mod bridge;
 mod config;
 mod conn;
 mod fanout;
@@ -23,7 +24,9 @@ use std::sync::Arc;
 use mimalloc::MiMalloc;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::bridge::Bridge;
 use crate::config::{Config, LogFormat};
+use crate::fanout::bus::{Inbound, InboundSlot};
 use crate::fanout::{Peers, Remote};
 use crate::shared::Shared;
 use crate::worker::Worker;
@@ -183,7 +186,16 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     // Made before any worker accepts: at the descriptor limit it could not be made later.
     let mut waker = Waker::new()?;
-    let shared = Arc::new(Shared::new(config, n));
+    let shared = Shared::new(config, n);
+    // Bus events that need the workers wait in `inbound` until they run (none can come
+    // earlier: nothing is subscribed before a client joins).
+    let inbound = InboundSlot::default();
+    let forward = inbound.clone();
+    let bridge = Bridge::start(&shared.config, &shared.hub.node_id, move |e| {
+        forward.handle(e)
+    })?;
+    let clustered = bridge.is_some();
+    let shared = Arc::new(shared.with_cluster(bridge));
     let (senders, receivers) = Peers::channels(n);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
@@ -225,6 +237,17 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let peers = Peers::new(senders, ring_fds);
     for tx in &peer_txs {
         tx.send(peers.clone())?;
+    }
+    if clustered {
+        // Bus events reach the workers like a batch from another worker, woken by a ring of
+        // the bus thread's own.
+        let mut waker = Waker::new()?;
+        let wake = move |fd| {
+            if let Err(e) = waker.wake(fd) {
+                tracing::warn!(error = %e, "cluster bus: waking a worker failed");
+            }
+        };
+        inbound.fill(Inbound::new(shared.clone(), peers.clone(), Box::new(wake)));
     }
     for _ in 0..n {
         ready_rx.recv()??;
@@ -269,6 +292,11 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     for h in handles {
         let _ = h.join();
+    }
+    if let Some(bus) = &shared.cluster {
+        // After the drain every member has left: this removes what presence is left and stops
+        // the bus thread.
+        bus.shutdown();
     }
     tracing::info!("drained, exiting");
     Ok(())

@@ -231,9 +231,47 @@ pub fn render(workers: &[&WorkerMetrics], rooms: usize) -> String {
             get(&w.completions)
         );
     }
+    out
+}
+
+/// Appends the cluster bus's state and counters (`None`: no cluster configured, all zero).
+pub fn render_cluster(out: &mut String, stats: Option<ringcast_cluster::BusStats>) {
+    let s = stats.unwrap_or_default();
     let _ = writeln!(
         out,
-        "# HELP ringcast_cluster_connected Whether the cluster bus is connected (no cluster configured: 0).\n# TYPE ringcast_cluster_connected gauge\nringcast_cluster_connected 0"
+        "# HELP ringcast_cluster_up Whether every Redis shard of the cluster bus is connected (no cluster: 0).\n# TYPE ringcast_cluster_up gauge\nringcast_cluster_up {}",
+        u8::from(s.up)
     );
-    out
+    for (name, help, v) in [
+        (
+            "published",
+            "Messages of this node accepted by Redis.",
+            s.published,
+        ),
+        (
+            "received",
+            "Messages received from other nodes.",
+            s.received,
+        ),
+        (
+            "dropped",
+            "Messages of this node that never reached Redis (queue full, Redis down).",
+            s.dropped,
+        ),
+        (
+            "gaps",
+            "Messages of other nodes detected as lost (sequence gaps).",
+            s.gaps,
+        ),
+        (
+            "malformed",
+            "Bus envelopes that did not decode.",
+            s.malformed,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP ringcast_cluster_{name}_total {help}\n# TYPE ringcast_cluster_{name}_total counter\nringcast_cluster_{name}_total {v}"
+        );
+    }
 }

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
+use crate::bridge::Bridge;
 use crate::config::Config;
 use crate::metrics::WorkerMetrics;
 use crate::pubsub::Hub;
@@ -28,6 +29,8 @@ pub struct Shared {
     pub per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Pub/sub history, presence and node id.
     pub hub: Hub,
+    /// The cluster bus (`--cluster`); `None` on a single node.
+    pub cluster: Option<Arc<Bridge>>,
 }
 
 impl Shared {
@@ -40,8 +43,19 @@ impl Shared {
             pending: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
             hub: Hub::new(&config),
+            cluster: None,
             config,
         }
+    }
+
+    /// Joins the cluster through `bridge`: the directory reports rooms' first and last local
+    /// members to it (SUBSCRIBE / UNSUBSCRIBE), workers publish and register presence through it.
+    pub fn with_cluster(mut self, bridge: Option<Arc<Bridge>>) -> Shared {
+        if let Some(b) = &bridge {
+            self.directory.set_watch(b.clone());
+        }
+        self.cluster = bridge;
+        self
     }
 
     /// Counts a new connection from `ip`; returns the refusal when it is over

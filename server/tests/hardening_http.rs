@@ -276,7 +276,23 @@ fn an_explicit_rooms_list_governs_the_default_room_and_pubsub() {
         }
     }
     let server = Server::start(&["--rooms", "a,b", "--default-room", "a"]);
-    let (code, _) = try_join(&server, Some("pubsub"));
+    let (code, spy) = try_join(&server, Some("pubsub"));
     eprintln!("row 17 (--rooms a,b): offering pubsub got {code}");
-    assert_eq!(code, 400, "`pubsub` bypassed --rooms a,b");
+    if code == 400 {
+        return;
+    }
+    // The JSON mode landed: the list governs its topics instead.
+    assert_eq!(code, 101, "unexpected status offering pubsub");
+    let mut spy = spy.unwrap();
+    spy.send_frame(
+        OpCode::Text,
+        true,
+        br#"{"op":"subscribe","topic":"c","id":1}"#,
+    );
+    let (_, answer) = spy.read_frame().expect("an answer to the subscribe");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.contains("forbidden"),
+        "`pubsub` bypassed --rooms a,b: {answer}"
+    );
 }

@@ -41,6 +41,8 @@ pub struct BatchBuilder {
     events: bool,
     /// `published` replies waiting for their offsets: (message index, sender, raw id).
     acks: Vec<(u32, usize, Box<str>)>,
+    /// For an event batch: each event's topic incarnation and `seq` (`pubsub::presence`).
+    event_seqs: Vec<(u64, u64)>,
 }
 
 impl BatchBuilder {
@@ -52,6 +54,7 @@ impl BatchBuilder {
             messages: Vec::new(),
             events: false,
             acks: Vec::new(),
+            event_seqs: Vec::new(),
         }
     }
 
@@ -108,6 +111,7 @@ impl BatchBuilder {
             own,
             events: self.events,
             acks: self.acks,
+            event_seqs: self.event_seqs,
             seq: None,
             json: OnceLock::new(),
         }
@@ -127,6 +131,8 @@ pub struct FrozenBatch {
     events: bool,
     /// `published` replies waiting for the history offsets.
     acks: Vec<(u32, usize, Box<str>)>,
+    /// For an event batch: each event's topic incarnation and `seq`.
+    event_seqs: Vec<(u64, u64)>,
     /// With history on: the epoch and the offset of the first message (the rest follow by 1).
     seq: Option<(Epoch, u64)>,
     /// The JSON envelopes, built by the first worker with a subscriber (or by the history
@@ -211,6 +217,11 @@ impl FrozenBatch {
     /// A batch of presence events.
     pub fn is_events(&self) -> bool {
         self.events
+    }
+
+    /// The topic incarnation and `seq` of event `i` of an event batch.
+    pub fn event_seq(&self, i: usize) -> Option<(u64, u64)> {
+        self.event_seqs.get(i).copied()
     }
 
     /// With history on: the epoch and the offsets `first..=last` of the messages.
@@ -323,10 +334,18 @@ impl TurnBatches {
         b.push_publish(sender, data);
     }
 
-    /// Appends a presence event (an encoded envelope) about `sender` to `room`'s event batch.
-    pub fn push_event(&mut self, room: &Arc<SharedRoom>, sender: usize, envelope: &[u8]) {
+    /// Appends a presence event (an encoded envelope) about `sender` to `room`'s event batch;
+    /// `seq` is the event's topic incarnation and number (`pubsub::presence::Change`).
+    pub fn push_event(
+        &mut self,
+        room: &Arc<SharedRoom>,
+        sender: usize,
+        envelope: &[u8],
+        seq: (u64, u64),
+    ) {
         let i = self.builder(room.id | EVENTS, || BatchBuilder::events(room.clone()));
         self.rooms[i].push(sender, OpCode::Text, envelope);
+        self.rooms[i].event_seqs.push(seq);
     }
 
     fn builder(&mut self, key: u64, new: impl FnOnce() -> BatchBuilder) -> usize {

@@ -8,9 +8,11 @@
 //! them with `worker::sq::Waker`).
 
 pub mod batch;
+pub mod bus;
 pub mod deliver;
 pub mod inbox;
 pub mod order;
+pub mod presence;
 
 use std::collections::HashMap;
 use std::os::fd::RawFd;
@@ -37,6 +39,16 @@ pub enum Remote {
     Deliver(Vec<Arc<FrozenBatch>>),
     /// Stop accepting, send Close 1001 to every client and exit once they are gone.
     Drain,
+    /// Queue these bytes (whole frames) for connection `key` if it still has `generation`
+    /// (an answer computed off the worker, such as a cluster-wide presence reply).
+    Reply {
+        /// Slab key on the target worker.
+        key: usize,
+        /// Slot generation of the intended connection.
+        generation: u32,
+        /// Whole frames.
+        bytes: Vec<u8>,
+    },
 }
 
 /// The addresses of every worker: its bounded channel, its [`Inbox`] (what was dropped when it
@@ -87,6 +99,14 @@ impl Peers {
                 inbox.ask_drain();
                 return Some(self.ring_fds[to]);
             }
+            // One answer for one connection (bounded by its asker); lost if the target is
+            // that far behind.
+            reply @ Remote::Reply { .. } => {
+                return match self.senders[to].try_send(reply) {
+                    Err(TrySendError::Disconnected(_)) => None,
+                    _ => Some(self.ring_fds[to]),
+                };
+            }
             Remote::Deliver(batches) => batches,
         };
         let bytes = batches.iter().map(|b| b.bytes()).sum();
@@ -132,8 +152,9 @@ impl Fanout {
         }
     }
 
-    /// Freezes each room's batch of this turn (worker `worker`), appends it to its topic's
-    /// history (one lock per room per turn), queues it for the other workers with members in
+    /// Freezes each room's batch of this turn (worker `worker`), publishes it on the cluster
+    /// bus (one `try_publish` per room per turn), appends it to its topic's history (one lock
+    /// per room per turn), queues it for the other workers with members in
     /// the room, and delivers it to the local members in `rooms`.
     pub fn flush_batches(
         &mut self,
@@ -147,6 +168,10 @@ impl Fanout {
         for builder in self.batches.take() {
             let mut batch = builder.freeze(Some(worker), !echo);
             if !batch.is_events() {
+                // Local clients' messages only: batches from the bus never pass here.
+                if let Some(bus) = &shared.cluster {
+                    bus.publish(batch.room().name.clone(), bus::outbound(&batch));
+                }
                 self.append_history(&mut batch, shared);
                 for (offset, sender, id) in batch.take_acks() {
                     let mut reply = Vec::with_capacity(64 + id.len());

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::fanout::batch::FrozenBatch;
 use crate::fanout::deliver::{DeliveryReport, Outboxes, deliver_to};
+use crate::fanout::presence::PresenceOrder;
 use crate::rooms::local::LocalRooms;
 
 /// Early batches a worker holds before a gap of one of its rooms is filled; past it the gap is
@@ -19,6 +20,8 @@ const MAX_HELD: usize = 256;
 #[derive(Default)]
 pub struct Order {
     held: HashMap<u64, Vec<Arc<FrozenBatch>>>,
+    /// Presence events wait in `seq` order of their own.
+    presence: PresenceOrder,
 }
 
 impl Order {
@@ -33,6 +36,10 @@ impl Order {
         out: &mut impl Outboxes,
         report: &mut DeliveryReport,
     ) {
+        if batch.is_events() {
+            (self.presence).deliver(batch, rooms, worker, limit, out, report);
+            return;
+        }
         let Some((epoch, first, last)) = batch.seq() else {
             deliver_to(batch, rooms, worker, limit, out, report);
             return;

@@ -49,6 +49,13 @@ pub struct LocalRoom {
     /// With history on: the epoch and the next offset this worker delivers in this room;
     /// batches that arrive early wait in `fanout::order` (history protocol rule 4).
     pub expect: Option<(Arc<str>, u64)>,
+    /// Presence events: the topic incarnation and the next event `seq` this worker delivers
+    /// in this room, set by the first presence snapshot taken here; events that arrive early
+    /// wait in `fanout::presence` (SPEC §5: every event once, in order, after the snapshot).
+    pub presence: Option<(u64, u64)>,
+    /// Presence subscribers whose snapshot already reflects events up to `.1` (of the
+    /// current incarnation): those are not sent to member `.0`.
+    pub presence_skip: Vec<(usize, u64)>,
 }
 
 impl LocalRoom {
@@ -127,6 +134,7 @@ impl LocalRooms {
         let gone = members.swap_remove(slot.index);
         let moved = members.get(slot.index).copied();
         room.skip.retain(|&(k, _)| k != gone);
+        room.presence_skip.retain(|&(k, _)| k != gone);
         let empty = room.is_empty();
         if empty {
             self.rooms.remove(&id);

@@ -26,12 +26,23 @@ pub enum JoinError {
     TooManyRooms,
 }
 
+/// Told when a room gets its first member in the process and when its last one leaves (the
+/// cluster bus subscribes and unsubscribes). Called under the directory's lock, so the calls
+/// for one room come in the order the transitions happened; they must not block.
+pub trait RoomWatch: Send + Sync {
+    /// `name` got its first member in this process.
+    fn opened(&self, name: &Arc<str>);
+    /// `name`'s last member in this process left.
+    fn closed(&self, name: &Arc<str>);
+}
+
 /// The process-wide room directory. Its lock is taken only when a worker's first member joins
 /// a room or its last member leaves, never per message.
 pub struct Directory {
     rooms: Mutex<HashMap<Arc<str>, Arc<SharedRoom>>>,
     next_id: AtomicU64,
     max_rooms: usize,
+    watch: Option<Arc<dyn RoomWatch>>,
 }
 
 impl Directory {
@@ -41,7 +52,13 @@ impl Directory {
             rooms: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             max_rooms,
+            watch: None,
         }
+    }
+
+    /// Reports every room's first join and last leave in this process to `watch`.
+    pub fn set_watch(&mut self, watch: Arc<dyn RoomWatch>) {
+        self.watch = Some(watch);
     }
 
     /// Number of rooms with members somewhere.
@@ -65,7 +82,10 @@ impl Directory {
                     name: name.clone(),
                     workers: AtomicU64::new(0),
                 });
-                rooms.insert(name, room.clone());
+                rooms.insert(name.clone(), room.clone());
+                if let Some(w) = &self.watch {
+                    w.opened(&name);
+                }
                 room
             }
         };
@@ -75,7 +95,6 @@ impl Directory {
 
     /// The room called `name`, if it has members somewhere (for a source of messages that is
     /// not a member, such as a cluster bus reader).
-    #[allow(dead_code)] // the cluster bus reader's entry point (issue 16)
     pub fn get(&self, name: &str) -> Option<Arc<SharedRoom>> {
         let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
         rooms.get(name).cloned()
@@ -87,6 +106,9 @@ impl Directory {
         let left = room.workers.fetch_and(!(1 << worker), Ordering::AcqRel) & !(1 << worker);
         if left == 0 && rooms.get(&*room.name).is_some_and(|r| r.id == room.id) {
             rooms.remove(&*room.name);
+            if let Some(w) = &self.watch {
+                w.closed(&room.name);
+            }
         }
     }
 }

@@ -152,7 +152,7 @@ fn accept(
         return Err(Refusal::Forbidden);
     }
     let claims = auth::check_token(cfg.auth.as_deref(), up)?;
-    let chosen = up.select_protocol(|t| cfg.protocol_allowed(t))?;
+    let chosen = up.select_protocol(|t| cfg.room_allowed(t) || t == cfg.pubsub_protocol)?;
     let pubsub = chosen == Some(cfg.pubsub_protocol.as_str());
     let room_name = chosen.unwrap_or(&cfg.default_room);
     if chosen.is_none() && !cfg.room_allowed(room_name) {
@@ -221,7 +221,10 @@ fn serve(sink: &mut Sink<'_>, route: Route) {
         Route::Metrics => {
             let shared = sink.shared();
             let workers: Vec<_> = shared.metrics.iter().collect();
-            let body = crate::metrics::render(&workers, shared.directory.len());
+            let mut body = crate::metrics::render(&workers, shared.directory.len());
+            shared.hub.render_metrics(&mut body);
+            let bus = shared.cluster.as_ref().map(|c| c.stats());
+            crate::metrics::render_cluster(&mut body, bus);
             render_response(
                 &mut out,
                 200,

@@ -19,8 +19,10 @@ use ringcast_pubsub::envelope::Member;
 use ringcast_pubsub::envelope::{self, Position};
 use ringcast_pubsub::error::ErrorCode;
 use ringcast_pubsub::history::{Recovery, Replay, SharedSpan};
-use ringcast_pubsub::presence::{ChangeKind, ClientId};
+use ringcast_pubsub::presence::{ChangeKind, ClientId, Snapshot};
 
+use crate::bridge::PresenceAsk;
+use crate::config::Config;
 use crate::pubsub::Hub;
 use crate::rooms::SharedRoom;
 use crate::rooms::local::{Class, Slot};
@@ -155,6 +157,20 @@ impl Topics {
     }
 
     fn command(&mut self, command: Command<'_>, sink: &mut Sink<'_>) {
+        let (Command::Subscribe { topic, id, .. }
+        | Command::Publish { topic, id, .. }
+        | Command::Presence { topic, id }) = command
+        else {
+            return self.command_allowed(command, sink);
+        };
+        if !topic_allowed(sink.config(), topic) {
+            let msg = "the topic is not in the server's --rooms list";
+            return error(sink, id, ErrorCode::Forbidden, msg);
+        }
+        self.command_allowed(command, sink);
+    }
+
+    fn command_allowed(&mut self, command: Command<'_>, sink: &mut Sink<'_>) {
         match command {
             Command::Subscribe {
                 topic,
@@ -171,7 +187,17 @@ impl Topics {
                 ErrorCode::Forbidden,
                 "topic not allowed by the token",
             ),
-            Command::Presence { topic, id } => snapshot(sink, topic, id),
+            Command::Presence { topic, id } => match &sink.shared().cluster {
+                // Every node's members: the answer comes from Redis, a moment later.
+                Some(bus) => bus.ask_presence(PresenceAsk {
+                    conn: sink.address(),
+                    topic: Arc::from(topic),
+                    id: id.map(Box::from),
+                }),
+                None => {
+                    snapshot(sink, topic, id);
+                }
+            },
         }
     }
 
@@ -211,7 +237,9 @@ impl Topics {
                 sink.reply_frame(OpCode::Text, &out);
             }
             if presence {
-                snapshot(sink, topic, None);
+                let room = sub.room.clone();
+                let snap = snapshot(sink, topic, None);
+                sink.presence_from(&room, snap.incarnation, snap.seq);
             }
             return;
         }
@@ -275,7 +303,8 @@ impl Topics {
             sink.reply_frame(OpCode::Text, &out);
         }
         if presence {
-            snapshot(sink, topic, None);
+            let snap = snapshot(sink, topic, None);
+            sink.presence_from(&room, snap.incarnation, snap.seq);
         }
         if let Some(r) = replay {
             for span in &r.entries {
@@ -331,27 +360,29 @@ impl Topics {
 
     /// The room a publish to `topic` goes into: this connection's subscription, a cached room
     /// that still has members, the directory's, or (with history on, where the message must
-    /// still get an offset) a detached room that the fan-out re-resolves after the append.
+    /// still get an offset, or in a cluster, where other nodes may have subscribers) a detached
+    /// room that the fan-out re-resolves after the append.
     fn publish_room(
         &mut self,
         topic: &str,
         history: bool,
         sink: &Sink<'_>,
     ) -> Option<Arc<SharedRoom>> {
+        let detach = history || sink.shared().cluster.is_some();
         if let Some(sub) = self.subs.iter().find(|s| &*s.room.name == topic) {
             return Some(sub.room.clone());
         }
         if let Some(i) = self.publish_rooms.iter().position(|r| &*r.name == topic) {
             let live = self.publish_rooms[i].workers.load(Ordering::Acquire) != 0;
             let detached = self.publish_rooms[i].id >= 1 << 62;
-            if live || (detached && history) {
+            if live || (detached && detach) {
                 return Some(self.publish_rooms[i].clone());
             }
             self.publish_rooms.swap_remove(i);
         }
         let room = match sink.shared().directory.get(topic) {
             Some(room) => room,
-            None if history => Arc::new(SharedRoom {
+            None if detach => Arc::new(SharedRoom {
                 id: DETACHED_IDS.fetch_add(1, Ordering::Relaxed),
                 name: Arc::from(topic),
                 workers: AtomicU64::new(0),
@@ -364,6 +395,12 @@ impl Topics {
         self.publish_rooms.push(room.clone());
         Some(room)
     }
+}
+
+/// Whether `topic` may be subscribed to, published to or asked about: an explicit `--rooms` list
+/// names every room and topic of the one namespace (SPEC §4, §5); without one, any topic.
+fn topic_allowed(config: &Config, topic: &str) -> bool {
+    config.rooms.is_empty() || config.rooms.iter().any(|r| r == topic)
 }
 
 fn empty_replay(epoch: Arc<str>, through: u64) -> Replay<SharedSpan> {
@@ -382,8 +419,9 @@ fn error(sink: &mut Sink<'_>, id: Option<&str>, code: ErrorCode, message: &str) 
     sink.reply_frame(OpCode::Text, &out);
 }
 
-/// Queues the presence snapshot of `topic` (with the query's id, if any).
-fn snapshot(sink: &mut Sink<'_>, topic: &str, id: Option<&str>) {
+/// Queues the presence snapshot of `topic` (with the query's id, if any); returns it, so a
+/// presence subscriber skips the events it reflects.
+fn snapshot(sink: &mut Sink<'_>, topic: &str, id: Option<&str>) -> Snapshot {
     let snap = sink.shared().hub.presence.snapshot(topic);
     let mut out = Vec::with_capacity(128);
     match &snap.members {
@@ -397,6 +435,7 @@ fn snapshot(sink: &mut Sink<'_>, topic: &str, id: Option<&str>) {
         None => envelope::presence_count(&mut out, topic, id, snap.count),
     }
     sink.reply_frame(OpCode::Text, &out);
+    snap
 }
 
 /// Records a join or leave of `client` in `room` and sends the event (if presence is within
@@ -408,21 +447,36 @@ pub fn announce(
     user: Option<&str>,
     kind: ChangeKind,
 ) {
+    if let Some(bus) = &sink.shared().cluster {
+        // Cluster-wide presence (SPEC §8): the same member in the room's Redis hash.
+        match kind {
+            ChangeKind::Join => bus.member_joined(&room.name, client.as_str(), user.unwrap_or("")),
+            ChangeKind::Leave => bus.member_left(&room.name, client.as_str()),
+        }
+    }
     if let Some(event) = presence_change(&sink.shared().hub, &room.name, client, user, kind) {
-        sink.event(room, &event);
+        sink.event(room, &event.envelope, event.seq);
     }
 }
 
-/// Records a join or leave of `client` in `topic`; returns the event envelope to fan out, if
-/// any (none for a repeated join, or above `--presence-max`). A join records `user`, the token's
-/// `sub` (`None` without auth; a leave ignores it).
+/// A join or leave to fan out: its envelope and its topic incarnation and `seq`.
+pub struct PresenceEvent {
+    /// The encoded `join` / `leave` envelope.
+    pub envelope: Vec<u8>,
+    /// (incarnation, seq): receivers deliver events in this order, after their snapshot.
+    pub seq: (u64, u64),
+}
+
+/// Records a join or leave of `client` in `topic`; returns the event to fan out, if any (none
+/// for a repeated join, or above `--presence-max`). A join records `user`, the token's `sub`
+/// (`None` without auth; a leave ignores it).
 pub fn presence_change(
     hub: &Hub,
     topic: &str,
     client: &ClientId,
     user: Option<&str>,
     kind: ChangeKind,
-) -> Option<Vec<u8>> {
+) -> Option<PresenceEvent> {
     let change = match kind {
         ChangeKind::Join => hub.presence.join(
             topic,
@@ -442,5 +496,8 @@ pub fn presence_change(
         ChangeKind::Join => envelope::join(&mut out, topic, member),
         ChangeKind::Leave => envelope::leave(&mut out, topic, member),
     }
-    Some(out)
+    Some(PresenceEvent {
+        envelope: out,
+        seq: (change.incarnation, change.seq),
+    })
 }

@@ -89,6 +89,11 @@ impl<'a> Sink<'a> {
         self
     }
 
+    /// Worker, slab key and slot generation: where an answer computed elsewhere is sent.
+    pub fn address(&self) -> (usize, usize, u32) {
+        (self.worker, self.key, self.generation)
+    }
+
     /// This connection's cluster-unique client id.
     pub fn client_id(&self) -> ClientId {
         self.shared
@@ -105,8 +110,30 @@ impl<'a> Sink<'a> {
 
     /// Sends a presence event (an encoded join/leave envelope) about this connection to the
     /// presence subscribers of `room`, through the fan-out.
-    pub fn event(&mut self, room: &Arc<SharedRoom>, envelope: &[u8]) {
-        self.batches.push_event(room, self.key, envelope);
+    pub fn event(&mut self, room: &Arc<SharedRoom>, envelope: &[u8], seq: (u64, u64)) {
+        self.batches.push_event(room, self.key, envelope, seq);
+    }
+
+    /// This connection (a presence subscriber of `room`) got a snapshot that reflects events
+    /// up to `seq` of `incarnation`: it gets the later ones, in order, and none of those. The
+    /// first snapshot on this worker fixes where the worker's event stream for the room starts.
+    pub fn presence_from(&mut self, room: &SharedRoom, incarnation: u64, seq: u64) {
+        let key = self.key;
+        let Some(local) = self.rooms.get_mut(room.id) else {
+            return;
+        };
+        match local.presence {
+            Some((inc, _)) if inc == incarnation => {}
+            // First snapshot here, or the topic emptied and filled again since the last.
+            _ => {
+                local.presence = Some((incarnation, seq + 1));
+                local.presence_skip.clear();
+            }
+        }
+        local.presence_skip.retain(|&(k, _)| k != key);
+        if local.presence.is_some_and(|(_, next)| seq >= next) {
+            local.presence_skip.push((key, seq));
+        }
     }
 
     /// Queues one shared, already-framed slice for this client (a history replay: no copy).

@@ -447,12 +447,15 @@ impl Worker {
             if left.empty {
                 self.ctx.shared.directory.leave(&room, self.ctx.id);
             }
+            if let (Some(bus), Some(c)) = (&self.ctx.shared.cluster, &client) {
+                bus.member_left(&room.name, c.as_str());
+            }
             let hub = &self.ctx.shared.hub;
             if let Some(event) = client
                 .as_ref()
                 .and_then(|c| presence_change(hub, &room.name, c, None, ChangeKind::Leave))
             {
-                self.fanout.batches.push_event(&room, key, &event);
+                (self.fanout.batches).push_event(&room, key, &event.envelope, event.seq);
             }
         }
     }
@@ -644,6 +647,21 @@ impl Worker {
                 self.apply_delivery(report);
             }
             Remote::Drain => self.start_drain(),
+            Remote::Reply {
+                key,
+                generation,
+                bytes,
+            } => {
+                let Some(conn) = self.conns.live(key, generation) else {
+                    return;
+                };
+                if !conn.session.is_open() || conn.life.is_dead() {
+                    return;
+                }
+                conn.out.push_owned(bytes);
+                self.ctx.metrics().messages_out.fetch_add(1, Relaxed);
+                self.conns.mark_dirty(key);
+            }
         }
     }
 
@@ -678,6 +696,7 @@ impl Worker {
         if self.accepting.resume(self.turn.now_ms) {
             self.sq.accept(self.accepting.listener.as_raw_fd());
         }
+        self.ctx.shared.hub.sweep();
         let now = self.turn.now_ms;
         let draining = self.accepting.drain_deadline.is_some();
         let drain_over = self.accepting.drain_deadline.is_some_and(|d| now >= d);

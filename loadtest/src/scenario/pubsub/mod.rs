@@ -321,6 +321,13 @@ impl Scenario for Pubsub {
     }
 
     fn on_message(&mut self, io: &mut Io, c: usize, binary: bool, data: &[u8]) {
+        if let Some((h, offset)) = (!binary).then(|| wire::fast_message(data)).flatten() {
+            match h {
+                Some(h) => self.on_data(io, c, h, offset),
+                None => io.stats.foreign += 1,
+            }
+            return;
+        }
         let Some(m) = (!binary).then(|| wire::parse(data)).flatten() else {
             io.stats.foreign += 1;
             return;

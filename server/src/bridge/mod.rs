@@ -1,0 +1,172 @@
+//! The bridge between the workers and the cluster bus (SPEC §8, crate `ringcast-cluster`).
+//!
+//! * **Out.** After a worker freezes a room's batch of local messages it calls
+//!   [`Bridge::publish`] (`fanout::Fanout::flush_batches`): one `try_publish` per room per
+//!   turn, payloads shared with the batch's buffer (`fanout::bus::outbound`, no copy). Batches
+//!   that came from the bus are delivered through `Remote::Deliver` and never reach `publish`,
+//!   so nothing is re-published.
+//! * **Subscriptions.** The bridge is the room directory's [`RoomWatch`]: SUBSCRIBE on a room's
+//!   first member in the process, UNSUBSCRIBE on its last (both under the directory's lock, so
+//!   in order).
+//! * **Presence.** Every member (room mode and pub/sub subscribers) is registered with
+//!   `presence_join` / `presence_leave` under its cluster-unique client id, so the Redis hash
+//!   spans nodes. A pub/sub `presence` request is answered from that hash
+//!   ([`Bridge::ask_presence`]; the bus thread formats the reply and hands it to the asking
+//!   worker as `Remote::Reply`).
+//! * **In.** `fanout::bus::Inbound` turns bus events into batches for the local workers
+//!   (`main` builds it with the workers' `Peers` and the bus thread's waker, so this module
+//!   imports neither the fan-out nor the workers).
+//! * **Continuity.** `Gap` and `Up(false)` are forwarded too: `fanout::bus::Inbound` starts a
+//!   new history epoch for the room (every room), so nobody recovers across a hole.
+//!
+//! Workers never block on the bus: every call here is a queue push.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ringcast_cluster::{Bus, BusConfig, BusEvent, BusHandle, BusMessage, BusStats, ClusterError};
+
+use crate::config::Config;
+use crate::rooms::RoomWatch;
+
+/// What the bus thread's event handler remembers (to log changes only).
+#[derive(Default)]
+pub struct BusState {
+    /// Every shard is connected (as last reported by `BusEvent::Up`).
+    up: AtomicBool,
+}
+
+impl BusState {
+    /// Records an `Up` report; logs when the node-level state changes.
+    fn set_up(&self, up: bool) {
+        if self.up.swap(up, Ordering::AcqRel) != up {
+            if up {
+                tracing::info!("cluster bus up: every Redis shard connected");
+            } else {
+                tracing::warn!("cluster bus down: a Redis shard is unreachable, reconnecting");
+            }
+        }
+    }
+}
+
+/// A pub/sub `presence` request waiting for Redis: where to send the answer.
+pub struct PresenceAsk {
+    /// The asking connection's worker, slab key and slot generation.
+    pub conn: (usize, usize, u32),
+    /// The topic asked about.
+    pub topic: Arc<str>,
+    /// The request's `id`, echoed in the reply.
+    pub id: Option<Box<str>>,
+}
+
+/// A node's link to the cluster. One per process, in `Shared`.
+pub struct Bridge {
+    bus: BusHandle,
+    asks: Mutex<HashMap<u64, PresenceAsk>>,
+    next_token: AtomicU64,
+}
+
+impl Bridge {
+    /// Starts the bus thread when `--cluster` is set, as node `node_id` (the pub/sub hub's, so
+    /// history epochs and client ids name the same node); `None` otherwise (no thread, no
+    /// cost). `Up` and `Gap` update the bus state here; every event then goes to `forward`, on
+    /// the bus thread.
+    pub fn start(
+        config: &Config,
+        node_id: &str,
+        forward: impl Fn(BusEvent) + Send + 'static,
+    ) -> Result<Option<Arc<Bridge>>, ClusterError> {
+        if config.cluster.is_empty() {
+            return Ok(None);
+        }
+        let mut cfg = BusConfig::new(config.cluster.iter().cloned());
+        cfg.prefix = config.cluster_prefix.clone();
+        cfg.node_id = node_id.to_owned();
+        cfg.presence_ttl = config.cluster_presence_ttl();
+        let events_state = BusState::default();
+        let bus = Bus::start(cfg, move |event: BusEvent| match event {
+            BusEvent::Up(up) => {
+                events_state.set_up(up);
+                forward(BusEvent::Up(up));
+            }
+            BusEvent::Gap {
+                room,
+                origin,
+                missed,
+            } => {
+                tracing::warn!(%room, %origin, missed, "cluster bus: messages lost");
+                forward(BusEvent::Gap {
+                    room,
+                    origin,
+                    missed,
+                });
+            }
+            other => forward(other),
+        })?;
+        tracing::info!(
+            node = bus.node_id(),
+            shards = config.cluster.len(),
+            "cluster bus started"
+        );
+        Ok(Some(Arc::new(Bridge {
+            bus,
+            asks: Mutex::default(),
+            next_token: AtomicU64::new(1),
+        })))
+    }
+
+    /// Queues one turn's local messages of `room` for one PUBLISH. A full queue is counted by
+    /// the bus (`dropped`, and receivers see the gap).
+    pub fn publish(&self, room: Arc<str>, messages: Vec<BusMessage>) {
+        let _ = self.bus.try_publish(room, messages);
+    }
+
+    /// Adds a local member to the room's cluster-wide presence.
+    pub fn member_joined(&self, room: &Arc<str>, client: &str, user: &str) {
+        let _ = self.bus.presence_join(room.clone(), client, user);
+    }
+
+    /// Removes a local member from the room's cluster-wide presence.
+    pub fn member_left(&self, room: &Arc<str>, client: &str) {
+        let _ = self.bus.presence_leave(room.clone(), client);
+    }
+
+    /// Asks Redis for the members of `ask.topic` on every node; the answer comes back on the
+    /// bus thread (`fanout::bus::Inbound`), which replies to the asking connection.
+    pub fn ask_presence(&self, ask: PresenceAsk) {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let topic = ask.topic.clone();
+        self.asks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token, ask);
+        let _ = self.bus.presence(topic, token);
+    }
+
+    /// The request an answer with `token` belongs to.
+    pub fn take_ask(&self, token: u64) -> Option<PresenceAsk> {
+        let mut asks = self.asks.lock().unwrap_or_else(|e| e.into_inner());
+        asks.remove(&token)
+    }
+
+    /// The bus counters.
+    pub fn stats(&self) -> BusStats {
+        self.bus.stats()
+    }
+
+    /// Removes this node's presence entries and stops the bus thread (after the drain).
+    pub fn shutdown(&self) {
+        self.bus.shutdown();
+    }
+}
+
+impl RoomWatch for Bridge {
+    fn opened(&self, name: &Arc<str>) {
+        let _ = self.bus.subscribe(name.clone());
+    }
+
+    fn closed(&self, name: &Arc<str>) {
+        let _ = self.bus.unsubscribe(name.clone());
+    }
+}

@@ -1,0 +1,208 @@
+//! Batches and the cluster bus (SPEC §8, `crate::bridge`).
+//!
+//! Out: [`outbound`] turns a frozen batch of local messages into bus messages (kind + payload,
+//! each a slice of the batch's one buffer). In: [`Inbound`] turns each `Messages` envelope into
+//! one frozen batch with no origin (nobody excluded), sent in order to every local worker with
+//! members in the room and woken with MSG_RING, exactly like a batch from another worker; it
+//! runs on the bus thread.
+//!
+//! History stays per node (SPEC §8): a node appends what it receives from the bus to its own
+//! history (its offsets, its epoch), and a bus gap or a lost Redis link starts a new epoch.
+
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ringcast_cluster::{BusEvent, BusMessage, Bytes, ClusterError, MessageKind, PresenceMember};
+use ringcast_protocol::frame::{MAX_HEADER_LEN, OpCode, encode_header};
+use ringcast_pubsub::envelope::{self, Member};
+use ringcast_pubsub::history::SharedSpan;
+
+use crate::fanout::batch::{BatchBuilder, FrozenBatch};
+use crate::fanout::{Peers, Remote};
+use crate::rooms::local::Class;
+use crate::shared::Shared;
+
+/// One turn's messages of `batch` as bus messages, without copying a payload.
+pub fn outbound(batch: &FrozenBatch) -> Vec<BusMessage> {
+    // One reference-counted view of the batch's buffer; each payload is a slice of it.
+    let raw = Bytes::from_owner(batch.form(Class::Raw).clone());
+    batch
+        .messages()
+        .iter()
+        .map(|m| {
+            let kind = match (m.publish, m.kind) {
+                (true, _) => MessageKind::Json,
+                (false, OpCode::Binary) => MessageKind::Binary,
+                (false, _) => MessageKind::Text,
+            };
+            let payload = raw.slice(m.payload_start as usize..m.frame.1 as usize);
+            BusMessage::new(kind, payload)
+        })
+        .collect()
+}
+
+/// Sender key of messages from the bus: no local connection has it (and batches from the bus
+/// have no origin worker, so nobody is excluded anyway).
+const BUS_SENDER: usize = usize::MAX;
+
+/// Wakes the worker whose ring is the given fd (a `worker::sq::Waker`, owned by the bus thread).
+pub type Wake = Box<dyn FnMut(RawFd) + Send>;
+
+/// What the bus thread needs to reach the workers; exists once the workers run.
+pub struct Inbound {
+    shared: Arc<Shared>,
+    peers: Peers,
+    wake: Mutex<Wake>,
+}
+
+impl Inbound {
+    /// Delivery through `peers` to the rooms of `shared`'s directory, targets woken with
+    /// `wake`.
+    pub fn new(shared: Arc<Shared>, peers: Peers, wake: Wake) -> Inbound {
+        Inbound {
+            shared,
+            peers,
+            wake: Mutex::new(wake),
+        }
+    }
+
+    fn handle(&self, event: BusEvent) {
+        let history = self.shared.hub.history.as_ref();
+        match event {
+            BusEvent::Messages { room, messages, .. } => {
+                // No member left since the envelope was sent: nothing to do.
+                let Some(shared_room) = self.shared.directory.get(&room) else {
+                    return;
+                };
+                let mut builder = BatchBuilder::new(shared_room.clone());
+                for m in &messages {
+                    match m.kind {
+                        MessageKind::Binary => builder.push(BUS_SENDER, OpCode::Binary, &m.payload),
+                        MessageKind::Text => builder.push(BUS_SENDER, OpCode::Text, &m.payload),
+                        MessageKind::Json => builder.push_publish(BUS_SENDER, &m.payload),
+                    }
+                }
+                let mut batch = builder.freeze(None, false);
+                if let Some(history) = history {
+                    // This node's history holds what it received, with its own offsets: the
+                    // bus thread appends like one more worker (workers order by offset).
+                    let n = batch.len();
+                    (history.topic(&room)).append_with(n, self.shared.hub.now(), |epoch, first| {
+                        batch.set_seq(epoch, first);
+                        let (buf, spans) = batch.json();
+                        spans
+                            .iter()
+                            .filter_map(|&(s, e)| {
+                                SharedSpan::new(buf.clone(), s as usize..e as usize)
+                            })
+                            .collect()
+                    });
+                }
+                let batch = Arc::new(batch);
+                let mut bits = shared_room.workers.load(Ordering::Acquire);
+                let mut wake = self.wake.lock().unwrap_or_else(|e| e.into_inner());
+                while bits != 0 {
+                    let to = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    if to >= self.peers.len() {
+                        continue;
+                    }
+                    if let Some(fd) = self.peers.send(to, Remote::Deliver(vec![batch.clone()])) {
+                        wake(fd);
+                    }
+                }
+            }
+            BusEvent::Presence { token, members, .. } => self.answer(token, members),
+            // Messages were lost: nobody may recover across the hole (SPEC §8), so the topic
+            // (every topic, when a link went down) starts a new epoch.
+            BusEvent::Gap { room, .. } => {
+                if let Some(h) = history {
+                    h.break_continuity(Some(&room));
+                }
+            }
+            BusEvent::Up(false) => {
+                if let Some(h) = history {
+                    h.break_continuity(None);
+                }
+            }
+            BusEvent::Up(true) => {}
+        }
+    }
+}
+
+impl Inbound {
+    /// Replies to the pub/sub `presence` request `token` with every node's members (Redis
+    /// unreachable: this node's own, as without a cluster).
+    fn answer(&self, token: u64, members: Result<Vec<PresenceMember>, ClusterError>) {
+        let Some(ask) = self.shared.cluster.as_ref().and_then(|b| b.take_ask(token)) else {
+            return;
+        };
+        let (topic, id, max) = (
+            &*ask.topic,
+            ask.id.as_deref(),
+            self.shared.config.presence_max,
+        );
+        let mut payload = Vec::with_capacity(128);
+        match members {
+            Ok(all) if all.len() <= max => {
+                let list = all.iter().map(|m| Member {
+                    client: &m.client,
+                    user: (!m.user.is_empty()).then_some(m.user.as_str()),
+                });
+                envelope::presence(&mut payload, topic, id, list, all.len());
+            }
+            Ok(all) => envelope::presence_count(&mut payload, topic, id, all.len()),
+            Err(_) => {
+                let snap = self.shared.hub.presence.snapshot(topic);
+                match &snap.members {
+                    Some(members) => {
+                        let list = members.iter().map(|m| Member {
+                            client: m.client.as_str(),
+                            user: m.user.as_deref(),
+                        });
+                        envelope::presence(&mut payload, topic, id, list, snap.count);
+                    }
+                    None => envelope::presence_count(&mut payload, topic, id, snap.count),
+                }
+            }
+        }
+        let mut bytes = Vec::with_capacity(payload.len() + 10);
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let n = encode_header(&mut head, OpCode::Text, true, false, payload.len() as u64);
+        bytes.extend_from_slice(&head[..n]);
+        bytes.extend_from_slice(&payload);
+        let (worker, key, generation) = ask.conn;
+        if worker >= self.peers.len() {
+            return;
+        }
+        let reply = Remote::Reply {
+            key,
+            generation,
+            bytes,
+        };
+        if let Some(fd) = self.peers.send(worker, reply) {
+            let mut wake = self.wake.lock().unwrap_or_else(|e| e.into_inner());
+            wake(fd);
+        }
+    }
+}
+
+/// Where the bus thread finds the [`Inbound`] once the workers are running; events before that
+/// (there are no subscriptions yet) are ignored.
+#[derive(Clone, Default)]
+pub struct InboundSlot(Arc<OnceLock<Inbound>>);
+
+impl InboundSlot {
+    /// Makes `inbound` the target of bus events.
+    pub fn fill(&self, inbound: Inbound) {
+        let _ = self.0.set(inbound);
+    }
+
+    /// Handles one bus event (on the bus thread).
+    pub fn handle(&self, event: BusEvent) {
+        if let Some(inbound) = self.0.get() {
+            inbound.handle(event);
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Presence events in `seq` order (SPEC §5, `ringcast_pubsub::presence`): join/leave events of
+//! one topic come from every worker that has a member in it, each through its own channel, so a
+//! worker may get `seq` 7 before 6, or an event its subscriber's snapshot already reflects. Each
+//! local room keeps the incarnation and the next `seq` it delivers (`LocalRoom::presence`, set by
+//! the first snapshot taken on this worker); an early event waits here until the gap fills, an
+//! event at or below a subscriber's snapshot `seq` is not sent to it (`LocalRoom::presence_skip`).
+//! Events are delivered one at a time: they are rare next to messages.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::fanout::batch::FrozenBatch;
+use crate::fanout::deliver::{DeliveryReport, Outboxes};
+use crate::rooms::local::{Class, LocalRoom, LocalRooms};
+
+/// Early events a worker holds for one room before it gives up on a gap (a lost event: never
+/// in one process; a bounded wait once a bus feeds events).
+const MAX_HELD: usize = 4096;
+
+/// A room's early events: (incarnation, seq) → (batch, event index).
+type Held = BTreeMap<(u64, u64), (Arc<FrozenBatch>, usize)>;
+
+/// Early events, per room id.
+#[derive(Default)]
+pub struct PresenceOrder {
+    held: HashMap<u64, Held>,
+}
+
+impl PresenceOrder {
+    /// Delivers the events of `batch` (an event batch) to the presence subscribers of its room
+    /// on this worker, each exactly once and in `seq` order.
+    pub fn deliver(
+        &mut self,
+        batch: &Arc<FrozenBatch>,
+        rooms: &mut LocalRooms,
+        worker: usize,
+        limit: usize,
+        out: &mut impl Outboxes,
+        report: &mut DeliveryReport,
+    ) {
+        let id = batch.room().id;
+        let Some(local) = rooms.get_mut(id) else {
+            self.held.remove(&id);
+            return;
+        };
+        let Some((mut incarnation, mut next)) = local.presence else {
+            // No snapshot was taken here: nobody on this worker waits for these events.
+            self.held.remove(&id);
+            return;
+        };
+        let held = self.held.entry(id).or_default();
+        for i in 0..batch.len() {
+            let Some((inc, seq)) = batch.event_seq(i) else {
+                continue;
+            };
+            if inc > incarnation {
+                // The topic emptied and filled again: its events start over at 1.
+                (incarnation, next) = (inc, 1);
+                held.clear();
+                local.presence_skip.clear();
+            }
+            if inc < incarnation || seq < next {
+                continue; // an older life of the topic, or reflected in every snapshot here
+            }
+            held.insert((inc, seq), (batch.clone(), i));
+        }
+        loop {
+            let len = held.len();
+            let Some(entry) = held.first_entry() else {
+                break;
+            };
+            let (inc, seq) = *entry.key();
+            if inc < incarnation || seq < next {
+                entry.remove();
+                continue;
+            }
+            if seq > next {
+                if len <= MAX_HELD {
+                    break;
+                }
+                tracing::warn!(room = %batch.room().name, "presence gap never filled");
+            }
+            let (event, i) = entry.remove();
+            send_event(&event, i, seq, local, worker, limit, out, report);
+            next = seq + 1;
+        }
+        local.presence = Some((incarnation, next));
+        local.presence_skip.retain(|&(_, s)| s >= next);
+        if held.is_empty() {
+            self.held.remove(&id);
+        }
+    }
+}
+
+/// Queues event `i` (number `seq`) of `batch` for every presence subscriber in `room` whose
+/// snapshot does not reflect it already and that it is not about.
+#[allow(clippy::too_many_arguments)]
+fn send_event(
+    batch: &FrozenBatch,
+    i: usize,
+    seq: u64,
+    room: &LocalRoom,
+    worker: usize,
+    limit: usize,
+    out: &mut impl Outboxes,
+    report: &mut DeliveryReport,
+) {
+    let form = batch.form(Class::JsonPresence);
+    let (start, end) = batch.span(Class::JsonPresence, i);
+    let about = (batch.origin() == Some(worker)).then(|| batch.messages()[i].sender);
+    for &member in room.members(Class::JsonPresence) {
+        if about == Some(member)
+            || room
+                .presence_skip
+                .iter()
+                .any(|&(k, through)| k == member && seq <= through)
+        {
+            continue;
+        }
+        let queue = out.outbox(member);
+        let backlog = queue.unsent();
+        queue.push_shared(form, start, end);
+        report.delivered += 1;
+        if backlog > 0 && queue.unsent() > limit {
+            report.over_limit.push(member);
+        }
+    }
+}
