@@ -72,3 +72,9 @@ pub const OVER_LIMIT_HEAD_MS: u64 = 250;
 /// overwritten each time) before it is closed with 1008 as a flood: collapsing bounds the
 /// memory of a ping flood, this bounds its CPU.
 pub const MAX_COLLAPSED_PONGS: u32 = 1024;
+
+/// Pings answered each with its own Pong, in order, while the client takes no byte of what the
+/// server sends; past it the owed Pong collapses to the latest (RFC 6455 §5.5.3). Small enough to
+/// bound a flood's memory (≤ 32 × 127-byte frames), large enough that a client pinging a few
+/// times in a burst (Autobahn 2.10 sends 10) gets every answer.
+pub const ORDERED_PONGS: u32 = 32;

@@ -13,7 +13,7 @@ use io_uring::{opcode, types};
 use ringcast_protocol::CloseCode;
 use ringcast_protocol::frame::{OpCode, encode_close, encode_frame};
 
-use crate::limits::MAX_IOV;
+use crate::limits::{MAX_IOV, ORDERED_PONGS};
 use crate::ring::Sqe;
 
 /// Queued bytes: whole frames (or a whole HTTP answer), never part of one.
@@ -49,6 +49,8 @@ pub struct OutQueue {
     /// (RFC 6455 §5.5.3), so a ping flood costs one frame (issue 14 row 1). It joins the
     /// chunks when a send starts, or before a Close.
     pong: Option<Box<[u8]>>,
+    /// Pongs queued in order since the client last took bytes.
+    answered: u32,
     /// Pings answered by overwriting the owed Pong since the client last took bytes.
     collapsed: u32,
 }
@@ -100,11 +102,19 @@ impl OutQueue {
         self.push_owned(buf);
     }
 
-    /// Owes the client a Pong with `payload`, replacing an owed one not queued yet; returns
-    /// whether no Pong was owed before.
+    /// Owes the client a Pong with `payload`; returns whether it adds a Pong (rather than
+    /// replacing one). The first `ORDERED_PONGS` Pings since the client last took bytes each get
+    /// their Pong, queued in order with everything else (what clients and Autobahn 2.10 expect);
+    /// past that the client is not reading, and the one owed Pong is overwritten by the newest
+    /// (RFC 6455 §5.5.3), so a flood costs one frame.
     pub fn set_pong(&mut self, payload: &[u8]) -> bool {
         let mut buf = Vec::with_capacity(payload.len() + 2);
         encode_frame(&mut buf, OpCode::Pong, payload);
+        if self.answered < ORDERED_PONGS && self.pong.is_none() {
+            self.answered += 1;
+            self.push_owned(buf);
+            return true;
+        }
         self.unsent += buf.len();
         let old = self.pong.replace(buf.into_boxed_slice());
         self.unsent -= old.as_ref().map_or(0, |b| b.len());
@@ -189,6 +199,7 @@ impl OutQueue {
         self.in_flight = 0;
         if n > 0 {
             self.collapsed = 0;
+            self.answered = 0;
         }
         self.unsent -= n.min(self.unsent);
         while n > 0 {
@@ -332,16 +343,33 @@ mod tests {
     }
 
     #[test]
+    fn the_first_pongs_keep_their_order_with_other_frames() {
+        let mut q = OutQueue::new();
+        assert!(q.set_pong(b"a"));
+        q.push_owned(b"msg".to_vec());
+        assert!(q.set_pong(b"b"));
+        assert_eq!(q.pending(), b"\x8a\x01amsg\x8a\x01b");
+    }
+
+    #[test]
     fn owed_pongs_collapse_to_the_latest_and_leave_before_a_close() {
         let mut q = OutQueue::new();
         q.push_owned(b"head".to_vec());
         assert!(q.start_send(-1, 0).is_some()); // the client never reads: stays in flight
+        for i in 0..ORDERED_PONGS {
+            assert!(q.set_pong(&[i as u8]), "answered in order");
+        }
+        let ordered = ORDERED_PONGS as usize * 3;
         assert!(q.set_pong(b"1"));
         for i in 0..1000u32 {
             assert!(!q.set_pong(&i.to_be_bytes()));
         }
-        assert_eq!(q.unsent(), 4 + 6, "one Pong owed, whatever the flood");
-        assert!(q.sent(4), "the owed Pong is still to send");
+        assert_eq!(
+            q.unsent(),
+            4 + ordered + 6,
+            "one Pong owed, whatever the flood"
+        );
+        assert!(q.sent(4 + ordered), "the owed Pong is still to send");
         q.push_close(CloseCode::NORMAL, "");
         assert_eq!(q.pending(), b"\x8a\x04\x00\x00\x03\xe7\x88\x02\x03\xe8");
         q.drop_unsent();
