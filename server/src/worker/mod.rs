@@ -8,11 +8,12 @@
 //! The worker is a set of parts that own their data ([`Worker`]'s fields); each handler borrows
 //! the parts it needs, and each part's methods live in the part's own module.
 
+mod budget;
 pub mod conns;
 mod parts;
+mod remote;
 pub mod sq;
 
-use std::collections::HashSet;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -25,9 +26,8 @@ use ringcast_protocol::frame::OpCode;
 
 use crate::conn::lifecycle::{Event, Stage};
 use crate::fanout::deliver::DeliveryReport;
-use crate::fanout::inbox::Inbox;
 use crate::fanout::{Fanout, Peers, Remote};
-use crate::limits::{COLLECT_EVERY_MS, COLLECT_FREED_BYTES, RING_ENTRIES, TURN_BATCH_BYTES};
+use crate::limits::{RING_ENTRIES, TURN_BATCH_BYTES};
 use crate::refusal::Refusal;
 use crate::ring::{self, BufRing, Op, RingError};
 use ringcast_pubsub::presence::ChangeKind;
@@ -37,15 +37,9 @@ use crate::session::pubsub::presence_change;
 use crate::session::{End, Outcome, Session, Sink, handshake};
 use crate::shared::Shared;
 
-use self::conns::{Conns, Timeouts};
+use self::conns::Conns;
 use self::parts::{Accepting, Ctx, Turn};
 use self::sq::Sq;
-
-unsafe extern "C" {
-    /// mimalloc (the global allocator, linked through the `mimalloc` crate): frees what this
-    /// thread's heap holds but does not use.
-    fn mi_collect(force: bool);
-}
 
 /// A worker ready to run. Field order matters: the ring is dropped first, before the buffers,
 /// timespec and queues its operations may still reference.
@@ -299,63 +293,6 @@ impl Worker {
         }
     }
 
-    /// Updates the global count of bytes held for unfinished messages with connection `key`'s
-    /// decoder; over `--max-pending-bytes`, this worker's connections with the largest
-    /// unfinished messages are closed with 1008 until the total fits (SPEC §7).
-    fn account_pending(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        let now = conn.session.pending_bytes();
-        let shared = self.ctx.shared.clone();
-        let total = &shared.pending;
-        if now == conn.pending {
-            return;
-        }
-        if now > conn.pending {
-            total.fetch_add(now - conn.pending, Relaxed);
-        } else {
-            total.fetch_sub(conn.pending - now, Relaxed);
-        }
-        conn.pending = now;
-        let mut freed = 0;
-        while total.load(Relaxed) > shared.config.max_pending_bytes {
-            let Some(largest) = self.conns.largest_pending() else {
-                break;
-            };
-            freed += self.conns[largest].pending;
-            self.close_with(largest, CloseCode::POLICY, "too much unfinished data");
-            self.release_pending(largest); // in case it was closing already
-        }
-        if freed > 0 {
-            self.turn.collect_due = true;
-            self.turn.freed += freed;
-            self.collect_memory();
-        }
-    }
-
-    /// Returns freed memory to the OS when a budget cut asked for it: the allocator does it
-    /// lazily, on later activity of this thread, and a budget only bounds memory if the pages
-    /// go back. At once when the cuts freed `COLLECT_FREED_BYTES`, otherwise at most every
-    /// `COLLECT_EVERY_MS` (a flood of small cuts costs little CPU); a later turn or the tick
-    /// finishes what was put off.
-    fn collect_memory(&mut self) {
-        let now = self.turn.now_ms;
-        let soon = now >= self.turn.collected_ms + COLLECT_EVERY_MS;
-        if self.turn.collect_due && (soon || self.turn.freed >= COLLECT_FREED_BYTES) {
-            // SAFETY: mi_collect only walks this thread's heap; no pointer is handed over.
-            unsafe { mi_collect(true) };
-            self.turn.collect_due = false;
-            self.turn.collected_ms = now;
-            self.turn.freed = 0;
-        }
-    }
-
-    /// Connection `key`'s decoder is gone: its unfinished bytes leave the global count.
-    fn release_pending(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        let held = std::mem::take(&mut conn.pending);
-        self.ctx.shared.pending.fetch_sub(held, Relaxed);
-    }
-
     /// Applies what a session did through its sink.
     fn apply(&mut self, key: usize, outcome: Outcome) {
         if outcome.queued {
@@ -578,150 +515,6 @@ impl Worker {
                 .backpressure_disconnects
                 .fetch_add(1, Relaxed);
             self.close_with(member, CloseCode::POLICY, "backpressure limit exceeded");
-        }
-    }
-
-    /// Takes what other workers (and the main thread) sent: on a wake and on every tick.
-    fn on_wake(&mut self) {
-        let inboxes = self.fanout.inboxes();
-        let inbox = &inboxes[self.ctx.id];
-        let mut queued = Vec::new();
-        if let Some(rooms) = inbox.take_lag(|| queued.extend(self.rx.try_iter())) {
-            for msg in queued {
-                self.on_remote(inbox, msg);
-            }
-            self.cut_lagging(&rooms);
-        }
-        while let Ok(msg) = self.rx.try_recv() {
-            self.on_remote(inbox, msg);
-        }
-        if inbox.draining() {
-            self.start_drain();
-        }
-    }
-
-    /// This worker fell behind and batches of `rooms` were dropped on their way here: their
-    /// local members missed messages and are cut with 1008 (counted as backpressure).
-    fn cut_lagging(&mut self, rooms: &HashSet<u64>) {
-        let mut cut: Vec<usize> = Vec::new();
-        for id in rooms {
-            if let Some(room) = self.rooms.get(*id) {
-                cut.extend(
-                    room.classes()
-                        .flat_map(|(_, members)| members.iter().copied()),
-                );
-            }
-        }
-        tracing::warn!(
-            worker = self.ctx.id,
-            rooms = rooms.len(),
-            receivers = cut.len(),
-            "worker fell behind the others: batches dropped, their receivers cut (1008)"
-        );
-        for member in cut {
-            let Some(conn) = self.conns.get_mut(member) else {
-                continue;
-            };
-            if conn.life.is_dead() || !conn.session.is_open() {
-                continue;
-            }
-            conn.out.drop_unsent();
-            let m = self.ctx.metrics();
-            m.backpressure_disconnects.fetch_add(1, Relaxed);
-            self.close_with(member, CloseCode::POLICY, "server fell behind");
-        }
-    }
-
-    /// One message from another worker (a drain request arrives through the inbox's flag).
-    fn on_remote(&mut self, inbox: &Inbox, msg: Remote) {
-        match msg {
-            Remote::Deliver(batches) => {
-                inbox.taken(batches.iter().map(|b| b.bytes()).sum());
-                self.ctx.metrics().remote_batches.fetch_add(1, Relaxed);
-                let (id, limit) = (self.ctx.id, self.ctx.shared.config.max_backpressure);
-                let mut report = DeliveryReport::default();
-                for batch in &batches {
-                    let (rooms, conns) = (&mut self.rooms, &mut self.conns);
-                    (self.fanout).deliver_remote(batch, rooms, id, limit, conns, &mut report);
-                }
-                self.apply_delivery(report);
-            }
-            Remote::Drain => self.start_drain(),
-            Remote::Reply {
-                key,
-                generation,
-                bytes,
-            } => {
-                let Some(conn) = self.conns.live(key, generation) else {
-                    return;
-                };
-                if !conn.session.is_open() || conn.life.is_dead() {
-                    return;
-                }
-                conn.out.push_owned(bytes);
-                self.ctx.metrics().messages_out.fetch_add(1, Relaxed);
-                self.conns.mark_dirty(key);
-            }
-        }
-    }
-
-    fn start_drain(&mut self) {
-        if self.accepting.drain_deadline.is_some() {
-            return;
-        }
-        let timeout = self.ctx.shared.config.drain_timeout().as_millis() as u64;
-        self.accepting.drain_deadline = Some(self.turn.now_ms + timeout);
-        self.accepting.on = false;
-        self.sq.cancel_accept();
-        for key in self.conns.keys() {
-            let conn = &self.conns[key];
-            if conn.life.is_dead() {
-                continue;
-            }
-            match conn.session {
-                Session::Room(_) | Session::PubSub(_) => {
-                    self.close_with(key, CloseCode::GOING_AWAY, "server shutting down")
-                }
-                Session::Handshake(_) => self.abort(key),
-                Session::Closing => {}
-            }
-        }
-    }
-
-    fn on_tick(&mut self) {
-        self.sq.tick();
-        // A lost or late MSG_RING wake must not leave batches waiting (issue 14 row 13).
-        self.on_wake();
-        self.collect_memory();
-        if self.accepting.resume(self.turn.now_ms) {
-            self.sq.accept(self.accepting.listener.as_raw_fd());
-        }
-        self.ctx.shared.hub.sweep();
-        let now = self.turn.now_ms;
-        let draining = self.accepting.drain_deadline.is_some();
-        let drain_over = self.accepting.drain_deadline.is_some_and(|d| now >= d);
-        let timeouts = Timeouts::new(&self.ctx.shared.config, draining, drain_over);
-        let expired = self.conns.expired(now, &timeouts);
-        for key in expired.abort {
-            self.abort(key);
-        }
-        for key in expired.refuse {
-            if let Session::Handshake(h) = &self.conns[key].session
-                && let Some(limit) = h.limit()
-            {
-                self.reject(key, limit);
-            }
-        }
-        for key in expired.idle {
-            self.ctx.metrics().idle_timeouts.fetch_add(1, Relaxed);
-            self.close_with(key, CloseCode::POLICY, "idle timeout");
-        }
-        for key in expired.ping {
-            let conn = &mut self.conns[key];
-            conn.ping_outstanding = true;
-            conn.out.push_frame(OpCode::Ping, b"");
-            self.ctx.metrics().messages_out.fetch_add(1, Relaxed);
-            self.conns.mark_dirty(key);
         }
     }
 }
