@@ -288,12 +288,16 @@ fn eviction_by_the_byte_budget_changes_the_epoch_and_memory_stays_bounded() {
     let v = subscribe(&mut a, "first", "");
     let epoch = v["epoch"].as_str().expect("epoch").to_string();
     send(&mut a, r#"{"op":"unsubscribe","topic":"first"}"#);
-    // Two floods of new topics, 10,000 × ~1 KB each (about 40 times the budget): the first
-    // warms the allocator's caches, the second must not grow the process.
+    // Floods of new topics, 10,000 × ~1 KB each (about 40 times the budget): the first warms
+    // the allocator's caches; the next four (40 MB of payload alone if nothing were evicted)
+    // must grow the process far less than that. Growth seen: 0-18 MiB, noisy on a loaded
+    // machine (allocator segments per worker thread), so the bound is 32 MiB.
     let mut floods: Vec<Ws> = (0..4).map(|_| client(&s)).collect();
     flood(&mut floods, "a");
     let rss_before = rss_kib(&s);
-    flood(&mut floods, "b");
+    for round in ["b", "c", "d", "e"] {
+        flood(&mut floods, round);
+    }
     let bytes = s.metric("ringcast_history_bytes");
     assert!(bytes <= BUDGET, "history holds {bytes} B, budget {BUDGET}");
     let topics = s.metric("ringcast_history_topics");
@@ -304,8 +308,8 @@ fn eviction_by_the_byte_budget_changes_the_epoch_and_memory_stays_bounded() {
     let grown = rss_kib(&s).saturating_sub(rss_before);
     eprintln!("history {bytes} B in {topics} topics; RSS +{grown} KiB (from {rss_before} KiB)");
     assert!(
-        grown < 4 * 1024,
-        "RSS grew by {grown} KiB over a second 10 MB flood"
+        grown < 32 * 1024,
+        "RSS grew by {grown} KiB over 40 MB of new topics"
     );
     let mut b = client(&s);
     let v = subscribe(
