@@ -2,41 +2,11 @@
 
 mod common;
 
-use std::net::TcpStream;
-
 use common::Server;
-use serde_json::{Value, json};
-use tungstenite::{Message, WebSocket};
+use serde_json::json;
+use tungstenite::Message;
 
-type Ws = WebSocket<TcpStream>;
-
-fn client(s: &Server) -> Ws {
-    s.join(Some("pubsub"))
-}
-
-fn send(ws: &mut Ws, v: &str) {
-    ws.send(Message::text(v)).expect("send");
-}
-
-fn recv(ws: &mut Ws) -> Value {
-    loop {
-        match ws.read().expect("read") {
-            Message::Text(t) => return serde_json::from_str(&t).expect("server sent JSON"),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
-fn subscribe(ws: &mut Ws, topic: &str, extra: &str) -> Value {
-    send(
-        ws,
-        &format!(r#"{{"op":"subscribe","topic":"{topic}","id":1{extra}}}"#),
-    );
-    let v = recv(ws);
-    assert_eq!(v["op"], "subscribed", "{v}");
-    v
-}
+use common::json::{Ws, client, recv, send, subscribe};
 
 #[test]
 fn publish_reaches_every_subscriber_on_both_workers_publisher_included() {

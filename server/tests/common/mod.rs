@@ -11,6 +11,7 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::http::HeaderValue;
 use tungstenite::{Message, WebSocket};
 
+pub mod json;
 pub mod proc;
 
 /// Time any single read may take before a test fails instead of hanging.
