@@ -18,6 +18,7 @@ use ringcast_protocol::frame::{MAX_HEADER_LEN, OpCode, encode_header};
 use ringcast_pubsub::envelope::{self, Member};
 use ringcast_pubsub::history::SharedSpan;
 
+use crate::bridge::AskFor;
 use crate::fanout::batch::{BatchBuilder, FrozenBatch};
 use crate::fanout::{Peers, Remote};
 use crate::rooms::local::Class;
@@ -132,17 +133,56 @@ impl Inbound {
 }
 
 impl Inbound {
-    /// Replies to the pub/sub `presence` request `token` with every node's members (Redis
-    /// unreachable: this node's own, as without a cluster).
+    /// Hands the answer to presence question `token` to the asking connection's worker: the
+    /// reply to a `presence` request, or the other nodes' members for a subscribe's snapshot.
     fn answer(&self, token: u64, members: Result<Vec<PresenceMember>, ClusterError>) {
-        let Some(ask) = self.shared.cluster.as_ref().and_then(|b| b.take_ask(token)) else {
+        let Some(bridge) = self.shared.cluster.as_ref() else {
             return;
         };
-        let (topic, id, max) = (
-            &*ask.topic,
-            ask.id.as_deref(),
-            self.shared.config.presence_max,
-        );
+        let Some(ask) = bridge.take_ask(token) else {
+            return;
+        };
+        let (worker, key, generation) = ask.conn;
+        if worker >= self.peers.len() {
+            return;
+        }
+        let msg = match ask.purpose {
+            AskFor::Request { id } => Remote::Reply {
+                key,
+                generation,
+                bytes: self.reply(&ask.topic, id.as_deref(), members),
+            },
+            AskFor::Subscribe { room_id } => {
+                // This node's members come from its own registry, in step with its events;
+                // Redis unreachable: the snapshot is this node's alone.
+                let own = bridge.node_id();
+                let remote = (members.unwrap_or_default().into_iter())
+                    .filter(|m| m.node != own)
+                    .collect();
+                Remote::Snapshot {
+                    key,
+                    generation,
+                    room_id,
+                    token,
+                    remote,
+                }
+            }
+        };
+        if let Some(fd) = self.peers.send(worker, msg) {
+            let mut wake = self.wake.lock().unwrap_or_else(|e| e.into_inner());
+            wake(fd);
+        }
+    }
+
+    /// The reply to a pub/sub `presence` request about `topic`: every node's members (Redis
+    /// unreachable: this node's own, as without a cluster), as one text frame.
+    fn reply(
+        &self,
+        topic: &str,
+        id: Option<&str>,
+        members: Result<Vec<PresenceMember>, ClusterError>,
+    ) -> Vec<u8> {
+        let max = self.shared.config.presence_max;
         let mut payload = Vec::with_capacity(128);
         match members {
             Ok(all) if all.len() <= max => {
@@ -172,19 +212,7 @@ impl Inbound {
         let n = encode_header(&mut head, OpCode::Text, true, false, payload.len() as u64);
         bytes.extend_from_slice(&head[..n]);
         bytes.extend_from_slice(&payload);
-        let (worker, key, generation) = ask.conn;
-        if worker >= self.peers.len() {
-            return;
-        }
-        let reply = Remote::Reply {
-            key,
-            generation,
-            bytes,
-        };
-        if let Some(fd) = self.peers.send(worker, reply) {
-            let mut wake = self.wake.lock().unwrap_or_else(|e| e.into_inner());
-            wake(fd);
-        }
+        bytes
     }
 }
 

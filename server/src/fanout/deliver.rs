@@ -112,7 +112,7 @@ pub fn deliver(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
     use std::sync::atomic::AtomicU64;
 
@@ -122,7 +122,8 @@ mod tests {
     use crate::fanout::batch::BatchBuilder;
     use crate::rooms::SharedRoom;
 
-    struct Queues(Vec<OutQueue>);
+    /// Members' queues by key, for delivery tests.
+    pub(crate) struct Queues(pub(crate) Vec<OutQueue>);
 
     impl Outboxes for Queues {
         fn outbox(&mut self, key: usize) -> &mut OutQueue {
@@ -131,7 +132,8 @@ mod tests {
     }
 
     impl Queues {
-        fn new(n: usize) -> Queues {
+        /// Empty queues for members `0..n`.
+        pub(crate) fn new(n: usize) -> Queues {
             Queues((0..n).map(|_| OutQueue::new()).collect())
         }
     }
