@@ -24,6 +24,9 @@ pub(crate) type Emit = Rc<dyn Fn(BusEvent)>;
 /// Publishes accepted into a batch before the shard stops taking more from its queue, so a slow
 /// Redis makes the bounded queue fill (and drop, counted) instead of memory grow.
 const MAX_PENDING_PUBLISHES: usize = 4096;
+/// Pushes handled in one burst before `BusEvent::Flush` (bounds what the server holds back
+/// and how long other work on the bus thread waits).
+const MAX_BURST: usize = 256;
 /// How long a shutdown waits for its presence cleanup to reach Redis.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -436,9 +439,25 @@ impl Shard {
                 let next = (backoff * 2).min(self.cfg.reconnect_max);
                 self.link = Link::down(backoff, next);
             }
-            LinkEvent::Push(Some(push)) => self.on_push(push),
+            LinkEvent::Push(Some(push)) => self.on_burst(push),
             LinkEvent::Push(None) => self.go_down("connection closed"),
         }
+    }
+
+    /// Handles `first` and the pushes already waiting behind it (at most `MAX_BURST` in all),
+    /// then emits `Flush`, so the server hands each worker one group per burst.
+    fn on_burst(&mut self, first: PushInfo) {
+        self.on_push(first);
+        for _ in 1..MAX_BURST {
+            let Link::Up { pushes, .. } = &mut self.link else {
+                break;
+            };
+            match pushes.try_recv() {
+                Ok(push) => self.on_push(push),
+                Err(_) => break,
+            }
+        }
+        (self.emit)(BusEvent::Flush);
     }
 
     fn on_push(&mut self, push: PushInfo) {
