@@ -133,7 +133,7 @@ mod tests {
 
     use super::*;
     use crate::fanout::batch::TurnBatches;
-    use crate::fanout::deliver::tests::Queues;
+    use crate::fanout::deliver::Queues;
     use crate::rooms::SharedRoom;
 
     /// Events `seqs` (incarnation 1) of room 1, as worker 1 sends them: 12-byte frames.
