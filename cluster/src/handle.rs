@@ -38,6 +38,12 @@ pub enum BusEvent {
         /// How many messages were lost.
         missed: u64,
     },
+    /// The end of a burst: the `Messages` (and `Gap`) events since the previous `Flush` were
+    /// taken from Redis in one go (at most a bounded number of envelopes), and nothing more is
+    /// ready now. A receiver may hold what those events produce and act on it as one group here
+    /// (the server sends each worker one hand-off and one wake per burst). Every `Messages`
+    /// event is followed by a `Flush`; `Up` and `Presence` are not part of bursts.
+    Flush,
     /// The answer to [`BusHandle::presence`]: the room's live members on every node.
     Presence {
         /// The room asked about.

@@ -14,6 +14,8 @@
 //! * **Receiving.** Only rooms subscribed with [`BusHandle::subscribe`] (first local member) are
 //!   received, until [`BusHandle::unsubscribe`] (last local member leaves). A node never
 //!   delivers its own envelopes. Sequence gaps become [`BusEvent::Gap`] and the `gaps` counter.
+//!   Envelopes already waiting are handled as one burst (at most 256), closed by
+//!   [`BusEvent::Flush`], so the server can hand each worker one group per burst.
 //! * **Presence.** A Redis hash per room, a field per client with its own expiry, refreshed every
 //!   TTL/3; readers skip expired entries, so a killed node's members vanish within the TTL.
 //! * **Redis down.** Local delivery is untouched. Publishes while down are dropped and counted

@@ -35,14 +35,20 @@ fn collect(node: &Node, room: &str, want: usize) -> Vec<(String, BusMessage)> {
     got
 }
 
+/// Nodes `node-a` and `node-b` on `redis`, both up.
+fn two_nodes(redis: &RedisServer) -> (Node, Node) {
+    let urls = [redis.url()];
+    let a = Node::named("node-a", &urls, Duration::from_secs(5));
+    let b = Node::named("node-b", &urls, Duration::from_secs(5));
+    a.wait_up(true);
+    b.wait_up(true);
+    (a, b)
+}
+
 #[test]
 fn cross_node_delivery_in_order_without_echo() {
     let redis = RedisServer::start();
-    let urls = [redis.url()];
-    let mut a = Node::named("node-a", &urls, Duration::from_secs(5));
-    let mut b = Node::named("node-b", &urls, Duration::from_secs(5));
-    a.wait_up(true);
-    b.wait_up(true);
+    let (mut a, mut b) = two_nodes(&redis);
     for n in [&a, &b] {
         n.bus.subscribe("lobby").unwrap();
     }
@@ -250,4 +256,45 @@ fn rooms_shard_over_several_redis_and_one_outage_stays_local() {
     assert!(!b.bus.stats().up);
     r0.restart();
     b.wait_up(true);
+}
+
+#[test]
+fn every_burst_of_envelopes_ends_with_a_flush() {
+    const N: usize = 2000;
+    let redis = RedisServer::start();
+    let (mut a, mut b) = two_nodes(&redis);
+    b.bus.subscribe("burst").unwrap();
+    b.presence("burst");
+    a.presence("burst");
+    for i in 0..N {
+        while a
+            .bus
+            .try_publish("burst", vec![text(format!("{i}"))])
+            .is_err()
+        {
+            std::thread::yield_now();
+        }
+    }
+    // (envelopes, flushes) seen, and the longest run of envelopes without a flush.
+    let (mut envelopes, mut flushes, mut run, mut longest) = (0, 0, 0, 0);
+    while envelopes < N || run > 0 {
+        b.wait_for(WAIT, "messages and their flush", |e| match e {
+            BusEvent::Messages { .. } => {
+                envelopes += 1;
+                run += 1;
+                Some(())
+            }
+            BusEvent::Flush => {
+                (flushes, longest, run) = (flushes + 1, longest.max(run), 0);
+                Some(())
+            }
+            _ => None,
+        });
+    }
+    assert!(longest <= 256, "a burst of {longest} envelopes");
+    assert!(
+        flushes <= envelopes,
+        "{flushes} flushes for {envelopes} envelopes"
+    );
+    eprintln!("{envelopes} envelopes in {flushes} bursts, longest {longest}");
 }

@@ -425,3 +425,68 @@ fn history_keeps_received_messages_and_a_lost_link_changes_the_epoch() {
     assert_eq!(v["recovered"], false, "{v}");
     assert_ne!(v["epoch"], epoch.as_str(), "{v}");
 }
+
+/// The `client` ids of a `presence` snapshot.
+fn clients_of(v: &serde_json::Value) -> Vec<String> {
+    let list = v["clients"].as_array().unwrap_or_else(|| panic!("{v}"));
+    list.iter()
+        .filter_map(|c| c["client"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_presence_subscribe_snapshot_lists_every_node_then_local_events() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a", &[]);
+    let b = node(&redis, "b", &[]);
+    let mut obs = observer(&redis);
+    // A member on node a, seen in Redis before b's subscriber asks.
+    let _on_a = a.join(Some("lobby"));
+    let on_a = wait_presence(&mut obs, "lobby", 1, Duration::from_secs(10));
+    let mut sub = b.join(Some("pubsub"));
+    sub.send(Message::text(
+        r#"{"op":"subscribe","topic":"lobby","id":1,"presence":true}"#,
+    ))
+    .unwrap();
+    assert_eq!(json(&mut sub)["op"], "subscribed");
+    let v = json(&mut sub);
+    assert_eq!(
+        (&v["op"], &v["count"]),
+        (&"presence".into(), &2.into()),
+        "{v}"
+    );
+    let clients = clients_of(&v);
+    let a_client = on_a[0].strip_prefix("a/").expect("a's member");
+    assert!(
+        clients.iter().any(|c| c == a_client),
+        "{v} lacks {a_client}"
+    );
+    // Then events, after the snapshot: a member joining on b (on either worker) is one `join`.
+    // Joins on other nodes are not events (README "Cluster"): the next one on a is not seen,
+    // so the next event is b's.
+    let _more_on_a = a.join(Some("lobby"));
+    wait_presence(&mut obs, "lobby", 3, Duration::from_secs(10));
+    let b_member = b.join(Some("lobby"));
+    let v = json(&mut sub);
+    assert_eq!(v["op"], "join", "{v}");
+    let joined = v["client"].as_str().expect("client").to_string();
+    assert!(!clients.contains(&joined), "{v}");
+    drop(b_member);
+    let v = json(&mut sub);
+    assert_eq!(
+        (&v["op"], &v["client"]),
+        (&"leave".into(), &joined.into()),
+        "{v}"
+    );
+    // Asked again on an existing subscription: the snapshot spans both nodes too.
+    sub.send(Message::text(
+        r#"{"op":"subscribe","topic":"lobby","presence":true}"#,
+    ))
+    .unwrap();
+    let v = json(&mut sub);
+    assert_eq!(
+        (&v["op"], &v["count"]),
+        (&"presence".into(), &3.into()),
+        "{v}"
+    );
+}

@@ -12,7 +12,9 @@
 //!   `presence_join` / `presence_leave` under its cluster-unique client id, so the Redis hash
 //!   spans nodes. A pub/sub `presence` request is answered from that hash
 //!   ([`Bridge::ask_presence`]; the bus thread formats the reply and hands it to the asking
-//!   worker as `Remote::Reply`).
+//!   worker as `Remote::Reply`); so is the snapshot of a `subscribe` with `"presence":true`
+//!   (the other nodes' members go to the worker as `Remote::Snapshot`, merged there with its
+//!   own registry's, see [`AskFor::Subscribe`]).
 //! * **In.** `fanout::bus::Inbound` turns bus events into batches for the local workers
 //!   (`main` builds it with the workers' `Peers` and the bus thread's waker, so this module
 //!   imports neither the fan-out nor the workers).
@@ -50,14 +52,31 @@ impl BusState {
     }
 }
 
-/// A pub/sub `presence` request waiting for Redis: where to send the answer.
+/// A question about a topic's cluster-wide presence waiting for Redis: where the answer goes.
 pub struct PresenceAsk {
     /// The asking connection's worker, slab key and slot generation.
     pub conn: (usize, usize, u32),
     /// The topic asked about.
     pub topic: Arc<str>,
-    /// The request's `id`, echoed in the reply.
-    pub id: Option<Box<str>>,
+    /// What the answer is for.
+    pub purpose: AskFor,
+}
+
+/// What a cluster-wide presence answer is for.
+pub enum AskFor {
+    /// A pub/sub `presence` request: the bus thread replies with the snapshot, this `id`
+    /// echoed.
+    Request {
+        /// The request's `id`.
+        id: Option<Box<str>>,
+    },
+    /// The snapshot of a `subscribe` with `"presence":true` in local room `room_id`: the
+    /// asking worker merges the other nodes' members with its own registry's, whose events it
+    /// holds back until then.
+    Subscribe {
+        /// The subscribed room's id (its members are cut if the answer cannot be queued).
+        room_id: u64,
+    },
 }
 
 /// A node's link to the cluster. One per process, in `Shared`.
@@ -133,8 +152,9 @@ impl Bridge {
     }
 
     /// Asks Redis for the members of `ask.topic` on every node; the answer comes back on the
-    /// bus thread (`fanout::bus::Inbound`), which replies to the asking connection.
-    pub fn ask_presence(&self, ask: PresenceAsk) {
+    /// bus thread (`fanout::bus::Inbound`), which hands it to the asking connection's worker.
+    /// Returns the token the answer carries.
+    pub fn ask_presence(&self, ask: PresenceAsk) -> u64 {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let topic = ask.topic.clone();
         self.asks
@@ -142,6 +162,12 @@ impl Bridge {
             .unwrap_or_else(|e| e.into_inner())
             .insert(token, ask);
         let _ = self.bus.presence(topic, token);
+        token
+    }
+
+    /// This node's id (the `node` of its members in Redis).
+    pub fn node_id(&self) -> &str {
+        self.bus.node_id()
     }
 
     /// The request an answer with `token` belongs to.

@@ -2,9 +2,10 @@
 //!
 //! Out: [`outbound`] turns a frozen batch of local messages into bus messages (kind + payload,
 //! each a slice of the batch's one buffer). In: [`Inbound`] turns each `Messages` envelope into
-//! one frozen batch with no origin (nobody excluded), sent in order to every local worker with
-//! members in the room and woken with MSG_RING, exactly like a batch from another worker; it
-//! runs on the bus thread.
+//! one frozen batch with no origin (nobody excluded), gathered per target worker in a
+//! [`Burst`] until the bus's `Flush`, then sent in order to every local worker with members in
+//! the room as one `Remote::Deliver` and one MSG_RING wake, exactly like batches from another
+//! worker; it runs on the bus thread. Presence answers leave at once.
 //!
 //! History stays per node (SPEC §8): a node appends what it receives from the bus to its own
 //! history (its offsets, its epoch), and a bus gap or a lost Redis link starts a new epoch.
@@ -18,6 +19,7 @@ use ringcast_protocol::frame::{MAX_HEADER_LEN, OpCode, encode_header};
 use ringcast_pubsub::envelope::{self, Member};
 use ringcast_pubsub::history::SharedSpan;
 
+use crate::bridge::AskFor;
 use crate::fanout::batch::{BatchBuilder, FrozenBatch};
 use crate::fanout::{Peers, Remote};
 use crate::rooms::local::Class;
@@ -53,7 +55,47 @@ pub type Wake = Box<dyn FnMut(RawFd) + Send>;
 pub struct Inbound {
     shared: Arc<Shared>,
     peers: Peers,
-    wake: Mutex<Wake>,
+    /// Only the bus thread takes it (uncontended); `Inbound` is shared through `InboundSlot`.
+    out: Mutex<Out>,
+}
+
+/// The bus thread's way out to the workers: the waker and the burst being gathered.
+struct Out {
+    wake: Wake,
+    burst: Burst,
+}
+
+/// The batches of one burst of bus envelopes (up to `BusEvent::Flush`), per target worker, in
+/// arrival order: each worker then gets one `Remote::Deliver` and one wake per burst instead
+/// of one per envelope.
+#[derive(Default)]
+pub struct Burst {
+    per_worker: Vec<Vec<Arc<FrozenBatch>>>,
+}
+
+impl Burst {
+    /// Adds `batch` for every worker in `workers` (a room's bitmask) below `n`.
+    pub fn add(&mut self, mut workers: u64, n: usize, batch: &Arc<FrozenBatch>) {
+        if self.per_worker.len() < n {
+            self.per_worker.resize_with(n, Vec::new);
+        }
+        while workers != 0 {
+            let to = workers.trailing_zeros() as usize;
+            workers &= workers - 1;
+            if let Some(list) = self.per_worker.get_mut(to) {
+                list.push(batch.clone());
+            }
+        }
+    }
+
+    /// Takes every worker's batches, oldest first: (worker, batches) for each worker that has
+    /// some.
+    pub fn take(&mut self) -> Vec<(usize, Vec<Arc<FrozenBatch>>)> {
+        (self.per_worker.iter_mut().enumerate())
+            .filter(|(_, list)| !list.is_empty())
+            .map(|(to, list)| (to, std::mem::take(list)))
+            .collect()
+    }
 }
 
 impl Inbound {
@@ -63,8 +105,15 @@ impl Inbound {
         Inbound {
             shared,
             peers,
-            wake: Mutex::new(wake),
+            out: Mutex::new(Out {
+                wake,
+                burst: Burst::default(),
+            }),
         }
+    }
+
+    fn out(&self) -> std::sync::MutexGuard<'_, Out> {
+        self.out.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn handle(&self, event: BusEvent) {
@@ -99,17 +148,17 @@ impl Inbound {
                             .collect()
                     });
                 }
-                let batch = Arc::new(batch);
-                let mut bits = shared_room.workers.load(Ordering::Acquire);
-                let mut wake = self.wake.lock().unwrap_or_else(|e| e.into_inner());
-                while bits != 0 {
-                    let to = bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    if to >= self.peers.len() {
-                        continue;
-                    }
-                    if let Some(fd) = self.peers.send(to, Remote::Deliver(vec![batch.clone()])) {
-                        wake(fd);
+                // Targets are read after the append (history protocol rule 2); the batch
+                // leaves with the rest of its burst.
+                let workers = shared_room.workers.load(Ordering::Acquire);
+                let n = self.peers.len();
+                self.out().burst.add(workers, n, &Arc::new(batch));
+            }
+            BusEvent::Flush => {
+                let mut out = self.out();
+                for (to, batches) in out.burst.take() {
+                    if let Some(fd) = self.peers.send(to, Remote::Deliver(batches)) {
+                        (out.wake)(fd);
                     }
                 }
             }
@@ -132,17 +181,55 @@ impl Inbound {
 }
 
 impl Inbound {
-    /// Replies to the pub/sub `presence` request `token` with every node's members (Redis
-    /// unreachable: this node's own, as without a cluster).
+    /// Hands the answer to presence question `token` to the asking connection's worker: the
+    /// reply to a `presence` request, or the other nodes' members for a subscribe's snapshot.
     fn answer(&self, token: u64, members: Result<Vec<PresenceMember>, ClusterError>) {
-        let Some(ask) = self.shared.cluster.as_ref().and_then(|b| b.take_ask(token)) else {
+        let Some(bridge) = self.shared.cluster.as_ref() else {
             return;
         };
-        let (topic, id, max) = (
-            &*ask.topic,
-            ask.id.as_deref(),
-            self.shared.config.presence_max,
-        );
+        let Some(ask) = bridge.take_ask(token) else {
+            return;
+        };
+        let (worker, key, generation) = ask.conn;
+        if worker >= self.peers.len() {
+            return;
+        }
+        let msg = match ask.purpose {
+            AskFor::Request { id } => Remote::Reply {
+                key,
+                generation,
+                bytes: self.reply(&ask.topic, id.as_deref(), members),
+            },
+            AskFor::Subscribe { room_id } => {
+                // This node's members come from its own registry, in step with its events;
+                // Redis unreachable: the snapshot is this node's alone.
+                let own = bridge.node_id();
+                let remote = (members.unwrap_or_default().into_iter())
+                    .filter(|m| m.node != own)
+                    .collect();
+                Remote::Snapshot {
+                    key,
+                    generation,
+                    room_id,
+                    token,
+                    remote,
+                }
+            }
+        };
+        if let Some(fd) = self.peers.send(worker, msg) {
+            (self.out().wake)(fd);
+        }
+    }
+
+    /// The reply to a pub/sub `presence` request about `topic`: every node's members (Redis
+    /// unreachable: this node's own, as without a cluster), as one text frame.
+    fn reply(
+        &self,
+        topic: &str,
+        id: Option<&str>,
+        members: Result<Vec<PresenceMember>, ClusterError>,
+    ) -> Vec<u8> {
+        let max = self.shared.config.presence_max;
         let mut payload = Vec::with_capacity(128);
         match members {
             Ok(all) if all.len() <= max => {
@@ -172,19 +259,7 @@ impl Inbound {
         let n = encode_header(&mut head, OpCode::Text, true, false, payload.len() as u64);
         bytes.extend_from_slice(&head[..n]);
         bytes.extend_from_slice(&payload);
-        let (worker, key, generation) = ask.conn;
-        if worker >= self.peers.len() {
-            return;
-        }
-        let reply = Remote::Reply {
-            key,
-            generation,
-            bytes,
-        };
-        if let Some(fd) = self.peers.send(worker, reply) {
-            let mut wake = self.wake.lock().unwrap_or_else(|e| e.into_inner());
-            wake(fd);
-        }
+        bytes
     }
 }
 
@@ -204,5 +279,43 @@ impl InboundSlot {
         if let Some(inbound) = self.0.get() {
             inbound.handle(event);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+    use crate::rooms::SharedRoom;
+
+    fn batch(id: u64) -> Arc<FrozenBatch> {
+        let room = Arc::new(SharedRoom {
+            id,
+            name: Arc::from(format!("r{id}")),
+            workers: AtomicU64::new(0),
+        });
+        let mut b = BatchBuilder::new(room);
+        b.push(BUS_SENDER, OpCode::Text, b"m");
+        Arc::new(b.freeze(None, false))
+    }
+
+    #[test]
+    fn a_burst_gives_each_worker_its_batches_in_arrival_order_once() {
+        let mut burst = Burst::default();
+        let (a, b, c) = (batch(1), batch(2), batch(3));
+        burst.add(0b011, 3, &a);
+        burst.add(0b110, 3, &b);
+        burst.add(0b1001, 3, &c); // worker 3 does not exist
+        burst.add(0b001, 3, &b);
+        let ids = |list: &[Arc<FrozenBatch>]| list.iter().map(|b| b.room().id).collect::<Vec<_>>();
+        let taken: Vec<_> = (burst.take().into_iter())
+            .map(|(to, list)| (to, ids(&list)))
+            .collect();
+        assert_eq!(
+            taken,
+            vec![(0, vec![1, 3, 2]), (1, vec![1, 2]), (2, vec![2])]
+        );
+        assert!(burst.take().is_empty(), "a flushed burst is empty");
     }
 }

@@ -111,6 +111,25 @@ pub fn deliver(
     report
 }
 
+/// Members' queues by key, for delivery tests.
+#[cfg(test)]
+pub(crate) struct Queues(pub(crate) Vec<OutQueue>);
+
+#[cfg(test)]
+impl Outboxes for Queues {
+    fn outbox(&mut self, key: usize) -> &mut OutQueue {
+        &mut self.0[key]
+    }
+}
+
+#[cfg(test)]
+impl Queues {
+    /// Empty queues for members `0..n`.
+    pub(crate) fn new(n: usize) -> Queues {
+        Queues((0..n).map(|_| OutQueue::new()).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -121,20 +140,6 @@ mod tests {
     use super::*;
     use crate::fanout::batch::BatchBuilder;
     use crate::rooms::SharedRoom;
-
-    struct Queues(Vec<OutQueue>);
-
-    impl Outboxes for Queues {
-        fn outbox(&mut self, key: usize) -> &mut OutQueue {
-            &mut self.0[key]
-        }
-    }
-
-    impl Queues {
-        fn new(n: usize) -> Queues {
-            Queues((0..n).map(|_| OutQueue::new()).collect())
-        }
-    }
 
     fn room() -> Arc<SharedRoom> {
         Arc::new(SharedRoom {

@@ -21,6 +21,7 @@ use std::sync::atomic::Ordering;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use ringcast_cluster::PresenceMember;
 use ringcast_protocol::frame::OpCode;
 use ringcast_pubsub::envelope;
 use ringcast_pubsub::history::{SharedSpan, TopicHandle};
@@ -48,6 +49,21 @@ pub enum Remote {
         generation: u32,
         /// Whole frames.
         bytes: Vec<u8>,
+    },
+    /// The other nodes' members of local room `room_id`, for the presence snapshot that
+    /// connection `key` (if it still has `generation`) awaits under `token`
+    /// (`bridge::AskFor::Subscribe`); empty when Redis could not answer.
+    Snapshot {
+        /// Slab key on the target worker.
+        key: usize,
+        /// Slot generation of the intended connection.
+        generation: u32,
+        /// The subscribed room.
+        room_id: u64,
+        /// The token of the ask.
+        token: u64,
+        /// Members on other nodes.
+        remote: Vec<PresenceMember>,
     },
 }
 
@@ -104,6 +120,18 @@ impl Peers {
             reply @ Remote::Reply { .. } => {
                 return match self.senders[to].try_send(reply) {
                     Err(TrySendError::Disconnected(_)) => None,
+                    _ => Some(self.ring_fds[to]),
+                };
+            }
+            // A lost snapshot would hold the subscriber's events back for good: like a lost
+            // batch, it is noted and the room's members there are cut.
+            snapshot @ Remote::Snapshot { .. } => {
+                return match self.senders[to].try_send(snapshot) {
+                    Err(TrySendError::Disconnected(_)) => None,
+                    Err(TrySendError::Full(Remote::Snapshot { room_id, .. })) => {
+                        inbox.note([room_id]);
+                        Some(self.ring_fds[to])
+                    }
                     _ => Some(self.ring_fds[to]),
                 };
             }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::fanout::batch::FrozenBatch;
 use crate::fanout::deliver::{DeliveryReport, Outboxes};
-use crate::rooms::local::{Class, LocalRoom, LocalRooms};
+use crate::rooms::local::{AWAITING, Class, LocalRoom, LocalRooms};
 
 /// Early events a worker holds for one room before it gives up on a gap (a lost event: never
 /// in one process; a bounded wait once a bus feeds events).
@@ -57,7 +57,7 @@ impl PresenceOrder {
                 // The topic emptied and filled again: its events start over at 1.
                 (incarnation, next) = (inc, 1);
                 held.clear();
-                local.presence_skip.clear();
+                local.presence_skip.retain(|&(_, s)| s == AWAITING);
             }
             if inc < incarnation || seq < next {
                 continue; // an older life of the topic, or reflected in every snapshot here
@@ -124,5 +124,71 @@ fn send_event(
         if backlog > 0 && queue.unsent() > limit {
             report.over_limit.push(member);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+    use crate::fanout::batch::TurnBatches;
+    use crate::fanout::deliver::Queues;
+    use crate::rooms::SharedRoom;
+
+    /// Events `seqs` (incarnation 1) of room 1, as worker 1 sends them: 12-byte frames.
+    fn events(room: &Arc<SharedRoom>, seqs: &[u64]) -> Arc<FrozenBatch> {
+        let mut batches = TurnBatches::default();
+        for &seq in seqs {
+            batches.push_event(room, 9, format!("event-{seq:04}").as_bytes(), (1, seq));
+        }
+        let builder = batches.take().pop().expect("one event batch");
+        Arc::new(builder.freeze(Some(1), false))
+    }
+
+    #[test]
+    fn a_member_awaiting_its_snapshot_gets_only_the_events_after_it() {
+        let room = Arc::new(SharedRoom {
+            id: 1,
+            name: Arc::from("t"),
+            workers: AtomicU64::new(1),
+        });
+        let mut rooms = LocalRooms::default();
+        rooms.join(1, 0, Class::JsonPresence);
+        rooms.join(1, 1, Class::JsonPresence);
+        let local = rooms.get_mut(1).expect("room");
+        // Member 1 asked for a cluster-wide snapshot; member 0's arrives first, and is the
+        // first on this worker: member 1 must stay held.
+        local.presence_hold(1);
+        local.presence_from(0, 1, 2);
+        let mut q = Queues::new(2);
+        let mut order = PresenceOrder::default();
+        let mut report = DeliveryReport::default();
+        let frame = 12;
+        // Event 4 before 3 (another worker's channel): held until 3 comes.
+        for seqs in [&[4][..], &[3]] {
+            (order).deliver(
+                &events(&room, seqs),
+                &mut rooms,
+                0,
+                1 << 20,
+                &mut q,
+                &mut report,
+            );
+        }
+        assert_eq!((q.0[0].unsent(), q.0[1].unsent()), (2 * frame, 0));
+        // Member 1's snapshot is taken now and reflects events up to 5 (5 still in flight).
+        rooms.get_mut(1).expect("room").presence_from(1, 1, 5);
+        (order).deliver(
+            &events(&room, &[5, 6]),
+            &mut rooms,
+            0,
+            1 << 20,
+            &mut q,
+            &mut report,
+        );
+        assert_eq!(q.0[0].unsent(), 4 * frame, "member 0: 3, 4, 5, 6");
+        assert_eq!(q.0[1].unsent(), frame, "member 1: 6 alone");
+        assert_eq!(report.delivered, 5);
     }
 }

@@ -54,9 +54,14 @@ pub struct LocalRoom {
     /// wait in `fanout::presence` (SPEC §5: every event once, in order, after the snapshot).
     pub presence: Option<(u64, u64)>,
     /// Presence subscribers whose snapshot already reflects events up to `.1` (of the
-    /// current incarnation): those are not sent to member `.0`.
+    /// current incarnation): those are not sent to member `.0`. `.1 ==` [`AWAITING`]: the
+    /// member's snapshot is still being asked for (cluster-wide, from Redis), so it gets no
+    /// event until then; the snapshot, taken when the answer arrives, reflects them.
     pub presence_skip: Vec<(usize, u64)>,
 }
+
+/// A `presence_skip` bound that holds every event back from a member waiting for its snapshot.
+pub const AWAITING: u64 = u64::MAX;
 
 impl LocalRoom {
     /// Members of `class`.
@@ -75,6 +80,31 @@ impl LocalRoom {
     /// No local members.
     pub fn is_empty(&self) -> bool {
         self.members.iter().all(Vec::is_empty)
+    }
+
+    /// Member `key` (a presence subscriber) got a snapshot that reflects events up to `seq` of
+    /// `incarnation`: it gets the later ones, in order, and none of those. The first snapshot
+    /// on this worker fixes where the worker's event stream for the room starts.
+    pub fn presence_from(&mut self, key: usize, incarnation: u64, seq: u64) {
+        match self.presence {
+            Some((inc, _)) if inc == incarnation => {}
+            // First snapshot here, or the topic emptied and filled again since the last.
+            _ => {
+                self.presence = Some((incarnation, seq + 1));
+                self.presence_skip.retain(|&(_, s)| s == AWAITING);
+            }
+        }
+        self.presence_skip.retain(|&(k, _)| k != key);
+        if self.presence.is_some_and(|(_, next)| seq >= next) {
+            self.presence_skip.push((key, seq));
+        }
+    }
+
+    /// Member `key` waits for a snapshot computed elsewhere: no event reaches it until
+    /// [`LocalRoom::presence_from`].
+    pub fn presence_hold(&mut self, key: usize) {
+        self.presence_skip.retain(|&(k, _)| k != key);
+        self.presence_skip.push((key, AWAITING));
     }
 }
 

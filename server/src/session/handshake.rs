@@ -16,7 +16,8 @@ use crate::refusal::Refusal;
 use crate::rooms::JoinError;
 use crate::rooms::local::Class;
 use crate::session::auth;
-use crate::session::pubsub::{PubSubSession, announce};
+use crate::session::presence::announce;
+use crate::session::pubsub::PubSubSession;
 use crate::session::room::RoomSession;
 use crate::session::sink::Sink;
 

@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod handshake;
+pub mod presence;
 pub mod pubsub;
 pub mod room;
 pub mod sink;

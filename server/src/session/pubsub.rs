@@ -5,27 +5,29 @@
 //!
 //! Order after a subscribe: `subscribed`, the presence snapshot, the replay (shared history
 //! buffers, no copy), then live messages, which the fan-out delivers at the end of the turn at
-//! the earliest. Live messages the replay covered are skipped (`Sink::skip_through`).
+//! the earliest. Live messages the replay covered are skipped (`Sink::skip_through`). In a
+//! cluster the snapshot comes once Redis answered (`session::presence`): after `subscribed`,
+//! before any join/leave event, but possibly after the replay and live messages.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ringcast_cluster::PresenceMember;
 use ringcast_protocol::frame::{Event, MessageKind, OpCode};
 use ringcast_protocol::{CloseCode, Decoder};
 use ringcast_pubsub::auth::Claims;
 use ringcast_pubsub::command::{Command, Parser, Since};
-use ringcast_pubsub::envelope::Member;
 use ringcast_pubsub::envelope::{self, Position};
 use ringcast_pubsub::error::ErrorCode;
 use ringcast_pubsub::history::{Recovery, Replay, SharedSpan};
-use ringcast_pubsub::presence::{ChangeKind, ClientId, Snapshot};
+use ringcast_pubsub::presence::{ChangeKind, ClientId};
 
-use crate::bridge::PresenceAsk;
+use crate::bridge::{AskFor, PresenceAsk};
 use crate::config::Config;
-use crate::pubsub::Hub;
 use crate::rooms::SharedRoom;
 use crate::rooms::local::{Class, Slot};
+use crate::session::presence::{self, announce, snapshot};
 use crate::session::sink::Sink;
 
 thread_local! {
@@ -45,6 +47,8 @@ static DETACHED_IDS: AtomicU64 = AtomicU64::new(1 << 62);
 struct Sub {
     room: Arc<SharedRoom>,
     slot: Slot,
+    /// The token of the cluster-wide presence snapshot it waits for (`session::presence`).
+    awaiting: Option<u64>,
 }
 
 /// A connection in JSON pub/sub mode.
@@ -93,6 +97,16 @@ impl PubSubSession {
         (self.topics.subs.iter_mut())
             .find(|s| s.room.id == room_id)
             .map(|s| &mut s.slot)
+    }
+
+    /// The answer to the presence snapshot asked for under `token` (`Remote::Snapshot`): the
+    /// other nodes' members. Queues the snapshot if a subscription still waits for it.
+    pub fn presence_answer(&mut self, token: u64, remote: &[PresenceMember], sink: &mut Sink<'_>) {
+        let Some(sub) = (self.topics.subs.iter_mut()).find(|s| s.awaiting == Some(token)) else {
+            return;
+        };
+        sub.awaiting = None;
+        presence::answer_snapshot(sink, &sub.room, remote);
     }
 
     /// Every subscription's room and slot, to leave them.
@@ -189,13 +203,17 @@ impl Topics {
             ),
             Command::Presence { topic, id } => match &sink.shared().cluster {
                 // Every node's members: the answer comes from Redis, a moment later.
-                Some(bus) => bus.ask_presence(PresenceAsk {
-                    conn: sink.address(),
-                    topic: Arc::from(topic),
-                    id: id.map(Box::from),
-                }),
+                Some(bus) => {
+                    bus.ask_presence(PresenceAsk {
+                        conn: sink.address(),
+                        topic: Arc::from(topic),
+                        purpose: AskFor::Request {
+                            id: id.map(Box::from),
+                        },
+                    });
+                }
                 None => {
-                    snapshot(sink, topic, id);
+                    snapshot(sink, topic, id, &[]);
                 }
             },
         }
@@ -224,7 +242,7 @@ impl Topics {
         }
         let hub = &sink.shared().hub;
         let now = hub.now();
-        if let Some(sub) = self.subs.iter().find(|s| &*s.room.name == topic) {
+        if let Some(sub) = self.subs.iter_mut().find(|s| &*s.room.name == topic) {
             // Idempotent: `subscribed` again (and the snapshot if asked), no second copy.
             let position = hub.history.as_ref().map(|h| h.topic(topic).position(now));
             if let Some(id) = id {
@@ -237,9 +255,7 @@ impl Topics {
                 sink.reply_frame(OpCode::Text, &out);
             }
             if presence {
-                let room = sub.room.clone();
-                let snap = snapshot(sink, topic, None);
-                sink.presence_from(&room, snap.incarnation, snap.seq);
+                sub.awaiting = presence::subscribe_snapshot(sink, &sub.room);
             }
             return;
         }
@@ -260,6 +276,7 @@ impl Topics {
         self.subs.push(Sub {
             room: room.clone(),
             slot,
+            awaiting: None,
         });
         let user = self.claims.as_ref().and_then(|c| c.sub.as_deref());
         announce(sink, &room, &self.client, user, ChangeKind::Join);
@@ -302,9 +319,8 @@ impl Topics {
             envelope::subscribed(&mut out, topic, id, pos, recovered);
             sink.reply_frame(OpCode::Text, &out);
         }
-        if presence {
-            let snap = snapshot(sink, topic, None);
-            sink.presence_from(&room, snap.incarnation, snap.seq);
+        if presence && let Some(sub) = self.subs.last_mut() {
+            sub.awaiting = presence::subscribe_snapshot(sink, &room);
         }
         if let Some(r) = replay {
             for span in &r.entries {
@@ -417,87 +433,4 @@ fn error(sink: &mut Sink<'_>, id: Option<&str>, code: ErrorCode, message: &str) 
     let mut out = Vec::with_capacity(96);
     envelope::error(&mut out, id, code, message);
     sink.reply_frame(OpCode::Text, &out);
-}
-
-/// Queues the presence snapshot of `topic` (with the query's id, if any); returns it, so a
-/// presence subscriber skips the events it reflects.
-fn snapshot(sink: &mut Sink<'_>, topic: &str, id: Option<&str>) -> Snapshot {
-    let snap = sink.shared().hub.presence.snapshot(topic);
-    let mut out = Vec::with_capacity(128);
-    match &snap.members {
-        Some(members) => {
-            let list = members.iter().map(|m| Member {
-                client: m.client.as_str(),
-                user: m.user.as_deref(),
-            });
-            envelope::presence(&mut out, topic, id, list, snap.count);
-        }
-        None => envelope::presence_count(&mut out, topic, id, snap.count),
-    }
-    sink.reply_frame(OpCode::Text, &out);
-    snap
-}
-
-/// Records a join or leave of `client` in `room` and sends the event (if presence is within
-/// `--presence-max`) to the room's presence subscribers through the fan-out.
-pub fn announce(
-    sink: &mut Sink<'_>,
-    room: &Arc<SharedRoom>,
-    client: &ClientId,
-    user: Option<&str>,
-    kind: ChangeKind,
-) {
-    if let Some(bus) = &sink.shared().cluster {
-        // Cluster-wide presence (SPEC §8): the same member in the room's Redis hash.
-        match kind {
-            ChangeKind::Join => bus.member_joined(&room.name, client.as_str(), user.unwrap_or("")),
-            ChangeKind::Leave => bus.member_left(&room.name, client.as_str()),
-        }
-    }
-    if let Some(event) = presence_change(&sink.shared().hub, &room.name, client, user, kind) {
-        sink.event(room, &event.envelope, event.seq);
-    }
-}
-
-/// A join or leave to fan out: its envelope and its topic incarnation and `seq`.
-pub struct PresenceEvent {
-    /// The encoded `join` / `leave` envelope.
-    pub envelope: Vec<u8>,
-    /// (incarnation, seq): receivers deliver events in this order, after their snapshot.
-    pub seq: (u64, u64),
-}
-
-/// Records a join or leave of `client` in `topic`; returns the event to fan out, if any (none
-/// for a repeated join, or above `--presence-max`). A join records `user`, the token's `sub`
-/// (`None` without auth; a leave ignores it).
-pub fn presence_change(
-    hub: &Hub,
-    topic: &str,
-    client: &ClientId,
-    user: Option<&str>,
-    kind: ChangeKind,
-) -> Option<PresenceEvent> {
-    let change = match kind {
-        ChangeKind::Join => hub.presence.join(
-            topic,
-            ringcast_pubsub::presence::Member {
-                client: client.clone(),
-                user: user.map(Into::into),
-            },
-        ),
-        ChangeKind::Leave => hub.presence.leave(topic, client),
-    }?;
-    let mut out = Vec::with_capacity(96);
-    let member = Member {
-        client: change.member.client.as_str(),
-        user: change.member.user.as_deref(),
-    };
-    match kind {
-        ChangeKind::Join => envelope::join(&mut out, topic, member),
-        ChangeKind::Leave => envelope::leave(&mut out, topic, member),
-    }
-    Some(PresenceEvent {
-        envelope: out,
-        seq: (change.incarnation, change.seq),
-    })
 }

@@ -118,21 +118,17 @@ impl<'a> Sink<'a> {
     /// up to `seq` of `incarnation`: it gets the later ones, in order, and none of those. The
     /// first snapshot on this worker fixes where the worker's event stream for the room starts.
     pub fn presence_from(&mut self, room: &SharedRoom, incarnation: u64, seq: u64) {
-        let key = self.key;
-        let Some(local) = self.rooms.get_mut(room.id) else {
-            return;
-        };
-        match local.presence {
-            Some((inc, _)) if inc == incarnation => {}
-            // First snapshot here, or the topic emptied and filled again since the last.
-            _ => {
-                local.presence = Some((incarnation, seq + 1));
-                local.presence_skip.clear();
-            }
+        if let Some(local) = self.rooms.get_mut(room.id) {
+            local.presence_from(self.key, incarnation, seq);
         }
-        local.presence_skip.retain(|&(k, _)| k != key);
-        if local.presence.is_some_and(|(_, next)| seq >= next) {
-            local.presence_skip.push((key, seq));
+    }
+
+    /// This connection (a presence subscriber of `room`) waits for a snapshot computed
+    /// elsewhere: it gets no event of the room until [`Sink::presence_from`] says where its
+    /// snapshot stands.
+    pub fn presence_hold(&mut self, room: &SharedRoom) {
+        if let Some(local) = self.rooms.get_mut(room.id) {
+            local.presence_hold(self.key);
         }
     }
 

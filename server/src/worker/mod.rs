@@ -33,8 +33,8 @@ use crate::ring::{self, BufRing, Op, RingError};
 use ringcast_pubsub::presence::ChangeKind;
 
 use crate::rooms::local::{LocalRooms, Slot};
-use crate::session::pubsub::presence_change;
-use crate::session::{End, Outcome, Session, Sink, handshake};
+use crate::session::presence::presence_change;
+use crate::session::{End, Outcome, Session, handshake};
 use crate::shared::Shared;
 
 use self::conns::Conns;
@@ -267,19 +267,11 @@ impl Worker {
             ..
         } = self;
         let conn = &mut conns[key];
-        let generation = conn.generation;
         conn.last_rx_ms = turn.now_ms;
         conn.ping_outstanding = false;
         let data = bufs.get_mut(bid, len);
-        let mut sink = Sink::new(
-            key,
-            ctx.id,
-            &ctx.shared,
-            &mut conn.out,
-            &mut fanout.batches,
-            rooms,
-        )
-        .with_generation(generation);
+        let address = (key, conn.generation);
+        let mut sink = ctx.sink(address, &mut conn.out, &mut fanout.batches, rooms);
         conn.session.feed(data, &mut sink);
         let moved = sink.take_moved();
         let outcome = sink.outcome();
@@ -355,14 +347,8 @@ impl Worker {
             ..
         } = self;
         let conn = &mut conns[key];
-        let mut sink = Sink::new(
-            key,
-            ctx.id,
-            &ctx.shared,
-            &mut conn.out,
-            &mut fanout.batches,
-            rooms,
-        );
+        let address = (key, conn.generation);
+        let mut sink = ctx.sink(address, &mut conn.out, &mut fanout.batches, rooms);
         handshake::reject(&mut sink, refusal);
         let outcome = sink.outcome();
         self.apply(key, outcome);

@@ -7,8 +7,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use crate::config::Config;
+use crate::conn::outq::OutQueue;
+use crate::fanout::batch::TurnBatches;
 use crate::limits::{ACCEPT_BACKOFF_MAX_MS, ACCEPT_BACKOFF_MIN_MS, BUSY_RECVS, BUSY_SENDS};
 use crate::metrics::WorkerMetrics;
+use crate::rooms::local::LocalRooms;
+use crate::session::Sink;
 use crate::shared::Shared;
 
 /// What every handler may read: who this worker is and what all workers share.
@@ -20,6 +24,18 @@ pub(super) struct Ctx {
 impl Ctx {
     pub(super) fn metrics(&self) -> &WorkerMetrics {
         &self.shared.metrics[self.id]
+    }
+
+    /// The sink through which connection `key` of slot generation `generation`, queueing into
+    /// `out`, acts on this worker's `rooms` and `batches`.
+    pub(super) fn sink<'a>(
+        &'a self,
+        (key, generation): (usize, u32),
+        out: &'a mut OutQueue,
+        batches: &'a mut TurnBatches,
+        rooms: &'a mut LocalRooms,
+    ) -> Sink<'a> {
+        Sink::new(key, self.id, &self.shared, out, batches, rooms).with_generation(generation)
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::Relaxed;
 
+use ringcast_cluster::PresenceMember;
 use ringcast_protocol::CloseCode;
 use ringcast_protocol::frame::OpCode;
 
@@ -98,7 +99,39 @@ impl Worker {
                 self.ctx.metrics().messages_out.fetch_add(1, Relaxed);
                 self.conns.mark_dirty(key);
             }
+            Remote::Snapshot {
+                key,
+                generation,
+                token,
+                remote,
+                ..
+            } => self.on_snapshot(key, generation, token, &remote),
         }
+    }
+
+    /// The other nodes' members for a pub/sub subscriber's presence snapshot: the session
+    /// queues the snapshot and releases the events it held back.
+    fn on_snapshot(&mut self, key: usize, generation: u32, token: u64, remote: &[PresenceMember]) {
+        let Worker {
+            conns,
+            rooms,
+            fanout,
+            ctx,
+            ..
+        } = self;
+        let Some(conn) = conns.live(key, generation) else {
+            return;
+        };
+        let Session::PubSub(session) = &mut conn.session else {
+            return;
+        };
+        if conn.life.is_dead() {
+            return;
+        }
+        let mut sink = ctx.sink((key, generation), &mut conn.out, &mut fanout.batches, rooms);
+        session.presence_answer(token, remote, &mut sink);
+        let outcome = sink.outcome();
+        self.apply(key, outcome);
     }
 
     pub(super) fn start_drain(&mut self) {

@@ -1,5 +1,10 @@
-//! One Redis shard and the rooms it holds: publishing with sequence numbers, subscriptions,
-//! presence, and what each link transition means for them.
+//! One Redis shard and the rooms it holds: its loop, publishing with sequence numbers, command
+//! results, and what each link transition means for them. Subscriptions and what arrives on
+//! them are in [`receive`], this node's presence entries and queries in [`members`]: separate
+//! `impl Shard` blocks, one concept each.
+
+mod members;
+mod receive;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -7,16 +12,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
-use redis::{Client, PushInfo, PushKind, RedisResult, Value};
+use redis::{Client, RedisResult, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::batch::{Batch, Tag};
-use crate::gaps::{Continuity, GapTracker};
+use crate::gaps::GapTracker;
 use crate::handle::{Control, Counters, Publish, ShardTx};
 use crate::link::{self, BACKOFF_START, Connected, Link, LinkEvent, LocalFuture};
-use crate::{BusEvent, ClusterError, presence, wire};
+use crate::{BusEvent, ClusterError, wire};
 
 /// The event sink shared by the shards of one bus thread.
 pub(crate) type Emit = Rc<dyn Fn(BusEvent)>;
@@ -187,140 +191,23 @@ impl Shard {
 
     fn on_control(&mut self, op: Control) {
         match op {
-            Control::Subscribe(room) => {
-                let r = self
-                    .rooms
-                    .entry(room.clone())
-                    .or_insert_with(|| Room::new(room.clone()));
-                if !r.subscribed {
-                    r.subscribed = true;
-                    if self.batching() {
-                        let mut cmd = redis::cmd("SUBSCRIBE");
-                        cmd.arg(self.channel(&room));
-                        self.push_cmd(cmd, Tag::Other);
-                    }
-                }
-            }
-            Control::Unsubscribe(room) => {
-                let Some(r) = self.rooms.get_mut(&*room) else {
-                    return;
-                };
-                if !r.subscribed {
-                    return;
-                }
-                r.subscribed = false;
-                r.gaps = GapTracker::default();
-                if r.members.is_empty() {
-                    self.rooms.remove(&*room);
-                }
-                if self.batching() {
-                    let mut cmd = redis::cmd("UNSUBSCRIBE");
-                    cmd.arg(self.channel(&room));
-                    self.push_cmd(cmd, Tag::Other);
-                }
-            }
-            Control::Join { room, client, user } => {
-                let (field, value) = self.entry(&client, &user);
-                self.rooms
-                    .entry(room.clone())
-                    .or_insert_with(|| Room::new(room.clone()))
-                    .members
-                    .insert(client, user);
-                if self.batching() {
-                    let key = self.presence_key(&room);
-                    self.push_cmd(redis::Cmd::hset(&key, field, value), Tag::Other);
-                    self.push_cmd(pexpire(&key, self.cfg.ttl), Tag::Other);
-                }
-            }
-            Control::Leave { room, client } => {
-                let Some(r) = self.rooms.get_mut(&*room) else {
-                    return;
-                };
-                if r.members.remove(&*client).is_none() {
-                    return;
-                }
-                if r.members.is_empty() && !r.subscribed {
-                    self.rooms.remove(&*room);
-                }
-                if self.batching() {
-                    let field = presence::field(&self.cfg.node, &client);
-                    self.push_cmd(
-                        redis::Cmd::hdel(self.presence_key(&room), field),
-                        Tag::Other,
-                    );
-                }
-            }
-            Control::Presence { room, token } => {
-                if self.batching() {
-                    let cmd = redis::Cmd::hgetall(self.presence_key(&room));
-                    self.push_cmd(cmd, Tag::Query { room, token });
-                } else {
-                    (self.emit)(BusEvent::Presence {
-                        room,
-                        token,
-                        members: Err(ClusterError::Unavailable),
-                    });
-                }
-            }
+            Control::Subscribe(room) => self.subscribe(room),
+            Control::Unsubscribe(room) => self.unsubscribe(room),
+            Control::Join { room, client, user } => self.join(room, client, user),
+            Control::Leave { room, client } => self.leave(room, client),
+            Control::Presence { room, token } => self.query(room, token),
             Control::Shutdown => {
                 self.closing = Some(Instant::now() + CLOSE_GRACE);
-                if self.link.is_up() {
-                    let node = self.cfg.node.clone();
-                    let cleanup: Vec<_> = self
-                        .rooms
-                        .iter()
-                        .filter(|(_, r)| !r.members.is_empty())
-                        .map(|(room, r)| {
-                            let fields: Vec<_> = r
-                                .members
-                                .keys()
-                                .map(|c| presence::field(&node, c))
-                                .collect();
-                            (self.presence_key(room), fields)
-                        })
-                        .collect();
-                    for (key, fields) in cleanup {
-                        self.push_cmd(redis::Cmd::hdel(key, fields), Tag::Other);
-                    }
-                }
+                self.remove_members();
             }
         }
     }
 
-    /// A presence field and value for a local client, expiring one TTL from now.
-    fn entry(&self, client: &str, user: &str) -> (String, String) {
-        let expiry = presence::now_ms() + self.cfg.ttl.as_millis() as u64;
-        (
-            presence::field(&self.cfg.node, client),
-            presence::value(expiry, user),
-        )
-    }
-
-    /// Re-writes every local presence entry (HSET per room + PEXPIRE on the hash, so a room whose
-    /// nodes all died disappears too).
-    fn presence_commands(&self) -> Vec<redis::Cmd> {
-        let mut cmds = Vec::new();
-        for (room, r) in &self.rooms {
-            if r.members.is_empty() {
-                continue;
-            }
-            let pairs: Vec<_> = r.members.iter().map(|(c, u)| self.entry(c, u)).collect();
-            let key = self.presence_key(room);
-            cmds.push(redis::Cmd::hset_multiple(&key, &pairs));
-            cmds.push(pexpire(&key, self.cfg.ttl));
-        }
-        cmds
-    }
-
-    /// Every TTL/3: re-writes local presence, and PINGs so a hung Redis is noticed (after
-    /// `response_timeout`) even when nothing else is sent.
-    fn refresh(&mut self) {
-        if self.link.is_up() {
-            self.push_cmd(redis::cmd("PING"), Tag::Other);
-            for cmd in self.presence_commands() {
-                self.push_cmd(cmd, Tag::Other);
-            }
-        }
+    /// The room's local state, created on first use.
+    fn room_mut(&mut self, room: &Arc<str>) -> &mut Room {
+        self.rooms
+            .entry(room.clone())
+            .or_insert_with(|| Room::new(room.clone()))
     }
 
     fn on_batch_done(&mut self, tags: Vec<Tag>, result: RedisResult<Vec<Value>>) {
@@ -376,38 +263,6 @@ impl Shard {
         }
     }
 
-    fn answer_query(&mut self, room: Arc<str>, token: u64, value: Value) {
-        let now = presence::now_ms();
-        let members = match redis::from_redis_value::<HashMap<String, String>>(value) {
-            Ok(map) => {
-                let mut expired = Vec::new();
-                let mut live = Vec::new();
-                for (f, v) in &map {
-                    match presence::parse(f, v, now) {
-                        Some(m) => live.push(m),
-                        None => expired.push(f.clone()),
-                    }
-                }
-                if !expired.is_empty() {
-                    // Best-effort cleanup of a dead node's leftovers.
-                    let key = self.presence_key(&room);
-                    self.push_cmd(redis::Cmd::hdel(key, expired), Tag::Other);
-                }
-                live.sort();
-                Ok(live)
-            }
-            Err(e) => {
-                tracing::warn!(shard = self.cfg.index, "cluster: bad presence reply: {e}");
-                Err(ClusterError::Unavailable)
-            }
-        };
-        (self.emit)(BusEvent::Presence {
-            room,
-            token,
-            members,
-        });
-    }
-
     fn on_link(&mut self, ev: LinkEvent) {
         match ev {
             LinkEvent::Retry => {
@@ -436,67 +291,9 @@ impl Shard {
                 let next = (backoff * 2).min(self.cfg.reconnect_max);
                 self.link = Link::down(backoff, next);
             }
-            LinkEvent::Push(Some(push)) => self.on_push(push),
+            LinkEvent::Push(Some(push)) => self.on_burst(push),
             LinkEvent::Push(None) => self.go_down("connection closed"),
         }
-    }
-
-    fn on_push(&mut self, push: PushInfo) {
-        match push.kind {
-            PushKind::Message => {
-                let mut data = push.data.into_iter();
-                let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
-                    (data.next(), data.next())
-                else {
-                    Counters::add(&self.counters.malformed, 1);
-                    return;
-                };
-                self.on_message(&channel, Bytes::from(payload));
-            }
-            PushKind::Disconnection => self.go_down("connection lost"),
-            _ => {}
-        }
-    }
-
-    fn on_message(&mut self, channel: &[u8], payload: Bytes) {
-        let Some(name) = channel.strip_prefix(self.channel_prefix.as_bytes()) else {
-            return;
-        };
-        let Ok(name) = std::str::from_utf8(name) else {
-            return;
-        };
-        // After an unsubscribe, envelopes already on the wire are discarded here.
-        let Some(r) = self.rooms.get_mut(name) else {
-            return;
-        };
-        let room = &r.name;
-        if !r.subscribed {
-            return;
-        }
-        let Ok(env) = wire::decode(&payload) else {
-            Counters::add(&self.counters.malformed, 1);
-            return;
-        };
-        if env.origin == &*self.cfg.node {
-            return;
-        }
-        let n = env.messages.len() as u64;
-        let (origin, verdict) = r.gaps.observe(env.origin, env.first_seq, n);
-        if let Continuity::Gap { missed } = verdict {
-            Counters::add(&self.counters.gaps, missed);
-            tracing::warn!(room = %room, origin = %origin, missed, "cluster: bus gap");
-            (self.emit)(BusEvent::Gap {
-                room: room.clone(),
-                origin: origin.clone(),
-                missed,
-            });
-        }
-        Counters::add(&self.counters.received, n);
-        (self.emit)(BusEvent::Messages {
-            room: room.clone(),
-            origin,
-            messages: env.messages,
-        });
     }
 
     /// Drops everything batched: publishes count as dropped, queries are answered `Unavailable`;
@@ -535,10 +332,4 @@ impl Shard {
         }
         link::connect(self.cfg.client.clone(), self.cfg.response_timeout, restore)
     }
-}
-
-fn pexpire(key: &str, ttl: Duration) -> redis::Cmd {
-    let mut cmd = redis::cmd("PEXPIRE");
-    cmd.arg(key).arg(ttl.as_millis() as u64);
-    cmd
 }

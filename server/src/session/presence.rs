@@ -1,0 +1,141 @@
+//! Presence in pub/sub mode (SPEC §5, §8): the snapshot a `presence` request or a
+//! `subscribe` with `"presence":true` gets, and the join/leave events members cause.
+//!
+//! Without a cluster a snapshot is this node's registry (`Hub::presence`), queued at once, and
+//! `Sink::presence_from` says which events it reflects. In a cluster the other nodes' members
+//! live in Redis: a subscribe's snapshot is asked for ([`subscribe_snapshot`]), the subscriber
+//! gets no event meanwhile (`Sink::presence_hold`), and when the answer arrives
+//! ([`answer_snapshot`]) the snapshot is this node's registry *then* plus the other nodes'
+//! members, queued before any later event. Joins and leaves on other nodes are not events
+//! (only a snapshot shows them).
+
+use std::sync::Arc;
+
+use ringcast_cluster::PresenceMember;
+use ringcast_protocol::frame::OpCode;
+use ringcast_pubsub::envelope::{self, Member};
+use ringcast_pubsub::presence::{ChangeKind, ClientId, Snapshot};
+
+use crate::bridge::{AskFor, PresenceAsk};
+use crate::pubsub::Hub;
+use crate::rooms::SharedRoom;
+use crate::session::sink::Sink;
+
+/// Queues the presence snapshot of `topic` (with the query's id, if any): this node's members
+/// now, then `remote` (other nodes' members). Returns this node's part, so a presence
+/// subscriber skips the events it reflects.
+pub fn snapshot(
+    sink: &mut Sink<'_>,
+    topic: &str,
+    id: Option<&str>,
+    remote: &[PresenceMember],
+) -> Snapshot {
+    let snap = sink.shared().hub.presence.snapshot(topic);
+    let count = snap.count + remote.len();
+    let mut out = Vec::with_capacity(128);
+    match &snap.members {
+        Some(members) if count <= sink.config().presence_max => {
+            let local = members.iter().map(|m| Member {
+                client: m.client.as_str(),
+                user: m.user.as_deref(),
+            });
+            let others = remote.iter().map(|m| Member {
+                client: &m.client,
+                user: (!m.user.is_empty()).then_some(m.user.as_str()),
+            });
+            envelope::presence(&mut out, topic, id, local.chain(others), count);
+        }
+        _ => envelope::presence_count(&mut out, topic, id, count),
+    }
+    sink.reply_frame(OpCode::Text, &out);
+    snap
+}
+
+/// The snapshot for this connection's subscription to `room` with `"presence":true`: queued
+/// now without a cluster (returns `None`); in a cluster asked for, events held back until
+/// [`answer_snapshot`] (returns the ask's token).
+pub fn subscribe_snapshot(sink: &mut Sink<'_>, room: &Arc<SharedRoom>) -> Option<u64> {
+    let Some(bus) = sink.shared().cluster.clone() else {
+        let snap = snapshot(sink, &room.name, None, &[]);
+        sink.presence_from(room, snap.incarnation, snap.seq);
+        return None;
+    };
+    sink.presence_hold(room);
+    Some(bus.ask_presence(PresenceAsk {
+        conn: sink.address(),
+        topic: room.name.clone(),
+        purpose: AskFor::Subscribe { room_id: room.id },
+    }))
+}
+
+/// The other nodes' members for the snapshot this connection awaits in `room`: queues the
+/// snapshot (this node's registry now, then `remote`), then releases the events it does not
+/// reflect.
+pub fn answer_snapshot(sink: &mut Sink<'_>, room: &SharedRoom, remote: &[PresenceMember]) {
+    let snap = snapshot(sink, &room.name, None, remote);
+    sink.presence_from(room, snap.incarnation, snap.seq);
+}
+
+/// Records a join or leave of `client` in `room` and sends the event (if presence is within
+/// `--presence-max`) to the room's presence subscribers through the fan-out.
+pub fn announce(
+    sink: &mut Sink<'_>,
+    room: &Arc<SharedRoom>,
+    client: &ClientId,
+    user: Option<&str>,
+    kind: ChangeKind,
+) {
+    if let Some(bus) = &sink.shared().cluster {
+        // Cluster-wide presence (SPEC §8): the same member in the room's Redis hash.
+        match kind {
+            ChangeKind::Join => bus.member_joined(&room.name, client.as_str(), user.unwrap_or("")),
+            ChangeKind::Leave => bus.member_left(&room.name, client.as_str()),
+        }
+    }
+    if let Some(event) = presence_change(&sink.shared().hub, &room.name, client, user, kind) {
+        sink.event(room, &event.envelope, event.seq);
+    }
+}
+
+/// A join or leave to fan out: its envelope and its topic incarnation and `seq`.
+pub struct PresenceEvent {
+    /// The encoded `join` / `leave` envelope.
+    pub envelope: Vec<u8>,
+    /// (incarnation, seq): receivers deliver events in this order, after their snapshot.
+    pub seq: (u64, u64),
+}
+
+/// Records a join or leave of `client` in `topic`; returns the event to fan out, if any (none
+/// for a repeated join, or above `--presence-max`). A join records `user`, the token's `sub`
+/// (`None` without auth; a leave ignores it).
+pub fn presence_change(
+    hub: &Hub,
+    topic: &str,
+    client: &ClientId,
+    user: Option<&str>,
+    kind: ChangeKind,
+) -> Option<PresenceEvent> {
+    let change = match kind {
+        ChangeKind::Join => hub.presence.join(
+            topic,
+            ringcast_pubsub::presence::Member {
+                client: client.clone(),
+                user: user.map(Into::into),
+            },
+        ),
+        ChangeKind::Leave => hub.presence.leave(topic, client),
+    }?;
+    let mut out = Vec::with_capacity(96);
+    let member = Member {
+        client: change.member.client.as_str(),
+        user: change.member.user.as_deref(),
+    };
+    match kind {
+        ChangeKind::Join => envelope::join(&mut out, topic, member),
+        ChangeKind::Leave => envelope::leave(&mut out, topic, member),
+    }
+    Some(PresenceEvent {
+        envelope: out,
+        seq: (change.incarnation, change.seq),
+    })
+}
