@@ -123,6 +123,16 @@ impl Resp {
         c
     }
 
+    /// The sorted rooms with a subscribed channel `<prefix>:room:<name>` (`PUBSUB CHANNELS`).
+    pub fn rooms(&mut self, prefix: &str) -> Vec<String> {
+        let head = format!("{prefix}:room:");
+        let mut rooms: Vec<String> = (self.channels(&format!("{head}*")).iter())
+            .filter_map(|c| c.strip_prefix(&head).map(String::from))
+            .collect();
+        rooms.sort();
+        rooms
+    }
+
     /// How many connections subscribe to `channel` (`PUBSUB NUMSUB`).
     pub fn numsub(&mut self, channel: &str) -> i64 {
         match self.cmd_str(&["PUBSUB", "NUMSUB", channel]) {
