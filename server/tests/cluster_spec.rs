@@ -10,6 +10,8 @@
 //! | subscribes to exactly the rooms that have local members | `subscribed_channels_are_exactly_the_rooms_with_local_members` |
 //! | delivers messages from other nodes locally, never back to the bus | `received_messages_never_go_back_to_the_bus`; also the published counts in `cluster.rs` `cross_node_delivery_…` |
 //! | every bus message carries its origin and a per-(origin, room) sequence number; gaps counted, not hidden; own envelopes dropped; `malformed` counted | `envelopes_gaps_own_origin_and_garbage`; bus level: `cluster/tests/delivery.rs` `queue_full_drops_are_counted_and_seen_as_gaps`, `wire.rs`/`gaps.rs` unit tests |
+//! | a bus gap starts a new epoch for that topic (README) | `a_bus_gap_starts_a_new_epoch_for_that_topic_only` |
+//! | `--node-id` defaults to a random id (README) | `node_ids_default_to_random_and_name_presence_entries` |
 //! | messages from one sender reach every receiver on every node in order | `cluster.rs` `cross_node_delivery_…` |
 //! | presence spans nodes; TTL refreshed; a dead node leaves no ghosts past the TTL | `cluster.rs` `a_killed_node_leaves_presence_within_the_ttl`; `cluster/tests/presence.rs` |
 //! | history per node, its epoch names the node; resuming on another node gets `recovered:false` | `resuming_on_another_node_is_not_recovered`; `cluster.rs` `history_keeps_received_messages_…` |
@@ -99,18 +101,27 @@ fn subscribed_channels_are_exactly_the_rooms_with_local_members() {
     drop(publisher);
 }
 
-/// One bus envelope (`cluster/src/wire.rs`): origin, first sequence number, text messages.
-fn envelope(origin: &str, first_seq: u64, texts: &[&str]) -> Vec<u8> {
+/// Bus message kinds (`cluster/src/wire.rs`).
+const TEXT: u8 = 1;
+const JSON: u8 = 3;
+
+/// One bus envelope (`cluster/src/wire.rs`): origin, first sequence number, messages of `kind`.
+fn envelope_of(origin: &str, first_seq: u64, kind: u8, payloads: &[&str]) -> Vec<u8> {
     let mut out = vec![0xAC, 1, origin.len() as u8];
     out.extend_from_slice(origin.as_bytes());
     out.extend_from_slice(&first_seq.to_le_bytes());
-    out.extend_from_slice(&(texts.len() as u32).to_le_bytes());
-    for t in texts {
-        out.push(1);
-        out.extend_from_slice(&(t.len() as u32).to_le_bytes());
-        out.extend_from_slice(t.as_bytes());
+    out.extend_from_slice(&(payloads.len() as u32).to_le_bytes());
+    for p in payloads {
+        out.push(kind);
+        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        out.extend_from_slice(p.as_bytes());
     }
     out
+}
+
+/// An envelope of text messages.
+fn envelope(origin: &str, first_seq: u64, texts: &[&str]) -> Vec<u8> {
+    envelope_of(origin, first_seq, TEXT, texts)
 }
 
 #[test]
@@ -370,4 +381,67 @@ fn envelopes_gaps_own_origin_and_garbage() {
     });
     assert_eq!(b.metric("ringcast_cluster_received_total"), 4);
     assert_eq!(b.metric("ringcast_cluster_gaps_total"), 3);
+}
+
+#[test]
+fn a_bus_gap_starts_a_new_epoch_for_that_topic_only() {
+    let redis = RedisServer::start();
+    let b = node(&[&redis], "b", &["--history-size", "10"]);
+    let mut r = Resp::connect(redis.port);
+    let mut sub = json::client(&b);
+    let mut epochs = Vec::new();
+    for topic in ["g", "k"] {
+        let v = json::subscribe(&mut sub, topic, "");
+        epochs.push(v["epoch"].as_str().unwrap().to_string());
+        wait_eq("subscribers", 1, || {
+            r.numsub(&format!("ringcast:room:{topic}"))
+        });
+    }
+    let mut publish = |topic: &str, seq: u64, data: &str| {
+        let env = envelope_of("x", seq, JSON, &[data]);
+        let channel = format!("ringcast:room:{topic}");
+        assert_eq!(r.cmd(&[b"PUBLISH", channel.as_bytes(), &env]).int(), 1);
+        let v = json::recv(&mut sub);
+        assert_eq!(
+            (&v["topic"], &v["data"]),
+            (&topic.into(), &data.parse::<u64>().unwrap().into())
+        );
+    };
+    publish("g", 1, "1");
+    publish("k", 1, "1");
+    // g's next envelope skips sequence number 2: g cannot know what it missed.
+    publish("g", 3, "3");
+    wait_eq("gaps", 1, || b.metric("ringcast_cluster_gaps_total"));
+    let mut late = json::client(&b);
+    let since = |i: usize| format!(r#","since":{{"offset":1,"epoch":"{}"}}"#, epochs[i]);
+    let v = json::subscribe(&mut late, "g", &since(0));
+    assert_eq!(v["recovered"], false, "{v}");
+    assert_ne!(v["epoch"], epochs[0].as_str(), "{v}");
+    let v = json::subscribe(&mut late, "k", &since(1));
+    assert_eq!(
+        (&v["recovered"], &v["epoch"]),
+        (&true.into(), &epochs[1].as_str().into()),
+        "k untouched: {v}"
+    );
+}
+
+#[test]
+fn node_ids_default_to_random_and_name_presence_entries() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let nodes: Vec<Server> = (0..2)
+        .map(|_| Server::start(&["--workers", "1", "--cluster", &url]))
+        .collect();
+    let mut r = Resp::connect(redis.port);
+    let _members: Vec<Ws> = nodes.iter().map(|n| n.join(Some("q"))).collect();
+    wait_eq("members", 2, || {
+        r.cmd_str(&["HLEN", "ringcast:presence:q"]).int()
+    });
+    let ids: std::collections::BTreeSet<String> = (r.cmd_str(&["HKEYS", "ringcast:presence:q"]))
+        .texts()
+        .iter()
+        .filter_map(|f| Some(f.split_once('\n')?.0.to_string()))
+        .collect();
+    assert_eq!(ids.len(), 2, "two nodes, two ids: {ids:?}");
+    assert!(ids.iter().all(|id| !id.is_empty()), "{ids:?}");
 }
