@@ -20,6 +20,12 @@
 //! | the bus gap is counted | `cluster.rs` `redis_restart_…` (loss == gaps); sender's `dropped` in `redis_down_…` |
 //! | the epoch of every topic with history changes | `redis_down_…` (two topics) |
 //! | `/metrics` and the log say so | `redis_down_…` (`ringcast_cluster_up` 0 → 1, a down and an up line) |
+//! | README: a full bus queue drops and counts (`dropped` on the sender, a gap at receivers) | `cluster/tests/delivery.rs` `queue_full_drops_are_counted_and_seen_as_gaps` |
+//! | README: pub/sub mode rides the same bus, also from a node with no local subscriber | `cluster.rs` `pubsub_publishes_cross_nodes_as_json` |
+//! | README: without `--cluster` no bus thread | `cluster.rs` `bus_thread_only_with_a_cluster` |
+//!
+//! Not tested: "unless the history backend is shared" (there is no shared backend yet), and the
+//! 5 s default of the backoff cap itself (the cap is tested with 400 ms; 5 s would take > 12 s).
 
 mod common;
 #[path = "../../cluster/tests/common/mod.rs"]
