@@ -217,6 +217,7 @@ fn a_burst_in_one_turn_is_one_publish() {
         assert_eq!(text(&mut receiver), format!("m{i}"));
     }
     let calls = r.publish_calls() - before;
+    println!("{N} messages in one write: {calls} PUBLISH");
     // One TCP write is read in one or a few turns, never one per message.
     assert!(
         (1..=N as u64 / 10).contains(&calls),
