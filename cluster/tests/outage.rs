@@ -145,3 +145,28 @@ fn hung_redis_is_detected_by_timeout_and_recovered() {
         "hung Redis noticed after {noticed:?}"
     );
 }
+
+#[test]
+fn reconnect_backoff_doubles_up_to_its_cap() {
+    let (url, attempts) = common::hang_up_server();
+    let mut cfg = ringcast_cluster::BusConfig::new([url]);
+    cfg.node_id = "n".into();
+    cfg.reconnect_max = Duration::from_millis(400);
+    let n = Node::start(cfg);
+    std::thread::sleep(Duration::from_millis(2500));
+    let gaps = common::intervals(&attempts);
+    println!("{} attempts, intervals {gaps:?}", gaps.len() + 1);
+    // 50, 100, 200, then 400 ms each: 9 attempts in 2.5 s (uncapped doubling: 6).
+    assert!(gaps.len() >= 6, "{} attempts: {gaps:?}", gaps.len() + 1);
+    assert!(gaps[0] < Duration::from_millis(200), "{gaps:?}");
+    let later = &gaps[3..];
+    assert!(
+        later.iter().all(|g| *g >= Duration::from_millis(350)),
+        "capped, not shorter: {gaps:?}"
+    );
+    assert!(
+        later.iter().all(|g| *g < Duration::from_millis(700)),
+        "capped at 400 ms: {gaps:?}"
+    );
+    assert!(!n.bus.stats().up);
+}

@@ -1,31 +1,10 @@
 //! Decoding small whole frames allocates nothing (a counting global allocator proves it).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
+use counting_alloc::allocs;
 use ringcast_protocol::frame::{Decoder, DecoderConfig, Event, OpCode, encode_masked_frame};
-
-struct Counting;
-thread_local! {
-    // Per thread, so the test harness's own threads cannot disturb the count.
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 #[test]
 fn decoding_32_byte_frames_does_not_allocate() {
@@ -36,7 +15,7 @@ fn decoding_32_byte_frames_does_not_allocate() {
         encode_masked_frame(&mut wire, OpCode::Text, true, payload, i.to_le_bytes());
     }
     let mut dec = Decoder::new(DecoderConfig::default());
-    let before = ALLOCS.with(Cell::get);
+    let before = allocs();
     let mut pos = 0;
     let mut messages = 0;
     while pos < wire.len() {
@@ -47,7 +26,7 @@ fn decoding_32_byte_frames_does_not_allocate() {
             messages += 1;
         }
     }
-    let after = ALLOCS.with(Cell::get);
+    let after = allocs();
     assert_eq!(messages, 10_000);
     assert_eq!(after - before, 0, "the whole-frame path allocated");
 }

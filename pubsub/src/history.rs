@@ -39,61 +39,20 @@
 //! the turn's encoded buffer. An entry keeps its whole buffer alive, so buffers should hold one
 //! topic's messages of one turn (the frozen per-room batch), not a whole turn of every room.
 
-use std::collections::{HashMap, VecDeque};
+mod handle;
+mod log;
+mod span;
+
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// The bytes an entry is charged against `--history-max-bytes`.
-pub trait Weigh {
-    /// Payload bytes this entry keeps alive (the fixed per-entry overhead is added separately).
-    fn weight(&self) -> usize;
-}
+pub use handle::TopicHandle;
+pub use log::{Appended, Epoch, Position, Recovery, Replay};
+pub use span::{SharedSpan, Weigh};
 
-/// One message inside a shared, already-encoded buffer: replay clones the `Arc`, never the bytes.
-#[derive(Clone, Debug)]
-pub struct SharedSpan {
-    buf: Arc<[u8]>,
-    start: u32,
-    end: u32,
-}
-
-impl SharedSpan {
-    /// The message at `range` of `buf`; `None` if the range is not inside it.
-    pub fn new(buf: Arc<[u8]>, range: Range<usize>) -> Option<SharedSpan> {
-        if range.start > range.end || range.end > buf.len() {
-            return None;
-        }
-        let start = u32::try_from(range.start).ok()?;
-        let end = u32::try_from(range.end).ok()?;
-        Some(SharedSpan { buf, start, end })
-    }
-
-    /// The message's bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf[self.start as usize..self.end as usize]
-    }
-
-    /// The shared buffer the message lives in.
-    pub fn buffer(&self) -> &Arc<[u8]> {
-        &self.buf
-    }
-
-    /// Where the message lies in [`SharedSpan::buffer`].
-    pub fn range(&self) -> Range<usize> {
-        self.start as usize..self.end as usize
-    }
-}
-
-impl Weigh for SharedSpan {
-    fn weight(&self) -> usize {
-        (self.end - self.start) as usize
-    }
-}
-
-/// A topic's epoch: changes whenever continuity is lost; cheap to clone into replies.
-pub type Epoch = Arc<str>;
+use log::{Held, Log, Topic};
 
 /// Fixed charge per topic on top of its name and epoch (the map slot, locks, counters).
 pub const TOPIC_OVERHEAD: usize = 160;
@@ -126,103 +85,6 @@ pub struct HistoryConfig {
 /// 64 random bits from the OS (through std's hash keys), for [`HistoryConfig::instance`].
 pub fn random_instance() -> u64 {
     RandomState::new().hash_one(0x9e37_79b9_7f4a_7c15_u64)
-}
-
-/// The newest offset of a topic and its epoch: what `subscribed` carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Position {
-    /// The topic's current epoch.
-    pub epoch: Epoch,
-    /// The newest message's offset; 0 for a topic that never had one.
-    pub offset: u64,
-}
-
-/// Offsets one [`TopicHandle::append`] took: `first..=last`, empty (`first == last + 1`) when
-/// nothing was appended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Appended {
-    /// The epoch the offsets belong to; send it with the batch.
-    pub epoch: Epoch,
-    /// Offset of the first message appended.
-    pub first: u64,
-    /// Offset of the last message appended (the topic's newest).
-    pub last: u64,
-}
-
-/// Messages handed back for a replay, oldest first, with the offsets they cover.
-#[derive(Clone, Debug)]
-pub struct Replay<E> {
-    /// The epoch of the replayed offsets.
-    pub epoch: Epoch,
-    /// Offset of `entries[0]` (`through + 1` when empty).
-    pub first: u64,
-    /// The newest offset at the query: the `offset` of `subscribed`; live messages with an
-    /// offset ≤ this are covered and must be skipped for this subscriber.
-    pub through: u64,
-    /// Clones of the held entries (for [`SharedSpan`], `Arc` clones).
-    pub entries: Vec<E>,
-}
-
-/// The answer to `since:{offset,epoch}`.
-#[derive(Clone, Debug)]
-pub enum Recovery<E> {
-    /// The epoch matched and every message after the offset is held: replay them.
-    Recovered(Replay<E>),
-    /// Continuity cannot be proven: reply `recovered:false`, replay nothing, and go live after
-    /// this position.
-    NotRecovered(Position),
-}
-
-/// One held message.
-struct Held<E> {
-    /// `now` at the append, for the TTL.
-    at: u64,
-    entry: E,
-}
-
-/// A topic's log; everything in it changes under one lock.
-struct Log<E> {
-    epoch: Epoch,
-    /// Offset of the newest message appended (0 if none yet).
-    last: u64,
-    entries: VecDeque<Held<E>>,
-    /// Bytes charged for this topic (its overhead included), mirrored in `Shared::bytes`.
-    bytes: usize,
-    /// Evicted: the handle must resolve the name again (and gets a new epoch).
-    dead: bool,
-}
-
-impl<E> Log<E> {
-    /// Offset of the oldest held message (`last + 1` when none is held).
-    fn first_held(&self) -> u64 {
-        self.last + 1 - self.entries.len() as u64
-    }
-
-    /// Clones of the entries with offsets `from..=last`; `from` must be ≥ [`Log::first_held`].
-    fn replay(&self, from: u64) -> Replay<E>
-    where
-        E: Clone,
-    {
-        let skip = (from - self.first_held()) as usize;
-        Replay {
-            epoch: self.epoch.clone(),
-            first: from,
-            through: self.last,
-            entries: self
-                .entries
-                .iter()
-                .skip(skip)
-                .map(|h| h.entry.clone())
-                .collect(),
-        }
-    }
-}
-
-/// A topic: its log and when it was last appended to (for eviction by age).
-struct Topic<E> {
-    name: Arc<str>,
-    log: Mutex<Log<E>>,
-    stamp: AtomicU64,
 }
 
 /// State shared by every handle of one node's history.
@@ -315,13 +177,7 @@ impl<E: Weigh + Clone> History<E> {
             let bytes = TOPIC_OVERHEAD + name.len() + epoch.len();
             let topic = Arc::new(Topic {
                 name: name.clone(),
-                log: Mutex::new(Log {
-                    epoch,
-                    last: 0,
-                    entries: VecDeque::new(),
-                    bytes,
-                    dead: false,
-                }),
+                log: Mutex::new(Log::new(epoch, bytes)),
                 stamp: AtomicU64::new(sh.clock.fetch_add(1, Ordering::Relaxed)),
             });
             sh.bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -350,11 +206,7 @@ impl<E: Weigh + Clone> History<E> {
             None => index.drain().map(|(_, t)| t).collect(),
         };
         for t in victims {
-            let mut log = lock(&t.log);
-            log.dead = true;
-            log.entries = VecDeque::new();
-            sh.bytes.fetch_sub(log.bytes, Ordering::Relaxed);
-            log.bytes = 0;
+            sh.bytes.fetch_sub(lock(&t.log).kill(), Ordering::Relaxed);
         }
     }
 
@@ -431,148 +283,9 @@ impl<E: Weigh + Clone> History<E> {
             if sh.bytes.load(Ordering::Relaxed) <= low_water {
                 break;
             }
-            let mut log = lock(&t.log);
-            log.dead = true;
-            log.entries = VecDeque::new();
-            sh.bytes.fetch_sub(log.bytes, Ordering::Relaxed);
-            log.bytes = 0;
-            drop(log);
+            sh.bytes.fetch_sub(lock(&t.log).kill(), Ordering::Relaxed);
             index.remove(&t.name);
         }
-    }
-}
-
-/// A worker's handle on one topic. It survives eviction: the next use resolves the name again
-/// and continues under a new epoch.
-pub struct TopicHandle<E> {
-    topic: Arc<Topic<E>>,
-    history: History<E>,
-}
-
-impl<E: Weigh + Clone> TopicHandle<E> {
-    /// The topic's name.
-    pub fn name(&self) -> &str {
-        &self.topic.name
-    }
-
-    /// Runs `f` on the topic's live log, pruned at `now`, under its lock.
-    fn with_log<R>(&mut self, now: u64, f: impl FnOnce(&mut Log<E>) -> R) -> R {
-        let mut attempts = 0;
-        loop {
-            let mut log = lock(&self.topic.log);
-            attempts += 1;
-            if !log.dead || attempts > RESOLVE_ATTEMPTS {
-                self.history.prune(&mut log, now);
-                return f(&mut log);
-            }
-            drop(log);
-            self.topic = self.history.resolve(&self.topic.name);
-        }
-    }
-
-    /// Appends one turn's messages for this topic, in order, under one lock; returns the offsets
-    /// they took. Read the topic's target workers after this returns (module doc, rule 2).
-    pub fn append(&mut self, entries: impl IntoIterator<Item = E>, now: u64) -> Appended {
-        let history = self.history.clone();
-        let sh = &history.shared;
-        let appended = self.with_log(now, |log| {
-            let first = log.last + 1;
-            let mut added = 0;
-            for entry in entries {
-                log.last += 1;
-                // A dead log (evicted, budget overfull) counts offsets but holds nothing: its
-                // bytes are no longer tracked by anyone.
-                if sh.cfg.size == 0 || log.dead {
-                    continue;
-                }
-                added += entry_cost(&entry);
-                log.entries.push_back(Held { at: now, entry });
-            }
-            log.bytes += added;
-            sh.bytes.fetch_add(added, Ordering::Relaxed);
-            history.prune(log, now);
-            Appended {
-                epoch: log.epoch.clone(),
-                first,
-                last: log.last,
-            }
-        });
-        self.topic
-            .stamp
-            .store(sh.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
-        history.enforce_budget();
-        appended
-    }
-
-    /// Like [`TopicHandle::append`] for `n` messages whose entries depend on their offsets (an
-    /// envelope that carries its own offset): `build(epoch, first)` runs under the topic's lock
-    /// and returns the `n` entries for offsets `first..first + n`.
-    pub fn append_with(
-        &mut self,
-        n: usize,
-        now: u64,
-        build: impl FnOnce(&Epoch, u64) -> Vec<E>,
-    ) -> Appended {
-        let history = self.history.clone();
-        let sh = &history.shared;
-        let appended = self.with_log(now, |log| {
-            let first = log.last + 1;
-            let entries = build(&log.epoch, first);
-            debug_assert_eq!(entries.len(), n, "one entry per message");
-            log.last += n as u64;
-            if sh.cfg.size != 0 && !log.dead {
-                let mut added = 0;
-                for entry in entries {
-                    added += entry_cost(&entry);
-                    log.entries.push_back(Held { at: now, entry });
-                }
-                log.bytes += added;
-                sh.bytes.fetch_add(added, Ordering::Relaxed);
-            }
-            history.prune(log, now);
-            Appended {
-                epoch: log.epoch.clone(),
-                first,
-                last: log.last,
-            }
-        });
-        self.topic
-            .stamp
-            .store(sh.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
-        history.enforce_budget();
-        appended
-    }
-
-    /// The current epoch and newest offset (for `subscribed`); live messages after it are new.
-    pub fn position(&mut self, now: u64) -> Position {
-        self.with_log(now, |log| Position {
-            epoch: log.epoch.clone(),
-            offset: log.last,
-        })
-    }
-
-    /// `since:{last:N}`: the newest `n` held messages (fewer if fewer are held).
-    pub fn last(&mut self, n: usize, now: u64) -> Replay<E> {
-        self.with_log(now, |log| {
-            let held = log.entries.len().min(n) as u64;
-            log.replay(log.last + 1 - held)
-        })
-    }
-
-    /// `since:{offset,epoch}`: every message after `offset` if `epoch` is current, `offset` is
-    /// not in the future and nothing after it has been dropped; otherwise `NotRecovered`.
-    pub fn since(&mut self, offset: u64, epoch: &str, now: u64) -> Recovery<E> {
-        self.with_log(now, |log| {
-            let held_from = log.first_held();
-            if &*log.epoch == epoch && offset <= log.last && offset + 1 >= held_from {
-                Recovery::Recovered(log.replay(offset + 1))
-            } else {
-                Recovery::NotRecovered(Position {
-                    epoch: log.epoch.clone(),
-                    offset: log.last,
-                })
-            }
-        })
     }
 }
 

@@ -366,3 +366,26 @@ fn break_continuity_starts_a_new_epoch_for_held_handles() {
     assert_ne!(b.position(0).epoch, eb, "every topic");
     assert_eq!(h.bytes() > 0, h.topics() > 0);
 }
+
+#[test]
+fn append_with_builds_under_the_lock_with_the_run_it_takes() {
+    let h = History::new(config(10, 0, 1 << 20));
+    let mut t = h.topic("t");
+    t.append([msg(1)], 0);
+    let epoch = t.position(0).epoch;
+    let a = t.append_with(3, 0, |e, first| {
+        assert_eq!((e, first), (&epoch, 2), "built for the offsets it takes");
+        (0..3).map(|i| msg(first as u32 + i)).collect()
+    });
+    assert_eq!((a.first, a.last), (2, 4));
+    assert_eq!(t.append([msg(5)], 0).first, 5, "one namespace with append");
+    let Recovery::Recovered(r) = t.since(1, &epoch, 0) else {
+        panic!("not recovered")
+    };
+    assert_eq!(r.entries, (2..=5).map(msg).collect::<Vec<_>>());
+    // Without history, offsets are still counted, nothing is held.
+    let none = History::new(config(0, 0, 1 << 20));
+    let mut t = none.topic("t");
+    assert_eq!(t.append_with(2, 0, |_, f| vec![msg(f as u32); 2]).last, 2);
+    assert!(t.last(10, 0).entries.is_empty());
+}

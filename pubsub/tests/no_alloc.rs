@@ -1,42 +1,12 @@
 //! Parsing commands and encoding envelopes allocates nothing once warm (a counting global
 //! allocator proves it). Also reports what serde_json costs for the same commands.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "../../protocol/tests/support/counting_alloc.rs"]
+mod counting_alloc;
 
+use counting_alloc::allocs;
 use ringcast_pubsub::command::{Command, Parser};
 use ringcast_pubsub::envelope;
-
-struct Counting;
-thread_local! {
-    // Per thread, so the test harness's own threads cannot disturb the count.
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(p, l, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocs() -> usize {
-    ALLOCS.with(Cell::get)
-}
 
 /// 10,000 publish / subscribe / error messages, escapes and nesting included.
 fn commands() -> Vec<Vec<u8>> {

@@ -145,3 +145,25 @@ impl Node {
             .collect()
     }
 }
+
+/// A "Redis" on a free loopback port that accepts every connection and hangs up at once, so
+/// every connection attempt fails: its URL, and when each attempt came.
+pub fn hang_up_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Instant>>>) {
+    let fake = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}", fake.local_addr().unwrap());
+    let attempts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = attempts.clone();
+    std::thread::spawn(move || {
+        for conn in fake.incoming() {
+            seen.lock().unwrap().push(Instant::now());
+            drop(conn);
+        }
+    });
+    (url, attempts)
+}
+
+/// The intervals between consecutive `attempts` so far.
+pub fn intervals(attempts: &std::sync::Mutex<Vec<Instant>>) -> Vec<Duration> {
+    let at = attempts.lock().unwrap();
+    at.windows(2).map(|w| w[1] - w[0]).collect()
+}

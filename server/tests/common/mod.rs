@@ -13,6 +13,7 @@ use tungstenite::{Message, WebSocket};
 
 pub mod json;
 pub mod proc;
+pub mod resp;
 
 /// Time any single read may take before a test fails instead of hanging.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);

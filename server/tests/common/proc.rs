@@ -64,6 +64,23 @@ pub fn poll_until(deadline: Duration, mut pred: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Polls `f` until it returns something equal to `want`, for up to [`super::READ_TIMEOUT`];
+/// panics with the last value (and `what`) otherwise.
+pub fn wait_eq<T: PartialEq<W> + std::fmt::Debug, W: std::fmt::Debug>(
+    what: &str,
+    want: W,
+    mut f: impl FnMut() -> T,
+) {
+    let mut last = None;
+    let ok = poll_until(super::READ_TIMEOUT, || {
+        let v = f();
+        let done = v == want;
+        last = Some(v);
+        done
+    });
+    assert!(ok, "{what}: {last:?}, never became {want:?}");
+}
+
 /// Waits up to `deadline` for `child` to exit.
 pub fn wait_exit(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
     let mut status = None;
