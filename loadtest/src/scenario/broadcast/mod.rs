@@ -30,6 +30,7 @@ use crate::payload::{self, Header};
 use crate::shared::Shared;
 use crate::shared::Window;
 use crate::stats::{SeqEvent, SeqTrack};
+use crate::target::{PublisherNodes, same_node};
 
 /// Parameters of a broadcast run.
 #[derive(Debug, Clone)]
@@ -52,6 +53,9 @@ pub struct Params {
     pub prefix: String,
     /// Publishers also check the other publishers' messages (loss, order, latency).
     pub check_publishers: bool,
+    /// Servers the connections are spread over (`--url` given this many times); with more
+    /// than one, latency is also split into same-node and cross-node.
+    pub servers: usize,
 }
 
 /// What a publisher that also checks its room's traffic has received.
@@ -72,6 +76,8 @@ pub struct BroadcastShared {
     waiting: Vec<AtomicBool>,
     /// Per publisher: the thread it runs on.
     pub_thread: Vec<usize>,
+    /// Per publisher: its server, when there are several.
+    nodes: Option<PublisherNodes>,
     /// Per room: measured messages sent by its publishers (final once all are done).
     room_sent: Vec<AtomicU64>,
     pubs_done: AtomicUsize,
@@ -238,7 +244,8 @@ impl Scenario for Broadcast {
             let ev = inbox.tracks[id - first].observe(h.seq);
             let Some(win) = self.win else { return };
             if win.measured(h.sent_ns) {
-                record(io, ev, &mut inbox.unique, h.sent_ns);
+                let same = same_node(self.shared.nodes.as_ref(), id, io.conns[c].target);
+                record(io, ev, &mut inbox.unique, h.sent_ns, same);
             }
             return;
         }
@@ -272,7 +279,8 @@ impl Scenario for Broadcast {
         if !win.measured(h.sent_ns) {
             return;
         }
-        record(io, ev, unique, h.sent_ns);
+        let same = same_node(self.shared.nodes.as_ref(), id, io.conns[c].target);
+        record(io, ev, unique, h.sent_ns, same);
     }
 
     fn on_closed(&mut self, io: &mut Io, c: usize, code: Option<u16>) {
@@ -420,13 +428,15 @@ impl Scenario for Broadcast {
     }
 }
 
-/// Counts one measured copy: a first copy (latency, maybe late) or a duplicate.
-fn record(io: &mut Io, ev: SeqEvent, unique: &mut u64, sent_ns: u64) {
+/// Counts one measured copy: a first copy (latency, maybe late, on its path when `same_node`
+/// is known) or a duplicate.
+fn record(io: &mut Io, ev: SeqEvent, unique: &mut u64, sent_ns: u64, same_node: Option<bool>) {
     match ev {
         SeqEvent::Fresh | SeqEvent::Reordered => {
             *unique += 1;
             io.stats.delivered += 1;
-            io.stats.record_latency(io.now.saturating_sub(sent_ns));
+            io.stats
+                .record_latency_on(io.now.saturating_sub(sent_ns), same_node);
             if ev == SeqEvent::Reordered {
                 io.stats.reordered += 1;
             }

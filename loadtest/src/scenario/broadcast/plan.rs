@@ -9,6 +9,7 @@ use super::{Broadcast, BroadcastShared, Inbox, Params, Role};
 use crate::payload;
 use crate::scenario::thread_of;
 use crate::stats::SeqTrack;
+use crate::target::PublisherNodes;
 
 /// Per-thread connection lists (subprotocol per connection) and scenario instances.
 pub fn plan(p: Params, threads: usize) -> Vec<(Vec<Option<String>>, Broadcast)> {
@@ -17,6 +18,7 @@ pub fn plan(p: Params, threads: usize) -> Vec<(Vec<Option<String>>, Broadcast)> 
     let mut protos: Vec<Vec<Option<String>>> = vec![Vec::new(); threads];
     let mut roles: Vec<Vec<Role>> = (0..threads).map(|_| Vec::new()).collect();
     let mut pub_thread = vec![0; total_pubs];
+    let mut pub_place = vec![(0, 0); total_pubs];
     // (thread, local index) of the first subscriber of each room on each thread.
     let mut first_sub: Vec<Vec<Option<usize>>> = vec![vec![None; threads]; p.rooms];
     let mut sub_counter = 0;
@@ -42,6 +44,7 @@ pub fn plan(p: Params, threads: usize) -> Vec<(Vec<Option<String>>, Broadcast)> 
             let id = room * p.publishers + k;
             let t = thread_of(id, threads);
             pub_thread[id] = t;
+            pub_place[id] = (t, roles[t].len());
             protos[t].push(name.clone());
             roles[t].push(Role::Publisher {
                 id,
@@ -77,6 +80,7 @@ pub fn plan(p: Params, threads: usize) -> Vec<(Vec<Option<String>>, Broadcast)> 
         acked,
         waiting: (0..total_pubs).map(|_| AtomicBool::new(false)).collect(),
         pub_thread,
+        nodes: PublisherNodes::new(&pub_place, threads, p.servers),
         room_sent: (0..p.rooms).map(|_| AtomicU64::new(0)).collect(),
         pubs_done: AtomicUsize::new(0),
     });
@@ -102,4 +106,42 @@ pub fn plan(p: Params, threads: usize) -> Vec<(Vec<Option<String>>, Broadcast)> 
             (protos, sc)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::assert_matches_driver;
+
+    fn params(servers: usize) -> Params {
+        Params {
+            rooms: 3,
+            subscribers: 4,
+            publishers: 2,
+            size: 64,
+            rate: 10,
+            window: 8,
+            binary: false,
+            prefix: "r".into(),
+            check_publishers: false,
+            servers,
+        }
+    }
+
+    #[test]
+    fn publisher_nodes_match_the_connections_the_driver_opens() {
+        assert!(plan(params(1), 2)[0].1.shared.nodes.is_none());
+        let (threads, servers) = (2, 3);
+        let out = plan(params(servers), threads);
+        let nodes = out[0].1.shared.nodes.clone().expect("3 servers");
+        let mut pubs = Vec::new();
+        for (t, (_, sc)) in out.iter().enumerate() {
+            for (c, role) in sc.roles.iter().enumerate() {
+                if let Role::Publisher { id, .. } = role {
+                    pubs.push((t, c, *id));
+                }
+            }
+        }
+        assert_eq!(assert_matches_driver(&nodes, &pubs, threads, servers), 6);
+    }
 }
