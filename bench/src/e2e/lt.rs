@@ -72,6 +72,10 @@ pub struct LtReport {
     pub closed_by_server: BTreeMap<String, u64>,
     /// Latency.
     pub latency: LtLatency,
+    /// Several `--url`: latency of copies received on their publisher's server.
+    pub latency_same_node: Option<LtLatency>,
+    /// Several `--url`: latency of copies whose publisher is on another server.
+    pub latency_cross_node: Option<LtLatency>,
     /// Connection setup rate.
     pub connect_rate_per_s: f64,
     /// Rounds completed.

@@ -5,12 +5,16 @@
 //! It fails (exit code 1) on errors and on lost messages, never on a speed number.
 
 pub mod chart;
+pub mod cluster;
+pub mod fleet;
 pub mod lt;
 pub mod machine;
+pub mod redis;
 pub mod report;
 pub mod run;
 pub mod scenarios;
 pub mod server;
+pub mod units;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,7 +29,7 @@ pub use run::RunResult;
 
 use machine::{build, loadavg, machine, now_utc, workspace_root};
 use run::{Ctx, run_one};
-use scenarios::Rate;
+use scenarios::{Rate, Scenario};
 use server::{ServerKind, ServerSpec};
 
 /// End-to-end comparison of ringcast against the tokio reference peer (and any other server).
@@ -56,7 +60,7 @@ pub struct Cli {
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
     /// Run only the scenarios whose key contains one of these (`fanout`, `rooms`, `latency`,
-    /// `connect`, `rounds`); repeatable.
+    /// `connect`, `rounds`, `pubsub`, `cluster`); repeatable.
     #[arg(long)]
     pub only: Vec<String>,
     /// Run only the servers whose name contains one of these (`peer`, `ringcast-w1`, ...).
@@ -175,7 +179,12 @@ pub fn main() -> ExitCode {
             Some(Rate::Fixed(r)) => r,
             Some(Rate::HalfPeerFanout) => half_peer_fanout(&results, &servers),
         };
-        for srv in &servers {
+        let list = if sc.cluster {
+            cluster::servers(cli.workers.max(1), &cli.servers)
+        } else {
+            servers.clone()
+        };
+        for srv in &list {
             eprintln!("e2e: {} against {} ...", sc.key, srv.name);
             let r = run_one(&ctx, sc, srv, rate);
             eprintln!("e2e:   {}", report::one_line(&r));
@@ -204,11 +213,13 @@ pub fn main() -> ExitCode {
         let p = out.join(name);
         std::fs::write(&p, data).map_err(|e| format!("{}: {e}", p.display()))
     };
+    let chart_scs: Vec<Scenario> = scs.iter().filter(|s| !s.cluster).cloned().collect();
     let json = serde_json::to_string_pretty(&rep).unwrap_or_default() + "\n";
     for res in [
         write("report.md", md.as_bytes()),
         write("report.json", json.as_bytes()),
-        chart::svg(&rep, &scs, &out.join("report.svg")),
+        // The cluster row compares other servers; its numbers are in the tables.
+        chart::svg(&rep, &chart_scs, &out.join("report.svg")),
     ] {
         if let Err(e) = res {
             eprintln!("e2e: {e}");

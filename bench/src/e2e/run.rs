@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::fleet::{Fleet, Started};
 use super::lt::LtReport;
 use super::scenarios::{Load, Scenario};
-use super::server::{self, ServerKind, ServerSpec};
+use super::server::{ServerKind, ServerSpec};
 
 /// The outcome of one scenario against one server.
 #[derive(Debug, Clone, Serialize)]
@@ -40,18 +41,22 @@ pub struct RunResult {
     pub loadtest_raw: Option<serde_json::Value>,
     /// Wall seconds of the loadtest process.
     pub wall_s: f64,
-    /// Server CPU seconds (user + system) over the loadtest run.
+    /// Server CPU seconds (user + system) over the loadtest run (a cluster's nodes summed,
+    /// redis-server apart).
     pub server_cpu_s: Option<f64>,
     /// `server_cpu_s / wall_s`, percent of one core.
     pub server_cpu_pct: Option<f64>,
     /// loadtest CPU, percent of one core over its run.
     pub loadtest_cpu_pct: Option<f64>,
-    /// Server RSS at the end of the run, KiB.
+    /// Server RSS at the end of the run, KiB (a cluster's nodes summed).
     pub server_rss_end_kib: Option<u64>,
     /// Server peak RSS, KiB.
     pub server_rss_peak_kib: Option<u64>,
     /// How the server stopped.
     pub server_stop: Option<String>,
+    /// Cluster runs: redis-server's CPU over the loadtest run, percent of one core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_cpu_pct: Option<f64>,
 }
 
 impl RunResult {
@@ -75,6 +80,16 @@ impl RunResult {
             server_rss_end_kib: None,
             server_rss_peak_kib: None,
             server_stop: None,
+            redis_cpu_pct: None,
+        }
+    }
+
+    /// The status as a table cell: `ok`, else upper case (`FAILED`, `SKIPPED`, `N/A`).
+    pub fn status_cell(&self) -> String {
+        if self.ok() {
+            "ok".into()
+        } else {
+            self.status.to_uppercase()
         }
     }
 
@@ -109,12 +124,11 @@ pub(super) fn run_one(ctx: &Ctx, sc: &Scenario, srv: &ServerSpec, rate: u64) -> 
     }
     let stem = format!("{}-{}", sc.key, srv.name);
     let server_log = ctx.logs.join(format!("{stem}.server.log"));
-    let running = match server::start(srv, &ctx.bin_dir, sc.echo, &sc.server_args, &server_log) {
-        Ok(Some(x)) => x,
-        Ok(None) => {
+    let running = match Fleet::start(srv, &ctx.bin_dir, sc.echo, &sc.server_args, &server_log) {
+        Ok(Started::Up(x)) => x,
+        Ok(Started::Skip(why)) => {
             r.status = "skipped".into();
-            r.notes
-                .push("no echo-mode URL given (--peer-echo NAME=URL)".into());
+            r.notes.push(why);
             return r;
         }
         Err(e) => {
@@ -130,14 +144,16 @@ pub(super) fn run_one(ctx: &Ctx, sc: &Scenario, srv: &ServerSpec, rate: u64) -> 
         }
     };
     let mut running = running;
-    r.url = Some(running.url.clone());
-    let pid = running.pid();
+    let urls = running.urls();
+    r.url = Some(urls.join(" "));
+    let pid = running.single_pid();
     let json = ctx.logs.join(format!("{stem}.json"));
     let _ = std::fs::remove_file(&json);
-    let args = sc.loadtest_args(&running.url, rate, &json, pid, ctx.threads);
+    let args = sc.loadtest_args(&urls, rate, &json, pid, ctx.threads);
     r.loadtest_args = args.clone();
     let out_path = ctx.logs.join(format!("{stem}.loadtest.txt"));
-    let before = pid.and_then(server::sample);
+    let before = running.sample();
+    let redis_before = running.redis_cpu_s();
     let t0 = Instant::now();
     let lt = std::fs::File::create(&out_path).and_then(|f| {
         let e = f.try_clone()?;
@@ -177,7 +193,12 @@ pub(super) fn run_one(ctx: &Ctx, sc: &Scenario, srv: &ServerSpec, rate: u64) -> 
         }
     };
     r.wall_s = t0.elapsed().as_secs_f64();
-    let after = pid.and_then(server::sample);
+    let after = running.sample();
+    if let (Some(b), Some(a)) = (redis_before, running.redis_cpu_s())
+        && r.wall_s > 0.0
+    {
+        r.redis_cpu_pct = Some((a - b) / r.wall_s * 100.0);
+    }
     if let (Some(b), Some(a)) = (before, after) {
         r.server_cpu_s = Some(a.cpu_s - b.cpu_s);
         if r.wall_s > 0.0 {
