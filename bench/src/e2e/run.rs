@@ -352,6 +352,44 @@ fn check(r: &mut RunResult, sc: &Scenario, lt: &LtReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::e2e::LtLatency;
+    use crate::e2e::{cluster, scenarios};
+
+    #[test]
+    fn cluster_row_fails_on_loss_never_on_latency() {
+        let sc = scenarios::all(true)
+            .into_iter()
+            .find(|s| s.cluster)
+            .expect("cluster scenario");
+        let srv = &cluster::servers(2, &[])[0];
+        let slow = LtLatency {
+            p99_us: 5e6,
+            ..LtLatency::default()
+        };
+        let lt = LtReport {
+            connections: 620,
+            connected: 620,
+            sent: 4000,
+            delivered: 120_000,
+            expected: 120_000,
+            latency: slow.clone(),
+            latency_same_node: Some(LtLatency::default()),
+            latency_cross_node: Some(slow),
+            ..LtReport::default()
+        };
+        let mut r = RunResult::new(&sc, srv);
+        check(&mut r, &sc, &lt);
+        assert!(r.ok(), "a 5 s p99 is no failure: {:?}", r.errors);
+        let lossy = LtReport {
+            lost: 3,
+            delivered: 119_997,
+            ..lt
+        };
+        let mut r = RunResult::new(&sc, srv);
+        check(&mut r, &sc, &lossy);
+        assert_eq!(r.status, "failed");
+        assert!(r.errors[0].contains("3 of 120000"), "{:?}", r.errors);
+    }
 
     #[test]
     fn refused_flag_is_recognised() {
