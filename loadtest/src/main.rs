@@ -71,6 +71,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         .map(|u| target::parse_url(u))
         .collect::<Result<Vec<_>, _>>()?;
     let url_list = cli.url.join(" ");
+    let servers = targets.len();
     let threads = cli
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -110,6 +111,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 binary: a.binary,
                 prefix,
                 check_publishers: a.check_publishers,
+                servers,
             };
             let n = a.rooms * (a.subscribers + a.publishers);
             let plan = scenario::broadcast::plan(p, threads);
@@ -178,6 +180,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 churn: a.churn,
                 protocol: a.pubsub_protocol.clone(),
                 prefix,
+                servers,
             };
             let n = a.topics * (a.subscribers + a.publishers);
             let plan = scenario::pubsub::plan(p, threads);

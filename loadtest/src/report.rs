@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::scenario::pubsub::PubsubSummary;
@@ -24,6 +25,35 @@ pub struct Latency {
     pub p999_us: f64,
     /// Largest sample.
     pub max_us: f64,
+}
+
+impl Latency {
+    /// Percentiles of a histogram of nanoseconds.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Self {
+            samples: h.len(),
+            mean_us: if h.is_empty() { 0.0 } else { h.mean() / 1000.0 },
+            p50_us: us(h.value_at_quantile(0.5)),
+            p90_us: us(h.value_at_quantile(0.9)),
+            p99_us: us(h.value_at_quantile(0.99)),
+            p999_us: us(h.value_at_quantile(0.999)),
+            max_us: us(h.max()),
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "p50 {:.0}  p90 {:.0}  p99 {:.0}  p99.9 {:.0}  max {:.0}  (mean {:.0}, n={})",
+            self.p50_us,
+            self.p90_us,
+            self.p99_us,
+            self.p999_us,
+            self.max_us,
+            self.mean_us,
+            self.samples
+        )
+    }
 }
 
 /// Everything a run measured.
@@ -73,6 +103,12 @@ pub struct Report {
     pub closed_by_server: BTreeMap<u16, u64>,
     /// Send-to-receive latency.
     pub latency: Latency,
+    /// Several servers: latency of copies received on their publisher's server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_same_node: Option<Latency>,
+    /// Several servers: latency of copies whose publisher is on another server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_cross_node: Option<Latency>,
     /// Connections per second while connecting (first attempt to last handshake).
     pub connect_rate_per_s: f64,
     /// Rounds completed in the measured window (`rounds` only).
@@ -100,17 +136,7 @@ pub struct Report {
 impl Report {
     /// Fills the common fields from merged stats.
     pub fn new(scenario: &str, url: &str, threads: usize, connections: u64, s: &Stats) -> Self {
-        let h = &s.latency;
-        let us = |ns: u64| ns as f64 / 1000.0;
-        let latency = Latency {
-            samples: h.len(),
-            mean_us: if h.is_empty() { 0.0 } else { h.mean() / 1000.0 },
-            p50_us: us(h.value_at_quantile(0.5)),
-            p90_us: us(h.value_at_quantile(0.9)),
-            p99_us: us(h.value_at_quantile(0.99)),
-            p999_us: us(h.value_at_quantile(0.999)),
-            max_us: us(h.max()),
-        };
+        let latency = Latency::of(&s.latency);
         let connect_rate_per_s = match s.connect_span {
             Some((a, b)) if b > a => s.connected as f64 / ((b - a) as f64 / 1e9),
             _ => 0.0,
@@ -138,6 +164,8 @@ impl Report {
             unexpected_closes: s.unexpected_closes,
             closed_by_server: s.server_closes.clone(),
             latency,
+            latency_same_node: s.by_node.as_ref().map(|b| Latency::of(&b.same)),
+            latency_cross_node: s.by_node.as_ref().map(|b| Latency::of(&b.cross)),
             connect_rate_per_s,
             rounds: s.rounds,
             rounds_per_s: 0.0,
@@ -227,14 +255,13 @@ impl Report {
                 ),
             );
         }
-        let l = &self.latency;
-        row(
-            "latency µs",
-            format!(
-                "p50 {:.0}  p90 {:.0}  p99 {:.0}  p99.9 {:.0}  max {:.0}  (mean {:.0}, n={})",
-                l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us, l.mean_us, l.samples
-            ),
-        );
+        row("latency µs", self.latency.line());
+        if let Some(l) = &self.latency_same_node {
+            row("  same-node µs", l.line());
+        }
+        if let Some(l) = &self.latency_cross_node {
+            row("  cross-node µs", l.line());
+        }
         row(
             "lost",
             format!(
@@ -308,4 +335,40 @@ pub fn process_cpu_s() -> f64 {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_split_only_with_several_servers() {
+        let mut one = Stats::new();
+        one.record_latency_on(5_000, None);
+        let rep = Report::new("broadcast", "ws://a/", 1, 2, &one);
+        let json = serde_json::to_string(&rep).expect("serializes");
+        assert!(!json.contains("same_node") && !rep.table().contains("node"));
+
+        let mut many = Stats::new();
+        many.record_latency_on(5_000, Some(true));
+        many.record_latency_on(7_000, Some(false));
+        many.record_latency_on(8_000, Some(false));
+        let rep = Report::new("broadcast", "ws://a/ ws://b/", 1, 2, &many);
+        let json = serde_json::to_string(&rep).expect("serializes");
+        assert!(json.contains("\"latency_same_node\"") && json.contains("\"latency_cross_node\""));
+        let (same, cross) = (
+            rep.latency_same_node.as_ref().expect("same"),
+            rep.latency_cross_node.as_ref().expect("cross"),
+        );
+        assert_eq!(
+            (same.samples, cross.samples, rep.latency.samples),
+            (1, 2, 3)
+        );
+        assert!((cross.max_us - 8.0).abs() < 0.01, "{}", cross.max_us);
+        let table = rep.table();
+        assert!(
+            table.contains("same-node µs") && table.contains("cross-node µs"),
+            "{table}"
+        );
+    }
 }

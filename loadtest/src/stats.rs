@@ -7,11 +7,36 @@ use hdrhistogram::Histogram;
 /// Highest latency the histogram tracks exactly (60 s, in nanoseconds); larger values saturate.
 const MAX_TRACKED_NS: u64 = 60_000_000_000;
 
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_TRACKED_NS, 3)
+        .unwrap_or_else(|_| unreachable!("constant bounds are valid"))
+}
+
+/// Latency split by path when connections span several servers (`--url` repeated).
+#[derive(Debug, Clone)]
+pub struct NodeLatency {
+    /// Copies received on the node their publisher is connected to, ns.
+    pub same: Histogram<u64>,
+    /// Copies that crossed nodes (publisher on another node), ns.
+    pub cross: Histogram<u64>,
+}
+
+impl Default for NodeLatency {
+    fn default() -> Self {
+        Self {
+            same: histogram(),
+            cross: histogram(),
+        }
+    }
+}
+
 /// Everything one event-loop thread measured.
 #[derive(Debug, Clone)]
 pub struct Stats {
     /// Send-to-receive latency of measured messages, nanoseconds.
     pub latency: Histogram<u64>,
+    /// The same samples split into same-node and cross-node, when several servers were given.
+    pub by_node: Option<Box<NodeLatency>>,
     /// Messages sent inside the measured window.
     pub sent: u64,
     /// Messages received inside the measured window (first copies only).
@@ -58,8 +83,8 @@ impl Stats {
     /// Empty counters.
     pub fn new() -> Self {
         Self {
-            latency: Histogram::new_with_bounds(1, MAX_TRACKED_NS, 3)
-                .unwrap_or_else(|_| unreachable!("constant bounds are valid")),
+            latency: histogram(),
+            by_node: None,
             sent: 0,
             delivered: 0,
             expected: 0,
@@ -85,6 +110,22 @@ impl Stats {
         self.latency.saturating_record(ns.clamp(1, MAX_TRACKED_NS));
     }
 
+    /// Records one latency sample and, when the path is known (`Some(true)`: publisher and
+    /// receiver on the same server, `Some(false)`: on different servers), into that side of
+    /// [`Stats::by_node`] too.
+    pub fn record_latency_on(&mut self, ns: u64, same_node: Option<bool>) {
+        self.record_latency(ns);
+        if let Some(same) = same_node {
+            let split = self.by_node.get_or_insert_with(Box::default);
+            let h = if same {
+                &mut split.same
+            } else {
+                &mut split.cross
+            };
+            h.saturating_record(ns.clamp(1, MAX_TRACKED_NS));
+        }
+    }
+
     /// Notes a connect attempt started at `now` or a handshake finished at `now`.
     pub fn note_connect_time(&mut self, now: u64) {
         self.connect_span = Some(match self.connect_span {
@@ -97,6 +138,11 @@ impl Stats {
     pub fn merge(&mut self, other: &Stats) {
         // Same bounds on both sides, so `add` cannot fail.
         let _ = self.latency.add(&other.latency);
+        if let Some(o) = &other.by_node {
+            let split = self.by_node.get_or_insert_with(Box::default);
+            let _ = split.same.add(&o.same);
+            let _ = split.cross.add(&o.cross);
+        }
         self.sent += other.sent;
         self.delivered += other.delivered;
         self.expected += other.expected;
@@ -181,6 +227,25 @@ impl SeqTrack {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_split_by_node() {
+        let mut a = Stats::new();
+        a.record_latency_on(1_000, None);
+        assert!(a.by_node.is_none(), "one server: no split");
+        a.record_latency_on(2_000, Some(true));
+        a.record_latency_on(9_000, Some(false));
+        let mut b = Stats::new();
+        b.record_latency_on(3_000, Some(true));
+        let mut total = Stats::new();
+        total.merge(&a);
+        total.merge(&b);
+        assert_eq!(total.latency.len(), 4);
+        let split = total.by_node.expect("split kept by merge");
+        assert_eq!((split.same.len(), split.cross.len()), (2, 1));
+        assert!(split.same.equivalent(split.same.max(), 3_000));
+        assert!(split.cross.equivalent(split.cross.min(), 9_000));
+    }
 
     #[test]
     fn seq_tracking() {

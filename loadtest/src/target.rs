@@ -58,6 +58,59 @@ pub fn target_of(local: usize, thread: usize, threads: usize, targets: usize) ->
     (local * threads.max(1) + thread) % targets.max(1)
 }
 
+/// Which server each publisher's connection uses, so that a receiver can tell a copy that
+/// stayed on its own node from one that crossed nodes (through the cluster's bus).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublisherNodes {
+    target: Vec<u32>,
+}
+
+impl PublisherNodes {
+    /// From where each publisher's connection sits: `places[id]` is (thread, thread-local
+    /// connection index) of publisher `id`. `None` with a single server (nothing to split).
+    pub fn new(places: &[(usize, usize)], threads: usize, targets: usize) -> Option<Self> {
+        (targets > 1).then(|| Self {
+            target: places
+                .iter()
+                .map(|&(thread, local)| target_of(local, thread, threads, targets) as u32)
+                .collect(),
+        })
+    }
+
+    /// Whether a copy from `publisher` received on a connection to server `receiver` stayed on
+    /// one node (`Some(true)`) or crossed nodes (`Some(false)`); `None` for an unknown publisher.
+    pub fn same_node(&self, publisher: usize, receiver: usize) -> Option<bool> {
+        self.target.get(publisher).map(|&t| t as usize == receiver)
+    }
+}
+
+/// Test support: asserts that `nodes` puts every publisher on the server the driver connects it
+/// to; `pubs` lists (thread, thread-local connection, publisher id). Returns how many it checked.
+#[cfg(test)]
+pub fn assert_matches_driver(
+    nodes: &PublisherNodes,
+    pubs: &[(usize, usize, usize)],
+    threads: usize,
+    servers: usize,
+) -> usize {
+    for &(t, c, id) in pubs {
+        let server = target_of(c, t, threads, servers);
+        for receiver in 0..servers {
+            assert_eq!(
+                nodes.same_node(id, receiver),
+                Some(receiver == server),
+                "pub {id}"
+            );
+        }
+    }
+    pubs.len()
+}
+
+/// [`PublisherNodes::same_node`] when there is a map (several servers), else `None`.
+pub fn same_node(map: Option<&PublisherNodes>, publisher: usize, receiver: usize) -> Option<bool> {
+    map.and_then(|m| m.same_node(publisher, receiver))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +134,27 @@ mod tests {
         }
         assert_eq!(seen, [0, 1, 2, 0, 1, 2]);
         assert_eq!(target_of(5, 1, 4, 1), 0);
+    }
+
+    #[test]
+    fn publisher_nodes() {
+        // Publishers 0..3 sit at (thread, local) below; 2 threads over 3 servers.
+        let places = [(0, 0), (1, 0), (0, 1), (1, 2)];
+        assert_eq!(PublisherNodes::new(&places, 2, 1), None);
+        let m = PublisherNodes::new(&places, 2, 3).expect("3 servers");
+        // Servers: (0,0) -> 0, (1,0) -> 1, (0,1) -> 2, (1,2) -> 5 % 3 = 2.
+        let want = [0, 1, 2, 2];
+        for (id, &t) in want.iter().enumerate() {
+            for receiver in 0..3 {
+                assert_eq!(
+                    m.same_node(id, receiver),
+                    Some(receiver == t),
+                    "pub {id} at {receiver}"
+                );
+            }
+        }
+        assert_eq!(m.same_node(4, 0), None);
+        assert_eq!(same_node(None, 0, 0), None);
+        assert_eq!(same_node(Some(&m), 3, 2), Some(true));
     }
 }

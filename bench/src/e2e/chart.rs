@@ -7,8 +7,9 @@ use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 
 use super::Report;
-use super::report::{ms, p99, rss_per_conn, si, throughput};
+use super::report::{p99, rss_per_conn, throughput};
 use super::scenarios::{Load, Scenario};
+use super::units::{ms, si};
 
 const COLORS: [RGBColor; 6] = [
     RGBColor(140, 140, 140),

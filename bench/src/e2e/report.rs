@@ -5,47 +5,14 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::scenarios::{Load, PUBSUB_BASELINE, Scenario};
+use super::units::{ms, pct, si};
 use super::{Report, RunResult};
-
-/// `1.54 M`, `183 k`, `950`.
-pub fn si(v: f64) -> String {
-    let a = v.abs();
-    if a >= 1e9 {
-        format!("{:.2} G", v / 1e9)
-    } else if a >= 1e6 {
-        format!("{:.2} M", v / 1e6)
-    } else if a >= 1e4 {
-        format!("{:.0} k", v / 1e3)
-    } else if a >= 1e3 {
-        format!("{:.1} k", v / 1e3)
-    } else if a >= 100.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.1}")
-    }
-}
-
-/// Microseconds as `0.41 ms`, `12.3 ms`, `153 ms`.
-pub fn ms(us: f64) -> String {
-    let m = us / 1000.0;
-    if m < 10.0 {
-        format!("{m:.2} ms")
-    } else if m < 100.0 {
-        format!("{m:.1} ms")
-    } else {
-        format!("{m:.0} ms")
-    }
-}
 
 fn ratio(v: Option<f64>, reference: Option<f64>) -> String {
     match (v, reference) {
         (Some(v), Some(r)) if r > 0.0 => format!("{:.2}×", v / r),
         _ => "–".into(),
     }
-}
-
-fn pct(v: Option<f64>) -> String {
-    v.map_or("–".into(), |v| format!("{v:.0} %"))
 }
 
 /// The primary throughput of a run: deliveries per second, or setup rate for `connect`.
@@ -98,11 +65,22 @@ pub fn one_line(r: &RunResult) -> String {
             if l.rounds > 0 {
                 let _ = write!(s, " rounds {:.1}/s", l.rounds_per_s);
             }
+            if let (Some(same), Some(cross)) = (&l.latency_same_node, &l.latency_cross_node) {
+                let _ = write!(
+                    s,
+                    " (p99 same-node {}, cross-node {})",
+                    ms(same.p99_us),
+                    ms(cross.p99_us)
+                );
+            }
         }
         None => {}
     }
     if let Some(c) = r.server_cpu_pct {
         let _ = write!(s, ", server CPU {c:.0} %");
+    }
+    if let Some(c) = r.redis_cpu_pct {
+        let _ = write!(s, ", redis CPU {c:.0} %");
     }
     for e in &r.errors {
         let _ = write!(s, " | ERROR {e}");
@@ -193,6 +171,7 @@ pub fn markdown(rep: &Report, scs: &[Scenario], reference: Option<&str>, took: D
             .and_then(|n| find(rep, &sc.key, n))
             .filter(|r| r.ok());
         match (sc.load.clone(), sc.baseline) {
+            _ if sc.cluster => super::cluster::table(&mut s, rep, sc),
             (Load::Connect { .. }, _) => connect_table(&mut s, rep, sc, refr),
             (_, Some(base)) => {
                 // Each server against its own run of the baseline scenario.
@@ -264,11 +243,7 @@ fn traffic_table<'a>(
             s,
             "| {} | {} | {} | {} |{} {} | {} | {} | {} | {} | {} | {} | {} |",
             name,
-            if r.ok() {
-                "ok".into()
-            } else {
-                r.status.to_uppercase()
-            },
+            r.status_cell(),
             num(&|l| si(l.delivered_per_s)),
             num(&|l| si(l.sent_per_s)),
             if rounds {
@@ -308,11 +283,7 @@ fn connect_table(s: &mut String, rep: &Report, sc: &Scenario, refr: Option<&RunR
             s,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             name,
-            if r.ok() {
-                "ok".into()
-            } else {
-                r.status.to_uppercase()
-            },
+            r.status_cell(),
             l.map_or("–".into(), |l| format!(
                 "{} / {}",
                 l.connected, l.connections

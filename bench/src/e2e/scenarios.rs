@@ -72,6 +72,8 @@ pub struct Scenario {
     /// Ratios divide by the same server's result in this scenario (key) instead of the
     /// reference peer's result in this one.
     pub baseline: Option<&'static str>,
+    /// Runs against the cluster servers (`cluster::servers`), not the comparison's.
+    pub cluster: bool,
 }
 
 /// The JSON pub/sub scenarios' baseline: ringcast's own room mode at the same load.
@@ -87,6 +89,14 @@ const MAX_RATE_WINDOW: u32 = 512;
 pub const ROUND_SIZE: usize = 20;
 /// Fixed rate of every member in the many-rooms scenario, messages per second.
 pub const ROOM_MEMBER_RATE: u64 = 2;
+/// Subscribers per room of the cluster scenario.
+pub const CLUSTER_SUBSCRIBERS: usize = 30;
+/// Rooms of the cluster scenario (full form, quick form).
+const CLUSTER_ROOMS: usize = 100;
+const CLUSTER_ROOMS_QUICK: usize = 20;
+/// Messages per second of each room's publisher in the cluster scenario (full, quick).
+const CLUSTER_RATE: u64 = 50;
+const CLUSTER_RATE_QUICK: u64 = 100;
 
 /// The scenario list, full or `--quick`.
 pub fn all(quick: bool) -> Vec<Scenario> {
@@ -110,6 +120,7 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         grace_s: grace,
         server_args: Vec::new(),
         baseline: None,
+        cluster: false,
     };
     let mut v = vec![
         sc(
@@ -209,6 +220,36 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         p.baseline = Some(PUBSUB_BASELINE);
         v.push(p);
     }
+    let (c_rooms, c_rate) = if quick {
+        (CLUSTER_ROOMS_QUICK, CLUSTER_RATE_QUICK)
+    } else {
+        (CLUSTER_ROOMS, CLUSTER_RATE)
+    };
+    let mut c = sc(
+        "cluster",
+        "(g)",
+        format!(
+            "cluster: {c_rooms} rooms × {CLUSTER_SUBSCRIBERS} subscribers + 1 publisher, members \
+             spread round-robin over the nodes, {} msgs/s sent in total ({} deliveries/s), \
+             {TEXT_SIZE} B text; 3 nodes × `--workers 1` + redis-server vs 1 node × `--workers 2`",
+            c_rooms as u64 * c_rate,
+            c_rooms as u64 * c_rate * CLUSTER_SUBSCRIBERS as u64
+        ),
+        Load::Broadcast {
+            rooms: c_rooms,
+            subscribers: CLUSTER_SUBSCRIBERS,
+            publishers: 1,
+            rate: Rate::Fixed(c_rate),
+            check_publishers: false,
+        },
+        false,
+    );
+    c.cluster = true;
+    // A node's link to Redis comes up after its listening line, and a room's SUBSCRIBE is
+    // sent when its first local member joins: a warm-up of at least 1 s lets both settle
+    // before copies are counted.
+    c.warmup_s = c.warmup_s.max(1.0);
+    v.push(c);
     // Holding idle connections needs no long measurement.
     if let Some(c) = v.iter_mut().find(|s| s.key == "connect") {
         c.duration_s = if quick { 0.5 } else { 1.0 };
@@ -223,15 +264,17 @@ impl Scenario {
     /// [`Rate::HalfPeerFanout`]; `pid` is the server's process id when the runner started it.
     pub fn loadtest_args(
         &self,
-        url: &str,
+        urls: &[String],
         rate: u64,
         json: &Path,
         pid: Option<u32>,
         threads: Option<usize>,
     ) -> Vec<String> {
-        let mut a: Vec<String> = vec![
-            "--url".into(),
-            url.into(),
+        let mut a: Vec<String> = urls
+            .iter()
+            .flat_map(|u| ["--url".to_owned(), u.clone()])
+            .collect();
+        a.extend([
             "--quiet".into(),
             "--fail-on-loss".into(),
             "--json".into(),
@@ -242,7 +285,7 @@ impl Scenario {
             format!("{}s", self.warmup_s),
             "--grace".into(),
             format!("{}s", self.grace_s),
-        ];
+        ]);
         if let Some(t) = threads {
             a.extend(["--threads".into(), t.to_string()]);
         }
@@ -348,20 +391,30 @@ mod tests {
     fn lists() {
         for quick in [false, true] {
             let v = all(quick);
-            assert_eq!(v.len(), 8);
+            assert_eq!(v.len(), 9);
+            let url = ["ws://x:1/".to_owned()];
             let ps = v
                 .iter()
                 .find(|s| s.key == "pubsub-hist")
                 .expect("pubsub-hist");
             assert_eq!(ps.server_args, ["--history-size", "100"]);
             assert_eq!(ps.baseline, Some("fanout"));
-            let a = ps.loadtest_args("ws://x:1/", 0, Path::new("/tmp/j"), None, None);
+            let a = ps.loadtest_args(&url, 0, Path::new("/tmp/j"), None, None);
             assert!(a.iter().any(|x| x == "--history"));
             assert!(a.windows(2).any(|w| w[0] == "--size" && w[1] == "64"));
-            let a = v[2].loadtest_args("ws://x:1/", 77, Path::new("/tmp/j"), None, None);
+            let a = v[2].loadtest_args(&url, 77, Path::new("/tmp/j"), None, None);
             assert!(a.windows(2).any(|w| w[0] == "--rate" && w[1] == "77"));
-            let d = v[3].loadtest_args("ws://x:1/", 0, Path::new("/tmp/j"), Some(9), Some(2));
+            let d = v[3].loadtest_args(&url, 0, Path::new("/tmp/j"), Some(9), Some(2));
             assert!(d.windows(2).any(|w| w[0] == "--server-pid" && w[1] == "9"));
+            let c = v.iter().find(|s| s.cluster).expect("cluster scenario");
+            let nodes = ["ws://a:1/".to_owned(), "ws://b:2/".to_owned()];
+            let a = c.loadtest_args(&nodes, 5, Path::new("/tmp/j"), None, None);
+            let given: Vec<&String> = a
+                .windows(2)
+                .filter(|w| w[0] == "--url")
+                .map(|w| &w[1])
+                .collect();
+            assert_eq!(given, [&nodes[0], &nodes[1]]);
         }
     }
 }

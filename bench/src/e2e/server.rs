@@ -20,6 +20,14 @@ pub enum ServerKind {
         /// Runtime worker threads.
         workers: usize,
     },
+    /// `nodes` × `ringcast --workers N --cluster redis://…` and one redis-server, all started by
+    /// the runner (see `fleet`).
+    Cluster {
+        /// ringcast processes.
+        nodes: usize,
+        /// Worker threads of each.
+        workers: usize,
+    },
     /// A server someone else started; only its URLs are known.
     External {
         /// URL of the plain (no echo) instance.
@@ -122,6 +130,12 @@ pub fn start(
         }
         ServerKind::Ringcast { workers } => (bin_dir.join("ringcast"), *workers),
         ServerKind::Peer { workers } => (bin_dir.join("peer"), *workers),
+        ServerKind::Cluster { .. } => {
+            return Err(format!(
+                "{}: a cluster is started node by node (fleet)",
+                spec.name
+            ));
+        }
     };
     let mut cmd = Command::new(&bin);
     cmd.args(["--listen", "127.0.0.1:0", "--workers", &workers.to_string()]);

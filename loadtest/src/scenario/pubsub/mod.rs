@@ -32,6 +32,7 @@ use crate::conn::Io;
 use crate::payload::Header;
 use crate::shared::Window;
 use crate::stats::SeqEvent;
+use crate::target::{PublisherNodes, same_node};
 
 /// Parameters of a pub/sub run.
 #[derive(Debug, Clone)]
@@ -56,6 +57,9 @@ pub struct Params {
     pub protocol: String,
     /// Topic `i` is `{prefix}{i}`.
     pub prefix: String,
+    /// Servers the connections are spread over (`--url` given this many times); with more
+    /// than one, latency is also split into same-node and cross-node.
+    pub servers: usize,
 }
 
 /// Cross-thread state of one run.
@@ -66,6 +70,8 @@ struct Common {
     pubs_done: AtomicUsize,
     /// Some thread found no connection answered `subscribe`: no JSON mode on that subprotocol.
     unanswered: AtomicBool,
+    /// Per publisher: its server, when there are several.
+    nodes: Option<PublisherNodes>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,7 +290,10 @@ impl Pubsub {
                         *unique += 1;
                         io.stats.delivered += 1;
                         if !seen.replayed {
-                            io.stats.record_latency(io.now.saturating_sub(h.sent_ns));
+                            let same =
+                                same_node(self.common.nodes.as_ref(), id, io.conns[c].target);
+                            io.stats
+                                .record_latency_on(io.now.saturating_sub(h.sent_ns), same);
                         }
                         if seen.ev == SeqEvent::Reordered {
                             io.stats.reordered += 1;

@@ -8,14 +8,25 @@ use super::check::{OrderBook, PubsubCounters, SubscriberCheck};
 use super::wire::{self, PublishTemplate};
 use super::{Common, Params, Pubsub, Role, SubState};
 use crate::scenario::{Plan, thread_of};
+use crate::target::PublisherNodes;
 
 /// Per-thread connection lists and scenario instances.
 pub fn plan(p: Params, threads: usize) -> Plan<Pubsub> {
     let p = Arc::new(p);
+    // Connection n (topic by topic, S subscribers then P publishers) is the (n / threads)-th of
+    // thread n % threads: the loop below hands them out in that order.
+    let per_topic = p.subscribers + p.publishers;
+    let places: Vec<(usize, usize)> = (0..p.topics * p.publishers)
+        .map(|id| {
+            let n = (id / p.publishers) * per_topic + p.subscribers + id % p.publishers;
+            (thread_of(n, threads), n / threads)
+        })
+        .collect();
     let common = Arc::new(Common {
         topic_sent: (0..p.topics).map(|_| AtomicU64::new(0)).collect(),
         pubs_done: AtomicUsize::new(0),
         unanswered: AtomicBool::new(false),
+        nodes: PublisherNodes::new(&places, threads, p.servers),
     });
     let topic_json: Vec<String> = (0..p.topics)
         .map(|i| wire::quote(&format!("{}{i}", p.prefix)))
@@ -83,4 +94,40 @@ pub fn plan(p: Params, threads: usize) -> Plan<Pubsub> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::assert_matches_driver;
+
+    #[test]
+    fn publisher_nodes_match_the_connections_the_driver_opens() {
+        let params = |servers| Params {
+            topics: 3,
+            subscribers: 4,
+            publishers: 2,
+            size: 100,
+            rate: 10,
+            window: 8,
+            history: false,
+            churn: 0.0,
+            protocol: "pubsub".into(),
+            prefix: "t".into(),
+            servers,
+        };
+        assert!(plan(params(1), 2)[0].1.common.nodes.is_none());
+        let (threads, servers) = (2, 3);
+        let out = plan(params(servers), threads);
+        let nodes = out[0].1.common.nodes.clone().expect("3 servers");
+        let mut pubs = Vec::new();
+        for (t, (_, sc)) in out.iter().enumerate() {
+            for (c, role) in sc.roles.iter().enumerate() {
+                if let Role::Pub { id, .. } = role {
+                    pubs.push((t, c, *id));
+                }
+            }
+        }
+        assert_eq!(assert_matches_driver(&nodes, &pubs, threads, servers), 6);
+    }
 }

@@ -8,9 +8,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+mod recv;
+mod ring;
+
 use io_uring::{IoUring, opcode, squeue, types};
 
-use crate::client::frame::{self, FrameError, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG};
 use crate::client::handshake::ClientHandshake;
 use crate::conn::{Conn, Io, State};
 use crate::scenario::Scenario;
@@ -61,54 +63,6 @@ pub struct Driver<S: Scenario> {
     cqes: Vec<(u64, i32)>,
 }
 
-fn new_ring(entries: u32) -> std::io::Result<IoUring> {
-    let fast = IoUring::builder()
-        .setup_cqsize(entries * 8)
-        .setup_single_issuer()
-        .setup_coop_taskrun()
-        .setup_defer_taskrun()
-        .build(entries);
-    match fast {
-        Ok(r) => Ok(r),
-        Err(_) => IoUring::builder().setup_cqsize(entries * 8).build(entries),
-    }
-}
-
-fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as libc::socklen_t)
-}
-
 impl<S: Scenario> Driver<S> {
     /// A loop for thread `thread` that will open one connection per entry of `protocols`
     /// (the subprotocol each offers) and call `ready` once all of them settled (open or failed).
@@ -121,7 +75,7 @@ impl<S: Scenario> Driver<S> {
         sc: S,
     ) -> Result<Self, DriverError> {
         let entries = (protocols.len() * 2 + 64).clamp(256, 4096) as u32;
-        let ring = new_ring(entries.next_power_of_two()).map_err(DriverError::Ring)?;
+        let ring = ring::new_ring(entries.next_power_of_two()).map_err(DriverError::Ring)?;
         let threads = shared.threads();
         let n_targets = cfg.targets.len();
         let conns = protocols
@@ -133,7 +87,11 @@ impl<S: Scenario> Driver<S> {
                 conn
             })
             .collect();
-        let sockaddrs = cfg.targets.iter().map(|t| to_sockaddr(t.addr)).collect();
+        let sockaddrs = cfg
+            .targets
+            .iter()
+            .map(|t| ring::to_sockaddr(t.addr))
+            .collect();
         Ok(Self {
             ring,
             io: Io::new(conns, shared, thread),
@@ -354,34 +312,7 @@ impl<S: Scenario> Driver<S> {
 
     fn wait(&mut self, deadline: Option<u64>) -> Result<(), DriverError> {
         let now = self.io.shared.now();
-        let res = match deadline {
-            None => self.ring.submit_and_wait(1),
-            // Even when nothing may wait, the enter must carry GETEVENTS (a wait with a zero
-            // timeout): with DEFER_TASKRUN the kernel posts completions only then, and a plain
-            // submit would leave a loop whose deadline is always past (a fixed-rate publisher
-            // behind schedule, blocked on its window) spinning without ever seeing the receive
-            // that gives it credit.
-            Some(d) => {
-                let dt = d.saturating_sub(now);
-                let ts = types::Timespec::new()
-                    .sec(dt / 1_000_000_000)
-                    .nsec((dt % 1_000_000_000) as u32);
-                let args = types::SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(1, &args)
-            }
-        };
-        match res {
-            Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(DriverError::Ring(e)),
-        }
+        ring::wait(&mut self.ring, now, deadline).map_err(DriverError::Ring)
     }
 
     fn reap(&mut self) -> Result<(), DriverError> {
@@ -473,124 +404,6 @@ impl<S: Scenario> Driver<S> {
             }
             State::Closing => self.io.close_fd(c),
             State::Pending | State::Closed => {}
-        }
-    }
-
-    fn on_recv(&mut self, c: usize, res: i32) -> Result<(), DriverError> {
-        let conn = &mut self.io.conns[c];
-        conn.recv_busy = false;
-        if conn.state == State::Closed {
-            return Ok(());
-        }
-        if res <= 0 {
-            self.broken(c);
-            return Ok(());
-        }
-        conn.rend += res as usize;
-        self.io.recv_bytes += res as u64;
-        if conn.state == State::Handshake {
-            let Some(hs) = conn.hs.as_ref() else {
-                return Ok(());
-            };
-            match hs.finish(&conn.rbuf[conn.rstart..conn.rend]) {
-                Ok(None) => return self.submit_recv(c),
-                Ok(Some(n)) => {
-                    conn.rstart += n;
-                    conn.hs = None;
-                    conn.state = State::Open;
-                    self.setting_up -= 1;
-                    if conn.reopened {
-                        self.io.stats.reconnects += 1;
-                    } else {
-                        self.settled += 1;
-                        self.io.stats.connected += 1;
-                        self.io.stats.note_connect_time(self.io.now);
-                    }
-                    self.io.open += 1;
-                    self.sc.on_open(&mut self.io, c);
-                }
-                Err(_) => {
-                    self.io.stats.handshake_errors += 1;
-                    self.setup_failed(c);
-                    return Ok(());
-                }
-            }
-        }
-        match self.frames(c) {
-            Ok(()) => self.submit_recv(c),
-            Err(_) => {
-                self.broken(c);
-                Ok(())
-            }
-        }
-    }
-
-    /// Handles every complete frame in the connection's receive buffer.
-    fn frames(&mut self, c: usize) -> Result<(), FrameError> {
-        let mut rbuf = std::mem::take(&mut self.io.conns[c].rbuf);
-        let mut result = Ok(());
-        loop {
-            let conn = &mut self.io.conns[c];
-            if conn.state == State::Closed {
-                break;
-            }
-            let (start, end) = (conn.rstart, conn.rend);
-            let f = match frame::decode(&mut rbuf[start..end], self.cfg.max_frame) {
-                Ok(Some(f)) => f,
-                Ok(None) => break,
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            };
-            conn.rstart += f.total_len();
-            let payload = &rbuf[start + f.header_len..start + f.total_len()];
-            match f.opcode {
-                OP_CLOSE => {
-                    let code = if payload.len() >= 2 {
-                        u16::from_be_bytes([payload[0], payload[1]])
-                    } else {
-                        0
-                    };
-                    if conn.state == State::Open {
-                        *self.io.stats.server_closes.entry(code).or_default() += 1;
-                        self.io.send_close(c, code.max(1000));
-                        self.io.conns[c].state = State::Closing;
-                        self.io.open = self.io.open.saturating_sub(1);
-                        self.sc.on_closed(&mut self.io, c, Some(code));
-                    }
-                }
-                OP_PING => self.io.send_frame(c, OP_PONG, payload),
-                OP_PONG => {}
-                OP_CONT => {
-                    conn.frag.extend_from_slice(payload);
-                    if f.fin {
-                        let msg = std::mem::take(&mut conn.frag);
-                        let binary = conn.frag_op == OP_BINARY;
-                        self.deliver(c, binary, &msg);
-                        self.io.conns[c].frag = msg;
-                        self.io.conns[c].frag.clear();
-                    }
-                }
-                op => {
-                    if f.fin {
-                        self.deliver(c, op == OP_BINARY, payload);
-                    } else {
-                        conn.frag_op = op;
-                        conn.frag.clear();
-                        conn.frag.extend_from_slice(payload);
-                    }
-                }
-            }
-        }
-        self.io.conns[c].rbuf = rbuf;
-        result
-    }
-
-    fn deliver(&mut self, c: usize, binary: bool, payload: &[u8]) {
-        self.io.recv_msgs += 1;
-        if self.io.conns[c].state == State::Open {
-            self.sc.on_message(&mut self.io, c, binary, payload);
         }
     }
 

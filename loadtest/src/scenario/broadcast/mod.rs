@@ -17,15 +17,20 @@
 //! With `check_publishers` every publisher also checks the messages of the *other* publishers
 //! of its room like a subscriber does (all-members-publish rooms; its own copies are ignored).
 
+mod plan;
+
+pub use plan::plan;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use super::{Scenario, thread_of};
+use super::Scenario;
 use crate::conn::Io;
 use crate::payload::{self, Header};
 use crate::shared::Shared;
 use crate::shared::Window;
 use crate::stats::{SeqEvent, SeqTrack};
+use crate::target::{PublisherNodes, same_node};
 
 /// Parameters of a broadcast run.
 #[derive(Debug, Clone)]
@@ -48,6 +53,9 @@ pub struct Params {
     pub prefix: String,
     /// Publishers also check the other publishers' messages (loss, order, latency).
     pub check_publishers: bool,
+    /// Servers the connections are spread over (`--url` given this many times); with more
+    /// than one, latency is also split into same-node and cross-node.
+    pub servers: usize,
 }
 
 /// What a publisher that also checks its room's traffic has received.
@@ -68,6 +76,8 @@ pub struct BroadcastShared {
     waiting: Vec<AtomicBool>,
     /// Per publisher: the thread it runs on.
     pub_thread: Vec<usize>,
+    /// Per publisher: its server, when there are several.
+    nodes: Option<PublisherNodes>,
     /// Per room: measured messages sent by its publishers (final once all are done).
     room_sent: Vec<AtomicU64>,
     pubs_done: AtomicUsize,
@@ -113,100 +123,6 @@ pub struct Broadcast {
     buf: Vec<u8>,
     win: Option<Window>,
     local_pubs_done: bool,
-}
-
-/// Per-thread connection lists (subprotocol per connection) and scenario instances.
-pub fn plan(p: Params, threads: usize) -> Vec<(Vec<Option<String>>, Broadcast)> {
-    let p = Arc::new(p);
-    let total_pubs = p.rooms * p.publishers;
-    let mut protos: Vec<Vec<Option<String>>> = vec![Vec::new(); threads];
-    let mut roles: Vec<Vec<Role>> = (0..threads).map(|_| Vec::new()).collect();
-    let mut pub_thread = vec![0; total_pubs];
-    // (thread, local index) of the first subscriber of each room on each thread.
-    let mut first_sub: Vec<Vec<Option<usize>>> = vec![vec![None; threads]; p.rooms];
-    let mut sub_counter = 0;
-    for (room, firsts) in first_sub.iter_mut().enumerate() {
-        let name = Some(format!("{}{room}", p.prefix));
-        for _ in 0..p.subscribers {
-            let t = thread_of(sub_counter, threads);
-            sub_counter += 1;
-            if firsts[t].is_none() {
-                firsts[t] = Some(roles[t].len());
-            }
-            protos[t].push(name.clone());
-            roles[t].push(Role::Subscriber {
-                room,
-                tracks: vec![SeqTrack::default(); p.publishers],
-                unique: 0,
-                acks_for: Vec::new(),
-                joined: false,
-                closed_by_server: false,
-            });
-        }
-        for k in 0..p.publishers {
-            let id = room * p.publishers + k;
-            let t = thread_of(id, threads);
-            pub_thread[id] = t;
-            protos[t].push(name.clone());
-            roles[t].push(Role::Publisher {
-                id,
-                seq: 0,
-                measured: 0,
-                next_due: 0,
-                done: false,
-                inbox: p.check_publishers.then(|| Inbox {
-                    tracks: vec![SeqTrack::default(); p.publishers],
-                    ..Inbox::default()
-                }),
-            });
-        }
-    }
-    let acked: Vec<AtomicU64> = (0..total_pubs).map(|_| AtomicU64::new(0)).collect();
-    // Designate a receiver per publisher: same thread if the room has a subscriber there.
-    for id in 0..total_pubs {
-        let room = id / p.publishers;
-        let t = pub_thread[id];
-        let choice = first_sub[room][t]
-            .map(|c| (t, c))
-            .or_else(|| (0..threads).find_map(|u| first_sub[room][u].map(|c| (u, c))));
-        match choice {
-            Some((u, c)) => {
-                if let Role::Subscriber { acks_for, .. } = &mut roles[u][c] {
-                    acks_for.push(id);
-                }
-            }
-            None => acked[id].store(u64::MAX / 2, Ordering::Relaxed),
-        }
-    }
-    let shared = Arc::new(BroadcastShared {
-        acked,
-        waiting: (0..total_pubs).map(|_| AtomicBool::new(false)).collect(),
-        pub_thread,
-        room_sent: (0..p.rooms).map(|_| AtomicU64::new(0)).collect(),
-        pubs_done: AtomicUsize::new(0),
-    });
-    protos
-        .into_iter()
-        .zip(roles)
-        .map(|(protos, roles)| {
-            let publishers = roles
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| matches!(r, Role::Publisher { .. }))
-                .map(|(i, _)| i)
-                .collect();
-            let sc = Broadcast {
-                p: p.clone(),
-                shared: shared.clone(),
-                roles,
-                publishers,
-                buf: payload::template(p.size),
-                win: None,
-                local_pubs_done: false,
-            };
-            (protos, sc)
-        })
-        .collect()
 }
 
 impl Broadcast {
@@ -328,7 +244,8 @@ impl Scenario for Broadcast {
             let ev = inbox.tracks[id - first].observe(h.seq);
             let Some(win) = self.win else { return };
             if win.measured(h.sent_ns) {
-                record(io, ev, &mut inbox.unique, h.sent_ns);
+                let same = same_node(self.shared.nodes.as_ref(), id, io.conns[c].target);
+                record(io, ev, &mut inbox.unique, h.sent_ns, same);
             }
             return;
         }
@@ -362,7 +279,8 @@ impl Scenario for Broadcast {
         if !win.measured(h.sent_ns) {
             return;
         }
-        record(io, ev, unique, h.sent_ns);
+        let same = same_node(self.shared.nodes.as_ref(), id, io.conns[c].target);
+        record(io, ev, unique, h.sent_ns, same);
     }
 
     fn on_closed(&mut self, io: &mut Io, c: usize, code: Option<u16>) {
@@ -510,13 +428,15 @@ impl Scenario for Broadcast {
     }
 }
 
-/// Counts one measured copy: a first copy (latency, maybe late) or a duplicate.
-fn record(io: &mut Io, ev: SeqEvent, unique: &mut u64, sent_ns: u64) {
+/// Counts one measured copy: a first copy (latency, maybe late, on its path when `same_node`
+/// is known) or a duplicate.
+fn record(io: &mut Io, ev: SeqEvent, unique: &mut u64, sent_ns: u64, same_node: Option<bool>) {
     match ev {
         SeqEvent::Fresh | SeqEvent::Reordered => {
             *unique += 1;
             io.stats.delivered += 1;
-            io.stats.record_latency(io.now.saturating_sub(sent_ns));
+            io.stats
+                .record_latency_on(io.now.saturating_sub(sent_ns), same_node);
             if ev == SeqEvent::Reordered {
                 io.stats.reordered += 1;
             }

@@ -1,0 +1,127 @@
+//! What arrives on a connection: the handshake answer, then frames (control frames answered,
+//! fragments joined) and complete data messages handed to the scenario.
+
+use super::{Driver, DriverError};
+use crate::client::frame::{self, FrameError, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG};
+use crate::conn::State;
+use crate::scenario::Scenario;
+
+impl<S: Scenario> Driver<S> {
+    pub(super) fn on_recv(&mut self, c: usize, res: i32) -> Result<(), DriverError> {
+        let conn = &mut self.io.conns[c];
+        conn.recv_busy = false;
+        if conn.state == State::Closed {
+            return Ok(());
+        }
+        if res <= 0 {
+            self.broken(c);
+            return Ok(());
+        }
+        conn.rend += res as usize;
+        self.io.recv_bytes += res as u64;
+        if conn.state == State::Handshake {
+            let Some(hs) = conn.hs.as_ref() else {
+                return Ok(());
+            };
+            match hs.finish(&conn.rbuf[conn.rstart..conn.rend]) {
+                Ok(None) => return self.submit_recv(c),
+                Ok(Some(n)) => {
+                    conn.rstart += n;
+                    conn.hs = None;
+                    conn.state = State::Open;
+                    self.setting_up -= 1;
+                    if conn.reopened {
+                        self.io.stats.reconnects += 1;
+                    } else {
+                        self.settled += 1;
+                        self.io.stats.connected += 1;
+                        self.io.stats.note_connect_time(self.io.now);
+                    }
+                    self.io.open += 1;
+                    self.sc.on_open(&mut self.io, c);
+                }
+                Err(_) => {
+                    self.io.stats.handshake_errors += 1;
+                    self.setup_failed(c);
+                    return Ok(());
+                }
+            }
+        }
+        match self.frames(c) {
+            Ok(()) => self.submit_recv(c),
+            Err(_) => {
+                self.broken(c);
+                Ok(())
+            }
+        }
+    }
+
+    /// Handles every complete frame in the connection's receive buffer.
+    fn frames(&mut self, c: usize) -> Result<(), FrameError> {
+        let mut rbuf = std::mem::take(&mut self.io.conns[c].rbuf);
+        let mut result = Ok(());
+        loop {
+            let conn = &mut self.io.conns[c];
+            if conn.state == State::Closed {
+                break;
+            }
+            let (start, end) = (conn.rstart, conn.rend);
+            let f = match frame::decode(&mut rbuf[start..end], self.cfg.max_frame) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            conn.rstart += f.total_len();
+            let payload = &rbuf[start + f.header_len..start + f.total_len()];
+            match f.opcode {
+                OP_CLOSE => {
+                    let code = if payload.len() >= 2 {
+                        u16::from_be_bytes([payload[0], payload[1]])
+                    } else {
+                        0
+                    };
+                    if conn.state == State::Open {
+                        *self.io.stats.server_closes.entry(code).or_default() += 1;
+                        self.io.send_close(c, code.max(1000));
+                        self.io.conns[c].state = State::Closing;
+                        self.io.open = self.io.open.saturating_sub(1);
+                        self.sc.on_closed(&mut self.io, c, Some(code));
+                    }
+                }
+                OP_PING => self.io.send_frame(c, OP_PONG, payload),
+                OP_PONG => {}
+                OP_CONT => {
+                    conn.frag.extend_from_slice(payload);
+                    if f.fin {
+                        let msg = std::mem::take(&mut conn.frag);
+                        let binary = conn.frag_op == OP_BINARY;
+                        self.deliver(c, binary, &msg);
+                        self.io.conns[c].frag = msg;
+                        self.io.conns[c].frag.clear();
+                    }
+                }
+                op => {
+                    if f.fin {
+                        self.deliver(c, op == OP_BINARY, payload);
+                    } else {
+                        conn.frag_op = op;
+                        conn.frag.clear();
+                        conn.frag.extend_from_slice(payload);
+                    }
+                }
+            }
+        }
+        self.io.conns[c].rbuf = rbuf;
+        result
+    }
+
+    fn deliver(&mut self, c: usize, binary: bool, payload: &[u8]) {
+        self.io.recv_msgs += 1;
+        if self.io.conns[c].state == State::Open {
+            self.sc.on_message(&mut self.io, c, binary, payload);
+        }
+    }
+}
