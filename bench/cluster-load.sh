@@ -10,8 +10,9 @@
 #
 #   bench/cluster-load.sh RATE [SECONDS] [NODES] [WORKERS]      (defaults 5000 10 3 1)
 #   env: ROOMS (100) SUBS (30) WINDOW (loadtest --window, 64; 1000000 = no flow control)
-#        LT_THREADS (loadtest --threads) UNPIN=1 (let every node thread run on every CPU: ringcast
-#        pins worker i to CPU i, so all 1-worker nodes share CPU 0) BIN (target/release) KEEP=1
+#        LT_THREADS (loadtest --threads) PIN=1 (keep ringcast's worker pinning with several nodes:
+#        by default they get --no-pin, since pinned 1-worker nodes would all sit on the first
+#        allowed CPU) BIN (target/release) KEEP=1
 set -euo pipefail
 RATE=${1:-5000}; DUR=${2:-10}; NODES=${3:-3}; W=${4:-1}
 ROOMS=${ROOMS:-100}; SUBS=${SUBS:-30}; WINDOW=${WINDOW:-64}
@@ -37,6 +38,7 @@ URLS=()
 for n in $(seq "$NODES"); do
   CL=()
   [ "$NODES" -gt 1 ] && CL=(--cluster "redis://127.0.0.1:$PORT" --node-id "n$n")
+  [ "$NODES" -gt 1 ] && [ -z "${PIN:-}" ] && CL+=(--no-pin)
   "$BIN/ringcast" --listen 127.0.0.1:0 --workers "$W" "${CL[@]}" >"$D/n$n.log" 2>&1 &
   PIDS+=($!)
 done
@@ -50,9 +52,6 @@ for n in $(seq "$NODES"); do
   [ -n "$u" ] || { echo "node $n did not start: $D/n$n.log" >&2; exit 2; }
   URLS+=(--url "$u")
 done
-if [ -n "${UNPIN:-}" ]; then
-  for p in "${PIDS[@]}"; do for t in /proc/"$p"/task/*; do taskset -p -c "0-$(($(nproc) - 1))" "${t##*/}" >/dev/null; done; done
-fi
 cpu() { [ -n "$1" ] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
 sum_cpu() { local s=0; for p in "${PIDS[@]}"; do s=$((s + $(cpu "$p"))); done; echo "$s"; }
 R0=$(cpu "$RPID"); S0=$(sum_cpu); T0=$(date +%s.%N)

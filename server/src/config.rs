@@ -27,7 +27,8 @@ pub struct Config {
     /// Address to listen on (`127.0.0.1:0` picks a free port).
     #[arg(long, env = "RINGCAST_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
-    /// Worker threads, each pinned to a core with its own io_uring (0 = one per available core).
+    /// Worker threads, each with its own io_uring, pinned to the allowed CPUs in turn
+    /// (0 = one per available core).
     #[arg(long, env = "RINGCAST_WORKERS", default_value_t = 0)]
     pub workers: usize,
     /// TOML file with any of these settings (keys as the long flag names).
@@ -39,6 +40,10 @@ pub struct Config {
     /// Comma-separated list of allowed rooms (default: any token of up to 64 bytes).
     #[arg(long, env = "RINGCAST_ROOMS", value_delimiter = ',')]
     pub rooms: Vec<String>,
+    /// Leave worker threads unpinned (for several processes sharing the same cores, such as a
+    /// local cluster of nodes; with `taskset` or a cpuset each process pins within its own CPUs).
+    #[arg(long, env = "RINGCAST_NO_PIN", default_value_t = false)]
+    pub no_pin: bool,
     /// Also deliver each message back to its sender.
     #[arg(long, env = "RINGCAST_ECHO", default_value_t = false)]
     pub echo: bool,

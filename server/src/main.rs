@@ -3,6 +3,7 @@
 //! The main thread binds one `SO_REUSEPORT` listener per worker, starts the workers, prints the
 //! listening line once every worker accepts, then waits for SIGINT/SIGTERM and drains.
 
+mod affinity;
 mod bridge;
 mod config;
 mod conn;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use mimalloc::MiMalloc;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::affinity::{AllowedCpus, pin_current_thread};
 use crate::bridge::Bridge;
 use crate::config::{Config, LogFormat};
 use crate::fanout::bus::{Inbound, InboundSlot};
@@ -153,15 +155,6 @@ fn report_exit(
     }
 }
 
-fn pin_to_core(core: usize) {
-    // SAFETY: cpu_set_t is plain data; sched_setaffinity reads the set we filled.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(core, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
 fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let sigset = block_signals();
     // SAFETY: ignoring SIGPIPE only changes how a write to a closed socket is reported (EPIPE).
@@ -197,13 +190,14 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let clustered = bridge.is_some();
     let shared = Arc::new(shared.with_cluster(bridge));
     let (senders, receivers) = Peers::channels(n);
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let cpus = (!shared.config.no_pin).then(AllowedCpus::current);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let (exit_tx, exit_rx) = crossbeam_channel::unbounded::<Exit>();
     let mut peer_txs = Vec::new();
     let mut handles = Vec::new();
     for (id, (sock, rx)) in listeners.into_iter().zip(receivers).enumerate() {
         let shared = shared.clone();
+        let cpus = cpus.clone();
         let ready_tx = ready_tx.clone();
         let exit_tx = exit_tx.clone();
         let (peers_tx, peers_rx) = crossbeam_channel::bounded::<Peers>(1);
@@ -212,7 +206,12 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             .name(format!("ringcast-w{id}"))
             .spawn(move || {
                 report_exit(id, &exit_tx, || {
-                    pin_to_core(id % cores);
+                    if let Some(cpus) = &cpus {
+                        let cpu = cpus.for_worker(id);
+                        if let Err(e) = pin_current_thread(cpu) {
+                            tracing::warn!(worker = id, cpu, "could not pin the worker: {e}");
+                        }
+                    }
                     let mut worker = match Worker::new(id, shared, sock, rx) {
                         Ok(w) => w,
                         Err(e) => {

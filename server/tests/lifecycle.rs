@@ -123,3 +123,65 @@ fn sigterm_sends_1001_and_exits_zero() {
         server.stderr()
     );
 }
+
+/// `Cpus_allowed_list` of the server's worker thread `name`.
+fn worker_cpus(pid: u32, name: &str) -> String {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("proc") {
+        let status =
+            std::fs::read_to_string(task.expect("task").path().join("status")).unwrap_or_default();
+        if status.lines().any(|l| l == format!("Name:\t{name}")) {
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("Cpus_allowed_list:"))
+                .expect("Cpus_allowed_list");
+            return line["Cpus_allowed_list:".len()..].trim().to_owned();
+        }
+    }
+    panic!("no thread {name}");
+}
+
+#[test]
+fn workers_pin_within_the_cpus_the_process_may_use() {
+    // The CPUs this test may use (a CI container may have a cpuset that does not start at 0).
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes inside it, CPU_ISSET reads it.
+    let allowed: Vec<usize> = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
+            0
+        );
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    };
+    let last = *allowed.last().expect("some CPU");
+    // A process started from a thread confined to the last CPU inherits that mask, as under
+    // `taskset -c <last>`: its worker must run there, not on CPU 0.
+    let (pinned, free) = std::thread::spawn(move || {
+        // SAFETY: cpu_set_t is plain data; the set is filled below CPU_SETSIZE and only read.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(last, &mut set);
+            assert_eq!(
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+                0
+            );
+        }
+        let pinned = Server::start(&["--workers", "1"]);
+        let free = Server::start(&["--workers", "1", "--no-pin"]);
+        (pinned, free)
+    })
+    .join()
+    .expect("starter thread");
+    assert_eq!(worker_cpus(pinned.pid(), "ringcast-w0"), last.to_string());
+    // --no-pin keeps the inherited mask untouched.
+    assert_eq!(worker_cpus(free.pid(), "ringcast-w0"), last.to_string());
+    // Unconfined, with one worker per allowed CPU, worker i gets the i-th allowed CPU.
+    let all = Server::start(&["--workers", &allowed.len().to_string()]);
+    for (id, cpu) in allowed.iter().enumerate() {
+        assert_eq!(
+            worker_cpus(all.pid(), &format!("ringcast-w{id}")),
+            cpu.to_string()
+        );
+    }
+}

@@ -76,6 +76,9 @@ impl Fleet {
                 bus.clone(),
                 "--node-id".to_owned(),
                 format!("e2e-n{i}"),
+                // Several processes share this machine's cores: pinned, every 1-worker node
+                // would put its worker on the first allowed CPU.
+                "--no-pin".to_owned(),
             ];
             args.extend_from_slice(extra);
             let log = tagged(log, &format!("n{i}"));
