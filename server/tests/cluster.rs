@@ -490,3 +490,66 @@ fn a_presence_subscribe_snapshot_lists_every_node_then_local_events() {
         "{v}"
     );
 }
+
+#[test]
+fn a_cluster_presence_snapshot_comes_before_the_replay_and_live_messages() {
+    let redis = RedisServer::start();
+    let history = ["--history-size", "100"];
+    let a = node(&redis, "a", &history);
+    let b = node(&redis, "b", &history);
+    let mut obs = observer(&redis);
+    // b receives the topic (a member there) before a publishes, so its history fills.
+    let mut first = b.join(Some("pubsub"));
+    first
+        .send(Message::text(r#"{"op":"subscribe","topic":"h","id":1}"#))
+        .unwrap();
+    assert_eq!(json(&mut first)["op"], "subscribed");
+    let _member_on_a = a.join(Some("h"));
+    wait_presence(&mut obs, "h", 2, Duration::from_secs(10));
+    // a publishes continuously while b's second subscriber asks for presence and a replay.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publishing = {
+        let stop = stop.clone();
+        let mut publisher = a.join(Some("pubsub"));
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let p = format!(r#"{{"op":"publish","topic":"h","data":{i}}}"#);
+                publisher.send(Message::text(p)).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            i
+        })
+    };
+    // Wait (on the first subscriber) until b's history holds 20 messages.
+    for i in 1..=20u64 {
+        assert_eq!(json(&mut first)["data"], i);
+    }
+    let mut sub = b.join(Some("pubsub"));
+    sub.send(Message::text(
+        r#"{"op":"subscribe","topic":"h","id":2,"presence":true,"since":{"last":10}}"#,
+    ))
+    .unwrap();
+    let v = json(&mut sub);
+    assert_eq!(v["op"], "subscribed", "{v}");
+    let through = v["offset"].as_u64().expect("offset");
+    let v = json(&mut sub);
+    assert_eq!(
+        (&v["op"], &v["count"]),
+        (&"presence".into(), &3.into()),
+        "SPEC §5: the snapshot right after `subscribed`: {v}"
+    );
+    // Then the replay (the last 10) and live messages, each offset once, in order.
+    for offset in through - 9..through + 50 {
+        let v = json(&mut sub);
+        assert_eq!(
+            (&v["op"], &v["offset"]),
+            (&"message".into(), &offset.into()),
+            "{v}"
+        );
+        assert_eq!(v["data"], offset, "a's n-th publish is b's offset n");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(publishing.join().expect("publisher") > 60);
+}

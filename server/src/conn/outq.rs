@@ -4,6 +4,11 @@
 //! Bytes are queued during a loop turn and leave in one WRITEV at the end of the turn. Every
 //! queued byte counts towards backpressure (room frames, pongs, closes, HTTP answers), and every
 //! chunk holds whole frames, so cutting the queue between chunks never cuts a frame.
+//!
+//! A *hold* ([`OutQueue::hold`]) is a place in the stream for bytes computed later (a cluster
+//! presence snapshot, SPEC §5 order): nothing queued behind it is sent before it is filled
+//! ([`OutQueue::fill`]), though it counts towards backpressure as usual. A Close never waits
+//! for a hold: queueing one drops the first pending hold and everything behind it.
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -22,13 +27,20 @@ enum Chunk {
     Shared(Arc<[u8]>, u32, u32),
     /// Bytes of this connection alone (responses, control frames).
     Owned(Box<[u8]>),
+    /// A place for bytes not known yet ([`OutQueue::hold`]): sending stops here.
+    Hold(u32),
 }
+
+/// Names a hold in one connection's queue, to fill it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldId(u32);
 
 impl Chunk {
     fn bytes(&self) -> &[u8] {
         match self {
             Chunk::Shared(b, start, end) => &b[*start as usize..*end as usize],
             Chunk::Owned(b) => b,
+            Chunk::Hold(_) => &[],
         }
     }
 }
@@ -53,6 +65,10 @@ pub struct OutQueue {
     answered: u32,
     /// Pings answered by overwriting the owed Pong since the client last took bytes.
     collapsed: u32,
+    /// Holds queued and not filled yet (0 almost always: `start_send` looks for none then).
+    holds: u32,
+    /// The id of the next hold.
+    next_hold: u32,
 }
 
 impl OutQueue {
@@ -86,20 +102,74 @@ impl OutQueue {
             .push_back(Chunk::Owned(bytes.into_boxed_slice()));
     }
 
-    /// Queues one frame built from `payload` (an owed Pong leaves before it).
+    /// Queues one frame built from `payload` (an owed Pong leaves before it). A Close frame
+    /// drops a pending hold first, as [`OutQueue::push_close`] does.
     pub fn push_frame(&mut self, opcode: OpCode, payload: &[u8]) {
         let mut buf = Vec::with_capacity(payload.len() + 10);
         encode_frame(&mut buf, opcode, payload);
+        if opcode == OpCode::Close {
+            self.cut_at_hold();
+        }
         self.queue_pong();
         self.push_owned(buf);
     }
 
-    /// Queues a Close frame with `code` and `reason` (an owed Pong leaves before it).
+    /// Queues a Close frame with `code` and `reason` (an owed Pong leaves before it). A hold
+    /// still pending is dropped with everything behind it: the Close leaves after what was
+    /// sendable, never waiting for bytes that may come late (or not at all).
     pub fn push_close(&mut self, code: CloseCode, reason: &str) {
         let mut buf = Vec::with_capacity(reason.len() + 4);
         encode_close(&mut buf, code, reason);
+        self.cut_at_hold();
         self.queue_pong();
         self.push_owned(buf);
+    }
+
+    /// Reserves the place of bytes to come: nothing queued after it is sent until
+    /// [`OutQueue::fill`] gives them. Its bytes count as unsent once filled; what waits behind
+    /// it counts at once.
+    pub fn hold(&mut self) -> HoldId {
+        let id = self.next_hold;
+        self.next_hold = id.wrapping_add(1);
+        self.holds += 1;
+        self.chunks.push_back(Chunk::Hold(id));
+        HoldId(id)
+    }
+
+    /// Puts `bytes` (whole frames) in the place of `hold`, which releases what waits behind it
+    /// (up to the next hold). Returns false when the hold is gone (dropped by a Close or a
+    /// backpressure cut): the bytes are dropped too.
+    pub fn fill(&mut self, hold: HoldId, bytes: Vec<u8>) -> bool {
+        let Some(i) = self
+            .chunks
+            .iter()
+            .position(|c| matches!(c, Chunk::Hold(h) if *h == hold.0))
+        else {
+            return false;
+        };
+        self.holds -= 1;
+        if bytes.is_empty() {
+            // A zero-length chunk would make an empty WRITEV, whose result of 0 never pops it.
+            self.chunks.remove(i);
+        } else {
+            self.unsent += bytes.len();
+            self.chunks[i] = Chunk::Owned(bytes.into_boxed_slice());
+        }
+        true
+    }
+
+    /// Drops the first pending hold and every chunk behind it (a Close is about to be queued).
+    fn cut_at_hold(&mut self) {
+        if self.holds == 0 {
+            return;
+        }
+        if let Some(i) = self.chunks.iter().position(|c| matches!(c, Chunk::Hold(_))) {
+            // A hold is never in flight nor partly sent: `start_send` stops before it.
+            self.chunks.truncate(i);
+        }
+        self.holds = 0;
+        let queued: usize = self.chunks.iter().map(|c| c.bytes().len()).sum();
+        self.unsent = queued - self.front_sent;
     }
 
     /// Owes the client a Pong with `payload`; returns whether it adds a Pong (rather than
@@ -146,25 +216,33 @@ impl OutQueue {
         } else {
             usize::from(self.front_sent > 0)
         };
+        // No hold is among the kept chunks: `start_send` stops before the first.
         self.chunks.truncate(keep);
+        self.holds = 0;
         self.pong = None;
         let queued: usize = self.chunks.iter().map(|c| c.bytes().len()).sum();
         self.unsent = queued - self.front_sent;
     }
 
-    /// Starts a send of the queued bytes (up to `MAX_IOV` chunks) on `fd`: returns the WRITEV to
-    /// submit with `user_data`, or `None` when nothing is queued or a send is in flight already.
-    /// [`OutQueue::sent`] must be called with the send's result.
+    /// Starts a send of the queued bytes (up to `MAX_IOV` chunks, up to the first hold) on
+    /// `fd`: returns the WRITEV to submit with `user_data`, or `None` when nothing is sendable
+    /// or a send is in flight already. [`OutQueue::sent`] must be called with the send's result.
     pub fn start_send(&mut self, fd: RawFd, user_data: u64) -> Option<Sqe> {
         if self.in_flight > 0 {
             return None;
         }
         self.queue_pong();
-        if self.chunks.is_empty() {
+        let sendable = if self.holds == 0 {
+            MAX_IOV
+        } else {
+            (self.chunks.iter().position(|c| matches!(c, Chunk::Hold(_))))
+                .map_or(MAX_IOV, |i| i.min(MAX_IOV))
+        };
+        if self.chunks.is_empty() || sendable == 0 {
             return None;
         }
         self.iov.clear();
-        for (i, chunk) in self.chunks.iter().take(MAX_IOV).enumerate() {
+        for (i, chunk) in self.chunks.iter().take(sendable).enumerate() {
             let bytes = chunk.bytes();
             let skip = if i == 0 { self.front_sent } else { 0 };
             self.iov.push(libc::iovec {
@@ -182,8 +260,10 @@ impl OutQueue {
         // 1. every byte an iovec points at is heap memory owned by a chunk (`Arc<[u8]>` or
         //    `Box<[u8]>`), so moving the chunk, the deque, this queue or its connection (the slab
         //    moves connections when it grows) moves pointers, never the bytes;
-        // 2. the in-flight prefix is never touched: `push_*` only append at the back,
-        //    `drop_unsent` keeps the first `in_flight` chunks, and only `sent` pops chunks;
+        // 2. the in-flight prefix is never touched: `push_*` and `hold` only append at the
+        //    back, `fill` replaces a hold chunk and the WRITEV stops before the first hold (so
+        //    no hold is in the prefix), `drop_unsent` keeps the first `in_flight` chunks,
+        //    `cut_at_hold` keeps the chunks before the first hold, and only `sent` pops chunks;
         // 3. `self.iov` is a heap array rebuilt only here, which returns early while a send is
         //    in flight, and released only in `sent`;
         // 4. this queue outlives the send, and the fd stays open: the worker frees a connection
@@ -206,6 +286,7 @@ impl OutQueue {
             let Some(front) = self.chunks.front() else {
                 break;
             };
+            debug_assert!(!matches!(front, Chunk::Hold(_)), "a hold was sent");
             let left = front.bytes().len() - self.front_sent;
             if n >= left {
                 n -= left;
@@ -386,5 +467,106 @@ mod tests {
         assert_eq!(q.iovecs().len(), MAX_IOV);
         assert!(q.sent(MAX_IOV));
         assert_eq!(q.unsent(), 3);
+    }
+    #[test]
+    fn a_hold_blocks_later_chunks_until_filled_then_they_follow_it() {
+        let mut q = OutQueue::new();
+        q.push_owned(b"subscribed".to_vec());
+        let hold = q.hold();
+        let frames = shared(b"replay-live");
+        q.push_shared(&frames, 0, 6);
+        q.push_shared(&frames, 6, 11);
+        assert_eq!(q.unsent(), 21, "what waits behind the hold counts");
+        assert!(q.start_send(-1, 0).is_some());
+        assert_eq!(
+            q.iovecs(),
+            vec![&b"subscribed"[..]],
+            "the send stops at the hold"
+        );
+        assert!(q.sent(10), "bytes remain behind the hold");
+        assert!(
+            q.start_send(-1, 0).is_none(),
+            "nothing sendable before the fill"
+        );
+        assert!(q.fill(hold, b"snapshot".to_vec()));
+        assert_eq!(q.unsent(), 19);
+        assert!(q.start_send(-1, 0).is_some());
+        assert_eq!(q.iovecs(), vec![&b"snapshot"[..], b"replay", b"-live"]);
+        assert!(!q.sent(19));
+        assert!(q.is_empty());
+        assert!(!q.fill(hold, b"again".to_vec()), "a hold fills once");
+    }
+
+    #[test]
+    fn holds_fill_out_of_order_but_release_in_queue_order() {
+        let mut q = OutQueue::new();
+        let first = q.hold();
+        q.push_owned(b"a".to_vec());
+        let second = q.hold();
+        q.push_owned(b"b".to_vec());
+        assert!(q.fill(second, b"2".to_vec()));
+        assert!(q.start_send(-1, 0).is_none(), "the first hold still blocks");
+        assert!(q.fill(first, Vec::new()), "an empty fill releases");
+        assert!(q.start_send(-1, 0).is_some());
+        assert_eq!(q.iovecs(), vec![&b"a"[..], b"2", b"b"]);
+        assert!(!q.sent(3));
+    }
+
+    #[test]
+    fn a_close_with_a_hold_pending_is_sent_after_what_precedes_the_hold() {
+        let mut q = OutQueue::new();
+        q.push_owned(b"subscribed".to_vec());
+        let hold = q.hold();
+        q.push_owned(b"live".to_vec());
+        assert!(q.set_pong(b"p"), "an ordered pong, queued behind the hold");
+        q.push_close(CloseCode::NORMAL, "");
+        assert_eq!(q.pending(), b"subscribed\x88\x02\x03\xe8");
+        assert_eq!(q.unsent(), 14);
+        assert!(q.start_send(-1, 0).is_some());
+        assert!(!q.sent(14), "nothing waits for the hold any more");
+        assert!(
+            !q.fill(hold, b"late".to_vec()),
+            "the hold went with the Close"
+        );
+        assert!(q.is_empty() && q.unsent() == 0);
+
+        // The same through `push_frame` (a Close without a code), and after a backpressure cut.
+        let mut q = OutQueue::new();
+        let _ = q.hold();
+        q.push_owned(b"x".to_vec());
+        q.push_frame(OpCode::Close, b"");
+        assert_eq!(q.pending(), b"\x88\x00");
+        let mut q = OutQueue::new();
+        q.push_owned(b"sent".to_vec());
+        assert!(q.start_send(-1, 0).is_some());
+        let hold = q.hold();
+        q.push_owned(b"x".to_vec());
+        q.drop_unsent();
+        q.push_close(CloseCode::POLICY, "");
+        assert_eq!(q.pending(), b"sent\x88\x02\x03\xf0");
+        assert!(!q.fill(hold, b"late".to_vec()));
+        assert!(!q.sent(8));
+    }
+
+    #[test]
+    fn bytes_behind_a_hold_count_towards_backpressure_and_a_cut_drops_them() {
+        let mut q = OutQueue::new();
+        let hold = q.hold();
+        let frames = shared(&[7u8; 1000]);
+        for _ in 0..100 {
+            q.push_shared(&frames, 0, 1000);
+        }
+        assert_eq!(
+            q.unsent(),
+            100_000,
+            "a long wait on a busy topic grows the backlog"
+        );
+        assert!(q.start_send(-1, 0).is_none());
+        q.drop_unsent();
+        assert_eq!(q.unsent(), 0);
+        assert!(q.is_empty());
+        assert!(!q.fill(hold, b"snapshot".to_vec()));
+        q.push_owned(b"after".to_vec());
+        assert!(q.start_send(-1, 0).is_some(), "no hold left to wait for");
     }
 }

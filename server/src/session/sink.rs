@@ -6,12 +6,12 @@
 use std::sync::Arc;
 
 use ringcast_protocol::CloseCode;
-use ringcast_protocol::frame::OpCode;
+use ringcast_protocol::frame::{OpCode, encode_frame};
 
 use ringcast_pubsub::presence::ClientId;
 
 use crate::config::Config;
-use crate::conn::outq::OutQueue;
+use crate::conn::outq::{HoldId, OutQueue};
 use crate::fanout::batch::TurnBatches;
 use crate::limits::MAX_COLLAPSED_PONGS;
 use crate::metrics::WorkerMetrics;
@@ -189,6 +189,27 @@ impl<'a> Sink<'a> {
     /// with 1008 (SPEC §7: every outbound byte counts).
     pub fn reply_frame(&mut self, opcode: OpCode, payload: &[u8]) {
         self.out.push_frame(opcode, payload);
+        self.replied();
+    }
+
+    /// Reserves the place of a reply computed later (a cluster-wide presence snapshot): what is
+    /// queued for this client after it waits until [`Sink::fill_frame`].
+    pub fn hold(&mut self) -> HoldId {
+        self.out.hold()
+    }
+
+    /// Puts one frame built from `payload` in the place of `hold` (nothing if a Close or a
+    /// backpressure cut dropped the hold), which releases what waits behind it.
+    pub fn fill_frame(&mut self, hold: HoldId, opcode: OpCode, payload: &[u8]) {
+        let mut frame = Vec::with_capacity(payload.len() + 10);
+        encode_frame(&mut frame, opcode, payload);
+        if self.out.fill(hold, frame) {
+            self.replied();
+        }
+    }
+
+    /// Counts a reply queued and applies `--max-backpressure` to it.
+    fn replied(&mut self) {
         let m = self.metrics();
         m.messages_out
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
