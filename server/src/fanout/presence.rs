@@ -5,6 +5,13 @@
 //! the first snapshot taken on this worker); an early event waits here until the gap fills, an
 //! event at or below a subscriber's snapshot `seq` is not sent to it (`LocalRoom::presence_skip`).
 //! Events are delivered one at a time: they are rare next to messages.
+//!
+//! Joins and leaves on other nodes (cluster bus) have no `seq` here: they come in the bus's
+//! order, through the same channel as the answer to a subscriber's snapshot, and each presence
+//! subscriber with a view (`LocalRoom::remote_views`, what its snapshot listed) gets a join of
+//! a client not in it and a leave of one in it, updating it; anything else repeats what its
+//! snapshot showed (`ringcast_cluster`: a change published after the snapshot's query whose
+//! HSET / HDEL ran before it) and is dropped, so each change arrives exactly once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -43,6 +50,9 @@ impl PresenceOrder {
             self.held.remove(&id);
             return;
         };
+        if batch.is_remote_events() {
+            return deliver_remote(batch, local, limit, out, report);
+        }
         let Some((mut incarnation, mut next)) = local.presence else {
             // No snapshot was taken here: nobody on this worker waits for these events.
             self.held.remove(&id);
@@ -89,6 +99,44 @@ impl PresenceOrder {
         if held.is_empty() {
             self.held.remove(&id);
         }
+    }
+}
+
+/// Queues each join/leave of `batch` (from other nodes) for the presence subscribers in `room`
+/// whose view it changes.
+fn deliver_remote(
+    batch: &FrozenBatch,
+    room: &mut LocalRoom,
+    limit: usize,
+    out: &mut impl Outboxes,
+    report: &mut DeliveryReport,
+) {
+    let form = batch.form(Class::JsonPresence);
+    for i in 0..batch.len() {
+        let Some(change) = batch.remote_change(i) else {
+            continue;
+        };
+        let (start, end) = batch.span(Class::JsonPresence, i);
+        room.remote_views.retain_mut(|view| {
+            let changed = if change.join {
+                view.clients.insert(change.client.clone())
+            } else {
+                view.clients.remove(&change.client)
+            };
+            if view.clients.len() > view.max {
+                return false; // above --presence-max: no more events for this subscriber
+            }
+            if changed {
+                let queue = out.outbox(view.key);
+                let backlog = queue.unsent();
+                queue.push_shared(form, start, end);
+                report.delivered += 1;
+                if backlog > 0 && queue.unsent() > limit {
+                    report.over_limit.push(view.key);
+                }
+            }
+            true
+        });
     }
 }
 

@@ -8,7 +8,8 @@
 //! (`Sink::hold`), so the replay and live messages queued after `subscribed` wait behind it
 //! (SPEC §5 order). When the answer arrives ([`answer_snapshot`]) the snapshot is this node's
 //! registry *then* plus the other nodes' members, put in the held place, before any later
-//! event. Joins and leaves on other nodes are not events (only a snapshot shows them).
+//! event. Joins and leaves on other nodes come from the bus after that answer, each once
+//! (`fanout::presence`: checked against what the snapshot listed).
 
 use std::sync::Arc;
 
@@ -32,22 +33,23 @@ pub fn snapshot(
     id: Option<&str>,
     remote: &[PresenceMember],
 ) -> Snapshot {
-    let (out, snap) = encode_snapshot(sink, topic, id, remote);
+    let (out, snap, _) = encode_snapshot(sink, topic, id, remote);
     sink.reply_frame(OpCode::Text, &out);
     snap
 }
 
-/// The `presence` envelope of `topic`: this node's members now, then `remote`; and this
-/// node's part.
+/// The `presence` envelope of `topic`: this node's members now, then `remote`; this node's
+/// part; and whether it lists the members (within `--presence-max`) rather than a count.
 fn encode_snapshot(
     sink: &Sink<'_>,
     topic: &str,
     id: Option<&str>,
     remote: &[PresenceMember],
-) -> (Vec<u8>, Snapshot) {
+) -> (Vec<u8>, Snapshot, bool) {
     let snap = sink.shared().hub.presence.snapshot(topic);
     let count = snap.count + remote.len();
     let mut out = Vec::with_capacity(128);
+    let mut listed = false;
     match &snap.members {
         Some(members) if count <= sink.config().presence_max => {
             let local = members.iter().map(|m| Member {
@@ -59,10 +61,11 @@ fn encode_snapshot(
                 user: (!m.user.is_empty()).then_some(m.user.as_str()),
             });
             envelope::presence(&mut out, topic, id, local.chain(others), count);
+            listed = true;
         }
         _ => envelope::presence_count(&mut out, topic, id, count),
     }
-    (out, snap)
+    (out, snap, listed)
 }
 
 /// A subscribe's snapshot asked of the cluster: the ask's token, the place held for it in the
@@ -101,8 +104,9 @@ pub fn subscribe_snapshot(sink: &mut Sink<'_>, room: &Arc<SharedRoom>) -> Option
 
 /// The other nodes' members for the snapshot `awaited`: puts the snapshot (this node's
 /// registry now, then `remote`) in its held place; if the connection is still subscribed
-/// (`subscribed`), releases the events the snapshot does not reflect. An unsubscribe in the
-/// meantime does not drop the snapshot: it was promised after `subscribed`, and the hold
+/// (`subscribed`), releases the events the snapshot does not reflect, and, if it listed the
+/// members, the other nodes' joins and leaves that change what it listed. An unsubscribe in
+/// the meantime does not drop the snapshot: it was promised after `subscribed`, and the hold
 /// keeps what followed waiting for it.
 pub fn answer_snapshot(
     sink: &mut Sink<'_>,
@@ -110,10 +114,14 @@ pub fn answer_snapshot(
     remote: &[PresenceMember],
     subscribed: bool,
 ) {
-    let (out, snap) = encode_snapshot(sink, &awaited.room.name, None, remote);
+    let (out, snap, listed) = encode_snapshot(sink, &awaited.room.name, None, remote);
     sink.fill_frame(awaited.hold, OpCode::Text, &out);
     if subscribed {
         sink.presence_from(&awaited.room, snap.incarnation, snap.seq);
+        if listed {
+            let view = remote.iter().map(|m| m.client.as_str().into()).collect();
+            sink.remote_view(&awaited.room, view);
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! another connection; what must be ordered with the rest of the worker is returned as an
 //! [`End`] for the worker to apply.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use ringcast_protocol::CloseCode;
@@ -15,7 +16,7 @@ use crate::conn::outq::{HoldId, OutQueue};
 use crate::fanout::batch::TurnBatches;
 use crate::limits::MAX_COLLAPSED_PONGS;
 use crate::metrics::WorkerMetrics;
-use crate::rooms::local::{Class, LocalRooms, Slot};
+use crate::rooms::local::{Class, LocalRooms, RemoteView, Slot};
 use crate::rooms::{JoinError, SharedRoom};
 use crate::shared::Shared;
 
@@ -129,6 +130,18 @@ impl<'a> Sink<'a> {
     pub fn presence_hold(&mut self, room: &SharedRoom) {
         if let Some(local) = self.rooms.get_mut(room.id) {
             local.presence_hold(self.key);
+        }
+    }
+
+    /// This connection (a presence subscriber of `room`) got a snapshot that listed `clients`
+    /// as the other nodes' members: it gets their later joins and leaves from the bus.
+    pub fn remote_view(&mut self, room: &SharedRoom, clients: HashSet<Box<str>>) {
+        if let Some(local) = self.rooms.get_mut(room.id) {
+            local.set_remote_view(RemoteView {
+                key: self.key,
+                clients,
+                max: self.shared.config.presence_max,
+            });
         }
     }
 
