@@ -239,4 +239,64 @@ mod tests {
         assert_eq!(q.0[1].unsent(), frame, "member 1: 6 alone");
         assert_eq!(report.delivered, 5);
     }
+
+    #[test]
+    fn other_nodes_changes_reach_each_view_once_and_stop_above_the_max() {
+        use std::collections::HashSet;
+
+        use crate::fanout::batch::{BatchBuilder, RemoteChange};
+        use crate::rooms::local::RemoteView;
+
+        let room = Arc::new(SharedRoom {
+            id: 1,
+            name: Arc::from("t"),
+            workers: AtomicU64::new(1),
+        });
+        let mut rooms = LocalRooms::default();
+        rooms.join(1, 0, Class::JsonPresence);
+        rooms.join(1, 1, Class::JsonPresence);
+        rooms.join(1, 2, Class::JsonPresence);
+        let local = rooms.get_mut(1).expect("room");
+        let view = |key, clients: &[&str], max| RemoteView {
+            key,
+            clients: clients.iter().map(|&c| c.into()).collect::<HashSet<_>>(),
+            max,
+        };
+        // 0's snapshot listed x; 1's did not (taken earlier); 2 has a small max; 3 none.
+        local.set_remote_view(view(0, &["x"], 10));
+        local.set_remote_view(view(1, &[], 10));
+        local.set_remote_view(view(2, &["x"], 1));
+        let mut events = BatchBuilder::events(room.clone());
+        for (client, join) in [("x", true), ("y", true), ("x", false), ("z", false)] {
+            let change = RemoteChange {
+                client: client.into(),
+                join,
+            };
+            events.push_remote_event(change, format!("{client}{}", u8::from(join)).as_bytes());
+        }
+        let batch = Arc::new(events.freeze(None, false));
+        let mut q = Queues::new(3);
+        let mut report = DeliveryReport::default();
+        let mut order = PresenceOrder::default();
+        order.deliver(&batch, &mut rooms, 0, 1 << 20, &mut q, &mut report);
+        let frame = 4; // 2-byte header + 2-byte envelope
+        assert_eq!(
+            q.0[0].unsent(),
+            2 * frame,
+            "0: y joins, x leaves (x's join repeated its snapshot)"
+        );
+        assert_eq!(
+            q.0[1].unsent(),
+            3 * frame,
+            "1: x and y join, x leaves (z was not there)"
+        );
+        assert_eq!(
+            q.0[2].unsent(),
+            0,
+            "2: past its max at y's join, no more events"
+        );
+        let local = rooms.get_mut(1).expect("room");
+        let keys: Vec<_> = local.remote_views.iter().map(|v| v.key).collect();
+        assert_eq!(keys, [0, 1]);
+    }
 }
