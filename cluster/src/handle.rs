@@ -42,7 +42,8 @@ pub enum BusEvent {
     /// taken from Redis in one go (at most a bounded number of envelopes), and nothing more is
     /// ready now. A receiver may hold what those events produce and act on it as one group here
     /// (the server sends each worker one hand-off and one wake per burst). Every `Messages`
-    /// event is followed by a `Flush`; `Up` and `Presence` are not part of bursts.
+    /// event is followed by a `Flush`; `Up` is not part of bursts. A `Presence` answer may
+    /// come inside one, at its place among the room's envelopes (`shard::queries`).
     Flush,
     /// The answer to [`BusHandle::presence`]: the room's live members on every node.
     Presence {
@@ -62,7 +63,8 @@ pub struct BusStats {
     pub up: bool,
     /// Messages Redis accepted from this node.
     pub published: u64,
-    /// Messages received from other nodes and delivered to `on_event`.
+    /// Messages received from other nodes and delivered to `on_event` (presence changes not
+    /// counted).
     pub received: u64,
     /// Messages of this node that never reached Redis (queue full, or Redis down).
     pub dropped: u64,

@@ -18,6 +18,11 @@
 //!   [`BusEvent::Flush`], so the server can hand each worker one group per burst.
 //! * **Presence.** A Redis hash per room, a field per client with its own expiry, refreshed every
 //!   TTL/3; readers skip expired entries, so a killed node's members vanish within the TTL.
+//!   A join or leave in a room on the bus is also published (a `Join` / `Leave` message, right
+//!   after its HSET / HDEL on the same connection), and a query's answer
+//!   ([`BusEvent::Presence`]) is emitted exactly where Redis executed it among the room's
+//!   received envelopes: every `Join` / `Leave` emitted after it was published after the
+//!   query ran (see `shard::members`).
 //! * **Redis down.** Local delivery is untouched. Publishes while down are dropped and counted
 //!   (receivers see the sequence gap); the shard reconnects with backoff (50 ms doubling, capped
 //!   at `reconnect_max`, 5 s), resubscribes every room with local members and re-writes its
@@ -44,4 +49,4 @@ pub use config::{BusConfig, shard_of};
 pub use error::ClusterError;
 pub use handle::{BusEvent, BusHandle, BusStats};
 pub use presence::PresenceMember;
-pub use wire::{BusMessage, MessageKind};
+pub use wire::{BusMessage, MessageKind, decode_member, encode_member};

@@ -8,6 +8,12 @@
 //! Sequence numbers count messages, per (origin, room), from 1: the i-th message of an envelope
 //! has `first + i`, so a receiver's gap is a number of messages. Payloads are raw bytes (no
 //! escaping), so each node builds its own frames from kind + payload.
+//!
+//! Kinds 1–3 are messages. Kinds 4–6 (added in version 1 without a bump: each travels in an
+//! envelope of its own, which a node that predates them counts as malformed and drops, nothing
+//! else) are presence: `Join` / `Leave` carry a member ([`encode_member`]), published by the
+//! member's node right after its HSET / HDEL; `Mark` is a node's marker to itself after a
+//! presence query (its payload the query's token, u64 LE), never emitted.
 
 use bytes::{BufMut, Bytes};
 
@@ -23,6 +29,38 @@ pub enum MessageKind {
     Binary,
     /// A pub/sub publish: the raw JSON text of the published value.
     Json,
+    /// A member joined the room on the origin node (payload: [`encode_member`]).
+    Join,
+    /// A member left the room on the origin node (payload: [`encode_member`], empty user).
+    Leave,
+    /// Internal to the bus (a node's marker after its presence query): never emitted.
+    Mark,
+}
+
+impl MessageKind {
+    /// A presence change (`Join` / `Leave`) rather than a message.
+    pub fn is_presence(self) -> bool {
+        matches!(self, Self::Join | Self::Leave)
+    }
+}
+
+/// The payload of a `Join` / `Leave`: u16 LE client length, client, user (UTF-8 both).
+pub fn encode_member(client: &str, user: &str) -> Vec<u8> {
+    let client = &client.as_bytes()[..client.len().min(u16::MAX as usize)];
+    let mut out = Vec::with_capacity(2 + client.len() + user.len());
+    out.put_u16_le(client.len() as u16);
+    out.put_slice(client);
+    out.put_slice(user.as_bytes());
+    out
+}
+
+/// The client and user of a `Join` / `Leave` payload; `None` when malformed.
+pub fn decode_member(payload: &[u8]) -> Option<(&str, &str)> {
+    let (len, rest) = payload.split_first_chunk::<2>()?;
+    let len = usize::from(u16::from_le_bytes(*len));
+    let client = std::str::from_utf8(rest.get(..len)?).ok()?;
+    let user = std::str::from_utf8(&rest[len..]).ok()?;
+    Some((client, user))
 }
 
 impl MessageKind {
@@ -31,6 +69,9 @@ impl MessageKind {
             Self::Text => 1,
             Self::Binary => 2,
             Self::Json => 3,
+            Self::Join => 4,
+            Self::Leave => 5,
+            Self::Mark => 6,
         }
     }
 
@@ -39,6 +80,9 @@ impl MessageKind {
             1 => Some(Self::Text),
             2 => Some(Self::Binary),
             3 => Some(Self::Json),
+            4 => Some(Self::Join),
+            5 => Some(Self::Leave),
+            6 => Some(Self::Mark),
             _ => None,
         }
     }
@@ -214,6 +258,32 @@ mod tests {
         let kind_at = 3 + 1 + 12;
         buf[kind_at] = 9;
         assert_eq!(decode(&Bytes::from(buf)), Err(Malformed::Kind(9)));
+    }
+
+    #[test]
+    fn presence_kinds_and_members_round_trip() {
+        let join = BusMessage::new(MessageKind::Join, encode_member("b-1-7", "ana"));
+        let leave = BusMessage::new(MessageKind::Leave, encode_member("b-1-7", ""));
+        let mark = BusMessage::new(MessageKind::Mark, 7u64.to_le_bytes().to_vec());
+        for m in [join, leave, mark] {
+            let buf = Bytes::from(encode("b", 3, std::slice::from_ref(&m)));
+            let env = decode(&buf).unwrap();
+            assert_eq!((env.first_seq, &env.messages[..]), (3, &[m][..]));
+        }
+        assert_eq!(buf_kind(4), Some(MessageKind::Join));
+        assert_eq!(buf_kind(7), None, "unknown kinds stay malformed");
+        let p = encode_member("c\n1", "user\nx");
+        assert_eq!(decode_member(&p), Some(("c\n1", "user\nx")));
+        assert_eq!(decode_member(&encode_member("c", "")), Some(("c", "")));
+        assert!(MessageKind::Leave.is_presence() && !MessageKind::Mark.is_presence());
+        for cut in 0..3 {
+            assert_eq!(decode_member(&p[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(decode_member(&[1, 0, 0xff]), None, "not UTF-8");
+    }
+
+    fn buf_kind(k: u8) -> Option<MessageKind> {
+        MessageKind::from_u8(k)
     }
 
     #[test]

@@ -1,26 +1,31 @@
 //! This node's members in the cluster-wide presence hashes (`crate::presence` has the format):
-//! joins and leaves, the refresh every TTL/3 (with a PING, so a hung Redis is noticed), the
-//! cleanup at shutdown, and `presence` queries with their answers.
+//! joins and leaves (published too, as `Join` / `Leave` right after their HSET / HDEL, when the
+//! room is on the bus), the refresh every TTL/3 (with a PING, so a hung Redis is noticed) and
+//! the cleanup at shutdown. Queries are in `queries`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::Value;
-
 use super::Shard;
 use crate::batch::Tag;
-use crate::{BusEvent, ClusterError, presence};
+use crate::presence;
+use crate::wire::{self, BusMessage, MessageKind};
 
 impl Shard {
-    /// A local client joined `room`: HSET its entry (and PEXPIRE the hash).
+    /// A local client joined `room`: HSET its entry (and PEXPIRE the hash), then publish the
+    /// join if the room is on the bus.
     pub(super) fn join(&mut self, room: Arc<str>, client: Arc<str>, user: Arc<str>) {
         let (field, value) = self.entry(&client, &user);
-        self.room_mut(&room).members.insert(client, user);
+        let r = self.room_mut(&room);
+        r.members.insert(client.clone(), user.clone());
+        let on_bus = r.subscribed;
         if self.batching() {
             let key = self.presence_key(&room);
             self.push_cmd(redis::Cmd::hset(&key, field, value), Tag::Other);
             self.push_cmd(pexpire(&key, self.cfg.ttl), Tag::Other);
+            if on_bus {
+                self.publish_change(&room, MessageKind::Join, &client, &user);
+            }
         }
     }
 
@@ -32,6 +37,7 @@ impl Shard {
         if r.members.remove(&*client).is_none() {
             return;
         }
+        let on_bus = r.subscribed;
         if r.members.is_empty() && !r.subscribed {
             self.rooms.remove(&*room);
         }
@@ -41,22 +47,22 @@ impl Shard {
                 redis::Cmd::hdel(self.presence_key(&room), field),
                 Tag::Other,
             );
+            if on_bus {
+                self.publish_change(&room, MessageKind::Leave, &client, "");
+            }
         }
     }
 
-    /// Who is in `room` on every node: HGETALL, answered as `BusEvent::Presence` with `token`
-    /// (at once `Unavailable` while the link is down).
-    pub(super) fn query(&mut self, room: Arc<str>, token: u64) {
-        if self.batching() {
-            let cmd = redis::Cmd::hgetall(self.presence_key(&room));
-            self.push_cmd(cmd, Tag::Query { room, token });
-        } else {
-            (self.emit)(BusEvent::Presence {
-                room,
-                token,
-                members: Err(ClusterError::Unavailable),
-            });
-        }
+    /// PUBLISHes a `Join` / `Leave` of `client` on `room`'s channel, numbered like messages (a
+    /// lost one is a gap), right behind its HSET / HDEL in the same pipeline: Redis runs them
+    /// in that order, which is what lets a receiver order it against its own queries.
+    fn publish_change(&mut self, room: &Arc<str>, kind: MessageKind, client: &str, user: &str) {
+        let first = self.next_seq(room, 1);
+        let change = BusMessage::new(kind, wire::encode_member(client, user));
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(self.channel(room))
+            .arg(wire::encode(&self.cfg.node, first, &[change]));
+        self.push_cmd(cmd, Tag::Other);
     }
 
     /// At shutdown: removes every local entry (HDEL per room), if the link is up.
@@ -117,38 +123,6 @@ impl Shard {
                 self.push_cmd(cmd, Tag::Other);
             }
         }
-    }
-
-    pub(super) fn answer_query(&mut self, room: Arc<str>, token: u64, value: Value) {
-        let now = presence::now_ms();
-        let members = match redis::from_redis_value::<HashMap<String, String>>(value) {
-            Ok(map) => {
-                let mut expired = Vec::new();
-                let mut live = Vec::new();
-                for (f, v) in &map {
-                    match presence::parse(f, v, now) {
-                        Some(m) => live.push(m),
-                        None => expired.push(f.clone()),
-                    }
-                }
-                if !expired.is_empty() {
-                    // Best-effort cleanup of a dead node's leftovers.
-                    let key = self.presence_key(&room);
-                    self.push_cmd(redis::Cmd::hdel(key, expired), Tag::Other);
-                }
-                live.sort();
-                Ok(live)
-            }
-            Err(e) => {
-                tracing::warn!(shard = self.cfg.index, "cluster: bad presence reply: {e}");
-                Err(ClusterError::Unavailable)
-            }
-        };
-        (self.emit)(BusEvent::Presence {
-            room,
-            token,
-            members,
-        });
     }
 }
 

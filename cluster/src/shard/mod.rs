@@ -1,9 +1,10 @@
 //! One Redis shard and the rooms it holds: its loop, publishing with sequence numbers, command
 //! results, and what each link transition means for them. Subscriptions and what arrives on
-//! them are in [`receive`], this node's presence entries and queries in [`members`]: separate
-//! `impl Shard` blocks, one concept each.
+//! them are in [`receive`], this node's presence entries in [`members`], presence queries
+//! (answered in push order) in [`queries`]: separate `impl Shard` blocks, one concept each.
 
 mod members;
+mod queries;
 mod receive;
 
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ use crate::batch::{Batch, Tag};
 use crate::gaps::GapTracker;
 use crate::handle::{Control, Counters, Publish, ShardTx};
 use crate::link::{self, BACKOFF_START, Connected, Link, LinkEvent, LocalFuture};
-use crate::{BusEvent, ClusterError, wire};
+use crate::{BusEvent, wire};
 
 /// The event sink shared by the shards of one bus thread.
 pub(crate) type Emit = Rc<dyn Fn(BusEvent)>;
@@ -68,6 +69,7 @@ pub(crate) struct Shard {
     emit: Emit,
     link: Link,
     batch: Batch,
+    queries: queries::Queries,
     closing: Option<Instant>,
 }
 
@@ -104,6 +106,7 @@ impl Shard {
             emit,
             link: Link::down(Duration::ZERO, BACKOFF_START),
             batch: Batch::new(),
+            queries: queries::Queries::default(),
             closing: None,
         }
     }
@@ -127,7 +130,8 @@ impl Shard {
             tokio::select! {
                 op = self.control.recv(), if open => self.on_control(op.unwrap_or(Control::Shutdown)),
                 Some(p) = self.data.recv(), if take_data => self.on_publish(p),
-                ev = self.link.next() => self.on_link(ev),
+                // A query's marker came before its reply: pushes wait for it (`queries`).
+                ev = self.link.next(), if !self.queries.holding_pushes() => self.on_link(ev),
                 (tags, result) = self.batch.done() => self.on_batch_done(tags, result),
                 _ = refresh.tick(), if open => self.refresh(),
                 () = tokio::time::sleep_until(grace), if !open => {}
@@ -167,18 +171,7 @@ impl Shard {
             }
         }
         let n = p.messages.len() as u64;
-        let first = match self.seqs.get_mut(&*p.room) {
-            Some(seq) => {
-                let first = *seq;
-                *seq += n;
-                first
-            }
-            None => {
-                let skip = self.unplaced_skips.remove(&*p.room).unwrap_or(0);
-                self.seqs.insert(p.room.clone(), 1 + n + skip);
-                1
-            }
-        };
+        let first = self.next_seq(&p.room, n);
         if !self.link.is_up() {
             Counters::add(&self.counters.dropped, n);
             return;
@@ -187,6 +180,22 @@ impl Shard {
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(self.channel(&p.room)).arg(body);
         self.push_cmd(cmd, Tag::Publish(n));
+    }
+
+    /// The sequence numbers of `n` messages about to be published in `room`: returns the first.
+    fn next_seq(&mut self, room: &Arc<str>, n: u64) -> u64 {
+        match self.seqs.get_mut(&**room) {
+            Some(seq) => {
+                let first = *seq;
+                *seq += n;
+                first
+            }
+            None => {
+                let skip = self.unplaced_skips.remove(&**room).unwrap_or(0);
+                self.seqs.insert(room.clone(), 1 + n + skip);
+                1
+            }
+        }
     }
 
     fn on_control(&mut self, op: Control) {
@@ -223,7 +232,7 @@ impl Shard {
                             );
                         }
                         Tag::Publish(n) => Counters::add(&self.counters.published, n),
-                        Tag::Query { room, token } => self.answer_query(room, token, value),
+                        Tag::Query { room, token, .. } => self.answer_query(room, token, value),
                         Tag::Other => {
                             if let Value::ServerError(e) = value {
                                 tracing::warn!(
@@ -251,13 +260,7 @@ impl Shard {
         for tag in tags {
             match tag {
                 Tag::Publish(n) => Counters::add(&self.counters.dropped, n),
-                Tag::Query { room, token } => {
-                    (self.emit)(BusEvent::Presence {
-                        room,
-                        token,
-                        members: Err(ClusterError::Unavailable),
-                    });
-                }
+                Tag::Query { room, token, .. } => self.fail_query(room, token),
                 Tag::Other => {}
             }
         }
@@ -314,6 +317,7 @@ impl Shard {
         if self.link.is_down() {
             return;
         }
+        self.release_queries();
         self.fail_pending();
         self.link = Link::down(BACKOFF_START, BACKOFF_START);
     }

@@ -13,7 +13,7 @@ use crate::batch::Tag;
 use crate::gaps::{Continuity, GapTracker};
 use crate::handle::Counters;
 use crate::link::Link;
-use crate::wire;
+use crate::wire::{self, MessageKind};
 
 /// Pushes handled in one burst before `BusEvent::Flush` (bounds what the server holds back
 /// and how long other work on the bus thread waits).
@@ -61,6 +61,9 @@ impl Shard {
             let Link::Up { pushes, .. } = &mut self.link else {
                 break;
             };
+            if self.queries.holding_pushes() {
+                break;
+            }
             match pushes.try_recv() {
                 Ok(push) => self.on_push(push),
                 Err(_) => break,
@@ -93,6 +96,18 @@ impl Shard {
         let Ok(name) = std::str::from_utf8(name) else {
             return;
         };
+        let env = wire::decode(&payload);
+        if let Ok(env) = &env
+            && env.origin == &*self.cfg.node
+        {
+            // Our own envelope: only a query's marker matters, subscribed or not by now.
+            for m in &env.messages {
+                if let (MessageKind::Mark, Some(token)) = (m.kind, m.payload.first_chunk::<8>()) {
+                    self.on_mark(u64::from_le_bytes(*token));
+                }
+            }
+            return;
+        }
         // After an unsubscribe, envelopes already on the wire are discarded here.
         let Some(r) = self.rooms.get_mut(name) else {
             return;
@@ -101,13 +116,10 @@ impl Shard {
         if !r.subscribed {
             return;
         }
-        let Ok(env) = wire::decode(&payload) else {
+        let Ok(env) = env else {
             Counters::add(&self.counters.malformed, 1);
             return;
         };
-        if env.origin == &*self.cfg.node {
-            return;
-        }
         let n = env.messages.len() as u64;
         let (origin, verdict) = r.gaps.observe(env.origin, env.first_seq, n);
         if let Continuity::Gap { missed } = verdict {
@@ -119,7 +131,12 @@ impl Shard {
                 missed,
             });
         }
-        Counters::add(&self.counters.received, n);
+        if env.messages.iter().all(|m| m.kind == MessageKind::Mark) {
+            return; // another node's query marker: it only took a sequence number
+        }
+        // `received` counts messages; presence changes travel as messages but are not.
+        let changes = env.messages.iter().filter(|m| m.kind.is_presence()).count();
+        Counters::add(&self.counters.received, n - changes as u64);
         (self.emit)(BusEvent::Messages {
             room: room.clone(),
             origin,

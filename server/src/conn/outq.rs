@@ -4,6 +4,11 @@
 //! Bytes are queued during a loop turn and leave in one WRITEV at the end of the turn. Every
 //! queued byte counts towards backpressure (room frames, pongs, closes, HTTP answers), and every
 //! chunk holds whole frames, so cutting the queue between chunks never cuts a frame.
+//!
+//! A *hold* ([`OutQueue::hold`]) is a place in the stream for bytes computed later (a cluster
+//! presence snapshot, SPEC §5 order): nothing queued behind it is sent before it is filled
+//! ([`OutQueue::fill`]), though it counts towards backpressure as usual. A Close never waits
+//! for a hold: queueing one drops the first pending hold and everything behind it.
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -22,13 +27,20 @@ enum Chunk {
     Shared(Arc<[u8]>, u32, u32),
     /// Bytes of this connection alone (responses, control frames).
     Owned(Box<[u8]>),
+    /// A place for bytes not known yet ([`OutQueue::hold`]): sending stops here.
+    Hold(u32),
 }
+
+/// Names a hold in one connection's queue, to fill it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldId(u32);
 
 impl Chunk {
     fn bytes(&self) -> &[u8] {
         match self {
             Chunk::Shared(b, start, end) => &b[*start as usize..*end as usize],
             Chunk::Owned(b) => b,
+            Chunk::Hold(_) => &[],
         }
     }
 }
@@ -53,6 +65,10 @@ pub struct OutQueue {
     answered: u32,
     /// Pings answered by overwriting the owed Pong since the client last took bytes.
     collapsed: u32,
+    /// Holds queued and not filled yet (0 almost always: `start_send` looks for none then).
+    holds: u32,
+    /// The id of the next hold.
+    next_hold: u32,
 }
 
 impl OutQueue {
@@ -86,20 +102,74 @@ impl OutQueue {
             .push_back(Chunk::Owned(bytes.into_boxed_slice()));
     }
 
-    /// Queues one frame built from `payload` (an owed Pong leaves before it).
+    /// Queues one frame built from `payload` (an owed Pong leaves before it). A Close frame
+    /// drops a pending hold first, as [`OutQueue::push_close`] does.
     pub fn push_frame(&mut self, opcode: OpCode, payload: &[u8]) {
         let mut buf = Vec::with_capacity(payload.len() + 10);
         encode_frame(&mut buf, opcode, payload);
+        if opcode == OpCode::Close {
+            self.cut_at_hold();
+        }
         self.queue_pong();
         self.push_owned(buf);
     }
 
-    /// Queues a Close frame with `code` and `reason` (an owed Pong leaves before it).
+    /// Queues a Close frame with `code` and `reason` (an owed Pong leaves before it). A hold
+    /// still pending is dropped with everything behind it: the Close leaves after what was
+    /// sendable, never waiting for bytes that may come late (or not at all).
     pub fn push_close(&mut self, code: CloseCode, reason: &str) {
         let mut buf = Vec::with_capacity(reason.len() + 4);
         encode_close(&mut buf, code, reason);
+        self.cut_at_hold();
         self.queue_pong();
         self.push_owned(buf);
+    }
+
+    /// Reserves the place of bytes to come: nothing queued after it is sent until
+    /// [`OutQueue::fill`] gives them. Its bytes count as unsent once filled; what waits behind
+    /// it counts at once.
+    pub fn hold(&mut self) -> HoldId {
+        let id = self.next_hold;
+        self.next_hold = id.wrapping_add(1);
+        self.holds += 1;
+        self.chunks.push_back(Chunk::Hold(id));
+        HoldId(id)
+    }
+
+    /// Puts `bytes` (whole frames) in the place of `hold`, which releases what waits behind it
+    /// (up to the next hold). Returns false when the hold is gone (dropped by a Close or a
+    /// backpressure cut): the bytes are dropped too.
+    pub fn fill(&mut self, hold: HoldId, bytes: Vec<u8>) -> bool {
+        let Some(i) = self
+            .chunks
+            .iter()
+            .position(|c| matches!(c, Chunk::Hold(h) if *h == hold.0))
+        else {
+            return false;
+        };
+        self.holds -= 1;
+        if bytes.is_empty() {
+            // A zero-length chunk would make an empty WRITEV, whose result of 0 never pops it.
+            self.chunks.remove(i);
+        } else {
+            self.unsent += bytes.len();
+            self.chunks[i] = Chunk::Owned(bytes.into_boxed_slice());
+        }
+        true
+    }
+
+    /// Drops the first pending hold and every chunk behind it (a Close is about to be queued).
+    fn cut_at_hold(&mut self) {
+        if self.holds == 0 {
+            return;
+        }
+        if let Some(i) = self.chunks.iter().position(|c| matches!(c, Chunk::Hold(_))) {
+            // A hold is never in flight nor partly sent: `start_send` stops before it.
+            self.chunks.truncate(i);
+        }
+        self.holds = 0;
+        let queued: usize = self.chunks.iter().map(|c| c.bytes().len()).sum();
+        self.unsent = queued - self.front_sent;
     }
 
     /// Owes the client a Pong with `payload`; returns whether it adds a Pong (rather than
@@ -146,25 +216,33 @@ impl OutQueue {
         } else {
             usize::from(self.front_sent > 0)
         };
+        // No hold is among the kept chunks: `start_send` stops before the first.
         self.chunks.truncate(keep);
+        self.holds = 0;
         self.pong = None;
         let queued: usize = self.chunks.iter().map(|c| c.bytes().len()).sum();
         self.unsent = queued - self.front_sent;
     }
 
-    /// Starts a send of the queued bytes (up to `MAX_IOV` chunks) on `fd`: returns the WRITEV to
-    /// submit with `user_data`, or `None` when nothing is queued or a send is in flight already.
-    /// [`OutQueue::sent`] must be called with the send's result.
+    /// Starts a send of the queued bytes (up to `MAX_IOV` chunks, up to the first hold) on
+    /// `fd`: returns the WRITEV to submit with `user_data`, or `None` when nothing is sendable
+    /// or a send is in flight already. [`OutQueue::sent`] must be called with the send's result.
     pub fn start_send(&mut self, fd: RawFd, user_data: u64) -> Option<Sqe> {
         if self.in_flight > 0 {
             return None;
         }
         self.queue_pong();
-        if self.chunks.is_empty() {
+        let sendable = if self.holds == 0 {
+            MAX_IOV
+        } else {
+            (self.chunks.iter().position(|c| matches!(c, Chunk::Hold(_))))
+                .map_or(MAX_IOV, |i| i.min(MAX_IOV))
+        };
+        if self.chunks.is_empty() || sendable == 0 {
             return None;
         }
         self.iov.clear();
-        for (i, chunk) in self.chunks.iter().take(MAX_IOV).enumerate() {
+        for (i, chunk) in self.chunks.iter().take(sendable).enumerate() {
             let bytes = chunk.bytes();
             let skip = if i == 0 { self.front_sent } else { 0 };
             self.iov.push(libc::iovec {
@@ -182,8 +260,10 @@ impl OutQueue {
         // 1. every byte an iovec points at is heap memory owned by a chunk (`Arc<[u8]>` or
         //    `Box<[u8]>`), so moving the chunk, the deque, this queue or its connection (the slab
         //    moves connections when it grows) moves pointers, never the bytes;
-        // 2. the in-flight prefix is never touched: `push_*` only append at the back,
-        //    `drop_unsent` keeps the first `in_flight` chunks, and only `sent` pops chunks;
+        // 2. the in-flight prefix is never touched: `push_*` and `hold` only append at the
+        //    back, `fill` replaces a hold chunk and the WRITEV stops before the first hold (so
+        //    no hold is in the prefix), `drop_unsent` keeps the first `in_flight` chunks,
+        //    `cut_at_hold` keeps the chunks before the first hold, and only `sent` pops chunks;
         // 3. `self.iov` is a heap array rebuilt only here, which returns early while a send is
         //    in flight, and released only in `sent`;
         // 4. this queue outlives the send, and the fd stays open: the worker frees a connection
@@ -206,6 +286,7 @@ impl OutQueue {
             let Some(front) = self.chunks.front() else {
                 break;
             };
+            debug_assert!(!matches!(front, Chunk::Hold(_)), "a hold was sent");
             let left = front.bytes().len() - self.front_sent;
             if n >= left {
                 n -= left;
@@ -249,142 +330,5 @@ impl OutQueue {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn shared(bytes: &[u8]) -> Arc<[u8]> {
-        Arc::from(bytes)
-    }
-
-    #[test]
-    fn partial_writes_resume_inside_the_front_chunk() {
-        let mut q = OutQueue::new();
-        let frames = shared(b"abcdef");
-        q.push_shared(&frames, 0, 6);
-        q.push_owned(b"XYZ".to_vec());
-        assert_eq!(q.unsent(), 9);
-        assert!(q.start_send(-1, 0).is_some());
-        assert!(q.start_send(-1, 0).is_none(), "one send at a time");
-        assert_eq!(q.iovecs(), vec![&b"abcdef"[..], b"XYZ"]);
-        assert!(q.sent(4));
-        assert_eq!(q.unsent(), 5);
-        assert!(q.start_send(-1, 0).is_some());
-        assert_eq!(q.iovecs(), vec![&b"ef"[..], b"XYZ"]);
-        assert!(q.sent(3));
-        assert_eq!(q.pending(), b"YZ");
-        assert!(q.start_send(-1, 0).is_some());
-        assert!(!q.sent(2));
-        assert!(q.is_empty() && q.unsent() == 0);
-    }
-
-    #[test]
-    fn dropping_unsent_keeps_the_in_flight_prefix() {
-        let mut q = OutQueue::new();
-        let frames = shared(b"0123456789");
-        q.push_shared(&frames, 0, 4);
-        q.push_shared(&frames, 4, 10);
-        assert!(q.start_send(-1, 0).is_some());
-        q.push_owned(b"late".to_vec());
-        q.push_owned(b"later".to_vec());
-        q.drop_unsent();
-        assert_eq!(q.unsent(), 10, "both in-flight chunks kept");
-        assert_eq!(q.iovecs(), vec![&b"0123"[..], b"456789"]);
-        assert!(!q.sent(10));
-    }
-
-    #[test]
-    fn dropping_unsent_keeps_a_partly_sent_frame_whole() {
-        let mut q = OutQueue::new();
-        q.push_owned(b"frame-one".to_vec());
-        q.push_owned(b"frame-two".to_vec());
-        assert!(q.start_send(-1, 0).is_some());
-        assert!(q.sent(3));
-        // Not in flight now, but the client has the first 3 bytes of frame-one.
-        q.drop_unsent();
-        assert_eq!(q.pending(), b"me-one");
-        assert_eq!(q.unsent(), 6);
-        q.drop_unsent();
-        assert_eq!(q.pending(), b"me-one", "idempotent");
-    }
-
-    #[test]
-    fn dropping_unsent_with_nothing_sent_empties_the_queue() {
-        let mut q = OutQueue::new();
-        q.push_owned(b"a".to_vec());
-        q.push_frame(OpCode::Pong, b"p");
-        q.drop_unsent();
-        assert!(q.is_empty());
-        assert_eq!(q.unsent(), 0);
-    }
-
-    #[test]
-    fn a_close_queued_behind_data_leaves_after_it() {
-        let mut q = OutQueue::new();
-        let frames = shared(b"\x81\x02hi");
-        q.push_shared(&frames, 0, 4);
-        q.push_close(CloseCode::POLICY, "");
-        assert_eq!(q.unsent(), 8, "the Close counts too");
-        assert!(q.start_send(-1, 0).is_some());
-        assert_eq!(q.iovecs(), vec![&b"\x81\x02hi"[..], b"\x88\x02\x03\xf0"]);
-        assert!(!q.sent(8));
-    }
-
-    #[test]
-    fn backpressure_drop_then_close_sends_the_whole_frame_then_the_close() {
-        let mut q = OutQueue::new();
-        let frames = shared(b"\x81\x03abc\x81\x03def");
-        q.push_shared(&frames, 0, 10);
-        assert!(q.start_send(-1, 0).is_some());
-        q.push_shared(&frames, 5, 10);
-        assert!(q.sent(7)); // mid-frame of the second frame
-        q.drop_unsent();
-        q.push_close(CloseCode::POLICY, "");
-        assert_eq!(q.pending(), b"def\x88\x02\x03\xf0");
-    }
-
-    #[test]
-    fn the_first_pongs_keep_their_order_with_other_frames() {
-        let mut q = OutQueue::new();
-        assert!(q.set_pong(b"a"));
-        q.push_owned(b"msg".to_vec());
-        assert!(q.set_pong(b"b"));
-        assert_eq!(q.pending(), b"\x8a\x01amsg\x8a\x01b");
-    }
-
-    #[test]
-    fn owed_pongs_collapse_to_the_latest_and_leave_before_a_close() {
-        let mut q = OutQueue::new();
-        q.push_owned(b"head".to_vec());
-        assert!(q.start_send(-1, 0).is_some()); // the client never reads: stays in flight
-        for i in 0..ORDERED_PONGS {
-            assert!(q.set_pong(&[i as u8]), "answered in order");
-        }
-        let ordered = ORDERED_PONGS as usize * 3;
-        assert!(q.set_pong(b"1"));
-        for i in 0..1000u32 {
-            assert!(!q.set_pong(&i.to_be_bytes()));
-        }
-        assert_eq!(
-            q.unsent(),
-            4 + ordered + 6,
-            "one Pong owed, whatever the flood"
-        );
-        assert!(q.sent(4 + ordered), "the owed Pong is still to send");
-        q.push_close(CloseCode::NORMAL, "");
-        assert_eq!(q.pending(), b"\x8a\x04\x00\x00\x03\xe7\x88\x02\x03\xe8");
-        q.drop_unsent();
-        assert!(q.is_empty() && q.unsent() == 0);
-    }
-
-    #[test]
-    fn at_most_max_iov_chunks_per_send() {
-        let mut q = OutQueue::new();
-        for _ in 0..MAX_IOV + 3 {
-            q.push_owned(vec![1]);
-        }
-        assert!(q.start_send(-1, 0).is_some());
-        assert_eq!(q.iovecs().len(), MAX_IOV);
-        assert!(q.sent(MAX_IOV));
-        assert_eq!(q.unsent(), 3);
-    }
-}
+#[path = "outq_tests.rs"]
+mod tests;

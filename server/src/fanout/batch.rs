@@ -43,6 +43,18 @@ pub struct BatchBuilder {
     acks: Vec<(u32, usize, Box<str>)>,
     /// For an event batch: each event's topic incarnation and `seq` (`pubsub::presence`).
     event_seqs: Vec<(u64, u64)>,
+    /// For an event batch from the cluster bus: what each event changes.
+    remote: Vec<RemoteChange>,
+}
+
+/// A join or leave on another node (cluster bus): whom it is about. Receivers check it against
+/// what their snapshot showed (`fanout::presence`), not against a `seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteChange {
+    /// The member's client id.
+    pub client: Box<str>,
+    /// A join (else a leave).
+    pub join: bool,
 }
 
 impl BatchBuilder {
@@ -55,6 +67,7 @@ impl BatchBuilder {
             events: false,
             acks: Vec::new(),
             event_seqs: Vec::new(),
+            remote: Vec::new(),
         }
     }
 
@@ -65,6 +78,18 @@ impl BatchBuilder {
             events: true,
             ..BatchBuilder::new(room)
         }
+    }
+
+    /// Appends a join or leave from another node (an event batch's): its `join`/`leave`
+    /// envelope and what it changes.
+    pub fn push_remote_event(&mut self, change: RemoteChange, envelope: &[u8]) {
+        self.push(usize::MAX, OpCode::Text, envelope);
+        self.remote.push(change);
+    }
+
+    /// No message.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
     }
 
     /// Appends one pub/sub publish: `data` is the raw JSON text of the request's `data`.
@@ -112,6 +137,7 @@ impl BatchBuilder {
             events: self.events,
             acks: self.acks,
             event_seqs: self.event_seqs,
+            remote: self.remote,
             seq: None,
             json: OnceLock::new(),
         }
@@ -133,6 +159,8 @@ pub struct FrozenBatch {
     acks: Vec<(u32, usize, Box<str>)>,
     /// For an event batch: each event's topic incarnation and `seq`.
     event_seqs: Vec<(u64, u64)>,
+    /// For an event batch from the cluster bus: what each event changes.
+    remote: Vec<RemoteChange>,
     /// With history on: the epoch and the offset of the first message (the rest follow by 1).
     seq: Option<(Epoch, u64)>,
     /// The JSON envelopes, built by the first worker with a subscriber (or by the history
@@ -222,6 +250,16 @@ impl FrozenBatch {
     /// The topic incarnation and `seq` of event `i` of an event batch.
     pub fn event_seq(&self, i: usize) -> Option<(u64, u64)> {
         self.event_seqs.get(i).copied()
+    }
+
+    /// What event `i` of an event batch from the cluster bus changes (`None`: a local event).
+    pub fn remote_change(&self, i: usize) -> Option<&RemoteChange> {
+        self.remote.get(i)
+    }
+
+    /// An event batch from the cluster bus (joins and leaves on other nodes).
+    pub fn is_remote_events(&self) -> bool {
+        !self.remote.is_empty()
     }
 
     /// With history on: the epoch and the offsets `first..=last` of the messages.

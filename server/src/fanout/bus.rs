@@ -20,7 +20,7 @@ use ringcast_pubsub::envelope::{self, Member};
 use ringcast_pubsub::history::SharedSpan;
 
 use crate::bridge::AskFor;
-use crate::fanout::batch::{BatchBuilder, FrozenBatch};
+use crate::fanout::batch::{BatchBuilder, FrozenBatch, RemoteChange};
 use crate::fanout::{Peers, Remote};
 use crate::rooms::local::Class;
 use crate::shared::Shared;
@@ -125,12 +125,27 @@ impl Inbound {
                     return;
                 };
                 let mut builder = BatchBuilder::new(shared_room.clone());
+                let mut events = BatchBuilder::events(shared_room.clone());
                 for m in &messages {
                     match m.kind {
                         MessageKind::Binary => builder.push(BUS_SENDER, OpCode::Binary, &m.payload),
                         MessageKind::Text => builder.push(BUS_SENDER, OpCode::Text, &m.payload),
                         MessageKind::Json => builder.push_publish(BUS_SENDER, &m.payload),
+                        MessageKind::Join | MessageKind::Leave => {
+                            remote_event(&mut events, &room, m)
+                        }
+                        MessageKind::Mark => {}
                     }
+                }
+                let n = self.peers.len();
+                if !events.is_empty() {
+                    // Joins and leaves on other nodes: no history, no offsets; in bus order.
+                    let workers = shared_room.workers.load(Ordering::Acquire);
+                    let batch = Arc::new(events.freeze(None, false));
+                    self.out().burst.add(workers, n, &batch);
+                }
+                if builder.is_empty() {
+                    return;
                 }
                 let mut batch = builder.freeze(None, false);
                 if let Some(history) = history {
@@ -151,17 +166,9 @@ impl Inbound {
                 // Targets are read after the append (history protocol rule 2); the batch
                 // leaves with the rest of its burst.
                 let workers = shared_room.workers.load(Ordering::Acquire);
-                let n = self.peers.len();
                 self.out().burst.add(workers, n, &Arc::new(batch));
             }
-            BusEvent::Flush => {
-                let mut out = self.out();
-                for (to, batches) in out.burst.take() {
-                    if let Some(fd) = self.peers.send(to, Remote::Deliver(batches)) {
-                        (out.wake)(fd);
-                    }
-                }
-            }
+            BusEvent::Flush => self.flush(&mut self.out()),
             BusEvent::Presence { token, members, .. } => self.answer(token, members),
             // Messages were lost: nobody may recover across the hole (SPEC §8), so the topic
             // (every topic, when a link went down) starts a new epoch.
@@ -180,9 +187,44 @@ impl Inbound {
     }
 }
 
+/// Appends the `join` / `leave` envelope of bus message `m` (a `Join` / `Leave` of another
+/// node's member in `topic`) to `events`; a malformed one is dropped.
+fn remote_event(events: &mut BatchBuilder, topic: &str, m: &BusMessage) {
+    let Some((client, user)) = ringcast_cluster::decode_member(&m.payload) else {
+        return;
+    };
+    let member = Member {
+        client,
+        user: (!user.is_empty()).then_some(user),
+    };
+    let join = m.kind == MessageKind::Join;
+    let mut out = Vec::with_capacity(96);
+    if join {
+        envelope::join(&mut out, topic, member);
+    } else {
+        envelope::leave(&mut out, topic, member);
+    }
+    let change = RemoteChange {
+        client: client.into(),
+        join,
+    };
+    events.push_remote_event(change, &out);
+}
+
 impl Inbound {
+    /// Sends each worker the batches gathered since the last flush (one hand-off, one wake).
+    fn flush(&self, out: &mut Out) {
+        for (to, batches) in out.burst.take() {
+            if let Some(fd) = self.peers.send(to, Remote::Deliver(batches)) {
+                (out.wake)(fd);
+            }
+        }
+    }
+
     /// Hands the answer to presence question `token` to the asking connection's worker: the
     /// reply to a `presence` request, or the other nodes' members for a subscribe's snapshot.
+    /// The burst gathered so far leaves first: the answer's place among the room's envelopes
+    /// is what makes the joins and leaves after it exact (`fanout::presence`).
     fn answer(&self, token: u64, members: Result<Vec<PresenceMember>, ClusterError>) {
         let Some(bridge) = self.shared.cluster.as_ref() else {
             return;
@@ -216,8 +258,10 @@ impl Inbound {
                 }
             }
         };
+        let mut out = self.out();
+        self.flush(&mut out);
         if let Some(fd) = self.peers.send(worker, msg) {
-            (self.out().wake)(fd);
+            (out.wake)(fd);
         }
     }
 

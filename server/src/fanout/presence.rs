@@ -5,6 +5,13 @@
 //! the first snapshot taken on this worker); an early event waits here until the gap fills, an
 //! event at or below a subscriber's snapshot `seq` is not sent to it (`LocalRoom::presence_skip`).
 //! Events are delivered one at a time: they are rare next to messages.
+//!
+//! Joins and leaves on other nodes (cluster bus) have no `seq` here: they come in the bus's
+//! order, through the same channel as the answer to a subscriber's snapshot, and each presence
+//! subscriber with a view (`LocalRoom::remote_views`, what its snapshot listed) gets a join of
+//! a client not in it and a leave of one in it, updating it; anything else repeats what its
+//! snapshot showed (`ringcast_cluster`: a change published after the snapshot's query whose
+//! HSET / HDEL ran before it) and is dropped, so each change arrives exactly once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -43,6 +50,9 @@ impl PresenceOrder {
             self.held.remove(&id);
             return;
         };
+        if batch.is_remote_events() {
+            return deliver_remote(batch, local, limit, out, report);
+        }
         let Some((mut incarnation, mut next)) = local.presence else {
             // No snapshot was taken here: nobody on this worker waits for these events.
             self.held.remove(&id);
@@ -89,6 +99,44 @@ impl PresenceOrder {
         if held.is_empty() {
             self.held.remove(&id);
         }
+    }
+}
+
+/// Queues each join/leave of `batch` (from other nodes) for the presence subscribers in `room`
+/// whose view it changes.
+fn deliver_remote(
+    batch: &FrozenBatch,
+    room: &mut LocalRoom,
+    limit: usize,
+    out: &mut impl Outboxes,
+    report: &mut DeliveryReport,
+) {
+    let form = batch.form(Class::JsonPresence);
+    for i in 0..batch.len() {
+        let Some(change) = batch.remote_change(i) else {
+            continue;
+        };
+        let (start, end) = batch.span(Class::JsonPresence, i);
+        room.remote_views.retain_mut(|view| {
+            let changed = if change.join {
+                view.clients.insert(change.client.clone())
+            } else {
+                view.clients.remove(&change.client)
+            };
+            if view.clients.len() > view.max {
+                return false; // above --presence-max: no more events for this subscriber
+            }
+            if changed {
+                let queue = out.outbox(view.key);
+                let backlog = queue.unsent();
+                queue.push_shared(form, start, end);
+                report.delivered += 1;
+                if backlog > 0 && queue.unsent() > limit {
+                    report.over_limit.push(view.key);
+                }
+            }
+            true
+        });
     }
 }
 
@@ -190,5 +238,65 @@ mod tests {
         assert_eq!(q.0[0].unsent(), 4 * frame, "member 0: 3, 4, 5, 6");
         assert_eq!(q.0[1].unsent(), frame, "member 1: 6 alone");
         assert_eq!(report.delivered, 5);
+    }
+
+    #[test]
+    fn other_nodes_changes_reach_each_view_once_and_stop_above_the_max() {
+        use std::collections::HashSet;
+
+        use crate::fanout::batch::{BatchBuilder, RemoteChange};
+        use crate::rooms::local::RemoteView;
+
+        let room = Arc::new(SharedRoom {
+            id: 1,
+            name: Arc::from("t"),
+            workers: AtomicU64::new(1),
+        });
+        let mut rooms = LocalRooms::default();
+        rooms.join(1, 0, Class::JsonPresence);
+        rooms.join(1, 1, Class::JsonPresence);
+        rooms.join(1, 2, Class::JsonPresence);
+        let local = rooms.get_mut(1).expect("room");
+        let view = |key, clients: &[&str], max| RemoteView {
+            key,
+            clients: clients.iter().map(|&c| c.into()).collect::<HashSet<_>>(),
+            max,
+        };
+        // 0's snapshot listed x; 1's did not (taken earlier); 2 has a small max; 3 none.
+        local.set_remote_view(view(0, &["x"], 10));
+        local.set_remote_view(view(1, &[], 10));
+        local.set_remote_view(view(2, &["x"], 1));
+        let mut events = BatchBuilder::events(room.clone());
+        for (client, join) in [("x", true), ("y", true), ("x", false), ("z", false)] {
+            let change = RemoteChange {
+                client: client.into(),
+                join,
+            };
+            events.push_remote_event(change, format!("{client}{}", u8::from(join)).as_bytes());
+        }
+        let batch = Arc::new(events.freeze(None, false));
+        let mut q = Queues::new(3);
+        let mut report = DeliveryReport::default();
+        let mut order = PresenceOrder::default();
+        order.deliver(&batch, &mut rooms, 0, 1 << 20, &mut q, &mut report);
+        let frame = 4; // 2-byte header + 2-byte envelope
+        assert_eq!(
+            q.0[0].unsent(),
+            2 * frame,
+            "0: y joins, x leaves (x's join repeated its snapshot)"
+        );
+        assert_eq!(
+            q.0[1].unsent(),
+            3 * frame,
+            "1: x and y join, x leaves (z was not there)"
+        );
+        assert_eq!(
+            q.0[2].unsent(),
+            0,
+            "2: past its max at y's join, no more events"
+        );
+        let local = rooms.get_mut(1).expect("room");
+        let keys: Vec<_> = local.remote_views.iter().map(|v| v.key).collect();
+        assert_eq!(keys, [0, 1]);
     }
 }

@@ -2,7 +2,7 @@
 //! slab keys grouped by delivery class. Owned by one worker, touched on every delivery, never
 //! shared.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// How a member wants a room's messages. Each class is one encoded form of a frozen batch
@@ -58,6 +58,22 @@ pub struct LocalRoom {
     /// member's snapshot is still being asked for (cluster-wide, from Redis), so it gets no
     /// event until then; the snapshot, taken when the answer arrives, reflects them.
     pub presence_skip: Vec<(usize, u64)>,
+    /// Presence subscribers' views of the other nodes' members (cluster): what their snapshot
+    /// listed, then changed by each join/leave from the bus they got (`fanout::presence`).
+    /// A subscriber without one (awaiting its snapshot, or above `--presence-max`) gets no
+    /// event from other nodes.
+    pub remote_views: Vec<RemoteView>,
+}
+
+/// A presence subscriber's view of the other nodes' members of a room.
+#[derive(Debug)]
+pub struct RemoteView {
+    /// The member (slab key).
+    pub key: usize,
+    /// Client ids on other nodes it knows as present.
+    pub clients: HashSet<Box<str>>,
+    /// `--presence-max`: past it the view is dropped (no events above it, SPEC §5).
+    pub max: usize,
 }
 
 /// A `presence_skip` bound that holds every event back from a member waiting for its snapshot.
@@ -105,6 +121,14 @@ impl LocalRoom {
     pub fn presence_hold(&mut self, key: usize) {
         self.presence_skip.retain(|&(k, _)| k != key);
         self.presence_skip.push((key, AWAITING));
+        self.remote_views.retain(|v| v.key != key);
+    }
+
+    /// Member `view.key` got a snapshot that listed `view.clients` as the other nodes'
+    /// members: it gets their later joins and leaves.
+    pub fn set_remote_view(&mut self, view: RemoteView) {
+        self.remote_views.retain(|v| v.key != view.key);
+        self.remote_views.push(view);
     }
 }
 
@@ -165,6 +189,7 @@ impl LocalRooms {
         let moved = members.get(slot.index).copied();
         room.skip.retain(|&(k, _)| k != gone);
         room.presence_skip.retain(|&(k, _)| k != gone);
+        room.remote_views.retain(|v| v.key != gone);
         let empty = room.is_empty();
         if empty {
             self.rooms.remove(&id);

@@ -4,10 +4,12 @@
 //! Without a cluster a snapshot is this node's registry (`Hub::presence`), queued at once, and
 //! `Sink::presence_from` says which events it reflects. In a cluster the other nodes' members
 //! live in Redis: a subscribe's snapshot is asked for ([`subscribe_snapshot`]), the subscriber
-//! gets no event meanwhile (`Sink::presence_hold`), and when the answer arrives
-//! ([`answer_snapshot`]) the snapshot is this node's registry *then* plus the other nodes'
-//! members, queued before any later event. Joins and leaves on other nodes are not events
-//! (only a snapshot shows them).
+//! gets no event meanwhile (`Sink::presence_hold`), and its place in the outbound queue is held
+//! (`Sink::hold`), so the replay and live messages queued after `subscribed` wait behind it
+//! (SPEC §5 order). When the answer arrives ([`answer_snapshot`]) the snapshot is this node's
+//! registry *then* plus the other nodes' members, put in the held place, before any later
+//! event. Joins and leaves on other nodes come from the bus after that answer, each once
+//! (`fanout::presence`: checked against what the snapshot listed).
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use ringcast_pubsub::envelope::{self, Member};
 use ringcast_pubsub::presence::{ChangeKind, ClientId, Snapshot};
 
 use crate::bridge::{AskFor, PresenceAsk};
+use crate::conn::outq::HoldId;
 use crate::pubsub::Hub;
 use crate::rooms::SharedRoom;
 use crate::session::sink::Sink;
@@ -30,9 +33,23 @@ pub fn snapshot(
     id: Option<&str>,
     remote: &[PresenceMember],
 ) -> Snapshot {
+    let (out, snap, _) = encode_snapshot(sink, topic, id, remote);
+    sink.reply_frame(OpCode::Text, &out);
+    snap
+}
+
+/// The `presence` envelope of `topic`: this node's members now, then `remote`; this node's
+/// part; and whether it lists the members (within `--presence-max`) rather than a count.
+fn encode_snapshot(
+    sink: &Sink<'_>,
+    topic: &str,
+    id: Option<&str>,
+    remote: &[PresenceMember],
+) -> (Vec<u8>, Snapshot, bool) {
     let snap = sink.shared().hub.presence.snapshot(topic);
     let count = snap.count + remote.len();
     let mut out = Vec::with_capacity(128);
+    let mut listed = false;
     match &snap.members {
         Some(members) if count <= sink.config().presence_max => {
             let local = members.iter().map(|m| Member {
@@ -44,36 +61,68 @@ pub fn snapshot(
                 user: (!m.user.is_empty()).then_some(m.user.as_str()),
             });
             envelope::presence(&mut out, topic, id, local.chain(others), count);
+            listed = true;
         }
         _ => envelope::presence_count(&mut out, topic, id, count),
     }
-    sink.reply_frame(OpCode::Text, &out);
-    snap
+    (out, snap, listed)
+}
+
+/// A subscribe's snapshot asked of the cluster: the ask's token, the place held for it in the
+/// outbound queue, and the room.
+pub struct Awaited {
+    /// The token the answer comes back with (`Remote::Snapshot`).
+    pub token: u64,
+    /// Where the snapshot goes in the outbound queue.
+    pub hold: HoldId,
+    /// The subscribed room.
+    pub room: Arc<SharedRoom>,
 }
 
 /// The snapshot for this connection's subscription to `room` with `"presence":true`: queued
-/// now without a cluster (returns `None`); in a cluster asked for, events held back until
-/// [`answer_snapshot`] (returns the ask's token).
-pub fn subscribe_snapshot(sink: &mut Sink<'_>, room: &Arc<SharedRoom>) -> Option<u64> {
+/// now without a cluster (returns `None`); in a cluster asked for, its place held in the
+/// outbound queue and events held back until [`answer_snapshot`].
+pub fn subscribe_snapshot(sink: &mut Sink<'_>, room: &Arc<SharedRoom>) -> Option<Awaited> {
     let Some(bus) = sink.shared().cluster.clone() else {
         let snap = snapshot(sink, &room.name, None, &[]);
         sink.presence_from(room, snap.incarnation, snap.seq);
         return None;
     };
     sink.presence_hold(room);
-    Some(bus.ask_presence(PresenceAsk {
+    let hold = sink.hold();
+    let token = bus.ask_presence(PresenceAsk {
         conn: sink.address(),
         topic: room.name.clone(),
         purpose: AskFor::Subscribe { room_id: room.id },
-    }))
+    });
+    Some(Awaited {
+        token,
+        hold,
+        room: room.clone(),
+    })
 }
 
-/// The other nodes' members for the snapshot this connection awaits in `room`: queues the
-/// snapshot (this node's registry now, then `remote`), then releases the events it does not
-/// reflect.
-pub fn answer_snapshot(sink: &mut Sink<'_>, room: &SharedRoom, remote: &[PresenceMember]) {
-    let snap = snapshot(sink, &room.name, None, remote);
-    sink.presence_from(room, snap.incarnation, snap.seq);
+/// The other nodes' members for the snapshot `awaited`: puts the snapshot (this node's
+/// registry now, then `remote`) in its held place; if the connection is still subscribed
+/// (`subscribed`), releases the events the snapshot does not reflect, and, if it listed the
+/// members, the other nodes' joins and leaves that change what it listed. An unsubscribe in
+/// the meantime does not drop the snapshot: it was promised after `subscribed`, and the hold
+/// keeps what followed waiting for it.
+pub fn answer_snapshot(
+    sink: &mut Sink<'_>,
+    awaited: &Awaited,
+    remote: &[PresenceMember],
+    subscribed: bool,
+) {
+    let (out, snap, listed) = encode_snapshot(sink, &awaited.room.name, None, remote);
+    sink.fill_frame(awaited.hold, OpCode::Text, &out);
+    if subscribed {
+        sink.presence_from(&awaited.room, snap.incarnation, snap.seq);
+        if listed {
+            let view = remote.iter().map(|m| m.client.as_str().into()).collect();
+            sink.remote_view(&awaited.room, view);
+        }
+    }
 }
 
 /// Records a join or leave of `client` in `room` and sends the event (if presence is within

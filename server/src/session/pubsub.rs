@@ -6,8 +6,8 @@
 //! Order after a subscribe: `subscribed`, the presence snapshot, the replay (shared history
 //! buffers, no copy), then live messages, which the fan-out delivers at the end of the turn at
 //! the earliest. Live messages the replay covered are skipped (`Sink::skip_through`). In a
-//! cluster the snapshot comes once Redis answered (`session::presence`): after `subscribed`,
-//! before any join/leave event, but possibly after the replay and live messages.
+//! cluster the snapshot comes once Redis answered (`session::presence`); its place in the
+//! outbound queue is held meanwhile, so the order is the same.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ use crate::bridge::{AskFor, PresenceAsk};
 use crate::config::Config;
 use crate::rooms::SharedRoom;
 use crate::rooms::local::{Class, Slot};
-use crate::session::presence::{self, announce, snapshot};
+use crate::session::presence::{self, Awaited, announce, snapshot};
 use crate::session::sink::Sink;
 
 thread_local! {
@@ -65,6 +65,9 @@ struct Topics {
     claims: Option<Box<Claims>>,
     subs: Vec<Sub>,
     publish_rooms: Vec<Arc<SharedRoom>>,
+    /// Snapshots asked of the cluster and not answered yet (each holds its place in the
+    /// outbound queue, so it is answered even after an unsubscribe).
+    awaited: Vec<Awaited>,
 }
 
 impl PubSubSession {
@@ -83,6 +86,7 @@ impl PubSubSession {
                 claims,
                 subs: Vec::new(),
                 publish_rooms: Vec::new(),
+                awaited: Vec::new(),
             },
         }
     }
@@ -102,11 +106,17 @@ impl PubSubSession {
     /// The answer to the presence snapshot asked for under `token` (`Remote::Snapshot`): the
     /// other nodes' members. Queues the snapshot if a subscription still waits for it.
     pub fn presence_answer(&mut self, token: u64, remote: &[PresenceMember], sink: &mut Sink<'_>) {
-        let Some(sub) = (self.topics.subs.iter_mut()).find(|s| s.awaiting == Some(token)) else {
+        let topics = &mut self.topics;
+        let Some(i) = topics.awaited.iter().position(|a| a.token == token) else {
             return;
         };
-        sub.awaiting = None;
-        presence::answer_snapshot(sink, &sub.room, remote);
+        let awaited = topics.awaited.swap_remove(i);
+        let sub = (topics.subs.iter_mut()).find(|s| s.awaiting == Some(token));
+        let subscribed = sub.is_some();
+        if let Some(sub) = sub {
+            sub.awaiting = None;
+        }
+        presence::answer_snapshot(sink, &awaited, remote, subscribed);
     }
 
     /// Every subscription's room and slot, to leave them.
@@ -255,7 +265,9 @@ impl Topics {
                 sink.reply_frame(OpCode::Text, &out);
             }
             if presence {
-                sub.awaiting = presence::subscribe_snapshot(sink, &sub.room);
+                let awaited = presence::subscribe_snapshot(sink, &sub.room);
+                sub.awaiting = awaited.as_ref().map(|a| a.token);
+                self.awaited.extend(awaited);
             }
             return;
         }
@@ -320,7 +332,9 @@ impl Topics {
             sink.reply_frame(OpCode::Text, &out);
         }
         if presence && let Some(sub) = self.subs.last_mut() {
-            sub.awaiting = presence::subscribe_snapshot(sink, &room);
+            let awaited = presence::subscribe_snapshot(sink, &room);
+            sub.awaiting = awaited.as_ref().map(|a| a.token);
+            self.awaited.extend(awaited);
         }
         if let Some(r) = replay {
             for span in &r.entries {

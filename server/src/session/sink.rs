@@ -3,19 +3,20 @@
 //! another connection; what must be ordered with the rest of the worker is returned as an
 //! [`End`] for the worker to apply.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use ringcast_protocol::CloseCode;
-use ringcast_protocol::frame::OpCode;
+use ringcast_protocol::frame::{OpCode, encode_frame};
 
 use ringcast_pubsub::presence::ClientId;
 
 use crate::config::Config;
-use crate::conn::outq::OutQueue;
+use crate::conn::outq::{HoldId, OutQueue};
 use crate::fanout::batch::TurnBatches;
 use crate::limits::MAX_COLLAPSED_PONGS;
 use crate::metrics::WorkerMetrics;
-use crate::rooms::local::{Class, LocalRooms, Slot};
+use crate::rooms::local::{Class, LocalRooms, RemoteView, Slot};
 use crate::rooms::{JoinError, SharedRoom};
 use crate::shared::Shared;
 
@@ -132,6 +133,18 @@ impl<'a> Sink<'a> {
         }
     }
 
+    /// This connection (a presence subscriber of `room`) got a snapshot that listed `clients`
+    /// as the other nodes' members: it gets their later joins and leaves from the bus.
+    pub fn remote_view(&mut self, room: &SharedRoom, clients: HashSet<Box<str>>) {
+        if let Some(local) = self.rooms.get_mut(room.id) {
+            local.set_remote_view(RemoteView {
+                key: self.key,
+                clients,
+                max: self.shared.config.presence_max,
+            });
+        }
+    }
+
     /// Queues one shared, already-framed slice for this client (a history replay: no copy).
     pub fn reply_shared(&mut self, buf: &Arc<[u8]>, start: u32, end: u32) {
         self.out.push_shared(buf, start, end);
@@ -189,6 +202,27 @@ impl<'a> Sink<'a> {
     /// with 1008 (SPEC §7: every outbound byte counts).
     pub fn reply_frame(&mut self, opcode: OpCode, payload: &[u8]) {
         self.out.push_frame(opcode, payload);
+        self.replied();
+    }
+
+    /// Reserves the place of a reply computed later (a cluster-wide presence snapshot): what is
+    /// queued for this client after it waits until [`Sink::fill_frame`].
+    pub fn hold(&mut self) -> HoldId {
+        self.out.hold()
+    }
+
+    /// Puts one frame built from `payload` in the place of `hold` (nothing if a Close or a
+    /// backpressure cut dropped the hold), which releases what waits behind it.
+    pub fn fill_frame(&mut self, hold: HoldId, opcode: OpCode, payload: &[u8]) {
+        let mut frame = Vec::with_capacity(payload.len() + 10);
+        encode_frame(&mut frame, opcode, payload);
+        if self.out.fill(hold, frame) {
+            self.replied();
+        }
+    }
+
+    /// Counts a reply queued and applies `--max-backpressure` to it.
+    fn replied(&mut self) {
         let m = self.metrics();
         m.messages_out
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
