@@ -14,6 +14,7 @@
 //! | `--node-id` defaults to a random id (README) | `node_ids_default_to_random_and_name_presence_entries` |
 //! | messages from one sender reach every receiver on every node in order | `cluster.rs` `cross_node_delivery_…` |
 //! | presence spans nodes; TTL refreshed; a dead node leaves no ghosts past the TTL | `cluster.rs` `a_killed_node_leaves_presence_within_the_ttl`; `cluster/tests/presence.rs` |
+//! | presence spans nodes for clients: a `presence:true` snapshot lists every node's members and comes before the replay and live messages (SPEC §5 order); joins and leaves on other nodes are events, each exactly once after the snapshot | `cluster_presence.rs`: `a_presence_subscribe_snapshot_lists_every_node_then_local_events`, `a_cluster_presence_snapshot_comes_before_the_replay_and_live_messages`, `joins_and_leaves_on_another_node_are_events_each_exactly_once`, `a_snapshot_taken_during_churn_on_another_node_plus_its_events_is_exact` |
 //! | history per node, its epoch names the node; resuming on another node gets `recovered:false` | `resuming_on_another_node_is_not_recovered`; `cluster.rs` `history_keeps_received_messages_…` |
 //! | Redis unreachable: local delivery untouched; presence answered with this node's members | `cluster_spec_outage.rs` `redis_down_local_delivery_goes_on_and_every_epoch_changes` |
 //! | reconnects with backoff (README: capped at 5 s) and resubscribes | `cluster_spec_outage.rs` `an_unreachable_redis_is_retried_with_backoff`; cap: `cluster/tests/outage.rs` `reconnect_backoff_doubles_up_to_its_cap`; `redis_down_…` (channels back on the restarted Redis); `cluster.rs` `redis_restart_…` (complete within 5 s) |
@@ -110,6 +111,54 @@ fn subscribed_channels_are_exactly_the_rooms_with_local_members() {
 /// Bus message kinds (`cluster/src/wire.rs`).
 const TEXT: u8 = 1;
 const JSON: u8 = 3;
+/// Presence kinds (`Join`, `Leave`): a node announces its members' changes on the room channel.
+const PRESENCE: [u8; 2] = [4, 5];
+
+/// A decoded bus envelope: origin, first sequence number, (kind, payload) per message.
+struct Envelope {
+    origin: String,
+    first_seq: u64,
+    messages: Vec<(u8, Vec<u8>)>,
+}
+
+impl Envelope {
+    /// Decodes the wire format (`cluster/src/wire.rs`); panics on anything else.
+    fn parse(b: &[u8]) -> Envelope {
+        assert_eq!(b[..2], [0xAC, 1], "magic and version");
+        let o = 3 + b[2] as usize;
+        let origin = String::from_utf8(b[3..o].to_vec()).expect("UTF-8 origin");
+        let first_seq = u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+        let count = u32::from_le_bytes(b[o + 8..o + 12].try_into().expect("4 bytes"));
+        let (mut at, mut messages) = (o + 12, Vec::new());
+        for _ in 0..count {
+            let len = u32::from_le_bytes(b[at + 1..at + 5].try_into().expect("4 bytes")) as usize;
+            messages.push((b[at], b[at + 5..at + 5 + len].to_vec()));
+            at += 5 + len;
+        }
+        assert_eq!(at, b.len(), "nothing after the last message");
+        Envelope {
+            origin,
+            first_seq,
+            messages,
+        }
+    }
+
+    /// Only presence changes (`Join` / `Leave`), no message.
+    fn is_presence(&self) -> bool {
+        self.messages.iter().all(|(k, _)| PRESENCE.contains(k))
+    }
+}
+
+/// The next `message` push on `listener`: its channel and envelope.
+fn next_envelope(listener: &mut Resp) -> (String, Envelope) {
+    match listener.read() {
+        Reply::Array(p) if p.len() == 3 && p[0].text() == "message" => match &p[2] {
+            Reply::Bulk(Some(payload)) => (p[1].text(), Envelope::parse(payload)),
+            other => panic!("message without a payload: {other:?}"),
+        },
+        other => panic!("expected a message push, got {other:?}"),
+    }
+}
 
 /// One bus envelope (`cluster/src/wire.rs`): origin, first sequence number, messages of `kind`.
 fn envelope_of(origin: &str, first_seq: u64, kind: u8, payloads: &[&str]) -> Vec<u8> {
@@ -165,24 +214,30 @@ fn channel_and_presence_names_follow_the_prefix() {
         r.cmd_str(&["HLEN", "ringcast:presence:x"]).int()
     });
 
-    // Every envelope names its origin and numbers messages per (origin, room) from 1.
+    // Every envelope names its origin and numbers messages per (origin, room) from 1, without
+    // a hole: presence changes (the members' joins) are numbered in the same sequence.
     let mut in_z = acme.join(Some("z"));
     wait_eq("z subscribers", 2, || r.numsub("acme:room:z"));
-    let mut expect = |room: &str, seq: u64, text: &str| {
-        let push = listener.read();
-        let want = Reply::Bulk(Some(envelope("acme-1", seq, &[text])));
-        assert!(
-            matches!(&push, Reply::Array(p) if p.len() == 3
-                && p[1].text() == format!("acme:room:{room}") && p[2] == want),
-            "{room}, seq {seq}, {text}: {push:?}"
-        );
+    let mut next_seq = std::collections::HashMap::<String, u64>::new();
+    let mut expect = |room: &str, text: &str| loop {
+        let (channel, env) = next_envelope(&mut listener);
+        let seq = next_seq.entry(channel.clone()).or_insert(1);
+        assert_eq!(env.origin, "acme-1", "{channel}");
+        assert_eq!(env.first_seq, *seq, "{channel}: numbered without a hole");
+        *seq += env.messages.len() as u64;
+        if env.is_presence() {
+            continue;
+        }
+        assert_eq!(channel, format!("acme:room:{room}"));
+        assert_eq!(env.messages, [(TEXT, text.as_bytes().to_vec())]);
+        return;
     };
-    for (seq, t) in [(1, "hello"), (2, "again")] {
+    for t in ["hello", "again"] {
         sender.send(Message::text(t)).unwrap();
-        expect("x", seq, t);
+        expect("x", t);
     }
     in_z.send(Message::text("zed")).unwrap();
-    expect("z", 1, "zed");
+    expect("z", "zed");
     // Different prefixes are different clusters: the plain node got nothing.
     let mark = envelope("test", 1, &["only this"]);
     r.cmd(&[b"PUBLISH", b"ringcast:room:x", &mark]);
@@ -234,10 +289,13 @@ fn received_messages_never_go_back_to_the_bus() {
     const K: u64 = 20;
     let redis = RedisServer::start();
     let (a, b, mut r) = two_nodes(&redis, &[]);
+    // The test listens on the channel: every envelope on it, with its origin, is seen.
+    let mut listener = Resp::connect(redis.port);
+    listener.send(&[b"SUBSCRIBE", b"ringcast:room:one-way"]);
+    assert_eq!(listener.read().texts()[0], "subscribe");
     let mut sender = a.join(Some("one-way"));
     let mut receivers: Vec<Ws> = (0..3).map(|_| b.join(Some("one-way"))).collect();
-    wait_eq("subscribers", 2, || r.numsub("ringcast:room:one-way"));
-    let before = r.publish_calls();
+    wait_eq("subscribers", 3, || r.numsub("ringcast:room:one-way"));
     // One message per turn: each is awaited everywhere before the next is sent.
     for i in 0..K {
         sender.send(Message::text(format!("{i}"))).unwrap();
@@ -245,11 +303,20 @@ fn received_messages_never_go_back_to_the_bus() {
             assert_eq!(text(ws), i.to_string());
         }
     }
-    assert_eq!(
-        r.publish_calls() - before,
-        K,
-        "a's PUBLISHes alone, none from b"
-    );
+    // b announces its members' joins (presence) but never publishes a message it received.
+    let mut from_a = 0;
+    while from_a < K {
+        let (_, env) = next_envelope(&mut listener);
+        match env.origin.as_str() {
+            "a" if !env.is_presence() => from_a += env.messages.len() as u64,
+            "b" => assert!(
+                env.is_presence(),
+                "b published a message: {:?}",
+                env.messages
+            ),
+            _ => {}
+        }
+    }
     wait_eq("a published", K, || {
         a.metric("ringcast_cluster_published_total")
     });
