@@ -127,8 +127,8 @@ pub fn markdown(rep: &Report, scs: &[Scenario], reference: Option<&str>, took: D
     let _ = writeln!(
         s,
         "\nEvery server is started fresh for every scenario on `127.0.0.1:0` and shares the \
-         machine's cores with loadtest (the runner pins nothing; ringcast pins worker *i* to core \
-         *i* itself). CPU columns are percent of one core over the whole loadtest run \
+         machine's cores with loadtest (the runner pins nothing; ringcast pins worker *i* to the \
+         *i*-th allowed CPU itself, except the cluster row's nodes, started with `--no-pin`). CPU columns are percent of one core over the whole loadtest run \
          (connect, warm-up, measure, drain). Latency is send → receive at the clients. \
          Ratios divide by `{}`. Nothing here fails on a speed number; a run fails on an error or \
          on a lost message that was not a counted backpressure drop.\n",
