@@ -109,6 +109,8 @@ fn presence_churn_over_two_workers_every_event_once_in_order_after_the_snapshot(
     // again and again during the churn, each snapshot racing events in flight.
     let (marker_a, marker_rx_a) = std::sync::mpsc::channel::<String>();
     let (marker_b, marker_rx_b) = std::sync::mpsc::channel::<String>();
+    // B's last join must come before the marker's: B may be mid-round when the churn ends.
+    let (b_final, b_final_rx) = std::sync::mpsc::channel::<()>();
     let watch_a = std::thread::spawn(move || {
         until_marker(&mut a, &mut view_a, &marker_rx_a);
         (a, view_a)
@@ -124,6 +126,8 @@ fn presence_churn_over_two_workers_every_event_once_in_order_after_the_snapshot(
             assert!(members.contains(&me), "the snapshot includes the client");
             let mut view = View::from(members, Some(me.clone()));
             if done_b.load(Ordering::Acquire) {
+                // Its join was announced before `subscribed` came back.
+                b_final.send(()).expect("main waits");
                 until_marker(&mut b, &mut view, &marker_rx_b);
                 return (b, view, rounds);
             }
@@ -173,6 +177,7 @@ fn presence_churn_over_two_workers_every_event_once_in_order_after_the_snapshot(
         std::thread::yield_now();
     }
     churn_done.store(true, Ordering::Release);
+    b_final_rx.recv().expect("B's last subscribe");
     // The marker: once its join reaches a watcher, every earlier event has too (in order).
     let mut m = client(&s);
     let marker = own_id(&mut m, "marker-private");
