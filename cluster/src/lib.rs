@@ -40,6 +40,7 @@ mod handle;
 mod link;
 mod presence;
 mod shard;
+mod transport;
 mod wire;
 
 pub use bus::Bus;
@@ -49,4 +50,5 @@ pub use config::{BusConfig, shard_of};
 pub use error::ClusterError;
 pub use handle::{BusEvent, BusHandle, BusStats};
 pub use presence::PresenceMember;
+pub use transport::ClusterBus;
 pub use wire::{BusMessage, MessageKind, decode_member, encode_member};

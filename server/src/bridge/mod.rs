@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ringcast_cluster::{Bus, BusConfig, BusEvent, BusHandle, BusMessage, BusStats, ClusterError};
+use ringcast_cluster::{Bus, BusConfig, BusEvent, BusMessage, BusStats, ClusterBus, ClusterError};
 
 use crate::config::Config;
 use crate::rooms::RoomWatch;
@@ -81,7 +81,8 @@ pub enum AskFor {
 
 /// A node's link to the cluster. One per process, in `Shared`.
 pub struct Bridge {
-    bus: BusHandle,
+    /// The bus, by its interface (Redis today; another transport plugs in here).
+    bus: Box<dyn ClusterBus>,
     asks: Mutex<HashMap<u64, PresenceAsk>>,
     next_token: AtomicU64,
 }
@@ -129,7 +130,7 @@ impl Bridge {
             "cluster bus started"
         );
         Ok(Some(Arc::new(Bridge {
-            bus,
+            bus: Box::new(bus),
             asks: Mutex::default(),
             next_token: AtomicU64::new(1),
         })))
