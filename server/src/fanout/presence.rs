@@ -194,16 +194,23 @@ mod tests {
         Arc::new(builder.freeze(Some(1), false))
     }
 
-    #[test]
-    fn a_member_awaiting_its_snapshot_gets_only_the_events_after_it() {
+    /// Room 1 ("t") on worker 0, with members `0..members` subscribed with presence.
+    fn presence_room(members: usize) -> (Arc<SharedRoom>, LocalRooms) {
         let room = Arc::new(SharedRoom {
             id: 1,
             name: Arc::from("t"),
             workers: AtomicU64::new(1),
         });
         let mut rooms = LocalRooms::default();
-        rooms.join(1, 0, Class::JsonPresence);
-        rooms.join(1, 1, Class::JsonPresence);
+        for key in 0..members {
+            rooms.join(1, key, Class::JsonPresence);
+        }
+        (room, rooms)
+    }
+
+    #[test]
+    fn a_member_awaiting_its_snapshot_gets_only_the_events_after_it() {
+        let (room, mut rooms) = presence_room(2);
         let local = rooms.get_mut(1).expect("room");
         // Member 1 asked for a cluster-wide snapshot; member 0's arrives first, and is the
         // first on this worker: member 1 must stay held.
@@ -247,15 +254,7 @@ mod tests {
         use crate::fanout::batch::{BatchBuilder, RemoteChange};
         use crate::rooms::local::RemoteView;
 
-        let room = Arc::new(SharedRoom {
-            id: 1,
-            name: Arc::from("t"),
-            workers: AtomicU64::new(1),
-        });
-        let mut rooms = LocalRooms::default();
-        rooms.join(1, 0, Class::JsonPresence);
-        rooms.join(1, 1, Class::JsonPresence);
-        rooms.join(1, 2, Class::JsonPresence);
+        let (room, mut rooms) = presence_room(3);
         let local = rooms.get_mut(1).expect("room");
         let view = |key, clients: &[&str], max| RemoteView {
             key,
