@@ -185,3 +185,39 @@ fn workers_pin_within_the_cpus_the_process_may_use() {
         );
     }
 }
+
+#[test]
+fn a_silent_pubsub_client_is_pinged_closed_and_its_watchers_get_its_leave() {
+    // --idle-timeout is documented for every client, whatever its mode (issue 20 item 4).
+    let server = Server::start(&["--ping-interval", "0.2", "--idle-timeout", "1"]);
+    let mut watcher = common::json::client(&server);
+    common::json::subscribe(&mut watcher, "quiet", r#","presence":true"#);
+    assert_eq!(common::json::recv(&mut watcher)["op"], "presence");
+    let (mut raw, _) = Raw::connect(&server, Some("pubsub"), b"");
+    raw.send_frame(
+        OpCode::Text,
+        true,
+        br#"{"op":"subscribe","topic":"quiet","id":1,"presence":true}"#,
+    );
+    let join = common::json::recv(&mut watcher);
+    assert_eq!(join["op"], "join", "{join}");
+    let silent = join["client"].clone();
+    // The watcher keeps reading (tungstenite answers its pings on read) until the leave.
+    let watching = std::thread::spawn(move || common::json::recv(&mut watcher));
+    // The silent client reads (so nothing backs up) but never answers: a Ping, then 1008.
+    let mut pinged = false;
+    let code = loop {
+        match raw.read_frame() {
+            Some((0x9, _)) => pinged = true,
+            Some((0x8, payload)) => break u16::from_be_bytes([payload[0], payload[1]]),
+            Some(_) => {}
+            None => panic!("eof before a Close"),
+        }
+    };
+    assert!(pinged, "pinged before the idle close");
+    assert_eq!(code, 1008);
+    let leave = watching.join().expect("watcher");
+    assert_eq!(leave["op"], "leave", "{leave}");
+    assert_eq!(leave["client"], silent);
+    assert_eq!(server.metric("ringcast_idle_timeouts_total"), 1);
+}

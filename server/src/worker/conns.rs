@@ -207,8 +207,11 @@ impl Conns {
                 Session::Closing if now.saturating_sub(c.closing_since_ms) >= t.linger => {
                     out.abort.push(key)
                 }
-                Session::Room(_) if quiet >= t.idle => out.idle.push(key),
-                Session::Room(_) if quiet >= t.ping && !c.ping_outstanding => out.ping.push(key),
+                // Keepalive applies to every upgraded client, whatever its mode (room or
+                // pub/sub): a client whose network vanished must not hold its slot,
+                // subscriptions and presence entry forever.
+                s if s.is_open() && quiet >= t.idle => out.idle.push(key),
+                s if s.is_open() && quiet >= t.ping && !c.ping_outstanding => out.ping.push(key),
                 _ => {}
             }
         }
