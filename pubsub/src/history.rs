@@ -210,6 +210,18 @@ impl<E: Weigh + Clone> History<E> {
         }
     }
 
+    /// Notes that messages of topic `name` may have been missed after its newest offset (a
+    /// cluster node that was not receiving the topic from the bus): a later resume from an
+    /// offset before this point is not recovered, while the epoch, the offsets and what is
+    /// held stay (so `since:{last:N}` still replays it, and later offsets recover).
+    pub fn mark_hole(&self, name: &str) {
+        let topic = lock(&self.shared.index).get(name).cloned();
+        if let Some(t) = topic {
+            let mut log = lock(&t.log);
+            log.recoverable_from = log.last + 1;
+        }
+    }
+
     /// Drops every message older than the TTL in every topic (a periodic sweep, for topics
     /// nobody appends to or asks about; appends and queries prune their own topic).
     pub fn prune_expired(&self, now: u64) {

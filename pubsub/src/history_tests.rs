@@ -160,6 +160,32 @@ fn since_offset_exact_too_old_wrong_epoch_future() {
     assert_eq!(recovered_empty(e.since(0, &ep, 0)), Some(0));
 }
 
+#[test]
+fn a_hole_stops_resumes_from_before_it_but_keeps_what_is_held() {
+    let h = History::new(config(10, 0, 1 << 20));
+    let mut t = h.topic("room");
+    t.append((1..=3).map(msg), 0);
+    let epoch = t.position(0).epoch;
+    h.mark_hole("room");
+    h.mark_hole("never-appended"); // nothing to mark: a new topic has a new epoch anyway
+    t.append((4..=5).map(msg), 0);
+    for before in [1, 3] {
+        assert!(
+            matches!(t.since(before, &epoch, 0), Recovery::NotRecovered(_)),
+            "offset {before} is before the hole"
+        );
+    }
+    match t.since(4, &epoch, 0) {
+        Recovery::Recovered(r) => assert_eq!(seqs(&r.entries), vec![5], "after the hole"),
+        Recovery::NotRecovered(p) => panic!("after the hole: {p:?}"),
+    }
+    let last = t.last(10, 0);
+    assert_eq!(
+        (seqs(&last.entries), &last.epoch),
+        (vec![1, 2, 3, 4, 5], &epoch)
+    );
+}
+
 fn recovered_empty(r: Recovery<Msg>) -> Option<u64> {
     match r {
         Recovery::Recovered(r) if r.entries.is_empty() => Some(r.through),

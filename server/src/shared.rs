@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::bridge::Bridge;
+use crate::bridge::{Bridge, BusRooms};
 use crate::config::Config;
 use crate::metrics::WorkerMetrics;
 use crate::pubsub::Hub;
@@ -52,7 +52,8 @@ impl Shared {
     /// members to it (SUBSCRIBE / UNSUBSCRIBE), workers publish and register presence through it.
     pub fn with_cluster(mut self, bridge: Option<Arc<Bridge>>) -> Shared {
         if let Some(b) = &bridge {
-            self.directory.set_watch(b.clone());
+            let history = self.hub.history.clone();
+            (self.directory).set_watch(Arc::new(BusRooms::new(b.clone(), history)));
         }
         self.cluster = bridge;
         self

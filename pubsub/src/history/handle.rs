@@ -118,7 +118,11 @@ impl<E: Weigh + Clone> TopicHandle<E> {
     pub fn since(&mut self, offset: u64, epoch: &str, now: u64) -> Recovery<E> {
         self.with_log(now, |log| {
             let held_from = log.first_held();
-            if &*log.epoch == epoch && offset <= log.last && offset + 1 >= held_from {
+            if &*log.epoch == epoch
+                && offset <= log.last
+                && offset + 1 >= held_from
+                && offset >= log.recoverable_from
+            {
                 Recovery::Recovered(log.replay(offset + 1))
             } else {
                 Recovery::NotRecovered(Position {

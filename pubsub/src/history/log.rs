@@ -70,6 +70,10 @@ pub(super) struct Log<E> {
     pub(super) bytes: usize,
     /// Evicted: the handle must resolve the name again (and gets a new epoch).
     pub(super) dead: bool,
+    /// Messages after offsets below this one may have been missed (`History::mark_hole`): a
+    /// resume from such an offset is not recovered, though what is held is still replayed to
+    /// `since:{last:N}`.
+    pub(super) recoverable_from: u64,
 }
 
 impl<E> Log<E> {
@@ -81,6 +85,7 @@ impl<E> Log<E> {
             entries: VecDeque::new(),
             bytes,
             dead: false,
+            recoverable_from: 0,
         }
     }
 

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ringcast_cluster::{Bus, BusConfig, BusEvent, BusMessage, BusStats, ClusterBus, ClusterError};
+use ringcast_pubsub::history::{History, SharedSpan};
 
 use crate::config::Config;
 use crate::rooms::RoomWatch;
@@ -188,12 +189,33 @@ impl Bridge {
     }
 }
 
-impl RoomWatch for Bridge {
+/// The room directory's watch in a cluster: SUBSCRIBE on a room's first member in the
+/// process, UNSUBSCRIBE on its last. While a node is not subscribed it receives nothing of the
+/// topic from other nodes, so its history of the topic has a hole there: the first member
+/// marks it (`History::mark_hole`), synchronously, before its own subscribe reads the position
+/// or answers a resume, so a resume from before that point is never answered
+/// `recovered:true` (issue 21 row 2); what is held is still replayed to `since:{last:N}`.
+pub struct BusRooms {
+    bridge: Arc<Bridge>,
+    history: Option<History<SharedSpan>>,
+}
+
+impl BusRooms {
+    /// The watch for `bridge`, ending continuity in `history` (with history on).
+    pub fn new(bridge: Arc<Bridge>, history: Option<History<SharedSpan>>) -> BusRooms {
+        BusRooms { bridge, history }
+    }
+}
+
+impl RoomWatch for BusRooms {
     fn opened(&self, name: &Arc<str>) {
-        let _ = self.bus.subscribe(name.clone());
+        if let Some(history) = &self.history {
+            history.mark_hole(name);
+        }
+        let _ = self.bridge.bus.subscribe(name.clone());
     }
 
     fn closed(&self, name: &Arc<str>) {
-        let _ = self.bus.unsubscribe(name.clone());
+        let _ = self.bridge.bus.unsubscribe(name.clone());
     }
 }

@@ -11,8 +11,8 @@ use ringcast_protocol::frame::{MAX_HEADER_LEN, OpCode, encode_header};
 use ringcast_pubsub::envelope;
 use ringcast_pubsub::history::Epoch;
 
-use crate::rooms::SharedRoom;
 use crate::rooms::local::Class;
+use crate::rooms::{Directory, SharedRoom};
 
 /// One message of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +33,13 @@ pub struct Message {
 /// An encoded form: frames back to back and each message's span in them.
 pub type Form = (Arc<[u8]>, Vec<(u32, u32)>);
 
-/// Messages of one room being collected during the current turn.
+/// Messages of one topic (room) being collected during the current turn.
 pub struct BatchBuilder {
-    room: Arc<SharedRoom>,
+    topic: Arc<str>,
+    /// The room with members somewhere in the process; `None` for a publish to a topic
+    /// without one (it still gets its history offsets and reaches other nodes; the pipeline
+    /// looks the topic up again after the append: `FrozenBatch::resolve`).
+    room: Option<Arc<SharedRoom>>,
     raw: Vec<u8>,
     messages: Vec<Message>,
     events: bool,
@@ -61,7 +65,17 @@ impl BatchBuilder {
     /// An empty batch for `room`.
     pub fn new(room: Arc<SharedRoom>) -> BatchBuilder {
         BatchBuilder {
-            room,
+            room: Some(room.clone()),
+            ..BatchBuilder::for_topic(room.name.clone())
+        }
+    }
+
+    /// An empty batch for `topic`, whose room (if any) the pipeline resolves after the
+    /// history append: a publish to a topic without local members, a batch from the bus.
+    pub fn for_topic(topic: Arc<str>) -> BatchBuilder {
+        BatchBuilder {
+            topic,
+            room: None,
             raw: Vec::new(),
             messages: Vec::new(),
             events: false,
@@ -129,6 +143,7 @@ impl BatchBuilder {
             own.sort_unstable();
         }
         FrozenBatch {
+            topic: self.topic,
             room: self.room,
             origin,
             raw: Arc::from(self.raw.as_slice()),
@@ -146,7 +161,10 @@ impl BatchBuilder {
 
 /// A room's messages of one turn, frozen: what every receiver on every worker gets.
 pub struct FrozenBatch {
-    room: Arc<SharedRoom>,
+    topic: Arc<str>,
+    /// `None` until resolved when the topic had no room (`BatchBuilder::for_topic`); a batch
+    /// handed to delivery always has one.
+    room: Option<Arc<SharedRoom>>,
     origin: Option<usize>,
     messages: Vec<Message>,
     /// (sender, message index), sorted; empty when senders get their own messages back.
@@ -172,9 +190,29 @@ pub struct FrozenBatch {
 // built from `messages` and `payload`; a cluster bus checks `origin`); tests use them today.
 #[allow(dead_code)]
 impl FrozenBatch {
-    /// The room.
-    pub fn room(&self) -> &Arc<SharedRoom> {
-        &self.room
+    /// The room (`None`: the topic has no members in this process).
+    pub fn room(&self) -> Option<&Arc<SharedRoom>> {
+        self.room.as_ref()
+    }
+
+    /// The topic (room name).
+    pub fn topic(&self) -> &Arc<str> {
+        &self.topic
+    }
+
+    /// The workers to hand the batch to, read now, after the history append (history rule
+    /// 2): the room's bitmask. A batch whose room emptied meanwhile, or that had none (a
+    /// publish to a topic without members, a batch from the bus), looks its topic up again,
+    /// since a client may have subscribed since (one directory lock, only then).
+    pub fn resolve(&mut self, directory: &Directory) -> u64 {
+        if let Some(room) = &self.room {
+            let workers = room.workers.load(std::sync::atomic::Ordering::Acquire);
+            if workers != 0 {
+                return workers;
+            }
+        }
+        self.room = directory.get(&self.topic);
+        (self.room.as_ref()).map_or(0, |r| r.workers.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// Bytes of the raw frames (what a queue of batches is budgeted by).
@@ -232,13 +270,13 @@ impl FrozenBatch {
         !self.events || class == Class::JsonPresence
     }
 
-    /// Takes the `published` replies to queue once the offsets are known: (offset, sender,
-    /// raw id).
-    pub fn take_acks(&mut self) -> Vec<(u64, usize, Box<str>)> {
-        let first = self.seq.as_ref().map_or(0, |s| s.1);
+    /// Takes the `published` replies to queue once the offsets are known: (offset with
+    /// history on, sender, raw id).
+    pub fn take_acks(&mut self) -> Vec<(Option<u64>, usize, Box<str>)> {
+        let first = self.seq.as_ref().map(|s| s.1);
         std::mem::take(&mut self.acks)
             .into_iter()
-            .map(|(i, sender, id)| (first + u64::from(i), sender, id))
+            .map(|(i, sender, id)| (first.map(|f| f + u64::from(i)), sender, id))
             .collect()
     }
 
@@ -273,17 +311,11 @@ impl FrozenBatch {
         self.seq = Some((epoch.clone(), first));
     }
 
-    /// The room the batch goes to, re-read after a history append (the publisher's cached
-    /// room may have emptied and been replaced).
-    pub fn set_room(&mut self, room: Arc<SharedRoom>) {
-        self.room = room;
-    }
-
     /// The JSON form: one text frame per message, `{"op":"message",…}` (with its offset when
     /// history is on), built once.
     pub fn json(&self) -> &Form {
         self.json.get_or_init(|| {
-            let topic = &*self.room.name;
+            let topic = &*self.topic;
             let mut out = Vec::with_capacity(self.raw.len() + self.messages.len() * 48);
             let mut spans = Vec::with_capacity(self.messages.len());
             let mut env = Vec::with_capacity(256);
@@ -328,13 +360,19 @@ impl FrozenBatch {
     }
 }
 
-/// Marks an event batch's key in [`TurnBatches`] (room ids never reach this bit).
-const EVENTS: u64 = 1 << 63;
+/// What a builder of [`TurnBatches`] collects: a room's messages, a room's presence events,
+/// or publishes to a topic without a room.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Messages(u64),
+    Events(u64),
+    Topic(Arc<str>),
+}
 
 /// All room batches of the current turn on one worker.
 #[derive(Default)]
 pub struct TurnBatches {
-    index: HashMap<u64, usize>,
+    index: HashMap<Key, usize>,
     rooms: Vec<BatchBuilder>,
     /// Frame bytes batched since the last `take`.
     bytes: usize,
@@ -343,10 +381,7 @@ pub struct TurnBatches {
 impl TurnBatches {
     /// Appends one message from `sender` to `room`'s batch.
     pub fn push(&mut self, room: &Arc<SharedRoom>, sender: usize, kind: OpCode, payload: &[u8]) {
-        let i = *self.index.entry(room.id).or_insert_with(|| {
-            self.rooms.push(BatchBuilder::new(room.clone()));
-            self.rooms.len() - 1
-        });
+        let i = self.builder(Key::Messages(room.id), || BatchBuilder::new(room.clone()));
         self.rooms[i].push(sender, kind, payload);
         self.bytes += payload.len() + MAX_HEADER_LEN;
     }
@@ -356,20 +391,30 @@ impl TurnBatches {
         self.bytes
     }
 
-    /// Appends one pub/sub publish from `sender` to `room`'s batch.
+    /// Appends one pub/sub publish from `sender` to `topic`, into `room`'s batch (`None`: the
+    /// topic has no members in this process; the pipeline still appends it to history,
+    /// publishes it to the cluster, acks it and looks the topic up again after the append).
+    /// With `ack`, the sender gets `published` once the pipeline has run.
     pub fn push_publish(
         &mut self,
-        room: &Arc<SharedRoom>,
+        topic: &Arc<str>,
+        room: Option<&Arc<SharedRoom>>,
         sender: usize,
         data: &[u8],
         ack: Option<&str>,
     ) {
-        let i = self.builder(room.id, || BatchBuilder::new(room.clone()));
+        let i = match room {
+            Some(room) => self.builder(Key::Messages(room.id), || BatchBuilder::new(room.clone())),
+            None => self.builder(Key::Topic(topic.clone()), || {
+                BatchBuilder::for_topic(topic.clone())
+            }),
+        };
         let b = &mut self.rooms[i];
         if let Some(id) = ack {
             b.acks.push((b.messages.len() as u32, sender, id.into()));
         }
         b.push_publish(sender, data);
+        self.bytes += data.len() + MAX_HEADER_LEN;
     }
 
     /// Appends a presence event (an encoded envelope) about `sender` to `room`'s event batch;
@@ -381,12 +426,12 @@ impl TurnBatches {
         envelope: &[u8],
         seq: (u64, u64),
     ) {
-        let i = self.builder(room.id | EVENTS, || BatchBuilder::events(room.clone()));
+        let i = self.builder(Key::Events(room.id), || BatchBuilder::events(room.clone()));
         self.rooms[i].push(sender, OpCode::Text, envelope);
         self.rooms[i].event_seqs.push(seq);
     }
 
-    fn builder(&mut self, key: u64, new: impl FnOnce() -> BatchBuilder) -> usize {
+    fn builder(&mut self, key: Key, new: impl FnOnce() -> BatchBuilder) -> usize {
         *self.index.entry(key).or_insert_with(|| {
             self.rooms.push(new());
             self.rooms.len() - 1

@@ -1,48 +1,27 @@
-//! Batches and the cluster bus (SPEC §8, `crate::bridge`).
-//!
-//! Out: [`outbound`] turns a frozen batch of local messages into bus messages (kind + payload,
-//! each a slice of the batch's one buffer). In: [`Inbound`] turns each `Messages` envelope into
-//! one frozen batch with no origin (nobody excluded), gathered per target worker in a
-//! [`Burst`] until the bus's `Flush`, then sent in order to every local worker with members in
-//! the room as one `Remote::Deliver` and one MSG_RING wake, exactly like batches from another
-//! worker; it runs on the bus thread. Presence answers leave at once.
+//! From the cluster bus into the workers (SPEC §8, `crate::bridge`): [`Inbound`] turns each
+//! `Messages` envelope into one frozen batch with no origin (nobody excluded) and runs it
+//! through the one publish pipeline (`fanout::pipeline`, as source `Bus`: history append,
+//! targets read after it), gathered per target worker until the bus's `Flush`, then sent in
+//! order to every local worker with members as one `Remote::Deliver` and one MSG_RING wake,
+//! exactly like batches from another worker; it runs on the bus thread. Presence answers leave
+//! at once, after the burst gathered so far.
 //!
 //! History stays per node (SPEC §8): a node appends what it receives from the bus to its own
 //! history (its offsets, its epoch), and a bus gap or a lost Redis link starts a new epoch.
 
 use std::os::fd::RawFd;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use ringcast_cluster::{BusEvent, BusMessage, Bytes, ClusterError, MessageKind, PresenceMember};
+use ringcast_cluster::{BusEvent, BusMessage, ClusterError, MessageKind, PresenceMember};
 use ringcast_protocol::frame::{MAX_HEADER_LEN, OpCode, encode_header};
 use ringcast_pubsub::envelope::{self, Member};
-use ringcast_pubsub::history::SharedSpan;
 
 use crate::bridge::AskFor;
 use crate::fanout::batch::{BatchBuilder, FrozenBatch, RemoteChange};
-use crate::fanout::{Peers, Remote};
-use crate::rooms::local::Class;
+use crate::fanout::handoff::PerWorker;
+use crate::fanout::peers::{Peers, Remote};
+use crate::fanout::pipeline::{self, Source, Topics};
 use crate::shared::Shared;
-
-/// One turn's messages of `batch` as bus messages, without copying a payload.
-pub fn outbound(batch: &FrozenBatch) -> Vec<BusMessage> {
-    // One reference-counted view of the batch's buffer; each payload is a slice of it.
-    let raw = Bytes::from_owner(batch.form(Class::Raw).clone());
-    batch
-        .messages()
-        .iter()
-        .map(|m| {
-            let kind = match (m.publish, m.kind) {
-                (true, _) => MessageKind::Json,
-                (false, OpCode::Binary) => MessageKind::Binary,
-                (false, _) => MessageKind::Text,
-            };
-            let payload = raw.slice(m.payload_start as usize..m.frame.1 as usize);
-            BusMessage::new(kind, payload)
-        })
-        .collect()
-}
 
 /// Sender key of messages from the bus: no local connection has it (and batches from the bus
 /// have no origin worker, so nobody is excluded anyway).
@@ -59,43 +38,14 @@ pub struct Inbound {
     out: Mutex<Out>,
 }
 
-/// The bus thread's way out to the workers: the waker and the burst being gathered.
+/// The bus thread's way out to the workers: the waker, the burst being gathered (the batches
+/// of the bus envelopes up to `BusEvent::Flush`, per target worker: each worker then gets one
+/// `Remote::Deliver` and one wake per burst instead of one per envelope) and the history
+/// handles of the topics it appended to.
 struct Out {
     wake: Wake,
-    burst: Burst,
-}
-
-/// The batches of one burst of bus envelopes (up to `BusEvent::Flush`), per target worker, in
-/// arrival order: each worker then gets one `Remote::Deliver` and one wake per burst instead
-/// of one per envelope.
-#[derive(Default)]
-pub struct Burst {
-    per_worker: Vec<Vec<Arc<FrozenBatch>>>,
-}
-
-impl Burst {
-    /// Adds `batch` for every worker in `workers` (a room's bitmask) below `n`.
-    pub fn add(&mut self, mut workers: u64, n: usize, batch: &Arc<FrozenBatch>) {
-        if self.per_worker.len() < n {
-            self.per_worker.resize_with(n, Vec::new);
-        }
-        while workers != 0 {
-            let to = workers.trailing_zeros() as usize;
-            workers &= workers - 1;
-            if let Some(list) = self.per_worker.get_mut(to) {
-                list.push(batch.clone());
-            }
-        }
-    }
-
-    /// Takes every worker's batches, oldest first: (worker, batches) for each worker that has
-    /// some.
-    pub fn take(&mut self) -> Vec<(usize, Vec<Arc<FrozenBatch>>)> {
-        (self.per_worker.iter_mut().enumerate())
-            .filter(|(_, list)| !list.is_empty())
-            .map(|(to, list)| (to, std::mem::take(list)))
-            .collect()
-    }
+    burst: PerWorker,
+    topics: Topics,
 }
 
 impl Inbound {
@@ -104,10 +54,11 @@ impl Inbound {
     pub fn new(shared: Arc<Shared>, peers: Peers, wake: Wake) -> Inbound {
         Inbound {
             shared,
-            peers,
+            peers: peers.clone(),
             out: Mutex::new(Out {
                 wake,
-                burst: Burst::default(),
+                burst: PerWorker::new(peers.len()),
+                topics: Topics::default(),
             }),
         }
     }
@@ -120,53 +71,37 @@ impl Inbound {
         let history = self.shared.hub.history.as_ref();
         match event {
             BusEvent::Messages { room, messages, .. } => {
-                // No member left since the envelope was sent: nothing to do.
-                let Some(shared_room) = self.shared.directory.get(&room) else {
-                    return;
-                };
-                let mut builder = BatchBuilder::new(shared_room.clone());
-                let mut events = BatchBuilder::events(shared_room.clone());
+                let topic: Arc<str> = Arc::from(&*room);
+                let mut builder = BatchBuilder::for_topic(topic);
+                let mut events = None;
                 for m in &messages {
                     match m.kind {
                         MessageKind::Binary => builder.push(BUS_SENDER, OpCode::Binary, &m.payload),
                         MessageKind::Text => builder.push(BUS_SENDER, OpCode::Text, &m.payload),
                         MessageKind::Json => builder.push_publish(BUS_SENDER, &m.payload),
                         MessageKind::Join | MessageKind::Leave => {
-                            remote_event(&mut events, &room, m)
+                            // Joins and leaves on other nodes matter only to local presence
+                            // subscribers: no history, no offsets; in bus order.
+                            if let Some(local) = self.shared.directory.get(&room) {
+                                let events =
+                                    events.get_or_insert_with(|| BatchBuilder::events(local));
+                                remote_event(events, &room, m);
+                            }
                         }
                         MessageKind::Mark => {}
                     }
                 }
-                let n = self.peers.len();
-                if !events.is_empty() {
-                    // Joins and leaves on other nodes: no history, no offsets; in bus order.
-                    let workers = shared_room.workers.load(Ordering::Acquire);
-                    let batch = Arc::new(events.freeze(None, false));
-                    self.out().burst.add(workers, n, &batch);
+                let mut out = self.out();
+                let out = &mut *out;
+                if let Some(events) = events.filter(|e| !e.is_empty()) {
+                    self.run(events.freeze(None, false), out);
                 }
-                if builder.is_empty() {
-                    return;
+                if !builder.is_empty() {
+                    // This node's history holds what it received, with its own offsets,
+                    // whether or not it has members: the bus thread is one more source of the
+                    // one pipeline. The batch leaves with the rest of its burst.
+                    self.run(builder.freeze(None, false), out);
                 }
-                let mut batch = builder.freeze(None, false);
-                if let Some(history) = history {
-                    // This node's history holds what it received, with its own offsets: the
-                    // bus thread appends like one more worker (workers order by offset).
-                    let n = batch.len();
-                    (history.topic(&room)).append_with(n, self.shared.hub.now(), |epoch, first| {
-                        batch.set_seq(epoch, first);
-                        let (buf, spans) = batch.json();
-                        spans
-                            .iter()
-                            .filter_map(|&(s, e)| {
-                                SharedSpan::new(buf.clone(), s as usize..e as usize)
-                            })
-                            .collect()
-                    });
-                }
-                // Targets are read after the append (history protocol rule 2); the batch
-                // leaves with the rest of its burst.
-                let workers = shared_room.workers.load(Ordering::Acquire);
-                self.out().burst.add(workers, n, &Arc::new(batch));
             }
             BusEvent::Flush => self.flush(&mut self.out()),
             BusEvent::Presence { token, members, .. } => self.answer(token, members),
@@ -212,13 +147,20 @@ fn remote_event(events: &mut BatchBuilder, topic: &str, m: &BusMessage) {
 }
 
 impl Inbound {
+    /// Runs one batch from the bus through the publish pipeline and adds it to the burst for
+    /// the workers it names.
+    fn run(&self, mut batch: FrozenBatch, out: &mut Out) {
+        let (workers, _) =
+            pipeline::publish(&mut batch, Source::Bus, &self.shared, &mut out.topics);
+        if workers != 0 {
+            out.burst.add(workers, &Arc::new(batch));
+        }
+    }
+
     /// Sends each worker the batches gathered since the last flush (one hand-off, one wake).
     fn flush(&self, out: &mut Out) {
-        for (to, batches) in out.burst.take() {
-            if let Some(fd) = self.peers.send(to, Remote::Deliver(batches)) {
-                (out.wake)(fd);
-            }
-        }
+        let Out { wake, burst, .. } = out;
+        burst.send(&self.peers, wake);
     }
 
     /// Hands the answer to presence question `token` to the asking connection's worker: the
@@ -323,43 +265,5 @@ impl InboundSlot {
         if let Some(inbound) = self.0.get() {
             inbound.handle(event);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::AtomicU64;
-
-    use super::*;
-    use crate::rooms::SharedRoom;
-
-    fn batch(id: u64) -> Arc<FrozenBatch> {
-        let room = Arc::new(SharedRoom {
-            id,
-            name: Arc::from(format!("r{id}")),
-            workers: AtomicU64::new(0),
-        });
-        let mut b = BatchBuilder::new(room);
-        b.push(BUS_SENDER, OpCode::Text, b"m");
-        Arc::new(b.freeze(None, false))
-    }
-
-    #[test]
-    fn a_burst_gives_each_worker_its_batches_in_arrival_order_once() {
-        let mut burst = Burst::default();
-        let (a, b, c) = (batch(1), batch(2), batch(3));
-        burst.add(0b011, 3, &a);
-        burst.add(0b110, 3, &b);
-        burst.add(0b1001, 3, &c); // worker 3 does not exist
-        burst.add(0b001, 3, &b);
-        let ids = |list: &[Arc<FrozenBatch>]| list.iter().map(|b| b.room().id).collect::<Vec<_>>();
-        let taken: Vec<_> = (burst.take().into_iter())
-            .map(|(to, list)| (to, ids(&list)))
-            .collect();
-        assert_eq!(
-            taken,
-            vec![(0, vec![1, 3, 2]), (1, vec![1, 2]), (2, vec![2])]
-        );
-        assert!(burst.take().is_empty(), "a flushed burst is empty");
     }
 }

@@ -38,7 +38,7 @@ pub fn deliver_to(
     out: &mut impl Outboxes,
     report: &mut DeliveryReport,
 ) {
-    if let Some(room) = rooms.get(batch.room().id) {
+    if let Some(room) = batch.room().and_then(|r| rooms.get(r.id)) {
         report.add(deliver(batch, room, worker, limit, out));
     }
 }

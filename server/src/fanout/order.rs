@@ -44,7 +44,9 @@ impl Order {
             deliver_to(batch, rooms, worker, limit, out, report);
             return;
         };
-        let id = batch.room().id;
+        let Some(id) = batch.room().map(|r| r.id) else {
+            return;
+        };
         let Some(local) = rooms.get_mut(id) else {
             self.held.remove(&id);
             return;
@@ -60,7 +62,7 @@ impl Order {
                     if held.len() <= MAX_HELD {
                         return;
                     }
-                    tracing::warn!(room = %batch.room().name, "history gap never filled");
+                    tracing::warn!(room = %batch.topic(), "history gap never filled");
                     let lowest = held.iter().filter_map(|b| b.seq()).map(|s| s.1).min();
                     *next = lowest.unwrap_or(first);
                     self.release(id, rooms, worker, limit, out, report);

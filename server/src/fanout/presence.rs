@@ -45,7 +45,9 @@ impl PresenceOrder {
         out: &mut impl Outboxes,
         report: &mut DeliveryReport,
     ) {
-        let id = batch.room().id;
+        let Some(id) = batch.room().map(|r| r.id) else {
+            return;
+        };
         let Some(local) = rooms.get_mut(id) else {
             self.held.remove(&id);
             return;
@@ -88,7 +90,7 @@ impl PresenceOrder {
                 if len <= MAX_HELD {
                     break;
                 }
-                tracing::warn!(room = %batch.room().name, "presence gap never filled");
+                tracing::warn!(room = %batch.topic(), "presence gap never filled");
             }
             let (event, i) = entry.remove();
             send_event(&event, i, seq, local, worker, limit, out, report);

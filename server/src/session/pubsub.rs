@@ -11,7 +11,7 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use ringcast_cluster::PresenceMember;
 use ringcast_protocol::frame::{Event, MessageKind, OpCode};
@@ -38,10 +38,6 @@ thread_local! {
 /// Rooms a publisher that is not subscribed keeps at hand, so a publish does not take the
 /// directory lock each time.
 const PUBLISH_CACHE: usize = 8;
-
-/// Ids for rooms that exist only to carry a publish to a topic nobody is in (into its history);
-/// far above the directory's ids.
-static DETACHED_IDS: AtomicU64 = AtomicU64::new(1 << 62);
 
 /// One subscription.
 struct Sub {
@@ -374,51 +370,29 @@ impl Topics {
                 "publishing not allowed by the token",
             );
         }
-        let history = sink.shared().hub.history.is_some();
-        let room = self.publish_room(topic, history, sink);
-        match (&room, history) {
-            (Some(room), true) => sink.publish_json(room, data.as_bytes(), id),
-            (Some(room), false) => sink.publish_json(room, data.as_bytes(), None),
-            (None, _) => {}
-        }
-        if let (Some(id), false) = (id, history && room.is_some()) {
-            let mut out = Vec::with_capacity(96);
-            envelope::published(&mut out, topic, id, None);
-            sink.reply_frame(OpCode::Text, &out);
-        }
+        // Every publish enters the pipeline, with or without members here: it is appended to
+        // history, published to the cluster and acked there (`fanout::pipeline`).
+        let room = self.publish_room(topic, sink);
+        let name = room
+            .as_ref()
+            .map_or_else(|| Arc::from(topic), |r| r.name.clone());
+        sink.publish_json(&name, room.as_ref(), data.as_bytes(), id);
     }
 
     /// The room a publish to `topic` goes into: this connection's subscription, a cached room
-    /// that still has members, the directory's, or (with history on, where the message must
-    /// still get an offset, or in a cluster, where other nodes may have subscribers) a detached
-    /// room that the fan-out re-resolves after the append.
-    fn publish_room(
-        &mut self,
-        topic: &str,
-        history: bool,
-        sink: &Sink<'_>,
-    ) -> Option<Arc<SharedRoom>> {
-        let detach = history || sink.shared().cluster.is_some();
+    /// that still has members, or the directory's; `None` when the topic has no members in
+    /// this process (the pipeline looks it up again after the history append).
+    fn publish_room(&mut self, topic: &str, sink: &Sink<'_>) -> Option<Arc<SharedRoom>> {
         if let Some(sub) = self.subs.iter().find(|s| &*s.room.name == topic) {
             return Some(sub.room.clone());
         }
         if let Some(i) = self.publish_rooms.iter().position(|r| &*r.name == topic) {
-            let live = self.publish_rooms[i].workers.load(Ordering::Acquire) != 0;
-            let detached = self.publish_rooms[i].id >= 1 << 62;
-            if live || (detached && detach) {
+            if self.publish_rooms[i].workers.load(Ordering::Acquire) != 0 {
                 return Some(self.publish_rooms[i].clone());
             }
             self.publish_rooms.swap_remove(i);
         }
-        let room = match sink.shared().directory.get(topic) {
-            Some(room) => room,
-            None if detach => Arc::new(SharedRoom {
-                id: DETACHED_IDS.fetch_add(1, Ordering::Relaxed),
-                name: Arc::from(topic),
-                workers: AtomicU64::new(0),
-            }),
-            None => return None,
-        };
+        let room = sink.shared().directory.get(topic)?;
         if self.publish_rooms.len() >= PUBLISH_CACHE {
             self.publish_rooms.swap_remove(0);
         }

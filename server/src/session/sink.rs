@@ -102,11 +102,19 @@ impl<'a> Sink<'a> {
             .client_id(self.worker, self.key, self.generation)
     }
 
-    /// Publishes a pub/sub `data` (raw JSON text) into `room`. With history on and an `id`,
-    /// the `published` reply (which carries the offset) is queued once the offset is known, at
+    /// Publishes a pub/sub `data` (raw JSON text) to `topic`, into `room` when the topic has
+    /// one (`None`: no members in this process yet; the pipeline still appends it to history,
+    /// publishes it to the cluster and looks the topic up again). With an `id`, the
+    /// `published` reply (with the offset when history is on) is queued by the pipeline at
     /// the end of the turn.
-    pub fn publish_json(&mut self, room: &Arc<SharedRoom>, data: &[u8], ack: Option<&str>) {
-        self.batches.push_publish(room, self.key, data, ack);
+    pub fn publish_json(
+        &mut self,
+        topic: &Arc<str>,
+        room: Option<&Arc<SharedRoom>>,
+        data: &[u8],
+        ack: Option<&str>,
+    ) {
+        self.batches.push_publish(topic, room, self.key, data, ack);
     }
 
     /// Sends a presence event (an encoded join/leave envelope) about this connection to the

@@ -1,0 +1,207 @@
+//! The one publish pipeline. Every source of messages enters [`publish`] with a frozen batch
+//! of one topic: a client's messages on this worker (`Fanout::flush_batches`), a batch from
+//! another node (`fanout::bus::Inbound`, on the bus thread), and next the server API. It runs
+//! the same steps in the same order for each:
+//!
+//! 1. the cluster publish, for a batch of local clients (one PUBLISH per topic per turn;
+//!    what came from the bus never goes back to it);
+//! 2. offsets and the history append, with history on (one lock per topic per turn);
+//! 3. the `published` replies, now that the offsets are known ([`Published`]);
+//! 4. the targets, read after the append (history rule 2): the room's workers, the topic
+//!    looked up again when it had no room or its room emptied (`FrozenBatch::resolve`).
+//!
+//! The caller then hands the batch to those workers (`fanout::handoff::PerWorker`) and, on a
+//! worker, delivers it to its own members in offset order (`fanout::order`). A publish to a
+//! topic without members is an ordinary batch whose room is `None`: it is appended,
+//! published to the cluster and acked like any other, and reaches whoever subscribed before
+//! step 4.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ringcast_cluster::{BusMessage, Bytes, MessageKind};
+use ringcast_protocol::frame::OpCode;
+use ringcast_pubsub::envelope;
+use ringcast_pubsub::history::{SharedSpan, TopicHandle};
+
+use crate::fanout::batch::FrozenBatch;
+use crate::fanout::deliver::Outboxes;
+use crate::rooms::local::Class;
+use crate::shared::Shared;
+
+/// Where a batch comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Clients of this worker (a turn's messages).
+    Clients,
+    /// The cluster bus: another node's clients.
+    Bus,
+}
+
+/// History handles a source appended to, by topic (a bounded cache: past
+/// [`MAX_TOPIC_HANDLES`] it starts afresh; a handle survives eviction of its topic).
+#[derive(Default)]
+pub struct Topics {
+    handles: HashMap<Arc<str>, TopicHandle<SharedSpan>>,
+}
+
+/// Topic handles a source keeps before it starts afresh.
+const MAX_TOPIC_HANDLES: usize = 4096;
+
+/// The `published` replies of a batch: (offset with history on, sender's slab key on the
+/// batch's origin worker, the request's raw id).
+pub type Published = Vec<(Option<u64>, usize, Box<str>)>;
+
+/// Runs steps 1–4 on `batch` from `source`; returns the bitmask of workers with members of
+/// its topic (the origin worker's bit included) and the `published` replies to queue.
+pub fn publish(
+    batch: &mut FrozenBatch,
+    source: Source,
+    shared: &Shared,
+    topics: &mut Topics,
+) -> (u64, Published) {
+    if batch.is_events() {
+        // Presence events: this process's members only, no offsets, never on the bus (the
+        // cluster's own presence changes travel as Join/Leave).
+        return (batch.resolve(&shared.directory), Vec::new());
+    }
+    if source == Source::Clients
+        && let Some(bridge) = &shared.cluster
+    {
+        bridge.publish(batch.topic().clone(), outbound(batch));
+    }
+    topics.append(batch, shared);
+    let acks = batch.take_acks();
+    (batch.resolve(&shared.directory), acks)
+}
+
+/// Queues each `published` reply in its sender's queue on this worker.
+pub fn ack(topic: &str, acks: Published, out: &mut impl Outboxes) {
+    for (offset, sender, id) in acks {
+        let mut reply = Vec::with_capacity(64 + id.len());
+        envelope::published(&mut reply, topic, &id, offset);
+        out.outbox(sender).push_frame(OpCode::Text, &reply);
+    }
+}
+
+impl Topics {
+    /// With history on: gives the batch's messages their offsets and stores their JSON form
+    /// (built once, shared with every subscriber).
+    fn append(&mut self, batch: &mut FrozenBatch, shared: &Shared) {
+        let Some(history) = &shared.hub.history else {
+            return;
+        };
+        let topic = batch.topic().clone();
+        if self.handles.len() >= MAX_TOPIC_HANDLES && !self.handles.contains_key(&topic) {
+            self.handles.clear();
+        }
+        let handle = (self.handles)
+            .entry(topic)
+            .or_insert_with_key(|name| history.topic(name));
+        let n = batch.len();
+        handle.append_with(n, shared.hub.now(), |epoch, first| {
+            batch.set_seq(epoch, first);
+            let (buf, spans) = batch.json();
+            spans
+                .iter()
+                .filter_map(|&(s, e)| SharedSpan::new(buf.clone(), s as usize..e as usize))
+                .collect()
+        });
+    }
+}
+
+/// One turn's messages of `batch` as bus messages, without copying a payload.
+fn outbound(batch: &FrozenBatch) -> Vec<BusMessage> {
+    // One reference-counted view of the batch's buffer; each payload is a slice of it.
+    let raw = Bytes::from_owner(batch.form(Class::Raw).clone());
+    batch
+        .messages()
+        .iter()
+        .map(|m| {
+            let kind = match (m.publish, m.kind) {
+                (true, _) => MessageKind::Json,
+                (false, OpCode::Binary) => MessageKind::Binary,
+                (false, _) => MessageKind::Text,
+            };
+            let payload = raw.slice(m.payload_start as usize..m.frame.1 as usize);
+            BusMessage::new(kind, payload)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::fanout::batch::{BatchBuilder, TurnBatches};
+
+    fn shared(args: &[&str]) -> Shared {
+        let mut all = vec!["ringcast"];
+        all.extend_from_slice(args);
+        Shared::new(Config::parse_from(all), 2)
+    }
+
+    /// `n` publishes from sender 7 to `topic` (no room yet), with ids `"p0"`… when `ack`.
+    fn publishes(topic: &str, n: usize, ack: bool) -> BatchBuilder {
+        let mut turn = TurnBatches::default();
+        let topic: Arc<str> = Arc::from(topic);
+        for i in 0..n {
+            let id = format!("\"p{i}\"");
+            let id = ack.then_some(id.as_str());
+            turn.push_publish(&topic, None, 7, format!("{i}").as_bytes(), id);
+        }
+        turn.take().pop().expect("one batch")
+    }
+
+    #[test]
+    fn every_source_takes_offsets_from_one_history_and_only_clients_get_acks() {
+        let shared = shared(&["--history-size", "10"]);
+        let mut topics = Topics::default();
+        let mut local = publishes("t", 2, true).freeze(Some(0), true);
+        let (workers, acks) = publish(&mut local, Source::Clients, &shared, &mut topics);
+        assert_eq!(workers, 0, "nobody is subscribed");
+        assert_eq!(local.seq().map(|s| (s.1, s.2)), Some((1, 2)));
+        let acked: Vec<_> = acks.iter().map(|a| (a.0, a.1, &*a.2)).collect();
+        assert_eq!(acked, vec![(Some(1), 7, "\"p0\""), (Some(2), 7, "\"p1\"")]);
+        // The bus thread is one more source of the same topic: offsets continue, no acks.
+        let mut bus_topics = Topics::default();
+        let mut remote = publishes("t", 3, false).freeze(None, false);
+        let (_, acks) = publish(&mut remote, Source::Bus, &shared, &mut bus_topics);
+        assert!(acks.is_empty());
+        assert_eq!(remote.seq().map(|s| (s.1, s.2)), Some((3, 5)));
+    }
+
+    #[test]
+    fn a_publish_to_a_topic_without_members_reaches_whoever_joined_before_the_targets_are_read() {
+        for args in [&[][..], &["--history-size", "10"][..]] {
+            let shared = shared(args);
+            let mut topics = Topics::default();
+            let mut batch = publishes("t", 1, true).freeze(Some(0), true);
+            assert!(batch.room().is_none());
+            // A client on worker 1 subscribes after the publish, before the flush.
+            let room = shared.directory.join("t", 1).expect("room");
+            let (workers, acks) = publish(&mut batch, Source::Clients, &shared, &mut topics);
+            assert_eq!(workers, 0b10, "{args:?}");
+            assert_eq!(batch.room().map(|r| r.id), Some(room.id));
+            assert_eq!(acks.len(), 1, "acked with or without history: {args:?}");
+        }
+    }
+
+    #[test]
+    fn a_batch_whose_room_emptied_is_resolved_to_the_topic_s_new_room() {
+        let shared = shared(&[]);
+        let mut topics = Topics::default();
+        let old = shared.directory.join("t", 0).expect("room");
+        let mut batch = {
+            let mut b = BatchBuilder::new(old.clone());
+            b.push(3, OpCode::Text, b"m");
+            b.freeze(Some(0), true)
+        };
+        shared.directory.leave(&old, 0);
+        let new = shared.directory.join("t", 1).expect("room");
+        let (workers, _) = publish(&mut batch, Source::Clients, &shared, &mut topics);
+        assert_eq!((workers, batch.room().map(|r| r.id)), (0b10, Some(new.id)));
+    }
+}
