@@ -1,4 +1,4 @@
-//! Presence across nodes (SPEC §5, §8) through real nodes and a real redis-server: the snapshot
+//! Presence across nodes (docs/pubsub.md#presence, docs/cluster.md#presence) through real nodes and a real redis-server: the snapshot
 //! a `presence:true` subscribe gets lists every node's members and comes before the replay and
 //! live messages; joins and leaves on other nodes are events, each exactly once after it.
 

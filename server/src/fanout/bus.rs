@@ -1,4 +1,4 @@
-//! Batches and the cluster bus (SPEC §8, `crate::bridge`).
+//! Batches and the cluster bus (docs/cluster.md, `crate::bridge`).
 //!
 //! Out: [`outbound`] turns a frozen batch of local messages into bus messages (kind + payload,
 //! each a slice of the batch's one buffer). In: [`Inbound`] turns each `Messages` envelope into
@@ -7,7 +7,7 @@
 //! the room as one `Remote::Deliver` and one MSG_RING wake, exactly like batches from another
 //! worker; it runs on the bus thread. Presence answers leave at once.
 //!
-//! History stays per node (SPEC §8): a node appends what it receives from the bus to its own
+//! History stays per node (docs/cluster.md): a node appends what it receives from the bus to its own
 //! history (its offsets, its epoch), and a bus gap or a lost Redis link starts a new epoch.
 
 use std::os::fd::RawFd;
@@ -170,7 +170,7 @@ impl Inbound {
             }
             BusEvent::Flush => self.flush(&mut self.out()),
             BusEvent::Presence { token, members, .. } => self.answer(token, members),
-            // Messages were lost: nobody may recover across the hole (SPEC §8), so the topic
+            // Messages were lost: nobody may recover across the hole (docs/cluster.md#history-and-epochs), so the topic
             // (every topic, when a link went down) starts a new epoch.
             BusEvent::Gap { room, .. } => {
                 if let Some(h) = history {

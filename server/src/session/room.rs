@@ -23,7 +23,7 @@ pub struct RoomSession {
     decoder: Box<Decoder>,
     /// The verified token's claims (`None` without `--auth-secret`); `sub` is the presence user.
     claims: Option<Box<Claims>>,
-    /// Listed only in the token's `read` claim: a data message closes with 1008 (SPEC §10).
+    /// Listed only in the token's `read` claim: a data message closes with 1008 (docs/tokens.md#claims).
     read_only: bool,
 }
 
