@@ -1,5 +1,5 @@
 // Browser test: Debian's Chromium (driven by playwright-core, no downloaded browser) uses the
-// demo chat page that ringcast serves at GET /, which speaks the JSON pub/sub mode (SPEC §5).
+// demo chat page that ringcast serves at GET /, which speaks the JSON pub/sub mode (docs/pubsub.md).
 // Two pages join one topic and chat; the member list follows joins and leaves; a dropped
 // connection resumes with since:{offset,epoch} and misses nothing; a reload shows the history
 // (since:{last:50}). Screenshot: target/browser/demo.png.

@@ -274,7 +274,7 @@ TESTS = [
 ]
 
 
-# ---- pub/sub mode (SPEC §5) and token auth (SPEC §10), against a second server ----
+# ---- pub/sub mode (docs/pubsub.md) and token auth (docs/tokens.md), against a second server ----
 # Started with --auth-secret and history on (INTEROP_PUBSUB_ARGS adds flags); tokens are minted
 # here with the standard library.
 

@@ -1,4 +1,4 @@
-//! Pub/sub JSON codec micro-benchmarks (SPEC §5, §12).
+//! Pub/sub JSON codec micro-benchmarks (docs/pubsub.md, bench/README.md).
 //!
 //! `parse/*`: one publish command of about 100 B and 1.5 KB, parsed by our reused simd-json
 //! [`Parser`] and, side by side, by serde_json into a borrowed struct (`&str` op, `Cow` topic,

@@ -15,7 +15,7 @@ use crate::{BusMessage, ClusterError, PresenceMember};
 pub enum BusEvent {
     /// `true`: every shard is connected (again). `false`: a shard just lost its connection (sent
     /// for each one that does). On `false` the server must treat every room as having lost
-    /// continuity (SPEC §8: change the epoch of every topic with history): messages published
+    /// continuity (docs/cluster.md#history-and-epochs: change the epoch of every topic with history): messages published
     /// while a link is down are lost, and only those followed by a later one show up as a `Gap`.
     Up(bool),
     /// One envelope from another node: messages of `room`, in the order `origin` sent them.

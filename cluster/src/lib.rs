@@ -1,4 +1,4 @@
-//! ringcast's cluster bus (SPEC §8): rooms and topics span nodes through Redis.
+//! ringcast's cluster bus (docs/cluster.md): rooms and topics span nodes through Redis.
 //!
 //! * **Threading.** [`Bus::start`] spawns one thread, `ringcast-bus`, running a current-thread
 //!   Tokio runtime: the only async runtime in ringcast. Workers talk to it through a

@@ -66,7 +66,7 @@ pub enum ScenarioCmd {
     Connect(ConnectArgs),
     /// All-to-all rounds in one room (server must echo), the uWebSockets benchmark pattern.
     Rounds(RoundsArgs),
-    /// JSON pub/sub mode (SPEC §5): topics of subscribers fed by publishers; with `--history`
+    /// JSON pub/sub mode (docs/pubsub.md#history): topics of subscribers fed by publishers; with `--history`
     /// offsets, order and recovery (`--churn`) are checked too.
     Pubsub(PubsubArgs),
 }

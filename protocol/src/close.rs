@@ -33,7 +33,7 @@ impl CloseCode {
 }
 
 impl From<&ProtocolError> for CloseCode {
-    /// The close code sent before closing the connection for this error (SPEC §6). Every
+    /// The close code sent before closing the connection for this error (docs/limits.md#close-codes). Every
     /// variant is listed, so a new error cannot fall into 1002 by default.
     fn from(e: &ProtocolError) -> Self {
         match e {

@@ -54,7 +54,7 @@ impl<'a> Upgrade<'a> {
             .filter(|t| !t.is_empty())
     }
 
-    /// Picks the first offered token that `acceptable` admits (SPEC §4). `Ok(None)` when none was
+    /// Picks the first offered token that `acceptable` admits (docs/room-mode.md#which-room). `Ok(None)` when none was
     /// offered; a rejection when tokens were offered but none is acceptable.
     pub fn select_protocol(
         &self,

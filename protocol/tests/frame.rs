@@ -1,4 +1,4 @@
-//! Frame decoding and encoding: RFC 6455 §5.7 examples and every SPEC §6 violation.
+//! Frame decoding and encoding: RFC 6455 §5.7 examples and every violation listed in docs/limits.md#close-codes.
 
 mod common;
 

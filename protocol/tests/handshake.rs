@@ -1,4 +1,4 @@
-//! Handshake parsing, validation and rendering (SPEC §3, §4).
+//! Handshake parsing, validation and rendering (docs/http.md, docs/room-mode.md#which-room).
 
 use ringcast_protocol::handshake::{
     Rejection, Request, Upgrade, accept_key, parse_request, render_accept, render_error,

@@ -1,4 +1,4 @@
-//! Decoder memory follows the bytes that arrived (SPEC §7): a header alone reserves nothing, a
+//! Decoder memory follows the bytes that arrived (docs/limits.md#messages): a header alone reserves nothing, a
 //! partial message grows by doubling up to the limit, and a finished message leaves nothing behind.
 
 use ringcast_protocol::frame::{Decoder, DecoderConfig, Event, OpCode, encode_masked_frame};

@@ -1,4 +1,4 @@
-//! Token auth (SPEC §10): HS256 JWT verification and the `rooms` / `read` claims.
+//! Token auth (docs/tokens.md#what-is-checked): HS256 JWT verification and the `rooms` / `read` claims.
 //!
 //! Verified with `hmac` + `sha2` (RustCrypto) + `base64` + `serde_json` rather than a JWT crate:
 //! HS256 is one HMAC over `header.payload`, a fixed 32-byte tag and two small JSON objects, about
@@ -17,7 +17,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-/// Clock skew tolerated on `exp` and `nbf`, in seconds (SPEC §10).
+/// Clock skew tolerated on `exp` and `nbf`, in seconds (docs/tokens.md#what-is-checked).
 pub const LEEWAY_SECS: i64 = 5;
 
 /// Why a token was refused. Each maps to HTTP 401; none carries any part of the token.

@@ -1,4 +1,4 @@
-//! One client text message → one borrowed [`Command`] (SPEC §5), parsed with simd-json.
+//! One client text message → one borrowed [`Command`] (docs/pubsub.md#requests), parsed with simd-json.
 //!
 //! simd-json unescapes strings in place, so it parses a private copy of the message and the raw
 //! texts of `id` and `data` are cut from the caller's untouched bytes. Their byte spans come from
@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::error::ErrorCode;
 
-/// Longest topic in bytes (SPEC §5).
+/// Longest topic in bytes (docs/pubsub.md#requests).
 pub const MAX_TOPIC_LEN: usize = 256;
 
 /// Where a subscriber wants its history to start (`"since"`).
@@ -215,7 +215,7 @@ impl Parser {
     ///
     /// # Errors
     /// A [`ParseError`] whose kind maps to `bad_json`, `unknown_op`, `bad_field` or
-    /// `topic_too_long`; the connection stays usable (SPEC §5).
+    /// `topic_too_long`; the connection stays usable (docs/pubsub.md#requests).
     pub fn parse<'a>(&'a mut self, input: &'a [u8]) -> Result<Command<'a>, ParseError<'a>> {
         self.scratch.clear();
         self.scratch.extend_from_slice(input);

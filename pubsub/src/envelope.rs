@@ -1,4 +1,4 @@
-//! Server → client JSON envelopes (SPEC §5), appended to a caller's `Vec<u8>`.
+//! Server → client JSON envelopes (docs/pubsub.md), appended to a caller's `Vec<u8>`.
 //!
 //! Every encoder appends exactly one JSON object and never clears `out`, so a caller can build
 //! several envelopes in one buffer. Strings (topics, epochs, client and user ids, messages, room

@@ -1,6 +1,6 @@
-//! The error codes of SPEC §5, shared by the command parser and the server's own checks.
+//! The error codes of docs/pubsub.md#errors, shared by the command parser and the server's own checks.
 
-/// Every `code` a pub/sub `error` envelope may carry (SPEC §5).
+/// Every `code` a pub/sub `error` envelope may carry (docs/pubsub.md#errors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     /// The text message is not one JSON object.
@@ -15,7 +15,7 @@ pub enum ErrorCode {
     TooManySubscriptions,
     /// An unsubscribe for a topic this connection is not subscribed to.
     NotSubscribed,
-    /// Auth (SPEC §10) does not allow this topic.
+    /// Auth (docs/tokens.md) does not allow this topic.
     Forbidden,
     /// The topic is longer than 256 bytes.
     TopicTooLong,

@@ -1,4 +1,4 @@
-//! Per-topic message history (SPEC §5): one total order per topic across workers, offsets that
+//! Per-topic message history (docs/pubsub.md#history): one total order per topic across workers, offsets that
 //! count up by exactly 1, an epoch that changes whenever continuity is lost, and bounds by count
 //! (`--history-size`), age (`--history-ttl`) and a global byte budget (`--history-max-bytes`).
 //!
@@ -188,7 +188,7 @@ impl<E: Weigh + Clone> History<E> {
         topic
     }
 
-    /// `node-instance-n`: the node id names the node (SPEC §8), the instance the process start.
+    /// `node-instance-n`: the node id names the node (docs/cluster.md#history-and-epochs), the instance the process start.
     fn new_epoch(&self) -> Epoch {
         let sh = &self.shared;
         let n = sh.epochs.fetch_add(1, Ordering::Relaxed);

@@ -1,4 +1,4 @@
-//! ringcast's pub/sub layer without I/O (SPEC §5, §10): JSON commands in, envelopes out, topic
+//! ringcast's pub/sub layer without I/O (docs/pubsub.md, docs/tokens.md): JSON commands in, envelopes out, topic
 //! history, presence and token auth.
 //!
 //! No sockets, threads or clocks: the worker calls this crate, never the other way round.

@@ -1,4 +1,4 @@
-//! Per-topic presence (SPEC §5): who is subscribed to (or a room-mode member of) each topic,
+//! Per-topic presence (docs/pubsub.md#presence): who is subscribed to (or a room-mode member of) each topic,
 //! snapshots, join/leave events and `--presence-max`.
 //!
 //! Shared by all workers (clone the [`Presence`]); topics are spread over a few locked shards, so

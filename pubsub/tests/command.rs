@@ -1,4 +1,4 @@
-//! One test per SPEC §5 parse rule, driven through the public parser.
+//! One test per parse rule of docs/pubsub.md#errors, driven through the public parser.
 
 use ringcast_pubsub::command::{Command, ErrorKind, Field, ParseError, Parser, Since};
 use ringcast_pubsub::error::ErrorCode;

@@ -75,7 +75,7 @@ pub struct Config {
     /// Comma-separated allowed `Origin` values (default: any, with a warning).
     #[arg(long, env = "RINGCAST_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
-    /// HS256 secret that clients' tokens must be signed with (SPEC §10; unset: no token needed).
+    /// HS256 secret that clients' tokens must be signed with (docs/tokens.md#what-is-checked; unset: no token needed).
     #[arg(
         long,
         env = "RINGCAST_AUTH_SECRET",
@@ -135,7 +135,7 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "RINGCAST_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
-    /// Redis URL(s) of the cluster bus (SPEC §8), repeatable or comma-separated; rooms are
+    /// Redis URL(s) of the cluster bus (docs/cluster.md), repeatable or comma-separated; rooms are
     /// sharded over them by a hash of the name, so every node must list the same URLs in the
     /// same order. None: a single node, no bus thread.
     #[arg(long, env = "RINGCAST_CLUSTER", value_delimiter = ',')]
@@ -374,7 +374,7 @@ impl Config {
         .clamp(Duration::from_millis(10), Duration::from_millis(500))
     }
 
-    /// Whether `name` may be a room (SPEC §4).
+    /// Whether `name` may be a room (docs/room-mode.md#which-room).
     pub fn room_allowed(&self, name: &str) -> bool {
         if self.rooms.is_empty() {
             name.len() <= crate::limits::MAX_ROOM_NAME

@@ -25,7 +25,7 @@ pub const RING_ENTRIES: u32 = 4096;
 /// slices sends the rest after this send completes.
 pub const MAX_IOV: usize = 512;
 
-/// Longest room name accepted when `--rooms` is not given (SPEC §4: any valid token up to 64
+/// Longest room name accepted when `--rooms` is not given (docs/room-mode.md#which-room: any valid token up to 64
 /// bytes).
 pub const MAX_ROOM_NAME: usize = 64;
 
@@ -48,7 +48,7 @@ pub const ACCEPT_BACKOFF_MAX_MS: u64 = 1000;
 
 /// Capacity (messages, one per source worker turn) of each worker's channel from the other
 /// workers. Past it, or past `REMOTE_QUEUE_BYTES`, the target's receivers of what is dropped
-/// are cut (1008) instead of the queue growing (SPEC §7).
+/// are cut (1008) instead of the queue growing (docs/limits.md).
 pub const REMOTE_QUEUE: usize = 4096;
 
 /// Bytes of batches queued towards one worker before it counts as fallen behind: at memory
@@ -64,7 +64,7 @@ pub const COLLECT_EVERY_MS: u64 = 20;
 pub const COLLECT_FREED_BYTES: usize = 1 << 20;
 
 /// How long a connection accepted past `--max-connections`/`--max-connections-per-ip` may take
-/// to send its request head (which decides the order of refusals, SPEC §10) before it gets its
+/// to send its request head (which decides the order of refusals, docs/tokens.md#order-of-checks) before it gets its
 /// 503 without it. Rounded up to the worker's tick.
 pub const OVER_LIMIT_HEAD_MS: u64 = 250;
 

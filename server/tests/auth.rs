@@ -1,4 +1,4 @@
-//! Token auth at the handshake (SPEC §10): HS256 tokens signed here, presented by real clients in
+//! Token auth at the handshake (docs/tokens.md#what-is-checked): HS256 tokens signed here, presented by real clients in
 //! the query and in `Authorization: Bearer`; refusals, room claims, read-only members, the order
 //! of the checks, and logs that never show a token.
 

@@ -1,4 +1,4 @@
-//! The cluster bus through real nodes (SPEC §8): a real redis-server on a free loopback port,
+//! The cluster bus through real nodes (docs/cluster.md): a real redis-server on a free loopback port,
 //! two or three `ringcast` processes joined through it, tungstenite clients on each.
 
 mod common;

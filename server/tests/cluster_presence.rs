@@ -1,4 +1,4 @@
-//! Presence across nodes (SPEC §5, §8) through real nodes and a real redis-server: the snapshot
+//! Presence across nodes (docs/pubsub.md#presence, docs/cluster.md#presence) through real nodes and a real redis-server: the snapshot
 //! a `presence:true` subscribe gets lists every node's members and comes before the replay and
 //! live messages; joins and leaves on other nodes are events, each exactly once after it.
 
@@ -123,7 +123,7 @@ fn a_cluster_presence_snapshot_comes_before_the_replay_and_live_messages() {
     assert_eq!(
         (&v["op"], &v["count"]),
         (&"presence".into(), &3.into()),
-        "SPEC §5: the snapshot right after `subscribed`: {v}"
+        "docs/pubsub.md: the snapshot right after `subscribed`: {v}"
     );
     // Then the replay (the last 10) and live messages, each offset once, in order.
     for offset in through - 9..through + 50 {

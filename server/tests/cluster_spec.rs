@@ -1,7 +1,7 @@
-//! SPEC §8 sentence by sentence, through real nodes and a real redis-server that the tests
+//! docs/cluster.md sentence by sentence, through real nodes and a real redis-server that the tests
 //! inspect the way an operator would (`PUBSUB CHANNELS`, `INFO commandstats`, raw `PUBLISH`).
 //!
-//! | SPEC §8 / README "Cluster" claim | test |
+//! | docs/cluster.md / README "Cluster" claim | test |
 //! | --- | --- |
 //! | `--cluster redis://HOST:PORT` joins a cluster through Redis | `cluster.rs`: `cross_node_delivery_in_order_without_echo_or_duplicates`, `bus_thread_only_with_a_cluster` |
 //! | several URLs (repeated or a comma list): rooms sharded over them by a hash of the name | `rooms_shard_over_the_listed_redis_servers_by_name_hash`; bus level: `cluster/tests/delivery.rs` `rooms_shard_over_several_redis_and_one_outage_stays_local` |
@@ -14,7 +14,7 @@
 //! | `--node-id` defaults to a random id (README) | `node_ids_default_to_random_and_name_presence_entries` |
 //! | messages from one sender reach every receiver on every node in order | `cluster.rs` `cross_node_delivery_…` |
 //! | presence spans nodes; TTL refreshed; a dead node leaves no ghosts past the TTL | `cluster.rs` `a_killed_node_leaves_presence_within_the_ttl`; `cluster/tests/presence.rs` |
-//! | presence spans nodes for clients: a `presence:true` snapshot lists every node's members and comes before the replay and live messages (SPEC §5 order); joins and leaves on other nodes are events, each exactly once after the snapshot | `cluster_presence.rs`: `a_presence_subscribe_snapshot_lists_every_node_then_local_events`, `a_cluster_presence_snapshot_comes_before_the_replay_and_live_messages`, `joins_and_leaves_on_another_node_are_events_each_exactly_once`, `a_snapshot_taken_during_churn_on_another_node_plus_its_events_is_exact` |
+//! | presence spans nodes for clients: a `presence:true` snapshot lists every node's members and comes before the replay and live messages (the order of docs/pubsub.md#order-after-a-subscribe); joins and leaves on other nodes are events, each exactly once after the snapshot | `cluster_presence.rs`: `a_presence_subscribe_snapshot_lists_every_node_then_local_events`, `a_cluster_presence_snapshot_comes_before_the_replay_and_live_messages`, `joins_and_leaves_on_another_node_are_events_each_exactly_once`, `a_snapshot_taken_during_churn_on_another_node_plus_its_events_is_exact` |
 //! | history per node, its epoch names the node; resuming on another node gets `recovered:false` | `resuming_on_another_node_is_not_recovered`; `cluster.rs` `history_keeps_received_messages_…` |
 //! | Redis unreachable: local delivery untouched; presence answered with this node's members | `cluster_spec_outage.rs` `redis_down_local_delivery_goes_on_and_every_epoch_changes` |
 //! | reconnects with backoff (README: capped at 5 s) and resubscribes | `cluster_spec_outage.rs` `an_unreachable_redis_is_retried_with_backoff`; cap: `cluster/tests/outage.rs` `reconnect_backoff_doubles_up_to_its_cap`; `redis_down_…` (channels back on the restarted Redis); `cluster.rs` `redis_restart_…` (complete within 5 s) |

@@ -1,4 +1,4 @@
-//! SPEC §8 "If Redis is unreachable …" through a real node: local delivery untouched, backoff,
+//! docs/cluster.md#redis-down "If Redis is unreachable …" through a real node: local delivery untouched, backoff,
 //! resubscription, every epoch changed, `/metrics` and the log. The table mapping every §8
 //! sentence to its test is the module doc of `cluster_spec.rs`.
 

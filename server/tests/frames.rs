@@ -1,4 +1,4 @@
-//! Every SPEC §6 close code and control-frame rule, over a raw socket.
+//! Every close code and control-frame rule of docs/limits.md#close-codes, over a raw socket.
 
 mod common;
 

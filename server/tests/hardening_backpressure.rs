@@ -1,4 +1,4 @@
-//! Issue 14 rows 1, 6 and 18: every outbound byte is bounded, and a cut is clean (SPEC §7).
+//! Issue 14 rows 1, 6 and 18: every outbound byte is bounded, and a cut is clean (docs/limits.md#backpressure).
 
 mod common;
 
@@ -12,7 +12,7 @@ use common::proc::{mib, poll_until, rss_kib, threads_named};
 use common::{Raw, Server, upgrade_request};
 use ringcast_protocol::frame::{OpCode, encode_masked_frame};
 
-/// Row 1. A client that floods Pings and never reads must not grow the server's memory: SPEC §7
+/// Row 1. A client that floods Pings and never reads must not grow the server's memory: docs/limits.md#backpressure
 /// allows cutting it with 1008 (counted) or collapsing owed Pongs to the latest. A server that
 /// stops reading the flooder (TCP flow control) also passes: the flood then costs nothing.
 #[test]

@@ -1,4 +1,4 @@
-//! Issue 14 rows 2 and 9: file descriptors (SPEC §7).
+//! Issue 14 rows 2 and 9: file descriptors (docs/running.md#open-files).
 
 mod common;
 

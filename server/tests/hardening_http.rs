@@ -1,5 +1,5 @@
-//! Issue 14 rows 4, 5, 10, 11 and 17: the HTTP side under hostile or unusual clients (SPEC §3,
-//! §4, §7).
+//! Issue 14 rows 4, 5, 10, 11 and 17: the HTTP side under hostile or unusual clients (docs/http.md,
+//! docs/room-mode.md#which-room, docs/limits.md).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Issue 14 rows 3, 8 and 15: worker failure and the SIGTERM drain (SPEC §2, §7).
+//! Issue 14 rows 3, 8 and 15: worker failure and the SIGTERM drain (docs/running.md#signals-and-exit-status).
 
 mod common;
 

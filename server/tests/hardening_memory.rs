@@ -1,5 +1,5 @@
 //! Issue 14 row 7: a partial message's buffer grows with the bytes that arrived, and all partial
-//! messages together stay under `--max-pending-bytes` (SPEC §7).
+//! messages together stay under `--max-pending-bytes` (docs/limits.md#messages).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Every HTTP answer of SPEC §3, over raw TCP.
+//! Every HTTP answer of docs/http.md, over raw TCP.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! SPEC §5 against the real binary with tungstenite clients: one test per sentence covered.
+//! docs/pubsub.md against the real binary with tungstenite clients: one test per sentence covered.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Issue 15's goals for SPEC §5, scaled for CI, against the real binary with tungstenite
+//! Issue 15's goals for docs/pubsub.md, scaled for CI, against the real binary with tungstenite
 //! clients: presence under churn over two workers, history TTL, eviction and memory, `--rooms`
 //! for topics, recovery across disconnects.
 

@@ -1,7 +1,7 @@
 //! Message assembly: fragments and payloads split across reads, the fragment-sequence rules,
 //! the message size limit and incremental UTF-8 validation.
 //!
-//! Memory follows the bytes that arrived, never the length a header announces (SPEC §7): the
+//! Memory follows the bytes that arrived, never the length a header announces (docs/limits.md#messages): the
 //! buffer grows by doubling, capped at the message limit, and a finished message's buffer is
 //! handed to the caller, so an idle decoder holds nothing.
 

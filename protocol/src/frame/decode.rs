@@ -95,7 +95,7 @@ impl Decoder {
     /// Bytes the decoder holds for an unfinished message or frame: the message buffer's
     /// capacity, a split control frame and split header bytes. It grows with the bytes that
     /// arrived, never with a length a header announces, and is 0 at a message boundary, so a
-    /// server can keep all connections together under one budget (SPEC §7).
+    /// server can keep all connections together under one budget (docs/limits.md#messages).
     pub fn pending_bytes(&self) -> usize {
         self.asm.pending_bytes() + self.reader.held()
     }

@@ -1,4 +1,4 @@
-//! The bridge between the workers and the cluster bus (SPEC §8, crate `ringcast-cluster`).
+//! The bridge between the workers and the cluster bus (docs/cluster.md, crate `ringcast-cluster`).
 //!
 //! * **Out.** After a worker freezes a room's batch of local messages it calls
 //!   [`Bridge::publish`] (`fanout::Fanout::flush_batches`): one `try_publish` per room per

@@ -6,7 +6,7 @@
 //! chunk holds whole frames, so cutting the queue between chunks never cuts a frame.
 //!
 //! A *hold* ([`OutQueue::hold`]) is a place in the stream for bytes computed later (a cluster
-//! presence snapshot, SPEC §5 order): nothing queued behind it is sent before it is filled
+//! presence snapshot, the order of docs/pubsub.md#order-after-a-subscribe): nothing queued behind it is sent before it is filled
 //! ([`OutQueue::fill`]), though it counts towards backpressure as usual. A Close never waits
 //! for a hold: queueing one drops the first pending hold and everything behind it.
 
@@ -298,7 +298,7 @@ impl OutQueue {
             }
         }
         if self.chunks.is_empty() {
-            // An idle connection holds no queue memory at all (SPEC goal: < 2 KiB per idle
+            // An idle connection holds no queue memory at all (goal: < 2 KiB per idle
             // connection); mimalloc makes the next burst's allocation cheap.
             self.chunks = VecDeque::new();
             self.iov = Vec::new();

@@ -186,9 +186,6 @@ pub struct FrozenBatch {
     json: OnceLock<Form>,
 }
 
-// Part of the batch's contract for the forms and sources that come next (JSON envelopes are
-// built from `messages` and `payload`; a cluster bus checks `origin`); tests use them today.
-#[allow(dead_code)]
 impl FrozenBatch {
     /// The room (`None`: the topic has no members in this process).
     pub fn room(&self) -> Option<&Arc<SharedRoom>> {
@@ -228,11 +225,6 @@ impl FrozenBatch {
     /// Number of messages.
     pub fn len(&self) -> usize {
         self.messages.len()
-    }
-
-    /// No messages.
-    pub fn is_empty(&self) -> bool {
-        self.messages.is_empty()
     }
 
     /// The messages, in arrival order.

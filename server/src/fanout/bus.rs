@@ -1,4 +1,4 @@
-//! From the cluster bus into the workers (SPEC §8, `crate::bridge`): [`Inbound`] turns each
+//! From the cluster bus into the workers (docs/cluster.md, `crate::bridge`): [`Inbound`] turns each
 //! `Messages` envelope into one frozen batch with no origin (nobody excluded) and runs it
 //! through the one publish pipeline (`fanout::pipeline`, as source `Bus`: history append,
 //! targets read after it), gathered per target worker until the bus's `Flush`, then sent in
@@ -6,7 +6,7 @@
 //! exactly like batches from another worker; it runs on the bus thread. Presence answers leave
 //! at once, after the burst gathered so far.
 //!
-//! History stays per node (SPEC §8): a node appends what it receives from the bus to its own
+//! History stays per node (docs/cluster.md): a node appends what it receives from the bus to its own
 //! history (its offsets, its epoch), and a bus gap or a lost Redis link starts a new epoch.
 
 use std::os::fd::RawFd;
@@ -105,7 +105,7 @@ impl Inbound {
             }
             BusEvent::Flush => self.flush(&mut self.out()),
             BusEvent::Presence { token, members, .. } => self.answer(token, members),
-            // Messages were lost: nobody may recover across the hole (SPEC §8), so the topic
+            // Messages were lost: nobody may recover across the hole (docs/cluster.md#history-and-epochs), so the topic
             // (every topic, when a link went down) starts a new epoch.
             BusEvent::Gap { room, .. } => {
                 if let Some(h) = history {

@@ -1,5 +1,5 @@
 //! A worker's inbox from the other workers (and the main thread): a bounded crossbeam channel
-//! plus what was dropped because the worker fell behind (SPEC §7: queues between workers are
+//! plus what was dropped because the worker fell behind (docs/limits.md#between-workers: queues between workers are
 //! bounded; a worker that falls behind costs its lagging receivers, never unbounded memory).
 //!
 //! A sender never blocks. When the target's channel is full or its byte budget

@@ -1,4 +1,4 @@
-//! Presence events in `seq` order (SPEC §5, `ringcast_pubsub::presence`): join/leave events of
+//! Presence events in `seq` order (docs/pubsub.md#order-after-a-subscribe, `ringcast_pubsub::presence`): join/leave events of
 //! one topic come from every worker that has a member in it, each through its own channel, so a
 //! worker may get `seq` 7 before 6, or an event its subscriber's snapshot already reflects. Each
 //! local room keeps the incarnation and the next `seq` it delivers (`LocalRoom::presence`, set by

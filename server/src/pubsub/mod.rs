@@ -1,4 +1,4 @@
-//! Pub/sub state every worker shares (SPEC §5): the topic history (when `--history-size` > 0),
+//! Pub/sub state every worker shares (docs/pubsub.md#history): the topic history (when `--history-size` > 0),
 //! the presence registry and this node's id. Sessions and the fan-out read it; nothing here
 //! does I/O.
 

@@ -51,7 +51,7 @@ pub struct LocalRoom {
     pub expect: Option<(Arc<str>, u64)>,
     /// Presence events: the topic incarnation and the next event `seq` this worker delivers
     /// in this room, set by the first presence snapshot taken here; events that arrive early
-    /// wait in `fanout::presence` (SPEC §5: every event once, in order, after the snapshot).
+    /// wait in `fanout::presence` (docs/pubsub.md#order-after-a-subscribe: every event once, in order, after the snapshot).
     pub presence: Option<(u64, u64)>,
     /// Presence subscribers whose snapshot already reflects events up to `.1` (of the
     /// current incarnation): those are not sent to member `.0`. `.1 ==` [`AWAITING`]: the
@@ -72,7 +72,7 @@ pub struct RemoteView {
     pub key: usize,
     /// Client ids on other nodes it knows as present.
     pub clients: HashSet<Box<str>>,
-    /// `--presence-max`: past it the view is dropped (no events above it, SPEC §5).
+    /// `--presence-max`: past it the view is dropped (no events above it, docs/pubsub.md#presence).
     pub max: usize,
 }
 

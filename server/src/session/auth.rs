@@ -1,4 +1,4 @@
-//! Token auth at the handshake (SPEC §10): which token a request carries, whether it verifies,
+//! Token auth at the handshake (docs/tokens.md): which token a request carries, whether it verifies,
 //! and whether its claims admit the chosen room. The checks themselves (HS256, `exp`/`nbf`,
 //! `rooms`/`read`) live in `ringcast_pubsub::auth`; this module applies them to an upgrade and
 //! turns a failure into a [`Refusal`] (`Unauthorized`: 401, `RoomForbidden`: 403).

@@ -24,7 +24,7 @@ use crate::session::sink::Sink;
 /// The demo chat page served at `/`.
 const DEMO_PAGE: &str = include_str!("../demo.html");
 
-/// A plain (non-upgrade) GET route the server answers itself (SPEC §3).
+/// A plain (non-upgrade) GET route the server answers itself (docs/http.md#routes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     /// `GET /`: the demo page.
@@ -53,7 +53,7 @@ pub struct Handshake {
     /// Head bytes received so far, when the head did not arrive in one piece.
     head: Vec<u8>,
     /// Accepted past `--max-connections` / `--max-connections-per-ip`: this 503 is sent, but
-    /// only after the Origin, token and room checks (SPEC §10 orders them before limits).
+    /// only after the Origin, token and room checks (docs/tokens.md#order-of-checks orders them before limits).
     over_limit: Option<Refusal>,
 }
 
@@ -138,7 +138,7 @@ pub enum Upgraded {
 }
 
 /// Completes the upgrade: checks Origin (403), token (401), room (403) and limits (503) in
-/// that order (SPEC §10), joins the room (room mode) and queues the 101.
+/// that order (docs/tokens.md#order-of-checks), joins the room (room mode) and queues the 101.
 fn accept(
     sink: &mut Sink<'_>,
     up: &Upgrade<'_>,
@@ -184,9 +184,7 @@ fn accept(
             .map_err(|JoinError::TooManyRooms| Refusal::TooManyRooms)?;
         let user = claims.as_ref().and_then(|c| c.sub.as_deref());
         announce(sink, &room, &client, user, ChangeKind::Join);
-        Upgraded::Room(RoomSession::new(
-            room, slot, decoder, client, claims, access,
-        ))
+        Upgraded::Room(RoomSession::new(room, slot, decoder, client, access))
     };
     let mut response = Vec::with_capacity(160);
     render_accept(&mut response, &up.accept, chosen);

@@ -1,4 +1,4 @@
-//! Presence in pub/sub mode (SPEC §5, §8): the snapshot a `presence` request or a
+//! Presence in pub/sub mode (docs/pubsub.md#presence, docs/cluster.md#presence): the snapshot a `presence` request or a
 //! `subscribe` with `"presence":true` gets, and the join/leave events members cause.
 //!
 //! Without a cluster a snapshot is this node's registry (`Hub::presence`), queued at once, and
@@ -6,7 +6,7 @@
 //! live in Redis: a subscribe's snapshot is asked for ([`subscribe_snapshot`]), the subscriber
 //! gets no event meanwhile (`Sink::presence_hold`), and its place in the outbound queue is held
 //! (`Sink::hold`), so the replay and live messages queued after `subscribed` wait behind it
-//! (SPEC §5 order). When the answer arrives ([`answer_snapshot`]) the snapshot is this node's
+//! (the order of docs/pubsub.md#order-after-a-subscribe). When the answer arrives ([`answer_snapshot`]) the snapshot is this node's
 //! registry *then* plus the other nodes' members, put in the held place, before any later
 //! event. Joins and leaves on other nodes come from the bus after that answer, each once
 //! (`fanout::presence`: checked against what the snapshot listed).
@@ -135,7 +135,7 @@ pub fn announce(
     kind: ChangeKind,
 ) {
     if let Some(bus) = &sink.shared().cluster {
-        // Cluster-wide presence (SPEC §8): the same member in the room's Redis hash.
+        // Cluster-wide presence (docs/cluster.md#presence): the same member in the room's Redis hash.
         match kind {
             ChangeKind::Join => bus.member_joined(&room.name, client.as_str(), user.unwrap_or("")),
             ChangeKind::Leave => bus.member_left(&room.name, client.as_str()),

@@ -1,4 +1,4 @@
-//! Pub/sub mode (SPEC §5): each text message is one JSON request, parsed with the worker's
+//! Pub/sub mode (docs/pubsub.md#requests): each text message is one JSON request, parsed with the worker's
 //! reused simd-json [`Parser`] (zero allocations once warm); subscriptions are memberships of
 //! class `Json` / `JsonPresence` in the shared namespace of rooms, so room messages reach
 //! subscribers and publishes reach room members through the same frozen batches.
@@ -402,7 +402,7 @@ impl Topics {
 }
 
 /// Whether `topic` may be subscribed to, published to or asked about: an explicit `--rooms` list
-/// names every room and topic of the one namespace (SPEC §4, §5); without one, any topic.
+/// names every room and topic of the one namespace (docs/room-mode.md#which-room, docs/pubsub.md); without one, any topic.
 fn topic_allowed(config: &Config, topic: &str) -> bool {
     config.rooms.is_empty() || config.rooms.iter().any(|r| r == topic)
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use ringcast_protocol::frame::{Event, MessageKind, OpCode};
 use ringcast_protocol::{CloseCode, Decoder};
-use ringcast_pubsub::auth::{Access, Claims};
+use ringcast_pubsub::auth::Access;
 use ringcast_pubsub::presence::ClientId;
 
 use crate::rooms::SharedRoom;
@@ -21,22 +21,19 @@ pub struct RoomSession {
     room: Arc<SharedRoom>,
     slot: Slot,
     decoder: Box<Decoder>,
-    /// The verified token's claims (`None` without `--auth-secret`); `sub` is the presence user.
-    claims: Option<Box<Claims>>,
-    /// Listed only in the token's `read` claim: a data message closes with 1008 (SPEC §10).
+    /// Listed only in the token's `read` claim: a data message closes with 1008 (docs/tokens.md#claims).
     read_only: bool,
 }
 
 impl RoomSession {
     /// A member of `room` sitting at `slot`, decoding with `decoder`, known to others as
-    /// `client`, with the token's `claims` and the `access` they give to this room (`Full`
-    /// without auth).
+    /// `client`, with the `access` the token's claims give to this room (`Full` without
+    /// auth).
     pub fn new(
         room: Arc<SharedRoom>,
         slot: Slot,
         decoder: Decoder,
         client: ClientId,
-        claims: Option<Box<Claims>>,
         access: Access,
     ) -> RoomSession {
         RoomSession {
@@ -44,7 +41,6 @@ impl RoomSession {
             room,
             slot,
             decoder: Box::new(decoder),
-            claims,
             read_only: access == Access::Read,
         }
     }
@@ -52,15 +48,6 @@ impl RoomSession {
     /// Bytes the decoder holds for an unfinished message.
     pub fn pending_bytes(&self) -> usize {
         self.decoder.pending_bytes()
-    }
-
-    /// The verified token's claims, when the server checks tokens.
-    #[allow(
-        dead_code,
-        reason = "presence (SPEC §5: `user` is the token's `sub`) reads it once the JSON mode lands"
-    )]
-    pub fn claims(&self) -> Option<&Claims> {
-        self.claims.as_deref()
     }
 
     /// Decodes `data` (unmasked in place) and acts on every event, until the data ends or the

@@ -207,7 +207,7 @@ impl<'a> Sink<'a> {
 
     /// Queues one frame for this client alone. Replies count towards `--max-backpressure` like
     /// room frames: a client over it loses what it has not started to receive and is closed
-    /// with 1008 (SPEC §7: every outbound byte counts).
+    /// with 1008 (docs/limits.md#backpressure: every outbound byte counts).
     pub fn reply_frame(&mut self, opcode: OpCode, payload: &[u8]) {
         self.out.push_frame(opcode, payload);
         self.replied();
@@ -246,7 +246,7 @@ impl<'a> Sink<'a> {
         }
     }
 
-    /// Owes this client a Pong for `payload`: only the latest owed one is sent (SPEC §7). A
+    /// Owes this client a Pong for `payload`: only the latest owed one is sent (docs/limits.md#backpressure). A
     /// client that sends more than `MAX_COLLAPSED_PONGS` Pings without taking a byte is
     /// flooding: it is closed with 1008 (counted as backpressure), so it costs no more CPU.
     pub fn pong(&mut self, payload: &[u8]) {

@@ -1,4 +1,4 @@
-//! The worker's share of the global `--max-pending-bytes` budget (SPEC §7): unfinished
+//! The worker's share of the global `--max-pending-bytes` budget (docs/limits.md#messages): unfinished
 //! messages' bytes counted across workers, the largest cut with 1008 when over, and freed pages
 //! handed back to the OS. Methods of [`Worker`] grouped here by concept.
 
@@ -18,7 +18,7 @@ unsafe extern "C" {
 impl Worker {
     /// Updates the global count of bytes held for unfinished messages with connection `key`'s
     /// decoder; over `--max-pending-bytes`, this worker's connections with the largest
-    /// unfinished messages are closed with 1008 until the total fits (SPEC §7).
+    /// unfinished messages are closed with 1008 until the total fits (docs/limits.md#messages).
     pub(super) fn account_pending(&mut self, key: usize) {
         let conn = &mut self.conns[key];
         let now = conn.session.pending_bytes();

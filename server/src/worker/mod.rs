@@ -189,7 +189,7 @@ impl Worker {
         if self.accepting.drain_deadline.is_some() {
             self.reject(key, Refusal::Draining);
         } else if let Some(limit) = refusal {
-            // Refused once its request head passes Origin, token and room (SPEC §10 order).
+            // Refused once its request head passes Origin, token and room (the order of docs/tokens.md#order-of-checks).
             self.conns[key].session = Session::Handshake(handshake::Handshake::over_limit(limit));
         }
     }
@@ -238,7 +238,7 @@ impl Worker {
     }
 
     /// The client half-closed (EOF): what is queued for it is still sent, then the connection
-    /// closes (SPEC §7); with nothing queued (or after our own half-close) it closes now.
+    /// closes (docs/limits.md#connections-and-rooms); with nothing queued (or after our own half-close) it closes now.
     fn on_fin(&mut self, key: usize) {
         let conn = &self.conns[key];
         if conn.life.is_dead() {

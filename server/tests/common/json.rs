@@ -1,4 +1,4 @@
-//! JSON pub/sub mode (SPEC §5) clients for the tests: connect, send, read one reply, subscribe.
+//! JSON pub/sub mode (docs/pubsub.md) clients for the tests: connect, send, read one reply, subscribe.
 
 use std::net::TcpStream;
 

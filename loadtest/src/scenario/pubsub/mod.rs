@@ -1,11 +1,11 @@
-//! `pubsub`: SPEC §5 JSON mode. T topics, each with S subscribers and P publishers; every
+//! `pubsub`: the JSON mode of docs/pubsub.md. T topics, each with S subscribers and P publishers; every
 //! connection offers the pub/sub subprotocol (`--pubsub-protocol`, default `pubsub`) and
 //! subscribes to its topic (`{prefix}{i}`, the same name as room i: one namespace).
 //!
 //! Publishers send `{"op":"publish","topic":T,"data":"<header><filler>"}` where the data string
 //! starts with the 40-hex-digit header (publisher id, sequence, send time, see `payload`).
 //! Publishers subscribe to their own topic too, and the copies of their own messages are their
-//! flow control: at most `--window` messages ahead of what came back (SPEC §5: the publisher is
+//! flow control: at most `--window` messages ahead of what came back (docs/pubsub.md: the publisher is
 //! included when subscribed), so a max-rate run measures the fan-out the server sustains.
 //!
 //! Subscribers check loss, duplicates and order per publisher, and with `--history` the

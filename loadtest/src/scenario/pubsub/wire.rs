@@ -1,4 +1,4 @@
-//! SPEC §5 JSON as the pub/sub scenario writes and reads it. Requests are built from byte
+//! The JSON of docs/pubsub.md as the pub/sub scenario writes and reads it. Requests are built from byte
 //! templates (a publish overwrites only its 40-digit header in place); replies are read with a
 //! borrowed serde struct that keeps only the fields the checks need (`data` stays raw text).
 
