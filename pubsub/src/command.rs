@@ -4,8 +4,20 @@
 //! texts of `id` and `data` are cut from the caller's untouched bytes. Their byte spans come from
 //! simd-json's own stage-1 structural indexes, walked in lockstep with its tape: nothing is
 //! scanned twice and nothing is re-printed.
+//!
+//! Two gaps in simd-json are closed here (issue 21 row 12):
+//! - A number no `u64`/`i64`/finite `f64` holds (`1e400`, a 30-digit integer) makes simd-json
+//!   refuse the whole message, though it is valid JSON and SPEC §5 allows any JSON number as an
+//!   `id` (echoed as its raw text) and any value as `data` (passed through). On that error only, the
+//!   parser finds each such number among simd-json's structurals, checks it against the JSON
+//!   grammar, overwrites it with `0` and spaces in a second private copy and parses that again; the
+//!   raw texts still come from the caller's bytes, and `since` refuses such a number as `bad_field`.
+//! - simd-json decodes a high surrogate escape with no low one after it as U+0000 (upstream
+//!   simd-json #481), so `"\ud800"` and `"\u0000"` would name the same topic. A decoded topic or
+//!   epoch containing NUL has its raw text checked for a lone surrogate, which is refused as
+//!   `bad_field` ([`ErrorKind::LoneSurrogate`]). `id` and `data` are raw text and are left alone.
 
-use simd_json::{Buffers, Node, StaticNode, Tape};
+use simd_json::{Buffers, ErrorType, Node, StaticNode, Tape};
 use thiserror::Error;
 
 use crate::error::ErrorCode;
@@ -99,6 +111,10 @@ pub enum ErrorKind {
     /// The topic is longer than [`MAX_TOPIC_LEN`] bytes.
     #[error("topic longer than 256 bytes")]
     TopicTooLong,
+    /// A name (the topic, or `since`'s epoch) holds a `\uD8xx`-`\uDFxx` escape that is not half of a
+    /// surrogate pair: it is not Unicode, so it names nothing. Wire code `bad_field`.
+    #[error("{}", ErrorKind::LoneSurrogate(*.0).message())]
+    LoneSurrogate(Field),
 }
 
 impl Field {
@@ -123,7 +139,7 @@ impl ErrorKind {
         match self {
             Self::BadJson => ErrorCode::BadJson,
             Self::UnknownOp => ErrorCode::UnknownOp,
-            Self::BadField(_) => ErrorCode::BadField,
+            Self::BadField(_) | Self::LoneSurrogate(_) => ErrorCode::BadField,
             Self::TopicTooLong => ErrorCode::TopicTooLong,
         }
     }
@@ -136,6 +152,8 @@ impl ErrorKind {
             Self::UnknownOp => "unknown op",
             Self::BadField(f) => f.message(),
             Self::TopicTooLong => "topic longer than 256 bytes",
+            Self::LoneSurrogate(Field::Since) => "lone surrogate escape in since epoch",
+            Self::LoneSurrogate(_) => "lone surrogate escape in topic",
         }
     }
 }
@@ -167,6 +185,11 @@ pub struct Parser {
     scratch: Vec<u8>,
     /// The tape, kept empty between calls (only its capacity is reused).
     tape: Tape<'static>,
+    /// Second private copy, with out-of-range numbers overwritten: only used (and grown) when the
+    /// first parse fails on such a number.
+    retry: Vec<u8>,
+    /// Byte offsets of the out-of-range numbers overwritten in `retry` (empty otherwise).
+    huge: Vec<u32>,
 }
 
 impl Default for Parser {
@@ -186,9 +209,9 @@ impl std::fmt::Debug for Parser {
 struct Fields<'a> {
     op: Option<Node<'a>>,
     id: Option<(Node<'a>, &'a str)>,
-    topic: Option<Node<'a>>,
+    topic: Option<(Node<'a>, &'a str)>,
     data: Option<&'a str>,
-    since: Option<Since<'a>>,
+    since: Option<(Since<'a>, &'a str)>,
     since_bad: bool,
     presence: Option<Node<'a>>,
 }
@@ -207,6 +230,8 @@ impl Parser {
             buffers: Buffers::new(len),
             scratch: Vec::with_capacity(len),
             tape: Tape(Vec::with_capacity(len / 4)),
+            retry: Vec::new(),
+            huge: Vec::new(),
         }
     }
 
@@ -222,7 +247,32 @@ impl Parser {
         let mut tape: Tape<'a> = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
         let filled = simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape);
         let result = match filled {
-            Ok(()) => interpret(&tape.0, self.buffers.structural_indexes(), input),
+            Ok(()) => interpret(&tape.0, self.buffers.structural_indexes(), input, &[]),
+            Err(e)
+                if matches!(e.error(), ErrorType::InvalidNumber)
+                    && neutralize_huge_numbers(
+                        input,
+                        self.buffers.structural_indexes(),
+                        &mut self.retry,
+                        &mut self.huge,
+                    ) =>
+            {
+                // `scratch` stays borrowed for 'a by the first tape, so the retry parses its own
+                // copy; the raw spans are the same since every overwrite keeps its length.
+                let mut again: Tape<'a> = tape.reset();
+                let filled = simd_json::fill_tape(&mut self.retry, &mut self.buffers, &mut again);
+                let result = match filled {
+                    Ok(()) => interpret(
+                        &again.0,
+                        self.buffers.structural_indexes(),
+                        input,
+                        &self.huge,
+                    ),
+                    Err(_) => Err(ParseError::BAD_JSON),
+                };
+                tape = again;
+                result
+            }
             Err(_) => Err(ParseError::BAD_JSON),
         };
         // Put the (emptied) tape back so its capacity serves the next message.
@@ -231,13 +281,136 @@ impl Parser {
     }
 }
 
+/// Finds every valid JSON number among the scalars that no `u64`/`i64`/finite `f64` holds (what
+/// simd-json refuses as `InvalidNumber`), copies `input` into `retry` with each one overwritten by
+/// `0` and spaces (same length), and records their offsets in `huge`. False when there is none, so
+/// the error stands.
+fn neutralize_huge_numbers(
+    input: &[u8],
+    structurals: &[u32],
+    retry: &mut Vec<u8>,
+    huge: &mut Vec<u32>,
+) -> bool {
+    huge.clear();
+    retry.clear();
+    retry.extend_from_slice(input);
+    for &p in structurals {
+        let start = p as usize;
+        if !matches!(input.get(start), Some(b'-' | b'0'..=b'9')) {
+            continue;
+        }
+        let len = input[start..]
+            .iter()
+            .take_while(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+            .count();
+        let token = &input[start..start + len];
+        if out_of_range_number(token) {
+            huge.push(p);
+            retry[start] = b'0';
+            retry[start + 1..start + len].fill(b' ');
+        }
+    }
+    !huge.is_empty()
+}
+
+/// True for a token that is a valid JSON number (RFC 8259 §6) out of simd-json's range: an integer
+/// beyond `i64::MIN..=u64::MAX`, or a number whose `f64` is infinite.
+fn out_of_range_number(token: &[u8]) -> bool {
+    let digits = |i: usize| {
+        token[i.min(token.len())..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let mut i = usize::from(token.first() == Some(&b'-'));
+    let int = digits(i);
+    if int == 0 || (int > 1 && token[i] == b'0') {
+        return false;
+    }
+    i += int;
+    let mut integer = true;
+    if token.get(i) == Some(&b'.') {
+        let frac = digits(i + 1);
+        if frac == 0 {
+            return false;
+        }
+        i += 1 + frac;
+        integer = false;
+    }
+    if matches!(token.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(token.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let exp = digits(i);
+        if exp == 0 {
+            return false;
+        }
+        i += exp;
+        integer = false;
+    }
+    if i != token.len() {
+        return false;
+    }
+    // SAFETY: every byte of `token` is an ASCII digit, sign, '.', 'e' or 'E' (checked above).
+    let text = unsafe { std::str::from_utf8_unchecked(token) };
+    if integer {
+        text.parse::<i64>().is_err() && text.parse::<u64>().is_err()
+    } else {
+        text.parse::<f64>().is_ok_and(f64::is_infinite)
+    }
+}
+
+/// True when the raw JSON text of a string holds a `\uD800`-`\uDFFF` escape that is not a high
+/// surrogate directly followed by a low one.
+fn has_lone_surrogate(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    let hex = |at: usize| -> Option<u32> {
+        let h = b.get(at..at + 4)?;
+        u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+    };
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if b.get(i + 1) != Some(&b'u') {
+            i += 2; // `\\`, `\"`, `\n`...: the escaped byte is never the start of an escape
+            continue;
+        }
+        let Some(cp) = hex(i + 2) else {
+            return true; // simd-json refuses bad hex first; refuse it here too
+        };
+        i += 6;
+        match cp {
+            0xD800..=0xDBFF => {
+                let paired = b.get(i) == Some(&b'\\')
+                    && b.get(i + 1) == Some(&b'u')
+                    && hex(i + 2).is_some_and(|lo| (0xDC00..=0xDFFF).contains(&lo));
+                if !paired {
+                    return true;
+                }
+                i += 6;
+            }
+            0xDC00..=0xDFFF => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Turns a validated tape into a command; `structurals` and `input` locate raw value spans.
+///
+/// `huge` holds the offsets of out-of-range numbers that were parsed as `0` (see
+/// [`neutralize_huge_numbers`]).
 fn interpret<'a>(
     tape: &[Node<'a>],
     structurals: &[u32],
     input: &'a [u8],
+    huge: &[u32],
 ) -> Result<Command<'a>, ParseError<'a>> {
-    let fields = walk_object(tape, structurals, input)?;
+    let fields = walk_object(tape, structurals, input, huge)?;
     let id = match fields.id {
         None => None,
         Some((Node::String(_) | Node::Static(StaticNode::I64(_) | StaticNode::U64(_)), raw)) => {
@@ -256,11 +429,18 @@ fn interpret<'a>(
         return Err(err(ErrorKind::UnknownOp));
     }
     let topic = match fields.topic {
-        Some(Node::String(t)) if !t.is_empty() => t,
+        Some((Node::String(t), _)) if !t.is_empty() => t,
         _ => return Err(err(ErrorKind::BadField(Field::Topic))),
     };
     if topic.len() > MAX_TOPIC_LEN {
         return Err(err(ErrorKind::TopicTooLong));
+    }
+    // A lone surrogate decodes to NUL, so only a topic holding NUL needs its raw text read.
+    if let Some((_, raw)) = fields.topic
+        && topic.contains('\0')
+        && has_lone_surrogate(raw)
+    {
+        return Err(err(ErrorKind::LoneSurrogate(Field::Topic)));
     }
     Ok(match op {
         "subscribe" => {
@@ -272,10 +452,18 @@ fn interpret<'a>(
                 Some(Node::Static(StaticNode::Bool(b))) => b,
                 Some(_) => return Err(err(ErrorKind::BadField(Field::Presence))),
             };
+            let since = match fields.since {
+                Some((Since::Offset { epoch, .. }, raw))
+                    if epoch.contains('\0') && has_lone_surrogate(raw) =>
+                {
+                    return Err(err(ErrorKind::LoneSurrogate(Field::Since)));
+                }
+                since => since.map(|(since, _)| since),
+            };
             Command::Subscribe {
                 topic,
                 id,
-                since: fields.since,
+                since,
                 presence,
             }
         }
@@ -302,6 +490,7 @@ fn walk_object<'a>(
     tape: &[Node<'a>],
     structurals: &[u32],
     input: &'a [u8],
+    huge: &[u32],
 ) -> Result<Fields<'a>, ParseError<'a>> {
     let Some(&Node::Object { len, .. }) = tape.first() else {
         return Err(ParseError::BAD_JSON);
@@ -366,15 +555,16 @@ fn walk_object<'a>(
         match key {
             "op" => fields.op = Some(node),
             "id" => fields.id = Some((node, raw)),
-            "topic" => fields.topic = Some(node),
+            "topic" => fields.topic = Some((node, raw)),
             "data" => fields.data = Some(raw),
             "presence" => fields.presence = Some(node),
             "since" => match parse_since(tape.get(t - 1 - node_count(node)..t)) {
-                Some(since) => {
-                    fields.since = Some(since);
+                // An out-of-range number inside `since` was parsed as 0: not the client's N or O.
+                Some(since) if !huge.iter().any(|&h| (start..end).contains(&(h as usize))) => {
+                    fields.since = Some((since, raw));
                     fields.since_bad = false;
                 }
-                None => fields.since_bad = true,
+                _ => fields.since_bad = true,
             },
             _ => {}
         }

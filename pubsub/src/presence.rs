@@ -15,6 +15,18 @@
 //! the old one is recognised and dropped (a receiver resets when the incarnation changes). The
 //! client's own join/leave is filtered out at
 //! delivery (compare [`Change::member`] with the receiver's id).
+//!
+//! # `--presence-max` (issue 21 row 9)
+//! Events only ever concern members the topic's watchers were shown. A member is *shown* when its
+//! join was announced, which happens when the topic has at most `max` members after it; a member
+//! that joins above `max` is counted but never announced, and neither is its leave. A shown
+//! member's leave is always announced, above `max` too, so no listed view keeps a ghost. A
+//! snapshot lists the members only when every member is shown (so at most `max`); otherwise it is
+//! count-only, and its subscriber must get no event at all (the server holds them back), since it
+//! was shown nobody. A listed view is thus always the set of shown members, the same for every
+//! listed watcher, and never contradicted by an event. The price: until the members that joined
+//! above `max` have left, snapshots stay count-only even at or below `max` (a watcher that wants a
+//! list asks again later).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -84,7 +96,8 @@ pub struct Change {
 /// The members of a topic at one moment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
-    /// Every member (in no particular order), or `None` above `--presence-max` (`count` only).
+    /// Every member (in no particular order), or `None` (`count` only) when some member is not
+    /// shown: above `--presence-max`, or while members that joined above it are still in.
     pub members: Option<Vec<Member>>,
     /// How many members the topic has.
     pub count: usize,
@@ -96,7 +109,10 @@ pub struct Snapshot {
 
 /// One topic's members.
 struct Topic {
-    members: HashMap<ClientId, Option<Arc<str>>>,
+    /// Every member: its `user`, and whether it is shown (its join was announced).
+    members: HashMap<ClientId, (Option<Arc<str>>, bool)>,
+    /// Members not shown (joined above `--presence-max`).
+    unshown: usize,
     incarnation: u64,
     /// Last event number handed out.
     seq: u64,
@@ -112,7 +128,7 @@ pub struct Presence {
 }
 
 struct Inner {
-    /// `--presence-max`: above this many members, no member list and no events.
+    /// `--presence-max`: a join that brings more members than this is not announced.
     max: usize,
     shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
@@ -143,7 +159,8 @@ impl Presence {
     }
 
     /// Adds `member` to `topic`. Returns the join event to fan out, or `None` when the client
-    /// was already a member (a repeated subscribe) or the topic is now above `--presence-max`.
+    /// was already a member (a repeated subscribe) or the topic is now above `--presence-max`
+    /// (the member is then never shown: see the module doc).
     pub fn join(&self, topic: &str, member: Member) -> Option<Change> {
         let mut shard = self.shard(topic);
         if !shard.contains_key(topic) {
@@ -152,6 +169,7 @@ impl Presence {
                 topic.into(),
                 Topic {
                     members: HashMap::new(),
+                    unshown: 0,
                     incarnation,
                     seq: 0,
                 },
@@ -161,8 +179,11 @@ impl Presence {
         if t.members.contains_key(&member.client) {
             return None;
         }
-        t.members.insert(member.client.clone(), member.user.clone());
-        if t.members.len() > self.inner.max {
+        let shown = t.members.len() < self.inner.max;
+        t.members
+            .insert(member.client.clone(), (member.user.clone(), shown));
+        if !shown {
+            t.unshown += 1;
             return None;
         }
         t.seq += 1;
@@ -175,13 +196,16 @@ impl Presence {
     }
 
     /// Removes `client` from `topic` (unsubscribe, disconnect, leaving the room). Returns the
-    /// leave event, or `None` when it was not a member or the topic was above `--presence-max`.
+    /// leave event, or `None` when it was not a member or was never shown (it joined above
+    /// `--presence-max`). A shown member's leave is announced even above the max.
     pub fn leave(&self, topic: &str, client: &ClientId) -> Option<Change> {
         let mut shard = self.shard(topic);
         let t = shard.get_mut(topic)?;
-        let was = t.members.len();
-        let user = t.members.remove(client)?;
-        let change = (was <= self.inner.max).then(|| {
+        let (user, shown) = t.members.remove(client)?;
+        if !shown {
+            t.unshown -= 1;
+        }
+        let change = shown.then(|| {
             t.seq += 1;
             let member = Member {
                 client: client.clone(),
@@ -200,7 +224,8 @@ impl Presence {
         change
     }
 
-    /// The members of `topic` now (an unknown topic has none).
+    /// The members of `topic` now (an unknown topic has none): listed when every member is
+    /// shown, else count-only (see the module doc).
     pub fn snapshot(&self, topic: &str) -> Snapshot {
         let shard = self.shard(topic);
         let Some(t) = shard.get(topic) else {
@@ -212,10 +237,10 @@ impl Presence {
             };
         };
         let count = t.members.len();
-        let members = (count <= self.inner.max).then(|| {
+        let members = (t.unshown == 0).then(|| {
             t.members
                 .iter()
-                .map(|(client, user)| Member {
+                .map(|(client, (user, _))| Member {
                     client: client.clone(),
                     user: user.clone(),
                 })

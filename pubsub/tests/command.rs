@@ -389,3 +389,130 @@ fn input_is_not_modified() {
     assert!(parser.parse(&input).is_ok());
     assert_eq!(input, copy);
 }
+
+/// Issue 21 row 12: simd-json decodes a high surrogate escape that is not followed by a low one
+/// as U+0000 (upstream simd-json #481), so `"\ud800"` and `"\u0000"` would name one topic. A lone
+/// surrogate names nothing (it is not Unicode): the request is refused as `bad_field`, its id echoed.
+#[test]
+fn lone_surrogate_in_a_name_is_bad_field_not_nul() {
+    // "\u0000" is a real (if odd) topic and stays one.
+    assert_eq!(
+        parse(r#"{"op":"subscribe","topic":"\u0000"}"#).unwrap(),
+        Command::Subscribe {
+            topic: "\0",
+            id: None,
+            since: None,
+            presence: false
+        }
+    );
+    for topic in [
+        r"\ud800",
+        r"\uD800",
+        r"\udbff",
+        r"a\ud800b",
+        r"\ud800\n",
+        r"\ud83d\ude00\ud800",
+        r"\u0000\ud800",
+        r"\\\ud800",
+    ] {
+        for op in ["subscribe", "unsubscribe", "publish", "presence"] {
+            let input = format!(r#"{{"op":"{op}","topic":"{topic}","id":5,"data":1}}"#);
+            let err = parse(&input).expect_err(&input);
+            assert_eq!(err.kind.code(), ErrorCode::BadField, "{input}");
+            assert_eq!(err.id, Some("5"), "{input}");
+            assert!(err.kind.message().contains("surrogate"), "{input}");
+        }
+    }
+    // The epoch names a history too: `"\ud800"` must not match an epoch "\u0000".
+    let err = parse(r#"{"op":"subscribe","topic":"t","since":{"offset":1,"epoch":"\ud800"}}"#)
+        .expect_err("lone surrogate epoch");
+    assert_eq!(err.kind.code(), ErrorCode::BadField);
+    // Escaped backslashes before a `u` are not escapes; a surrogate pair is fine.
+    assert_eq!(
+        parse(r#"{"op":"unsubscribe","topic":"\\ud800 \ud83d\ude00 \u0000"}"#).unwrap(),
+        Command::Unsubscribe {
+            topic: "\\ud800 😀 \0",
+            id: None
+        }
+    );
+    // Raw JSON passed through (id, data) is the client's own text and is left alone.
+    assert_eq!(
+        parse(r#"{"op":"publish","topic":"t","id":"\ud800","data":"\ud800"}"#).unwrap(),
+        Command::Publish {
+            topic: "t",
+            id: Some(r#""\ud800""#),
+            data: r#""\ud800""#
+        }
+    );
+}
+
+/// Issue 21 row 12: any JSON number is a valid id (SPEC §5), including ones no f64 or u64 holds;
+/// the id is echoed as its raw text, so its size does not matter. The same goes for `data`.
+#[test]
+fn any_json_number_is_an_id_and_data_even_out_of_range() {
+    let huge = [
+        "1e400",
+        "-1e400",
+        "1E+999",
+        "123456789012345678901234567890",
+        "-123456789012345678901234567890",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "1.5e308000",
+        "1e-400",
+        "123456789012345678901234567890.5",
+    ];
+    for n in huge {
+        for input in [
+            format!(r#"{{"op":"unsubscribe","id":{n},"topic":"t"}}"#),
+            format!(r#"{{"op":"unsubscribe","topic":"t","id":{n}}}"#),
+            format!(r#"{{"op":"unsubscribe","topic":"t","id": {n} }}"#),
+        ] {
+            assert_eq!(
+                parse(&input).expect(&input),
+                Command::Unsubscribe {
+                    topic: "t",
+                    id: Some(n)
+                },
+                "{input}"
+            );
+        }
+        // Errors about such a request still echo its id.
+        let input = format!(r#"{{"op":"nope","id":{n}}}"#);
+        assert_eq!(parse(&input).expect_err(&input).id, Some(n), "{input}");
+        // Out-of-range numbers anywhere in data pass through byte for byte.
+        let data = format!(r#"[{n},{{"k":{n}}},"{n}",{n}]"#);
+        let input = format!(r#"{{"op":"publish","topic":"t","data":{data},"id":{n}}}"#);
+        assert_eq!(
+            parse(&input).expect(&input),
+            Command::Publish {
+                topic: "t",
+                id: Some(n),
+                data: &data
+            },
+            "{input}"
+        );
+        // since takes integers a u64 holds: anything else is bad_field, not a silent 0.
+        for since in [
+            format!(r#"{{"last":{n}}}"#),
+            format!(r#"{{"offset":{n},"epoch":"e"}}"#),
+        ] {
+            let input = format!(r#"{{"op":"subscribe","topic":"t","since":{since}}}"#);
+            assert_eq!(
+                parse(&input).expect_err(&input).kind,
+                ErrorKind::BadField(Field::Since),
+                "{input}"
+            );
+        }
+        // A number that is out of range AND malformed JSON elsewhere is still bad_json.
+        let input = format!(r#"{{"op":"unsubscribe","topic":"t","id":{n},}}"#);
+        assert_eq!(kind(&input), ErrorKind::BadJson, "{input}");
+    }
+    // Malformed numbers are still bad_json.
+    for n in [
+        "01", "1.", "-", "1e", "+1", ".5", "1e+", "0x10", "Infinity", "NaN", "1_0",
+    ] {
+        let input = format!(r#"{{"op":"unsubscribe","topic":"t","id":{n}}}"#);
+        assert_eq!(kind(&input), ErrorKind::BadJson, "{input}");
+    }
+}

@@ -286,3 +286,88 @@ fn presence_snapshot_join_leave_and_max() {
         }
     }
 }
+
+/// Issue 21 row 9: crossing `--presence-max` never shows a watcher a leave for a member it was
+/// not shown, nor leaves it a ghost; a count-only watcher gets no join/leave at all.
+#[test]
+fn presence_max_crossings_keep_the_watchers_view_exact() {
+    let s = Server::start(&["--workers", "1", "--presence-max", "2"]);
+    let unsubscribe = |ws: &mut Ws| {
+        send(ws, r#"{"op":"unsubscribe","topic":"p","id":9}"#);
+        assert_eq!(recv(ws)["op"], "unsubscribed");
+    };
+    let mut w = client(&s);
+    subscribe(&mut w, "p", r#","presence":true"#);
+    assert_eq!(recv(&mut w)["count"], 1);
+    let mut a = client(&s);
+    subscribe(&mut a, "p", "");
+    let join = recv(&mut w);
+    assert_eq!(join["op"], "join", "{join}");
+    let shown_a = join["client"].clone();
+    let mut c = client(&s);
+    subscribe(&mut c, "p", ""); // 3 members: above the max, not announced
+    let mut x = client(&s);
+    subscribe(&mut x, "p", r#","presence":true"#);
+    let count_only = recv(&mut x);
+    assert_eq!(count_only["count"], 4);
+    assert!(count_only.get("clients").is_none(), "{count_only}");
+    unsubscribe(&mut a); // shown: its leave is due, above the max too
+    unsubscribe(&mut c); // never shown: no event
+    send(&mut w, r#"{"op":"publish","topic":"p","data":"mark1"}"#);
+    assert_eq!(
+        recv(&mut w),
+        json!({"op":"leave","topic":"p","client":shown_a}),
+        "no ghost of A"
+    );
+    assert_eq!(recv(&mut w)["data"], "mark1");
+    assert_eq!(
+        recv(&mut x)["data"],
+        "mark1",
+        "the count-only watcher got no event"
+    );
+    unsubscribe(&mut x); // never shown: no leave, though the topic is back at the max
+    send(&mut w, r#"{"op":"publish","topic":"p","data":"mark2"}"#);
+    assert_eq!(recv(&mut w)["data"], "mark2", "no leave for X, never shown");
+    send(&mut w, r#"{"op":"presence","topic":"p"}"#);
+    let snap = recv(&mut w);
+    assert_eq!(
+        (
+            snap["count"].clone(),
+            snap["clients"].as_array().map(Vec::len)
+        ),
+        (json!(1), Some(1))
+    );
+}
+
+/// Issue 21 row 12: a lone surrogate does not name the topic "\u0000", and any JSON number is an
+/// id (echoed as written), any JSON value data.
+#[test]
+fn lone_surrogate_topics_are_refused_and_huge_numbers_pass_as_written() {
+    let s = Server::start(&[]);
+    let mut a = client(&s);
+    send(&mut a, r#"{"op":"subscribe","topic":"\ud800","id":5}"#);
+    let v = recv(&mut a);
+    assert_eq!(
+        (v["op"].as_str(), v["code"].as_str(), v["id"].clone()),
+        (Some("error"), Some("bad_field"), json!(5))
+    );
+    subscribe(&mut a, r"\u0000", "");
+    send(
+        &mut a,
+        r#"{"op":"publish","topic":"\u0000","id":1e400,"data":[123456789012345678901234567890]}"#,
+    );
+    let mut got: Vec<String> = (0..2)
+        .map(|_| match a.read().expect("read") {
+            Message::Text(t) => t.as_str().to_owned(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            r#"{"op":"message","topic":"\u0000","data":[123456789012345678901234567890]}"#,
+            r#"{"op":"published","topic":"\u0000","id":1e400}"#,
+        ]
+    );
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::log::{Appended, Epoch, Held, Log, Position, Recovery, Replay, Topic};
-use super::{History, RESOLVE_ATTEMPTS, Weigh, entry_cost, lock};
+use super::{History, RESOLVE_ATTEMPTS, Weigh, lock};
 
 /// A worker's handle on one topic. It survives eviction: the next use resolves the name again
 /// and continues under a new epoch.
@@ -69,21 +69,31 @@ impl<E: Weigh + Clone> TopicHandle<E> {
         let sh = &history.shared;
         let appended = self.with_log(now, |log| {
             let first = log.last + 1;
+            let before = log.bytes;
             // A dead log (evicted, budget overfull) counts offsets but holds nothing: its bytes
             // are no longer tracked by anyone.
-            let keep = sh.cfg.size != 0 && !log.dead;
-            let (mut count, mut added) = (0, 0);
-            for entry in entries(&log.epoch, first) {
+            let size = sh.cfg.size;
+            let keep = size != 0 && !log.dead;
+            let entries = entries(&log.epoch, first).into_iter();
+            // Entries the size cap would drop at once are never stored (nor charged); the lower
+            // bound of the count (exact for the `Vec` of `append_with`) never skips too many.
+            let skip = entries.size_hint().0.saturating_sub(size);
+            let mut count = 0;
+            for entry in entries {
                 count += 1;
-                if keep {
-                    added += entry_cost(&entry);
-                    log.entries.push_back(Held { at: now, entry });
+                if keep && count > skip as u64 {
+                    if log.entries.len() >= size {
+                        log.pop_front();
+                    }
+                    log.push(Held { at: now, entry });
                 }
             }
             log.last += n.map_or(count, |n| n as u64);
-            log.bytes += added;
-            sh.bytes.fetch_add(added, Ordering::Relaxed);
+            History::<E>::settle(sh, before, log.bytes);
             history.prune(log, now);
+            let before = log.bytes;
+            log.compact_ends();
+            History::<E>::settle(sh, before, log.bytes);
             Appended {
                 epoch: log.epoch.clone(),
                 first,

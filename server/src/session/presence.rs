@@ -81,11 +81,15 @@ pub struct Awaited {
 
 /// The snapshot for this connection's subscription to `room` with `"presence":true`: queued
 /// now without a cluster (returns `None`); in a cluster asked for, its place held in the
-/// outbound queue and events held back until [`answer_snapshot`].
+/// outbound queue and events held back until [`answer_snapshot`]. A count-only snapshot showed
+/// nobody, so its subscriber gets no join/leave at all (`ringcast_pubsub::presence`).
 pub fn subscribe_snapshot(sink: &mut Sink<'_>, room: &Arc<SharedRoom>) -> Option<Awaited> {
     let Some(bus) = sink.shared().cluster.clone() else {
         let snap = snapshot(sink, &room.name, None, &[]);
         sink.presence_from(room, snap.incarnation, snap.seq);
+        if snap.members.is_none() {
+            sink.presence_hold(room);
+        }
         return None;
     };
     sink.presence_hold(room);
@@ -118,6 +122,10 @@ pub fn answer_snapshot(
     sink.fill_frame(awaited.hold, OpCode::Text, &out);
     if subscribed {
         sink.presence_from(&awaited.room, snap.incarnation, snap.seq);
+        if !listed {
+            // Count-only (locally or cluster-wide): no event about members it was not shown.
+            sink.presence_hold(&awaited.room);
+        }
         if listed {
             let view = remote.iter().map(|m| m.client.as_str().into()).collect();
             sink.remote_view(&awaited.room, view);
@@ -155,7 +163,7 @@ pub struct PresenceEvent {
 }
 
 /// Records a join or leave of `client` in `topic`; returns the event to fan out, if any (none
-/// for a repeated join, or above `--presence-max`). A join records `user`, the token's `sub`
+/// for a repeated join, or for a member joining above `--presence-max`, never shown). A join records `user`, the token's `sub`
 /// (`None` without auth; a leave ignores it).
 pub fn presence_change(
     hub: &Hub,
