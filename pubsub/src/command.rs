@@ -7,7 +7,7 @@
 //!
 //! Two gaps in simd-json are closed here (issue 21 row 12):
 //! - A number no `u64`/`i64`/finite `f64` holds (`1e400`, a 30-digit integer) makes simd-json
-//!   refuse the whole message, though it is valid JSON and SPEC §5 allows any JSON number as an
+//!   refuse the whole message, though it is valid JSON and docs/pubsub.md#requests allows any JSON number as an
 //!   `id` (echoed as its raw text) and any value as `data` (passed through). On that error only, the
 //!   parser finds each such number among simd-json's structurals, checks it against the JSON
 //!   grammar, overwrites it with `0` and spaces in a second private copy and parses that again; the

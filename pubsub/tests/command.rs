@@ -446,7 +446,7 @@ fn lone_surrogate_in_a_name_is_bad_field_not_nul() {
     );
 }
 
-/// Issue 21 row 12: any JSON number is a valid id (SPEC §5), including ones no f64 or u64 holds;
+/// Issue 21 row 12: any JSON number is a valid id (docs/pubsub.md#requests), including ones no f64 or u64 holds;
 /// the id is echoed as its raw text, so its size does not matter. The same goes for `data`.
 #[test]
 fn any_json_number_is_an_id_and_data_even_out_of_range() {
