@@ -5,8 +5,9 @@ use std::time::Duration;
 use crate::ClusterError;
 
 /// How a node joins the cluster. Every node of one cluster must list the same `urls` in the same
-/// order (rooms are sharded by position) and use the same `prefix`.
-#[derive(Debug, Clone)]
+/// order (rooms are sharded by position) and use the same `prefix`. `Debug` shows the URLs with
+/// their passwords hidden ([`Redacted`](crate::Redacted)).
+#[derive(Clone)]
 pub struct BusConfig {
     /// Redis URLs (`redis://host:port`); a room lives on `urls[shard_of(room)]`.
     pub urls: Vec<String>,
@@ -25,6 +26,21 @@ pub struct BusConfig {
     pub reconnect_max: Duration,
     /// A Redis request unanswered for this long counts as a dead connection. Default 3 s.
     pub response_timeout: Duration,
+}
+
+impl std::fmt::Debug for BusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let urls: Vec<_> = self.urls.iter().map(|u| crate::Redacted(u)).collect();
+        f.debug_struct("BusConfig")
+            .field("urls", &urls)
+            .field("prefix", &self.prefix)
+            .field("node_id", &self.node_id)
+            .field("presence_ttl", &self.presence_ttl)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("reconnect_max", &self.reconnect_max)
+            .field("response_timeout", &self.response_timeout)
+            .finish()
+    }
 }
 
 impl Default for BusConfig {

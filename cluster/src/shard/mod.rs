@@ -35,6 +35,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Timings and names one shard needs.
 pub(crate) struct ShardConfig {
     pub index: usize,
+    /// The shard's Redis URL for logs, password hidden (`crate::redact`).
     pub url: String,
     pub client: Client,
     pub node: Arc<str>,

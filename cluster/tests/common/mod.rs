@@ -13,17 +13,28 @@ use ringcast_cluster::{Bus, BusConfig, BusEvent, BusHandle};
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Extra redis-server arguments, kept across restarts (e.g. `--requirepass`).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts one on a free port and waits until it accepts connections.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts one with these extra redis-server arguments (kept across restarts).
+    pub fn start_with(extra: &[&str]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut s = Self { port, child: None };
+        let mut s = Self {
+            port,
+            child: None,
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
+        };
         s.restart();
         s
     }
@@ -50,6 +61,7 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
