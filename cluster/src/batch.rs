@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 /// Why a command is in a batch: what to do with its reply (or its failure).
 pub(crate) enum Tag {
-    /// A PUBLISH carrying this many messages.
-    Publish(u64),
+    /// A PUBLISH carrying `n` messages, holding `bytes` of the publish budget until answered.
+    Publish { n: u64, bytes: usize },
     /// A presence query to answer with this token.
     Query { room: Arc<str>, token: u64 },
     /// Anything whose reply only matters if it is an error.
@@ -41,7 +41,7 @@ impl Batch {
 
     /// Adds a command to the next batch.
     pub fn push(&mut self, cmd: redis::Cmd, tag: Tag) {
-        if let Tag::Publish(_) = tag {
+        if let Tag::Publish { .. } = tag {
             self.publishes += 1;
         }
         self.pipe.add_command(cmd);

@@ -94,6 +94,12 @@ impl Bus {
                 runtime.block_on(local);
             })
             .map_err(|e| ClusterError::Spawn(e.to_string()))?;
-        Ok(BusHandle::new(node, txs, counters, thread))
+        Ok(BusHandle::new(
+            node,
+            txs,
+            counters,
+            config.max_queued_bytes,
+            thread,
+        ))
     }
 }

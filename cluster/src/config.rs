@@ -22,6 +22,10 @@ pub struct BusConfig {
     /// Capacity of each shard's publish queue (calls of `try_publish`, not messages); a full queue
     /// drops and counts. Default 65536.
     pub queue_capacity: usize,
+    /// Bytes of publishes (payloads plus a small per-message overhead) the bus may hold, queued
+    /// or on their way to Redis, over all shards: past it `try_publish` drops and counts, like a
+    /// full queue. Default 64 MiB.
+    pub max_queued_bytes: usize,
     /// Upper bound of the reconnect backoff (it starts at 50 ms and doubles). Default 5 s.
     pub reconnect_max: Duration,
     /// A Redis request unanswered for this long counts as a dead connection. Default 3 s.
@@ -37,6 +41,7 @@ impl std::fmt::Debug for BusConfig {
             .field("node_id", &self.node_id)
             .field("presence_ttl", &self.presence_ttl)
             .field("queue_capacity", &self.queue_capacity)
+            .field("max_queued_bytes", &self.max_queued_bytes)
             .field("reconnect_max", &self.reconnect_max)
             .field("response_timeout", &self.response_timeout)
             .finish()
@@ -51,6 +56,7 @@ impl Default for BusConfig {
             node_id: random_node_id(),
             presence_ttl: Duration::from_secs(30),
             queue_capacity: 65536,
+            max_queued_bytes: 64 << 20,
             reconnect_max: Duration::from_secs(5),
             response_timeout: Duration::from_secs(3),
         }
@@ -80,6 +86,9 @@ impl BusConfig {
         }
         if self.presence_ttl < Duration::from_millis(30) {
             return bad("presence TTL must be at least 30 ms");
+        }
+        if self.max_queued_bytes == 0 {
+            return bad("max queued bytes must be at least 1");
         }
         if self.queue_capacity == 0 {
             return bad("queue capacity must be at least 1");

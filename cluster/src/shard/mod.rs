@@ -27,7 +27,9 @@ use crate::{BusEvent, wire};
 pub(crate) type Emit = Rc<dyn Fn(BusEvent)>;
 
 /// Publishes accepted into a batch before the shard stops taking more from its queue, so a slow
-/// Redis makes the bounded queue fill (and drop, counted) instead of memory grow.
+/// Redis makes the bounded queue fill (and drop, counted) instead of memory grow. In bytes, the
+/// queue, the pending batch and the batch in flight share `BusConfig::max_queued_bytes`: each
+/// publish holds its share from `try_publish` until Redis answers it (or it is dropped).
 const MAX_PENDING_PUBLISHES: usize = 4096;
 /// How long a shutdown waits for its presence cleanup to reach Redis.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -174,13 +176,14 @@ impl Shard {
         let n = p.messages.len() as u64;
         let first = self.next_seq(&p.room, n);
         if !self.link.is_up() {
+            self.counters.release(p.bytes);
             Counters::add(&self.counters.dropped, n);
             return;
         }
         let body = wire::encode(&self.cfg.node, first, &p.messages);
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(self.channel(&p.room)).arg(body);
-        self.push_cmd(cmd, Tag::Publish(n));
+        self.push_cmd(cmd, Tag::Publish { n, bytes: p.bytes });
     }
 
     /// The sequence numbers of `n` messages about to be published in `room`: returns the first.
@@ -225,14 +228,18 @@ impl Shard {
             Ok(values) => {
                 for (tag, value) in tags.into_iter().zip(values) {
                     match tag {
-                        Tag::Publish(n) if matches!(value, Value::ServerError(_)) => {
+                        Tag::Publish { n, bytes } if matches!(value, Value::ServerError(_)) => {
+                            self.counters.release(bytes);
                             Counters::add(&self.counters.dropped, n);
                             tracing::warn!(
                                 shard = self.cfg.index,
                                 "cluster: Redis refused a PUBLISH: {value:?}"
                             );
                         }
-                        Tag::Publish(n) => Counters::add(&self.counters.published, n),
+                        Tag::Publish { n, bytes } => {
+                            self.counters.release(bytes);
+                            Counters::add(&self.counters.published, n);
+                        }
                         Tag::Query { room, token, .. } => self.answer_query(room, token, value),
                         Tag::Other => {
                             if let Value::ServerError(e) = value {
@@ -260,7 +267,10 @@ impl Shard {
     fn fail_tags(&mut self, tags: Vec<Tag>) {
         for tag in tags {
             match tag {
-                Tag::Publish(n) => Counters::add(&self.counters.dropped, n),
+                Tag::Publish { n, bytes } => {
+                    self.counters.release(bytes);
+                    Counters::add(&self.counters.dropped, n);
+                }
                 Tag::Query { room, token, .. } => self.fail_query(room, token),
                 Tag::Other => {}
             }
