@@ -10,8 +10,15 @@ use std::sync::Arc;
 
 /// Why a command is in a batch: what to do with its reply (or its failure).
 pub(crate) enum Tag {
-    /// A PUBLISH carrying `n` messages, holding `bytes` of the publish budget until answered.
-    Publish { n: u64, bytes: usize },
+    /// A PUBLISH carrying `n` messages of `room`'s `stream` from `first`, holding `bytes` of the
+    /// publish budget until answered.
+    Publish {
+        n: u64,
+        bytes: usize,
+        room: Arc<str>,
+        stream: u64,
+        first: u64,
+    },
     /// A presence query to answer with this token.
     Query { room: Arc<str>, token: u64 },
     /// Anything whose reply only matters if it is an error.

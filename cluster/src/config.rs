@@ -111,13 +111,18 @@ pub fn shard_of(room: &str, shards: usize) -> usize {
 /// 16 hex digits from std's per-process random hasher keys, the pid and the clock: unique enough
 /// to tell nodes apart, and no extra dependency.
 fn random_node_id() -> String {
+    format!("{:016x}", random_u64())
+}
+
+/// 64 random bits from the same sources as [`random_node_id`] (stream ids, instance nonces).
+pub(crate) fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(std::process::id());
     if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         h.write_u128(t.as_nanos());
     }
-    format!("{:016x}", h.finish())
+    h.finish()
 }
 
 #[cfg(test)]

@@ -29,7 +29,8 @@ pub enum BusEvent {
     },
     /// `missed` messages of `room` from `origin` never arrived (Redis outage, a full queue on
     /// the origin): the server changes the room's history epoch. Sent before the `Messages`
-    /// event that revealed the gap.
+    /// event that revealed the gap. `missed: 0`: continuity broke by an unknown amount (the
+    /// origin's sequence went backwards: a replay, a forgery, or an old-version node restarting).
     Gap {
         /// The room (topic) name.
         room: Arc<str>,
@@ -75,6 +76,12 @@ pub struct BusStats {
     /// Bytes of publishes held now, queued or on their way to Redis (a gauge, at most
     /// `BusConfig::max_queued_bytes`).
     pub queued_bytes: usize,
+    /// Rooms whose outbound sequence numbering is kept now (a gauge, bounded: idle rooms are
+    /// forgotten, at most 65,536 per shard).
+    pub sequence_rooms: usize,
+    /// Rooms forgotten over that bound although a loss in them was not yet visible to
+    /// receivers as a gap (that loss is then only in `dropped`).
+    pub sequence_forced_evictions: u64,
 }
 
 /// Counters shared by the handle and the bus thread.
@@ -88,11 +95,21 @@ pub(crate) struct Counters {
     pub up_shards: AtomicUsize,
     /// Bytes of publishes accepted by `try_publish` and not yet answered by Redis (or dropped).
     pub queued_bytes: AtomicUsize,
+    /// Rooms with outbound numbering kept, all shards (`streams`).
+    pub sequence_rooms: AtomicUsize,
+    pub sequence_forced_evictions: AtomicU64,
 }
 
 impl Counters {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds without ever wrapping (for counts a forged envelope can make huge: `gaps`).
+    pub fn add_saturating(counter: &AtomicU64, n: u64) {
+        let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(v.saturating_add(n))
+        });
     }
 
     /// Takes `bytes` of the publish budget; `false` (nothing taken) when that would exceed `max`.
@@ -337,6 +354,8 @@ impl BusHandle {
             gaps: get(&c.gaps),
             malformed: get(&c.malformed),
             queued_bytes: c.queued_bytes.load(Ordering::Relaxed),
+            sequence_rooms: c.sequence_rooms.load(Ordering::Relaxed),
+            sequence_forced_evictions: get(&c.sequence_forced_evictions),
         }
     }
 

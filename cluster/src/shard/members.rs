@@ -57,11 +57,11 @@ impl Shard {
     /// lost one is a gap), right behind its HSET / HDEL in the same pipeline: Redis runs them
     /// in that order, which is what lets a receiver order it against its own queries.
     fn publish_change(&mut self, room: &Arc<str>, kind: MessageKind, client: &str, user: &str) {
-        let first = self.next_seq(room, 1);
+        let (stream, first) = self.next_seq(room, 1);
         let change = BusMessage::new(kind, wire::encode_member(client, user));
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(self.channel(room))
-            .arg(wire::encode(&self.cfg.node, first, &[change]));
+            .arg(wire::encode(&self.cfg.node, stream, first, &[change]));
         self.push_cmd(cmd, Tag::Other);
     }
 
@@ -117,6 +117,8 @@ impl Shard {
     /// Every TTL/3: re-writes local presence, and PINGs so a hung Redis is noticed (after
     /// `response_timeout`) even when nothing else is sent.
     pub(super) fn refresh(&mut self) {
+        // Rooms not published to for a whole period forget their numbering (`crate::streams`).
+        self.out.sweep();
         if self.link.is_up() {
             self.push_cmd(redis::cmd("PING"), Tag::Other);
             for cmd in self.presence_commands() {

@@ -72,7 +72,7 @@ impl Shard {
             self.push_cmd(redis::Cmd::hgetall(key), Tag::Query { room, token });
             return;
         }
-        let first = self.next_seq(&room, 1);
+        let (stream, first) = self.next_seq(&room, 1);
         let mark = BusMessage::new(MessageKind::Mark, token.to_le_bytes().to_vec());
         let mut script = redis::cmd("EVAL");
         script
@@ -80,7 +80,7 @@ impl Shard {
             .arg(2)
             .arg(key)
             .arg(self.channel(&room))
-            .arg(wire::encode(&self.cfg.node, first, &[mark]));
+            .arg(wire::encode(&self.cfg.node, stream, first, &[mark]));
         self.push_cmd(script, Tag::Query { room, token });
         self.queries.steps.insert(token, Step::Sent);
     }

@@ -1,0 +1,81 @@
+//! Issue 21 row 11, cluster part: what a faulty or hostile Redis writer can put on the bus's
+//! channels and hashes is handled without lies: a sequence going backwards breaks continuity
+//! (a `Gap` event) instead of being delivered again silently, counters never go backwards,
+//! one bad presence entry is skipped (and counted) instead of failing the whole answer, and an
+//! expiry no node could have written is not listed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Node, RedisServer, envelope_v1, raw};
+use ringcast_cluster::BusEvent;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// What `node` emits for one envelope: the gap events before it, then its texts.
+fn next_delivery(node: &Node) -> (Vec<u64>, Vec<String>) {
+    let mut gaps = Vec::new();
+    let texts = node.wait_for(WAIT, "messages", |e| match e {
+        BusEvent::Gap { missed, .. } => {
+            gaps.push(missed);
+            None
+        }
+        BusEvent::Messages { messages, .. } => Some(
+            messages
+                .iter()
+                .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
+                .collect::<Vec<_>>(),
+        ),
+        _ => None,
+    });
+    (gaps, texts)
+}
+
+#[test]
+fn backwards_sequence_is_a_gap_event_and_gap_counter_never_goes_back() {
+    let redis = RedisServer::start();
+    let mut b = Node::named("sink", &[redis.url()], Duration::from_secs(5));
+    b.wait_up(true);
+    b.bus.subscribe("r").unwrap();
+    b.presence("r");
+    let mut con = raw(&redis);
+    let mut publish = |first: u64, text: &str| {
+        let env = envelope_v1("forger", first, &[text]);
+        let n: i64 = redis::cmd("PUBLISH")
+            .arg("ringcast:room:r")
+            .arg(env)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(n, 1, "the sink listens");
+    };
+
+    publish(1, "a");
+    assert_eq!(next_delivery(&b), (vec![], vec!["a".to_owned()]));
+    publish(2, "b");
+    assert_eq!(next_delivery(&b), (vec![], vec!["b".to_owned()]));
+    // The same sequence again: not a silent second delivery; continuity breaks (missed unknown).
+    publish(1, "a");
+    assert_eq!(next_delivery(&b), (vec![0], vec!["a".to_owned()]));
+    // A new baseline: the next one is in order.
+    publish(2, "b");
+    assert_eq!(next_delivery(&b), (vec![], vec!["b".to_owned()]));
+    assert_eq!(
+        b.bus.stats().gaps,
+        0,
+        "a restart is not a count of lost messages"
+    );
+
+    // Sequences near u64::MAX: the gap counter saturates, it never wraps back.
+    publish(u64::MAX - 10, "c");
+    assert_eq!(next_delivery(&b).0, vec![u64::MAX - 13]);
+    let high = b.bus.stats().gaps;
+    assert_eq!(high, u64::MAX - 13);
+    publish(1, "d"); // backwards: a restart
+    assert_eq!(next_delivery(&b).0, vec![0]);
+    publish(u64::MAX - 1, "e");
+    assert_eq!(next_delivery(&b).0, vec![u64::MAX - 3]);
+    let after = b.bus.stats().gaps;
+    assert!(after >= high, "gaps went backwards: {high} -> {after}");
+    assert_eq!(after, u64::MAX);
+}
