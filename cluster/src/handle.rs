@@ -82,6 +82,8 @@ pub struct BusStats {
     /// Rooms forgotten over that bound although a loss in them was not yet visible to
     /// receivers as a gap (that loss is then only in `dropped`).
     pub sequence_forced_evictions: u64,
+    /// Times another running process was seen using this node's id (see `shard::members`).
+    pub duplicate_node_id: u64,
 }
 
 /// Counters shared by the handle and the bus thread.
@@ -98,6 +100,7 @@ pub(crate) struct Counters {
     /// Rooms with outbound numbering kept, all shards (`streams`).
     pub sequence_rooms: AtomicUsize,
     pub sequence_forced_evictions: AtomicU64,
+    pub duplicate_node_id: AtomicU64,
 }
 
 impl Counters {
@@ -356,6 +359,7 @@ impl BusHandle {
             queued_bytes: c.queued_bytes.load(Ordering::Relaxed),
             sequence_rooms: c.sequence_rooms.load(Ordering::Relaxed),
             sequence_forced_evictions: get(&c.sequence_forced_evictions),
+            duplicate_node_id: get(&c.duplicate_node_id),
         }
     }
 

@@ -75,6 +75,12 @@ pub(crate) struct Shard {
     batch: Batch,
     queries: queries::Queries,
     closing: Option<Instant>,
+    /// This process's nonce in its node-id claim (`members::claim_node_id`).
+    instance: String,
+    /// A claim was answered already (the first may find a dead predecessor's).
+    claimed: bool,
+    /// When a duplicate node id was last logged (at most once a minute).
+    duplicate_logged: Option<Instant>,
 }
 
 impl Room {
@@ -112,6 +118,9 @@ impl Shard {
             batch: Batch::new(),
             queries: queries::Queries::default(),
             closing: None,
+            instance: format!("{:016x}", crate::config::random_u64()),
+            claimed: false,
+            duplicate_logged: None,
         }
     }
 
@@ -265,6 +274,7 @@ impl Shard {
                             self.out.accepted(&room, stream, first);
                         }
                         Tag::Query { room, token, .. } => self.answer_query(room, token, value),
+                        Tag::Claim => self.on_claim(value),
                         Tag::Other => {
                             if let Value::ServerError(e) = value {
                                 tracing::warn!(
@@ -303,7 +313,7 @@ impl Shard {
                     self.out.lost(&room, stream, first.saturating_add(n));
                 }
                 Tag::Query { room, token, .. } => self.fail_query(room, token),
-                Tag::Other => {}
+                Tag::Claim | Tag::Other => {}
             }
         }
     }
