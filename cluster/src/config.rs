@@ -17,7 +17,9 @@ pub struct BusConfig {
     /// This node's id, carried in every bus message (at most 255 bytes, no `\n`). Default: random.
     pub node_id: String,
     /// How long a presence entry lives without a refresh; each node refreshes its entries every
-    /// `presence_ttl / 3`, so a dead node's members vanish within this time. Default 30 s.
+    /// `presence_ttl / 3`, so a dead node's members vanish within this time. Default 30 s, at
+    /// most 1 hour (an entry expiring later than that, plus a minute of clock skew, cannot have
+    /// been written by a node: readers skip it as bad).
     pub presence_ttl: Duration,
     /// Capacity of each shard's publish queue (calls of `try_publish`, not messages); a full queue
     /// drops and counts. Default 65536.
@@ -86,6 +88,9 @@ impl BusConfig {
         }
         if self.presence_ttl < Duration::from_millis(30) {
             return bad("presence TTL must be at least 30 ms");
+        }
+        if self.presence_ttl > crate::presence::MAX_TTL {
+            return bad("presence TTL must be at most 1 hour");
         }
         if self.max_queued_bytes == 0 {
             return bad("max queued bytes must be at least 1");

@@ -84,6 +84,9 @@ pub struct BusStats {
     pub sequence_forced_evictions: u64,
     /// Times another running process was seen using this node's id (see `shard::members`).
     pub duplicate_node_id: u64,
+    /// Presence entries read from Redis that no node could have written (not UTF-8, not
+    /// parseable, or an expiry beyond the longest TTL): skipped and deleted.
+    pub bad_presence: u64,
 }
 
 /// Counters shared by the handle and the bus thread.
@@ -101,6 +104,7 @@ pub(crate) struct Counters {
     pub sequence_rooms: AtomicUsize,
     pub sequence_forced_evictions: AtomicU64,
     pub duplicate_node_id: AtomicU64,
+    pub bad_presence: AtomicU64,
 }
 
 impl Counters {
@@ -360,6 +364,7 @@ impl BusHandle {
             sequence_rooms: c.sequence_rooms.load(Ordering::Relaxed),
             sequence_forced_evictions: get(&c.sequence_forced_evictions),
             duplicate_node_id: get(&c.duplicate_node_id),
+            bad_presence: get(&c.bad_presence),
         }
     }
 

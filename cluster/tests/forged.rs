@@ -79,3 +79,43 @@ fn backwards_sequence_is_a_gap_event_and_gap_counter_never_goes_back() {
     assert!(after >= high, "gaps went backwards: {high} -> {after}");
     assert_eq!(after, u64::MAX);
 }
+
+#[test]
+fn bad_presence_entries_are_skipped_and_counted_not_the_whole_answer() {
+    let redis = RedisServer::start();
+    let mut b = Node::named("sink", &[redis.url()], Duration::from_secs(5));
+    b.wait_up(true);
+    b.bus.subscribe("p").unwrap();
+    b.bus.presence_join("p", "c1", "ana").unwrap();
+    assert_eq!(
+        b.presence("p"),
+        [("sink".into(), "c1".into(), "ana".into())]
+    );
+
+    let mut con = raw(&redis);
+    let far_future = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 10 * 365 * 24 * 3600 * 1000;
+    let key = "ringcast:presence:p";
+    let _: () = redis::cmd("HSET")
+        .arg(key)
+        .arg(&b"other\n\xff\xfe"[..]) // not UTF-8
+        .arg(format!("{far_future}\nx"))
+        .arg("ghost\ng1") // an expiry no node sets: listed forever before
+        .arg(format!("{far_future}\nghost"))
+        .arg("other\nc2")
+        .arg(&b"99999999999999\n\xc3"[..]) // user not UTF-8
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        b.presence("p"),
+        [("sink".into(), "c1".into(), "ana".into())],
+        "the good entry is still listed"
+    );
+    assert_eq!(b.bus.stats().bad_presence, 3);
+    // Bad entries are removed on the way, like expired ones.
+    let left: Vec<Vec<u8>> = redis::cmd("HKEYS").arg(key).query(&mut con).unwrap();
+    assert_eq!(left, [b"sink\nc1".to_vec()]);
+}
