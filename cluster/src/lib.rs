@@ -6,8 +6,8 @@
 //!   called on the bus thread (push into the worker's queue, wake it with `MSG_RING`).
 //! * **Sharding.** Each room lives on one Redis, `urls[shard_of(room)]` (FNV-1a of the name), one
 //!   connection per URL. Every node must list the same URLs in the same order.
-//! * **Publishing.** [`BusHandle::try_publish`] queues one turn's messages of one room (bounded
-//!   queue; full → dropped and counted) and the bus sends them as one `PUBLISH` on
+//! * **Publishing.** [`BusHandle::try_publish`] queues one turn's messages of one room (queue
+//!   bounded in count and in bytes, `max_queued_bytes`; full → dropped and counted) and the bus sends them as one `PUBLISH` on
 //!   `<prefix>:room:<name>`, in a compact binary envelope ([`wire`](crate::wire) format: origin
 //!   node id, stream id, per-(origin, room, stream) sequence number counting messages, then
 //!   kind + payload per message). Batches are pipelined, one in flight per connection, so order
