@@ -8,8 +8,17 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Node, RedisServer, envelope_v1, raw};
+use common::{Node, RedisServer, envelope_v1};
 use ringcast_cluster::BusEvent;
+
+/// A plain (synchronous) connection to `redis`, for writing crafted data the way a faulty or
+/// hostile Redis client would. (Not in `common`: the server's tests share it without `redis`.)
+fn raw(redis: &RedisServer) -> redis::Connection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
 
 const WAIT: Duration = Duration::from_secs(10);
 

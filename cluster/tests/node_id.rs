@@ -8,6 +8,15 @@ use std::time::{Duration, Instant};
 
 use common::{Node, RedisServer};
 
+/// A plain (synchronous) connection to `redis` (not in `common`: the server's tests share it
+/// without the `redis` crate).
+fn raw(redis: &RedisServer) -> redis::Connection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
 const TTL: Duration = Duration::from_millis(300); // claims refreshed every 100 ms
 
 fn wait_duplicate(node: &Node) {
@@ -26,7 +35,7 @@ fn two_live_nodes_with_one_id_are_detected_a_restarted_one_is_not() {
     // A node shut down and started again under the same id: its old claim is still in Redis.
     let old = Node::named("solo", &urls, TTL);
     old.wait_up(true);
-    let mut con = common::raw(&redis);
+    let mut con = raw(&redis);
     let claimed = |con: &mut redis::Connection| -> Option<String> {
         redis::cmd("GET")
             .arg("ringcast:node:solo")

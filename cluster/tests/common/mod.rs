@@ -180,15 +180,6 @@ pub fn intervals(attempts: &std::sync::Mutex<Vec<Instant>>) -> Vec<Duration> {
     at.windows(2).map(|w| w[1] - w[0]).collect()
 }
 
-/// A plain (synchronous) connection to `redis`, for writing crafted data the way a faulty or
-/// hostile Redis client would.
-pub fn raw(redis: &RedisServer) -> redis::Connection {
-    redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection()
-        .unwrap()
-}
-
 /// A version-1 bus envelope (`cluster/src/wire.rs`, no stream id) of text messages.
 pub fn envelope_v1(origin: &str, first_seq: u64, texts: &[&str]) -> Vec<u8> {
     let mut out = vec![0xAC, 1, origin.len() as u8];
