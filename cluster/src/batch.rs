@@ -10,10 +10,19 @@ use std::sync::Arc;
 
 /// Why a command is in a batch: what to do with its reply (or its failure).
 pub(crate) enum Tag {
-    /// A PUBLISH carrying this many messages.
-    Publish(u64),
+    /// A PUBLISH carrying `n` messages of `room`'s `stream` from `first`, holding `bytes` of the
+    /// publish budget until answered.
+    Publish {
+        n: u64,
+        bytes: usize,
+        room: Arc<str>,
+        stream: u64,
+        first: u64,
+    },
     /// A presence query to answer with this token.
     Query { room: Arc<str>, token: u64 },
+    /// This node's claim on its id (`SET … GET`): the reply is the previous holder.
+    Claim,
     /// Anything whose reply only matters if it is an error.
     Other,
 }
@@ -41,7 +50,7 @@ impl Batch {
 
     /// Adds a command to the next batch.
     pub fn push(&mut self, cmd: redis::Cmd, tag: Tag) {
-        if let Tag::Publish(_) = tag {
+        if let Tag::Publish { .. } = tag {
             self.publishes += 1;
         }
         self.pipe.add_command(cmd);

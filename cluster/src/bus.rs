@@ -30,8 +30,8 @@ impl Bus {
         let mut clients = Vec::with_capacity(config.urls.len());
         for url in &config.urls {
             let bad = |e: redis::RedisError| ClusterError::Url {
-                url: url.clone(),
-                reason: e.to_string(),
+                url: crate::redact_url(url),
+                reason: e.to_string().replace(url.as_str(), &crate::redact_url(url)),
             };
             let info = url.as_str().into_connection_info().map_err(bad)?;
             // RESP3: pushes (pub/sub messages) and commands share one multiplexed connection.
@@ -56,7 +56,7 @@ impl Bus {
             });
             let cfg = ShardConfig {
                 index,
-                url: config.urls[index].clone(),
+                url: crate::redact_url(&config.urls[index]),
                 client,
                 node: node.clone(),
                 prefix: config.prefix.clone(),
@@ -94,6 +94,12 @@ impl Bus {
                 runtime.block_on(local);
             })
             .map_err(|e| ClusterError::Spawn(e.to_string()))?;
-        Ok(BusHandle::new(node, txs, counters, thread))
+        Ok(BusHandle::new(
+            node,
+            txs,
+            counters,
+            config.max_queued_bytes,
+            thread,
+        ))
     }
 }

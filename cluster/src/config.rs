@@ -5,8 +5,9 @@ use std::time::Duration;
 use crate::ClusterError;
 
 /// How a node joins the cluster. Every node of one cluster must list the same `urls` in the same
-/// order (rooms are sharded by position) and use the same `prefix`.
-#[derive(Debug, Clone)]
+/// order (rooms are sharded by position) and use the same `prefix`. `Debug` shows the URLs with
+/// their passwords hidden ([`Redacted`](crate::Redacted)).
+#[derive(Clone)]
 pub struct BusConfig {
     /// Redis URLs (`redis://host:port`); a room lives on `urls[shard_of(room)]`.
     pub urls: Vec<String>,
@@ -16,15 +17,37 @@ pub struct BusConfig {
     /// This node's id, carried in every bus message (at most 255 bytes, no `\n`). Default: random.
     pub node_id: String,
     /// How long a presence entry lives without a refresh; each node refreshes its entries every
-    /// `presence_ttl / 3`, so a dead node's members vanish within this time. Default 30 s.
+    /// `presence_ttl / 3`, so a dead node's members vanish within this time. Default 30 s, at
+    /// most 1 hour (an entry expiring later than that, plus a minute of clock skew, cannot have
+    /// been written by a node: readers skip it as bad).
     pub presence_ttl: Duration,
     /// Capacity of each shard's publish queue (calls of `try_publish`, not messages); a full queue
     /// drops and counts. Default 65536.
     pub queue_capacity: usize,
+    /// Bytes of publishes (payloads plus a small per-message overhead) the bus may hold, queued
+    /// or on their way to Redis, over all shards: past it `try_publish` drops and counts, like a
+    /// full queue. Default 64 MiB.
+    pub max_queued_bytes: usize,
     /// Upper bound of the reconnect backoff (it starts at 50 ms and doubles). Default 5 s.
     pub reconnect_max: Duration,
     /// A Redis request unanswered for this long counts as a dead connection. Default 3 s.
     pub response_timeout: Duration,
+}
+
+impl std::fmt::Debug for BusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let urls: Vec<_> = self.urls.iter().map(|u| crate::Redacted(u)).collect();
+        f.debug_struct("BusConfig")
+            .field("urls", &urls)
+            .field("prefix", &self.prefix)
+            .field("node_id", &self.node_id)
+            .field("presence_ttl", &self.presence_ttl)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("max_queued_bytes", &self.max_queued_bytes)
+            .field("reconnect_max", &self.reconnect_max)
+            .field("response_timeout", &self.response_timeout)
+            .finish()
+    }
 }
 
 impl Default for BusConfig {
@@ -35,6 +58,7 @@ impl Default for BusConfig {
             node_id: random_node_id(),
             presence_ttl: Duration::from_secs(30),
             queue_capacity: 65536,
+            max_queued_bytes: 64 << 20,
             reconnect_max: Duration::from_secs(5),
             response_timeout: Duration::from_secs(3),
         }
@@ -65,6 +89,12 @@ impl BusConfig {
         if self.presence_ttl < Duration::from_millis(30) {
             return bad("presence TTL must be at least 30 ms");
         }
+        if self.presence_ttl > crate::presence::MAX_TTL {
+            return bad("presence TTL must be at most 1 hour");
+        }
+        if self.max_queued_bytes == 0 {
+            return bad("max queued bytes must be at least 1");
+        }
         if self.queue_capacity == 0 {
             return bad("queue capacity must be at least 1");
         }
@@ -86,13 +116,18 @@ pub fn shard_of(room: &str, shards: usize) -> usize {
 /// 16 hex digits from std's per-process random hasher keys, the pid and the clock: unique enough
 /// to tell nodes apart, and no extra dependency.
 fn random_node_id() -> String {
+    format!("{:016x}", random_u64())
+}
+
+/// 64 random bits from the same sources as [`random_node_id`] (stream ids, instance nonces).
+pub(crate) fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(std::process::id());
     if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         h.write_u128(t.as_nanos());
     }
-    format!("{:016x}", h.finish())
+    h.finish()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ pub enum ClusterError {
     /// A Redis URL does not parse (`redis://host:port[/db]`).
     #[error("invalid Redis URL {url:?}: {reason}")]
     Url {
-        /// The URL as given.
+        /// The URL as given, its password hidden (`redis://user:***@host`).
         url: String,
         /// What the Redis client said about it.
         reason: String,

@@ -29,7 +29,8 @@ pub enum BusEvent {
     },
     /// `missed` messages of `room` from `origin` never arrived (Redis outage, a full queue on
     /// the origin): the server changes the room's history epoch. Sent before the `Messages`
-    /// event that revealed the gap.
+    /// event that revealed the gap. `missed: 0`: continuity broke by an unknown amount (the
+    /// origin's sequence went backwards: a replay, a forgery, or an old-version node restarting).
     Gap {
         /// The room (topic) name.
         room: Arc<str>,
@@ -72,6 +73,20 @@ pub struct BusStats {
     pub gaps: u64,
     /// Envelopes on our channels that did not decode (ignored).
     pub malformed: u64,
+    /// Bytes of publishes held now, queued or on their way to Redis (a gauge, at most
+    /// `BusConfig::max_queued_bytes`).
+    pub queued_bytes: usize,
+    /// Rooms whose outbound sequence numbering is kept now (a gauge, bounded: idle rooms are
+    /// forgotten, at most 65,536 per shard).
+    pub sequence_rooms: usize,
+    /// Rooms forgotten over that bound although a loss in them was not yet visible to
+    /// receivers as a gap (that loss is then only in `dropped`).
+    pub sequence_forced_evictions: u64,
+    /// Times another running process was seen using this node's id (see `shard::members`).
+    pub duplicate_node_id: u64,
+    /// Presence entries read from Redis that no node could have written (not UTF-8, not
+    /// parseable, or an expiry beyond the longest TTL): skipped and deleted.
+    pub bad_presence: u64,
 }
 
 /// Counters shared by the handle and the bus thread.
@@ -83,12 +98,49 @@ pub(crate) struct Counters {
     pub gaps: AtomicU64,
     pub malformed: AtomicU64,
     pub up_shards: AtomicUsize,
+    /// Bytes of publishes accepted by `try_publish` and not yet answered by Redis (or dropped).
+    pub queued_bytes: AtomicUsize,
+    /// Rooms with outbound numbering kept, all shards (`streams`).
+    pub sequence_rooms: AtomicUsize,
+    pub sequence_forced_evictions: AtomicU64,
+    pub duplicate_node_id: AtomicU64,
+    pub bad_presence: AtomicU64,
 }
 
 impl Counters {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
+
+    /// Adds without ever wrapping (for counts a forged envelope can make huge: `gaps`).
+    pub fn add_saturating(counter: &AtomicU64, n: u64) {
+        let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(v.saturating_add(n))
+        });
+    }
+
+    /// Takes `bytes` of the publish budget; `false` (nothing taken) when that would exceed `max`.
+    pub fn reserve(&self, bytes: usize, max: usize) -> bool {
+        self.queued_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                q.checked_add(bytes).filter(|&after| after <= max)
+            })
+            .is_ok()
+    }
+
+    /// Gives back what `reserve` took, once the publish is answered or dropped.
+    pub fn release(&self, bytes: usize) {
+        self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+/// What a publish of `messages` in `room` is charged against `max_queued_bytes`: its payloads
+/// plus the envelope and command overhead (it is held once encoded, until Redis answers).
+pub(crate) fn publish_cost(room: &str, messages: &[BusMessage]) -> usize {
+    const PER_PUBLISH: usize = 64;
+    const PER_MESSAGE: usize = 5;
+    let payloads: usize = messages.iter().map(|m| PER_MESSAGE + m.payload.len()).sum();
+    PER_PUBLISH + room.len() + payloads
 }
 
 /// One turn's messages of one room, on its way to the bus thread.
@@ -96,6 +148,8 @@ impl Counters {
 pub(crate) struct Publish {
     pub room: Arc<str>,
     pub messages: Vec<BusMessage>,
+    /// Its [`publish_cost`], reserved in `Counters::queued_bytes` until released.
+    pub bytes: usize,
 }
 
 /// Everything but publishing. Unbounded: these come at client connect/subscribe rate, and
@@ -131,6 +185,16 @@ pub(crate) struct ShardTx {
 }
 
 impl ShardTx {
+    /// `n` messages of `room` dropped before reaching the bus thread: counted, and their
+    /// sequence numbers skipped so receivers see the gap.
+    fn skip(&self, counters: &Counters, room: Arc<str>, n: u64) {
+        Counters::add(&counters.dropped, n);
+        if let Ok(mut skipped) = self.skipped.lock() {
+            *skipped.entry(room).or_insert(0) += n;
+        }
+        self.has_skipped.store(true, Ordering::Release);
+    }
+
     /// Takes the per-room counts of messages dropped on a full queue.
     pub fn take_skipped(&self) -> Option<HashMap<Arc<str>, u64>> {
         if !self.has_skipped.swap(false, Ordering::Acquire) {
@@ -155,6 +219,7 @@ struct Inner {
     node_id: Arc<str>,
     shards: Vec<Arc<ShardTx>>,
     counters: Arc<Counters>,
+    max_queued_bytes: usize,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -163,6 +228,7 @@ impl BusHandle {
         node_id: Arc<str>,
         shards: Vec<Arc<ShardTx>>,
         counters: Arc<Counters>,
+        max_queued_bytes: usize,
         thread: JoinHandle<()>,
     ) -> Self {
         Self {
@@ -170,6 +236,7 @@ impl BusHandle {
                 node_id,
                 shards,
                 counters,
+                max_queued_bytes,
                 thread: Mutex::new(Some(thread)),
             }),
         }
@@ -191,8 +258,9 @@ impl BusHandle {
         &self.inner.node_id
     }
 
-    /// Queues one turn's messages of `room` for one PUBLISH. Never blocks: on a full queue the
-    /// messages are dropped, counted in `dropped`, and receivers will see the gap.
+    /// Queues one turn's messages of `room` for one PUBLISH. Never blocks: on a full queue (in
+    /// count, `queue_capacity` per shard, or in bytes, `max_queued_bytes` in all) the messages
+    /// are dropped, counted in `dropped`, and receivers will see the gap.
     pub fn try_publish(
         &self,
         room: impl Into<Arc<str>>,
@@ -203,19 +271,27 @@ impl BusHandle {
         }
         let room = room.into();
         let shard = self.shard(&room);
-        match shard.data.try_send(Publish { room, messages }) {
+        let counters = &self.inner.counters;
+        let bytes = publish_cost(&room, &messages);
+        if !counters.reserve(bytes, self.inner.max_queued_bytes) {
+            shard.skip(counters, room, messages.len() as u64);
+            return Err(ClusterError::QueueFull);
+        }
+        let p = Publish {
+            room,
+            messages,
+            bytes,
+        };
+        match shard.data.try_send(p) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(p)) => {
-                let n = p.messages.len() as u64;
-                Counters::add(&self.inner.counters.dropped, n);
-                if let Ok(mut skipped) = shard.skipped.lock() {
-                    *skipped.entry(p.room).or_insert(0) += n;
-                }
-                shard.has_skipped.store(true, Ordering::Release);
+                counters.release(p.bytes);
+                shard.skip(counters, p.room, p.messages.len() as u64);
                 Err(ClusterError::QueueFull)
             }
             Err(mpsc::error::TrySendError::Closed(p)) => {
-                Counters::add(&self.inner.counters.dropped, p.messages.len() as u64);
+                counters.release(p.bytes);
+                Counters::add(&counters.dropped, p.messages.len() as u64);
                 Err(ClusterError::Closed)
             }
         }
@@ -284,6 +360,11 @@ impl BusHandle {
             dropped: get(&c.dropped),
             gaps: get(&c.gaps),
             malformed: get(&c.malformed),
+            queued_bytes: c.queued_bytes.load(Ordering::Relaxed),
+            sequence_rooms: c.sequence_rooms.load(Ordering::Relaxed),
+            sequence_forced_evictions: get(&c.sequence_forced_evictions),
+            duplicate_node_id: get(&c.duplicate_node_id),
+            bad_presence: get(&c.bad_presence),
         }
     }
 

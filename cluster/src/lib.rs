@@ -6,14 +6,18 @@
 //!   called on the bus thread (push into the worker's queue, wake it with `MSG_RING`).
 //! * **Sharding.** Each room lives on one Redis, `urls[shard_of(room)]` (FNV-1a of the name), one
 //!   connection per URL. Every node must list the same URLs in the same order.
-//! * **Publishing.** [`BusHandle::try_publish`] queues one turn's messages of one room (bounded
-//!   queue; full → dropped and counted) and the bus sends them as one `PUBLISH` on
+//! * **Publishing.** [`BusHandle::try_publish`] queues one turn's messages of one room (queue
+//!   bounded in count and in bytes, `max_queued_bytes`; full → dropped and counted) and the bus sends them as one `PUBLISH` on
 //!   `<prefix>:room:<name>`, in a compact binary envelope ([`wire`](crate::wire) format: origin
-//!   node id, per-(origin, room) sequence number counting messages, then kind + payload per
-//!   message). Batches are pipelined, one in flight per connection, so order is kept.
+//!   node id, stream id, per-(origin, room, stream) sequence number counting messages, then
+//!   kind + payload per message). Batches are pipelined, one in flight per connection, so order
+//!   is kept. A room's numbering is forgotten when idle (bounded: `streams`); its next publish
+//!   starts a new stream, which receivers take as a fresh start, not a gap.
 //! * **Receiving.** Only rooms subscribed with [`BusHandle::subscribe`] (first local member) are
 //!   received, until [`BusHandle::unsubscribe`] (last local member leaves). A node never
-//!   delivers its own envelopes. Sequence gaps become [`BusEvent::Gap`] and the `gaps` counter.
+//!   delivers its own envelopes. Sequence gaps become [`BusEvent::Gap`] and the `gaps` counter;
+//!   a sequence going backwards within a stream is a `Gap` with `missed: 0` (continuity broken
+//!   by an unknown amount), never a silent second delivery.
 //!   Envelopes already waiting are handled as one burst (at most 256), closed by
 //!   [`BusEvent::Flush`], so the server can hand each worker one group per burst.
 //! * **Presence.** A Redis hash per room, a field per client with its own expiry, refreshed every
@@ -39,7 +43,9 @@ mod gaps;
 mod handle;
 mod link;
 mod presence;
+mod redact;
 mod shard;
+mod streams;
 mod transport;
 mod wire;
 
@@ -50,5 +56,6 @@ pub use config::{BusConfig, shard_of};
 pub use error::ClusterError;
 pub use handle::{BusEvent, BusHandle, BusStats};
 pub use presence::PresenceMember;
+pub use redact::{Redacted, redact_url};
 pub use transport::ClusterBus;
 pub use wire::{BusMessage, MessageKind, decode_member, encode_member};

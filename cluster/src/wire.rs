@@ -1,13 +1,17 @@
 //! The bus wire format: one Redis PUBLISH carries one room's messages of one turn.
 //!
 //! ```text
-//! u8  magic 0xRC (0xAC) | u8 version (1) | u8 origin length | origin (UTF-8)
-//! u64 LE first seq      | u32 LE count
+//! u8  magic 0xRC (0xAC) | u8 version (2) | u8 origin length | origin (UTF-8)
+//! u64 LE stream         | u64 LE first seq | u32 LE count
 //! count × ( u8 kind | u32 LE length | payload )
 //! ```
-//! Sequence numbers count messages, per (origin, room), from 1: the i-th message of an envelope
-//! has `first + i`, so a receiver's gap is a number of messages. Payloads are raw bytes (no
-//! escaping), so each node builds its own frames from kind + payload.
+//! Sequence numbers count messages, per (origin, room, stream), from 1: the i-th message of an
+//! envelope has `first + i`, so a receiver's gap is a number of messages. A stream is one run of
+//! a room's numbering on its origin: a new one starts when the origin (re)starts, or forgot the
+//! room's numbering (`crate::streams` bounds what it keeps), so receivers tell a fresh start
+//! from a gap or a replay (`crate::gaps`). Version 1 (no stream field) is still decoded, as
+//! stream 0. Payloads are raw bytes (no escaping), so each node builds its own frames from
+//! kind + payload.
 //!
 //! Kinds 1–3 are messages. Kinds 4–6 (added in version 1 without a bump: each travels in an
 //! envelope of its own, which a node that predates them counts as malformed and drops, nothing
@@ -18,7 +22,9 @@
 use bytes::{BufMut, Bytes};
 
 const MAGIC: u8 = 0xAC;
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// The version before stream ids: decoded as stream 0.
+const VERSION_1: u8 = 1;
 
 /// What a message's payload is, so each node encodes its own forms (room frame, pub/sub JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +119,7 @@ impl BusMessage {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Envelope<'a> {
     pub origin: &'a str,
+    pub stream: u64,
     pub first_seq: u64,
     pub messages: Vec<BusMessage>,
 }
@@ -127,13 +134,19 @@ pub(crate) enum Malformed {
 }
 
 /// Encodes one envelope; `origin` is at most 255 bytes (checked by the config).
-pub(crate) fn encode(origin: &str, first_seq: u64, messages: &[BusMessage]) -> Vec<u8> {
+pub(crate) fn encode(
+    origin: &str,
+    stream: u64,
+    first_seq: u64,
+    messages: &[BusMessage],
+) -> Vec<u8> {
     let body: usize = messages.iter().map(|m| 5 + m.payload.len()).sum();
-    let mut out = Vec::with_capacity(3 + origin.len() + 12 + body);
+    let mut out = Vec::with_capacity(3 + origin.len() + 20 + body);
     out.put_u8(MAGIC);
     out.put_u8(VERSION);
     out.put_u8(origin.len() as u8);
     out.put_slice(origin.as_bytes());
+    out.put_u64_le(stream);
     out.put_u64_le(first_seq);
     out.put_u32_le(messages.len() as u32);
     for m in messages {
@@ -147,11 +160,19 @@ pub(crate) fn encode(origin: &str, first_seq: u64, messages: &[BusMessage]) -> V
 /// Decodes an envelope; payloads are zero-copy slices of `buf`.
 pub(crate) fn decode(buf: &Bytes) -> Result<Envelope<'_>, Malformed> {
     let mut r = Reader { buf, pos: 0 };
-    if r.u8()? != MAGIC || r.u8()? != VERSION {
+    if r.u8()? != MAGIC {
+        return Err(Malformed::Header);
+    }
+    let version = r.u8()?;
+    if version != VERSION && version != VERSION_1 {
         return Err(Malformed::Header);
     }
     let olen = usize::from(r.u8()?);
     let origin = std::str::from_utf8(r.take(olen)?).map_err(|_| Malformed::Header)?;
+    let stream = match version {
+        VERSION_1 => 0,
+        _ => u64::from_le_bytes(r.array()?),
+    };
     let first_seq = u64::from_le_bytes(r.array()?);
     let count = u32::from_le_bytes(r.array()?) as usize;
     // Each message needs at least 5 bytes: bound the allocation by what the buffer can hold.
@@ -172,6 +193,7 @@ pub(crate) fn decode(buf: &Bytes) -> Result<Envelope<'_>, Malformed> {
     }
     Ok(Envelope {
         origin,
+        stream,
         first_seq,
         messages,
     })
@@ -216,12 +238,13 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let buf = Bytes::from(encode("node-a", 41, &sample()));
+        let buf = Bytes::from(encode("node-a", 9, 41, &sample()));
         let env = decode(&buf).unwrap();
         assert_eq!(
             env,
             Envelope {
                 origin: "node-a",
+                stream: 9,
                 first_seq: 41,
                 messages: sample()
             }
@@ -233,13 +256,13 @@ mod tests {
         let shared: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"frame"[..]);
         let m = BusMessage::new(MessageKind::Binary, Bytes::from_owner(shared.clone()));
         assert_eq!(m.payload.as_ptr(), shared.as_ptr());
-        let buf = Bytes::from(encode("n", 1, &[m]));
+        let buf = Bytes::from(encode("n", 5, 1, &[m]));
         assert_eq!(&decode(&buf).unwrap().messages[0].payload[..], b"frame");
     }
 
     #[test]
     fn every_truncation_is_rejected() {
-        let full = encode("n", 1, &sample());
+        let full = encode("n", 5, 1, &sample());
         for cut in 0..full.len() {
             let buf = Bytes::copy_from_slice(&full[..cut]);
             assert!(decode(&buf).is_err(), "cut at {cut} decoded");
@@ -251,11 +274,11 @@ mod tests {
 
     #[test]
     fn bad_header_and_kind() {
-        let mut buf = encode("n", 1, &sample());
+        let mut buf = encode("n", 5, 1, &sample());
         buf[0] = b'{';
         assert_eq!(decode(&Bytes::from(buf)), Err(Malformed::Header));
-        let mut buf = encode("n", 1, &sample()[..1]);
-        let kind_at = 3 + 1 + 12;
+        let mut buf = encode("n", 5, 1, &sample()[..1]);
+        let kind_at = 3 + 1 + 20;
         buf[kind_at] = 9;
         assert_eq!(decode(&Bytes::from(buf)), Err(Malformed::Kind(9)));
     }
@@ -266,7 +289,7 @@ mod tests {
         let leave = BusMessage::new(MessageKind::Leave, encode_member("b-1-7", ""));
         let mark = BusMessage::new(MessageKind::Mark, 7u64.to_le_bytes().to_vec());
         for m in [join, leave, mark] {
-            let buf = Bytes::from(encode("b", 3, std::slice::from_ref(&m)));
+            let buf = Bytes::from(encode("b", 5, 3, std::slice::from_ref(&m)));
             let env = decode(&buf).unwrap();
             assert_eq!((env.first_seq, &env.messages[..]), (3, &[m][..]));
         }
@@ -287,8 +310,24 @@ mod tests {
     }
 
     #[test]
+    fn version_1_decodes_as_stream_0() {
+        let v2 = encode("node-a", 9, 41, &sample());
+        // Version 1: the same without the stream field.
+        let mut v1 = v2[..3 + 6].to_vec();
+        v1[1] = 1;
+        v1.extend_from_slice(&v2[3 + 6 + 8..]);
+        let buf = Bytes::from(v1);
+        let env = decode(&buf).unwrap();
+        assert_eq!((env.origin, env.stream, env.first_seq), ("node-a", 0, 41));
+        assert_eq!(env.messages, sample());
+        let mut v3 = v2.clone();
+        v3[1] = 3;
+        assert_eq!(decode(&Bytes::from(v3)), Err(Malformed::Header));
+    }
+
+    #[test]
     fn huge_count_does_not_allocate_it() {
-        let mut buf = encode("n", 1, &[]);
+        let mut buf = encode("n", 5, 1, &[]);
         let at = buf.len() - 4;
         buf[at..].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(decode(&Bytes::from(buf)), Err(Malformed::Truncated));

@@ -298,3 +298,53 @@ fn every_burst_of_envelopes_ends_with_a_flush() {
     );
     eprintln!("{envelopes} envelopes in {flushes} bursts, longest {longest}");
 }
+
+/// Issue 21 row 3: the per-room numbering of what a node publishes is forgotten once the room
+/// is idle (here after two presence refreshes of 100 ms), so many distinct topics leave nothing
+/// behind; a forgotten room's next publish starts a new stream, which a receiver that still
+/// follows the old one takes as a fresh start: no false gap, nothing lost.
+#[test]
+fn idle_rooms_forget_their_numbering_without_false_gaps() {
+    let redis = RedisServer::start();
+    let urls = [redis.url()];
+    let a = Node::named("many", &urls, Duration::from_millis(300));
+    let mut b = Node::named("sink", &urls, Duration::from_secs(5));
+    a.wait_up(true);
+    b.wait_up(true);
+    b.bus.subscribe("keep").unwrap();
+    b.presence("keep");
+
+    a.bus.try_publish("keep", vec![text("1".into())]).unwrap();
+    assert_eq!(collect(&b, "keep", 1)[0].1.payload, "1");
+    for i in 0..20_000 {
+        let _ = a
+            .bus
+            .try_publish(format!("topic-{i}"), vec![text("x".into())]);
+    }
+    let mut peak = 0;
+    let wait_empty = |peak: &mut usize| {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let rooms = a.bus.stats().sequence_rooms;
+            *peak = (*peak).max(rooms);
+            if rooms == 0 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{:?}", a.bus.stats());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_empty(&mut peak);
+    println!(
+        "peak {peak} rooms with numbering, then 0: {:?}",
+        a.bus.stats()
+    );
+    assert!(peak > 0);
+    assert_eq!(a.bus.stats().sequence_forced_evictions, 0);
+    // "keep" was forgotten too: its next message starts a new stream. `collect` fails on a gap.
+    a.bus.try_publish("keep", vec![text("2".into())]).unwrap();
+    assert_eq!(collect(&b, "keep", 1)[0].1.payload, "2");
+    a.bus.try_publish("keep", vec![text("3".into())]).unwrap();
+    assert_eq!(collect(&b, "keep", 1)[0].1.payload, "3");
+    assert_eq!(b.bus.stats().gaps, 0);
+}

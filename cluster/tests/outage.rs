@@ -170,3 +170,79 @@ fn reconnect_backoff_doubles_up_to_its_cap() {
     );
     assert!(!n.bus.stats().up);
 }
+
+/// Issue 21 row 7: big publishes while Redis stalls (SIGSTOP: connected, never answering) are
+/// bounded in bytes, not only in count: over `max_queued_bytes` they are dropped and counted,
+/// the queued figure never exceeds the bound, and receivers see the drops as gaps.
+#[test]
+fn stalled_redis_bounds_the_publish_queue_in_bytes() {
+    const BOUND: usize = 8 << 20;
+    const PAYLOAD: usize = 64 << 10;
+    const SENT: u64 = 400; // 25 MiB offered
+    let redis = RedisServer::start();
+    let urls = [redis.url()];
+    let mut cfg = ringcast_cluster::BusConfig::new(urls.clone());
+    cfg.node_id = "big".into();
+    cfg.max_queued_bytes = BOUND;
+    cfg.presence_ttl = Duration::from_secs(60); // no PING while stalled
+    cfg.response_timeout = Duration::from_secs(60);
+    let a = Node::start(cfg);
+    let mut b = Node::named("sink", &urls, Duration::from_secs(60));
+    a.wait_up(true);
+    b.wait_up(true);
+    b.bus.subscribe("r").unwrap();
+    b.presence("r");
+
+    let pid = redis.pid().unwrap() as libc::pid_t;
+    // SAFETY: signalling our own child process; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let mut peak = 0;
+    for i in 0..SENT {
+        let mut payload = vec![b'x'; PAYLOAD];
+        payload[..8].copy_from_slice(&i.to_le_bytes());
+        let _ = a
+            .bus
+            .try_publish("r", vec![BusMessage::new(MessageKind::Binary, payload)]);
+        peak = peak.max(a.bus.stats().queued_bytes);
+    }
+    let stalled = a.bus.stats();
+    println!("stalled: {stalled:?}, peak queued {peak} bytes");
+    assert!(peak <= BOUND, "queued {peak} bytes, bound {BOUND}");
+    assert!(stalled.dropped > 0, "25 MiB offered over an 8 MiB bound");
+    assert!(
+        stalled.dropped < SENT,
+        "what fits in the bound is queued, not dropped"
+    );
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+
+    // A last message reveals trailing drops as a gap; every message arrived or is a gap.
+    a.bus
+        .try_publish("r", vec![BusMessage::new(MessageKind::Text, "last")])
+        .unwrap();
+    let (mut received, mut gaps) = (0u64, 0u64);
+    loop {
+        let last = b.wait_for(Duration::from_secs(20), "messages", |e| match e {
+            BusEvent::Gap { missed, .. } => {
+                gaps += missed;
+                Some(false)
+            }
+            BusEvent::Messages { messages, .. } => {
+                received += messages.len() as u64;
+                Some(messages.iter().any(|m| &m.payload[..] == b"last"))
+            }
+            _ => None,
+        });
+        if last {
+            break;
+        }
+    }
+    assert_eq!(received + gaps, SENT + 1);
+    assert_eq!(gaps, a.bus.stats().dropped);
+    // The replies release what the queue held (no event for that: poll the gauge).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.bus.stats().queued_bytes != 0 {
+        assert!(Instant::now() < deadline, "{:?}", a.bus.stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

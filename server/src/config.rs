@@ -138,7 +138,12 @@ pub struct Config {
     /// Redis URL(s) of the cluster bus (docs/cluster.md), repeatable or comma-separated; rooms are
     /// sharded over them by a hash of the name, so every node must list the same URLs in the
     /// same order. None: a single node, no bus thread.
-    #[arg(long, env = "RINGCAST_CLUSTER", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "RINGCAST_CLUSTER",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub cluster: Vec<String>,
     /// Prefix of the cluster's Redis channels and keys (`<prefix>:room:<name>`).
     #[arg(long, env = "RINGCAST_CLUSTER_PREFIX", default_value = "ringcast")]

@@ -114,7 +114,8 @@ const JSON: u8 = 3;
 /// Presence kinds (`Join`, `Leave`): a node announces its members' changes on the room channel.
 const PRESENCE: [u8; 2] = [4, 5];
 
-/// A decoded bus envelope: origin, first sequence number, (kind, payload) per message.
+/// A decoded bus envelope: origin, first sequence number, (kind, payload) per message (the
+/// stream id is skipped: a room's numbering restarts only after it was idle for 10 s).
 struct Envelope {
     origin: String,
     first_seq: u64,
@@ -124,9 +125,10 @@ struct Envelope {
 impl Envelope {
     /// Decodes the wire format (`cluster/src/wire.rs`); panics on anything else.
     fn parse(b: &[u8]) -> Envelope {
-        assert_eq!(b[..2], [0xAC, 1], "magic and version");
+        assert_eq!(b[..2], [0xAC, 2], "magic and version");
         let o = 3 + b[2] as usize;
         let origin = String::from_utf8(b[3..o].to_vec()).expect("UTF-8 origin");
+        let o = o + 8; // the stream id (one per run of a room's numbering)
         let first_seq = u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
         let count = u32::from_le_bytes(b[o + 8..o + 12].try_into().expect("4 bytes"));
         let (mut at, mut messages) = (o + 12, Vec::new());
@@ -160,7 +162,8 @@ fn next_envelope(listener: &mut Resp) -> (String, Envelope) {
     }
 }
 
-/// One bus envelope (`cluster/src/wire.rs`): origin, first sequence number, messages of `kind`.
+/// One bus envelope (`cluster/src/wire.rs`, version 1, still accepted: no stream id): origin,
+/// first sequence number, messages of `kind`.
 fn envelope_of(origin: &str, first_seq: u64, kind: u8, payloads: &[&str]) -> Vec<u8> {
     let mut out = vec![0xAC, 1, origin.len() as u8];
     out.extend_from_slice(origin.as_bytes());

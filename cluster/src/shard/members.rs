@@ -2,12 +2,29 @@
 //! joins and leaves (published too, as `Join` / `Leave` right after their HSET / HDEL, when the
 //! room is on the bus), the refresh every TTL/3 (with a PING, so a hung Redis is noticed) and
 //! the cleanup at shutdown. Queries are in `queries`.
+//!
+//! **Duplicate node ids.** Two running nodes with one `node_id` would ignore each other's
+//! envelopes (each takes them for its own) and overwrite each other's presence entries, so
+//! each node claims its id in Redis: on every refresh shard 0 runs
+//! `SET <prefix>:node:<id> <instance> PX <ttl> GET`, `instance` a random nonce of this process.
+//! Finding another instance's nonce there on any claim but the first (the first may find the
+//! claim of a predecessor that just died, until its TTL runs out) means another live process
+//! wrote it since our previous claim: the `duplicate_node_id` counter counts it and an `error!`
+//! says so, at most once a minute, on both nodes, within about two refresh periods (TTL/3
+//! each). The node is not stopped: refusing would need a wait of one TTL at every start to
+//! tell a dead predecessor from a live twin, and stopping the node already serving clients
+//! would turn a configuration mistake into an outage; an operator sees the error and the
+//! counter and fixes the ids.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use redis::Value;
+use tokio::time::Instant;
+
 use super::Shard;
 use crate::batch::Tag;
+use crate::handle::Counters;
 use crate::presence;
 use crate::wire::{self, BusMessage, MessageKind};
 
@@ -57,11 +74,11 @@ impl Shard {
     /// lost one is a gap), right behind its HSET / HDEL in the same pipeline: Redis runs them
     /// in that order, which is what lets a receiver order it against its own queries.
     fn publish_change(&mut self, room: &Arc<str>, kind: MessageKind, client: &str, user: &str) {
-        let first = self.next_seq(room, 1);
+        let (stream, first) = self.next_seq(room, 1);
         let change = BusMessage::new(kind, wire::encode_member(client, user));
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(self.channel(room))
-            .arg(wire::encode(&self.cfg.node, first, &[change]));
+            .arg(wire::encode(&self.cfg.node, stream, first, &[change]));
         self.push_cmd(cmd, Tag::Other);
     }
 
@@ -117,11 +134,62 @@ impl Shard {
     /// Every TTL/3: re-writes local presence, and PINGs so a hung Redis is noticed (after
     /// `response_timeout`) even when nothing else is sent.
     pub(super) fn refresh(&mut self) {
+        // Rooms not published to for a whole period forget their numbering (`crate::streams`).
+        self.out.sweep();
         if self.link.is_up() {
+            self.claim_node_id();
             self.push_cmd(redis::cmd("PING"), Tag::Other);
             for cmd in self.presence_commands() {
                 self.push_cmd(cmd, Tag::Other);
             }
+        }
+    }
+}
+
+impl Shard {
+    /// Claims this node's id for one TTL (module doc); shard 0 only.
+    fn claim_node_id(&mut self) {
+        if self.cfg.index != 0 {
+            return;
+        }
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(format!("{}:node:{}", self.cfg.prefix, self.cfg.node))
+            .arg(&self.instance)
+            .arg("PX")
+            .arg(self.cfg.ttl.as_millis() as u64)
+            .arg("GET");
+        self.push_cmd(cmd, Tag::Claim);
+    }
+
+    /// The previous holder of our claim: another live instance unless it is the first claim.
+    pub(super) fn on_claim(&mut self, previous: Value) {
+        let first = !std::mem::replace(&mut self.claimed, true);
+        let other = match &previous {
+            Value::BulkString(b) => b.as_slice() != self.instance.as_bytes(),
+            Value::ServerError(e) => {
+                tracing::warn!(
+                    shard = self.cfg.index,
+                    "cluster: node id claim refused: {e:?}"
+                );
+                false
+            }
+            _ => false,
+        };
+        if !other || first {
+            return;
+        }
+        Counters::add(&self.counters.duplicate_node_id, 1);
+        let now = Instant::now();
+        if self
+            .duplicate_logged
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(60))
+        {
+            self.duplicate_logged = Some(now);
+            tracing::error!(
+                node = %self.cfg.node,
+                "cluster: another running node uses this node id: the two ignore each other's \
+                 messages and overwrite each other's presence; give each node its own --node-id"
+            );
         }
     }
 }

@@ -21,13 +21,16 @@ use crate::batch::{Batch, Tag};
 use crate::gaps::GapTracker;
 use crate::handle::{Control, Counters, Publish, ShardTx};
 use crate::link::{self, BACKOFF_START, Connected, Link, LinkEvent, LocalFuture};
+use crate::streams::{MAX_STREAMS, OutStreams};
 use crate::{BusEvent, wire};
 
 /// The event sink shared by the shards of one bus thread.
 pub(crate) type Emit = Rc<dyn Fn(BusEvent)>;
 
 /// Publishes accepted into a batch before the shard stops taking more from its queue, so a slow
-/// Redis makes the bounded queue fill (and drop, counted) instead of memory grow.
+/// Redis makes the bounded queue fill (and drop, counted) instead of memory grow. In bytes, the
+/// queue, the pending batch and the batch in flight share `BusConfig::max_queued_bytes`: each
+/// publish holds its share from `try_publish` until Redis answers it (or it is dropped).
 const MAX_PENDING_PUBLISHES: usize = 4096;
 /// How long a shutdown waits for its presence cleanup to reach Redis.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -35,6 +38,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Timings and names one shard needs.
 pub(crate) struct ShardConfig {
     pub index: usize,
+    /// The shard's Redis URL for logs, password hidden (`crate::redact`).
     pub url: String,
     pub client: Client,
     pub node: Arc<str>,
@@ -57,11 +61,11 @@ pub(crate) struct Shard {
     cfg: ShardConfig,
     channel_prefix: String,
     rooms: HashMap<Arc<str>, Room>,
-    /// Next sequence number per room published to; kept for the node's life so a room's
-    /// sequence never restarts (receivers would lose the ability to see gaps).
-    seqs: HashMap<Arc<str>, u64>,
-    /// Full-queue drops of rooms without a sequence yet (see `on_publish`).
-    unplaced_skips: HashMap<Arc<str>, u64>,
+    /// Each room's outbound numbering (stream id, next sequence number), bounded: idle rooms
+    /// are forgotten and start a new stream (`crate::streams`).
+    out: OutStreams,
+    /// `out.len()` as last added to `Counters::sequence_rooms`.
+    out_counted: usize,
     data: mpsc::Receiver<Publish>,
     control: mpsc::UnboundedReceiver<Control>,
     tx: Arc<ShardTx>,
@@ -71,6 +75,12 @@ pub(crate) struct Shard {
     batch: Batch,
     queries: queries::Queries,
     closing: Option<Instant>,
+    /// This process's nonce in its node-id claim (`members::claim_node_id`).
+    instance: String,
+    /// A claim was answered already (the first may find a dead predecessor's).
+    claimed: bool,
+    /// When a duplicate node id was last logged (at most once a minute).
+    duplicate_logged: Option<Instant>,
 }
 
 impl Room {
@@ -97,8 +107,8 @@ impl Shard {
             channel_prefix: format!("{}:room:", cfg.prefix),
             cfg,
             rooms: HashMap::new(),
-            seqs: HashMap::new(),
-            unplaced_skips: HashMap::new(),
+            out: OutStreams::new(crate::config::random_u64(), MAX_STREAMS),
+            out_counted: 0,
             data,
             control,
             tx,
@@ -108,6 +118,9 @@ impl Shard {
             batch: Batch::new(),
             queries: queries::Queries::default(),
             closing: None,
+            instance: format!("{:016x}", crate::config::random_u64()),
+            claimed: false,
+            duplicate_logged: None,
         }
     }
 
@@ -136,6 +149,7 @@ impl Shard {
                 _ = refresh.tick(), if open => self.refresh(),
                 () = tokio::time::sleep_until(grace), if !open => {}
             }
+            self.count_streams();
         }
         self.go_down("shutting down");
     }
@@ -159,42 +173,51 @@ impl Shard {
     }
 
     fn on_publish(&mut self, p: Publish) {
-        // Messages dropped on a full queue skip sequence numbers, so receivers count them. A
-        // room not published yet gets its skip after its first envelope: a receiver's first
-        // envelope is only a baseline and would hide a gap before it.
+        // Messages dropped on a full queue skip sequence numbers, so receivers count them (a
+        // room not published yet gets its skip after its first envelope: `streams`).
         if let Some(skipped) = self.tx.take_skipped() {
             for (room, n) in skipped {
-                match self.seqs.get_mut(&*room) {
-                    Some(seq) => *seq += n,
-                    None => *self.unplaced_skips.entry(room).or_insert(0) += n,
-                }
+                self.out.skipped(&room, n);
             }
         }
         let n = p.messages.len() as u64;
-        let first = self.next_seq(&p.room, n);
+        let (stream, first) = self.next_seq(&p.room, n);
         if !self.link.is_up() {
+            self.counters.release(p.bytes);
             Counters::add(&self.counters.dropped, n);
+            self.out.lost(&p.room, stream, first.saturating_add(n));
             return;
         }
-        let body = wire::encode(&self.cfg.node, first, &p.messages);
+        let body = wire::encode(&self.cfg.node, stream, first, &p.messages);
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(self.channel(&p.room)).arg(body);
-        self.push_cmd(cmd, Tag::Publish(n));
+        let tag = Tag::Publish {
+            n,
+            bytes: p.bytes,
+            room: p.room,
+            stream,
+            first,
+        };
+        self.push_cmd(cmd, tag);
     }
 
-    /// The sequence numbers of `n` messages about to be published in `room`: returns the first.
-    fn next_seq(&mut self, room: &Arc<str>, n: u64) -> u64 {
-        match self.seqs.get_mut(&**room) {
-            Some(seq) => {
-                let first = *seq;
-                *seq += n;
-                first
-            }
-            None => {
-                let skip = self.unplaced_skips.remove(&**room).unwrap_or(0);
-                self.seqs.insert(room.clone(), 1 + n + skip);
-                1
-            }
+    /// The stream and first sequence number of `n` messages about to be published in `room`.
+    fn next_seq(&mut self, room: &Arc<str>, n: u64) -> (u64, u64) {
+        self.out.assign(room, n)
+    }
+
+    /// Publishes `Counters::sequence_rooms` and forced evictions after a change.
+    fn count_streams(&mut self) {
+        let len = self.out.len();
+        if len != self.out_counted {
+            let rooms = &self.counters.sequence_rooms;
+            rooms.fetch_add(len, Ordering::Relaxed);
+            rooms.fetch_sub(self.out_counted, Ordering::Relaxed);
+            self.out_counted = len;
+            let forced = self.out.forced_evictions();
+            self.counters
+                .sequence_forced_evictions
+                .fetch_max(forced, Ordering::Relaxed);
         }
     }
 
@@ -224,15 +247,34 @@ impl Shard {
             Ok(values) => {
                 for (tag, value) in tags.into_iter().zip(values) {
                     match tag {
-                        Tag::Publish(n) if matches!(value, Value::ServerError(_)) => {
+                        Tag::Publish {
+                            n,
+                            bytes,
+                            room,
+                            stream,
+                            first,
+                        } if matches!(value, Value::ServerError(_)) => {
+                            self.counters.release(bytes);
                             Counters::add(&self.counters.dropped, n);
+                            self.out.lost(&room, stream, first.saturating_add(n));
                             tracing::warn!(
                                 shard = self.cfg.index,
                                 "cluster: Redis refused a PUBLISH: {value:?}"
                             );
                         }
-                        Tag::Publish(n) => Counters::add(&self.counters.published, n),
+                        Tag::Publish {
+                            n,
+                            bytes,
+                            room,
+                            stream,
+                            first,
+                        } => {
+                            self.counters.release(bytes);
+                            Counters::add(&self.counters.published, n);
+                            self.out.accepted(&room, stream, first);
+                        }
                         Tag::Query { room, token, .. } => self.answer_query(room, token, value),
+                        Tag::Claim => self.on_claim(value),
                         Tag::Other => {
                             if let Value::ServerError(e) = value {
                                 tracing::warn!(
@@ -259,9 +301,19 @@ impl Shard {
     fn fail_tags(&mut self, tags: Vec<Tag>) {
         for tag in tags {
             match tag {
-                Tag::Publish(n) => Counters::add(&self.counters.dropped, n),
+                Tag::Publish {
+                    n,
+                    bytes,
+                    room,
+                    stream,
+                    first,
+                } => {
+                    self.counters.release(bytes);
+                    Counters::add(&self.counters.dropped, n);
+                    self.out.lost(&room, stream, first.saturating_add(n));
+                }
                 Tag::Query { room, token, .. } => self.fail_query(room, token),
-                Tag::Other => {}
+                Tag::Claim | Tag::Other => {}
             }
         }
     }

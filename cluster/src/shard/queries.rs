@@ -17,6 +17,8 @@ use redis::Value;
 
 use super::Shard;
 use crate::batch::Tag;
+use crate::handle::Counters;
+use crate::presence::Entry;
 use crate::wire::{self, BusMessage, MessageKind};
 use crate::{BusEvent, ClusterError, PresenceMember, presence};
 
@@ -72,7 +74,7 @@ impl Shard {
             self.push_cmd(redis::Cmd::hgetall(key), Tag::Query { room, token });
             return;
         }
-        let first = self.next_seq(&room, 1);
+        let (stream, first) = self.next_seq(&room, 1);
         let mark = BusMessage::new(MessageKind::Mark, token.to_le_bytes().to_vec());
         let mut script = redis::cmd("EVAL");
         script
@@ -80,7 +82,7 @@ impl Shard {
             .arg(2)
             .arg(key)
             .arg(self.channel(&room))
-            .arg(wire::encode(&self.cfg.node, first, &[mark]));
+            .arg(wire::encode(&self.cfg.node, stream, first, &[mark]));
         self.push_cmd(script, Tag::Query { room, token });
         self.queries.steps.insert(token, Step::Sent);
     }
@@ -142,23 +144,28 @@ impl Shard {
         });
     }
 
-    /// The live members of an HGETALL reply; expired entries are deleted on the way.
+    /// The live members of an HGETALL reply; expired entries are deleted on the way, and so are
+    /// bad ones (`presence::Entry::Bad`, counted): one bad entry never fails the answer.
     fn parse_members(&mut self, room: &str, value: Value) -> Members {
         let now = presence::now_ms();
-        match redis::from_redis_value::<HashMap<String, String>>(value) {
+        match redis::from_redis_value::<HashMap<Vec<u8>, Vec<u8>>>(value) {
             Ok(map) => {
-                let mut expired = Vec::new();
+                let mut dead = Vec::new();
                 let mut live = Vec::new();
-                for (f, v) in &map {
-                    match presence::parse(f, v, now) {
-                        Some(m) => live.push(m),
-                        None => expired.push(f.clone()),
+                for (f, v) in map {
+                    match presence::parse(&f, &v, now) {
+                        Entry::Live(m) => live.push(m),
+                        Entry::Expired => dead.push(f),
+                        Entry::Bad => {
+                            Counters::add(&self.counters.bad_presence, 1);
+                            dead.push(f);
+                        }
                     }
                 }
-                if !expired.is_empty() {
-                    // Best-effort cleanup of a dead node's leftovers.
+                if !dead.is_empty() {
+                    // Best-effort cleanup of a dead node's leftovers (and of what no node wrote).
                     let key = self.presence_key(room);
-                    self.push_cmd(redis::Cmd::hdel(key, expired), Tag::Other);
+                    self.push_cmd(redis::Cmd::hdel(key, dead), Tag::Other);
                 }
                 live.sort();
                 Ok(live)

@@ -121,10 +121,21 @@ impl Shard {
             return;
         };
         let n = env.messages.len() as u64;
-        let (origin, verdict) = r.gaps.observe(env.origin, env.first_seq, n);
-        if let Continuity::Gap { missed } = verdict {
-            Counters::add(&self.counters.gaps, missed);
-            tracing::warn!(room = %room, origin = %origin, missed, "cluster: bus gap");
+        let (origin, verdict) = r.gaps.observe(env.origin, env.stream, env.first_seq, n);
+        let missed = match verdict {
+            Continuity::Gap { missed } => {
+                Counters::add_saturating(&self.counters.gaps, missed);
+                tracing::warn!(room = %room, origin = %origin, missed, "cluster: bus gap");
+                Some(missed)
+            }
+            Continuity::Restarted => {
+                tracing::warn!(room = %room, origin = %origin, seq = env.first_seq,
+                    "cluster: bus sequence went backwards (replayed, forged, or an origin restarted without a stream id): continuity broken");
+                Some(0)
+            }
+            Continuity::First | Continuity::InOrder => None,
+        };
+        if let Some(missed) = missed {
             (self.emit)(BusEvent::Gap {
                 room: room.clone(),
                 origin: origin.clone(),

@@ -13,17 +13,28 @@ use ringcast_cluster::{Bus, BusConfig, BusEvent, BusHandle};
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Extra redis-server arguments, kept across restarts (e.g. `--requirepass`).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts one on a free port and waits until it accepts connections.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts one with these extra redis-server arguments (kept across restarts).
+    pub fn start_with(extra: &[&str]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut s = Self { port, child: None };
+        let mut s = Self {
+            port,
+            child: None,
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
+        };
         s.restart();
         s
     }
@@ -50,6 +61,7 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -166,4 +178,18 @@ pub fn hang_up_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Instant>
 pub fn intervals(attempts: &std::sync::Mutex<Vec<Instant>>) -> Vec<Duration> {
     let at = attempts.lock().unwrap();
     at.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+/// A version-1 bus envelope (`cluster/src/wire.rs`, no stream id) of text messages.
+pub fn envelope_v1(origin: &str, first_seq: u64, texts: &[&str]) -> Vec<u8> {
+    let mut out = vec![0xAC, 1, origin.len() as u8];
+    out.extend_from_slice(origin.as_bytes());
+    out.extend_from_slice(&first_seq.to_le_bytes());
+    out.extend_from_slice(&(texts.len() as u32).to_le_bytes());
+    for t in texts {
+        out.push(1);
+        out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+        out.extend_from_slice(t.as_bytes());
+    }
+    out
 }
