@@ -268,10 +268,42 @@ pub fn render_cluster(out: &mut String, stats: Option<ringcast_cluster::BusStats
             "Bus envelopes that did not decode.",
             s.malformed,
         ),
+        (
+            "sequence_forced_evictions",
+            "Rooms whose outbound numbering was forgotten at the bound while a loss was unreported.",
+            s.sequence_forced_evictions,
+        ),
+        (
+            "duplicate_node_id",
+            "Times another live process was found using this node's --node-id.",
+            s.duplicate_node_id,
+        ),
+        (
+            "bad_presence",
+            "Presence entries in Redis skipped as malformed or expiring too far ahead.",
+            s.bad_presence,
+        ),
     ] {
         let _ = writeln!(
             out,
             "# HELP ringcast_cluster_{name}_total {help}\n# TYPE ringcast_cluster_{name}_total counter\nringcast_cluster_{name}_total {v}"
+        );
+    }
+    for (name, help, v) in [
+        (
+            "queued_bytes",
+            "Bytes of this node's publishes waiting for Redis (bounded, over it: dropped).",
+            s.queued_bytes,
+        ),
+        (
+            "sequence_rooms",
+            "Rooms whose outbound numbering this node keeps (bounded).",
+            s.sequence_rooms,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP ringcast_cluster_{name} {help}\n# TYPE ringcast_cluster_{name} gauge\nringcast_cluster_{name} {v}"
         );
     }
 }

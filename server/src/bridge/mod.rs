@@ -116,7 +116,11 @@ impl Bridge {
                 origin,
                 missed,
             } => {
-                tracing::warn!(%room, %origin, missed, "cluster bus: messages lost");
+                if missed == 0 {
+                    tracing::warn!(%room, %origin, "cluster bus: sequence went back, continuity broken");
+                } else {
+                    tracing::warn!(%room, %origin, missed, "cluster bus: messages lost");
+                }
                 forward(BusEvent::Gap {
                     room,
                     origin,
