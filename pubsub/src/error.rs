@@ -19,6 +19,9 @@ pub enum ErrorCode {
     Forbidden,
     /// The topic is longer than 256 bytes.
     TopicTooLong,
+    /// The connection already waits for as many cluster-wide presence answers as it may have
+    /// in flight; ask again once one arrived.
+    TooManyRequests,
 }
 
 impl ErrorCode {
@@ -34,6 +37,7 @@ impl ErrorCode {
             Self::NotSubscribed => "not_subscribed",
             Self::Forbidden => "forbidden",
             Self::TopicTooLong => "topic_too_long",
+            Self::TooManyRequests => "too_many_requests",
         }
     }
 }

@@ -73,6 +73,12 @@ pub const OVER_LIMIT_HEAD_MS: u64 = 250;
 /// memory of a ping flood, this bounds its CPU.
 pub const MAX_COLLAPSED_PONGS: u32 = 1024;
 
+/// Cluster-wide presence questions (a `presence` request, or the snapshot of a `subscribe` with
+/// `"presence":true`) one pub/sub connection may have waiting for Redis; past it the request
+/// gets `too_many_requests`. Bounds what a client can queue on the bus, in the bridge's asks
+/// and in a worker's channel without reading (issue 21 row 4).
+pub const MAX_ASKS_IN_FLIGHT: usize = 16;
+
 /// Pings answered each with its own Pong, in order, while the client takes no byte of what the
 /// server sends; past it the owed Pong collapses to the latest (RFC 6455 §5.5.3). Small enough to
 /// bound a flood's memory (≤ 32 × 127-byte frames), large enough that a client pinging a few

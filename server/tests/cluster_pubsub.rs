@@ -72,6 +72,10 @@ fn a_resume_across_a_time_without_local_members_is_not_recovered() {
             &format!(r#"{{"op":"publish","topic":"h","data":{i}}}"#),
         );
     }
+    // Both reached Redis (b's bus publishes asynchronously) while a was not subscribed.
+    wait_eq("b's messages in Redis", 3, || {
+        b.metric("ringcast_cluster_published_total")
+    });
     // m2 and m3 never reached a: resuming there after offset 1 cannot be recovered.
     let mut back = json::client(&a);
     let since = format!(r#","since":{{"offset":1,"epoch":"{epoch}"}}"#);
@@ -89,4 +93,70 @@ fn a_resume_across_a_time_without_local_members_is_not_recovered() {
     } else {
         assert_eq!(next["data"], 4, "no replay of what a never had: {next}");
     }
+}
+
+/// Row 4: cluster-wide `presence` answers count towards `--max-backpressure`: a client that
+/// asks and never reads is cut with 1008 instead of queueing every answer.
+#[test]
+fn presence_answers_count_towards_max_backpressure() {
+    use std::io::Write;
+
+    use ringcast_protocol::frame::{OpCode, encode_masked_frame};
+
+    let redis = RedisServer::start();
+    let a = node(
+        &redis,
+        "a",
+        &["--workers", "1", "--max-backpressure", "65536"],
+    );
+    let mut members: Vec<json::Ws> = (0..20).map(|_| json::client(&a)).collect();
+    for m in &mut members {
+        json::subscribe(m, "p", "");
+    }
+    let (mut raw, _) = common::Raw::connect(&a, Some("pubsub"), b"");
+    let mut asks = Vec::new();
+    for _ in 0..20_000 {
+        let req = br#"{"op":"presence","topic":"p"}"#;
+        encode_masked_frame(&mut asks, OpCode::Text, true, req, [1, 2, 3, 4]);
+    }
+    let _ = raw.stream.write_all(&asks);
+    assert!(
+        common::proc::poll_until(std::time::Duration::from_secs(30), || {
+            a.metric("ringcast_backpressure_disconnects_total") == 1
+        }),
+        "never cut: presence answers bypassed --max-backpressure"
+    );
+}
+
+/// Row 4: a client that reads gets an answer to every `presence` request, a snapshot or, past
+/// the questions a connection may have in flight, a `too_many_requests` error: none is lost.
+#[test]
+fn every_presence_request_is_answered() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a", &["--workers", "1"]);
+    let mut member = json::client(&a);
+    json::subscribe(&mut member, "p", "");
+    let mut asker = json::client(&a);
+    // Sent before reading: the answers (~100 B each) stay under --max-backpressure.
+    let n = 5_000;
+    for i in 0..n {
+        json::send(
+            &mut asker,
+            &format!(r#"{{"op":"presence","topic":"p","id":{i}}}"#),
+        );
+    }
+    let mut seen = vec![false; n];
+    let (mut snapshots, mut refused) = (0, 0);
+    for _ in 0..n {
+        let v = json::recv(&mut asker);
+        match v["op"].as_str() {
+            Some("presence") => snapshots += 1,
+            Some("error") if v["code"] == "too_many_requests" => refused += 1,
+            _ => panic!("{v}"),
+        }
+        let id = v["id"].as_u64().expect("id") as usize;
+        assert!(!seen[id], "answered twice: {id}");
+        seen[id] = true;
+    }
+    assert!(snapshots > 0, "{snapshots} snapshots, {refused} refused");
 }

@@ -82,6 +82,16 @@ impl OutQueue {
         self.unsent
     }
 
+    /// The backpressure rule (docs/limits.md#backpressure), decided here for every kind of
+    /// outbound bytes (a turn's delivery, a reply, a replay, a snapshot, a Pong): after one
+    /// unit was queued on top of `backlog` unsent bytes, the client is over `limit` when it
+    /// had a backlog before the unit and holds more than `limit` now. One unit alone (a
+    /// large replay to a client that keeps up) never trips it; a client that does not read
+    /// trips it on the next.
+    pub fn over_limit(&self, backlog: usize, limit: usize) -> bool {
+        backlog > 0 && self.unsent > limit
+    }
+
     /// Nothing is queued.
     #[cfg(test)]
     fn is_empty(&self) -> bool {

@@ -103,7 +103,7 @@ pub fn deliver(
             }
             report.delivered += total - own;
             // A single turn's batch never trips the limit alone: the backlog before it must.
-            if backlog > 0 && queue.unsent() > limit {
+            if queue.over_limit(backlog, limit) {
                 report.over_limit.push(member);
             }
         }

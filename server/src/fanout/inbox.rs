@@ -16,13 +16,24 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::limits::REMOTE_QUEUE_BYTES;
 
+/// What a worker missed because it fell behind.
+#[derive(Default)]
+pub struct Lag {
+    /// Rooms whose batches were dropped: their local members are cut.
+    pub rooms: HashSet<u64>,
+    /// Connections (slab key, slot generation) whose answers were dropped: they are cut.
+    /// At most one per answer sent, and answers per connection are capped
+    /// (`limits::MAX_ASKS_IN_FLIGHT`).
+    pub conns: Vec<(usize, u32)>,
+}
+
 /// What the senders share with one target worker besides its channel.
 #[derive(Default)]
 pub struct Inbox {
     /// Batches were dropped and the target has not taken the note yet.
     lagging: AtomicBool,
-    /// Ids of the rooms whose batches were dropped.
-    dropped: Mutex<HashSet<u64>>,
+    /// What was dropped: the rooms whose batches, the connections whose answers.
+    dropped: Mutex<Lag>,
     /// Bytes of the batches queued in the channel (approximate budget across senders).
     queued_bytes: AtomicUsize,
     /// The main thread asked for a drain (never lost to a full channel).
@@ -49,7 +60,15 @@ impl Inbox {
     /// Batches of `rooms` were dropped on their way to the target.
     pub fn note(&self, rooms: impl IntoIterator<Item = u64>) {
         let mut dropped = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
-        dropped.extend(rooms);
+        dropped.rooms.extend(rooms);
+        self.lagging.store(true, Ordering::Release);
+    }
+
+    /// An answer for connection `key` (slot `generation`) was dropped on its way to the
+    /// target: the connection is cut, never left waiting for it (a lost `presence` answer).
+    pub fn note_conn(&self, key: usize, generation: u32) {
+        let mut dropped = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
+        dropped.conns.push((key, generation));
         self.lagging.store(true, Ordering::Release);
     }
 
@@ -64,8 +83,8 @@ impl Inbox {
     }
 
     /// When batches were dropped: runs `take_queued` (which empties the channel) under the
-    /// note's lock, then returns the rooms that missed batches.
-    pub fn take_lag(&self, take_queued: impl FnOnce()) -> Option<HashSet<u64>> {
+    /// note's lock, then returns what was dropped.
+    pub fn take_lag(&self, take_queued: impl FnOnce()) -> Option<Lag> {
         if !self.lagging.load(Ordering::Acquire) {
             return None;
         }

@@ -94,11 +94,18 @@ impl Peers {
                 inbox.ask_drain();
                 return Some(self.ring_fds[to]);
             }
-            // One answer for one connection (bounded by its asker); lost if the target is
-            // that far behind.
+            // One answer for one connection (a connection has at most
+            // `limits::MAX_ASKS_IN_FLIGHT`); if the target is that far behind, the asker is
+            // cut rather than left without its answer.
             reply @ Remote::Reply { .. } => {
                 return match self.senders[to].try_send(reply) {
                     Err(TrySendError::Disconnected(_)) => None,
+                    Err(TrySendError::Full(Remote::Reply {
+                        key, generation, ..
+                    })) => {
+                        inbox.note_conn(key, generation);
+                        Some(self.ring_fds[to])
+                    }
                     _ => Some(self.ring_fds[to]),
                 };
             }

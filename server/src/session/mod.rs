@@ -27,7 +27,7 @@ use ringcast_pubsub::presence::ClientId;
 use self::handshake::{Handshake, Upgraded};
 use self::pubsub::PubSubSession;
 use self::room::RoomSession;
-pub use self::sink::{End, Outcome, Sink};
+pub use self::sink::{Cut, End, Outcome, Sink};
 
 /// A connection's mode.
 pub enum Session {

@@ -25,6 +25,7 @@ use ringcast_pubsub::presence::{ChangeKind, ClientId};
 
 use crate::bridge::{AskFor, PresenceAsk};
 use crate::config::Config;
+use crate::limits::MAX_ASKS_IN_FLIGHT;
 use crate::rooms::SharedRoom;
 use crate::rooms::local::{Class, Slot};
 use crate::session::presence::{self, Awaited, announce, snapshot};
@@ -64,6 +65,8 @@ struct Topics {
     /// Snapshots asked of the cluster and not answered yet (each holds its place in the
     /// outbound queue, so it is answered even after an unsubscribe).
     awaited: Vec<Awaited>,
+    /// `presence` requests asked of the cluster and not answered yet.
+    asked: usize,
 }
 
 impl PubSubSession {
@@ -83,6 +86,7 @@ impl PubSubSession {
                 subs: Vec::new(),
                 publish_rooms: Vec::new(),
                 awaited: Vec::new(),
+                asked: 0,
             },
         }
     }
@@ -113,6 +117,13 @@ impl PubSubSession {
             sub.awaiting = None;
         }
         presence::answer_snapshot(sink, &awaited, remote, subscribed);
+    }
+
+    /// The answer to a `presence` request this connection asked of the cluster
+    /// (`Remote::Reply`): whole frames, queued under the backpressure rule.
+    pub fn presence_reply(&mut self, bytes: Vec<u8>, sink: &mut Sink<'_>) {
+        self.topics.asked = self.topics.asked.saturating_sub(1);
+        sink.reply_bytes(bytes);
     }
 
     /// Every subscription's room and slot, to leave them.
@@ -191,6 +202,23 @@ impl Topics {
     }
 
     fn command_allowed(&mut self, command: Command<'_>, sink: &mut Sink<'_>) {
+        let asks_cluster = sink.shared().cluster.is_some()
+            && matches!(
+                command,
+                Command::Presence { .. } | Command::Subscribe { presence: true, .. }
+            );
+        if asks_cluster && self.asked + self.awaited.len() >= MAX_ASKS_IN_FLIGHT {
+            let id = match command {
+                Command::Presence { id, .. } | Command::Subscribe { id, .. } => id,
+                _ => None,
+            };
+            return error(
+                sink,
+                id,
+                ErrorCode::TooManyRequests,
+                "too many presence questions in flight",
+            );
+        }
         match command {
             Command::Subscribe {
                 topic,
@@ -210,6 +238,7 @@ impl Topics {
             Command::Presence { topic, id } => match &sink.shared().cluster {
                 // Every node's members: the answer comes from Redis, a moment later.
                 Some(bus) => {
+                    self.asked += 1;
                     bus.ask_presence(PresenceAsk {
                         conn: sink.address(),
                         topic: Arc::from(topic),
@@ -333,10 +362,7 @@ impl Topics {
             self.awaited.extend(awaited);
         }
         if let Some(r) = replay {
-            for span in &r.entries {
-                let range = span.range();
-                sink.reply_shared(span.buffer(), range.start as u32, range.end as u32);
-            }
+            sink.replay(&r.entries);
         }
     }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use ringcast_protocol::CloseCode;
 use ringcast_protocol::frame::{OpCode, encode_frame};
 
+use ringcast_pubsub::history::SharedSpan;
 use ringcast_pubsub::presence::ClientId;
 
 use crate::config::Config;
@@ -33,6 +34,32 @@ pub enum End {
     },
     /// The last bytes (an HTTP answer) are queued: close once they are flushed.
     Finish,
+    /// The client does not keep up: what it has not started to receive is dropped, and it
+    /// gets Close 1008 with the cut's reason (counted in
+    /// `ringcast_backpressure_disconnects_total`).
+    Cut(Cut),
+}
+
+/// Why a client that does not keep up is cut (docs/limits.md#backpressure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// Its unsent bytes passed `--max-backpressure` (`OutQueue::over_limit`).
+    Backpressure,
+    /// It sent more than `MAX_COLLAPSED_PONGS` Pings without taking a byte.
+    PingFlood,
+    /// Its worker fell behind the others and dropped messages meant for it.
+    FellBehind,
+}
+
+impl Cut {
+    /// The Close reason the client gets.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Cut::Backpressure => "backpressure limit exceeded",
+            Cut::PingFlood => "ping flood",
+            Cut::FellBehind => "server fell behind",
+        }
+    }
 }
 
 /// What a session did through its sink.
@@ -153,10 +180,18 @@ impl<'a> Sink<'a> {
         }
     }
 
-    /// Queues one shared, already-framed slice for this client (a history replay: no copy).
-    pub fn reply_shared(&mut self, buf: &Arc<[u8]>, start: u32, end: u32) {
-        self.out.push_shared(buf, start, end);
-        self.queued = true;
+    /// Queues a history replay for this client, one shared, already-framed slice per message
+    /// (no copy), as one unit of the backpressure rule.
+    pub fn replay(&mut self, entries: &[SharedSpan]) {
+        let backlog = self.out.unsent();
+        for span in entries {
+            let range = span.range();
+            (self.out).push_shared(span.buffer(), range.start as u32, range.end as u32);
+        }
+        self.metrics()
+            .messages_out
+            .fetch_add(entries.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.charged(backlog);
     }
 
     /// Live messages of `room` with an offset ≤ `through` are not sent to this connection: its
@@ -209,8 +244,10 @@ impl<'a> Sink<'a> {
     /// room frames: a client over it loses what it has not started to receive and is closed
     /// with 1008 (docs/limits.md#backpressure: every outbound byte counts).
     pub fn reply_frame(&mut self, opcode: OpCode, payload: &[u8]) {
+        let backlog = self.out.unsent();
         self.out.push_frame(opcode, payload);
-        self.replied();
+        self.count_reply();
+        self.charged(backlog);
     }
 
     /// Reserves the place of a reply computed later (a cluster-wide presence snapshot): what is
@@ -224,26 +261,41 @@ impl<'a> Sink<'a> {
     pub fn fill_frame(&mut self, hold: HoldId, opcode: OpCode, payload: &[u8]) {
         let mut frame = Vec::with_capacity(payload.len() + 10);
         encode_frame(&mut frame, opcode, payload);
+        let backlog = self.out.unsent();
         if self.out.fill(hold, frame) {
-            self.replied();
+            self.count_reply();
+            self.charged(backlog);
         }
     }
 
-    /// Counts a reply queued and applies `--max-backpressure` to it.
-    fn replied(&mut self) {
-        let m = self.metrics();
-        m.messages_out
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    /// Queues whole frames computed elsewhere for this client (an answer from the cluster),
+    /// under the backpressure rule.
+    pub fn reply_bytes(&mut self, bytes: Vec<u8>) {
+        let backlog = self.out.unsent();
+        self.out.push_owned(bytes);
+        self.count_reply();
+        self.charged(backlog);
+    }
+
+    fn count_reply(&self) {
+        (self.metrics().messages_out).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Bytes were queued on top of `backlog`: flush this turn, and apply the backpressure
+    /// rule (`OutQueue::over_limit`); over it, the worker cuts the client (`End::Cut`).
+    fn charged(&mut self, backlog: usize) {
         self.queued = true;
-        if self.out.unsent() > self.shared.config.max_backpressure && self.end.is_none() {
-            self.out.drop_unsent();
-            m.backpressure_disconnects
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.close(
-                Some(CloseCode::POLICY),
-                "backpressure limit exceeded".into(),
-            );
+        if self
+            .out
+            .over_limit(backlog, self.shared.config.max_backpressure)
+        {
+            self.cut(Cut::Backpressure);
         }
+    }
+
+    /// Asks the worker to cut this client: its unsent bytes dropped, Close 1008.
+    pub fn cut(&mut self, cut: Cut) {
+        self.end.get_or_insert(End::Cut(cut));
     }
 
     /// Owes this client a Pong for `payload`: only the latest owed one is sent (docs/limits.md#backpressure). A
@@ -256,12 +308,8 @@ impl<'a> Sink<'a> {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.queued = true;
-        if self.out.collapsed_pongs() > MAX_COLLAPSED_PONGS && self.end.is_none() {
-            self.out.drop_unsent();
-            self.metrics()
-                .backpressure_disconnects
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.close(Some(CloseCode::POLICY), "ping flood".into());
+        if self.out.collapsed_pongs() > MAX_COLLAPSED_PONGS {
+            self.cut(Cut::PingFlood);
         }
     }
 

@@ -34,7 +34,7 @@ use ringcast_pubsub::presence::ChangeKind;
 
 use crate::rooms::local::{LocalRooms, Slot};
 use crate::session::presence::presence_change;
-use crate::session::{End, Outcome, Session, handshake};
+use crate::session::{Cut, End, Outcome, Session, handshake};
 use crate::shared::Shared;
 
 use self::conns::Conns;
@@ -295,14 +295,22 @@ impl Worker {
         }
     }
 
-    /// Ends a connection's session: the one place that orders its last bytes.
-    fn end(&mut self, key: usize, end: End) {
+    /// Ends a connection's session: the one place that orders its last bytes, and the one
+    /// place that closes (a session's Close, an HTTP answer's end, a backpressure cut).
+    pub(super) fn end(&mut self, key: usize, end: End) {
         // A Close waits (linger) for the client's FIN; an HTTP answer closes once written.
-        let finish = match end {
-            End::Close { .. } => Event::Finish,
-            End::Finish => Event::FinishNow,
+        let (finish, close) = match end {
+            End::Close { code, reason } => (Event::Finish, Some((code, reason, None))),
+            End::Cut(cut) => {
+                let reason = cut.reason().to_string();
+                (
+                    Event::Finish,
+                    Some((Some(CloseCode::POLICY), reason, Some(cut))),
+                )
+            }
+            End::Finish => (Event::FinishNow, None),
         };
-        if let End::Close { code, reason } = end {
+        if let Some((code, reason, cut)) = close {
             // Messages batched earlier in this turn (this client's own echo among them) are
             // queued before the Close, in the order they were received.
             self.flush_batches();
@@ -310,9 +318,15 @@ impl Worker {
             let open = conn.session.is_open() && !conn.life.is_dead();
             self.leave_room(key);
             if !open {
-                return;
+                return; // closing already (an earlier cut or Close this turn)
             }
             let conn = &mut self.conns[key];
+            if cut.is_some() {
+                // What it has not started to receive is dropped; every chunk holds whole
+                // frames, so the Close follows a frame boundary.
+                conn.out.drop_unsent();
+                (self.ctx.metrics().backpressure_disconnects).fetch_add(1, Relaxed);
+            }
             match code {
                 Some(code) => {
                     conn.out.push_close(code, &reason);
@@ -491,16 +505,7 @@ impl Worker {
         m.deliveries.fetch_add(report.delivered, Relaxed);
         m.messages_out.fetch_add(report.delivered, Relaxed);
         for member in report.over_limit {
-            let conn = &mut self.conns[member];
-            if !conn.session.is_open() || conn.life.is_dead() {
-                continue; // reported by an earlier batch already
-            }
-            conn.out.drop_unsent();
-            self.ctx
-                .metrics()
-                .backpressure_disconnects
-                .fetch_add(1, Relaxed);
-            self.close_with(member, CloseCode::POLICY, "backpressure limit exceeded");
+            self.end(member, End::Cut(Cut::Backpressure));
         }
     }
 }

@@ -15,7 +15,7 @@ use super::conns::Timeouts;
 use crate::fanout::Remote;
 use crate::fanout::deliver::DeliveryReport;
 use crate::fanout::inbox::Inbox;
-use crate::session::Session;
+use crate::session::{Cut, End, Session};
 
 impl Worker {
     /// Takes what other workers (and the main thread) sent: on a wake and on every tick.
@@ -23,11 +23,16 @@ impl Worker {
         let inboxes = self.fanout.inboxes();
         let inbox = &inboxes[self.ctx.id];
         let mut queued = Vec::new();
-        if let Some(rooms) = inbox.take_lag(|| queued.extend(self.rx.try_iter())) {
+        if let Some(lag) = inbox.take_lag(|| queued.extend(self.rx.try_iter())) {
             for msg in queued {
                 self.on_remote(inbox, msg);
             }
-            self.cut_lagging(&rooms);
+            self.cut_lagging(&lag.rooms);
+            for (key, generation) in lag.conns {
+                if self.conns.live(key, generation).is_some() {
+                    self.end(key, End::Cut(Cut::FellBehind));
+                }
+            }
         }
         while let Ok(msg) = self.rx.try_recv() {
             self.on_remote(inbox, msg);
@@ -56,16 +61,9 @@ impl Worker {
             "worker fell behind the others: batches dropped, their receivers cut (1008)"
         );
         for member in cut {
-            let Some(conn) = self.conns.get_mut(member) else {
-                continue;
-            };
-            if conn.life.is_dead() || !conn.session.is_open() {
-                continue;
+            if self.conns.get_mut(member).is_some() {
+                self.end(member, End::Cut(Cut::FellBehind));
             }
-            conn.out.drop_unsent();
-            let m = self.ctx.metrics();
-            m.backpressure_disconnects.fetch_add(1, Relaxed);
-            self.close_with(member, CloseCode::POLICY, "server fell behind");
         }
     }
 
@@ -88,17 +86,7 @@ impl Worker {
                 key,
                 generation,
                 bytes,
-            } => {
-                let Some(conn) = self.conns.live(key, generation) else {
-                    return;
-                };
-                if !conn.session.is_open() || conn.life.is_dead() {
-                    return;
-                }
-                conn.out.push_owned(bytes);
-                self.ctx.metrics().messages_out.fetch_add(1, Relaxed);
-                self.conns.mark_dirty(key);
-            }
+            } => self.on_reply(key, generation, bytes),
             Remote::Snapshot {
                 key,
                 generation,
@@ -107,6 +95,31 @@ impl Worker {
                 ..
             } => self.on_snapshot(key, generation, token, &remote),
         }
+    }
+
+    /// The answer to a pub/sub `presence` request the connection asked of the cluster: the
+    /// session queues it under the backpressure rule.
+    fn on_reply(&mut self, key: usize, generation: u32, bytes: Vec<u8>) {
+        let Worker {
+            conns,
+            rooms,
+            fanout,
+            ctx,
+            ..
+        } = self;
+        let Some(conn) = conns.live(key, generation) else {
+            return;
+        };
+        let Session::PubSub(session) = &mut conn.session else {
+            return;
+        };
+        if conn.life.is_dead() {
+            return;
+        }
+        let mut sink = ctx.sink((key, generation), &mut conn.out, &mut fanout.batches, rooms);
+        session.presence_reply(bytes, &mut sink);
+        let outcome = sink.outcome();
+        self.apply(key, outcome);
     }
 
     /// The other nodes' members for a pub/sub subscriber's presence snapshot: the session
