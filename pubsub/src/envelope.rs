@@ -29,6 +29,16 @@ pub struct Member<'a> {
     pub user: Option<&'a str>,
 }
 
+/// Whether `data` is exactly one JSON value (surrounding whitespace allowed), so it can be
+/// spliced as the `data` of a [`message`]. A client's `data` is checked by the command parser;
+/// this is for `data` from elsewhere (another node's publish through the cluster bus).
+#[must_use]
+pub fn is_json_value(data: &[u8]) -> bool {
+    // serde_json skips an ignored string's bytes without checking them: UTF-8 first.
+    std::str::from_utf8(data)
+        .is_ok_and(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok())
+}
+
 /// `{"op":"message","topic":T,"data":V[,"offset":O]}` for a publish; `data` is the raw JSON text.
 pub fn message(out: &mut Vec<u8>, topic: &str, data: &[u8], offset: Option<u64>) {
     head(out, "message", topic);

@@ -195,3 +195,28 @@ fn envelopes_exact_bytes() {
         br#"{"op":"error","code":"bad_json","message":"not a JSON object"}"#
     );
 }
+
+#[test]
+fn only_one_whole_json_value_may_be_spliced_as_data() {
+    for good in [&b"1"[..], b" {\"a\":[1,2]} ", b"\"s\"", b"null", b"1e400"] {
+        assert!(
+            envelope::is_json_value(good),
+            "{}",
+            String::from_utf8_lossy(good)
+        );
+    }
+    for bad in [
+        &b""[..],
+        b"1,\"topic\":\"admin\"",
+        b"{\"a\":1}}",
+        b"[1,",
+        b"\"\xff\"",
+        b"1 2",
+    ] {
+        assert!(
+            !envelope::is_json_value(bad),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}

@@ -495,6 +495,39 @@ fn envelopes_gaps_own_origin_and_garbage() {
     assert_eq!(b.metric("ringcast_cluster_gaps_total"), 3);
 }
 
+/// Issue 21 row 11 (server part): a forged envelope cannot splice JSON into what subscribers
+/// get, and text that is not UTF-8 reaches nobody: both are dropped and counted as malformed,
+/// and the next good message is delivered.
+#[test]
+fn forged_payloads_are_dropped_not_spliced() {
+    let redis = RedisServer::start();
+    let b = node(&[&redis], "b", &[]);
+    let mut r = Resp::connect(redis.port);
+    let mut sub = json::client(&b);
+    json::subscribe(&mut sub, "g", "");
+    let mut member = b.join(Some("g"));
+    wait_eq("subscribers", 1, || r.numsub("ringcast:room:g"));
+    let mut publish = |payload: Vec<u8>| {
+        assert_eq!(r.cmd(&[b"PUBLISH", b"ringcast:room:g", &payload]).int(), 1);
+    };
+    publish(envelope_of("x", 1, JSON, &[r#"1,"topic":"admin""#]));
+    let mut bad_text = envelope("x", 2, &["ok"]);
+    let at = bad_text.len() - 2;
+    bad_text[at] = 0xff; // "ok" becomes "\xffk": not UTF-8
+    publish(bad_text);
+    publish(envelope_of("x", 3, JSON, &[r#"{"fine":true}"#]));
+    let v = json::recv(&mut sub);
+    assert_eq!(
+        (&v["topic"], &v["data"]),
+        (&"g".into(), &serde_json::json!({"fine": true})),
+        "{v}"
+    );
+    assert_eq!(text(&mut member), r#"{"fine":true}"#);
+    wait_eq("malformed", 2, || {
+        b.metric("ringcast_cluster_malformed_total")
+    });
+}
+
 #[test]
 fn a_bus_gap_starts_a_new_epoch_for_that_topic_only() {
     let redis = RedisServer::start();

@@ -86,6 +86,9 @@ pub struct Bridge {
     bus: Box<dyn ClusterBus>,
     asks: Mutex<HashMap<u64, PresenceAsk>>,
     next_token: AtomicU64,
+    /// Messages from other nodes dropped here for an invalid payload (added to the bus's
+    /// `malformed` count).
+    malformed: AtomicU64,
 }
 
 impl Bridge {
@@ -138,6 +141,7 @@ impl Bridge {
             bus: Box::new(bus),
             asks: Mutex::default(),
             next_token: AtomicU64::new(1),
+            malformed: AtomicU64::new(0),
         })))
     }
 
@@ -182,9 +186,17 @@ impl Bridge {
         asks.remove(&token)
     }
 
-    /// The bus counters.
+    /// A message from another node was dropped for an invalid payload (text not UTF-8, a
+    /// publish's data not one JSON value).
+    pub fn count_malformed(&self) {
+        self.malformed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The bus counters (`malformed` includes the payloads dropped here).
     pub fn stats(&self) -> BusStats {
-        self.bus.stats()
+        let mut stats = self.bus.stats();
+        stats.malformed += self.malformed.load(Ordering::Relaxed);
+        stats
     }
 
     /// Removes this node's presence entries and stops the bus thread (after the drain).

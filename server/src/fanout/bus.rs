@@ -77,8 +77,20 @@ impl Inbound {
                 for m in &messages {
                     match m.kind {
                         MessageKind::Binary => builder.push(BUS_SENDER, OpCode::Binary, &m.payload),
-                        MessageKind::Text => builder.push(BUS_SENDER, OpCode::Text, &m.payload),
-                        MessageKind::Json => builder.push_publish(BUS_SENDER, &m.payload),
+                        // What another node sends is checked like what a client sends: text is
+                        // UTF-8 and a publish's data one JSON value, or it reaches nobody (a
+                        // faulty or hostile writer to Redis must not splice into envelopes).
+                        MessageKind::Text if std::str::from_utf8(&m.payload).is_ok() => {
+                            builder.push(BUS_SENDER, OpCode::Text, &m.payload)
+                        }
+                        MessageKind::Json if envelope::is_json_value(&m.payload) => {
+                            builder.push_publish(BUS_SENDER, &m.payload)
+                        }
+                        MessageKind::Text | MessageKind::Json => {
+                            if let Some(bridge) = &self.shared.cluster {
+                                bridge.count_malformed();
+                            }
+                        }
                         MessageKind::Join | MessageKind::Leave => {
                             // Joins and leaves on other nodes matter only to local presence
                             // subscribers: no history, no offsets; in bus order.
