@@ -12,6 +12,7 @@ use ringcast_pubsub::envelope;
 use ringcast_pubsub::history::Epoch;
 
 use crate::rooms::local::Class;
+use crate::rooms::stream::NodeChange;
 use crate::rooms::{Directory, SharedRoom};
 
 /// One message of a batch.
@@ -48,17 +49,7 @@ pub struct BatchBuilder {
     /// For an event batch: each event's topic incarnation and `seq` (`pubsub::presence`).
     event_seqs: Vec<(u64, u64)>,
     /// For an event batch from the cluster bus: what each event changes.
-    remote: Vec<RemoteChange>,
-}
-
-/// A join or leave on another node (cluster bus): whom it is about. Receivers check it against
-/// what their snapshot showed (`fanout::presence`), not against a `seq`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteChange {
-    /// The member's client id.
-    pub client: Box<str>,
-    /// A join (else a leave).
-    pub join: bool,
+    nodes: Vec<NodeChange>,
 }
 
 impl BatchBuilder {
@@ -81,7 +72,7 @@ impl BatchBuilder {
             events: false,
             acks: Vec::new(),
             event_seqs: Vec::new(),
-            remote: Vec::new(),
+            nodes: Vec::new(),
         }
     }
 
@@ -96,9 +87,9 @@ impl BatchBuilder {
 
     /// Appends a join or leave from another node (an event batch's): its `join`/`leave`
     /// envelope and what it changes.
-    pub fn push_remote_event(&mut self, change: RemoteChange, envelope: &[u8]) {
+    pub fn push_node_event(&mut self, change: NodeChange, envelope: &[u8]) {
         self.push(usize::MAX, OpCode::Text, envelope);
-        self.remote.push(change);
+        self.nodes.push(change);
     }
 
     /// No message.
@@ -152,7 +143,7 @@ impl BatchBuilder {
             events: self.events,
             acks: self.acks,
             event_seqs: self.event_seqs,
-            remote: self.remote,
+            nodes: self.nodes,
             seq: None,
             json: OnceLock::new(),
         }
@@ -178,7 +169,7 @@ pub struct FrozenBatch {
     /// For an event batch: each event's topic incarnation and `seq`.
     event_seqs: Vec<(u64, u64)>,
     /// For an event batch from the cluster bus: what each event changes.
-    remote: Vec<RemoteChange>,
+    nodes: Vec<NodeChange>,
     /// With history on: the epoch and the offset of the first message (the rest follow by 1).
     seq: Option<(Epoch, u64)>,
     /// The JSON envelopes, built by the first worker with a subscriber (or by the history
@@ -283,13 +274,13 @@ impl FrozenBatch {
     }
 
     /// What event `i` of an event batch from the cluster bus changes (`None`: a local event).
-    pub fn remote_change(&self, i: usize) -> Option<&RemoteChange> {
-        self.remote.get(i)
+    pub fn node_change(&self, i: usize) -> Option<&NodeChange> {
+        self.nodes.get(i)
     }
 
     /// An event batch from the cluster bus (joins and leaves on other nodes).
-    pub fn is_remote_events(&self) -> bool {
-        !self.remote.is_empty()
+    pub fn is_node_events(&self) -> bool {
+        !self.nodes.is_empty()
     }
 
     /// With history on: the epoch and the offsets `first..=last` of the messages.

@@ -17,10 +17,11 @@ use ringcast_protocol::frame::{MAX_HEADER_LEN, OpCode, encode_header};
 use ringcast_pubsub::envelope::{self, Member};
 
 use crate::bridge::AskFor;
-use crate::fanout::batch::{BatchBuilder, FrozenBatch, RemoteChange};
+use crate::fanout::batch::{BatchBuilder, FrozenBatch};
 use crate::fanout::handoff::PerWorker;
 use crate::fanout::peers::{Peers, Remote};
 use crate::fanout::pipeline::{self, Source, Topics};
+use crate::rooms::stream::NodeChange;
 use crate::shared::Shared;
 
 /// Sender key of messages from the bus: no local connection has it (and batches from the bus
@@ -97,7 +98,7 @@ impl Inbound {
                             if let Some(local) = self.shared.directory.get(&room) {
                                 let events =
                                     events.get_or_insert_with(|| BatchBuilder::events(local));
-                                remote_event(events, &room, m);
+                                node_event(events, &room, m);
                             }
                         }
                         MessageKind::Mark => {}
@@ -136,7 +137,7 @@ impl Inbound {
 
 /// Appends the `join` / `leave` envelope of bus message `m` (a `Join` / `Leave` of another
 /// node's member in `topic`) to `events`; a malformed one is dropped.
-fn remote_event(events: &mut BatchBuilder, topic: &str, m: &BusMessage) {
+fn node_event(events: &mut BatchBuilder, topic: &str, m: &BusMessage) {
     let Some((client, user)) = ringcast_cluster::decode_member(&m.payload) else {
         return;
     };
@@ -151,11 +152,11 @@ fn remote_event(events: &mut BatchBuilder, topic: &str, m: &BusMessage) {
     } else {
         envelope::leave(&mut out, topic, member);
     }
-    let change = RemoteChange {
+    let change = NodeChange {
         client: client.into(),
         join,
     };
-    events.push_remote_event(change, &out);
+    events.push_node_event(change, &out);
 }
 
 impl Inbound {

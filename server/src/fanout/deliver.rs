@@ -68,10 +68,10 @@ pub fn deliver(
             // Offsets a replay covered already (history rule 3).
             let mut from = 0usize;
             let covered = match seq {
-                Some(_) if !room.skip.is_empty() => room.skip.iter().find(|s| s.0 == member),
+                Some(_) if room.stream().has_replays() => room.stream().replayed_through(member),
                 _ => None,
             };
-            if let (Some(&(_, through)), Some((first, last))) = (covered, seq) {
+            if let (Some(through), Some((first, last))) = (covered, seq) {
                 if through >= last {
                     continue;
                 }

@@ -1,8 +1,8 @@
 //! Delivery in offset order (history protocol rule 4, `ringcast_pubsub::history`): with history
 //! on, the batches of one topic reach a worker through different channels (its own flush, each
 //! other worker's), so offsets 3..4 may arrive before 1..2. Each local room remembers the next
-//! offset it expects (`LocalRoom::expect`, set from a history query when its first member
-//! joins); a batch that arrives early waits here until the gap fills.
+//! offset it expects (`rooms::stream::RoomStream`, set from a history query when its first
+//! member joins); a batch that arrives early waits here until the gap fills.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use crate::fanout::batch::FrozenBatch;
 use crate::fanout::deliver::{DeliveryReport, Outboxes, deliver_to};
 use crate::fanout::presence::PresenceOrder;
 use crate::rooms::local::LocalRooms;
+use crate::rooms::stream::Place;
 
 /// Early batches a worker holds before a gap of one of its rooms is filled; past it the gap is
 /// given up (a batch was lost: never in one process, possible once a bus feeds batches).
@@ -51,29 +52,25 @@ impl Order {
             self.held.remove(&id);
             return;
         };
-        match &mut local.expect {
-            Some((e, next)) if **e == **epoch => {
-                if last < *next {
-                    return; // covered by an earlier batch (cannot happen in one process)
-                }
-                if first > *next {
-                    let held = self.held.entry(id).or_default();
-                    held.push(batch.clone());
-                    if held.len() <= MAX_HELD {
-                        return;
-                    }
-                    tracing::warn!(room = %batch.topic(), "history gap never filled");
-                    let lowest = held.iter().filter_map(|b| b.seq()).map(|s| s.1).min();
-                    *next = lowest.unwrap_or(first);
-                    self.release(id, rooms, worker, limit, out, report);
+        match local.stream_mut().place(epoch, first, last) {
+            Place::Covered => return, // cannot happen in one process
+            Place::Early => {
+                let held = self.held.entry(id).or_default();
+                held.push(batch.clone());
+                if held.len() <= MAX_HELD {
                     return;
                 }
+                tracing::warn!(room = %batch.topic(), "history gap never filled");
+                let lowest = held.iter().filter_map(|b| b.seq()).map(|s| s.1).min();
+                local.stream_mut().skip_to(lowest.unwrap_or(first));
+                self.release(id, rooms, worker, limit, out, report);
+                return;
             }
             // A new epoch (eviction) or a room without an expectation: start from here.
-            expect => {
-                *expect = Some((epoch.clone(), first));
+            Place::Restart => {
                 self.held.remove(&id);
             }
+            Place::Next => {}
         }
         self.held.entry(id).or_default().push(batch.clone());
         self.release(id, rooms, worker, limit, out, report);
@@ -97,7 +94,7 @@ impl Order {
                 self.held.remove(&id);
                 return;
             };
-            let Some((_, next)) = local.expect.clone() else {
+            let Some(next) = local.stream().next_offset() else {
                 return;
             };
             let Some(i) = held
@@ -112,10 +109,9 @@ impl Order {
             };
             let batch = held.swap_remove(i);
             let last = batch.seq().map_or(next, |s| s.2);
-            local.expect = local.expect.take().map(|(e, _)| (e, last + 1));
             deliver_to(&batch, rooms, worker, limit, out, report);
             if let Some(local) = rooms.get_mut(id) {
-                local.skip.retain(|&(_, through)| through > last);
+                local.stream_mut().delivered_through(last);
             }
         }
     }

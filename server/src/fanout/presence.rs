@@ -1,14 +1,14 @@
 //! Presence events in `seq` order (docs/pubsub.md#order-after-a-subscribe, `ringcast_pubsub::presence`): join/leave events of
 //! one topic come from every worker that has a member in it, each through its own channel, so a
 //! worker may get `seq` 7 before 6, or an event its subscriber's snapshot already reflects. Each
-//! local room keeps the incarnation and the next `seq` it delivers (`LocalRoom::presence`, set by
-//! the first snapshot taken on this worker); an early event waits here until the gap fills, an
-//! event at or below a subscriber's snapshot `seq` is not sent to it (`LocalRoom::presence_skip`).
+//! local room keeps the incarnation and the next `seq` it delivers (`rooms::stream::RoomStream`, set
+//! by the first snapshot taken on this worker); an early event waits here until the gap fills, an
+//! event at or below a subscriber's snapshot `seq` is not sent to it.
 //! Events are delivered one at a time: they are rare next to messages.
 //!
 //! Joins and leaves on other nodes (cluster bus) have no `seq` here: they come in the bus's
 //! order, through the same channel as the answer to a subscriber's snapshot, and each presence
-//! subscriber with a view (`LocalRoom::remote_views`, what its snapshot listed) gets a join of
+//! subscriber with a view (`rooms::stream::NodeView`, what its snapshot listed) gets a join of
 //! a client not in it and a leave of one in it, updating it; anything else repeats what its
 //! snapshot showed (`ringcast_cluster`: a change published after the snapshot's query whose
 //! HSET / HDEL ran before it) and is dropped, so each change arrives exactly once.
@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::fanout::batch::FrozenBatch;
 use crate::fanout::deliver::{DeliveryReport, Outboxes};
-use crate::rooms::local::{AWAITING, Class, LocalRoom, LocalRooms};
+use crate::rooms::local::{Class, LocalRoom, LocalRooms};
 
 /// Early events a worker holds for one room before it gives up on a gap (a lost event: never
 /// in one process; a bounded wait once a bus feeds events).
@@ -52,10 +52,10 @@ impl PresenceOrder {
             self.held.remove(&id);
             return;
         };
-        if batch.is_remote_events() {
-            return deliver_remote(batch, local, limit, out, report);
+        if batch.is_node_events() {
+            return deliver_node_events(batch, local, limit, out, report);
         }
-        let Some((mut incarnation, mut next)) = local.presence else {
+        let Some((mut incarnation, mut next)) = local.stream().next_event() else {
             // No snapshot was taken here: nobody on this worker waits for these events.
             self.held.remove(&id);
             return;
@@ -69,7 +69,7 @@ impl PresenceOrder {
                 // The topic emptied and filled again: its events start over at 1.
                 (incarnation, next) = (inc, 1);
                 held.clear();
-                local.presence_skip.retain(|&(_, s)| s == AWAITING);
+                local.stream_mut().restart_events(inc);
             }
             if inc < incarnation || seq < next {
                 continue; // an older life of the topic, or reflected in every snapshot here
@@ -96,8 +96,7 @@ impl PresenceOrder {
             send_event(&event, i, seq, local, worker, limit, out, report);
             next = seq + 1;
         }
-        local.presence = Some((incarnation, next));
-        local.presence_skip.retain(|&(_, s)| s >= next);
+        local.stream_mut().events_delivered(incarnation, next);
         if held.is_empty() {
             self.held.remove(&id);
         }
@@ -105,8 +104,8 @@ impl PresenceOrder {
 }
 
 /// Queues each join/leave of `batch` (from other nodes) for the presence subscribers in `room`
-/// whose view it changes.
-fn deliver_remote(
+/// whose view it changes (`RoomStream::apply_node_change`).
+fn deliver_node_events(
     batch: &FrozenBatch,
     room: &mut LocalRoom,
     limit: usize,
@@ -115,30 +114,31 @@ fn deliver_remote(
 ) {
     let form = batch.form(Class::JsonPresence);
     for i in 0..batch.len() {
-        let Some(change) = batch.remote_change(i) else {
+        let Some(change) = batch.node_change(i) else {
             continue;
         };
         let (start, end) = batch.span(Class::JsonPresence, i);
-        room.remote_views.retain_mut(|view| {
-            let changed = if change.join {
-                view.clients.insert(change.client.clone())
-            } else {
-                view.clients.remove(&change.client)
-            };
-            if view.clients.len() > view.max {
-                return false; // above --presence-max: no more events for this subscriber
-            }
-            if changed {
-                let queue = out.outbox(view.key);
-                let backlog = queue.unsent();
-                queue.push_shared(form, start, end);
-                report.delivered += 1;
-                if backlog > 0 && queue.unsent() > limit {
-                    report.over_limit.push(view.key);
-                }
-            }
-            true
+        room.stream_mut().apply_node_change(change, |member| {
+            push_event(form, (start, end), member, limit, out, report);
         });
+    }
+}
+
+/// Queues one event frame for `member` and reports it (and whether it went over the limit).
+fn push_event(
+    form: &Arc<[u8]>,
+    (start, end): (u32, u32),
+    member: usize,
+    limit: usize,
+    out: &mut impl Outboxes,
+    report: &mut DeliveryReport,
+) {
+    let queue = out.outbox(member);
+    let backlog = queue.unsent();
+    queue.push_shared(form, start, end);
+    report.delivered += 1;
+    if queue.over_limit(backlog, limit) {
+        report.over_limit.push(member);
     }
 }
 
@@ -159,21 +159,10 @@ fn send_event(
     let (start, end) = batch.span(Class::JsonPresence, i);
     let about = (batch.origin() == Some(worker)).then(|| batch.messages()[i].sender);
     for &member in room.members(Class::JsonPresence) {
-        if about == Some(member)
-            || room
-                .presence_skip
-                .iter()
-                .any(|&(k, through)| k == member && seq <= through)
-        {
+        if about == Some(member) || !room.stream().wants_event(member, seq) {
             continue;
         }
-        let queue = out.outbox(member);
-        let backlog = queue.unsent();
-        queue.push_shared(form, start, end);
-        report.delivered += 1;
-        if backlog > 0 && queue.unsent() > limit {
-            report.over_limit.push(member);
-        }
+        push_event(form, (start, end), member, limit, out, report);
     }
 }
 
@@ -216,8 +205,8 @@ mod tests {
         let local = rooms.get_mut(1).expect("room");
         // Member 1 asked for a cluster-wide snapshot; member 0's arrives first, and is the
         // first on this worker: member 1 must stay held.
-        local.presence_hold(1);
-        local.presence_from(0, 1, 2);
+        local.stream_mut().snapshot_awaited(1);
+        local.stream_mut().snapshot_taken(0, 1, 2);
         let mut q = Queues::new(2);
         let mut order = PresenceOrder::default();
         let mut report = DeliveryReport::default();
@@ -235,7 +224,11 @@ mod tests {
         }
         assert_eq!((q.0[0].unsent(), q.0[1].unsent()), (2 * frame, 0));
         // Member 1's snapshot is taken now and reflects events up to 5 (5 still in flight).
-        rooms.get_mut(1).expect("room").presence_from(1, 1, 5);
+        rooms
+            .get_mut(1)
+            .expect("room")
+            .stream_mut()
+            .snapshot_taken(1, 1, 5);
         (order).deliver(
             &events(&room, &[5, 6]),
             &mut rooms,
@@ -253,27 +246,27 @@ mod tests {
     fn other_nodes_changes_reach_each_view_once_and_stop_above_the_max() {
         use std::collections::HashSet;
 
-        use crate::fanout::batch::{BatchBuilder, RemoteChange};
-        use crate::rooms::local::RemoteView;
+        use crate::fanout::batch::BatchBuilder;
+        use crate::rooms::stream::{NodeChange, NodeView};
 
         let (room, mut rooms) = presence_room(3);
         let local = rooms.get_mut(1).expect("room");
-        let view = |key, clients: &[&str], max| RemoteView {
+        let view = |key, clients: &[&str], max| NodeView {
             key,
             clients: clients.iter().map(|&c| c.into()).collect::<HashSet<_>>(),
             max,
         };
         // 0's snapshot listed x; 1's did not (taken earlier); 2 has a small max; 3 none.
-        local.set_remote_view(view(0, &["x"], 10));
-        local.set_remote_view(view(1, &[], 10));
-        local.set_remote_view(view(2, &["x"], 1));
+        local.stream_mut().set_view(view(0, &["x"], 10));
+        local.stream_mut().set_view(view(1, &[], 10));
+        local.stream_mut().set_view(view(2, &["x"], 1));
         let mut events = BatchBuilder::events(room.clone());
         for (client, join) in [("x", true), ("y", true), ("x", false), ("z", false)] {
-            let change = RemoteChange {
+            let change = NodeChange {
                 client: client.into(),
                 join,
             };
-            events.push_remote_event(change, format!("{client}{}", u8::from(join)).as_bytes());
+            events.push_node_event(change, format!("{client}{}", u8::from(join)).as_bytes());
         }
         let batch = Arc::new(events.freeze(None, false));
         let mut q = Queues::new(3);
@@ -297,7 +290,7 @@ mod tests {
             "2: past its max at y's join, no more events"
         );
         let local = rooms.get_mut(1).expect("room");
-        let keys: Vec<_> = local.remote_views.iter().map(|v| v.key).collect();
+        let keys: Vec<_> = local.stream().viewers().collect();
         assert_eq!(keys, [0, 1]);
     }
 }

@@ -2,8 +2,9 @@
 //! slab keys grouped by delivery class. Owned by one worker, touched on every delivery, never
 //! shared.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::HashMap;
+
+use crate::rooms::stream::RoomStream;
 
 /// How a member wants a room's messages. Each class is one encoded form of a frozen batch
 /// (`fanout::FrozenBatch::form`), built once per room per turn and only when a member of that
@@ -38,46 +39,13 @@ pub struct Slot {
     pub index: usize,
 }
 
-/// A worker's view of one room: its local members, per class.
+/// A worker's view of one room: its local members, per class, and where they stand in the
+/// room's ordered streams.
 #[derive(Debug, Default)]
 pub struct LocalRoom {
     members: [Vec<usize>; Class::COUNT],
-    /// Subscribers whose replay already covered offsets up to `.1`: live messages with an
-    /// offset ≤ that are not sent to member `.0` (history protocol rule 3). Short-lived: an
-    /// entry goes once the worker has delivered past its offset.
-    pub skip: Vec<(usize, u64)>,
-    /// With history on: the epoch and the next offset this worker delivers in this room;
-    /// batches that arrive early wait in `fanout::order` (history protocol rule 4).
-    pub expect: Option<(Arc<str>, u64)>,
-    /// Presence events: the topic incarnation and the next event `seq` this worker delivers
-    /// in this room, set by the first presence snapshot taken here; events that arrive early
-    /// wait in `fanout::presence` (docs/pubsub.md#order-after-a-subscribe: every event once, in order, after the snapshot).
-    pub presence: Option<(u64, u64)>,
-    /// Presence subscribers whose snapshot already reflects events up to `.1` (of the
-    /// current incarnation): those are not sent to member `.0`. `.1 ==` [`AWAITING`]: the
-    /// member's snapshot is still being asked for (cluster-wide, from Redis), so it gets no
-    /// event until then; the snapshot, taken when the answer arrives, reflects them.
-    pub presence_skip: Vec<(usize, u64)>,
-    /// Presence subscribers' views of the other nodes' members (cluster): what their snapshot
-    /// listed, then changed by each join/leave from the bus they got (`fanout::presence`).
-    /// A subscriber without one (awaiting its snapshot, or above `--presence-max`) gets no
-    /// event from other nodes.
-    pub remote_views: Vec<RemoteView>,
+    stream: RoomStream,
 }
-
-/// A presence subscriber's view of the other nodes' members of a room.
-#[derive(Debug)]
-pub struct RemoteView {
-    /// The member (slab key).
-    pub key: usize,
-    /// Client ids on other nodes it knows as present.
-    pub clients: HashSet<Box<str>>,
-    /// `--presence-max`: past it the view is dropped (no events above it, docs/pubsub.md#presence).
-    pub max: usize,
-}
-
-/// A `presence_skip` bound that holds every event back from a member waiting for its snapshot.
-pub const AWAITING: u64 = u64::MAX;
 
 impl LocalRoom {
     /// Members of `class`.
@@ -98,37 +66,14 @@ impl LocalRoom {
         self.members.iter().all(Vec::is_empty)
     }
 
-    /// Member `key` (a presence subscriber) got a snapshot that reflects events up to `seq` of
-    /// `incarnation`: it gets the later ones, in order, and none of those. The first snapshot
-    /// on this worker fixes where the worker's event stream for the room starts.
-    pub fn presence_from(&mut self, key: usize, incarnation: u64, seq: u64) {
-        match self.presence {
-            Some((inc, _)) if inc == incarnation => {}
-            // First snapshot here, or the topic emptied and filled again since the last.
-            _ => {
-                self.presence = Some((incarnation, seq + 1));
-                self.presence_skip.retain(|&(_, s)| s == AWAITING);
-            }
-        }
-        self.presence_skip.retain(|&(k, _)| k != key);
-        if self.presence.is_some_and(|(_, next)| seq >= next) {
-            self.presence_skip.push((key, seq));
-        }
+    /// Where the worker and each member stand in the room's streams.
+    pub fn stream(&self) -> &RoomStream {
+        &self.stream
     }
 
-    /// Member `key` waits for a snapshot computed elsewhere: no event reaches it until
-    /// [`LocalRoom::presence_from`].
-    pub fn presence_hold(&mut self, key: usize) {
-        self.presence_skip.retain(|&(k, _)| k != key);
-        self.presence_skip.push((key, AWAITING));
-        self.remote_views.retain(|v| v.key != key);
-    }
-
-    /// Member `view.key` got a snapshot that listed `view.clients` as the other nodes'
-    /// members: it gets their later joins and leaves.
-    pub fn set_remote_view(&mut self, view: RemoteView) {
-        self.remote_views.retain(|v| v.key != view.key);
-        self.remote_views.push(view);
+    /// The room's stream positions, to move them.
+    pub fn stream_mut(&mut self) -> &mut RoomStream {
+        &mut self.stream
     }
 }
 
@@ -187,9 +132,7 @@ impl LocalRooms {
         }
         let gone = members.swap_remove(slot.index);
         let moved = members.get(slot.index).copied();
-        room.skip.retain(|&(k, _)| k != gone);
-        room.presence_skip.retain(|&(k, _)| k != gone);
-        room.remote_views.retain(|v| v.key != gone);
+        room.stream.forget(gone);
         let empty = room.is_empty();
         if empty {
             self.rooms.remove(&id);

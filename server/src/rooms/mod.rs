@@ -3,6 +3,7 @@
 //! `local.rs`).
 
 pub mod local;
+pub mod stream;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

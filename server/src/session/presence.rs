@@ -2,9 +2,9 @@
 //! `subscribe` with `"presence":true` gets, and the join/leave events members cause.
 //!
 //! Without a cluster a snapshot is this node's registry (`Hub::presence`), queued at once, and
-//! `Sink::presence_from` says which events it reflects. In a cluster the other nodes' members
+//! `Sink::snapshot_taken` says which events it reflects. In a cluster the other nodes' members
 //! live in Redis: a subscribe's snapshot is asked for ([`subscribe_snapshot`]), the subscriber
-//! gets no event meanwhile (`Sink::presence_hold`), and its place in the outbound queue is held
+//! gets no event meanwhile (`Sink::snapshot_awaited`), and its place in the outbound queue is held
 //! (`Sink::hold`), so the replay and live messages queued after `subscribed` wait behind it
 //! (the order of docs/pubsub.md#order-after-a-subscribe). When the answer arrives ([`answer_snapshot`]) the snapshot is this node's
 //! registry *then* plus the other nodes' members, put in the held place, before any later
@@ -86,13 +86,13 @@ pub struct Awaited {
 pub fn subscribe_snapshot(sink: &mut Sink<'_>, room: &Arc<SharedRoom>) -> Option<Awaited> {
     let Some(bus) = sink.shared().cluster.clone() else {
         let snap = snapshot(sink, &room.name, None, &[]);
-        sink.presence_from(room, snap.incarnation, snap.seq);
+        sink.snapshot_taken(room, snap.incarnation, snap.seq);
         if snap.members.is_none() {
-            sink.presence_hold(room);
+            sink.snapshot_awaited(room);
         }
         return None;
     };
-    sink.presence_hold(room);
+    sink.snapshot_awaited(room);
     let hold = sink.hold();
     let token = bus.ask_presence(PresenceAsk {
         conn: sink.address(),
@@ -121,14 +121,14 @@ pub fn answer_snapshot(
     let (out, snap, listed) = encode_snapshot(sink, &awaited.room.name, None, remote);
     sink.fill_frame(awaited.hold, OpCode::Text, &out);
     if subscribed {
-        sink.presence_from(&awaited.room, snap.incarnation, snap.seq);
+        sink.snapshot_taken(&awaited.room, snap.incarnation, snap.seq);
         if !listed {
             // Count-only (locally or cluster-wide): no event about members it was not shown.
-            sink.presence_hold(&awaited.room);
+            sink.snapshot_awaited(&awaited.room);
         }
         if listed {
             let view = remote.iter().map(|m| m.client.as_str().into()).collect();
-            sink.remote_view(&awaited.room, view);
+            sink.node_view(&awaited.room, view);
         }
     }
 }

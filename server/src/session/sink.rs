@@ -17,7 +17,8 @@ use crate::conn::outq::{HoldId, OutQueue};
 use crate::fanout::batch::TurnBatches;
 use crate::limits::MAX_COLLAPSED_PONGS;
 use crate::metrics::WorkerMetrics;
-use crate::rooms::local::{Class, LocalRooms, RemoteView, Slot};
+use crate::rooms::local::{Class, LocalRooms, Slot};
+use crate::rooms::stream::NodeView;
 use crate::rooms::{JoinError, SharedRoom};
 use crate::shared::Shared;
 
@@ -151,28 +152,30 @@ impl<'a> Sink<'a> {
     }
 
     /// This connection (a presence subscriber of `room`) got a snapshot that reflects events
-    /// up to `seq` of `incarnation`: it gets the later ones, in order, and none of those. The
-    /// first snapshot on this worker fixes where the worker's event stream for the room starts.
-    pub fn presence_from(&mut self, room: &SharedRoom, incarnation: u64, seq: u64) {
+    /// up to `seq` of `incarnation`: it gets the later ones, in order, and none of those
+    /// (`RoomStream::snapshot_taken`).
+    pub fn snapshot_taken(&mut self, room: &SharedRoom, incarnation: u64, seq: u64) {
         if let Some(local) = self.rooms.get_mut(room.id) {
-            local.presence_from(self.key, incarnation, seq);
+            local
+                .stream_mut()
+                .snapshot_taken(self.key, incarnation, seq);
         }
     }
 
     /// This connection (a presence subscriber of `room`) waits for a snapshot computed
-    /// elsewhere: it gets no event of the room until [`Sink::presence_from`] says where its
+    /// elsewhere: it gets no event of the room until [`Sink::snapshot_taken`] says where its
     /// snapshot stands.
-    pub fn presence_hold(&mut self, room: &SharedRoom) {
+    pub fn snapshot_awaited(&mut self, room: &SharedRoom) {
         if let Some(local) = self.rooms.get_mut(room.id) {
-            local.presence_hold(self.key);
+            local.stream_mut().snapshot_awaited(self.key);
         }
     }
 
     /// This connection (a presence subscriber of `room`) got a snapshot that listed `clients`
     /// as the other nodes' members: it gets their later joins and leaves from the bus.
-    pub fn remote_view(&mut self, room: &SharedRoom, clients: HashSet<Box<str>>) {
+    pub fn node_view(&mut self, room: &SharedRoom, clients: HashSet<Box<str>>) {
         if let Some(local) = self.rooms.get_mut(room.id) {
-            local.set_remote_view(RemoteView {
+            local.stream_mut().set_view(NodeView {
                 key: self.key,
                 clients,
                 max: self.shared.config.presence_max,
@@ -195,15 +198,10 @@ impl<'a> Sink<'a> {
     }
 
     /// Live messages of `room` with an offset ≤ `through` are not sent to this connection: its
-    /// replay covered them.
+    /// replay covered them (`RoomStream::replayed`).
     pub fn skip_through(&mut self, room: &SharedRoom, through: u64) {
-        let key = self.key;
         if let Some(local) = self.rooms.get_mut(room.id) {
-            local.skip.retain(|&(k, _)| k != key);
-            let next = local.expect.as_ref().map_or(0, |e| e.1);
-            if through >= next {
-                local.skip.push((key, through));
-            }
+            local.stream_mut().replayed(self.key, through);
         }
     }
 
@@ -332,9 +330,9 @@ impl<'a> Sink<'a> {
         // is set already, so every later append reaches this worker (history rule 1).
         let history = self.shared.hub.history.as_ref();
         match (history, self.rooms.get_mut(room.id)) {
-            (Some(history), Some(local)) if local.expect.is_none() => {
+            (Some(history), Some(local)) if local.stream().next_offset().is_none() => {
                 let p = history.topic(name).position(self.shared.hub.now());
-                local.expect = Some((p.epoch, p.offset + 1));
+                local.stream_mut().start_offsets(p.epoch, p.offset);
             }
             _ => {}
         }
