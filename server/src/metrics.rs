@@ -24,10 +24,11 @@ pub const REJECT_REASONS: [&str; 13] = [
 ];
 
 /// TLS failure reasons, as `tls::Failure::label` names them (docs/metrics.md#tls).
-pub const TLS_FAILURE_REASONS: [&str; 9] = [
+pub const TLS_FAILURE_REASONS: [&str; 10] = [
     "plain_http",
     "bad_record",
     "protocol_version",
+    "alpn",
     "alert_received",
     "peer_misbehaved",
     "decrypt",

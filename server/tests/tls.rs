@@ -159,7 +159,7 @@ impl TlsServer {
         tungstenite::client(req, stream).expect("ws handshake").0
     }
 
-    /// An HTTP/1.1 exchange over TLS: everything until the server closes.
+    /// An HTTP/1.1 exchange over TLS: everything until the server's close_notify.
     fn https(
         &self,
         request: &[u8],
@@ -168,7 +168,9 @@ impl TlsServer {
         let mut s = self.tls(versions);
         s.write_all(request).unwrap();
         let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
+        // rustls reports a close without close_notify as an error: the server sends one.
+        s.read_to_end(&mut out)
+            .expect("the answer, then close_notify");
         (String::from_utf8_lossy(&out).into_owned(), s)
     }
 
@@ -475,6 +477,44 @@ fn garbage_and_alerts_close_only_their_connection() {
     drop(gone);
     s.await_failures("eof", 1);
     room_still_works(&mut a, &mut b, "garbage");
+}
+
+#[test]
+fn a_version_or_alpn_we_do_not_serve_is_refused_with_an_alert() {
+    let s = TlsServer::start(&[]);
+    let mut a = s.wss("calm");
+    let mut b = s.ws("calm");
+    // A ClientHello for TLS 1.1 (legacy version 0x0302, no supported_versions extension).
+    let mut hello = vec![0x03, 0x02];
+    hello.extend_from_slice(&[0x11; 32]); // random
+    hello.extend_from_slice(&[0x00, 0x00, 0x02, 0xc0, 0x2f, 0x01, 0x00]); // no session id, one suite, null compression
+    let mut handshake = vec![0x01, 0x00, 0x00, hello.len() as u8];
+    handshake.extend_from_slice(&hello);
+    let mut record = vec![0x16, 0x03, 0x01, 0x00, handshake.len() as u8];
+    record.extend_from_slice(&handshake);
+    let mut old = TcpStream::connect(&s.tls_addr).unwrap();
+    old.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    old.write_all(&record).unwrap();
+    let answer = expect_closed(&mut old);
+    assert_eq!(answer.first(), Some(&0x15), "an alert record: {answer:?}");
+    s.await_failures("protocol_version", 1);
+    // A client that offers only h2.
+    let mut config = (*s.cert.client_config(rustls::DEFAULT_VERSIONS)).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut conn = ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut tcp = TcpStream::connect(&s.tls_addr).unwrap();
+    tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    let refused = loop {
+        match conn.complete_io(&mut tcp) {
+            Err(e) => break e.to_string(),
+            Ok(_) if !conn.is_handshaking() => panic!("the handshake succeeded without ALPN"),
+            Ok(_) => {}
+        }
+    };
+    assert!(refused.contains("NoApplicationProtocol"), "{refused}");
+    s.await_failures("alpn", 1);
+    room_still_works(&mut a, &mut b, "refused versions");
 }
 
 #[test]

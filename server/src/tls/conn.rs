@@ -33,6 +33,8 @@ pub struct TlsConn {
     fresh: bool,
     /// TLS failed: only what is already encrypted (the alert) is sent, nothing more.
     failed: bool,
+    /// A close_notify alert was queued (after the connection's last bytes).
+    notified: bool,
 }
 
 /// Whether `data` starts like a plain HTTP/1 request (a method and a space) rather than a TLS
@@ -66,6 +68,7 @@ impl TlsConn {
             plain_in_flight: 0,
             fresh: true,
             failed: false,
+            notified: false,
         }
     }
 
@@ -170,7 +173,9 @@ impl TlsConn {
 
     /// Accounts for a completed send of `n` ciphertext bytes (0 for a failed one); returns
     /// whether anything remains to be sent (ciphertext, queued plaintext, rustls' own records).
-    pub fn sent(&mut self, n: usize, out: &mut OutQueue) -> bool {
+    /// `last`: the connection's last bytes are queued (it is flushing before its half-close):
+    /// once they are all sent, a close_notify alert follows them.
+    pub fn sent(&mut self, n: usize, out: &mut OutQueue, last: bool) -> bool {
         if self.cipher.sent(n) && self.plain_in_flight > 0 {
             out.sent(std::mem::take(&mut self.plain_in_flight));
         } else if n == 0 {
@@ -181,7 +186,12 @@ impl TlsConn {
                 self.plain_in_flight = 0;
             }
         }
-        !self.cipher.is_empty() || self.tls.wants_write() || (!self.failed && out.unsent() > 0)
+        let queued = !self.failed && out.unsent() > 0;
+        if last && n > 0 && !queued && self.cipher.is_empty() && !self.notified {
+            self.notified = true;
+            self.tls.send_close_notify();
+        }
+        !self.cipher.is_empty() || self.tls.wants_write() || queued
     }
 }
 

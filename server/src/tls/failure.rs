@@ -9,6 +9,8 @@ pub enum Failure {
     BadRecord,
     /// The client offered no protocol version or cipher suite we serve.
     ProtocolVersion,
+    /// The client offered ALPN protocols, none of them `http/1.1`.
+    Alpn,
     /// The client sent a fatal alert.
     AlertReceived,
     /// A message out of order (a certificate we did not ask for, ...).
@@ -30,6 +32,7 @@ impl Failure {
             Failure::PlainHttp => "plain_http",
             Failure::BadRecord => "bad_record",
             Failure::ProtocolVersion => "protocol_version",
+            Failure::Alpn => "alpn",
             Failure::AlertReceived => "alert_received",
             Failure::PeerMisbehaved => "peer_misbehaved",
             Failure::Decrypt => "decrypt",
@@ -44,6 +47,7 @@ impl Failure {
         match error {
             E::InvalidMessage(_) | E::PeerSentOversizedRecord => Failure::BadRecord,
             E::PeerIncompatible(_) => Failure::ProtocolVersion,
+            E::NoApplicationProtocol => Failure::Alpn,
             E::AlertReceived(_) => Failure::AlertReceived,
             E::PeerMisbehaved(_)
             | E::InappropriateMessage { .. }

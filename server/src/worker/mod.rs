@@ -432,14 +432,17 @@ impl Worker {
         if res < 0 {
             match &mut conn.tls {
                 None => conn.out.sent(0),
-                Some(tls) => tls.sent(0, &mut conn.out),
+                Some(tls) => tls.sent(0, &mut conn.out, false),
             };
             self.teardown(key, Event::SendFailed);
             return;
         }
         let more = match &mut conn.tls {
             None => conn.out.sent(res as usize),
-            Some(tls) => tls.sent(res as usize, &mut conn.out),
+            Some(tls) => {
+                let last = conn.life.stage() == Stage::Flushing;
+                tls.sent(res as usize, &mut conn.out, last)
+            }
         };
         self.ctx.metrics().bytes_out.fetch_add(res as u64, Relaxed);
         self.step(key, Event::SendDone { more });
