@@ -552,3 +552,66 @@ fn a_missing_or_mismatched_certificate_or_key_stops_the_start_with_exit_2() {
     let (code, err) = run(&["--tls-cert", &cert.cert()]);
     assert_eq!(code, Some(2), "--tls-cert needs --tls-key: {err}");
 }
+
+/// Fan-out over ws:// and wss:// in one server process: deliveries per server CPU-second.
+/// Not a timed test; run it by hand and quote it:
+/// `cargo test -p ringcast --profile ci --test tls -- --ignored --nocapture fanout_cost`
+/// (`RINGCAST_FANOUT=subscribers,messages,interval_us`, default 1000,3000,500: one publisher
+/// sends a 64-byte message every `interval_us`, so most turns carry one message per receiver,
+/// the case where TLS costs most; interval 0 floods, and turns batch many).
+#[test]
+#[ignore]
+fn fanout_cost_ws_vs_wss() {
+    let spec = std::env::var("RINGCAST_FANOUT").unwrap_or_else(|_| "1000,3000,500".into());
+    let v: Vec<u64> = spec.split(',').map(|x| x.parse().unwrap()).collect();
+    let (n, m, interval) = (v[0] as usize, v[1] as usize, Duration::from_micros(v[2]));
+    let s = TlsServer::start(&["--workers", "1", "--no-pin"]);
+    let pid = s.child.id();
+    for (round, secure) in [false, true, false, true].into_iter().enumerate() {
+        let room = format!("fan{round}");
+        let mut readers = Vec::new();
+        for _ in 0..n {
+            let read = move |ws: &mut dyn FnMut() -> Message| {
+                for _ in 0..m {
+                    while !ws().is_text() {}
+                }
+            };
+            if secure {
+                let mut ws = s.wss(&room);
+                readers.push(std::thread::spawn(move || read(&mut || ws.read().unwrap())));
+            } else {
+                let mut ws = s.ws(&room);
+                readers.push(std::thread::spawn(move || read(&mut || ws.read().unwrap())));
+            }
+        }
+        let payload = "x".repeat(64);
+        let mut send: Box<dyn FnMut()> = if secure {
+            let mut p = s.wss(&room);
+            Box::new(move || p.send(Message::text(payload.clone())).unwrap())
+        } else {
+            let mut p = s.ws(&room);
+            Box::new(move || p.send(Message::text(payload.clone())).unwrap())
+        };
+        let t0 = common::proc::cpu_ticks(pid);
+        let start = Instant::now();
+        for i in 0..m {
+            send();
+            let due = interval * (i as u32 + 1);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        for r in readers {
+            r.join().unwrap();
+        }
+        let wall = start.elapsed().as_secs_f64();
+        let cpu =
+            common::proc::cpu_ticks(pid).saturating_sub(t0) as f64 / common::proc::ticks_per_sec();
+        let deliveries = (n * m) as f64;
+        println!(
+            "{:>3}: {n} subscribers x {m} messages of 64 B every {interval:?}: {deliveries:.0} deliveries in {wall:.2} s wall, server CPU {cpu:.2} s: {:.0} deliveries per server CPU-s",
+            if secure { "wss" } else { "ws" },
+            deliveries / cpu.max(0.01),
+        );
+    }
+}
