@@ -518,6 +518,25 @@ fn a_version_or_alpn_we_do_not_serve_is_refused_with_an_alert() {
 }
 
 #[test]
+fn a_wss_client_that_never_reads_is_cut_at_the_backpressure_limit() {
+    let s = TlsServer::start(&["--max-backpressure", "65536"]);
+    let stalled = s.wss("flood"); // never reads: records pile up in the kernel, then with us
+    let mut reader = s.ws("flood");
+    let mut publisher = s.wss("flood");
+    let payload = "y".repeat(1000);
+    let cut = common::proc::poll_until(Duration::from_secs(10), || {
+        for _ in 0..100 {
+            publisher.send(Message::text(payload.clone())).unwrap();
+            assert_eq!(text(&mut reader), payload, "a reading member keeps up");
+        }
+        s.metric("ringcast_backpressure_disconnects_total") >= 1
+    });
+    assert!(cut, "the stalled wss member was never cut");
+    drop(stalled);
+    room_still_works(&mut publisher, &mut reader, "the backpressure cut");
+}
+
+#[test]
 fn a_missing_or_mismatched_certificate_or_key_stops_the_start_with_exit_2() {
     let cert = Cert::new();
     let other = Cert::new();
