@@ -12,6 +12,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 need=()
 [[ -x /usr/bin/chromium ]] || need+=(chromium)
 command -v python3 >/dev/null || need+=(python3)
+# interop_python.py makes the certificate of its wss:// phases with the openssl CLI.
+command -v openssl >/dev/null || need+=(openssl)
 if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   need+=(python3-venv python3-pip)
 fi

@@ -6,8 +6,16 @@ its "ringcast listening on ws://IP:PORT/ (N workers)" line, and runs each check 
 No sleeps: every wait is for an event, bounded by a timeout. Prints one line per check and ends
 with "N passed, M failed"; exits 1 on any failure.
 
+The room and pub/sub phases run twice: over ws://, then over wss:// against a server with
+--tls-cert/--tls-key (a certificate made with the openssl CLI at start, verified by the client)
+and a --plain-listen port beside it, where a wss:// and a ws:// client share a room
+(docs/running.md#tls).
+
 Environment: RINGCAST_BIN, INTEROP_SERVER_ARGS (extra server flags), INTEROP_TIMEOUT (s, default 10).
 """
+import ssl
+import subprocess
+import tempfile
 import asyncio
 import base64
 import hashlib
@@ -21,7 +29,7 @@ import sys
 import time
 import traceback
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -51,6 +59,8 @@ class Server:
             text = line.decode(errors="replace").strip()
             if text.startswith(prefix):
                 self.url = text[len(prefix):].split()[0]
+                # "… on wss://A/ and ws://B/ (N workers)" with --plain-listen
+                self.plain_url = text.split(" and ")[1].split()[0] if " and " in text else None
                 break
         self.drain = asyncio.create_task(self._drain())
         print(f"# ringcast pid {self.proc.pid}: {text}", flush=True)
@@ -72,6 +82,28 @@ class Server:
 
 
 SERVER = Server(SERVER_ARGS, "python-ringcast")
+# The client side of the wss:// phases: trusts the certificate made by `make_certificate`.
+TLS_CONTEXT = None
+
+
+def make_certificate():
+    """A self-signed certificate for 127.0.0.1 and localhost; returns the server's TLS flags."""
+    global TLS_CONTEXT
+    d = tempfile.mkdtemp(prefix="ringcast-interop-tls-")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    TLS_CONTEXT = ssl.create_default_context(cafile=cert)
+    return ["--tls-cert", cert, "--tls-key", key, "--plain-listen", "127.0.0.1:0"]
+
+
+def connect(url, **kw):
+    """websockets' connect, with the test certificate trusted for wss:// URLs."""
+    if url.startswith("wss://"):
+        kw.setdefault("ssl", TLS_CONTEXT)
+    return ws_connect(url, **kw)
 
 
 def room(name):
@@ -263,6 +295,17 @@ async def t_sigterm_close_1001():
         check(ws.protocol.close_rcvd.code == 1001, f"close code {ws.protocol.close_rcvd.code}, want 1001")
     rc = await asyncio.wait_for(SERVER.proc.wait(), T)
     check(rc == 0, f"ringcast exited with {rc}, want 0")
+
+
+async def t_wss_and_ws_share_a_room():
+    r = room("both")
+    check(SERVER.url.startswith("wss://") and SERVER.plain_url, f"not a TLS server: {SERVER.url}")
+    async with client(r) as secure, connect(SERVER.plain_url, subprotocols=[r], open_timeout=T,
+                                            ping_interval=None) as plain:
+        await secure.send("over tls")
+        await expect_first(plain, "over tls")
+        await plain.send("in plain")
+        await expect_first(secure, "in plain")
 
 
 TESTS = [
@@ -485,11 +528,23 @@ async def main():
         print(f"ringcast binary not found at {BIN} (set RINGCAST_BIN or build it)")
         print("0 passed, 1 failed")
         return 1
-    only = os.environ.get("INTEROP_ONLY")   # "rooms" or "pubsub" runs one phase
+    global SERVER, PUBSUB
+    only = os.environ.get("INTEROP_ONLY")   # "rooms", "pubsub", "rooms-wss" or "pubsub-wss"
     passed = failed = 0
-    for phase, server, tests in (("rooms", SERVER, TESTS), ("pubsub", PUBSUB, PUBSUB_TESTS)):
+    tls = make_certificate()
+    phases = (("rooms", SERVER, TESTS), ("pubsub", PUBSUB, PUBSUB_TESTS),
+              ("rooms-wss", Server([*SERVER_ARGS, *tls], "python-wss-ringcast"),
+               [t_wss_and_ws_share_a_room, *TESTS]),  # TESTS ends with the SIGTERM drain
+              ("pubsub-wss", Server([*PUBSUB_ARGS, *tls], "python-pubsub-wss-ringcast"), PUBSUB_TESTS))
+    for phase, server, tests in phases:
         if only and only != phase:
             continue
+        # The tests reach their server through these two names.
+        if phase.startswith("rooms"):
+            SERVER = server
+        else:
+            PUBSUB = server
+        print(f"# phase {phase}", flush=True)
         p, f = await run_phase(server, tests)
         passed, failed = passed + p, failed + f
     print(f"{passed} passed, {failed} failed")

@@ -27,6 +27,17 @@ pub struct Config {
     /// Address to listen on (`127.0.0.1:0` picks a free port).
     #[arg(long, env = "RINGCAST_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+    /// PEM certificate chain: with --tls-key, --listen serves wss:// and https:// (TLS 1.3 and
+    /// 1.2, ALPN http/1.1; docs/running.md#tls).
+    #[arg(long, env = "RINGCAST_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "RINGCAST_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// A second listener serving plain ws:// and http:// beside --listen (for an internal
+    /// network or metrics scrapes), on the same workers, rooms and topics.
+    #[arg(long, env = "RINGCAST_PLAIN_LISTEN")]
+    pub plain_listen: Option<SocketAddr>,
     /// Worker threads, each with its own io_uring, pinned to the allowed CPUs in turn
     /// (0 = one per available core).
     #[arg(long, env = "RINGCAST_WORKERS", default_value_t = 0)]

@@ -16,6 +16,7 @@ mod ring;
 mod rooms;
 mod session;
 mod shared;
+mod tls;
 mod worker;
 
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ use crate::config::{Config, LogFormat};
 use crate::fanout::bus::{Inbound, InboundSlot};
 use crate::fanout::{Peers, Remote};
 use crate::shared::Shared;
+use crate::tls::TlsAcceptor;
 use crate::worker::Worker;
 use crate::worker::sq::Waker;
 
@@ -46,7 +48,19 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.log_format);
-    match serve(config) {
+    // A missing, unreadable or mismatched certificate or key stops the start (exit 2), with
+    // one line naming the file (docs/running.md#tls).
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => match TlsAcceptor::load(cert, key) {
+            Ok(acceptor) => Some(Arc::new(acceptor)),
+            Err(e) => {
+                eprintln!("ringcast: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
+    match serve(config, tls) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -155,7 +169,7 @@ fn report_exit(
     }
 }
 
-fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+fn serve(config: Config, tls: Option<Arc<TlsAcceptor>>) -> Result<(), Box<dyn std::error::Error>> {
     let sigset = block_signals();
     // SAFETY: ignoring SIGPIPE only changes how a write to a closed socket is reported (EPIPE).
     unsafe {
@@ -177,6 +191,20 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     for _ in 1..n {
         listeners.push(listener(bound)?);
     }
+    // `--plain-listen`: one more listener per worker, accepted on every worker too.
+    let mut plain_listeners = Vec::new();
+    let mut plain_bound = None;
+    if let Some(addr) = config.plain_listen {
+        let first = listener(addr)?;
+        let addr = (first.local_addr()?.as_socket()).ok_or("plain listener has no inet address")?;
+        plain_listeners.push(Some(first));
+        for _ in 1..n {
+            plain_listeners.push(Some(listener(addr)?));
+        }
+        plain_bound = Some(addr);
+    } else {
+        plain_listeners.resize_with(n, || None);
+    }
     // Made before any worker accepts: at the descriptor limit it could not be made later.
     let mut waker = Waker::new()?;
     let shared = Shared::new(config, n);
@@ -195,8 +223,10 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let (exit_tx, exit_rx) = crossbeam_channel::unbounded::<Exit>();
     let mut peer_txs = Vec::new();
     let mut handles = Vec::new();
-    for (id, (sock, rx)) in listeners.into_iter().zip(receivers).enumerate() {
+    let per_worker = listeners.into_iter().zip(plain_listeners).zip(receivers);
+    for (id, ((sock, plain), rx)) in per_worker.enumerate() {
         let shared = shared.clone();
+        let tls = tls.clone();
         let cpus = cpus.clone();
         let ready_tx = ready_tx.clone();
         let exit_tx = exit_tx.clone();
@@ -213,7 +243,7 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
                         }
                     }
                     let mut worker = match Worker::new(id, shared, sock, rx) {
-                        Ok(w) => w,
+                        Ok(w) => w.with_tls(tls, plain),
                         Err(e) => {
                             let _ = ready_tx.send(Err(e.to_string()));
                             return Err(e.to_string());
@@ -251,7 +281,13 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..n {
         ready_rx.recv()??;
     }
-    println!("ringcast listening on ws://{bound}/ ({n} workers)");
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    match plain_bound {
+        Some(plain) => {
+            println!("ringcast listening on {scheme}://{bound}/ and ws://{plain}/ ({n} workers)")
+        }
+        None => println!("ringcast listening on {scheme}://{bound}/ ({n} workers)"),
+    }
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     tracing::info!(%bound, workers = n, "accepting connections");

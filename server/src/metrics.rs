@@ -23,6 +23,20 @@ pub const REJECT_REASONS: [&str; 13] = [
     "draining",
 ];
 
+/// TLS failure reasons, as `tls::Failure::label` names them (docs/metrics.md#tls).
+pub const TLS_FAILURE_REASONS: [&str; 10] = [
+    "plain_http",
+    "bad_record",
+    "protocol_version",
+    "alpn",
+    "alert_received",
+    "peer_misbehaved",
+    "decrypt",
+    "timeout",
+    "eof",
+    "other",
+];
+
 /// The counters of one worker.
 #[derive(Default)]
 #[repr(align(128))]
@@ -59,6 +73,10 @@ pub struct WorkerMetrics {
     pub completions: AtomicU64,
     /// Sends (writev SQEs) issued.
     pub sends: AtomicU64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: AtomicU64,
+    /// TLS connections failed, by `TLS_FAILURE_REASONS` index.
+    pub tls_failures: [AtomicU64; TLS_FAILURE_REASONS.len()],
 }
 
 impl WorkerMetrics {
@@ -69,6 +87,13 @@ impl WorkerMetrics {
             .position(|&c| c == code)
             .unwrap_or(CLOSE_CODES.len());
         self.close_sent[i].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a failed TLS connection.
+    pub fn tls_failed(&self, label: &str) {
+        if let Some(i) = TLS_FAILURE_REASONS.iter().position(|&r| r == label) {
+            self.tls_failures[i].fetch_add(1, Relaxed);
+        }
     }
 
     /// Counts a refused request.
@@ -198,6 +223,24 @@ pub fn render(workers: &[&WorkerMetrics], rooms: usize) -> String {
         workers,
         |w| get(&w.sends),
     );
+    counter(
+        &mut out,
+        "tls_handshakes_total",
+        "TLS handshakes completed.",
+        workers,
+        |w| get(&w.tls_handshakes),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_tls_handshake_failures_total TLS connections that failed, by reason.\n# TYPE ringcast_tls_handshake_failures_total counter"
+    );
+    for (i, reason) in TLS_FAILURE_REASONS.iter().enumerate() {
+        let n: u64 = workers.iter().map(|w| get(&w.tls_failures[i])).sum();
+        let _ = writeln!(
+            out,
+            "ringcast_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP ringcast_close_sent_total Close frames sent, by code.\n# TYPE ringcast_close_sent_total counter"

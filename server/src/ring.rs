@@ -86,6 +86,8 @@ impl Sqe {
 pub enum Op {
     /// Multishot accept on the worker's listener.
     Accept,
+    /// Multishot accept on the worker's plain listener beside a TLS one (`--plain-listen`).
+    AcceptPlain,
     /// Multishot receive of connection (slot, generation).
     Recv(u32, u32),
     /// A send (writev) of connection (slot, generation).
@@ -114,6 +116,7 @@ impl Op {
             Op::Tick => (6, 0, 0),
             Op::Wake => (7, 0, 0),
             Op::Ignore => (8, 0, 0),
+            Op::AcceptPlain => (9, 0, 0),
         };
         (kind << 56) | (u64::from(generation & 0xff_ffff) << 32) | u64::from(slot)
     }
@@ -130,6 +133,7 @@ impl Op {
             5 => Op::Close(slot, generation),
             6 => Op::Tick,
             7 => Op::Wake,
+            9 => Op::AcceptPlain,
             _ => Op::Ignore,
         }
     }

@@ -283,6 +283,44 @@ impl OutQueue {
         Some(unsafe { Sqe::new(entry) })
     }
 
+    /// Like [`OutQueue::start_send`] for a connection whose bytes are transformed before the
+    /// kernel sees them (TLS encrypts them, docs/running.md#tls): hands the sendable chunks (up
+    /// to `MAX_IOV`, up to the first hold) to `take`, which takes all of them, and marks them in
+    /// flight, so they keep counting towards backpressure, until [`OutQueue::sent`] is called
+    /// with their total, which this returns (0: nothing sendable, or a send in flight).
+    pub fn start_transformed(&mut self, take: impl FnOnce(&[std::io::IoSlice<'_>])) -> usize {
+        if self.in_flight > 0 {
+            return 0;
+        }
+        let sendable = self.sendable();
+        if sendable == 0 {
+            return 0;
+        }
+        let slices: Vec<std::io::IoSlice<'_>> = (self.chunks.iter().take(sendable).enumerate())
+            .map(|(i, chunk)| {
+                let skip = if i == 0 { self.front_sent } else { 0 };
+                std::io::IoSlice::new(&chunk.bytes()[skip..])
+            })
+            .collect();
+        let total = slices.iter().map(|s| s.len()).sum();
+        take(&slices);
+        self.in_flight = sendable;
+        total
+    }
+
+    /// Queues the owed Pong, then counts the chunks a send may cover: up to `MAX_IOV`, up to
+    /// the first hold.
+    fn sendable(&mut self) -> usize {
+        self.queue_pong();
+        let sendable = if self.holds == 0 {
+            MAX_IOV
+        } else {
+            (self.chunks.iter().position(|c| matches!(c, Chunk::Hold(_))))
+                .map_or(MAX_IOV, |i| i.min(MAX_IOV))
+        };
+        sendable.min(self.chunks.len())
+    }
+
     /// Accounts for a completed send of `n` bytes (0 for a failed one); returns whether bytes
     /// remain queued.
     pub fn sent(&mut self, mut n: usize) -> bool {

@@ -13,6 +13,7 @@ use crate::conn::outq::OutQueue;
 use crate::fanout::deliver::Outboxes;
 use crate::limits::{LINGER_MS, OVER_LIMIT_HEAD_MS};
 use crate::session::Session;
+use crate::tls::TlsConn;
 
 /// One client connection.
 pub struct Conn {
@@ -28,6 +29,9 @@ pub struct Conn {
     pub session: Session,
     /// Bytes queued for the client.
     pub out: OutQueue,
+    /// Accepted on a TLS listener: its TLS state, between the ring and `session`/`out`
+    /// (docs/running.md#tls). None: plain, bytes go to the session and WRITEV as they are.
+    pub tls: Option<Box<TlsConn>>,
     /// In this turn's flush list.
     dirty: bool,
     /// Coarse time (ms) of the accept: the handshake deadline counts from here.
@@ -113,6 +117,7 @@ impl Conns {
             life: Lifecycle::new(),
             session: Session::default(),
             out: OutQueue::new(),
+            tls: None,
             dirty: false,
             accepted_ms: now_ms,
             last_rx_ms: now_ms,

@@ -13,6 +13,7 @@ pub mod conns;
 mod parts;
 mod remote;
 pub mod sq;
+mod tls_io;
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
@@ -36,6 +37,7 @@ use crate::rooms::local::{LocalRooms, Slot};
 use crate::session::presence::presence_change;
 use crate::session::{Cut, End, Outcome, Session, handshake};
 use crate::shared::Shared;
+use crate::tls::{TlsAcceptor, WorkerTls};
 
 use self::conns::Conns;
 use self::parts::{Accepting, Ctx, Turn};
@@ -54,6 +56,8 @@ pub struct Worker {
     turn: Turn,
     accepting: Accepting,
     ctx: Ctx,
+    /// TLS for connections accepted on the TLS listener (docs/running.md#tls).
+    tls: WorkerTls,
 }
 
 impl Worker {
@@ -79,7 +83,20 @@ impl Worker {
             turn: Turn::new(),
             accepting: Accepting::new(listener),
             ctx: Ctx { id, shared },
+            tls: WorkerTls::default(),
         })
+    }
+
+    /// Serves TLS with `acceptor` on the main listener, and plain bytes on `plain` beside it
+    /// (`--tls-cert`, `--plain-listen`; docs/running.md#tls).
+    pub fn with_tls(
+        mut self,
+        acceptor: Option<Arc<TlsAcceptor>>,
+        plain: Option<socket2::Socket>,
+    ) -> Worker {
+        self.tls = WorkerTls::new(acceptor);
+        self.accepting.plain = plain;
+        self
     }
 
     /// The ring's fd, for other workers' MSG_RING wake-ups.
@@ -90,7 +107,7 @@ impl Worker {
     /// Arms accept and the timer and submits them, so the listener accepts once this returns.
     pub fn start(&mut self, peers: Peers) -> std::io::Result<()> {
         self.fanout = Fanout::new(peers);
-        self.sq.accept(self.accepting.listener.as_raw_fd());
+        self.arm_accepts();
         self.sq.tick();
         self.sq.submit_into(&mut self.ring)?;
         self.ring.submit()?;
@@ -133,7 +150,8 @@ impl Worker {
             n += 1;
             let (data, res, flags) = (cqe.user_data(), cqe.result(), cqe.flags());
             match Op::decode(data) {
-                Op::Accept => self.on_accept(res, cqueue::more(flags)),
+                Op::Accept => self.on_accept(res, cqueue::more(flags), false),
+                Op::AcceptPlain => self.on_accept(res, cqueue::more(flags), true),
                 Op::Recv(slot, generation) => self.on_recv(slot as usize, generation, res, flags),
                 Op::Send(slot, generation) => self.on_send(slot as usize, generation, res),
                 Op::Shutdown(slot, generation) => {
@@ -150,7 +168,7 @@ impl Worker {
         self.ctx.metrics().completions.fetch_add(n, Relaxed);
     }
 
-    fn on_accept(&mut self, res: i32, more: bool) {
+    fn on_accept(&mut self, res: i32, more: bool, plain: bool) {
         if matches!(
             -res,
             libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS
@@ -158,13 +176,12 @@ impl Worker {
             // Re-arming now would fail again at once (a busy loop): pause, the tick resumes.
             let error = std::io::Error::from_raw_os_error(-res);
             self.accepting.pause(self.turn.now_ms, &error);
-            if more {
-                self.sq.cancel_accept();
-            }
+            // Both listeners pause; the tick re-arms both (`arm_accepts`).
+            self.sq.cancel_accept();
             return;
         }
         if !more && self.accepting.on && self.accepting.paused_until.is_none() {
-            self.sq.accept(self.accepting.listener.as_raw_fd());
+            self.rearm_accept(plain);
         }
         if res < 0 {
             if res != -libc::ECANCELED {
@@ -185,6 +202,9 @@ impl Worker {
         let ip = parts::prepare_socket(fd, &self.ctx.shared.config);
         let refusal = self.ctx.shared.admit(ip);
         let key = self.conns.insert(fd, ip, self.turn.now_ms);
+        if !plain {
+            self.conns[key].tls = self.tls.accept();
+        }
         self.arm_recv(key);
         if self.accepting.drain_deadline.is_some() {
             self.reject(key, Refusal::Draining);
@@ -254,8 +274,8 @@ impl Worker {
         self.step(key, Event::PeerFin);
     }
 
-    /// Hands received bytes to the connection's session (a TLS layer would decrypt here) and
-    /// gives the buffer back.
+    /// Hands received bytes to the connection's session (decrypted first on a TLS connection)
+    /// and gives the buffer back.
     fn on_data(&mut self, key: usize, bid: u16, len: usize) {
         let Worker {
             bufs,
@@ -264,6 +284,7 @@ impl Worker {
             fanout,
             turn,
             ctx,
+            tls,
             ..
         } = self;
         let conn = &mut conns[key];
@@ -272,12 +293,24 @@ impl Worker {
         let data = bufs.get_mut(bid, len);
         let address = (key, conn.generation);
         let mut sink = ctx.sink(address, &mut conn.out, &mut fanout.batches, rooms);
-        conn.session.feed(data, &mut sink);
+        let received = match &mut conn.tls {
+            None => {
+                conn.session.feed(data, &mut sink);
+                None
+            }
+            Some(t) => {
+                let session = &mut conn.session;
+                Some(tls.receive(t, data, |plain| session.feed(plain, &mut sink)))
+            }
+        };
         let moved = sink.take_moved();
         let outcome = sink.outcome();
         bufs.recycle(bid);
         self.apply_moved(moved);
         self.apply(key, outcome);
+        if let Some(received) = received {
+            self.on_tls_received(key, received);
+        }
         self.account_pending(key);
         if self.fanout.batches.bytes() >= TURN_BATCH_BYTES {
             // Keeps every batch far below the 4 GiB its u32 offsets can address.
@@ -411,11 +444,20 @@ impl Worker {
             return;
         };
         if res < 0 {
-            conn.out.sent(0);
+            match &mut conn.tls {
+                None => conn.out.sent(0),
+                Some(tls) => tls.sent(0, &mut conn.out, false),
+            };
             self.teardown(key, Event::SendFailed);
             return;
         }
-        let more = conn.out.sent(res as usize);
+        let more = match &mut conn.tls {
+            None => conn.out.sent(res as usize),
+            Some(tls) => {
+                let last = conn.life.stage() == Stage::Flushing;
+                tls.sent(res as usize, &mut conn.out, last)
+            }
+        };
         self.ctx.metrics().bytes_out.fetch_add(res as u64, Relaxed);
         self.step(key, Event::SendDone { more });
     }
@@ -429,6 +471,7 @@ impl Worker {
     /// Starts tearing a connection down: it leaves its room, unsent frames are dropped, and
     /// the socket is shut down so any armed receive or pending send completes.
     fn abort(&mut self, key: usize) {
+        self.note_tls_abort(key);
         self.teardown(key, Event::Abort);
     }
 
@@ -476,7 +519,11 @@ impl Worker {
                 continue;
             }
             let (fd, generation) = (conn.fd, conn.generation);
-            if self.sq.send(&mut conn.out, fd, key, generation) {
+            let started = match &mut conn.tls {
+                None => self.sq.send(&mut conn.out, fd, key, generation),
+                Some(tls) => self.sq.send_tls(tls, &mut conn.out, fd, key, generation),
+            };
+            if started {
                 self.step(key, Event::SendStarted);
                 sends += 1;
             }

@@ -3,7 +3,6 @@
 //! Methods of [`Worker`] grouped here by concept; the struct and its loop live in `mod.rs`.
 
 use std::collections::HashSet;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::Relaxed;
 
 use ringcast_cluster::PresenceMember;
@@ -176,7 +175,7 @@ impl Worker {
         self.on_wake();
         self.collect_memory();
         if self.accepting.resume(self.turn.now_ms) {
-            self.sq.accept(self.accepting.listener.as_raw_fd());
+            self.arm_accepts();
         }
         self.ctx.shared.hub.sweep();
         let now = self.turn.now_ms;

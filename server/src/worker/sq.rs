@@ -5,7 +5,8 @@
 //! timespec (boxed here, never replaced, dropped after the ring) and the provided-buffer group
 //! (owned by the worker's `BufRing`, dropped after the ring); fds stay open until the
 //! connection's lifecycle allows CLOSE. The WRITEV entry is built by the `OutQueue` that owns
-//! the iovecs and bytes, where its safety argument is written.
+//! the iovecs and bytes, and a TLS connection's SEND by the `tls::cipher::CipherBuf` that owns
+//! its records, where their safety arguments are written.
 
 use std::os::fd::RawFd;
 
@@ -15,6 +16,7 @@ use crate::conn::lifecycle::Shut;
 use crate::conn::outq::OutQueue;
 use crate::limits::GATHER_WANT;
 use crate::ring::{Op, Sqe};
+use crate::tls::TlsConn;
 
 /// SQEs waiting for the next enter, and the memory some of them name.
 pub struct Sq {
@@ -49,13 +51,25 @@ impl Sq {
         );
     }
 
-    /// Cancels the multishot accept.
-    pub fn cancel_accept(&mut self) {
+    /// Multishot accept on the plain listener beside a TLS one (`--plain-listen`).
+    pub fn accept_plain(&mut self, listener: RawFd) {
         self.push(
-            opcode::AsyncCancel::new(Op::Accept.encode())
+            opcode::AcceptMulti::new(types::Fd(listener))
+                .flags(libc::SOCK_CLOEXEC)
                 .build()
-                .user_data(Op::Ignore.encode()),
+                .user_data(Op::AcceptPlain.encode()),
         );
+    }
+
+    /// Cancels the multishot accepts (of both listeners).
+    pub fn cancel_accept(&mut self) {
+        for op in [Op::Accept, Op::AcceptPlain] {
+            self.push(
+                opcode::AsyncCancel::new(op.encode())
+                    .build()
+                    .user_data(Op::Ignore.encode()),
+            );
+        }
     }
 
     /// The periodic timer.
@@ -80,6 +94,25 @@ impl Sq {
     /// A WRITEV of what `queue` holds; returns whether a send was started.
     pub fn send(&mut self, queue: &mut OutQueue, fd: RawFd, slot: usize, generation: u32) -> bool {
         match queue.start_send(fd, Op::Send(slot as u32, generation).encode()) {
+            Some(sqe) => {
+                self.pending.push(sqe);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A SEND of a TLS connection's records (what `queue` holds, encrypted); returns whether
+    /// a send was started.
+    pub fn send_tls(
+        &mut self,
+        tls: &mut TlsConn,
+        queue: &mut OutQueue,
+        fd: RawFd,
+        slot: usize,
+        generation: u32,
+    ) -> bool {
+        match tls.start_send(queue, fd, Op::Send(slot as u32, generation).encode()) {
             Some(sqe) => {
                 self.pending.push(sqe);
                 true

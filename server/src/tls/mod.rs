@@ -1,0 +1,165 @@
+//! TLS in user space, between the ring and the session (docs/running.md#tls).
+//!
+//! The kernel here has no kTLS, so records are decrypted and encrypted on the worker, with
+//! rustls 0.23's buffered `ServerConnection` behind this module's small surface (rustls 0.24
+//! replaces its unbuffered API; only this module would change):
+//!
+//! - [`TlsAcceptor`]: the certificate chain and key, loaded once at start (a one-line error
+//!   naming the file otherwise), TLS 1.3 and 1.2, ALPN `http/1.1`, the `ring` provider
+//!   (AES-NI / VAES).
+//! - [`TlsConn`] (`conn.rs`): one connection. Received ciphertext (a provided buffer, lent for
+//!   one call) goes into rustls; the decrypted plaintext goes to `Session::feed` unchanged.
+//!   Outbound, the sendable chunks of the connection's `OutQueue` are encrypted as one run of
+//!   records (a turn's frames for one receiver share records, up to 16 KiB each) into a
+//!   [`cipher::CipherBuf`], which the kernel reads while the send is in flight. The plaintext
+//!   stays in the `OutQueue`, marked in flight, until its ciphertext has been sent, so
+//!   encrypted bytes count towards `--max-backpressure` like plain ones.
+//! - [`Failure`]: why a connection's TLS failed, as the `reason` label of
+//!   `ringcast_tls_handshake_failures_total` (docs/metrics.md#tls).
+//!
+//! Plain connections never reach this module: the worker branches once on `Conn::tls`.
+
+pub mod cipher;
+mod conn;
+mod failure;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use thiserror::Error;
+
+pub use self::conn::{Received, TlsConn};
+pub use self::failure::Failure;
+
+/// The certificate or key could not be used at start-up.
+#[derive(Debug, Error)]
+pub enum TlsError {
+    /// A file could not be read or holds no usable PEM item.
+    #[error("cannot read TLS {what} {path}: {message}")]
+    File {
+        /// "certificate" or "key".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// rustls refused the pair (the key does not match the certificate, an unsupported key).
+    #[error("TLS certificate {cert} and key {key} cannot be used together: {message}")]
+    Pair {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// Why.
+        message: String,
+    },
+}
+
+/// What every TLS connection starts from: the server configuration, shared by all workers.
+pub struct TlsAcceptor {
+    config: Arc<ServerConfig>,
+}
+
+impl TlsAcceptor {
+    /// Loads a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1) and checks
+    /// that they belong together.
+    pub fn load(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+        let file_error = |what, path: &Path, message: String| TlsError::File {
+            what,
+            path: path.to_path_buf(),
+            message,
+        };
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .and_then(|items| items.collect())
+            .map_err(|e| file_error("certificate", cert, pem_message(e)))?;
+        if certs.is_empty() {
+            return Err(file_error(
+                "certificate",
+                cert,
+                "no CERTIFICATE in it".into(),
+            ));
+        }
+        let private = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| file_error("key", key, pem_message(e)))?;
+        // `ring` builds in seconds and uses AES-NI/VAES; rustls deprecates its provider only
+        // because it has no post-quantum key exchange (X25519MLKEM768 needs `aws-lc-rs`).
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+        let pair_error = |e: rustls::Error| TlsError::Pair {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            message: e.to_string(),
+        };
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&versions)
+            .map_err(pair_error)?
+            .with_no_client_auth()
+            .with_single_cert(certs, private)
+            .map_err(pair_error)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // One TLS 1.3 ticket is enough for a WebSocket client to resume once.
+        config.send_tls13_tickets = 1;
+        Ok(TlsAcceptor {
+            config: Arc::new(config),
+        })
+    }
+
+    /// A new server-side TLS connection, waiting for the ClientHello.
+    pub fn accept(&self) -> Box<TlsConn> {
+        Box::new(TlsConn::new(self.config.clone()))
+    }
+}
+
+/// A PEM error in one line ("no items found" reads better as what it means here).
+fn pem_message(e: rustls::pki_types::pem::Error) -> String {
+    match e {
+        rustls::pki_types::pem::Error::NoItemsFound => "no PEM item of the expected kind".into(),
+        rustls::pki_types::pem::Error::Io(e) => e.to_string(),
+        e => e.to_string(),
+    }
+}
+
+/// A worker's TLS side: the acceptor (when `--tls-cert` is set) and one plaintext buffer that
+/// every connection's decrypted bytes pass through, lent to the session for one call (so an
+/// idle connection holds none).
+#[derive(Default)]
+pub struct WorkerTls {
+    acceptor: Option<Arc<TlsAcceptor>>,
+    plain: Vec<u8>,
+}
+
+/// Plaintext taken out of rustls per `Session::feed` call: one full record.
+const PLAIN_CHUNK: usize = 16 * 1024;
+
+impl WorkerTls {
+    /// The TLS side of a worker serving with `acceptor` (None: plain only).
+    pub fn new(acceptor: Option<Arc<TlsAcceptor>>) -> WorkerTls {
+        WorkerTls {
+            acceptor,
+            plain: Vec::new(),
+        }
+    }
+
+    /// A TLS connection for a socket accepted on the TLS listener (None without TLS).
+    pub fn accept(&self) -> Option<Box<TlsConn>> {
+        self.acceptor.as_ref().map(|a| a.accept())
+    }
+
+    /// Feeds `ciphertext` to `conn` and every plaintext byte it yields to `feed`, in order.
+    pub fn receive(
+        &mut self,
+        conn: &mut TlsConn,
+        ciphertext: &[u8],
+        feed: impl FnMut(&mut [u8]),
+    ) -> Result<Received, Failure> {
+        if self.plain.is_empty() {
+            self.plain = vec![0; PLAIN_CHUNK];
+        }
+        conn.receive(ciphertext, &mut self.plain, feed)
+    }
+}
