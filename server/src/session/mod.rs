@@ -63,11 +63,6 @@ impl Session {
         }
     }
 
-    /// Upgraded and not closing: WebSocket traffic flows.
-    pub fn is_open(&self) -> bool {
-        matches!(self, Session::Room(_) | Session::PubSub(_))
-    }
-
     /// Bytes the decoder holds for a message (or frame) not complete yet (`--max-pending-bytes`).
     pub fn pending_bytes(&self) -> usize {
         match self {
@@ -168,7 +163,7 @@ mod tests {
             }),
             "the Close is left to the worker, behind this turn's batches"
         );
-        assert!(session.is_open());
+        assert!(matches!(session, Session::Room(_)));
         let room = shared.directory.get("chat").expect("joined before the 101");
         assert_eq!(
             p.rooms.get(room.id).map(|r| r.members(Class::Raw)),

@@ -47,6 +47,36 @@ pub struct Conn {
     pub pending: usize,
 }
 
+/// What a connection may do now: the one answer that combines what it speaks (its
+/// `Session`) with where its socket is in the teardown (its `Lifecycle`), so no caller
+/// combines the two by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    /// Reading its HTTP request head.
+    Handshake,
+    /// Upgraded (room or pub/sub) and not closing: WebSocket traffic flows both ways, and
+    /// keepalive (`--ping-interval`, `--idle-timeout`) applies.
+    Open,
+    /// Its last bytes are queued (a Close or an HTTP answer): what it still sends is read and
+    /// dropped, and it is torn down after the linger time.
+    Closing,
+    /// Torn down: nothing is read, queued or sent any more; the slot waits for its last
+    /// completions.
+    Dead,
+}
+
+impl Conn {
+    /// What the connection may do now.
+    pub fn state(&self) -> ConnState {
+        match &self.session {
+            _ if self.life.is_dead() => ConnState::Dead,
+            Session::Handshake(_) => ConnState::Handshake,
+            Session::Room(_) | Session::PubSub(_) => ConnState::Open,
+            Session::Closing => ConnState::Closing,
+        }
+    }
+}
+
 /// Timeouts of one tick (see [`Conns::expired`]).
 #[derive(Default)]
 pub struct Expired {
@@ -191,32 +221,32 @@ impl Conns {
     pub fn expired(&self, now: u64, t: &Timeouts) -> Expired {
         let mut out = Expired::default();
         for (key, c) in self.slab.iter() {
-            if c.life.is_dead() {
-                continue;
-            }
             let quiet = now.saturating_sub(c.last_rx_ms);
-            match &c.session {
+            match (c.state(), &c.session) {
+                (ConnState::Dead, _) => {}
                 _ if t.drain_over => out.abort.push(key),
                 // From the accept: a trickle of bytes does not extend it (issue 14 row 4).
-                Session::Handshake(_) if now.saturating_sub(c.accepted_ms) >= t.handshake => {
+                (ConnState::Handshake, _) if now.saturating_sub(c.accepted_ms) >= t.handshake => {
                     out.abort.push(key)
                 }
                 // Past a connection limit, a client that sends no head in time is refused
                 // without it: a silent flood must not hold descriptors (issue 14 row 9).
-                Session::Handshake(h)
+                (ConnState::Handshake, Session::Handshake(h))
                     if h.limit().is_some()
                         && now.saturating_sub(c.accepted_ms) >= OVER_LIMIT_HEAD_MS =>
                 {
                     out.refuse.push(key)
                 }
-                Session::Closing if now.saturating_sub(c.closing_since_ms) >= t.linger => {
+                (ConnState::Closing, _) if now.saturating_sub(c.closing_since_ms) >= t.linger => {
                     out.abort.push(key)
                 }
                 // Keepalive applies to every upgraded client, whatever its mode (room or
                 // pub/sub): a client whose network vanished must not hold its slot,
                 // subscriptions and presence entry forever.
-                s if s.is_open() && quiet >= t.idle => out.idle.push(key),
-                s if s.is_open() && quiet >= t.ping && !c.ping_outstanding => out.ping.push(key),
+                (ConnState::Open, _) if quiet >= t.idle => out.idle.push(key),
+                (ConnState::Open, _) if quiet >= t.ping && !c.ping_outstanding => {
+                    out.ping.push(key)
+                }
                 _ => {}
             }
         }

@@ -10,6 +10,7 @@
 
 mod budget;
 pub mod conns;
+mod ending;
 mod parts;
 mod remote;
 pub mod sq;
@@ -22,20 +23,15 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 use io_uring::{IoUring, cqueue, types};
-use ringcast_protocol::CloseCode;
-use ringcast_protocol::frame::OpCode;
 
 use crate::conn::lifecycle::{Event, Stage};
-use crate::fanout::deliver::DeliveryReport;
 use crate::fanout::{Fanout, Peers, Remote};
 use crate::limits::{RING_ENTRIES, TURN_BATCH_BYTES};
 use crate::refusal::Refusal;
 use crate::ring::{self, BufRing, Op, RingError};
-use ringcast_pubsub::presence::ChangeKind;
 
-use crate::rooms::local::{LocalRooms, Slot};
-use crate::session::presence::presence_change;
-use crate::session::{Cut, End, Outcome, Session, handshake};
+use crate::rooms::local::LocalRooms;
+use crate::session::{End, Session, handshake};
 use crate::shared::Shared;
 use crate::tls::{TlsAcceptor, WorkerTls};
 
@@ -318,127 +314,6 @@ impl Worker {
         }
     }
 
-    /// Applies what a session did through its sink.
-    fn apply(&mut self, key: usize, outcome: Outcome) {
-        if outcome.queued {
-            self.conns.mark_dirty(key);
-        }
-        if let Some(end) = outcome.end {
-            self.end(key, end);
-        }
-    }
-
-    /// Ends a connection's session: the one place that orders its last bytes, and the one
-    /// place that closes (a session's Close, an HTTP answer's end, a backpressure cut).
-    pub(super) fn end(&mut self, key: usize, end: End) {
-        // A Close waits (linger) for the client's FIN; an HTTP answer closes once written.
-        let (finish, close) = match end {
-            End::Close { code, reason } => (Event::Finish, Some((code, reason, None))),
-            End::Cut(cut) => {
-                let reason = cut.reason().to_string();
-                (
-                    Event::Finish,
-                    Some((Some(CloseCode::POLICY), reason, Some(cut))),
-                )
-            }
-            End::Finish => (Event::FinishNow, None),
-        };
-        if let Some((code, reason, cut)) = close {
-            // Messages batched earlier in this turn (this client's own echo among them) are
-            // queued before the Close, in the order they were received.
-            self.flush_batches();
-            let conn = &self.conns[key];
-            let open = conn.session.is_open() && !conn.life.is_dead();
-            self.leave_room(key);
-            if !open {
-                return; // closing already (an earlier cut or Close this turn)
-            }
-            let conn = &mut self.conns[key];
-            if cut.is_some() {
-                // What it has not started to receive is dropped; every chunk holds whole
-                // frames, so the Close follows a frame boundary.
-                conn.out.drop_unsent();
-                (self.ctx.metrics().backpressure_disconnects).fetch_add(1, Relaxed);
-            }
-            match code {
-                Some(code) => {
-                    conn.out.push_close(code, &reason);
-                    self.ctx.metrics().close_sent(code.0);
-                }
-                None => conn.out.push_frame(OpCode::Close, b""),
-            }
-        } else {
-            self.leave_room(key);
-        }
-        let conn = &mut self.conns[key];
-        if conn.life.stage() == Stage::Live {
-            conn.closing_since_ms = self.turn.now_ms;
-        }
-        self.step(key, finish);
-        self.conns.mark_dirty(key);
-    }
-
-    /// Sends Close `code` and closes once it is flushed (or the linger time runs out).
-    fn close_with(&mut self, key: usize, code: CloseCode, reason: &str) {
-        let (code, reason) = (Some(code), reason.to_string());
-        self.end(key, End::Close { code, reason });
-    }
-
-    /// Answers a connection still in its handshake with an HTTP error, then closes it.
-    fn reject(&mut self, key: usize, refusal: Refusal) {
-        let Worker {
-            conns,
-            rooms,
-            fanout,
-            ctx,
-            ..
-        } = self;
-        let conn = &mut conns[key];
-        let address = (key, conn.generation);
-        let mut sink = ctx.sink(address, &mut conn.out, &mut fanout.batches, rooms);
-        handshake::reject(&mut sink, refusal);
-        let outcome = sink.outcome();
-        self.apply(key, outcome);
-    }
-
-    /// Removes a connection from its room (its session becomes `Closing`); the last local
-    /// member clears this worker's bit in the directory.
-    fn leave_room(&mut self, key: usize) {
-        self.release_pending(key);
-        let client = self.conns[key].session.client().cloned();
-        for (room, slot) in self.conns[key].session.close() {
-            let left = self.rooms.leave(room.id, slot);
-            if let Some(moved) = left
-                .moved
-                .and_then(|m| self.conns[m].session.slot_mut(room.id))
-            {
-                *moved = slot;
-            }
-            if left.empty {
-                self.ctx.shared.directory.leave(&room, self.ctx.id);
-            }
-            if let (Some(bus), Some(c)) = (&self.ctx.shared.cluster, &client) {
-                bus.member_left(&room.name, c.as_str());
-            }
-            let hub = &self.ctx.shared.hub;
-            if let Some(event) = client
-                .as_ref()
-                .and_then(|c| presence_change(hub, &room.name, c, None, ChangeKind::Leave))
-            {
-                (self.fanout.batches).push_event(&room, key, &event.envelope, event.seq);
-            }
-        }
-    }
-
-    /// Writes the slots a session's leaves moved into the moved members' sessions.
-    fn apply_moved(&mut self, moved: Vec<(usize, u64, Slot)>) {
-        for (key, room_id, slot) in moved {
-            if let Some(s) = self.conns[key].session.slot_mut(room_id) {
-                *s = slot;
-            }
-        }
-    }
-
     fn on_send(&mut self, key: usize, generation: u32, res: i32) {
         let Some(conn) = self.conns.live(key, generation) else {
             return;
@@ -543,16 +418,5 @@ impl Worker {
         let (id, shared) = (self.ctx.id, &self.ctx.shared);
         let report = (self.fanout).flush_batches(id, shared, &mut self.rooms, &mut self.conns);
         self.apply_delivery(report);
-    }
-
-    /// Counts a delivery and applies the backpressure policy: a member over
-    /// `--max-backpressure` loses what it has not started to receive and is closed with 1008.
-    fn apply_delivery(&mut self, report: DeliveryReport) {
-        let m = self.ctx.metrics();
-        m.deliveries.fetch_add(report.delivered, Relaxed);
-        m.messages_out.fetch_add(report.delivered, Relaxed);
-        for member in report.over_limit {
-            self.end(member, End::Cut(Cut::Backpressure));
-        }
     }
 }

@@ -10,11 +10,12 @@ use ringcast_protocol::CloseCode;
 use ringcast_protocol::frame::OpCode;
 
 use super::Worker;
-use super::conns::Timeouts;
+use super::conns::{ConnState, Timeouts};
 use crate::fanout::Remote;
 use crate::fanout::deliver::DeliveryReport;
 use crate::fanout::inbox::Inbox;
-use crate::session::{Cut, End, Session};
+use crate::session::pubsub::PubSubSession;
+use crate::session::{Cut, End, Session, Sink};
 
 impl Worker {
     /// Takes what other workers (and the main thread) sent: on a wake and on every tick.
@@ -99,31 +100,28 @@ impl Worker {
     /// The answer to a pub/sub `presence` request the connection asked of the cluster: the
     /// session queues it under the backpressure rule.
     fn on_reply(&mut self, key: usize, generation: u32, bytes: Vec<u8>) {
-        let Worker {
-            conns,
-            rooms,
-            fanout,
-            ctx,
-            ..
-        } = self;
-        let Some(conn) = conns.live(key, generation) else {
-            return;
-        };
-        let Session::PubSub(session) = &mut conn.session else {
-            return;
-        };
-        if conn.life.is_dead() {
-            return;
-        }
-        let mut sink = ctx.sink((key, generation), &mut conn.out, &mut fanout.batches, rooms);
-        session.presence_reply(bytes, &mut sink);
-        let outcome = sink.outcome();
-        self.apply(key, outcome);
+        self.with_pubsub(key, generation, |session, sink| {
+            session.presence_reply(bytes, sink)
+        });
     }
 
     /// The other nodes' members for a pub/sub subscriber's presence snapshot: the session
     /// queues the snapshot and releases the events it held back.
     fn on_snapshot(&mut self, key: usize, generation: u32, token: u64, remote: &[PresenceMember]) {
+        self.with_pubsub(key, generation, |session, sink| {
+            session.presence_answer(token, remote, sink)
+        });
+    }
+
+    /// Runs `f` on connection `key`'s pub/sub session and its sink, if it is still that
+    /// connection (`generation`), open and in pub/sub mode (an answer computed off the worker
+    /// for a connection that left meanwhile is dropped); applies what the session did.
+    fn with_pubsub(
+        &mut self,
+        key: usize,
+        generation: u32,
+        f: impl FnOnce(&mut PubSubSession, &mut Sink<'_>),
+    ) {
         let Worker {
             conns,
             rooms,
@@ -134,14 +132,14 @@ impl Worker {
         let Some(conn) = conns.live(key, generation) else {
             return;
         };
+        if conn.state() != ConnState::Open {
+            return;
+        }
         let Session::PubSub(session) = &mut conn.session else {
             return;
         };
-        if conn.life.is_dead() {
-            return;
-        }
         let mut sink = ctx.sink((key, generation), &mut conn.out, &mut fanout.batches, rooms);
-        session.presence_answer(token, remote, &mut sink);
+        f(session, &mut sink);
         let outcome = sink.outcome();
         self.apply(key, outcome);
     }
@@ -155,16 +153,12 @@ impl Worker {
         self.accepting.on = false;
         self.sq.cancel_accept();
         for key in self.conns.keys() {
-            let conn = &self.conns[key];
-            if conn.life.is_dead() {
-                continue;
-            }
-            match conn.session {
-                Session::Room(_) | Session::PubSub(_) => {
+            match self.conns[key].state() {
+                ConnState::Open => {
                     self.close_with(key, CloseCode::GOING_AWAY, "server shutting down")
                 }
-                Session::Handshake(_) => self.abort(key),
-                Session::Closing => {}
+                ConnState::Handshake => self.abort(key),
+                ConnState::Closing | ConnState::Dead => {}
             }
         }
     }
