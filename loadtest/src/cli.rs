@@ -105,6 +105,10 @@ pub struct PubsubArgs {
     /// `since:{offset,epoch}` (needs `--history`).
     #[arg(long, default_value_t = 0.0)]
     pub unsubscribe_churn: f64,
+    /// How long an unsubscribed subscriber waits before it resumes (so the resume has messages
+    /// to replay), e.g. `200ms`.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub unsubscribe_pause: Duration,
     /// Subscribers subscribe with `"presence":true`: the snapshot must come right after
     /// `subscribed`; joins and leaves are counted and checked against the snapshot.
     #[arg(long)]

@@ -188,6 +188,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 history: a.history,
                 churn: a.churn,
                 unsubscribe_churn: a.unsubscribe_churn,
+                unsubscribe_pause: a.unsubscribe_pause.as_nanos() as u64,
                 presence: a.presence,
                 protocol: a.pubsub_protocol.clone(),
                 prefix,

@@ -111,6 +111,9 @@ pub struct SubscriberCheck {
     tracks: Vec<SeqTrack>,
     /// The next message of that publisher follows a `recovered:false`: its gap is explained.
     resync: Vec<bool>,
+    /// Per publisher: sequence numbers still missing when a `recovered:false` restarted its
+    /// track (lost before the resume, not explained by it).
+    lost_before: Vec<Vec<u64>>,
     history: bool,
     last_offset: Option<u64>,
     epoch: Option<String>,
@@ -128,6 +131,7 @@ impl SubscriberCheck {
         Self {
             tracks: vec![SeqTrack::default(); publishers],
             resync: vec![false; publishers],
+            lost_before: vec![Vec::new(); publishers],
             history,
             last_offset: None,
             epoch: None,
@@ -152,7 +156,7 @@ impl SubscriberCheck {
     /// that no `recovered:false` excused). Exact for gaps up to `stats::MAX_GAP`.
     pub fn missing_in(&self, k: usize, lo: u64, hi: u64) -> Vec<u64> {
         let t = &self.tracks[k];
-        let mut out: Vec<u64> = (t.missing().iter().copied())
+        let mut out: Vec<u64> = (t.missing().iter().chain(&self.lost_before[k]).copied())
             .filter(|s| (lo..hi).contains(s))
             .collect();
         out.extend(t.next().max(lo)..hi);
@@ -243,6 +247,7 @@ impl SubscriberCheck {
             let skipped = seq.saturating_sub(track.next());
             self.excused += skipped;
             c.lost_unrecovered += skipped;
+            self.lost_before[k].extend_from_slice(track.missing());
             track.restart_at(seq);
             track.observe(seq)
         } else {
@@ -597,6 +602,7 @@ mod tests {
         assert_eq!(ch.epoch(), Some("e2"));
         msgs(&mut ch, &mut c, &[(0, 5, 41), (1, 1, 42), (0, 6, 43)]);
         assert_eq!((c.recovered_false, c.lost_unrecovered), (1, 4));
+        assert_eq!(ch.missing_in(0, 0, 7), Vec::<u64>::new(), "1..=4 excused");
         assert_eq!(
             (c.offset_gaps, c.offset_dups, c.recovery_failures),
             (0, 0, 0)
@@ -652,6 +658,19 @@ mod tests {
         assert_eq!(ch.begin_resume(&mut c), Some((3, "e1".to_owned())));
         ch.on_subscribed(Some(5), Some("e2"), Some(false), &mut c);
         assert_eq!(ch.epoch(), Some("e2"));
+    }
+
+    #[test]
+    fn loss_before_an_unrecovered_resume_stays_missing() {
+        let (mut c, mut ch) = (PubsubCounters::default(), SubscriberCheck::new(1, true));
+        ch.on_subscribed(Some(0), Some("e"), None, &mut c);
+        msgs(&mut ch, &mut c, &[(0, 0, 1), (0, 3, 2)]);
+        ch.begin_resume(&mut c);
+        ch.on_subscribed(Some(9), Some("e2"), Some(false), &mut c);
+        msgs(&mut ch, &mut c, &[(0, 6, 10)]);
+        // 1 and 2 were lost live; 4 and 5 are explained by the resume.
+        assert_eq!(ch.missing_in(0, 0, 7), vec![1, 2]);
+        assert_eq!(ch.excused(), 2);
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub struct Params {
     pub churn: f64,
     /// Subscriber unsubscribes and resumes (same connection) per second (all threads together).
     pub unsubscribe_churn: f64,
+    /// How long an unsubscribed subscriber stays away before it resumes, ns (so that the resume
+    /// has something to replay).
+    pub unsubscribe_pause: u64,
     /// Subscribers subscribe with `"presence":true` and check the snapshot and events.
     pub presence: bool,
     /// Subprotocol of JSON mode.
@@ -108,6 +111,8 @@ enum SubState {
     Asked,
     /// `unsubscribe` sent (`--unsubscribe-churn`), no `unsubscribed` yet.
     Leaving,
+    /// Unsubscribed, resumes at `away` (in `Pubsub`).
+    Away,
     /// Subscribed.
     Live,
 }
@@ -155,6 +160,8 @@ pub struct Pubsub {
     churn_every: u64,
     next_unsub: u64,
     unsub_every: u64,
+    /// Subscribers in [`SubState::Away`] and when each resumes.
+    away: Vec<(usize, u64)>,
     answer_checked: bool,
     local_pubs_done: bool,
 }
@@ -321,6 +328,29 @@ impl Pubsub {
         }
     }
 
+    /// Resumes the subscribers whose pause after `unsubscribed` is over.
+    fn resume_away(&mut self, io: &mut Io) {
+        let mut i = 0;
+        while i < self.away.len() {
+            let (c, at) = self.away[i];
+            if at > io.now {
+                i += 1;
+                continue;
+            }
+            self.away.swap_remove(i);
+            if matches!(
+                &self.roles[c],
+                Role::Sub {
+                    state: SubState::Away,
+                    ..
+                }
+            ) && io.conns[c].is_open()
+            {
+                self.ask(io, c);
+            }
+        }
+    }
+
     fn on_data(&mut self, io: &mut Io, c: usize, h: Header, offset: Option<u64>) {
         let pubs = self.p.publishers;
         match &mut self.roles[c] {
@@ -460,7 +490,14 @@ impl Scenario for Pubsub {
                     && *state == SubState::Leaving
                     && m.id == Some(*next_id)
                 {
-                    self.ask(io, c);
+                    if self.p.unsubscribe_pause == 0 {
+                        self.ask(io, c);
+                    } else {
+                        if let Role::Sub { state, .. } = &mut self.roles[c] {
+                            *state = SubState::Away;
+                        }
+                        self.away.push((c, io.now + self.p.unsubscribe_pause));
+                    }
                 }
             }
             "presence" | "join" | "leave" => {
@@ -514,6 +551,7 @@ impl Scenario for Pubsub {
         self.check_answered(io, win);
         self.churn(io, win);
         self.unsubscribe_churn(io, win);
+        self.resume_away(io);
         self.publish(io, win);
     }
 
@@ -531,6 +569,9 @@ impl Scenario for Pubsub {
         }
         if self.unsub_every > 0 && self.next_unsub > 0 {
             next = next.min(self.next_unsub);
+        }
+        if let Some(at) = self.away.iter().map(|a| a.1).min() {
+            next = next.min(at);
         }
         if self.p.rate > 0 {
             for &c in &self.publishers {
