@@ -215,7 +215,7 @@ impl SubscriberCheck {
         if self.history {
             match offset {
                 None => c.missing_offsets += 1,
-                Some(1) if self.last_offset.is_some_and(|l| l >= 1) && !self.is_replay(1) => {
+                Some(1) if self.last_offset.is_some_and(|l| l >= 1) && !self.replaying() => {
                     // A new epoch began while subscribed: its first message has offset 1
                     // (docs/pubsub.md#history). What was lost across it is the publishers'
                     // sequence gap, counted below; a recovery check ends here, its seam is
@@ -268,9 +268,9 @@ impl SubscriberCheck {
         Seen { ev, replayed }
     }
 
-    /// Whether offset `o` belongs to the replay of an open `recovered:true`.
-    fn is_replay(&self, o: u64) -> bool {
-        self.resume.is_some_and(|r| o <= r.upto)
+    /// Whether a `recovered:true` replay is still short of the offset it promised.
+    fn replaying(&self) -> bool {
+        (self.resume).is_some_and(|r| self.last_offset.unwrap_or(0) < r.upto)
     }
 
     /// Closes an open recovery check (first live message, next churn, or the end of the run).
@@ -671,6 +671,30 @@ mod tests {
         // 1 and 2 were lost live; 4 and 5 are explained by the resume.
         assert_eq!(ch.missing_in(0, 0, 7), vec![1, 2]);
         assert_eq!(ch.excused(), 2);
+    }
+
+    #[test]
+    fn a_restart_before_the_replay_is_complete_breaks_the_recovery() {
+        let (mut c, mut ch) = (PubsubCounters::default(), SubscriberCheck::new(1, true));
+        ch.on_subscribed(Some(0), Some("e"), None, &mut c);
+        msgs(&mut ch, &mut c, &[(0, 0, 1), (0, 1, 2)]);
+        ch.begin_resume(&mut c);
+        // Promised 3..=5; only 3 comes, then a new epoch's 1: inside the promised replay, so
+        // not taken for a restart: a duplicate offset, and the recovery is broken.
+        ch.on_subscribed(Some(5), Some("e"), Some(true), &mut c);
+        msgs(&mut ch, &mut c, &[(0, 2, 3), (0, 5, 1)]);
+        ch.close_resume(&mut c);
+        assert_eq!(
+            (c.epoch_restarts, c.offset_dups, c.recovery_failures),
+            (0, 1, 1)
+        );
+        // Complete, then a new epoch: fine.
+        ch.begin_resume(&mut c);
+        ch.on_subscribed(Some(2), Some("f"), Some(false), &mut c);
+        ch.begin_resume(&mut c);
+        ch.on_subscribed(Some(3), Some("f"), Some(true), &mut c);
+        msgs(&mut ch, &mut c, &[(0, 6, 3), (0, 7, 1)]);
+        assert_eq!((c.epoch_restarts, c.recovery_failures), (1, 1));
     }
 
     #[test]
