@@ -3,7 +3,9 @@
 //! binary: pub/sub publishers flood many topics with many messages, in large batches (one
 //! event-loop turn holds messages for many topics, the case where a held message could keep a
 //! whole per-turn buffer alive), while subscribers read everything; then a flood of tiny new
-//! topics (per-topic overhead). The server's RSS growth must stay within
+//! topics (per-topic overhead). A second test keeps a history smaller than the batches that
+//! feed it (a few held messages of a topic's turn pinning the whole batch buffer, issue 21
+//! row 6). The server's RSS growth must stay within
 //! `FACTOR` × budget + `ALLOWANCE`.
 //!
 //! Why 3× + 32 MiB: the budget counts bytes held; the allocator adds per-size-class rounding
@@ -252,6 +254,75 @@ fn rss_growth_stays_within_a_factor_of_the_history_budget() {
             ALLOWANCE >> 20
         );
     }
+}
+
+/// Issue 21 row 6, the shape that undercounted: a history smaller than the batches that feed
+/// it. Each topic gets one turn of 64 messages of 512 bytes (one buffer of ~34 KB for the
+/// topic's turn) and keeps only the last 4 (`--history-size 4`). Charged as 4 messages, each
+/// topic would pin its whole buffer: ~3,900 topics in 8 MiB, ~120 MB. Same bound as above.
+#[test]
+fn a_small_history_of_large_batches_stays_within_a_factor_of_the_budget() {
+    let budget = BUDGET.to_string();
+    let s = Server::start(&[
+        "--workers",
+        "2",
+        "--history-size",
+        "4",
+        "--history-max-bytes",
+        &budget,
+    ]);
+    let pid = s.pid();
+    let mut pubs: Vec<Ws> = (0..PUBLISHERS).map(|_| client(&s)).collect();
+    let start = settled_rss(pid);
+    let filler = "z".repeat(512 - 2 - 12);
+    let flood = |pubs: &mut [Ws], tag: &str, topics: usize| {
+        std::thread::scope(|sc| {
+            for (p, ws) in pubs.iter_mut().enumerate() {
+                let filler = &filler;
+                sc.spawn(move || {
+                    for t in 0..topics / PUBLISHERS {
+                        let reqs = (0..64).map(|i| {
+                            format!(
+                                r#"{{"op":"publish","topic":"{tag}-{p}-{t}","data":"{t:08}{i:04}{filler}"}}"#
+                            )
+                        });
+                        send_batch(ws, reqs);
+                        if t % 16 == 15 {
+                            let id = format!("{tag}-{t}");
+                            let ack =
+                                format!(r#"{{"op":"publish","topic":"ack","id":"{id}","data":0}}"#);
+                            send_batch(ws, std::iter::once(ack));
+                            await_id(ws, &id);
+                        }
+                    }
+                });
+            }
+        });
+    };
+    // 6,000 topics x 64 x 512 B ≈ 197 MB sent, every topic a new one.
+    flood(&mut pubs, "b", 6_000);
+    let charged = s.metric("ringcast_history_bytes");
+    let topics = s.metric("ringcast_history_topics");
+    let after = settled_rss(pid);
+    let grown = after.saturating_sub(start);
+    let bound_kib = (FACTOR * BUDGET + ALLOWANCE) >> 10;
+    eprintln!(
+        "history budget {} MiB, 4 kept of each 64-message batch: RSS {:.1} -> {:.1} MiB \
+         (+{:.1}; {charged} B charged in {topics} topics); bound +{:.1} MiB",
+        BUDGET >> 20,
+        mib(start),
+        mib(after),
+        mib(grown),
+        mib(bound_kib)
+    );
+    assert!(charged <= BUDGET, "history over its budget");
+    assert!(
+        grown <= bound_kib,
+        "RSS grew {:.1} MiB, over {FACTOR} x {} MiB + {} MiB",
+        mib(grown),
+        BUDGET >> 20,
+        ALLOWANCE >> 20
+    );
 }
 
 /// What a checking subscriber saw: messages, and per topic offsets that skipped ahead (a hole)
