@@ -100,6 +100,19 @@ pub struct PubsubArgs {
     /// it with `since:{offset,epoch}` (needs `--history`).
     #[arg(long, default_value_t = 0.0)]
     pub churn: f64,
+    /// Make a random subscriber unsubscribe this many times per second (all threads together)
+    /// and, once `unsubscribed` came back, resume on the same connection with
+    /// `since:{offset,epoch}` (needs `--history`).
+    #[arg(long, default_value_t = 0.0)]
+    pub unsubscribe_churn: f64,
+    /// How long an unsubscribed subscriber waits before it resumes (so the resume has messages
+    /// to replay), e.g. `200ms`.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub unsubscribe_pause: Duration,
+    /// Subscribers subscribe with `"presence":true`: the snapshot must come right after
+    /// `subscribed`; joins and leaves are counted and checked against the snapshot.
+    #[arg(long)]
+    pub presence: bool,
     /// Subprotocol that selects JSON mode.
     #[arg(long, default_value = "pubsub")]
     pub pubsub_protocol: String,

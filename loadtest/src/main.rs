@@ -169,6 +169,15 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             if !a.churn.is_finite() || a.churn < 0.0 {
                 return Err("--churn must be a rate ≥ 0".into());
             }
+            if !a.unsubscribe_churn.is_finite() || a.unsubscribe_churn < 0.0 {
+                return Err("--unsubscribe-churn must be a rate ≥ 0".into());
+            }
+            if a.unsubscribe_churn > 0.0 && !a.history {
+                return Err(
+                    "--unsubscribe-churn needs --history (a resume asks for since:{offset,epoch})"
+                        .into(),
+                );
+            }
             let p = scenario::pubsub::Params {
                 topics: a.topics,
                 subscribers: a.subscribers,
@@ -178,6 +187,9 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 window: a.window.max(1),
                 history: a.history,
                 churn: a.churn,
+                unsubscribe_churn: a.unsubscribe_churn,
+                unsubscribe_pause: a.unsubscribe_pause.as_nanos() as u64,
+                presence: a.presence,
                 protocol: a.pubsub_protocol.clone(),
                 prefix,
                 servers,

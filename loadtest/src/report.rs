@@ -254,6 +254,29 @@ impl Report {
                     c.lost_unrecovered
                 ),
             );
+            if c.unsubscribe_churns + c.epoch_restarts + c.presence_snapshots > 0 {
+                row(
+                    "unsub / epochs / presence",
+                    format!(
+                        "{} unsubscribe resumes; {} live epoch restarts; presence snapshots {} events {} out of place {} anomalies {}",
+                        c.unsubscribe_churns,
+                        c.epoch_restarts,
+                        c.presence_snapshots,
+                        c.presence_events,
+                        c.presence_order_violations,
+                        c.presence_anomalies
+                    ),
+                );
+            }
+            for (i, n) in ps.nodes.iter().enumerate().filter(|_| ps.nodes.len() > 1) {
+                row(
+                    &format!("lost at server {i}"),
+                    format!(
+                        "same-node {}  cross-node {} ({} distinct messages)",
+                        n.lost_same_node, n.lost_cross_node, n.lost_cross_distinct
+                    ),
+                );
+            }
         }
         row("latency µs", self.latency.line());
         if let Some(l) = &self.latency_same_node {

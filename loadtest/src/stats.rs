@@ -196,6 +196,11 @@ impl SeqTrack {
         self.next
     }
 
+    /// Sequence numbers below [`SeqTrack::next`] not seen yet (gaps up to [`MAX_GAP`]).
+    pub fn missing(&self) -> &[u64] {
+        &self.missing
+    }
+
     /// Continues at `seq` as if everything before it had been seen (a gap the receiver knows
     /// about, e.g. after a resume the server did not recover): nothing before it is missing.
     pub fn restart_at(&mut self, seq: u64) {

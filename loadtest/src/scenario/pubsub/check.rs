@@ -1,7 +1,10 @@
 //! The pub/sub checks, free of I/O so that crafted message sequences can test them: per
 //! subscriber, loss / duplicates / order per publisher, `offset` continuity with history on, and
 //! what a resume (`since:{offset,epoch}`) promised; per thread and topic, an [`OrderBook`] that
-//! proves every subscriber saw the same message at the same offset.
+//! proves every subscriber saw the same message at the same offset; per subscriber with
+//! presence, a [`PresenceView`] that checks the snapshot's place and the join / leave events.
+
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -40,6 +43,22 @@ pub struct PubsubCounters {
     pub replayed: u64,
     /// Messages skipped by a `recovered:false` resume (explained loss, per publisher sequence).
     pub lost_unrecovered: u64,
+    /// A live message whose offset went back to 1: the topic started a new epoch while the
+    /// subscriber was subscribed (a cluster bus gap or outage, an eviction; docs/pubsub.md#history).
+    pub epoch_restarts: u64,
+    /// Subscribers that unsubscribed and resumed on the same connection (`--unsubscribe-churn`).
+    pub unsubscribe_churns: u64,
+    /// Presence snapshots received right after their `subscribed` (`--presence`).
+    pub presence_snapshots: u64,
+    /// `join` / `leave` events received.
+    pub presence_events: u64,
+    /// A message, event or nothing at all where the snapshot should have come: something of the
+    /// topic between `subscribed` and the snapshot, a snapshot nobody asked for, or none by the
+    /// end (docs/pubsub.md#order-after-a-subscribe).
+    pub presence_order_violations: u64,
+    /// A `join` for a member already in the subscriber's view or a `leave` for one not in it.
+    /// Not a failure: changes lost while Redis is down are not replayed (docs/cluster.md#presence).
+    pub presence_anomalies: u64,
 }
 
 impl PubsubCounters {
@@ -59,6 +78,12 @@ impl PubsubCounters {
         self.recovery_failures += o.recovery_failures;
         self.replayed += o.replayed;
         self.lost_unrecovered += o.lost_unrecovered;
+        self.epoch_restarts += o.epoch_restarts;
+        self.unsubscribe_churns += o.unsubscribe_churns;
+        self.presence_snapshots += o.presence_snapshots;
+        self.presence_events += o.presence_events;
+        self.presence_order_violations += o.presence_order_violations;
+        self.presence_anomalies += o.presence_anomalies;
     }
 }
 
@@ -86,12 +111,18 @@ pub struct SubscriberCheck {
     tracks: Vec<SeqTrack>,
     /// The next message of that publisher follows a `recovered:false`: its gap is explained.
     resync: Vec<bool>,
+    /// Per publisher: sequence numbers still missing when a `recovered:false` restarted its
+    /// track (lost before the resume, not explained by it).
+    lost_before: Vec<Vec<u64>>,
     history: bool,
     last_offset: Option<u64>,
     epoch: Option<String>,
     resuming: bool,
     resume: Option<Resume>,
     excused: u64,
+    /// The offsets went back to 1 live: the topic is in an epoch this subscriber does not know
+    /// (it keeps the old one to resume with, which must then be `recovered:false`).
+    epoch_unknown: bool,
 }
 
 impl SubscriberCheck {
@@ -100,12 +131,14 @@ impl SubscriberCheck {
         Self {
             tracks: vec![SeqTrack::default(); publishers],
             resync: vec![false; publishers],
+            lost_before: vec![Vec::new(); publishers],
             history,
             last_offset: None,
             epoch: None,
             resuming: false,
             resume: None,
             excused: 0,
+            epoch_unknown: false,
         }
     }
 
@@ -114,9 +147,20 @@ impl SubscriberCheck {
         self.excused
     }
 
-    /// The epoch of the topic as this subscriber knows it.
+    /// The epoch of the topic as this subscriber knows it (`None` after a live restart).
     pub fn epoch(&self) -> Option<&str> {
-        self.epoch.as_deref()
+        self.epoch.as_deref().filter(|_| !self.epoch_unknown)
+    }
+
+    /// The sequence numbers of publisher `k` in `lo..hi` this subscriber never received (and
+    /// that no `recovered:false` excused). Exact for gaps up to `stats::MAX_GAP`.
+    pub fn missing_in(&self, k: usize, lo: u64, hi: u64) -> Vec<u64> {
+        let t = &self.tracks[k];
+        let mut out: Vec<u64> = (t.missing().iter().chain(&self.lost_before[k]).copied())
+            .filter(|s| (lo..hi).contains(s))
+            .collect();
+        out.extend(t.next().max(lo)..hi);
+        out
     }
 
     /// The connection is dropped to resume: returns the `since:{offset,epoch}` to ask for, if
@@ -135,6 +179,7 @@ impl SubscriberCheck {
         recovered: Option<bool>,
         c: &mut PubsubCounters,
     ) {
+        self.epoch_unknown = false;
         if !std::mem::take(&mut self.resuming) {
             self.last_offset = offset;
             self.epoch = epoch.map(str::to_owned);
@@ -170,6 +215,16 @@ impl SubscriberCheck {
         if self.history {
             match offset {
                 None => c.missing_offsets += 1,
+                Some(1) if self.last_offset.is_some_and(|l| l >= 1) && !self.replaying() => {
+                    // A new epoch began while subscribed: its first message has offset 1
+                    // (docs/pubsub.md#history). What was lost across it is the publishers'
+                    // sequence gap, counted below; a recovery check ends here, its seam is
+                    // judged on what came before.
+                    c.epoch_restarts += 1;
+                    self.close_resume(c);
+                    self.epoch_unknown = true;
+                    self.last_offset = Some(1);
+                }
                 Some(o) => {
                     if let Some(last) = self.last_offset {
                         if o <= last {
@@ -192,6 +247,7 @@ impl SubscriberCheck {
             let skipped = seq.saturating_sub(track.next());
             self.excused += skipped;
             c.lost_unrecovered += skipped;
+            self.lost_before[k].extend_from_slice(track.missing());
             track.restart_at(seq);
             track.observe(seq)
         } else {
@@ -210,6 +266,11 @@ impl SubscriberCheck {
             }
         }
         Seen { ev, replayed }
+    }
+
+    /// Whether a `recovered:true` replay is still short of the offset it promised.
+    fn replaying(&self) -> bool {
+        (self.resume).is_some_and(|r| self.last_offset.unwrap_or(0) < r.upto)
     }
 
     /// Closes an open recovery check (first live message, next churn, or the end of the run).
@@ -248,6 +309,9 @@ impl OrderBook {
         seq: u64,
         c: &mut PubsubCounters,
     ) {
+        if epoch.is_none() {
+            return; // an epoch this subscriber does not know: nothing to compare under
+        }
         if self.entries.is_empty() && self.epoch.is_none() {
             self.epoch = epoch.map(str::to_owned);
             // Room for subscribers a little behind the first one.
@@ -290,6 +354,115 @@ impl OrderBook {
                     c.order_mismatches += 1;
                 }
             }
+        }
+    }
+}
+
+/// The order books of one topic, one per epoch (a cluster node's topic has its own epochs, and
+/// a bus outage starts new ones).
+#[derive(Debug, Clone, Default)]
+pub struct TopicBooks(HashMap<String, OrderBook>);
+
+/// Epochs one topic's books keep (each at most [`MAX_BOOK`] entries).
+const MAX_EPOCHS: usize = 16;
+
+impl TopicBooks {
+    /// [`OrderBook::record`] in the book of `epoch`; nothing for an unknown epoch.
+    pub fn record(
+        &mut self,
+        epoch: Option<&str>,
+        offset: u64,
+        publisher: u32,
+        seq: u64,
+        c: &mut PubsubCounters,
+    ) {
+        let Some(e) = epoch else { return };
+        if !self.0.contains_key(e) && self.0.len() >= MAX_EPOCHS {
+            return;
+        }
+        (self.0.entry(e.to_owned()).or_default()).record(epoch, offset, publisher, seq, c);
+    }
+
+    /// [`OrderBook::compare`] epoch by epoch.
+    pub fn compare(&self, other: &TopicBooks, c: &mut PubsubCounters) {
+        for (e, book) in &self.0 {
+            if let Some(o) = other.0.get(e) {
+                book.compare(o, c);
+            }
+        }
+    }
+}
+
+/// What one subscriber that asked for presence knows of its topic's members, and the checks
+/// of docs/pubsub.md#order-after-a-subscribe and docs/pubsub.md#presence: after `subscribed`,
+/// the snapshot comes before anything else of the topic; then each member joins and leaves
+/// once.
+#[derive(Debug, Clone, Default)]
+pub struct PresenceView {
+    awaiting: bool,
+    /// The snapshot listed the members (not a count only).
+    known: bool,
+    members: HashSet<String>,
+}
+
+impl PresenceView {
+    /// A `subscribed` arrived: the snapshot is next.
+    pub fn on_subscribed(&mut self) {
+        self.awaiting = true;
+        self.known = false;
+        self.members.clear();
+    }
+
+    /// The connection was dropped: its view is gone.
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+
+    /// A snapshot: `clients` is `None` for a count-only snapshot.
+    pub fn on_snapshot(&mut self, clients: Option<Vec<String>>, c: &mut PubsubCounters) {
+        if !std::mem::take(&mut self.awaiting) {
+            c.presence_order_violations += 1;
+            return;
+        }
+        c.presence_snapshots += 1;
+        self.known = clients.is_some();
+        self.members = clients.unwrap_or_default().into_iter().collect();
+    }
+
+    /// A message of the topic (a violation while the snapshot is still owed).
+    pub fn on_message(&mut self, c: &mut PubsubCounters) {
+        if self.awaiting {
+            c.presence_order_violations += 1;
+            // Counted once per subscribe.
+            self.awaiting = false;
+        }
+    }
+
+    /// A `join` (`true`) or `leave` of `client`.
+    pub fn on_event(&mut self, join: bool, client: &str, c: &mut PubsubCounters) {
+        c.presence_events += 1;
+        if self.awaiting {
+            c.presence_order_violations += 1;
+            self.awaiting = false;
+            return;
+        }
+        if !self.known {
+            return;
+        }
+        let fine = if join {
+            self.members.insert(client.to_owned())
+        } else {
+            self.members.remove(client)
+        };
+        if !fine {
+            c.presence_anomalies += 1;
+        }
+    }
+
+    /// The end of the run: a snapshot still owed is a violation.
+    pub fn close(&mut self, c: &mut PubsubCounters) {
+        if std::mem::take(&mut self.awaiting) {
+            c.presence_order_violations += 1;
         }
     }
 }
@@ -429,6 +602,7 @@ mod tests {
         assert_eq!(ch.epoch(), Some("e2"));
         msgs(&mut ch, &mut c, &[(0, 5, 41), (1, 1, 42), (0, 6, 43)]);
         assert_eq!((c.recovered_false, c.lost_unrecovered), (1, 4));
+        assert_eq!(ch.missing_in(0, 0, 7), Vec::<u64>::new(), "1..=4 excused");
         assert_eq!(
             (c.offset_gaps, c.offset_dups, c.recovery_failures),
             (0, 0, 0)
@@ -466,5 +640,110 @@ mod tests {
         // Another epoch is not comparable.
         a.record(Some("other"), 100, 9, 9, &mut c);
         assert_eq!(c.order_checked, 2);
+    }
+
+    #[test]
+    fn live_epoch_restart_is_counted_not_a_duplicate() {
+        let (mut c, mut ch) = (PubsubCounters::default(), SubscriberCheck::new(2, true));
+        ch.on_subscribed(Some(7), Some("e1"), None, &mut c);
+        msgs(&mut ch, &mut c, &[(0, 0, 8), (1, 0, 9)]);
+        // A bus gap: publisher 1's seq 1 lost, the topic restarts at offset 1.
+        msgs(&mut ch, &mut c, &[(0, 1, 1), (1, 2, 2), (0, 2, 3)]);
+        assert_eq!(c.epoch_restarts, 1);
+        assert_eq!((c.offset_gaps, c.offset_dups), (0, 0));
+        assert_eq!(ch.epoch(), None, "the new epoch is unknown");
+        assert_eq!(ch.missing_in(1, 0, 4), vec![1, 3]);
+        assert_eq!(ch.missing_in(0, 1, 3), Vec::<u64>::new());
+        // It resumes with the epoch it knew; the server must say false.
+        assert_eq!(ch.begin_resume(&mut c), Some((3, "e1".to_owned())));
+        ch.on_subscribed(Some(5), Some("e2"), Some(false), &mut c);
+        assert_eq!(ch.epoch(), Some("e2"));
+    }
+
+    #[test]
+    fn loss_before_an_unrecovered_resume_stays_missing() {
+        let (mut c, mut ch) = (PubsubCounters::default(), SubscriberCheck::new(1, true));
+        ch.on_subscribed(Some(0), Some("e"), None, &mut c);
+        msgs(&mut ch, &mut c, &[(0, 0, 1), (0, 3, 2)]);
+        ch.begin_resume(&mut c);
+        ch.on_subscribed(Some(9), Some("e2"), Some(false), &mut c);
+        msgs(&mut ch, &mut c, &[(0, 6, 10)]);
+        // 1 and 2 were lost live; 4 and 5 are explained by the resume.
+        assert_eq!(ch.missing_in(0, 0, 7), vec![1, 2]);
+        assert_eq!(ch.excused(), 2);
+    }
+
+    #[test]
+    fn a_restart_before_the_replay_is_complete_breaks_the_recovery() {
+        let (mut c, mut ch) = (PubsubCounters::default(), SubscriberCheck::new(1, true));
+        ch.on_subscribed(Some(0), Some("e"), None, &mut c);
+        msgs(&mut ch, &mut c, &[(0, 0, 1), (0, 1, 2)]);
+        ch.begin_resume(&mut c);
+        // Promised 3..=5; only 3 comes, then a new epoch's 1: inside the promised replay, so
+        // not taken for a restart: a duplicate offset, and the recovery is broken.
+        ch.on_subscribed(Some(5), Some("e"), Some(true), &mut c);
+        msgs(&mut ch, &mut c, &[(0, 2, 3), (0, 5, 1)]);
+        ch.close_resume(&mut c);
+        assert_eq!(
+            (c.epoch_restarts, c.offset_dups, c.recovery_failures),
+            (0, 1, 1)
+        );
+        // Complete, then a new epoch: fine.
+        ch.begin_resume(&mut c);
+        ch.on_subscribed(Some(2), Some("f"), Some(false), &mut c);
+        ch.begin_resume(&mut c);
+        ch.on_subscribed(Some(3), Some("f"), Some(true), &mut c);
+        msgs(&mut ch, &mut c, &[(0, 6, 3), (0, 7, 1)]);
+        assert_eq!((c.epoch_restarts, c.recovery_failures), (1, 1));
+    }
+
+    #[test]
+    fn replayed_offset_one_is_not_a_restart() {
+        let (mut c, mut ch) = (PubsubCounters::default(), SubscriberCheck::new(1, true));
+        ch.on_subscribed(Some(0), Some("e"), None, &mut c);
+        ch.begin_resume(&mut c);
+        ch.on_subscribed(Some(2), Some("e"), Some(true), &mut c);
+        msgs(&mut ch, &mut c, &[(0, 0, 1), (0, 1, 2), (0, 2, 3)]);
+        assert_eq!(
+            (c.epoch_restarts, c.recovery_failures, c.replayed),
+            (0, 0, 2)
+        );
+    }
+
+    #[test]
+    fn topic_books_per_epoch() {
+        let mut c = PubsubCounters::default();
+        let (mut a, mut b) = (TopicBooks::default(), TopicBooks::default());
+        a.record(Some("e1"), 5, 0, 1, &mut c);
+        a.record(Some("e2"), 5, 0, 9, &mut c);
+        a.record(None, 5, 3, 3, &mut c);
+        b.record(Some("e2"), 5, 0, 9, &mut c);
+        b.record(Some("e1"), 5, 1, 1, &mut c);
+        assert_eq!(c.order_checked, 0);
+        a.compare(&b, &mut c);
+        assert_eq!((c.order_checked, c.order_mismatches), (2, 1));
+    }
+
+    #[test]
+    fn presence_snapshot_first_then_each_change_once() {
+        let mut c = PubsubCounters::default();
+        let mut v = PresenceView::default();
+        v.on_subscribed();
+        v.on_snapshot(Some(vec!["a".into(), "me".into()]), &mut c);
+        v.on_event(true, "b", &mut c);
+        v.on_message(&mut c);
+        v.on_event(false, "a", &mut c);
+        assert_eq!((c.presence_snapshots, c.presence_events), (1, 2));
+        assert_eq!((c.presence_order_violations, c.presence_anomalies), (0, 0));
+        v.on_event(false, "a", &mut c);
+        v.on_event(true, "b", &mut c);
+        assert_eq!(c.presence_anomalies, 2);
+        // A message before the snapshot, and a snapshot never sent.
+        v.on_subscribed();
+        v.on_message(&mut c);
+        v.on_snapshot(None, &mut c);
+        v.on_subscribed();
+        v.close(&mut c);
+        assert_eq!(c.presence_order_violations, 3);
     }
 }

@@ -11,7 +11,15 @@
 //! Subscribers check loss, duplicates and order per publisher, and with `--history` the
 //! `offset` continuity and an identical order at every subscriber ([`check`]). With `--churn R`
 //! each thread drops a random subscriber R / threads times per second and resumes it with
-//! `since:{offset,epoch}`; a `recovered:true` must replay exactly what it missed.
+//! `since:{offset,epoch}`; a `recovered:true` must replay exactly what it missed. With
+//! `--unsubscribe-churn R` a random subscriber unsubscribes instead, and resumes the same way on
+//! the same connection once `unsubscribed` came back. With `--presence` subscribers ask for
+//! presence and check the snapshot's place and the events ([`check::PresenceView`]).
+//!
+//! With several servers the loss is also split by receiving server ([`summary::NodeLoss`]): copies from
+//! publishers on the same server, copies that crossed servers, and the distinct cross-server
+//! messages missing there, which a cluster's `ringcast_cluster_gaps_total` on that node must
+//! account for (docs/cluster.md#gaps).
 
 pub mod check;
 mod plan;
@@ -21,10 +29,11 @@ pub mod wire;
 pub use plan::plan;
 pub use summary::{PubsubSummary, summarize};
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use check::{OrderBook, PubsubCounters, SubscriberCheck};
+use check::{PresenceView, PubsubCounters, SubscriberCheck, TopicBooks};
 use wire::PublishTemplate;
 
 use super::Scenario;
@@ -53,6 +62,13 @@ pub struct Params {
     pub history: bool,
     /// Subscriber drops and resumes per second (all threads together).
     pub churn: f64,
+    /// Subscriber unsubscribes and resumes (same connection) per second (all threads together).
+    pub unsubscribe_churn: f64,
+    /// How long an unsubscribed subscriber stays away before it resumes, ns (so that the resume
+    /// has something to replay).
+    pub unsubscribe_pause: u64,
+    /// Subscribers subscribe with `"presence":true` and check the snapshot and events.
+    pub presence: bool,
     /// Subprotocol of JSON mode.
     pub protocol: String,
     /// Topic `i` is `{prefix}{i}`.
@@ -72,6 +88,19 @@ struct Common {
     unanswered: AtomicBool,
     /// Per publisher: its server, when there are several.
     nodes: Option<PublisherNodes>,
+    /// Per publisher: the sequence of its first measured message and how many it measured
+    /// (final once it is done).
+    ranges: Vec<(AtomicU64, AtomicU64)>,
+    /// Per receiving server: loss, summed by the threads as they finish.
+    loss: Mutex<Vec<NodeLossAcc>>,
+}
+
+/// [`NodeLoss`] while the threads add to it: the distinct messages as a set.
+#[derive(Debug, Default)]
+struct NodeLossAcc {
+    same: u64,
+    cross: u64,
+    distinct: HashSet<(u32, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +109,10 @@ enum SubState {
     Down,
     /// `subscribe` sent, no `subscribed` yet.
     Asked,
+    /// `unsubscribe` sent (`--unsubscribe-churn`), no `unsubscribed` yet.
+    Leaving,
+    /// Unsubscribed, resumes at `away` (in `Pubsub`).
+    Away,
     /// Subscribed.
     Live,
 }
@@ -93,6 +126,7 @@ enum Role {
         subscribed_at: Option<u64>,
         unique: u64,
         closed_by_server: bool,
+        presence: PresenceView,
     },
     Pub {
         id: usize,
@@ -103,9 +137,21 @@ enum Role {
         /// Next own sequence not yet back.
         acked: u64,
         measured: u64,
+        /// Sequence of the first measured message.
+        first_measured: Option<u64>,
         next_due: u64,
         done: bool,
     },
+}
+
+/// When churn (drops and unsubscribes) stops: a second before the measured window ends (a
+/// quarter of it when shorter), so that every resume is answered while the publishers still
+/// send. What a `recovered:false` skipped is only explained by the next message of each
+/// publisher; a resume answered after the publishers' last message would leave its skipped
+/// copies counted as lost.
+fn churn_end(win: Window) -> u64 {
+    let margin = 1_000_000_000u64.min(win.end.saturating_sub(win.measure) / 4);
+    win.end.saturating_sub(margin)
 }
 
 /// One thread's part of a pub/sub run.
@@ -116,12 +162,16 @@ pub struct Pubsub {
     topic_json: Vec<String>,
     publishers: Vec<usize>,
     subscribers: Vec<usize>,
-    books: Vec<OrderBook>,
+    books: Vec<TopicBooks>,
     counters: PubsubCounters,
     first_error: Option<String>,
     win: Option<Window>,
     next_churn: u64,
     churn_every: u64,
+    next_unsub: u64,
+    unsub_every: u64,
+    /// Subscribers in [`SubState::Away`] and when each resumes.
+    away: Vec<(usize, u64)>,
     answer_checked: bool,
     local_pubs_done: bool,
 }
@@ -156,9 +206,10 @@ impl Pubsub {
                     topic_json,
                     *next_id,
                     since.as_ref().map(|(o, e)| (*o, e.as_str())),
+                    self.p.presence,
                 )
             }
-            Role::Pub { .. } => wire::subscribe(topic_json, 1, None),
+            Role::Pub { .. } => wire::subscribe(topic_json, 1, None, false),
         };
         io.send(c, false, &req);
         // A request is not a data message of the run (the progress line counts those).
@@ -179,6 +230,7 @@ impl Pubsub {
                 seq,
                 acked,
                 measured,
+                first_measured,
                 next_due,
                 done,
             } = &mut self.roles[c]
@@ -191,6 +243,9 @@ impl Pubsub {
             if io.now >= win.end || !open {
                 *done = true;
                 self.common.topic_sent[*topic].fetch_add(*measured, Ordering::Relaxed);
+                let (first, n) = &self.common.ranges[*id];
+                first.store(first_measured.unwrap_or(*seq), Ordering::Relaxed);
+                n.store(*measured, Ordering::Relaxed);
                 continue;
             }
             all_done = false;
@@ -211,6 +266,7 @@ impl Pubsub {
                 };
                 io.send(c, false, template.with(h));
                 if win.measured(io.now) {
+                    first_measured.get_or_insert(*seq);
                     *measured += 1;
                     io.stats.sent += 1;
                 }
@@ -235,7 +291,7 @@ impl Pubsub {
         if self.next_churn == 0 {
             self.next_churn = win.start + io.rng.next_u64() % self.churn_every;
         }
-        while io.now >= self.next_churn && io.now < win.end {
+        while io.now >= self.next_churn && io.now < churn_end(win) {
             self.next_churn += self.churn_every;
             let pick =
                 self.subscribers[(io.rng.next_u64() % self.subscribers.len() as u64) as usize];
@@ -246,6 +302,61 @@ impl Pubsub {
                 *state = SubState::Down;
                 self.counters.churns += 1;
                 io.reconnect(pick);
+            }
+        }
+    }
+
+    /// `--unsubscribe-churn`: a random live subscriber unsubscribes; it resumes on
+    /// `unsubscribed` (see `on_message`).
+    fn unsubscribe_churn(&mut self, io: &mut Io, win: Window) {
+        if self.unsub_every == 0 || self.subscribers.is_empty() {
+            return;
+        }
+        if self.next_unsub == 0 {
+            self.next_unsub = win.start + io.rng.next_u64() % self.unsub_every;
+        }
+        while io.now >= self.next_unsub && io.now < churn_end(win) {
+            self.next_unsub += self.unsub_every;
+            let pick =
+                self.subscribers[(io.rng.next_u64() % self.subscribers.len() as u64) as usize];
+            if let Role::Sub {
+                topic,
+                state,
+                next_id,
+                ..
+            } = &mut self.roles[pick]
+                && *state == SubState::Live
+                && io.conns[pick].is_open()
+            {
+                *state = SubState::Leaving;
+                *next_id += 1;
+                self.counters.unsubscribe_churns += 1;
+                let req = wire::unsubscribe(&self.topic_json[*topic], *next_id);
+                io.send(pick, false, &req);
+                io.sent_msgs = io.sent_msgs.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Resumes the subscribers whose pause after `unsubscribed` is over.
+    fn resume_away(&mut self, io: &mut Io) {
+        let mut i = 0;
+        while i < self.away.len() {
+            let (c, at) = self.away[i];
+            if at > io.now {
+                i += 1;
+                continue;
+            }
+            self.away.swap_remove(i);
+            if matches!(
+                &self.roles[c],
+                Role::Sub {
+                    state: SubState::Away,
+                    ..
+                }
+            ) && io.conns[c].is_open()
+            {
+                self.ask(io, c);
             }
         }
     }
@@ -262,8 +373,12 @@ impl Pubsub {
                 topic,
                 check,
                 unique,
+                presence,
                 ..
             } => {
+                if self.p.presence {
+                    presence.on_message(&mut self.counters);
+                }
                 let id = h.publisher as usize;
                 if id / pubs.max(1) != *topic || id >= self.p.topics * pubs {
                     io.stats.foreign += 1;
@@ -358,12 +473,16 @@ impl Scenario for Pubsub {
                     state,
                     next_id,
                     subscribed_at,
+                    presence,
                     ..
                 } => {
                     if *state != SubState::Asked || m.id != Some(*next_id) {
                         return;
                     }
                     *state = SubState::Live;
+                    if self.p.presence {
+                        presence.on_subscribed();
+                    }
                     check.on_subscribed(
                         m.offset,
                         m.epoch.as_deref(),
@@ -376,6 +495,39 @@ impl Scenario for Pubsub {
                     }
                 }
             },
+            "unsubscribed" => {
+                if let Role::Sub { state, next_id, .. } = &self.roles[c]
+                    && *state == SubState::Leaving
+                    && m.id == Some(*next_id)
+                {
+                    if self.p.unsubscribe_pause == 0 {
+                        self.ask(io, c);
+                    } else {
+                        if let Role::Sub { state, .. } = &mut self.roles[c] {
+                            *state = SubState::Away;
+                        }
+                        self.away.push((c, io.now + self.p.unsubscribe_pause));
+                    }
+                }
+            }
+            "presence" | "join" | "leave" => {
+                if let Role::Sub { presence, .. } = &mut self.roles[c]
+                    && self.p.presence
+                {
+                    match m.op.as_ref() {
+                        "presence" => presence.on_snapshot(
+                            m.clients
+                                .map(|l| l.into_iter().map(|m| m.client.into_owned()).collect()),
+                            &mut self.counters,
+                        ),
+                        op => presence.on_event(
+                            op == "join",
+                            m.client.as_deref().unwrap_or(""),
+                            &mut self.counters,
+                        ),
+                    }
+                }
+            }
             "error" => {
                 self.counters.server_errors += 1;
                 if self.first_error.is_none() {
@@ -394,11 +546,13 @@ impl Scenario for Pubsub {
         if let Role::Sub {
             closed_by_server,
             state,
+            presence,
             ..
         } = &mut self.roles[c]
         {
             *closed_by_server = code.is_some();
             *state = SubState::Down;
+            presence.reset();
         }
     }
 
@@ -406,6 +560,8 @@ impl Scenario for Pubsub {
         let win = *self.win.get_or_insert_with(|| Window::load(&io.shared));
         self.check_answered(io, win);
         self.churn(io, win);
+        self.unsubscribe_churn(io, win);
+        self.resume_away(io);
         self.publish(io, win);
     }
 
@@ -420,6 +576,12 @@ impl Scenario for Pubsub {
         }
         if self.churn_every > 0 && self.next_churn > 0 {
             next = next.min(self.next_churn);
+        }
+        if self.unsub_every > 0 && self.next_unsub > 0 {
+            next = next.min(self.next_unsub);
+        }
+        if let Some(at) = self.away.iter().map(|a| a.1).min() {
+            next = next.min(at);
         }
         if self.p.rate > 0 {
             for &c in &self.publishers {
@@ -480,19 +642,43 @@ impl Scenario for Pubsub {
         if !complete && !timed_out {
             return false;
         }
-        for r in &mut self.roles {
+        let mut loss: Vec<NodeLossAcc> = (0..self.p.servers.max(1))
+            .map(|_| NodeLossAcc::default())
+            .collect();
+        let pubs = self.p.publishers;
+        for (c, r) in self.roles.iter_mut().enumerate() {
             let expected = expect(r);
             let Role::Sub {
+                topic,
                 check,
                 unique,
                 closed_by_server,
                 subscribed_at,
+                presence,
                 ..
             } = r
             else {
                 continue;
             };
             check.close_resume(&mut self.counters);
+            presence.close(&mut self.counters);
+            if expected.is_some() && !*closed_by_server {
+                let node = io.conns[c].target;
+                let acc = &mut loss[node.min(self.p.servers.max(1) - 1)];
+                for k in 0..pubs {
+                    let id = *topic * pubs + k;
+                    let (first, n) = &self.common.ranges[id];
+                    let lo = first.load(Ordering::Relaxed);
+                    let hi = lo + n.load(Ordering::Relaxed);
+                    let missing = check.missing_in(k, lo, hi);
+                    if same_node(self.common.nodes.as_ref(), id, node).unwrap_or(true) {
+                        acc.same += missing.len() as u64;
+                    } else {
+                        acc.cross += missing.len() as u64;
+                        acc.distinct.extend(missing.iter().map(|&s| (id as u32, s)));
+                    }
+                }
+            }
             let Some(expected) = expected else {
                 if subscribed_at.is_some() {
                     self.counters.late_subscribers += 1;
@@ -506,6 +692,16 @@ impl Scenario for Pubsub {
                 io.stats.lost_closed += missing;
             } else {
                 io.stats.lost += missing;
+            }
+        }
+        if let Ok(mut all) = self.common.loss.lock() {
+            if all.is_empty() {
+                all.extend((0..loss.len()).map(|_| NodeLossAcc::default()));
+            }
+            for (a, l) in all.iter_mut().zip(loss) {
+                a.same += l.same;
+                a.cross += l.cross;
+                a.distinct.extend(l.distinct);
             }
         }
         true

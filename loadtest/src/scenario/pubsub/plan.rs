@@ -1,10 +1,10 @@
 //! Which connection does what: topic by topic, S subscribers then P publishers, handed to the
 //! threads round-robin (so `--url` spreads every topic over the nodes).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex};
 
-use super::check::{OrderBook, PubsubCounters, SubscriberCheck};
+use super::check::{PresenceView, PubsubCounters, SubscriberCheck, TopicBooks};
 use super::wire::{self, PublishTemplate};
 use super::{Common, Params, Pubsub, Role, SubState};
 use crate::scenario::{Plan, thread_of};
@@ -27,12 +27,21 @@ pub fn plan(p: Params, threads: usize) -> Plan<Pubsub> {
         pubs_done: AtomicUsize::new(0),
         unanswered: AtomicBool::new(false),
         nodes: PublisherNodes::new(&places, threads, p.servers),
+        ranges: (0..p.topics * p.publishers)
+            .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
+            .collect(),
+        loss: Mutex::new(Vec::new()),
     });
     let topic_json: Vec<String> = (0..p.topics)
         .map(|i| wire::quote(&format!("{}{i}", p.prefix)))
         .collect();
     let churn_every = if p.churn > 0.0 {
         (threads as f64 * 1e9 / p.churn).max(1.0) as u64
+    } else {
+        0
+    };
+    let unsub_every = if p.unsubscribe_churn > 0.0 {
+        (threads as f64 * 1e9 / p.unsubscribe_churn).max(1.0) as u64
     } else {
         0
     };
@@ -47,12 +56,15 @@ pub fn plan(p: Params, threads: usize) -> Plan<Pubsub> {
                     topic_json: topic_json.clone(),
                     publishers: Vec::new(),
                     subscribers: Vec::new(),
-                    books: vec![OrderBook::default(); p.topics],
+                    books: vec![TopicBooks::default(); p.topics],
                     counters: PubsubCounters::default(),
                     first_error: None,
                     win: None,
                     next_churn: 0,
                     churn_every,
+                    next_unsub: 0,
+                    unsub_every,
+                    away: Vec::new(),
                     answer_checked: false,
                     local_pubs_done: false,
                 },
@@ -76,6 +88,7 @@ pub fn plan(p: Params, threads: usize) -> Plan<Pubsub> {
                     subscribed_at: None,
                     unique: 0,
                     closed_by_server: false,
+                    presence: PresenceView::default(),
                 });
             } else {
                 sc.publishers.push(c);
@@ -87,6 +100,7 @@ pub fn plan(p: Params, threads: usize) -> Plan<Pubsub> {
                     seq: 0,
                     acked: 0,
                     measured: 0,
+                    first_measured: None,
                     next_due: 0,
                     done: false,
                 });
@@ -112,6 +126,9 @@ mod tests {
             window: 8,
             history: false,
             churn: 0.0,
+            unsubscribe_churn: 0.0,
+            unsubscribe_pause: 0,
+            presence: false,
             protocol: "pubsub".into(),
             prefix: "t".into(),
             servers,

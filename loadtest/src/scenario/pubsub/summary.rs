@@ -20,6 +20,21 @@ pub struct PubsubSummary {
     pub unanswered: bool,
     /// The first `error` reply, `code: message`.
     pub first_error: Option<String>,
+    /// Per server (`--url` order): the loss seen by subscribers connected to it.
+    pub nodes: Vec<NodeLoss>,
+}
+
+/// The loss at the subscribers of one server that the server did not close, split by where the
+/// publisher was (see the module documentation).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct NodeLoss {
+    /// Copies missing from publishers on the same server.
+    pub lost_same_node: u64,
+    /// Copies missing from publishers on other servers.
+    pub lost_cross_node: u64,
+    /// Distinct messages (publisher, sequence) of other servers missing at one or more of its
+    /// subscribers: what the node's `ringcast_cluster_gaps_total` must account for.
+    pub lost_cross_distinct: u64,
 }
 
 impl PubsubSummary {
@@ -31,6 +46,12 @@ impl PubsubSummary {
             return Some(format!(
                 "{} recovered:true resume(s) followed by a gap or a duplicate",
                 c.recovery_failures
+            ));
+        }
+        if c.presence_order_violations > 0 {
+            return Some(format!(
+                "{} presence snapshot(s) missing or out of place after subscribed",
+                c.presence_order_violations
             ));
         }
         if c.order_mismatches > 0 {
@@ -61,6 +82,17 @@ pub fn summarize(threads: &[Pubsub]) -> PubsubSummary {
         if s.first_error.is_none() {
             s.first_error = t.first_error.clone();
         }
+    }
+    if let Some(t) = threads.first()
+        && let Ok(loss) = t.common.loss.lock()
+    {
+        s.nodes = (loss.iter())
+            .map(|l| NodeLoss {
+                lost_same_node: l.same,
+                lost_cross_node: l.cross,
+                lost_cross_distinct: l.distinct.len() as u64,
+            })
+            .collect();
     }
     if let Some((first, rest)) = threads.split_first() {
         for other in rest {

@@ -17,9 +17,13 @@ pub fn quote(s: &str) -> String {
     serde_json::Value::String(s.to_owned()).to_string()
 }
 
-/// `{"op":"subscribe","topic":T,"id":ID}`, with `"since":{"offset":O,"epoch":E}` to resume.
-pub fn subscribe(topic_json: &str, id: u64, since: Option<(u64, &str)>) -> Vec<u8> {
+/// `{"op":"subscribe","topic":T,"id":ID}`, with `"since":{"offset":O,"epoch":E}` to resume and
+/// `"presence":true` to get the snapshot and join / leave events.
+pub fn subscribe(topic_json: &str, id: u64, since: Option<(u64, &str)>, presence: bool) -> Vec<u8> {
     let mut s = format!(r#"{{"op":"subscribe","topic":{topic_json},"id":{id}"#);
+    if presence {
+        s.push_str(r#","presence":true"#);
+    }
     if let Some((offset, epoch)) = since {
         s.push_str(&format!(
             r#","since":{{"offset":{offset},"epoch":{}}}"#,
@@ -28,6 +32,11 @@ pub fn subscribe(topic_json: &str, id: u64, since: Option<(u64, &str)>) -> Vec<u
     }
     s.push('}');
     s.into_bytes()
+}
+
+/// `{"op":"unsubscribe","topic":T,"id":ID}`.
+pub fn unsubscribe(topic_json: &str, id: u64) -> Vec<u8> {
+    format!(r#"{{"op":"unsubscribe","topic":{topic_json},"id":{id}}}"#).into_bytes()
 }
 
 /// A publish request whose `data` is a JSON string of exactly `size` bytes (quotes included):
@@ -80,6 +89,20 @@ pub struct Incoming<'a> {
     /// Error code (in `error`).
     #[serde(borrow, default)]
     pub code: Option<Cow<'a, str>>,
+    /// The member of a `join` / `leave`.
+    #[serde(borrow, default)]
+    pub client: Option<Cow<'a, str>>,
+    /// The members of a `presence` snapshot (absent when it is a count only).
+    #[serde(borrow, default)]
+    pub clients: Option<Vec<Member<'a>>>,
+}
+
+/// One member of a presence snapshot.
+#[derive(Debug, Deserialize)]
+pub struct Member<'a> {
+    /// The member's client id.
+    #[serde(borrow)]
+    pub client: Cow<'a, str>,
 }
 
 /// Parses one text message; `None` if it is not a JSON object of that shape.
@@ -216,9 +239,16 @@ mod tests {
         assert_eq!(header(m.data.expect("data")), None);
         assert!(parse(b"not json").is_none());
         assert!(parse(br#"{"topic":"t"}"#).is_none());
-        let s = String::from_utf8(subscribe(&quote("t"), 2, Some((5, "e\"1")))).expect("utf8");
+        let s =
+            String::from_utf8(subscribe(&quote("t"), 2, Some((5, "e\"1")), true)).expect("utf8");
         let v: serde_json::Value = serde_json::from_str(&s).expect("valid");
         assert_eq!(v["since"]["offset"], 5);
         assert_eq!(v["since"]["epoch"], "e\"1");
+        assert_eq!(v["presence"], true);
+        let p = parse(br#"{"op":"presence","topic":"t","clients":[{"client":"n1.0.1","user":"u"}],"count":1}"#)
+            .expect("parsed");
+        assert_eq!(p.clients.expect("clients")[0].client, "n1.0.1");
+        let j = parse(br#"{"op":"join","topic":"t","client":"n2.1.f"}"#).expect("parsed");
+        assert_eq!(j.client.as_deref(), Some("n2.1.f"));
     }
 }
