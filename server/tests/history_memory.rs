@@ -389,9 +389,9 @@ fn checking_subscriber(mut ws: Ws, topics: Vec<String>) -> std::thread::JoinHand
 /// the new epoch's offsets 2.. (appended by one worker) reach the subscriber's worker before
 /// offset 1 (appended by the other), the room expects 3, and offset 1 is then dropped as
 /// "covered by an earlier batch". A new epoch always starts at offset 1, so the expectation
-/// should be (epoch, 1), holding later batches until it arrives. Ignored until fixed.
+/// should be (epoch, 1), holding later batches until it arrives: fixed in
+/// `rooms::stream::RoomStream::place`.
 #[test]
-#[ignore = "bug: a new epoch's offset 1 is dropped when its offset 2 reaches the worker first (fanout/order.rs), live messages lost under eviction"]
 fn no_message_is_lost_when_subscribed_topics_are_evicted() {
     let s = server();
     let handles: Vec<_> = (0..TOPICS / PER_SUB)

@@ -52,9 +52,16 @@ impl Order {
             self.held.remove(&id);
             return;
         };
-        match local.stream_mut().place(epoch, first, last) {
+        let place = local.stream_mut().place(epoch, first, last);
+        if let Place::Early { restarted: true } | Place::Next { restarted: true } = place {
+            // A new epoch (eviction) or a room without an expectation: what was held for the
+            // old one will never be next.
+            self.held.remove(&id);
+        }
+        match place {
             Place::Covered => return, // cannot happen in one process
-            Place::Early => {
+            Place::Stale => return deliver_to(batch, rooms, worker, limit, out, report),
+            Place::Early { .. } => {
                 let held = self.held.entry(id).or_default();
                 held.push(batch.clone());
                 if held.len() <= MAX_HELD {
@@ -66,11 +73,7 @@ impl Order {
                 self.release(id, rooms, worker, limit, out, report);
                 return;
             }
-            // A new epoch (eviction) or a room without an expectation: start from here.
-            Place::Restart => {
-                self.held.remove(&id);
-            }
-            Place::Next => {}
+            Place::Next { .. } => {}
         }
         self.held.entry(id).or_default().push(batch.clone());
         self.release(id, rooms, worker, limit, out, report);

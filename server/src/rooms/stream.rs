@@ -22,12 +22,38 @@ use std::sync::Arc;
 pub enum Place {
     /// Every offset was delivered already.
     Covered,
-    /// It starts after the next expected offset: hold it until the gap fills.
-    Early,
-    /// It holds the next expected offset: deliver it now.
-    Next,
-    /// A new epoch (or no expectation yet): the stream starts over at `first`.
-    Restart,
+    /// It starts after the next expected offset: hold it until the gap fills. `restarted`: it
+    /// is the first batch seen of a new epoch, which starts at offset 1 (what was held for the
+    /// old epoch is moot).
+    Early {
+        /// The stream moved to the batch's epoch.
+        restarted: bool,
+    },
+    /// It holds the next expected offset: deliver it now (`restarted` as for `Early`).
+    Next {
+        /// The stream moved to the batch's epoch.
+        restarted: bool,
+    },
+    /// It belongs to an older epoch of this process's history than the stream's (it was
+    /// appended before the topic's eviction and came through a slower channel than the new
+    /// epoch's first batch): deliver it as it is rather than lose it; the stream stays.
+    Stale,
+}
+
+/// The process's order of `epoch` among the epochs of one history: an epoch is
+/// `node-instance-n` with `n` counting up in hex (`ringcast_pubsub::history`), so two epochs
+/// with the same `node-instance` compare by `n`. `None` for a foreign shape.
+fn epoch_order(epoch: &str) -> Option<(&str, u64)> {
+    let (prefix, n) = epoch.rsplit_once('-')?;
+    Some((prefix, u64::from_str_radix(n, 16).ok()?))
+}
+
+/// `a` is an older epoch of the same history than `b`.
+fn older(a: &str, b: &str) -> bool {
+    match (epoch_order(a), epoch_order(b)) {
+        (Some((pa, na)), Some((pb, nb))) => pa == pb && na < nb,
+        _ => false,
+    }
 }
 
 /// A presence subscriber's snapshot.
@@ -88,22 +114,31 @@ impl RoomStream {
         }
     }
 
-    /// Where offsets `first..=last` of `epoch` stand; a new epoch restarts the stream there.
+    /// Where offsets `first..=last` of `epoch` stand. A new epoch restarts the stream at
+    /// offset 1, where every epoch starts (a history log is new, or evicted and new again):
+    /// the batches of one epoch reach a worker through several channels, so its offsets 2..
+    /// may come before 1, which must then wait, not be dropped. With no expectation at all
+    /// (no history position was read), the stream starts at `first`.
     pub fn place(&mut self, epoch: &Arc<str>, first: u64, last: u64) -> Place {
-        match &self.next_offset {
-            Some((e, next)) if **e == **epoch => {
-                if last < *next {
-                    Place::Covered
-                } else if first > *next {
-                    Place::Early
-                } else {
-                    Place::Next
-                }
+        let restarted = match &self.next_offset {
+            Some((e, _)) if **e == **epoch => false,
+            Some((e, _)) if older(epoch, e) => return Place::Stale,
+            Some(_) => {
+                self.next_offset = Some((epoch.clone(), 1));
+                true
             }
-            _ => {
+            None => {
                 self.next_offset = Some((epoch.clone(), first));
-                Place::Restart
+                true
             }
+        };
+        let next = self.next_offset().unwrap_or(first);
+        if last < next {
+            Place::Covered
+        } else if first > next {
+            Place::Early { restarted }
+        } else {
+            Place::Next { restarted }
         }
     }
 
@@ -275,16 +310,48 @@ mod tests {
             (s.replayed_through(1), s.replayed_through(2)),
             (Some(7), None)
         );
-        assert_eq!(s.place(&epoch("e"), 5, 6), Place::Next);
+        let (next, early) = (
+            Place::Next { restarted: false },
+            Place::Early { restarted: false },
+        );
+        assert_eq!(s.place(&epoch("e"), 5, 6), next);
         s.delivered_through(6);
         assert!(s.has_replays(), "7 not delivered yet");
-        assert_eq!(s.place(&epoch("e"), 8, 8), Place::Early, "7 is missing");
-        assert_eq!(s.place(&epoch("e"), 7, 7), Place::Next);
+        assert_eq!(s.place(&epoch("e"), 8, 8), early, "7 is missing");
+        assert_eq!(s.place(&epoch("e"), 7, 7), next);
         s.delivered_through(7);
         assert!(!s.has_replays(), "the replay is behind the live stream now");
         assert_eq!(s.place(&epoch("e"), 3, 7), Place::Covered);
-        assert_eq!(s.place(&epoch("f"), 1, 1), Place::Restart, "a new epoch");
-        assert_eq!(s.next_offset(), Some(1));
+    }
+
+    #[test]
+    fn a_new_epoch_starts_at_offset_1_even_when_its_offset_2_comes_first() {
+        let (e, f) = (epoch("n1-abc-1"), epoch("n1-abc-2"));
+        let mut s = RoomStream::default();
+        s.start_offsets(e.clone(), 4);
+        // The topic was evicted: epoch f; the other worker's offsets 2..=3 arrive first.
+        assert_eq!(
+            s.place(&f, 2, 3),
+            Place::Early { restarted: true },
+            "held for offset 1, not dropped"
+        );
+        assert_eq!(s.place(&f, 1, 1), Place::Next { restarted: false });
+        s.delivered_through(1);
+        assert_eq!(s.place(&f, 2, 3), Place::Next { restarted: false });
+        // A late batch of the older epoch is delivered, not lost, and moves nothing.
+        assert_eq!(s.place(&e, 5, 5), Place::Stale);
+        assert_eq!(s.next_offset(), Some(2));
+        // Epochs of this process compare by their counter (hex), not as strings.
+        let (a, b) = (epoch("n1-abc-f"), epoch("n1-abc-10"));
+        let mut t = RoomStream::default();
+        t.start_offsets(b.clone(), 0);
+        assert_eq!(t.place(&a, 3, 3), Place::Stale);
+        // No position read at all: the stream starts where the first batch does.
+        let mut fresh = RoomStream::default();
+        assert_eq!(
+            fresh.place(&epoch("g"), 5, 5),
+            Place::Next { restarted: true }
+        );
     }
 
     #[test]
