@@ -142,3 +142,29 @@ fn the_inflater_holds_no_message_between_messages() {
         "the inflater grew by {held} bytes (first message peak {first})"
     );
 }
+
+#[test]
+fn per_worker_state_is_small_and_per_connection_state_is_none() {
+    // What a worker pays once: the inflater (its 32 KiB window included, after a first
+    // message) and a compressor per window size in use. A connection that negotiated deflate
+    // pays nothing more than the `Negotiated` it keeps (two bytes).
+    let (mut inflater, inflater_new) = peak_during(Inflater::new);
+    let mut z = Vec::new();
+    Compressor::new(1, 15).compress(&vec![b'a'; 100_000], &mut z);
+    let mut out = Vec::with_capacity(200_000);
+    let before = LIVE.with(Cell::get);
+    inflater
+        .inflate(&z, MessageKind::Binary, 1 << 20, &mut out)
+        .unwrap();
+    assert_eq!(out.capacity(), 200_000);
+    let window = LIVE.with(Cell::get) - before;
+    let (_compressor, compressor_15) = peak_during(|| Compressor::new(1, 15));
+    let (_small, compressor_9) = peak_during(|| Compressor::new(1, 9));
+    eprintln!(
+        "inflater {inflater_new} B + {window} B on first use; compressor at level 1: 15 bits {compressor_15} B, 9 bits {compressor_9} B; Negotiated {} B",
+        std::mem::size_of::<ringcast_protocol::deflate::Negotiated>()
+    );
+    assert!(inflater_new + window <= 64 * 1024);
+    assert!(compressor_15 <= 400 * 1024);
+    assert!(std::mem::size_of::<ringcast_protocol::deflate::Negotiated>() <= 2);
+}

@@ -3,8 +3,8 @@
 //! Every answer we give says `server_no_context_takeover` (see `negotiate`), so a message is
 //! compressed on its own, from a reset stream, and the result is the same bytes for every
 //! connection whose negotiated window is at least the one it was made with. A worker keeps one
-//! zlib stream per window size in use (created on first use, about 256 KiB each at window
-//! bits 15), not one per connection: the server compresses a batch's message once per form and
+//! zlib stream per window size in use (created on first use; zlib-rs at level 1 measured 380 KB
+//! at window bits 15, 251 KB at 9: tests/deflate_bomb.rs), not one per connection: the server compresses a batch's message once per form and
 //! shares the frame like today's encoded frame.
 
 use std::sync::Arc;

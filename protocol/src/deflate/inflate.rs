@@ -2,7 +2,7 @@
 //!
 //! Every connection that negotiated permessage-deflate was asked for
 //! `client_no_context_takeover` (see `negotiate`), so no message refers back to an earlier one
-//! and one inflater (a 32 KiB window plus zlib's tables, about 40 KiB) serves every connection
+//! and one inflater (a 32 KiB window plus zlib-rs state, 47.5 KB measured) serves every connection
 //! of a worker. The output grows by doubling and never past the message limit plus one byte:
 //! inflating stops as soon as the limit is crossed, so a bomb (a few KiB inflating to gigabytes)
 //! costs at most the limit in memory and the time to inflate that much
