@@ -47,9 +47,9 @@ impl From<&ProtocolError> for CloseCode {
             | ProtocolError::LengthTopBit
             | ProtocolError::CloseTooShort
             | ProtocolError::InvalidCloseCode(_) => CloseCode::PROTOCOL,
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
-                CloseCode::INVALID_PAYLOAD
-            }
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::InvalidDeflate => CloseCode::INVALID_PAYLOAD,
             ProtocolError::MessageTooBig { .. } => CloseCode::TOO_BIG,
         }
     }

@@ -40,7 +40,12 @@ pub enum ProtocolError {
     /// A text message that is not UTF-8 (detected as early as possible).
     #[error("text message is not valid UTF-8")]
     InvalidUtf8,
-    /// A message larger than the configured limit, detected from a frame header.
+    /// A compressed message that does not inflate: not raw deflate, or referring to an earlier
+    /// message although `client_no_context_takeover` was negotiated (RFC 7692 §7.2.2).
+    #[error("compressed message does not inflate")]
+    InvalidDeflate,
+    /// A message larger than the configured limit, detected from a frame header (or, for a
+    /// compressed message, while inflating it).
     #[error("message of at least {size} bytes exceeds the limit of {limit}")]
     MessageTooBig {
         /// Bytes the message would hold with this frame.

@@ -69,6 +69,16 @@ impl<'a> Upgrade<'a> {
             .ok_or(Rejection::NoAcceptableProtocol)
     }
 
+    /// permessage-deflate for this client, if it offered it and we can honour an offer
+    /// (`crate::deflate::negotiate`). Only called by a server that enables compression: without
+    /// it, nothing changes (no extension is answered, RSV1 stays a protocol error).
+    pub fn negotiate_deflate(
+        &self,
+        config: &crate::deflate::DeflateConfig,
+    ) -> Option<crate::deflate::Negotiated> {
+        crate::deflate::negotiate(&self.extensions, config)
+    }
+
     /// The path without its query.
     pub fn path_only(&self) -> &'a str {
         self.path.split_once('?').map_or(self.path, |(p, _)| p)
@@ -212,6 +222,17 @@ pub fn render_response(
 
 /// Appends the 101 response, with the chosen subprotocol when one was negotiated.
 pub fn render_accept(out: &mut Vec<u8>, accept: &str, protocol: Option<&str>) {
+    render_accept_with_extensions(out, accept, protocol, None);
+}
+
+/// [`render_accept`] with a `Sec-WebSocket-Extensions` answer when one was negotiated (for
+/// permessage-deflate: `crate::deflate::Negotiated::response`).
+pub fn render_accept_with_extensions(
+    out: &mut Vec<u8>,
+    accept: &str,
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+) {
     out.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
     );
@@ -219,6 +240,10 @@ pub fn render_accept(out: &mut Vec<u8>, accept: &str, protocol: Option<&str>) {
     if let Some(p) = protocol {
         out.extend_from_slice(b"\r\nSec-WebSocket-Protocol: ");
         out.extend_from_slice(p.as_bytes());
+    }
+    if let Some(e) = extensions {
+        out.extend_from_slice(b"\r\nSec-WebSocket-Extensions: ");
+        out.extend_from_slice(e.as_bytes());
     }
     out.extend_from_slice(b"\r\n\r\n");
 }

@@ -5,6 +5,7 @@
 //! benchmarks can drive it from plain slices.
 
 pub mod close;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;

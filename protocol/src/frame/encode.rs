@@ -54,11 +54,31 @@ pub fn encode_close(out: &mut Vec<u8>, code: CloseCode, reason: &str) {
     encode_frame(out, OpCode::Close, &payload[..2 + end]);
 }
 
+/// Appends one complete unmasked (server) frame with FIN and RSV1 set: a message compressed
+/// with permessage-deflate (`crate::deflate`).
+pub fn encode_compressed_frame(out: &mut Vec<u8>, opcode: OpCode, compressed: &[u8]) {
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = encode_header(&mut head, opcode, true, true, compressed.len() as u64);
+    out.reserve(n + compressed.len());
+    out.extend_from_slice(&head[..n]);
+    out.extend_from_slice(compressed);
+}
+
 /// Encodes a message once into an immutable, reference-counted frame that any number of
 /// connections on any thread can send without copying it.
 pub fn shared_frame(opcode: OpCode, payload: &[u8]) -> Arc<[u8]> {
+    shared_frame_with(opcode, false, payload)
+}
+
+/// [`shared_frame`] with RSV1 set: a message compressed with permessage-deflate, once for every
+/// receiver that negotiated it (`crate::deflate::Deflater::compressed_frame`).
+pub fn shared_frame_rsv1(opcode: OpCode, compressed: &[u8]) -> Arc<[u8]> {
+    shared_frame_with(opcode, true, compressed)
+}
+
+fn shared_frame_with(opcode: OpCode, rsv1: bool, payload: &[u8]) -> Arc<[u8]> {
     let mut head = [0u8; MAX_HEADER_LEN];
-    let n = encode_header(&mut head, opcode, true, false, payload.len() as u64);
+    let n = encode_header(&mut head, opcode, true, rsv1, payload.len() as u64);
     let mut frame = Arc::<[u8]>::new_uninit_slice(n + payload.len());
     let dst = Arc::get_mut(&mut frame).expect("a new Arc is unique");
     let ptr = dst.as_mut_ptr().cast::<u8>();

@@ -10,6 +10,7 @@ mod read;
 pub use assemble::MessageKind;
 pub use decode::{Decoder, DecoderConfig, Event};
 pub use encode::{
-    MAX_HEADER_LEN, encode_close, encode_frame, encode_header, encode_masked_frame, shared_frame,
+    MAX_HEADER_LEN, encode_close, encode_compressed_frame, encode_frame, encode_header,
+    encode_masked_frame, shared_frame, shared_frame_rsv1,
 };
 pub use header::{Header, OpCode};
