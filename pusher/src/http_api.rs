@@ -328,8 +328,10 @@ fn percent_encode(v: &str) -> String {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(char::from(b));
         } else {
+            const UPPER: &[u8; 16] = b"0123456789ABCDEF";
             out.push('%');
-            hex::encode_into(&mut out, &[b]);
+            out.push(char::from(UPPER[usize::from(b >> 4)]));
+            out.push(char::from(UPPER[usize::from(b & 0xf)]));
         }
     }
     out

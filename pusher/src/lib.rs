@@ -30,3 +30,6 @@ pub mod socket_id;
 pub mod upgrade;
 pub mod webhook;
 pub mod write;
+
+#[cfg(test)]
+mod tests;
