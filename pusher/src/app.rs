@@ -178,3 +178,63 @@ impl Apps {
         &self.apps
     }
 }
+
+/// Reserved prefix of the fan-out topics of Pusher channels (see [`topic`]). The other
+/// dialects must refuse topics that start with it, or a JSON-mode client could subscribe to
+/// an app's private channel by its topic name.
+pub const TOPIC_PREFIX: &str = "#pusher/";
+
+/// The fan-out topic of `channel` in app `app_id`: `#pusher/{app_id}/{channel}`. Apps are
+/// isolated namespaces because the app id is part of every topic; the bus and history see an
+/// ordinary topic.
+#[must_use]
+pub fn topic(app_id: &str, channel: &str) -> String {
+    let mut t = String::with_capacity(TOPIC_PREFIX.len() + app_id.len() + 1 + channel.len());
+    t.push_str(TOPIC_PREFIX);
+    t.push_str(app_id);
+    t.push('/');
+    t.push_str(channel);
+    t
+}
+
+/// The app id and channel of a topic made by [`topic`] (app ids hold no `/`).
+#[must_use]
+pub fn split_topic(topic: &str) -> Option<(&str, &str)> {
+    topic.strip_prefix(TOPIC_PREFIX)?.split_once('/')
+}
+
+/// A connection's client-event budget: at most `per_second` events in each one-second
+/// window (Pusher's documented default is 10/s); past it, each event is refused with 4301
+/// and not delivered, and the connection stays open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientEventBudget {
+    per_second: u32,
+    window_start_ms: u64,
+    used: u32,
+}
+
+impl ClientEventBudget {
+    /// A full budget of `per_second` events.
+    #[must_use]
+    pub const fn new(per_second: u32) -> ClientEventBudget {
+        ClientEventBudget {
+            per_second,
+            window_start_ms: 0,
+            used: 0,
+        }
+    }
+
+    /// Spends one event at `now_ms` (a monotonic clock in milliseconds); false when the
+    /// window's budget is spent.
+    pub fn allow(&mut self, now_ms: u64) -> bool {
+        if now_ms.saturating_sub(self.window_start_ms) >= 1000 {
+            self.window_start_ms = now_ms;
+            self.used = 0;
+        }
+        if self.used >= self.per_second {
+            return false;
+        }
+        self.used += 1;
+        true
+    }
+}

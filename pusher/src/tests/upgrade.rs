@@ -127,3 +127,30 @@ fn apps_refuse_duplicates_empties_and_odd_characters() {
         "secret stays out of Debug"
     );
 }
+
+#[test]
+fn topics_keep_apps_apart_and_split_back() {
+    use crate::app::{split_topic, topic};
+    assert_eq!(topic("3", "private-chat"), "#pusher/3/private-chat");
+    assert_ne!(topic("3", "chat"), topic("4", "chat"));
+    assert_eq!(
+        split_topic("#pusher/3/presence-a/b"),
+        Some(("3", "presence-a/b"))
+    );
+    assert_eq!(split_topic("pusher/3/x"), None);
+}
+
+#[test]
+fn client_event_budget_is_per_one_second_window() {
+    use crate::app::ClientEventBudget;
+    let mut b = ClientEventBudget::new(10);
+    assert!((0..10).all(|i| b.allow(5000 + i)));
+    assert!(
+        !b.allow(5500),
+        "the 11th within the second is refused (4301)"
+    );
+    assert!(!b.allow(5999));
+    assert!(b.allow(6000), "a new window");
+    let mut none = ClientEventBudget::new(0);
+    assert!(!none.allow(0));
+}
