@@ -9,7 +9,7 @@
 //! - at the upgrade: [`upgrade::UpgradePath::parse`] names the [`app::App`] and the protocol,
 //!   or the close code to answer with; [`socket_id::SocketId`] then
 //!   [`write::connection_established`];
-//! - per text message: [`message::parse`] then, by kind, [`channel::Channel::parse`],
+//! - per text message: [`message::Parser::parse`] then, by kind, [`channel::Channel::parse`],
 //!   [`auth::verify_channel`] / [`auth::verify_user`], [`presence::parse_channel_data`] and
 //!   the writers of [`write`];
 //! - for the HTTP API: [`http_api::route`], [`http_api::authenticate`], the body parsers and
