@@ -11,7 +11,7 @@
 //!   [`write::connection_established`];
 //! - per text message: [`message::Parser::parse`] then, by kind, [`channel::Channel::parse`],
 //!   [`auth::verify_channel`] / [`auth::verify_user`], [`presence::parse_channel_data`] and
-//!   the writers of [`write`];
+//!   the writers of [`mod@write`];
 //! - for the HTTP API: [`http_api::route`], [`http_api::authenticate`], the body parsers and
 //!   the answer writers of [`http_api`];
 //! - for webhooks: [`webhook::body`] and [`webhook::signature`].
