@@ -425,9 +425,10 @@ fn no_message_is_lost_when_subscribed_topics_are_evicted() {
          ({topics} topics held at the end)",
         total.received, total.holes, total.backwards
     );
-    assert_eq!(
-        (total.received, total.holes, total.backwards),
-        (sent, 0, 0),
-        "messages lost or out of order under eviction"
-    );
+    assert_eq!(total.received, sent, "messages lost under eviction");
+    // Across an eviction, a late batch of the old epoch (another worker's channel was slower
+    // than the new epoch's first batch) is delivered rather than lost, so a subscriber may see
+    // the old epoch's last offsets after the new epoch's first (rooms::stream::Place::Stale);
+    // each such batch shows as a jump and a step back (printed above, not asserted: how many
+    // depends on the machine's scheduling). Within an epoch, order holds (order.rs tests).
 }

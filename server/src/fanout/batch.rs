@@ -18,8 +18,9 @@ use crate::rooms::{Directory, SharedRoom};
 /// One message of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Message {
-    /// Slab key of the sender on the batch's origin worker (meaningless elsewhere).
-    pub sender: usize,
+    /// Slab key of the sender on the batch's origin worker (`None`: not a connection of a
+    /// worker, such as another node's message or event).
+    pub sender: Option<usize>,
     /// Text or binary.
     pub kind: OpCode,
     /// The frame's bytes in the raw form: `start..end`.
@@ -43,13 +44,39 @@ pub struct BatchBuilder {
     room: Option<Arc<SharedRoom>>,
     raw: Vec<u8>,
     messages: Vec<Message>,
-    events: bool,
-    /// `published` replies waiting for their offsets: (message index, sender, raw id).
-    acks: Vec<(u32, usize, Box<str>)>,
-    /// For an event batch: each event's topic incarnation and `seq` (`pubsub::presence`).
-    event_seqs: Vec<(u64, u64)>,
-    /// For an event batch from the cluster bus: what each event changes.
-    nodes: Vec<NodeChange>,
+    kind: Kind,
+}
+
+/// What a batch being built carries besides its frames, each kind with only its fields.
+#[derive(Debug)]
+enum Kind {
+    /// Messages; the `published` replies waiting for their offsets: (message index, sender,
+    /// raw id).
+    Messages { acks: Vec<(u32, usize, Box<str>)> },
+    /// This process's presence joins and leaves: each event's topic incarnation and `seq`
+    /// (`pubsub::presence`).
+    Events { seqs: Vec<(u64, u64)> },
+    /// Joins and leaves on other nodes (cluster bus): what each changes.
+    NodeEvents { changes: Vec<NodeChange> },
+}
+
+/// What a frozen batch carries besides its frames.
+#[derive(Debug)]
+enum Content {
+    /// Messages: their acks, then (with history) their offsets, and their JSON form.
+    Messages {
+        acks: Vec<(u32, usize, Box<str>)>,
+        /// With history on: the epoch and the offset of the first message (the rest follow
+        /// by 1).
+        seq: Option<(Epoch, u64)>,
+        /// The JSON envelopes, built by the first worker with a subscriber (or by the history
+        /// append), then shared by every worker.
+        json: OnceLock<Form>,
+    },
+    /// This process's presence events: each one's incarnation and `seq`.
+    Events { seqs: Vec<(u64, u64)> },
+    /// Other nodes' presence events: what each changes.
+    NodeEvents { changes: Vec<NodeChange> },
 }
 
 impl BatchBuilder {
@@ -69,27 +96,53 @@ impl BatchBuilder {
             room: None,
             raw: Vec::new(),
             messages: Vec::new(),
-            events: false,
-            acks: Vec::new(),
-            event_seqs: Vec::new(),
-            nodes: Vec::new(),
+            kind: Kind::Messages { acks: Vec::new() },
         }
     }
 
-    /// An empty batch of presence events (join/leave envelopes, as text frames) for `room`:
-    /// only members of class `JsonPresence` get them, each but its own.
+    /// An empty batch of this process's presence events (join/leave envelopes, as text
+    /// frames) for `room`: only members of class `JsonPresence` get them, each but its own.
     pub fn events(room: Arc<SharedRoom>) -> BatchBuilder {
         BatchBuilder {
-            events: true,
+            kind: Kind::Events { seqs: Vec::new() },
             ..BatchBuilder::new(room)
         }
     }
 
-    /// Appends a join or leave from another node (an event batch's): its `join`/`leave`
+    /// An empty batch of other nodes' presence events for `room` (cluster bus).
+    pub fn node_events(room: Arc<SharedRoom>) -> BatchBuilder {
+        BatchBuilder {
+            kind: Kind::NodeEvents {
+                changes: Vec::new(),
+            },
+            ..BatchBuilder::new(room)
+        }
+    }
+
+    /// Appends a join or leave from another node (a node-event batch's): its `join`/`leave`
     /// envelope and what it changes.
     pub fn push_node_event(&mut self, change: NodeChange, envelope: &[u8]) {
-        self.push(usize::MAX, OpCode::Text, envelope);
-        self.nodes.push(change);
+        self.push(None, OpCode::Text, envelope);
+        if let Kind::NodeEvents { changes } = &mut self.kind {
+            changes.push(change);
+        }
+    }
+
+    /// Appends one of this process's presence events about `sender`: its envelope and its
+    /// incarnation and `seq`.
+    fn push_event(&mut self, sender: usize, envelope: &[u8], seq: (u64, u64)) {
+        self.push(Some(sender), OpCode::Text, envelope);
+        if let Kind::Events { seqs } = &mut self.kind {
+            seqs.push(seq);
+        }
+    }
+
+    /// Notes that the sender of the message about to be pushed gets `published` with `id`.
+    fn ack_next(&mut self, sender: usize, id: &str) {
+        let next = self.messages.len() as u32;
+        if let Kind::Messages { acks } = &mut self.kind {
+            acks.push((next, sender, id.into()));
+        }
     }
 
     /// No message.
@@ -98,7 +151,7 @@ impl BatchBuilder {
     }
 
     /// Appends one pub/sub publish: `data` is the raw JSON text of the request's `data`.
-    pub fn push_publish(&mut self, sender: usize, data: &[u8]) {
+    pub fn push_publish(&mut self, sender: Option<usize>, data: &[u8]) {
         self.push(sender, OpCode::Text, data);
         if let Some(m) = self.messages.last_mut() {
             m.publish = true;
@@ -106,7 +159,7 @@ impl BatchBuilder {
     }
 
     /// Appends one message; its frame is encoded here, once.
-    pub fn push(&mut self, sender: usize, kind: OpCode, payload: &[u8]) {
+    pub fn push(&mut self, sender: Option<usize>, kind: OpCode, payload: &[u8]) {
         let mut head = [0u8; MAX_HEADER_LEN];
         let n = encode_header(&mut head, kind, true, false, payload.len() as u64);
         let start = self.raw.len() as u32;
@@ -126,9 +179,10 @@ impl BatchBuilder {
     /// the origin worker does not get its own messages back.
     pub fn freeze(self, origin: Option<usize>, exclude_senders: bool) -> FrozenBatch {
         let mut own = Vec::new();
-        if (exclude_senders || self.events) && origin.is_some() {
+        let events = !matches!(self.kind, Kind::Messages { .. });
+        if (exclude_senders || events) && origin.is_some() {
             own = (0..self.messages.len() as u32)
-                .map(|i| (self.messages[i as usize].sender, i))
+                .filter_map(|i| Some((self.messages[i as usize].sender?, i)))
                 .collect();
             // Grouped by sender, in arrival order within a sender: found by binary search.
             own.sort_unstable();
@@ -140,12 +194,15 @@ impl BatchBuilder {
             raw: Arc::from(self.raw.as_slice()),
             messages: self.messages,
             own,
-            events: self.events,
-            acks: self.acks,
-            event_seqs: self.event_seqs,
-            nodes: self.nodes,
-            seq: None,
-            json: OnceLock::new(),
+            content: match self.kind {
+                Kind::Messages { acks } => Content::Messages {
+                    acks,
+                    seq: None,
+                    json: OnceLock::new(),
+                },
+                Kind::Events { seqs } => Content::Events { seqs },
+                Kind::NodeEvents { changes } => Content::NodeEvents { changes },
+            },
         }
     }
 }
@@ -162,19 +219,7 @@ pub struct FrozenBatch {
     own: Vec<(usize, u32)>,
     /// The raw frames, back to back (class `Raw`; for an event batch, the event envelopes).
     raw: Arc<[u8]>,
-    /// A batch of presence events rather than messages.
-    events: bool,
-    /// `published` replies waiting for the history offsets.
-    acks: Vec<(u32, usize, Box<str>)>,
-    /// For an event batch: each event's topic incarnation and `seq`.
-    event_seqs: Vec<(u64, u64)>,
-    /// For an event batch from the cluster bus: what each event changes.
-    nodes: Vec<NodeChange>,
-    /// With history on: the epoch and the offset of the first message (the rest follow by 1).
-    seq: Option<(Epoch, u64)>,
-    /// The JSON envelopes, built by the first worker with a subscriber (or by the history
-    /// append), then shared by every worker.
-    json: OnceLock<Form>,
+    content: Content,
 }
 
 impl FrozenBatch {
@@ -233,8 +278,7 @@ impl FrozenBatch {
     pub fn form(&self, class: Class) -> &Arc<[u8]> {
         match class {
             Class::Raw => &self.raw,
-            Class::Json | Class::JsonPresence if self.events => &self.raw,
-            Class::Json | Class::JsonPresence => &self.json().0,
+            Class::Json | Class::JsonPresence => self.json().map_or(&self.raw, |j| &j.0),
         }
     }
 
@@ -242,22 +286,26 @@ impl FrozenBatch {
     pub fn span(&self, class: Class, i: usize) -> (u32, u32) {
         match class {
             Class::Raw => self.messages[i].frame,
-            Class::Json | Class::JsonPresence if self.events => self.messages[i].frame,
-            Class::Json | Class::JsonPresence => self.json().1[i],
+            Class::Json | Class::JsonPresence => {
+                self.json().map_or(self.messages[i].frame, |j| j.1[i])
+            }
         }
     }
 
     /// Whether members of `class` get anything from this batch: presence events go only to
     /// subscribers that asked for them.
     pub fn wanted_by(&self, class: Class) -> bool {
-        !self.events || class == Class::JsonPresence
+        !self.is_events() || class == Class::JsonPresence
     }
 
     /// Takes the `published` replies to queue once the offsets are known: (offset with
     /// history on, sender, raw id).
     pub fn take_acks(&mut self) -> Vec<(Option<u64>, usize, Box<str>)> {
-        let first = self.seq.as_ref().map(|s| s.1);
-        std::mem::take(&mut self.acks)
+        let Content::Messages { acks, seq, .. } = &mut self.content else {
+            return Vec::new();
+        };
+        let first = seq.as_ref().map(|s| s.1);
+        std::mem::take(acks)
             .into_iter()
             .map(|(i, sender, id)| (first.map(|f| f + u64::from(i)), sender, id))
             .collect()
@@ -265,45 +313,62 @@ impl FrozenBatch {
 
     /// A batch of presence events.
     pub fn is_events(&self) -> bool {
-        self.events
+        !matches!(self.content, Content::Messages { .. })
     }
 
     /// The topic incarnation and `seq` of event `i` of an event batch.
     pub fn event_seq(&self, i: usize) -> Option<(u64, u64)> {
-        self.event_seqs.get(i).copied()
+        match &self.content {
+            Content::Events { seqs } => seqs.get(i).copied(),
+            _ => None,
+        }
     }
 
     /// What event `i` of an event batch from the cluster bus changes (`None`: a local event).
     pub fn node_change(&self, i: usize) -> Option<&NodeChange> {
-        self.nodes.get(i)
+        match &self.content {
+            Content::NodeEvents { changes } => changes.get(i),
+            _ => None,
+        }
     }
 
     /// An event batch from the cluster bus (joins and leaves on other nodes).
     pub fn is_node_events(&self) -> bool {
-        !self.nodes.is_empty()
+        matches!(self.content, Content::NodeEvents { .. })
     }
 
     /// With history on: the epoch and the offsets `first..=last` of the messages.
     pub fn seq(&self) -> Option<(&Epoch, u64, u64)> {
-        let (epoch, first) = self.seq.as_ref()?;
+        let Content::Messages {
+            seq: Some((epoch, first)),
+            ..
+        } = &self.content
+        else {
+            return None;
+        };
         Some((epoch, *first, first + self.messages.len() as u64 - 1))
     }
 
     /// Gives the messages offsets from `first` in `epoch` (before the JSON form is built).
     pub fn set_seq(&mut self, epoch: &Epoch, first: u64) {
-        self.seq = Some((epoch.clone(), first));
+        if let Content::Messages { seq, .. } = &mut self.content {
+            *seq = Some((epoch.clone(), first));
+        }
     }
 
     /// The JSON form: one text frame per message, `{"op":"message",…}` (with its offset when
     /// history is on), built once.
-    pub fn json(&self) -> &Form {
-        self.json.get_or_init(|| {
+    pub fn json(&self) -> Option<&Form> {
+        let Content::Messages { seq, json, .. } = &self.content else {
+            return None;
+        };
+        Some(json.get_or_init(|| {
             let topic = &*self.topic;
             let mut out = Vec::with_capacity(self.raw.len() + self.messages.len() * 48);
             let mut spans = Vec::with_capacity(self.messages.len());
             let mut env = Vec::with_capacity(256);
             for (i, m) in self.messages.iter().enumerate() {
-                let offset = self.seq.as_ref().map(|(_, first)| first + i as u64);
+                let offset = seq.as_ref().map(|(_, first)| first + i as u64);
                 let payload = self.payload(i);
                 env.clear();
                 if m.publish {
@@ -323,7 +388,7 @@ impl FrozenBatch {
                 spans.push((start, out.len() as u32));
             }
             (Arc::from(out.as_slice()), spans)
-        })
+        }))
     }
 
     /// Indices of the messages `member` must not get back (its own, on the origin worker,
@@ -365,7 +430,7 @@ impl TurnBatches {
     /// Appends one message from `sender` to `room`'s batch.
     pub fn push(&mut self, room: &Arc<SharedRoom>, sender: usize, kind: OpCode, payload: &[u8]) {
         let i = self.builder(Key::Messages(room.id), || BatchBuilder::new(room.clone()));
-        self.rooms[i].push(sender, kind, payload);
+        self.rooms[i].push(Some(sender), kind, payload);
         self.bytes += payload.len() + MAX_HEADER_LEN;
     }
 
@@ -394,9 +459,9 @@ impl TurnBatches {
         };
         let b = &mut self.rooms[i];
         if let Some(id) = ack {
-            b.acks.push((b.messages.len() as u32, sender, id.into()));
+            b.ack_next(sender, id);
         }
-        b.push_publish(sender, data);
+        b.push_publish(Some(sender), data);
         self.bytes += data.len() + MAX_HEADER_LEN;
     }
 
@@ -410,8 +475,7 @@ impl TurnBatches {
         seq: (u64, u64),
     ) {
         let i = self.builder(Key::Events(room.id), || BatchBuilder::events(room.clone()));
-        self.rooms[i].push(sender, OpCode::Text, envelope);
-        self.rooms[i].event_seqs.push(seq);
+        self.rooms[i].push_event(sender, envelope, seq);
     }
 
     fn builder(&mut self, key: Key, new: impl FnOnce() -> BatchBuilder) -> usize {

@@ -24,10 +24,6 @@ use crate::fanout::pipeline::{self, Source, Topics};
 use crate::rooms::stream::NodeChange;
 use crate::shared::Shared;
 
-/// Sender key of messages from the bus: no local connection has it (and batches from the bus
-/// have no origin worker, so nobody is excluded anyway).
-const BUS_SENDER: usize = usize::MAX;
-
 /// Wakes the worker whose ring is the given fd (a `worker::sq::Waker`, owned by the bus thread).
 pub type Wake = Box<dyn FnMut(RawFd) + Send>;
 
@@ -77,15 +73,15 @@ impl Inbound {
                 let mut events = None;
                 for m in &messages {
                     match m.kind {
-                        MessageKind::Binary => builder.push(BUS_SENDER, OpCode::Binary, &m.payload),
+                        MessageKind::Binary => builder.push(None, OpCode::Binary, &m.payload),
                         // What another node sends is checked like what a client sends: text is
                         // UTF-8 and a publish's data one JSON value, or it reaches nobody (a
                         // faulty or hostile writer to Redis must not splice into envelopes).
                         MessageKind::Text if std::str::from_utf8(&m.payload).is_ok() => {
-                            builder.push(BUS_SENDER, OpCode::Text, &m.payload)
+                            builder.push(None, OpCode::Text, &m.payload)
                         }
                         MessageKind::Json if envelope::is_json_value(&m.payload) => {
-                            builder.push_publish(BUS_SENDER, &m.payload)
+                            builder.push_publish(None, &m.payload)
                         }
                         MessageKind::Text | MessageKind::Json => {
                             if let Some(bridge) = &self.shared.cluster {
@@ -97,7 +93,7 @@ impl Inbound {
                             // subscribers: no history, no offsets; in bus order.
                             if let Some(local) = self.shared.directory.get(&room) {
                                 let events =
-                                    events.get_or_insert_with(|| BatchBuilder::events(local));
+                                    events.get_or_insert_with(|| BatchBuilder::node_events(local));
                                 node_event(events, &room, m);
                             }
                         }

@@ -153,7 +153,7 @@ mod tests {
     fn setup(n: usize, echo: bool) -> (FrozenBatch, LocalRooms) {
         let mut b = BatchBuilder::new(room());
         for i in 0..n {
-            b.push(0, OpCode::Text, format!("m{i}").as_bytes());
+            b.push(Some(0), OpCode::Text, format!("m{i}").as_bytes());
         }
         let mut rooms = LocalRooms::default();
         rooms.join(1, 0, Class::Raw);
@@ -185,10 +185,10 @@ mod tests {
     #[test]
     fn a_sender_gets_the_slices_around_its_own_messages() {
         let mut b = BatchBuilder::new(room());
-        b.push(1, OpCode::Text, b"a");
-        b.push(0, OpCode::Text, b"b");
-        b.push(1, OpCode::Text, b"c");
-        b.push(1, OpCode::Binary, b"d");
+        b.push(Some(1), OpCode::Text, b"a");
+        b.push(Some(0), OpCode::Text, b"b");
+        b.push(Some(1), OpCode::Text, b"c");
+        b.push(Some(1), OpCode::Binary, b"d");
         let batch = b.freeze(Some(0), true);
         let mut rooms = LocalRooms::default();
         rooms.join(1, 0, Class::Raw);
@@ -222,15 +222,15 @@ mod tests {
     #[test]
     fn frozen_batch_keeps_spans_kinds_and_payloads() {
         let mut b = BatchBuilder::new(room());
-        b.push(4, OpCode::Text, b"hi");
-        b.push(5, OpCode::Binary, &[7; 200]);
+        b.push(Some(4), OpCode::Text, b"hi");
+        b.push(Some(5), OpCode::Binary, &[7; 200]);
         let batch = b.freeze(None, true);
         assert_eq!(batch.len(), 2);
         assert_eq!(batch.origin(), None);
         let m = batch.messages();
         assert_eq!(
             (m[0].sender, m[0].kind, m[0].frame),
-            (4, OpCode::Text, (0, 4))
+            (Some(4), OpCode::Text, (0, 4))
         );
         assert_eq!((m[1].kind, m[1].frame), (OpCode::Binary, (4, 4 + 4 + 200)));
         assert_eq!(batch.payload(0), b"hi");

@@ -102,7 +102,7 @@ mod tests {
             workers: AtomicU64::new(0),
         });
         let mut b = BatchBuilder::new(room);
-        b.push(0, OpCode::Text, b"m");
+        b.push(Some(0), OpCode::Text, b"m");
         Arc::new(b.freeze(None, false))
     }
 

@@ -157,7 +157,9 @@ fn send_event(
 ) {
     let form = batch.form(Class::JsonPresence);
     let (start, end) = batch.span(Class::JsonPresence, i);
-    let about = (batch.origin() == Some(worker)).then(|| batch.messages()[i].sender);
+    let about = (batch.origin() == Some(worker))
+        .then(|| batch.messages()[i].sender)
+        .flatten();
     for &member in room.members(Class::JsonPresence) {
         if about == Some(member) || !room.stream().wants_event(member, seq) {
             continue;
@@ -260,7 +262,7 @@ mod tests {
         local.stream_mut().set_view(view(0, &["x"], 10));
         local.stream_mut().set_view(view(1, &[], 10));
         local.stream_mut().set_view(view(2, &["x"], 1));
-        let mut events = BatchBuilder::events(room.clone());
+        let mut events = BatchBuilder::node_events(room.clone());
         for (client, join) in [("x", true), ("y", true), ("x", false), ("z", false)] {
             let change = NodeChange {
                 client: client.into(),
