@@ -158,12 +158,12 @@ pub(crate) struct Publish {
 pub(crate) enum Control {
     Subscribe(Arc<str>),
     Unsubscribe(Arc<str>),
-    Join {
+    PresenceJoin {
         room: Arc<str>,
         client: Arc<str>,
         user: Arc<str>,
     },
-    Leave {
+    PresenceLeave {
         room: Arc<str>,
         client: Arc<str>,
     },
@@ -318,7 +318,7 @@ impl BusHandle {
         user: impl Into<Arc<str>>,
     ) -> Result<(), ClusterError> {
         let room = room.into();
-        let op = Control::Join {
+        let op = Control::PresenceJoin {
             room: room.clone(),
             client: client.into(),
             user: user.into(),
@@ -335,7 +335,7 @@ impl BusHandle {
         let room = room.into();
         self.control(
             &room.clone(),
-            Control::Leave {
+            Control::PresenceLeave {
                 room,
                 client: client.into(),
             },

@@ -31,7 +31,7 @@ use crate::wire::{self, BusMessage, MessageKind};
 impl Shard {
     /// A local client joined `room`: HSET its entry (and PEXPIRE the hash), then publish the
     /// join if the room is on the bus.
-    pub(super) fn join(&mut self, room: Arc<str>, client: Arc<str>, user: Arc<str>) {
+    pub(super) fn presence_join(&mut self, room: Arc<str>, client: Arc<str>, user: Arc<str>) {
         let (field, value) = self.entry(&client, &user);
         let r = self.room_mut(&room);
         r.members.insert(client.clone(), user.clone());
@@ -47,7 +47,7 @@ impl Shard {
     }
 
     /// A local client left `room`: HDEL its entry.
-    pub(super) fn leave(&mut self, room: Arc<str>, client: Arc<str>) {
+    pub(super) fn presence_leave(&mut self, room: Arc<str>, client: Arc<str>) {
         let Some(r) = self.rooms.get_mut(&*room) else {
             return;
         };

@@ -225,8 +225,8 @@ impl Shard {
         match op {
             Control::Subscribe(room) => self.subscribe(room),
             Control::Unsubscribe(room) => self.unsubscribe(room),
-            Control::Join { room, client, user } => self.join(room, client, user),
-            Control::Leave { room, client } => self.leave(room, client),
+            Control::PresenceJoin { room, client, user } => self.presence_join(room, client, user),
+            Control::PresenceLeave { room, client } => self.presence_leave(room, client),
             Control::Presence { room, token } => self.query(room, token),
             Control::Shutdown => {
                 self.closing = Some(Instant::now() + CLOSE_GRACE);

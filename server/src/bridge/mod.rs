@@ -152,12 +152,12 @@ impl Bridge {
     }
 
     /// Adds a local member to the room's cluster-wide presence.
-    pub fn member_joined(&self, room: &Arc<str>, client: &str, user: &str) {
+    pub fn presence_join(&self, room: &Arc<str>, client: &str, user: &str) {
         let _ = self.bus.presence_join(room.clone(), client, user);
     }
 
     /// Removes a local member from the room's cluster-wide presence.
-    pub fn member_left(&self, room: &Arc<str>, client: &str) {
+    pub fn presence_leave(&self, room: &Arc<str>, client: &str) {
         let _ = self.bus.presence_leave(room.clone(), client);
     }
 

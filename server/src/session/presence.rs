@@ -145,8 +145,8 @@ pub fn announce(
     if let Some(bus) = &sink.shared().cluster {
         // Cluster-wide presence (docs/cluster.md#presence): the same member in the room's Redis hash.
         match kind {
-            ChangeKind::Join => bus.member_joined(&room.name, client.as_str(), user.unwrap_or("")),
-            ChangeKind::Leave => bus.member_left(&room.name, client.as_str()),
+            ChangeKind::Join => bus.presence_join(&room.name, client.as_str(), user.unwrap_or("")),
+            ChangeKind::Leave => bus.presence_leave(&room.name, client.as_str()),
         }
     }
     if let Some(event) = presence_change(&sink.shared().hub, &room.name, client, user, kind) {

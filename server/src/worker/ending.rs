@@ -119,7 +119,7 @@ impl Worker {
                 self.ctx.shared.directory.leave(&room, self.ctx.id);
             }
             if let (Some(bus), Some(c)) = (&self.ctx.shared.cluster, &client) {
-                bus.member_left(&room.name, c.as_str());
+                bus.presence_leave(&room.name, c.as_str());
             }
             let hub = &self.ctx.shared.hub;
             if let Some(event) = client
