@@ -59,6 +59,17 @@ impl Shared {
         self
     }
 
+    /// The `/metrics` page: every worker's counters, rooms, pub/sub and cluster gauges
+    /// (Prometheus text, docs/metrics.md).
+    pub fn render_metrics(&self) -> String {
+        let workers: Vec<_> = self.metrics.iter().collect();
+        let mut body = crate::metrics::render(&workers, self.directory.len());
+        self.hub.render_metrics(&mut body);
+        let bus = self.cluster.as_ref().map(|c| c.stats());
+        crate::metrics::render_cluster(&mut body, bus);
+        body
+    }
+
     /// Counts a new connection from `ip`; returns the refusal when it is over
     /// `--max-connections` or `--max-connections-per-ip`. Every admitted connection, refused or
     /// not, is released once.

@@ -218,12 +218,7 @@ fn serve(sink: &mut Sink<'_>, route: Route) {
         ),
         Route::Healthz => render_response(&mut out, 200, "", "text/plain; charset=utf-8", b"ok"),
         Route::Metrics => {
-            let shared = sink.shared();
-            let workers: Vec<_> = shared.metrics.iter().collect();
-            let mut body = crate::metrics::render(&workers, shared.directory.len());
-            shared.hub.render_metrics(&mut body);
-            let bus = shared.cluster.as_ref().map(|c| c.stats());
-            crate::metrics::render_cluster(&mut body, bus);
+            let body = sink.render_metrics();
             render_response(
                 &mut out,
                 200,

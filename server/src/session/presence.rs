@@ -46,7 +46,7 @@ fn encode_snapshot(
     id: Option<&str>,
     remote: &[PresenceMember],
 ) -> (Vec<u8>, Snapshot, bool) {
-    let snap = sink.shared().hub.presence.snapshot(topic);
+    let snap = sink.hub().presence.snapshot(topic);
     let count = snap.count + remote.len();
     let mut out = Vec::with_capacity(128);
     let mut listed = false;
@@ -84,7 +84,7 @@ pub struct Awaited {
 /// outbound queue and events held back until [`answer_snapshot`]. A count-only snapshot showed
 /// nobody, so its subscriber gets no join/leave at all (`ringcast_pubsub::presence`).
 pub fn subscribe_snapshot(sink: &mut Sink<'_>, room: &Arc<SharedRoom>) -> Option<Awaited> {
-    let Some(bus) = sink.shared().cluster.clone() else {
+    let Some(bus) = sink.cluster() else {
         let snap = snapshot(sink, &room.name, None, &[]);
         sink.snapshot_taken(room, snap.incarnation, snap.seq);
         if snap.members.is_none() {
@@ -142,14 +142,14 @@ pub fn announce(
     user: Option<&str>,
     kind: ChangeKind,
 ) {
-    if let Some(bus) = &sink.shared().cluster {
+    if let Some(bus) = sink.cluster() {
         // Cluster-wide presence (docs/cluster.md#presence): the same member in the room's Redis hash.
         match kind {
             ChangeKind::Join => bus.presence_join(&room.name, client.as_str(), user.unwrap_or("")),
             ChangeKind::Leave => bus.presence_leave(&room.name, client.as_str()),
         }
     }
-    if let Some(event) = presence_change(&sink.shared().hub, &room.name, client, user, kind) {
+    if let Some(event) = presence_change(sink.hub(), &room.name, client, user, kind) {
         sink.event(room, &event.envelope, event.seq);
     }
 }

@@ -202,7 +202,7 @@ impl Topics {
     }
 
     fn command_allowed(&mut self, command: Command<'_>, sink: &mut Sink<'_>) {
-        let asks_cluster = sink.shared().cluster.is_some()
+        let asks_cluster = sink.cluster().is_some()
             && matches!(
                 command,
                 Command::Presence { .. } | Command::Subscribe { presence: true, .. }
@@ -235,7 +235,7 @@ impl Topics {
                 ErrorCode::Forbidden,
                 "topic not allowed by the token",
             ),
-            Command::Presence { topic, id } => match &sink.shared().cluster {
+            Command::Presence { topic, id } => match sink.cluster() {
                 // Every node's members: the answer comes from Redis, a moment later.
                 Some(bus) => {
                     self.asked += 1;
@@ -275,7 +275,7 @@ impl Topics {
                 "topic not allowed by the token",
             );
         }
-        let hub = &sink.shared().hub;
+        let hub = sink.hub();
         let now = hub.now();
         if let Some(sub) = self.subs.iter_mut().find(|s| &*s.room.name == topic) {
             // Idempotent: `subscribed` again (and the snapshot if asked), no second copy.
@@ -418,7 +418,7 @@ impl Topics {
             }
             self.publish_rooms.swap_remove(i);
         }
-        let room = sink.shared().directory.get(topic)?;
+        let room = sink.find_room(topic)?;
         if self.publish_rooms.len() >= PUBLISH_CACHE {
             self.publish_rooms.swap_remove(0);
         }

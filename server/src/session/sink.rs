@@ -12,11 +12,13 @@ use ringcast_protocol::frame::{OpCode, encode_frame};
 use ringcast_pubsub::history::SharedSpan;
 use ringcast_pubsub::presence::ClientId;
 
+use crate::bridge::Bridge;
 use crate::config::Config;
 use crate::conn::outq::{HoldId, OutQueue};
 use crate::fanout::batch::TurnBatches;
 use crate::limits::MAX_COLLAPSED_PONGS;
 use crate::metrics::WorkerMetrics;
+use crate::pubsub::Hub;
 use crate::rooms::local::{Class, LocalRooms, Slot};
 use crate::rooms::stream::NodeView;
 use crate::rooms::{JoinError, SharedRoom};
@@ -344,9 +346,25 @@ impl<'a> Sink<'a> {
         &self.shared.config
     }
 
-    /// The state all workers share.
-    pub fn shared(&self) -> &'a Shared {
-        self.shared
+    /// The pub/sub state every worker shares: topic history, the presence registry, the
+    /// clock and the node's id.
+    pub fn hub(&self) -> &'a Hub {
+        &self.shared.hub
+    }
+
+    /// The cluster bus (`--cluster`), if this node is in one.
+    pub fn cluster(&self) -> Option<&'a Bridge> {
+        self.shared.cluster.as_deref()
+    }
+
+    /// The room called `topic`, if it has members somewhere in this process.
+    pub fn find_room(&self, topic: &str) -> Option<Arc<SharedRoom>> {
+        self.shared.directory.get(topic)
+    }
+
+    /// The `/metrics` page: every worker's counters, rooms, pub/sub and cluster gauges.
+    pub fn render_metrics(&self) -> String {
+        self.shared.render_metrics()
     }
 
     /// This worker's counters.
