@@ -188,8 +188,13 @@ pub fn leave(out: &mut Vec<u8>, topic: &str, member: Member<'_>) {
 /// Appends `s` as a JSON string literal: quotes, backslash and control characters escaped
 /// (`\n`, `\r`, `\t`, `\b`, `\f`, else `\u00XX`); everything else, non-ASCII included, verbatim.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    write_escaped(out, s.as_bytes());
+}
+
+/// [`write_str`] for UTF-8 text held as bytes (JSON text written into a string: the Pusher
+/// dialect's double encoding uses it too).
+pub fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut run = 0;

@@ -5,62 +5,8 @@
 use simd_json::prelude::*;
 use simd_json::{BorrowedValue, Buffers};
 
-/// Appends `s` as a JSON string literal.
-pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    write_escaped(out, s.as_bytes());
-}
-
-/// Appends `bytes` (UTF-8 text) as a JSON string literal: quotes, backslash and control
-/// characters escaped (`\n`, `\r`, `\t`, `\b`, `\f`, else `\u00XX`); everything else, non-ASCII
-/// included, verbatim. Writing JSON text this way is Pusher's double encoding: the `data`
-/// field is a string whose content is JSON.
-pub fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => &[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(b >> 4) as usize],
-                HEX[(b & 0xf) as usize],
-            ],
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[run..i]);
-        out.extend_from_slice(esc);
-        run = i + 1;
-    }
-    out.extend_from_slice(&bytes[run..]);
-    out.push(b'"');
-}
-
-/// Appends `n` in decimal.
-pub fn write_u64(out: &mut Vec<u8>, n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
-}
+// One JSON string writer and number writer for every dialect (`ringcast_pubsub::envelope`).
+pub use ringcast_pubsub::envelope::{write_escaped, write_str, write_u64};
 
 /// A reusable simd-json parser: a private copy of the input (simd-json unescapes in place)
 /// and its buffers, grown to the largest input seen.
