@@ -11,8 +11,30 @@ use ringcast_protocol::frame::{MAX_HEADER_LEN, OpCode, encode_header};
 use ringcast_pubsub::envelope;
 use ringcast_pubsub::history::Epoch;
 
+use crate::conn::outq::HoldId;
 use crate::rooms::local::Class;
 use crate::rooms::{Directory, SharedRoom};
+
+/// Who waits for a publish's result, which the pipeline gives once history has given its
+/// offset (`fanout::pipeline::ack`).
+#[derive(Debug, Clone)]
+pub enum AckTo {
+    /// A pub/sub client: the raw JSON text of its request's `id`; it gets `published`.
+    Client(Box<str>),
+    /// A server API request (docs/api.md#publish): the place its connection's queue holds for
+    /// the result, filled with what `render` writes from `(epoch, offset)` (`None` without
+    /// history). The API module renders its own bytes, so the fan-out knows nothing of HTTP.
+    Api {
+        /// The place held in the API connection's outbound queue.
+        hold: HoldId,
+        /// Writes the bytes that fill it.
+        render: fn(&mut Vec<u8>, Option<(&str, u64)>),
+    },
+}
+
+/// A publish's result to hand out: the offset (with history on), the sender's slab key on the
+/// batch's origin worker, and who waits for it.
+pub type Ack = (Option<u64>, usize, AckTo);
 
 /// One message of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +66,13 @@ pub struct BatchBuilder {
     messages: Vec<Message>,
     events: bool,
     /// `published` replies waiting for their offsets: (message index, sender, raw id).
-    acks: Vec<(u32, usize, Box<str>)>,
+    acks: Vec<(u32, usize, AckTo)>,
     /// For an event batch: each event's topic incarnation and `seq` (`pubsub::presence`).
     event_seqs: Vec<(u64, u64)>,
     /// For an event batch from the cluster bus: what each event changes.
     remote: Vec<RemoteChange>,
+    /// A batch of server API publishes: `Some(skip_history)` (docs/api.md#publish).
+    api: Option<bool>,
 }
 
 /// A join or leave on another node (cluster bus): whom it is about. Receivers check it against
@@ -82,6 +106,7 @@ impl BatchBuilder {
             acks: Vec::new(),
             event_seqs: Vec::new(),
             remote: Vec::new(),
+            api: None,
         }
     }
 
@@ -104,6 +129,11 @@ impl BatchBuilder {
     /// No message.
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
+    }
+
+    /// `Some(skip_history)` for a batch of server API publishes (`pipeline::Source::Api`).
+    pub fn api(&self) -> Option<bool> {
+        self.api
     }
 
     /// Appends one pub/sub publish: `data` is the raw JSON text of the request's `data`.
@@ -174,7 +204,7 @@ pub struct FrozenBatch {
     /// A batch of presence events rather than messages.
     events: bool,
     /// `published` replies waiting for the history offsets.
-    acks: Vec<(u32, usize, Box<str>)>,
+    acks: Vec<(u32, usize, AckTo)>,
     /// For an event batch: each event's topic incarnation and `seq`.
     event_seqs: Vec<(u64, u64)>,
     /// For an event batch from the cluster bus: what each event changes.
@@ -264,7 +294,7 @@ impl FrozenBatch {
 
     /// Takes the `published` replies to queue once the offsets are known: (offset with
     /// history on, sender, raw id).
-    pub fn take_acks(&mut self) -> Vec<(Option<u64>, usize, Box<str>)> {
+    pub fn take_acks(&mut self) -> Vec<Ack> {
         let first = self.seq.as_ref().map(|s| s.1);
         std::mem::take(&mut self.acks)
             .into_iter()
@@ -359,6 +389,8 @@ enum Key {
     Messages(u64),
     Events(u64),
     Topic(Arc<str>),
+    /// Server API publishes to a topic (with `skip_history` or not).
+    Api(Arc<str>, bool),
 }
 
 /// All room batches of the current turn on one worker.
@@ -403,8 +435,35 @@ impl TurnBatches {
         };
         let b = &mut self.rooms[i];
         if let Some(id) = ack {
-            b.acks.push((b.messages.len() as u32, sender, id.into()));
+            let to = AckTo::Client(id.into());
+            b.acks.push((b.messages.len() as u32, sender, to));
         }
+        b.push_publish(sender, data);
+        self.bytes += data.len() + MAX_HEADER_LEN;
+    }
+
+    /// Appends one server API publish (docs/api.md#publish) from API connection `sender` to
+    /// `topic`: into a batch of API publishes of its own (`pipeline::Source::Api`), the room's
+    /// when the topic has one; `ack` waits for its result.
+    pub fn push_api_publish(
+        &mut self,
+        topic: &Arc<str>,
+        room: Option<&Arc<SharedRoom>>,
+        sender: usize,
+        data: &[u8],
+        skip_history: bool,
+        ack: AckTo,
+    ) {
+        let i = self.builder(Key::Api(topic.clone(), skip_history), || {
+            let mut b = match room {
+                Some(room) => BatchBuilder::new(room.clone()),
+                None => BatchBuilder::for_topic(topic.clone()),
+            };
+            b.api = Some(skip_history);
+            b
+        });
+        let b = &mut self.rooms[i];
+        b.acks.push((b.messages.len() as u32, sender, ack));
         b.push_publish(sender, data);
         self.bytes += data.len() + MAX_HEADER_LEN;
     }

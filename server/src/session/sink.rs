@@ -316,3 +316,25 @@ impl<'a> Sink<'a> {
         }
     }
 }
+
+/// What the server API session (`crate::api`, docs/api.md) does through its sink.
+impl Sink<'_> {
+    /// Publishes an API request's `data` (raw JSON text) to `topic` through the one pipeline
+    /// (`fanout::pipeline::Source::Api`), into `room` when the topic has one; `ack` is the
+    /// place this connection's queue holds for the result.
+    pub fn publish_api(
+        &mut self,
+        topic: &Arc<str>,
+        room: Option<&Arc<SharedRoom>>,
+        data: &[u8],
+        skip_history: bool,
+        ack: crate::fanout::batch::AckTo,
+    ) {
+        (self.batches).push_api_publish(topic, room, self.key, data, skip_history, ack);
+    }
+
+    /// Bytes queued for this connection and not sent yet.
+    pub fn unsent(&self) -> usize {
+        self.out.unsent()
+    }
+}

@@ -207,6 +207,14 @@ impl Conns {
                 Session::Closing if now.saturating_sub(c.closing_since_ms) >= t.linger => {
                     out.abort.push(key)
                 }
+                // The server API (docs/api.md#limits): a quiet keep-alive connection, or a
+                // request still arriving after --handshake-timeout (a trickled body), is cut.
+                Session::Api(a)
+                    if quiet >= t.idle
+                        || a.stalled(std::time::Duration::from_millis(t.handshake)) =>
+                {
+                    out.abort.push(key)
+                }
                 // Keepalive applies to every upgraded client, whatever its mode (room or
                 // pub/sub): a client whose network vanished must not hold its slot,
                 // subscriptions and presence entry forever.

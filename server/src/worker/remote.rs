@@ -151,7 +151,7 @@ impl Worker {
                 Session::Room(_) | Session::PubSub(_) => {
                     self.close_with(key, CloseCode::GOING_AWAY, "server shutting down")
                 }
-                Session::Handshake(_) => self.abort(key),
+                Session::Handshake(_) | Session::Api(_) => self.abort(key),
                 Session::Closing => {}
             }
         }

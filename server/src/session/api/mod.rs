@@ -1,0 +1,218 @@
+//! The server API for the application backend (docs/api.md): `POST /api/<method>` with a JSON
+//! body, on the main listener when `--api-key` (or `--api-key-file`) is set.
+//!
+//! A connection becomes a [`ApiSession`] when its first request line names a path under
+//! `/api/` (`session::handshake` looks before it parses the head as an upgrade). From then on
+//! the connection speaks HTTP/1.1 only: keep-alive and pipelined requests, each answered in
+//! order, each body framed by `Content-Length` (at most `--api-max-body`). Nothing here waits:
+//! a request is handled as soon as its last byte arrived, in the same turn.
+//!
+//! A publish's result (its history offset) is known only when the turn's batches ran through
+//! the one publish pipeline (`fanout::pipeline`, `Source::Api`). Its answer is therefore sent
+//! with `Transfer-Encoding: chunked`: the bytes known now are queued as chunks, and the place
+//! of each publish result is held in the connection's outbound queue (`OutQueue::hold`) and
+//! filled by the pipeline's ack step with one more chunk (`AckTo::Api`). Answers without a
+//! publish carry a `Content-Length`. Either way answers leave in request order, since the queue
+//! is FIFO and a hold stops the send until it is filled.
+//!
+//! Bounds (docs/api.md#limits): a partial request is at most `--max-header-bytes` of head plus
+//! `--api-max-body` of body (413 past it, before any body byte is kept), and counts towards
+//! `--max-pending-bytes`; a request not complete within `--handshake-timeout` of its first
+//! byte, or a connection quiet for `--idle-timeout`, is dropped (`worker::conns`); a client
+//! that does not read its answers past `--max-backpressure` is closed.
+
+mod answer;
+mod http;
+mod methods;
+
+use std::time::{Duration, Instant};
+
+use crate::session::sink::Sink;
+
+use self::answer::Answer;
+use self::http::{Head, Status};
+use self::methods::Call;
+
+/// A connection speaking the server API.
+#[derive(Default)]
+pub struct ApiSession {
+    /// Bytes of a request not complete yet (head and body so far).
+    partial: Vec<u8>,
+    /// When the first byte of the request in `partial` arrived.
+    since: Option<Instant>,
+    /// `100 Continue` was sent for the request in `partial`.
+    continued: bool,
+    /// The connection is ending: what the client still sends is dropped.
+    done: bool,
+}
+
+/// Whether the request line at the start of `head` names a server API path (`/api/…`); `false`
+/// while the line is incomplete (the handshake keeps reading the head then).
+pub fn is_api_request(head: &[u8]) -> bool {
+    let line_end = head.iter().take(512).position(|&b| b == b'\n');
+    let Some(end) = line_end else {
+        return false;
+    };
+    let mut parts = head[..end].split(|&b| b == b' ');
+    let _method = parts.next();
+    parts
+        .next()
+        .is_some_and(|target| target == b"/api" || target.starts_with(b"/api/"))
+}
+
+impl ApiSession {
+    /// Bytes held for a request not complete yet (`--max-pending-bytes`).
+    pub fn pending_bytes(&self) -> usize {
+        self.partial.len()
+    }
+
+    /// A request has been arriving for longer than `limit` (a slow or trickled body).
+    pub fn stalled(&self, limit: Duration) -> bool {
+        self.since.is_some_and(|s| s.elapsed() >= limit)
+    }
+
+    /// Handles received bytes: every complete request is answered, in order; the rest is kept.
+    pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) {
+        if self.done {
+            return;
+        }
+        if self.partial.is_empty() {
+            let used = self.requests(data, sink);
+            if !self.done && used < data.len() {
+                self.partial.extend_from_slice(&data[used..]);
+            }
+        } else {
+            let mut buf = std::mem::take(&mut self.partial);
+            buf.extend_from_slice(data);
+            let used = self.requests(&mut buf, sink);
+            if !self.done {
+                buf.drain(..used);
+                self.partial = buf;
+            }
+        }
+        if self.done {
+            self.partial = Vec::new();
+        }
+        match (self.partial.is_empty(), self.since) {
+            (true, _) => self.since = None,
+            (false, None) => self.since = Some(Instant::now()),
+            (false, Some(_)) => {}
+        }
+    }
+
+    /// Answers each complete request at the start of `buf`; returns the bytes used.
+    fn requests(&mut self, buf: &mut [u8], sink: &mut Sink<'_>) -> usize {
+        let cfg = sink.config();
+        let mut pos = 0;
+        while pos < buf.len() && !self.done {
+            if sink.unsent() > cfg.max_backpressure {
+                // A client that pipelines requests without reading the answers.
+                self.end(sink, Status::Unavailable, "answers are not being read");
+                return pos;
+            }
+            let head = match http::parse_head(&buf[pos..], cfg) {
+                Ok(Some(head)) => head,
+                Ok(None) => return pos,
+                Err((status, why)) => {
+                    self.end(sink, status, why);
+                    return pos;
+                }
+            };
+            if head.length > cfg.api_max_body {
+                self.end(
+                    sink,
+                    Status::TooLarge,
+                    "the body is larger than --api-max-body",
+                );
+                return pos;
+            }
+            let start = pos + head.size;
+            if buf.len() - start < head.length {
+                if head.expect_continue && !self.continued {
+                    self.continued = true;
+                    sink.reply(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
+                }
+                return pos;
+            }
+            self.continued = false;
+            let body = &mut buf[start..start + head.length];
+            self.request(&head, body, sink);
+            pos = start + head.length;
+            if !head.keep_alive && !self.done {
+                self.done = true;
+                sink.finish();
+            }
+        }
+        pos
+    }
+
+    /// Answers one complete request.
+    fn request(&mut self, head: &Head, body: &mut [u8], sink: &mut Sink<'_>) {
+        let m = sink.metrics();
+        m.messages_in
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        m.bytes_in
+            .fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let refused = if !head.post {
+            Some((Status::MethodNotAllowed, "only POST is served under /api/"))
+        } else if !head.authorized {
+            Some((Status::Unauthorized, "a valid X-API-Key is required"))
+        } else {
+            None
+        };
+        if let Some((status, why)) = refused {
+            // One line per refused call: never the key, never the body.
+            tracing::info!(status = status.code(), method = %head.method, "server API call refused: {why}");
+            return http::error(sink, status, why, head.keep_alive);
+        }
+        let call = match methods::parse(&head.method, body) {
+            Ok(call) => call,
+            Err((status, e)) => {
+                tracing::info!(status = status.code(), method = %head.method, "server API call refused: {}", e.message);
+                return http::error(sink, status, &e.message, head.keep_alive);
+            }
+        };
+        let mut answer = Answer::default();
+        match call {
+            Call::Batch(calls) => {
+                answer.raw(b"{\"replies\":[");
+                for (i, (name, call)) in calls.into_iter().enumerate() {
+                    if i > 0 {
+                        answer.raw(b",");
+                    }
+                    match call.and_then(|call| methods::run(call, sink)) {
+                        Ok(result) => {
+                            answer.raw(b"{\"");
+                            answer.raw(name.as_bytes());
+                            answer.raw(b"\":");
+                            answer.append(result);
+                            answer.raw(b"}");
+                        }
+                        Err(e) => methods::error_object(&mut answer, &e),
+                    }
+                }
+                answer.raw(b"]}");
+            }
+            call => match methods::run(call, sink) {
+                Ok(result) => {
+                    answer.raw(b"{\"result\":");
+                    answer.append(result);
+                    answer.raw(b"}");
+                }
+                Err(e) => methods::error_object(&mut answer, &e),
+            },
+        }
+        http::send(sink, Status::Ok, answer, head.keep_alive);
+    }
+
+    /// Answers with an error and closes once it is written (the request's framing is lost).
+    fn end(&mut self, sink: &mut Sink<'_>, status: Status, why: &str) {
+        tracing::info!(
+            status = status.code(),
+            "server API connection refused: {why}"
+        );
+        http::error(sink, status, why, false);
+        self.done = true;
+        sink.finish();
+    }
+}
