@@ -11,6 +11,8 @@ use ringcast_pubsub::presence::{ClientId, Presence};
 
 use crate::config::Config;
 
+pub mod disconnect;
+
 /// Topics one tick's TTL sweep visits at most (each tick of each worker takes a step of the
 /// one shared pass): bounded work per tick, and at 10-500 ms ticks a pass over 100,000 topics
 /// still ends within a couple of minutes, while a quiet topic's expired messages go sooner
@@ -25,6 +27,8 @@ pub struct Hub {
     pub presence: Presence,
     /// `--node-id`, or a random one.
     pub node_id: String,
+    /// The server API's disconnect orders, applied by every worker (docs/api.md#disconnect).
+    pub disconnects: disconnect::Disconnects,
     start: Instant,
 }
 
@@ -48,6 +52,7 @@ impl Hub {
             history,
             presence: Presence::new(config.presence_max),
             node_id,
+            disconnects: disconnect::Disconnects::new(config.workers),
             start: Instant::now(),
         }
     }

@@ -198,7 +198,9 @@ fn accept(
             .map_err(|JoinError::TooManyRooms| Refusal::TooManyRooms)?;
         let user = claims.as_ref().and_then(|c| c.sub.as_deref());
         announce(sink, &room, &client, user, ChangeKind::Join);
-        Upgraded::Room(RoomSession::new(room, slot, decoder, client, access))
+        let mut session = RoomSession::new(room, slot, decoder, client, access);
+        session.user = user.map(Box::from);
+        Upgraded::Room(session)
     };
     let mut response = Vec::with_capacity(160);
     render_accept(&mut response, &up.accept, chosen);

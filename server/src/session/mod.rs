@@ -93,6 +93,15 @@ impl Session {
         }
     }
 
+    /// The token's `sub` of an upgraded connection, if it had one.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Session::Room(r) => r.user.as_deref(),
+            Session::PubSub(p) => p.user(),
+            Session::Handshake(_) | Session::Api(_) | Session::Closing => None,
+        }
+    }
+
     /// Ends the mode (the session becomes [`Session::Closing`]) and returns every membership
     /// to remove from the local rooms.
     pub fn close(&mut self) -> Vec<(Arc<SharedRoom>, Slot)> {

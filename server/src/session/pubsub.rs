@@ -92,6 +92,11 @@ impl PubSubSession {
         &self.topics.client
     }
 
+    /// The token's `sub`, if it had one.
+    pub fn user(&self) -> Option<&str> {
+        self.topics.claims.as_ref().and_then(|c| c.sub.as_deref())
+    }
+
     /// Where this connection sits in local room `room_id`.
     pub fn slot_mut(&mut self, room_id: u64) -> Option<&mut Slot> {
         (self.topics.subs.iter_mut())

@@ -18,6 +18,8 @@ use crate::session::sink::Sink;
 pub struct RoomSession {
     /// Cluster-unique id (room-mode members count in presence).
     pub client: ClientId,
+    /// The token's `sub` (the server API's `disconnect` finds a user's connections by it).
+    pub user: Option<Box<str>>,
     room: Arc<SharedRoom>,
     slot: Slot,
     decoder: Box<Decoder>,
@@ -38,6 +40,7 @@ impl RoomSession {
     ) -> RoomSession {
         RoomSession {
             client,
+            user: None,
             room,
             slot,
             decoder: Box::new(decoder),

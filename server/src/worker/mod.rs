@@ -8,6 +8,7 @@
 //! The worker is a set of parts that own their data ([`Worker`]'s fields); each handler borrows
 //! the parts it needs, and each part's methods live in the part's own module.
 
+mod api;
 mod budget;
 pub mod conns;
 mod parts;

@@ -166,6 +166,7 @@ impl Worker {
             self.sq.accept(self.accepting.listener.as_raw_fd());
         }
         self.ctx.shared.hub.sweep();
+        self.apply_api_orders();
         let now = self.turn.now_ms;
         let draining = self.accepting.drain_deadline.is_some();
         let drain_over = self.accepting.drain_deadline.is_some_and(|d| now >= d);

@@ -15,6 +15,8 @@ use simd_json::prelude::*;
 
 use crate::session::sink::Sink;
 
+use crate::pubsub::disconnect::Order;
+
 use super::answer::{Answer, Publish, error_body};
 use super::http::Status;
 
@@ -113,6 +115,8 @@ pub enum Call {
     },
     /// `info`.
     Info,
+    /// `disconnect`: a user's connections, or one client's.
+    Disconnect(Order),
     /// `batch`: each command's method name and call (or why it cannot run).
     Batch(Vec<(String, Result<Call, ApiError>)>),
 }
@@ -156,6 +160,7 @@ const KNOWN: &[&str] = &[
     "history_remove",
     "channels",
     "info",
+    "disconnect",
     "batch",
 ];
 
@@ -264,6 +269,7 @@ fn call(method: &str, value: &BorrowedValue<'_>) -> Result<Call, ApiError> {
             },
         },
         "info" => Call::Info,
+        "disconnect" => Call::Disconnect(disconnect(o)?),
         _ => return Err(ApiError::new(METHOD_NOT_FOUND, "unknown method")),
     })
 }
@@ -274,6 +280,49 @@ fn object<'v, 'a>(value: &'v BorrowedValue<'a>) -> Result<Object<'v, 'a>, ApiErr
     value
         .as_object()
         .ok_or_else(|| ApiError::bad("the body must be a JSON object"))
+}
+
+/// Close code of a `disconnect` without one.
+const DEFAULT_DISCONNECT_CODE: u16 = 1008;
+
+fn disconnect(o: Object<'_, '_>) -> Result<Order, ApiError> {
+    let text = |name: &str| -> Result<Option<&str>, ApiError> {
+        match o.get(name) {
+            None => Ok(None),
+            Some(v) if v.is_null() => Ok(None),
+            Some(v) => (v.as_str())
+                .map(Some)
+                .ok_or_else(|| ApiError::bad(format!("{name} must be a string"))),
+        }
+    };
+    let user = text("user")?.unwrap_or("");
+    let client = text("client")?.filter(|c| !c.is_empty());
+    if user.is_empty() && client.is_none() {
+        return Err(ApiError::bad("user (or client) is required"));
+    }
+    let (mut code, mut reason) = (DEFAULT_DISCONNECT_CODE, "disconnected by the server");
+    if let Some(d) = o.get("disconnect").filter(|d| !d.is_null()) {
+        let d = object(d)?;
+        if let Some(c) = d.get("code") {
+            code = (c.as_u64())
+                .and_then(|c| u16::try_from(c).ok())
+                .filter(|c| matches!(c, 1000..=1003 | 1007..=1014 | 3000..=4999))
+                .ok_or_else(|| {
+                    ApiError::bad("disconnect.code must be a close code a server may send")
+                })?;
+        }
+        if let Some(r) = d.get("reason") {
+            reason = (r.as_str()).filter(|r| r.len() <= 123).ok_or_else(|| {
+                ApiError::bad("disconnect.reason must be a string of at most 123 bytes")
+            })?;
+        }
+    }
+    Ok(Order {
+        user: user.into(),
+        client: client.map(Box::from),
+        code,
+        reason: reason.into(),
+    })
 }
 
 fn channel(value: Option<&BorrowedValue<'_>>) -> Result<String, ApiError> {
@@ -445,6 +494,11 @@ pub fn run(call: Call, sink: &mut Sink<'_>) -> Result<Answer, ApiError> {
             out.extend_from_slice(b",\"uptime\":");
             write_u64(&mut out, shared.hub.now());
             out.extend_from_slice(b"}]}");
+        }
+        Call::Disconnect(order) => {
+            // Applied by every worker on its next tick (docs/api.md#disconnect).
+            shared.hub.disconnects.post(order);
+            out.extend_from_slice(b"{}");
         }
         Call::Batch(_) => return Err(ApiError::bad("batch cannot be nested")),
     }

@@ -1,0 +1,111 @@
+//! Disconnect orders of the server API (docs/api.md#disconnect): the API request that makes
+//! one may run on any worker, while the connections it names live on every worker. An order is
+//! posted here once; each worker applies the orders it has not applied yet on its next tick
+//! (`worker::api`), so every matching connection is closed within one tick interval.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Orders kept at most; past it the oldest is dropped (a worker that has not ticked for
+/// that many orders misses it).
+const MAX_ORDERS: usize = 4096;
+
+/// How long an order is kept: far beyond the longest tick interval (500 ms), so every worker
+/// sees it.
+const KEEP: Duration = Duration::from_secs(10);
+
+/// Close the connections of a user, or one client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// Every connection whose token's `sub` is this user.
+    pub user: Box<str>,
+    /// Only the connection with this client id (and that user, when it has one).
+    pub client: Option<Box<str>>,
+    /// The WebSocket close code.
+    pub code: u16,
+    /// The close reason.
+    pub reason: Box<str>,
+}
+
+/// The orders every worker applies.
+pub struct Disconnects {
+    orders: Mutex<VecDeque<(u64, Instant, Order)>>,
+    /// The newest order's number (0: none yet).
+    last: AtomicU64,
+    /// Per worker: the newest order it applied.
+    applied: Box<[AtomicU64]>,
+}
+
+impl Disconnects {
+    /// No orders, for `workers` workers.
+    pub fn new(workers: usize) -> Disconnects {
+        Disconnects {
+            orders: Mutex::new(VecDeque::new()),
+            last: AtomicU64::new(0),
+            applied: (0..workers.max(1)).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Posts an order for every worker.
+    pub fn post(&self, order: Order) {
+        let mut orders = self.orders.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        while orders
+            .front()
+            .is_some_and(|o| orders.len() >= MAX_ORDERS || now.duration_since(o.1) > KEEP)
+        {
+            orders.pop_front();
+        }
+        let n = self.last.load(Ordering::Relaxed) + 1;
+        orders.push_back((n, now, order));
+        self.last.store(n, Ordering::Release);
+    }
+
+    /// The orders worker `worker` has not applied yet (marked applied now); none without
+    /// taking the lock when there is nothing new, which is every tick but a few.
+    pub fn take_new(&self, worker: usize) -> Vec<Order> {
+        let Some(applied) = self.applied.get(worker) else {
+            return Vec::new();
+        };
+        let seen = applied.load(Ordering::Relaxed);
+        if self.last.load(Ordering::Acquire) == seen {
+            return Vec::new();
+        }
+        let orders = self.orders.lock().unwrap_or_else(|e| e.into_inner());
+        let new: Vec<Order> = (orders.iter())
+            .filter(|o| o.0 > seen)
+            .map(|o| o.2.clone())
+            .collect();
+        applied.store(orders.back().map_or(seen, |o| o.0), Ordering::Relaxed);
+        new
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(user: &str) -> Order {
+        Order {
+            user: user.into(),
+            client: None,
+            code: 4000,
+            reason: "bye".into(),
+        }
+    }
+
+    #[test]
+    fn each_worker_takes_each_order_once() {
+        let d = Disconnects::new(2);
+        assert!(d.take_new(0).is_empty());
+        d.post(order("a"));
+        d.post(order("b"));
+        assert_eq!(d.take_new(0), vec![order("a"), order("b")]);
+        assert!(d.take_new(0).is_empty());
+        d.post(order("c"));
+        assert_eq!(d.take_new(1), vec![order("a"), order("b"), order("c")]);
+        assert_eq!(d.take_new(0), vec![order("c")]);
+    }
+}
