@@ -89,6 +89,8 @@ pub struct Head {
     pub size: usize,
     /// The connection stays open after the answer.
     pub keep_alive: bool,
+    /// An HTTP/1.0 request: its answer cannot be chunked.
+    pub http10: bool,
     /// `Expect: 100-continue`.
     pub expect_continue: bool,
 }
@@ -123,6 +125,7 @@ pub fn parse_head(buf: &[u8], cfg: &Config) -> Result<Option<Head>, (Status, &'s
         length: 0,
         size,
         keep_alive: req.version == Some(1),
+        http10: req.version == Some(0),
         expect_continue: false,
     };
     let mut length = None;
@@ -189,46 +192,70 @@ pub fn error(sink: &mut Sink<'_>, status: Status, message: &str, keep_alive: boo
     body.push(b'}');
     let mut answer = Answer::default();
     answer.raw(&body);
-    send(sink, status, answer, keep_alive);
+    send(sink, status, answer, keep_alive, false);
 }
 
 /// Queues `answer` with `status`: with a `Content-Length` when every byte is known, else
-/// chunked, each publish result's place held for the pipeline to fill (`AckTo::Api`).
-pub fn send(sink: &mut Sink<'_>, status: Status, answer: Answer, keep_alive: bool) {
+/// chunked, each publish result's place held for the pipeline to fill (`AckTo::Api`). An
+/// HTTP/1.0 client gets no chunks: such an answer ends with the connection. Returns whether the
+/// connection must close after this answer.
+pub fn send(
+    sink: &mut Sink<'_>,
+    status: Status,
+    answer: Answer,
+    keep_alive: bool,
+    http10: bool,
+) -> bool {
+    let (parts, tail) = answer.into_parts();
+    let until_close = !parts.is_empty() && (http10 || !keep_alive);
+    let keep_alive = keep_alive && !until_close;
     let mut out = Vec::with_capacity(160);
     out.extend_from_slice(status.line().as_bytes());
     out.extend_from_slice(b"Content-Type: application/json\r\n");
     if !keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
     }
-    let (parts, tail) = answer.into_parts();
+    let piece: fn(&mut Vec<u8>, &[u8]) = if until_close { raw } else { chunk };
+    let render: fn(&mut Vec<u8>, Option<(&str, u64)>) = if until_close {
+        publish_raw
+    } else {
+        publish_chunk
+    };
     if parts.is_empty() {
         out.extend_from_slice(b"Content-Length: ");
         out.extend_from_slice(tail.len().to_string().as_bytes());
         out.extend_from_slice(b"\r\n\r\n");
         out.extend_from_slice(&tail);
         sink.reply(out);
-        return;
+        return !keep_alive;
     }
-    out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+    if !until_close {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
     for part in parts {
         match part {
-            Part::Bytes(bytes) => chunk(&mut out, &bytes),
+            Part::Bytes(bytes) => piece(&mut out, &bytes),
             Part::Publish(p) => {
                 sink.reply(std::mem::take(&mut out));
                 let hold = sink.hold();
-                let ack = AckTo::Api {
-                    hold,
-                    render: publish_result,
-                };
+                let ack = AckTo::Api { hold, render };
                 let topic: Arc<str> = p.topic;
                 sink.publish_api(&topic, p.room.as_ref(), &p.data, p.skip_history, ack);
             }
         }
     }
-    chunk(&mut out, &tail);
-    out.extend_from_slice(b"0\r\n\r\n");
+    piece(&mut out, &tail);
+    if !until_close {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
     sink.reply(out);
+    !keep_alive
+}
+
+/// Appends `bytes` as they are (an answer that ends with the connection).
+fn raw(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(bytes);
 }
 
 /// Appends `bytes` as one chunk (nothing for no bytes: an empty chunk ends the body).
@@ -241,8 +268,15 @@ fn chunk(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// A publish result as one chunk: `{"offset":O,"epoch":"E"}` with history, else `{}`.
-fn publish_result(out: &mut Vec<u8>, position: Option<(&str, u64)>) {
+/// A publish result as one chunk.
+fn publish_chunk(out: &mut Vec<u8>, position: Option<(&str, u64)>) {
+    let mut body = Vec::with_capacity(48);
+    publish_raw(&mut body, position);
+    chunk(out, &body);
+}
+
+/// A publish result: `{"offset":O,"epoch":"E"}` with history, else `{}`.
+fn publish_raw(out: &mut Vec<u8>, position: Option<(&str, u64)>) {
     let mut body = Vec::with_capacity(48);
     match position {
         Some((epoch, offset)) => {
@@ -254,5 +288,5 @@ fn publish_result(out: &mut Vec<u8>, position: Option<(&str, u64)>) {
         }
         None => body.extend_from_slice(b"{}"),
     }
-    chunk(out, &body);
+    out.extend_from_slice(&body);
 }

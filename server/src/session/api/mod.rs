@@ -202,7 +202,10 @@ impl ApiSession {
                 Err(e) => methods::error_object(&mut answer, &e),
             },
         }
-        http::send(sink, Status::Ok, answer, head.keep_alive);
+        if http::send(sink, Status::Ok, answer, head.keep_alive, head.http10) {
+            self.done = true;
+            sink.finish();
+        }
     }
 
     /// Answers with an error and closes once it is written (the request's framing is lost).
