@@ -1,6 +1,8 @@
 //! Counters per worker (relaxed atomics on the worker's own cache lines, so the hot path never
 //! contends) and their Prometheus text rendering.
 
+pub mod api;
+
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -59,6 +61,8 @@ pub struct WorkerMetrics {
     pub completions: AtomicU64,
     /// Sends (writev SQEs) issued.
     pub sends: AtomicU64,
+    /// Server API calls (docs/metrics.md#server-api).
+    pub api: api::ApiMetrics,
 }
 
 impl WorkerMetrics {
@@ -231,6 +235,7 @@ pub fn render(workers: &[&WorkerMetrics], rooms: usize) -> String {
             get(&w.completions)
         );
     }
+    api::render(&mut out, workers.iter().map(|w| &w.api));
     out
 }
 

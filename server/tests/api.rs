@@ -251,6 +251,22 @@ fn every_error_gets_its_status_and_a_json_error_on_one_kept_alive_connection() {
     assert!(c.closed());
     // The refusals are logged without the key.
     assert!(!s.stderr().contains(KEY));
+    // And counted by method and result.
+    let calls = |method: &str, result: &str| {
+        s.metric(&format!(
+            "ringcast_api_requests_total{{method=\"{method}\",result=\"{result}\"}}"
+        ))
+    };
+    assert_eq!(calls("publish", "unauthorized"), 4);
+    assert_eq!(calls("publish", "ok"), 1);
+    assert_eq!(calls("publish", "invalid"), 7);
+    assert_eq!(calls("other", "invalid"), 1);
+    assert_eq!(calls("history", "error"), 1);
+    assert_eq!(calls("info", "ok"), 1);
+    assert_eq!(
+        s.metric("ringcast_api_request_duration_seconds_count{method=\"publish\"}"),
+        12
+    );
 }
 
 #[test]

@@ -25,8 +25,10 @@ mod answer;
 mod http;
 mod methods;
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::metrics::api::Outcome;
 use crate::session::sink::Sink;
 
 use self::answer::Answer;
@@ -119,6 +121,10 @@ impl ApiSession {
                 }
             };
             if head.length > cfg.api_max_body {
+                let took = Duration::ZERO;
+                sink.metrics()
+                    .api
+                    .record(&head.method, Outcome::Invalid, took);
                 self.end(
                     sink,
                     Status::TooLarge,
@@ -146,13 +152,19 @@ impl ApiSession {
         pos
     }
 
-    /// Answers one complete request.
+    /// Answers one complete request, and counts it (docs/metrics.md#server-api).
     fn request(&mut self, head: &Head, body: &mut [u8], sink: &mut Sink<'_>) {
+        let started = Instant::now();
+        let outcome = self.answer(head, body, sink);
+        sink.metrics()
+            .api
+            .record(&head.method, outcome, started.elapsed());
+    }
+
+    fn answer(&mut self, head: &Head, body: &mut [u8], sink: &mut Sink<'_>) -> Outcome {
         let m = sink.metrics();
-        m.messages_in
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        m.bytes_in
-            .fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        m.messages_in.fetch_add(1, Ordering::Relaxed);
+        m.bytes_in.fetch_add(body.len() as u64, Ordering::Relaxed);
         let refused = if !head.post {
             Some((Status::MethodNotAllowed, "only POST is served under /api/"))
         } else if !head.authorized {
@@ -163,16 +175,22 @@ impl ApiSession {
         if let Some((status, why)) = refused {
             // One line per refused call: never the key, never the body.
             tracing::info!(status = status.code(), method = %head.method, "server API call refused: {why}");
-            return http::error(sink, status, why, head.keep_alive);
+            http::error(sink, status, why, head.keep_alive);
+            return match status {
+                Status::Unauthorized => Outcome::Unauthorized,
+                _ => Outcome::Invalid,
+            };
         }
         let call = match methods::parse(&head.method, body) {
             Ok(call) => call,
             Err((status, e)) => {
                 tracing::info!(status = status.code(), method = %head.method, "server API call refused: {}", e.message);
-                return http::error(sink, status, &e.message, head.keep_alive);
+                http::error(sink, status, &e.message, head.keep_alive);
+                return Outcome::Invalid;
             }
         };
         let mut answer = Answer::default();
+        let mut outcome = Outcome::Ok;
         match call {
             Call::Batch(calls) => {
                 answer.raw(b"{\"replies\":[");
@@ -199,13 +217,17 @@ impl ApiSession {
                     answer.append(result);
                     answer.raw(b"}");
                 }
-                Err(e) => methods::error_object(&mut answer, &e),
+                Err(e) => {
+                    outcome = Outcome::Error;
+                    methods::error_object(&mut answer, &e);
+                }
             },
         }
         if http::send(sink, Status::Ok, answer, head.keep_alive, head.http10) {
             self.done = true;
             sink.finish();
         }
+        outcome
     }
 
     /// Answers with an error and closes once it is written (the request's framing is lost).
