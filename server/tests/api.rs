@@ -652,6 +652,58 @@ fn disconnect_closes_every_connection_of_a_user_or_one_client_with_code_and_reas
     assert_eq!(recv(&mut bob2)["op"], "subscribed");
 }
 
+#[test]
+fn subscribe_and_unsubscribe_act_on_a_user_s_pub_sub_connections_as_their_own_requests() {
+    let s = api_server(&[
+        "--auth-secret",
+        SECRET,
+        "--ping-interval",
+        "1",
+        "--history-size",
+        "5",
+    ]);
+    let mut alice: Vec<_> = (0..2).map(|_| connect_as(&s, "alice", "pubsub")).collect();
+    let mut bob = connect_as(&s, "bob", "pubsub");
+    let mut room_alice = connect_as(&s, "alice", "lobby");
+    let mut c = Http::connect(&s);
+    let a = c.call("subscribe", r#"{"user":"alice","channel":"news"}"#);
+    assert_eq!(a.json(), json!({"result":{}}));
+    for ws in &mut alice {
+        let v = recv(ws);
+        assert_eq!(
+            (v["op"].as_str(), v["topic"].as_str(), &v["id"]),
+            (Some("subscribed"), Some("news"), &Value::Null),
+            "{v}"
+        );
+    }
+    c.call("publish", r#"{"channel":"news","data":"one"}"#);
+    for ws in &mut alice {
+        assert_eq!(recv(ws)["data"], "one");
+    }
+    // Bob was not subscribed; the room-mode member stays in its room only.
+    let st = c.call("presence_stats", r#"{"channel":"news"}"#).json();
+    assert_eq!(st["result"], json!({"num_clients":2,"num_users":1}));
+    let a = c.call("unsubscribe", r#"{"user":"alice","channel":"news"}"#);
+    assert_eq!(a.json(), json!({"result":{}}));
+    for ws in &mut alice {
+        let v = recv(ws);
+        assert_eq!(
+            (v["op"].as_str(), &v["id"]),
+            (Some("unsubscribed"), &Value::Null)
+        );
+    }
+    c.call("publish", r#"{"channel":"news","data":"two"}"#);
+    subscribe(&mut bob, "news", "");
+    c.call("publish", r#"{"channel":"news","data":"three"}"#);
+    assert_eq!(recv(&mut bob)["data"], "three");
+    // Nothing reached alice after her unsubscribe: her next message is her own request's reply.
+    for ws in &mut alice {
+        send(ws, r#"{"op":"presence","topic":"news","id":9}"#);
+        assert_eq!(recv(ws)["op"], "presence");
+    }
+    room_alice.close(None).unwrap();
+}
+
 /// The `cent` package (PyPI, Centrifugo's official Python client, installed by
 /// `.ci/install.d/40-cent.sh`) against ringcast: every method both have.
 #[test]
@@ -669,8 +721,8 @@ fn the_cent_python_client_drives_every_method_while_websocket_clients_receive() 
     let mut sub = client(&s);
     subscribe(&mut sub, "chat", "");
     let script = r#"
-import json, sys
-from cent import (Client, PublishRequest, BroadcastRequest, PresenceRequest,
+import json, sys, time
+from cent import (Client, SubscribeRequest, UnsubscribeRequest, PublishRequest, BroadcastRequest, PresenceRequest,
     PresenceStatsRequest, HistoryRequest, HistoryRemoveRequest, ChannelsRequest, InfoRequest,
     DisconnectRequest, BatchRequest, StreamPosition)
 from cent.exceptions import CentApiResponseError, CentUnauthorizedError, CentTransportError
@@ -711,6 +763,19 @@ try:
     out["unauthorized"] = False
 except CentUnauthorizedError:
     out["unauthorized"] = True
+def wait_members(channel, n):
+    for _ in range(60):
+        if c.presence_stats(PresenceStatsRequest(channel=channel)).num_clients == n:
+            return True
+        time.sleep(0.05)
+    return False
+# Both members of "chat" are asked to join "extra": only the pub/sub one can.
+for client in out["presence"]:
+    c.subscribe(SubscribeRequest(user="", channel="extra", client=client))
+out["subscribed"] = wait_members("extra", 1)
+for client in out["presence"]:
+    c.unsubscribe(UnsubscribeRequest(user="", channel="extra", client=client))
+out["unsubscribed"] = wait_members("extra", 0)
 c.disconnect(DisconnectRequest(user="", client=out["presence"][0]))
 print(json.dumps(out))
 "#;
@@ -741,6 +806,10 @@ print(json.dumps(out))
     assert_eq!(out["after_remove"], 0);
     assert_eq!(out["unrecoverable"], 112);
     assert_eq!(out["unauthorized"], true);
+    assert_eq!(
+        (&out["subscribed"], &out["unsubscribed"]),
+        (&json!(true), &json!(true))
+    );
     // The disconnect closed one of the two members of "chat".
     let mut c = Http::connect(&s);
     let left = common::proc::poll_until(Duration::from_secs(3), || {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// Methods counted by name; any other name is `other`.
-pub const METHODS: [&str; 11] = [
+pub const METHODS: [&str; 13] = [
     "publish",
     "broadcast",
     "presence",
@@ -16,6 +16,8 @@ pub const METHODS: [&str; 11] = [
     "channels",
     "info",
     "disconnect",
+    "subscribe",
+    "unsubscribe",
     "batch",
     "other",
 ];

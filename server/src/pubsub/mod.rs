@@ -11,7 +11,7 @@ use ringcast_pubsub::presence::{ClientId, Presence};
 
 use crate::config::Config;
 
-pub mod disconnect;
+pub mod orders;
 
 /// Topics one tick's TTL sweep visits at most (each tick of each worker takes a step of the
 /// one shared pass): bounded work per tick, and at 10-500 ms ticks a pass over 100,000 topics
@@ -27,8 +27,9 @@ pub struct Hub {
     pub presence: Presence,
     /// `--node-id`, or a random one.
     pub node_id: String,
-    /// The server API's disconnect orders, applied by every worker (docs/api.md#disconnect).
-    pub disconnects: disconnect::Disconnects,
+    /// The server API's orders about connections (disconnect, subscribe, unsubscribe),
+    /// applied by every worker (docs/api.md#disconnect).
+    pub orders: orders::Orders,
     start: Instant,
 }
 
@@ -52,7 +53,7 @@ impl Hub {
             history,
             presence: Presence::new(config.presence_max),
             node_id,
-            disconnects: disconnect::Disconnects::new(config.workers),
+            orders: orders::Orders::new(config.workers),
             start: Instant::now(),
         }
     }

@@ -92,6 +92,24 @@ impl PubSubSession {
         &self.topics.client
     }
 
+    /// A subscribe (or unsubscribe) of `topic` the server API made for this connection
+    /// (docs/api.md#subscribe): handled as this client's own request, with every check it
+    /// gets (`--rooms`, the token's claims, `--max-subscriptions`), answered with `"id":null`.
+    pub fn server_request(&mut self, topic: &str, subscribe: bool, sink: &mut Sink<'_>) {
+        let id = Some("null");
+        let command = if subscribe {
+            Command::Subscribe {
+                topic,
+                id,
+                since: None,
+                presence: false,
+            }
+        } else {
+            Command::Unsubscribe { topic, id }
+        };
+        self.topics.command(command, sink);
+    }
+
     /// The token's `sub`, if it had one.
     pub fn user(&self) -> Option<&str> {
         self.topics.claims.as_ref().and_then(|c| c.sub.as_deref())

@@ -1,35 +1,60 @@
-//! `Worker`'s part of the server API (docs/api.md#disconnect): the disconnect orders any
-//! worker's API connection posted, applied to this worker's connections on each tick.
+//! `Worker`'s part of the server API (docs/api.md#disconnect, docs/api.md#subscribe): the
+//! orders any worker's API connection posted, applied to this worker's connections on each
+//! tick.
 
 use ringcast_protocol::CloseCode;
+
+use crate::pubsub::orders::Act;
+use crate::session::Session;
 
 use super::Worker;
 
 impl Worker {
-    /// Closes this worker's connections that the new disconnect orders name.
+    /// Applies the new orders of the server API to the connections they name.
     pub(super) fn apply_api_orders(&mut self) {
-        let orders = self.ctx.shared.hub.disconnects.take_new(self.ctx.id);
+        let orders = self.ctx.shared.hub.orders.take_new(self.ctx.id);
         for order in orders {
             let targets: Vec<usize> = (self.conns.keys().into_iter())
                 .filter(|&key| {
                     let c = &self.conns[key];
-                    if !c.session.is_open() || c.life.is_dead() {
-                        return false;
-                    }
-                    let user = c.session.user();
                     let client = c.session.client().map(|c| c.as_str());
-                    let user_matches = user == Some(&*order.user);
-                    match &order.client {
-                        Some(id) => {
-                            client == Some(&**id) && (order.user.is_empty() || user_matches)
-                        }
-                        None => !order.user.is_empty() && user_matches,
-                    }
+                    c.session.is_open()
+                        && !c.life.is_dead()
+                        && order.names(client, c.session.user())
                 })
                 .collect();
             for key in targets {
-                self.close_with(key, CloseCode(order.code), &order.reason);
+                match &order.act {
+                    Act::Disconnect { code, reason } => {
+                        self.close_with(key, CloseCode(*code), reason);
+                    }
+                    Act::Subscribe(channel) => self.server_request(key, channel, true),
+                    Act::Unsubscribe(channel) => self.server_request(key, channel, false),
+                }
             }
         }
+    }
+
+    /// A subscribe (or unsubscribe) of `channel` for pub/sub connection `key`, handled as its
+    /// own request would be, with `"id":null` in the reply.
+    fn server_request(&mut self, key: usize, channel: &str, subscribe: bool) {
+        let Worker {
+            conns,
+            rooms,
+            fanout,
+            ctx,
+            ..
+        } = self;
+        let conn = &mut conns[key];
+        let Session::PubSub(session) = &mut conn.session else {
+            return; // a room-mode member is in one room for its life
+        };
+        let address = (key, conn.generation);
+        let mut sink = ctx.sink(address, &mut conn.out, &mut fanout.batches, rooms);
+        session.server_request(channel, subscribe, &mut sink);
+        let moved = sink.take_moved();
+        let outcome = sink.outcome();
+        self.apply_moved(moved);
+        self.apply(key, outcome);
     }
 }

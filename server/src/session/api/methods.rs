@@ -15,7 +15,7 @@ use simd_json::prelude::*;
 
 use crate::session::sink::Sink;
 
-use crate::pubsub::disconnect::Order;
+use crate::pubsub::orders::{Act, Order};
 
 use super::answer::{Answer, Publish, error_body};
 use super::http::Status;
@@ -115,8 +115,9 @@ pub enum Call {
     },
     /// `info`.
     Info,
-    /// `disconnect`: a user's connections, or one client's.
-    Disconnect(Order),
+    /// `disconnect`, `subscribe`, `unsubscribe`: an order about a user's connections, or one
+    /// client's, that every worker applies.
+    Order(Order),
     /// `batch`: each command's method name and call (or why it cannot run).
     Batch(Vec<(String, Result<Call, ApiError>)>),
 }
@@ -161,6 +162,8 @@ const KNOWN: &[&str] = &[
     "channels",
     "info",
     "disconnect",
+    "subscribe",
+    "unsubscribe",
     "batch",
 ];
 
@@ -269,7 +272,20 @@ fn call(method: &str, value: &BorrowedValue<'_>) -> Result<Call, ApiError> {
             },
         },
         "info" => Call::Info,
-        "disconnect" => Call::Disconnect(disconnect(o)?),
+        "disconnect" => Call::Order(disconnect(o)?),
+        "subscribe" | "unsubscribe" => {
+            let channel: Box<str> = channel(o.get("channel"))?.into();
+            let (user, client) = target(o)?;
+            Call::Order(Order {
+                user,
+                client,
+                act: if method == "subscribe" {
+                    Act::Subscribe(channel)
+                } else {
+                    Act::Unsubscribe(channel)
+                },
+            })
+        }
         _ => return Err(ApiError::new(METHOD_NOT_FOUND, "unknown method")),
     })
 }
@@ -285,7 +301,8 @@ fn object<'v, 'a>(value: &'v BorrowedValue<'a>) -> Result<Object<'v, 'a>, ApiErr
 /// Close code of a `disconnect` without one.
 const DEFAULT_DISCONNECT_CODE: u16 = 1008;
 
-fn disconnect(o: Object<'_, '_>) -> Result<Order, ApiError> {
+/// The `user` and optional `client` an order about connections names.
+fn target(o: Object<'_, '_>) -> Result<(Box<str>, Option<Box<str>>), ApiError> {
     let text = |name: &str| -> Result<Option<&str>, ApiError> {
         match o.get(name) {
             None => Ok(None),
@@ -300,6 +317,11 @@ fn disconnect(o: Object<'_, '_>) -> Result<Order, ApiError> {
     if user.is_empty() && client.is_none() {
         return Err(ApiError::bad("user (or client) is required"));
     }
+    Ok((user.into(), client.map(Box::from)))
+}
+
+fn disconnect(o: Object<'_, '_>) -> Result<Order, ApiError> {
+    let (user, client) = target(o)?;
     let (mut code, mut reason) = (DEFAULT_DISCONNECT_CODE, "disconnected by the server");
     if let Some(d) = o.get("disconnect").filter(|d| !d.is_null()) {
         let d = object(d)?;
@@ -318,10 +340,12 @@ fn disconnect(o: Object<'_, '_>) -> Result<Order, ApiError> {
         }
     }
     Ok(Order {
-        user: user.into(),
-        client: client.map(Box::from),
-        code,
-        reason: reason.into(),
+        user,
+        client,
+        act: Act::Disconnect {
+            code,
+            reason: reason.into(),
+        },
     })
 }
 
@@ -495,9 +519,13 @@ pub fn run(call: Call, sink: &mut Sink<'_>) -> Result<Answer, ApiError> {
             write_u64(&mut out, shared.hub.now());
             out.extend_from_slice(b"}]}");
         }
-        Call::Disconnect(order) => {
-            // Applied by every worker on its next tick (docs/api.md#disconnect).
-            shared.hub.disconnects.post(order);
+        Call::Order(order) => {
+            // Applied by every worker on its next tick (docs/api.md#disconnect). A channel
+            // outside --rooms is refused here; the rest is checked per connection.
+            if let Act::Subscribe(c) | Act::Unsubscribe(c) = &order.act {
+                allowed(c)?;
+            }
+            shared.hub.orders.post(order);
             out.extend_from_slice(b"{}");
         }
         Call::Batch(_) => return Err(ApiError::bad("batch cannot be nested")),

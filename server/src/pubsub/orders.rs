@@ -1,7 +1,8 @@
-//! Disconnect orders of the server API (docs/api.md#disconnect): the API request that makes
-//! one may run on any worker, while the connections it names live on every worker. An order is
-//! posted here once; each worker applies the orders it has not applied yet on its next tick
-//! (`worker::api`), so every matching connection is closed within one tick interval.
+//! Orders of the server API about connections (docs/api.md#disconnect, docs/api.md#subscribe):
+//! the API request that makes one may run on any worker, while the connections it names live
+//! on every worker. An order is posted here once; each worker applies the orders it has not
+//! applied yet on its next tick (`worker::api`), so every matching connection is acted on
+//! within one tick interval.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -16,21 +17,46 @@ const MAX_ORDERS: usize = 4096;
 /// sees it.
 const KEEP: Duration = Duration::from_secs(10);
 
-/// Close the connections of a user, or one client.
+/// Something to do to the connections of a user, or to one client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
-    /// Every connection whose token's `sub` is this user.
+    /// Every connection whose token's `sub` is this user (`""`: none, name a client).
     pub user: Box<str>,
-    /// Only the connection with this client id (and that user, when it has one).
+    /// Only the connection with this client id (and that user, when one is named).
     pub client: Option<Box<str>>,
-    /// The WebSocket close code.
-    pub code: u16,
-    /// The close reason.
-    pub reason: Box<str>,
+    /// What to do.
+    pub act: Act,
+}
+
+/// What an [`Order`] does to each connection it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Act {
+    /// Close it with this WebSocket close code and reason.
+    Disconnect {
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: Box<str>,
+    },
+    /// Subscribe it (a pub/sub connection) to this channel.
+    Subscribe(Box<str>),
+    /// Unsubscribe it (a pub/sub connection) from this channel.
+    Unsubscribe(Box<str>),
+}
+
+impl Order {
+    /// Whether this order names the connection `client` whose token's `sub` is `user`.
+    pub fn names(&self, client: Option<&str>, user: Option<&str>) -> bool {
+        let user_matches = !self.user.is_empty() && user == Some(&*self.user);
+        match &self.client {
+            Some(id) => client == Some(&**id) && (self.user.is_empty() || user_matches),
+            None => user_matches,
+        }
+    }
 }
 
 /// The orders every worker applies.
-pub struct Disconnects {
+pub struct Orders {
     orders: Mutex<VecDeque<(u64, Instant, Order)>>,
     /// The newest order's number (0: none yet).
     last: AtomicU64,
@@ -38,10 +64,10 @@ pub struct Disconnects {
     applied: Box<[AtomicU64]>,
 }
 
-impl Disconnects {
+impl Orders {
     /// No orders, for `workers` workers.
-    pub fn new(workers: usize) -> Disconnects {
-        Disconnects {
+    pub fn new(workers: usize) -> Orders {
+        Orders {
             orders: Mutex::new(VecDeque::new()),
             last: AtomicU64::new(0),
             applied: (0..workers.max(1)).map(|_| AtomicU64::new(0)).collect(),
@@ -91,14 +117,31 @@ mod tests {
         Order {
             user: user.into(),
             client: None,
-            code: 4000,
-            reason: "bye".into(),
+            act: Act::Subscribe("t".into()),
         }
     }
 
     #[test]
+    fn an_order_names_a_user_s_connections_or_one_client() {
+        let user = order("u");
+        assert!(user.names(Some("c1"), Some("u")) && user.names(None, Some("u")));
+        assert!(!user.names(Some("c1"), None) && !user.names(Some("c1"), Some("v")));
+        let client = Order {
+            client: Some("c1".into()),
+            ..order("")
+        };
+        assert!(client.names(Some("c1"), None) && client.names(Some("c1"), Some("v")));
+        assert!(!client.names(Some("c2"), None));
+        let both = Order {
+            client: Some("c1".into()),
+            ..order("u")
+        };
+        assert!(both.names(Some("c1"), Some("u")) && !both.names(Some("c1"), Some("v")));
+    }
+
+    #[test]
     fn each_worker_takes_each_order_once() {
-        let d = Disconnects::new(2);
+        let d = Orders::new(2);
         assert!(d.take_new(0).is_empty());
         d.post(order("a"));
         d.post(order("b"));
