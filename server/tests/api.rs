@@ -483,6 +483,58 @@ fn an_api_publish_reaches_room_members_as_text_and_subscribers_as_message_with_i
 }
 
 #[test]
+fn a_repeated_idempotency_key_gets_the_first_result_and_is_not_published_again() {
+    let s = api_server(&["--history-size", "10"]);
+    let mut sub = client(&s);
+    subscribe(&mut sub, "k", "");
+    let mut c = Http::connect(&s);
+    let body = r#"{"channel":"k","data":"once","idempotency_key":"req-1"}"#;
+    let first = c.call("publish", body).json();
+    assert_eq!(first["result"]["offset"], 1, "{first}");
+    // Two repeats in one write: both are answered with the first result.
+    let mut two = post("publish", &format!("X-API-Key: {KEY}\r\n"), body);
+    two.extend_from_slice(&two.clone());
+    c.send(&two);
+    for _ in 0..2 {
+        assert_eq!(c.read().json(), first);
+    }
+    // The key is per channel; broadcast honours it per channel.
+    let b = c.call(
+        "broadcast",
+        r#"{"channels":["k","k2"],"data":"b","idempotency_key":"req-1"}"#,
+    );
+    let offsets: Vec<_> = (b.json()["result"]["responses"].as_array().unwrap().iter())
+        .map(|r| r["result"]["offset"].clone())
+        .collect();
+    assert_eq!(offsets, vec![json!(1), json!(1)]);
+    // A new key is a new publish. Sent twice in one write, the repeat usually lands in the
+    // same event-loop turn, before the first has its offset: it is told to retry (111); in a
+    // later turn it gets the first result. Never a second publish.
+    let mut pair = post(
+        "publish",
+        &format!("X-API-Key: {KEY}\r\n"),
+        r#"{"channel":"k","data":"twice","idempotency_key":"req-2"}"#,
+    );
+    pair.extend_from_slice(&pair.clone());
+    c.send(&pair);
+    let first = c.read().json();
+    assert_eq!(first["result"]["offset"], 2);
+    let repeat = c.read();
+    assert!(
+        error_code(&repeat) == 111 || repeat.json() == first,
+        "{repeat:?}"
+    );
+    // The subscriber got each publish once.
+    assert_eq!(recv(&mut sub)["data"], "once");
+    assert_eq!(recv(&mut sub)["data"], "twice");
+    let h = c.call("history", r#"{"channel":"k","limit":-1}"#).json();
+    assert_eq!(
+        h["result"]["publications"].as_array().map(Vec::len),
+        Some(2)
+    );
+}
+
+#[test]
 fn presence_history_channels_and_info_answer_what_the_clients_did() {
     let s = api_server(&["--history-size", "5"]);
     let mut subs: Vec<_> = (0..3).map(|_| client(&s)).collect();

@@ -15,6 +15,10 @@ use crate::conn::outq::HoldId;
 use crate::rooms::local::Class;
 use crate::rooms::{Directory, SharedRoom};
 
+/// Where an API publish's result is also kept (for its `idempotency_key`, docs/api.md#publish):
+/// `Some((epoch, offset))` with history, `None` without.
+pub type ResultCell = Arc<OnceLock<Option<(Arc<str>, u64)>>>;
+
 /// Who waits for a publish's result, which the pipeline gives once history has given its
 /// offset (`fanout::pipeline::ack`).
 #[derive(Debug, Clone)]
@@ -29,6 +33,8 @@ pub enum AckTo {
         hold: HoldId,
         /// Writes the bytes that fill it.
         render: fn(&mut Vec<u8>, Option<(&str, u64)>),
+        /// Also keeps the result here (a publish with an `idempotency_key`).
+        keep: Option<ResultCell>,
     },
 }
 

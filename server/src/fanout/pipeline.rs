@@ -97,7 +97,10 @@ pub fn ack(batch: &FrozenBatch, acks: Published, out: &mut impl Outboxes) {
                 envelope::published(&mut reply, topic, &id, offset);
                 out.outbox(sender).push_frame(OpCode::Text, &reply);
             }
-            AckTo::Api { hold, render } => {
+            AckTo::Api { hold, render, keep } => {
+                if let Some(cell) = keep {
+                    let _ = cell.set(batch.seq().zip(offset).map(|(s, o)| (s.0.clone(), o)));
+                }
                 let mut bytes = Vec::with_capacity(64);
                 render(&mut bytes, epoch.zip(offset));
                 out.outbox(sender).fill(hold, bytes);

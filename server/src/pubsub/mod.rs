@@ -11,6 +11,7 @@ use ringcast_pubsub::presence::{ClientId, Presence};
 
 use crate::config::Config;
 
+pub mod idempotency;
 pub mod orders;
 
 /// Topics one tick's TTL sweep visits at most (each tick of each worker takes a step of the
@@ -30,6 +31,8 @@ pub struct Hub {
     /// The server API's orders about connections (disconnect, subscribe, unsubscribe),
     /// applied by every worker (docs/api.md#disconnect).
     pub orders: orders::Orders,
+    /// The server API's `idempotency_key` window (docs/api.md#publish).
+    pub idempotency: idempotency::Idempotency,
     start: Instant,
 }
 
@@ -54,6 +57,7 @@ impl Hub {
             presence: Presence::new(config.presence_max),
             node_id,
             orders: orders::Orders::new(config.workers),
+            idempotency: idempotency::Idempotency::default(),
             start: Instant::now(),
         }
     }

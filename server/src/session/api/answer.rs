@@ -33,6 +33,8 @@ pub struct Publish {
     pub data: Vec<u8>,
     /// Not appended to history.
     pub skip_history: bool,
+    /// Where its result is kept for its `idempotency_key`.
+    pub keep: Option<crate::fanout::batch::ResultCell>,
 }
 
 impl Answer {

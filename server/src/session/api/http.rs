@@ -239,7 +239,8 @@ pub fn send(
             Part::Publish(p) => {
                 sink.reply(std::mem::take(&mut out));
                 let hold = sink.hold();
-                let ack = AckTo::Api { hold, render };
+                let keep = p.keep;
+                let ack = AckTo::Api { hold, render, keep };
                 let topic: Arc<str> = p.topic;
                 sink.publish_api(&topic, p.room.as_ref(), &p.data, p.skip_history, ack);
             }
@@ -276,7 +277,7 @@ fn publish_chunk(out: &mut Vec<u8>, position: Option<(&str, u64)>) {
 }
 
 /// A publish result: `{"offset":O,"epoch":"E"}` with history, else `{}`.
-fn publish_raw(out: &mut Vec<u8>, position: Option<(&str, u64)>) {
+pub fn publish_raw(out: &mut Vec<u8>, position: Option<(&str, u64)>) {
     let mut body = Vec::with_capacity(48);
     match position {
         Some((epoch, offset)) => {

@@ -15,10 +15,11 @@ use simd_json::prelude::*;
 
 use crate::session::sink::Sink;
 
+use crate::pubsub::idempotency::{MAX_KEY_LEN, Seen};
 use crate::pubsub::orders::{Act, Order};
 
 use super::answer::{Answer, Publish, error_body};
-use super::http::Status;
+use super::http::{Status, publish_raw};
 
 /// Error code of a bad request (Centrifugo's numbering, docs/api.md#errors).
 pub const BAD_REQUEST: u32 = 107;
@@ -30,6 +31,8 @@ const UNKNOWN_CHANNEL: u32 = 102;
 const LIMIT_EXCEEDED: u32 = 106;
 /// Error code of a feature that is off (history without `--history-size`).
 const NOT_AVAILABLE: u32 = 108;
+/// Error code of a request to retry later (a repeated `idempotency_key` still in progress).
+const TOO_MANY_REQUESTS: u32 = 111;
 /// Error code of a history position that cannot be continued.
 const UNRECOVERABLE_POSITION: u32 = 112;
 
@@ -72,6 +75,8 @@ pub enum Call {
         data: Vec<u8>,
         /// Not appended to history.
         skip_history: bool,
+        /// A repeat within the window is answered with the first result, not published.
+        idempotency_key: Option<String>,
     },
     /// `broadcast`: one publish per channel.
     Broadcast {
@@ -81,6 +86,8 @@ pub enum Call {
         data: Vec<u8>,
         /// Not appended to history.
         skip_history: bool,
+        /// Per channel, as for `publish`.
+        idempotency_key: Option<String>,
     },
     /// `presence`.
     Presence {
@@ -197,6 +204,7 @@ fn call(method: &str, value: &BorrowedValue<'_>) -> Result<Call, ApiError> {
             channel: channel(o.get("channel"))?,
             data: data(o.get("data"))?,
             skip_history: flag(o.get("skip_history"), "skip_history")?,
+            idempotency_key: idempotency_key(o)?,
         },
         "broadcast" => {
             let list = o
@@ -211,6 +219,7 @@ fn call(method: &str, value: &BorrowedValue<'_>) -> Result<Call, ApiError> {
                     .collect::<Result<_, _>>()?,
                 data: data(o.get("data"))?,
                 skip_history: flag(o.get("skip_history"), "skip_history")?,
+                idempotency_key: idempotency_key(o)?,
             }
         }
         "presence" => Call::Presence {
@@ -363,6 +372,20 @@ fn data(value: Option<&BorrowedValue<'_>>) -> Result<Vec<u8>, ApiError> {
     Ok(v.encode().into_bytes())
 }
 
+fn idempotency_key(o: Object<'_, '_>) -> Result<Option<String>, ApiError> {
+    match o.get("idempotency_key") {
+        None => Ok(None),
+        Some(v) if v.is_null() => Ok(None),
+        Some(v) => match v.as_str() {
+            Some("") => Ok(None),
+            Some(k) if k.len() <= MAX_KEY_LEN => Ok(Some(k.to_string())),
+            _ => Err(ApiError::bad(format!(
+                "idempotency_key must be a string of at most {MAX_KEY_LEN} bytes"
+            ))),
+        },
+    }
+}
+
 fn flag(value: Option<&BorrowedValue<'_>>, name: &str) -> Result<bool, ApiError> {
     match value {
         None => Ok(false),
@@ -395,25 +418,32 @@ pub fn run(call: Call, sink: &mut Sink<'_>) -> Result<Answer, ApiError> {
             channel,
             data,
             skip_history,
+            idempotency_key,
         } => {
             allowed(&channel)?;
-            a.publish(publish(sink, &channel, data, skip_history));
+            let key = idempotency_key.as_deref();
+            publish(sink, &mut a, &channel, data, skip_history, key)?;
             return Ok(a);
         }
         Call::Broadcast {
             channels,
             data,
             skip_history,
+            idempotency_key,
         } => {
             a.raw(b"{\"responses\":[");
             for (i, c) in channels.iter().enumerate() {
                 if i > 0 {
                     a.raw(b",");
                 }
-                match allowed(c) {
+                let mut one = Answer::default();
+                let key = idempotency_key.as_deref();
+                match allowed(c)
+                    .and_then(|()| publish(sink, &mut one, c, data.clone(), skip_history, key))
+                {
                     Ok(()) => {
                         a.raw(b"{\"result\":");
-                        a.publish(publish(sink, c, data.clone(), skip_history));
+                        a.append(one);
                         a.raw(b"}");
                     }
                     Err(e) => error_object(&mut a, &e),
@@ -534,18 +564,46 @@ pub fn run(call: Call, sink: &mut Sink<'_>) -> Result<Answer, ApiError> {
     Ok(a)
 }
 
-/// A publish to `channel`, into its room when it has members in this process.
-fn publish(sink: &Sink<'_>, channel: &str, data: Vec<u8>, skip_history: bool) -> Publish {
-    let room = sink.shared().directory.get(channel);
+/// A publish to `channel` (into its room when it has members in this process) with its
+/// result's place in `answer`; with an `idempotency_key` seen in the window, the first
+/// publish's result instead.
+fn publish(
+    sink: &Sink<'_>,
+    answer: &mut Answer,
+    channel: &str,
+    data: Vec<u8>,
+    skip_history: bool,
+    key: Option<&str>,
+) -> Result<(), ApiError> {
+    let shared = sink.shared();
+    let keep = match key.map(|k| shared.hub.idempotency.check(channel, k)) {
+        None => None,
+        Some(Seen::First(cell)) => Some(cell),
+        Some(Seen::Done(result)) => {
+            let mut out = Vec::with_capacity(64);
+            publish_raw(&mut out, result.as_ref().map(|(e, o)| (&**e, *o)));
+            answer.raw(&out);
+            return Ok(());
+        }
+        Some(Seen::Pending) => {
+            return Err(ApiError::new(
+                TOO_MANY_REQUESTS,
+                "a publish with this idempotency_key is still in progress",
+            ));
+        }
+    };
+    let room = shared.directory.get(channel);
     let topic = room
         .as_ref()
         .map_or_else(|| Arc::from(channel), |r| r.name.clone());
-    Publish {
+    answer.publish(Publish {
         topic,
         room,
         data,
         skip_history,
-    }
+        keep,
+    });
+    Ok(())
 }
 
 /// `history`: this node's history of `channel` (docs/api.md#history).
