@@ -160,6 +160,10 @@ pub struct Config {
     /// File holding the server API key (its trailing line break is dropped).
     #[arg(long, env = "RINGCAST_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
+    /// Also serve the server API, and only it, on this address (an internal network), besides
+    /// `/api/` on `--listen` (docs/api.md#listeners; needs `--api-key`).
+    #[arg(long, env = "RINGCAST_API_LISTEN")]
+    pub api_listen: Option<SocketAddr>,
     /// Largest server API request body, in bytes (larger ones get 413).
     #[arg(long, env = "RINGCAST_API_MAX_BODY", default_value_t = 1 << 20)]
     pub api_max_body: usize,
@@ -331,6 +335,11 @@ impl Config {
         }
         self.auth = self.verifier()?.map(Arc::new);
         self.api = self.api_key()?;
+        if self.api_listen.is_some() && self.api.is_none() {
+            return Err(ConfigError::Range(
+                "--api-listen needs --api-key or --api-key-file".into(),
+            ));
+        }
         Ok(self)
     }
 

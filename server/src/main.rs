@@ -177,6 +177,20 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     for _ in 1..n {
         listeners.push(listener(bound)?);
     }
+    // The server API's own listener (docs/api.md#listeners), one per worker like the main one.
+    let (mut api_listeners, api_bound) = match config.api_listen {
+        Some(addr) => {
+            let first = listener(addr)?;
+            let bound = first.local_addr()?.as_socket().ok_or("no inet address")?;
+            let mut all = vec![first];
+            for _ in 1..n {
+                all.push(listener(bound)?);
+            }
+            (all.into_iter().map(Some).collect(), Some(bound))
+        }
+        None => (Vec::new(), None),
+    };
+    api_listeners.resize_with(n, || None);
     // Made before any worker accepts: at the descriptor limit it could not be made later.
     let mut waker = Waker::new()?;
     let shared = Shared::new(config, n);
@@ -195,7 +209,10 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let (exit_tx, exit_rx) = crossbeam_channel::unbounded::<Exit>();
     let mut peer_txs = Vec::new();
     let mut handles = Vec::new();
-    for (id, (sock, rx)) in listeners.into_iter().zip(receivers).enumerate() {
+    for (id, ((sock, rx), api_sock)) in (listeners.into_iter().zip(receivers))
+        .zip(api_listeners)
+        .enumerate()
+    {
         let shared = shared.clone();
         let cpus = cpus.clone();
         let ready_tx = ready_tx.clone();
@@ -219,6 +236,9 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
                             return Err(e.to_string());
                         }
                     };
+                    if let Some(api_sock) = api_sock {
+                        worker.set_api_listener(api_sock);
+                    }
                     let _ = ready_tx.send(Ok((id, worker.ring_fd())));
                     let peers = peers_rx.recv().map_err(|e| e.to_string())?;
                     worker.start(peers).map_err(|e| e.to_string())?;
@@ -251,7 +271,15 @@ fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..n {
         ready_rx.recv()??;
     }
-    println!("ringcast listening on ws://{bound}/ ({n} workers)");
+    match api_bound {
+        // One line still: scripts read the first line for the port.
+        Some(api) => {
+            println!(
+                "ringcast listening on ws://{bound}/ ({n} workers), server API on http://{api}/api/"
+            )
+        }
+        None => println!("ringcast listening on ws://{bound}/ ({n} workers)"),
+    }
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     tracing::info!(%bound, workers = n, "accepting connections");

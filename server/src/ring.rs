@@ -94,6 +94,8 @@ pub enum Op {
     Shutdown(u32, u32),
     /// Close of connection (slot, generation).
     Close(u32, u32),
+    /// Multishot accept on the worker's server API listener (`--api-listen`).
+    ApiAccept,
     /// The periodic timer.
     Tick,
     /// A wake-up posted by another worker (MSG_RING).
@@ -114,6 +116,7 @@ impl Op {
             Op::Tick => (6, 0, 0),
             Op::Wake => (7, 0, 0),
             Op::Ignore => (8, 0, 0),
+            Op::ApiAccept => (9, 0, 0),
         };
         (kind << 56) | (u64::from(generation & 0xff_ffff) << 32) | u64::from(slot)
     }
@@ -130,6 +133,7 @@ impl Op {
             5 => Op::Close(slot, generation),
             6 => Op::Tick,
             7 => Op::Wake,
+            9 => Op::ApiAccept,
             _ => Op::Ignore,
         }
     }

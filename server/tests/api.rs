@@ -59,7 +59,11 @@ impl Answer {
 
 impl Http {
     fn connect(s: &Server) -> Http {
-        let s = TcpStream::connect(&s.addr).unwrap();
+        Http::at(&s.addr)
+    }
+
+    fn at(addr: &str) -> Http {
+        let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         s.set_nodelay(true).unwrap();
         Http { s, buf: Vec::new() }
@@ -754,6 +758,62 @@ fn subscribe_and_unsubscribe_act_on_a_user_s_pub_sub_connections_as_their_own_re
         assert_eq!(recv(ws)["op"], "presence");
     }
     room_alice.close(None).unwrap();
+}
+
+#[test]
+fn api_listen_serves_the_api_alone_on_its_own_address() {
+    use std::io::{BufRead, BufReader};
+    let refused = Server::try_start(&["--api-listen", "127.0.0.1:0"], &[], None);
+    assert!(refused.is_err_and(|e| e.contains("--api-listen needs --api-key")));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
+        .args(["--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
+        .args(["--api-key", KEY, "--workers", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr_after = |marker: &str| -> String {
+        let rest = line
+            .split(marker)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{line}"));
+        rest.split('/').next().unwrap().to_string()
+    };
+    let (main, api) = (addr_after("ws://"), addr_after("http://"));
+    assert!(line.starts_with("ringcast listening on ws://"), "{line}");
+    let mut req = format!("ws://{main}/").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("pubsub"));
+    let stream = TcpStream::connect(&main).unwrap();
+    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    let mut ws = tungstenite::client(req, stream).expect("handshake").0;
+    subscribe(&mut ws, "x", "");
+    let mut c = Http::at(&api);
+    assert_eq!(
+        c.call("publish", r#"{"channel":"x","data":"via api port"}"#)
+            .json(),
+        json!({"result":{}})
+    );
+    assert_eq!(recv(&mut ws)["data"], "via api port");
+    // Only the API there: other paths are unknown methods, a GET is not a POST, no upgrades.
+    assert_eq!(c.call("../healthz", "{}").status, 404);
+    for request in [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        common::upgrade_request(Some("chat"), b""),
+    ] {
+        c.send(&request);
+        let a = c.read();
+        assert_eq!((a.status, error_code(&a)), (405, 107));
+    }
+    // The main listener keeps /api/ too.
+    let mut m = Http::at(&main);
+    assert_eq!(m.call("info", "{}").status, 200);
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// The `cent` package (PyPI, Centrifugo's official Python client, installed by

@@ -2,6 +2,8 @@
 //! orders any worker's API connection posted, applied to this worker's connections on each
 //! tick.
 
+use std::os::fd::AsRawFd;
+
 use ringcast_protocol::CloseCode;
 
 use crate::pubsub::orders::Act;
@@ -10,6 +12,19 @@ use crate::session::Session;
 use super::Worker;
 
 impl Worker {
+    /// Gives this worker its share of `--api-listen` (docs/api.md#listeners): connections
+    /// accepted there speak only the server API. Call before [`Worker::start`].
+    pub fn set_api_listener(&mut self, listener: socket2::Socket) {
+        self.accepting.api = Some(listener);
+    }
+
+    /// Arms the multishot accept on the server API listener, if there is one.
+    pub(super) fn arm_api_accept(&mut self) {
+        if let Some(listener) = &self.accepting.api {
+            self.sq.accept_api(listener.as_raw_fd());
+        }
+    }
+
     /// Applies the new orders of the server API to the connections they name.
     pub(super) fn apply_api_orders(&mut self) {
         let orders = self.ctx.shared.hub.orders.take_new(self.ctx.id);

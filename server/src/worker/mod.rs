@@ -34,6 +34,7 @@ use crate::ring::{self, BufRing, Op, RingError};
 use ringcast_pubsub::presence::ChangeKind;
 
 use crate::rooms::local::{LocalRooms, Slot};
+use crate::session::api::ApiSession;
 use crate::session::presence::presence_change;
 use crate::session::{End, Outcome, Session, handshake};
 use crate::shared::Shared;
@@ -92,6 +93,7 @@ impl Worker {
     pub fn start(&mut self, peers: Peers) -> std::io::Result<()> {
         self.fanout = Fanout::new(peers);
         self.sq.accept(self.accepting.listener.as_raw_fd());
+        self.arm_api_accept();
         self.sq.tick();
         self.sq.submit_into(&mut self.ring)?;
         self.ring.submit()?;
@@ -134,7 +136,8 @@ impl Worker {
             n += 1;
             let (data, res, flags) = (cqe.user_data(), cqe.result(), cqe.flags());
             match Op::decode(data) {
-                Op::Accept => self.on_accept(res, cqueue::more(flags)),
+                Op::Accept => self.on_accept(res, cqueue::more(flags), false),
+                Op::ApiAccept => self.on_accept(res, cqueue::more(flags), true),
                 Op::Recv(slot, generation) => self.on_recv(slot as usize, generation, res, flags),
                 Op::Send(slot, generation) => self.on_send(slot as usize, generation, res),
                 Op::Shutdown(slot, generation) => {
@@ -151,7 +154,8 @@ impl Worker {
         self.ctx.metrics().completions.fetch_add(n, Relaxed);
     }
 
-    fn on_accept(&mut self, res: i32, more: bool) {
+    /// A connection accepted on the main listener, or (`api`) on `--api-listen`'s.
+    fn on_accept(&mut self, res: i32, more: bool, api: bool) {
         if matches!(
             -res,
             libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS
@@ -159,13 +163,18 @@ impl Worker {
             // Re-arming now would fail again at once (a busy loop): pause, the tick resumes.
             let error = std::io::Error::from_raw_os_error(-res);
             self.accepting.pause(self.turn.now_ms, &error);
-            if more {
-                self.sq.cancel_accept();
+            match (more, api) {
+                (true, false) => self.sq.cancel_accept(),
+                (true, true) => self.sq.cancel_accept_api(),
+                (false, _) => {}
             }
             return;
         }
         if !more && self.accepting.on && self.accepting.paused_until.is_none() {
-            self.sq.accept(self.accepting.listener.as_raw_fd());
+            match api {
+                false => self.sq.accept(self.accepting.listener.as_raw_fd()),
+                true => self.arm_api_accept(),
+            }
         }
         if res < 0 {
             if res != -libc::ECANCELED {
@@ -192,6 +201,8 @@ impl Worker {
         } else if let Some(limit) = refusal {
             // Refused once its request head passes Origin, token and room (the order of docs/tokens.md#order-of-checks).
             self.conns[key].session = Session::Handshake(handshake::Handshake::over_limit(limit));
+        } else if api {
+            self.conns[key].session = Session::Api(ApiSession::default());
         }
     }
 

@@ -57,6 +57,8 @@ pub(super) struct Turn {
 /// The listener, whether the worker is draining, and the accept backoff.
 pub(super) struct Accepting {
     pub(super) listener: socket2::Socket,
+    /// The server API's own listener (`--api-listen`, docs/api.md#listeners).
+    pub(super) api: Option<socket2::Socket>,
     pub(super) on: bool,
     pub(super) drain_deadline: Option<u64>,
     /// Accepting is paused (out of descriptors or memory) until this coarse time (ms).
@@ -97,6 +99,7 @@ impl Accepting {
     pub(super) fn new(listener: socket2::Socket) -> Accepting {
         Accepting {
             listener,
+            api: None,
             on: true,
             drain_deadline: None,
             paused_until: None,

@@ -142,6 +142,9 @@ impl Worker {
         self.accepting.drain_deadline = Some(self.turn.now_ms + timeout);
         self.accepting.on = false;
         self.sq.cancel_accept();
+        if self.accepting.api.is_some() {
+            self.sq.cancel_accept_api();
+        }
         for key in self.conns.keys() {
             let conn = &self.conns[key];
             if conn.life.is_dead() {
@@ -164,6 +167,7 @@ impl Worker {
         self.collect_memory();
         if self.accepting.resume(self.turn.now_ms) {
             self.sq.accept(self.accepting.listener.as_raw_fd());
+            self.arm_api_accept();
         }
         self.ctx.shared.hub.sweep();
         self.apply_api_orders();

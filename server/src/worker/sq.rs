@@ -49,6 +49,25 @@ impl Sq {
         );
     }
 
+    /// Multishot accept on the server API listener `listener` (`--api-listen`).
+    pub fn accept_api(&mut self, listener: RawFd) {
+        self.push(
+            opcode::AcceptMulti::new(types::Fd(listener))
+                .flags(libc::SOCK_CLOEXEC)
+                .build()
+                .user_data(Op::ApiAccept.encode()),
+        );
+    }
+
+    /// Cancels the multishot accept on the server API listener.
+    pub fn cancel_accept_api(&mut self) {
+        self.push(
+            opcode::AsyncCancel::new(Op::ApiAccept.encode())
+                .build()
+                .user_data(Op::Ignore.encode()),
+        );
+    }
+
     /// Cancels the multishot accept.
     pub fn cancel_accept(&mut self) {
         self.push(
