@@ -19,6 +19,9 @@ pub enum ErrorCode {
     Forbidden,
     /// The topic is longer than 256 bytes.
     TopicTooLong,
+    /// A `refresh` whose token is bad, expired, for another `sub`, or sent without
+    /// `--auth-secret` (docs/tokens.md#expiry).
+    Unauthorized,
 }
 
 impl ErrorCode {
@@ -34,6 +37,7 @@ impl ErrorCode {
             Self::NotSubscribed => "not_subscribed",
             Self::Forbidden => "forbidden",
             Self::TopicTooLong => "topic_too_long",
+            Self::Unauthorized => "unauthorized",
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct WorkerMetrics {
     pub completions: AtomicU64,
     /// Sends (writev SQEs) issued.
     pub sends: AtomicU64,
+    /// Connections closed because their token expired (docs/tokens.md#expiry).
+    pub token_expiries: AtomicU64,
     /// Server API calls (docs/metrics.md#server-api).
     pub api: api::ApiMetrics,
 }
@@ -235,6 +237,13 @@ pub fn render(workers: &[&WorkerMetrics], rooms: usize) -> String {
             get(&w.completions)
         );
     }
+    counter(
+        &mut out,
+        "token_expiries_total",
+        "Connections closed with 1008 because their token expired.",
+        workers,
+        |w| get(&w.token_expiries),
+    );
     api::render(&mut out, workers.iter().map(|w| &w.api));
     out
 }

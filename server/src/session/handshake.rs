@@ -200,6 +200,7 @@ fn accept(
         announce(sink, &room, &client, user, ChangeKind::Join);
         let mut session = RoomSession::new(room, slot, decoder, client, access);
         session.user = user.map(Box::from);
+        session.expires = claims.as_ref().and_then(|c| c.exp);
         Upgraded::Room(session)
     };
     let mut response = Vec::with_capacity(160);

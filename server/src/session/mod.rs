@@ -102,6 +102,15 @@ impl Session {
         }
     }
 
+    /// When the connection's token ends (its `exp`, unix seconds), if it has one.
+    pub fn expires(&self) -> Option<i64> {
+        match self {
+            Session::Room(r) => r.expires,
+            Session::PubSub(p) => p.expires(),
+            Session::Handshake(_) | Session::Api(_) | Session::Closing => None,
+        }
+    }
+
     /// Ends the mode (the session becomes [`Session::Closing`]) and returns every membership
     /// to remove from the local rooms.
     pub fn close(&mut self) -> Vec<(Arc<SharedRoom>, Slot)> {

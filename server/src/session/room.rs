@@ -20,6 +20,9 @@ pub struct RoomSession {
     pub client: ClientId,
     /// The token's `sub` (the server API's `disconnect` finds a user's connections by it).
     pub user: Option<Box<str>>,
+    /// The token's `exp` (unix seconds): closed with 1008 once it passed, plus the leeway
+    /// (docs/tokens.md#expiry; room mode has no refresh).
+    pub expires: Option<i64>,
     room: Arc<SharedRoom>,
     slot: Slot,
     decoder: Box<Decoder>,
@@ -41,6 +44,7 @@ impl RoomSession {
         RoomSession {
             client,
             user: None,
+            expires: None,
             room,
             slot,
             decoder: Box::new(decoder),

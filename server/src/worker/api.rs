@@ -4,7 +4,10 @@
 
 use std::os::fd::AsRawFd;
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use ringcast_protocol::CloseCode;
+use ringcast_pubsub::auth::LEEWAY_SECS;
 
 use crate::pubsub::orders::Act;
 use crate::session::Session;
@@ -25,8 +28,37 @@ impl Worker {
         }
     }
 
+    /// On each tick: the server API's new orders, and the connections whose token expired.
+    pub(super) fn api_tick(&mut self) {
+        self.apply_api_orders();
+        self.close_expired();
+    }
+
+    /// Closes the connections whose token's `exp` plus the leeway has passed
+    /// (docs/tokens.md#expiry): within one tick of it.
+    fn close_expired(&mut self) {
+        if self.ctx.shared.config.auth.is_none() {
+            return;
+        }
+        // In milliseconds, so the close comes within a tick of `exp` + leeway, not a second later.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let over = |exp: i64| now_ms > exp.saturating_add(LEEWAY_SECS).saturating_mul(1000);
+        let expired: Vec<usize> = (self.conns.keys().into_iter())
+            .filter(|&key| {
+                let c = &self.conns[key];
+                c.session.is_open() && !c.life.is_dead() && c.session.expires().is_some_and(over)
+            })
+            .collect();
+        for key in expired {
+            self.ctx.metrics().token_expiries.fetch_add(1, Relaxed);
+            self.close_with(key, CloseCode::POLICY, "token expired");
+        }
+    }
+
     /// Applies the new orders of the server API to the connections they name.
-    pub(super) fn apply_api_orders(&mut self) {
+    fn apply_api_orders(&mut self) {
         let orders = self.ctx.shared.hub.orders.take_new(self.ctx.id);
         for order in orders {
             let targets: Vec<usize> = (self.conns.keys().into_iter())

@@ -170,7 +170,7 @@ impl Worker {
             self.arm_api_accept();
         }
         self.ctx.shared.hub.sweep();
-        self.apply_api_orders();
+        self.api_tick();
         let now = self.turn.now_ms;
         let draining = self.accepting.drain_deadline.is_some();
         let drain_over = self.accepting.drain_deadline.is_some_and(|d| now >= d);
