@@ -604,6 +604,33 @@ fn presence_history_channels_and_info_answer_what_the_clients_did() {
 }
 
 #[test]
+fn history_and_batch_answers_are_bounded_by_max_backpressure() {
+    let s = api_server(&["--history-size", "50", "--max-backpressure", "8192"]);
+    let mut c = Http::connect(&s);
+    let big = "x".repeat(1000);
+    for _ in 0..20 {
+        c.call("publish", &format!(r#"{{"channel":"big","data":"{big}"}}"#));
+    }
+    let h = c.call("history", r#"{"channel":"big","limit":-1}"#).json();
+    let n = h["result"]["publications"].as_array().unwrap().len();
+    assert!((5..=8).contains(&n), "{n} publications");
+    assert_eq!(h["result"]["truncated"], true);
+    assert_eq!(h["result"]["publications"][0]["offset"], 1, "oldest first");
+    let r = c
+        .call("history", r#"{"channel":"big","limit":-1,"reverse":true}"#)
+        .json();
+    assert_eq!(r["result"]["publications"][0]["offset"], 20, "newest first");
+    // A batch stops running commands once its answer passed the bound.
+    let one = r#"{"history":{"channel":"big","limit":3}}"#;
+    let batch = format!(r#"{{"commands":[{}]}}"#, [one; 6].join(","));
+    let v = c.call("batch", &batch).json();
+    let replies = v["replies"].as_array().unwrap();
+    assert_eq!(replies.len(), 6);
+    assert!(replies[0]["history"]["publications"].is_array());
+    assert_eq!(replies[5]["error"]["code"], 106, "{}", replies[5]);
+}
+
+#[test]
 fn batch_answers_replies_in_order_not_wrapped_in_result() {
     let s = api_server(&["--history-size", "5"]);
     let mut sub = client(&s);

@@ -61,6 +61,17 @@ impl Answer {
         self.tail.extend_from_slice(&other.tail);
     }
 
+    /// Bytes known so far.
+    pub fn len(&self) -> usize {
+        let parts: usize = (self.parts.iter())
+            .map(|p| match p {
+                Part::Bytes(b) => b.len(),
+                Part::Publish(_) => 48,
+            })
+            .sum();
+        parts + self.tail.len()
+    }
+
     /// The pieces before the last publish and the bytes after it.
     pub fn into_parts(self) -> (Vec<Part>, Vec<u8>) {
         (self.parts, self.tail)

@@ -129,6 +129,14 @@ pub enum Call {
     Batch(Vec<(String, Result<Call, ApiError>)>),
 }
 
+/// The error of a batch command left out because the answer reached `--max-backpressure`.
+pub fn answer_too_large() -> ApiError {
+    ApiError::new(
+        LIMIT_EXCEEDED,
+        "not run: the batch's answer reached --max-backpressure",
+    )
+}
+
 /// Appends `{"error":{…}}`.
 pub fn error_object(answer: &mut Answer, e: &ApiError) {
     answer.raw(b"{\"error\":");
@@ -615,6 +623,8 @@ fn history(
     reverse: bool,
     out: &mut Vec<u8>,
 ) -> Result<(), ApiError> {
+    // An answer is bounded like what may wait for a client (docs/api.md#limits).
+    let budget = sink.config().max_backpressure;
     let hub = &sink.shared().hub;
     let Some(h) = &hub.history else {
         return Err(ApiError::new(
@@ -627,6 +637,7 @@ fn history(
     let position = handle.position(now);
     let limit = limit.unwrap_or(usize::MAX);
     let mut entries: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut truncated = false;
     if limit > 0 {
         let replay: Replay<SharedSpan> = match (&since, reverse) {
             (Some((offset, epoch)), false) => match handle.since(*offset, epoch, now) {
@@ -646,18 +657,29 @@ fn history(
             }
             _ => handle.last(usize::MAX, now),
         };
-        for span in &replay.entries {
-            if let Some(p) = publication(span.bytes()) {
-                entries.push(p);
+        // Newest first with `reverse` (before `since` when given), else oldest first; at most
+        // `limit`, and no more bytes than `budget` (then `truncated`).
+        let before = since.as_ref().filter(|_| reverse).map(|s| s.0);
+        let n = replay.entries.len();
+        let mut bytes = 0;
+        for k in 0..n {
+            let span = &replay.entries[if reverse { n - 1 - k } else { k }];
+            let Some(p) = publication(span.bytes()) else {
+                continue;
+            };
+            if before.is_some_and(|b| p.0 >= b) {
+                continue;
             }
-        }
-        if reverse {
-            if let Some((offset, _)) = &since {
-                entries.retain(|e| e.0 < *offset);
+            if entries.len() == limit {
+                break;
             }
-            entries.reverse();
+            bytes += p.1.len() + 32;
+            if bytes > budget {
+                truncated = true;
+                break;
+            }
+            entries.push(p);
         }
-        entries.truncate(limit);
     }
     out.extend_from_slice(b"{\"publications\":[");
     for (i, (offset, data)) in entries.iter().enumerate() {
@@ -673,6 +695,9 @@ fn history(
     write_u64(out, position.offset);
     out.extend_from_slice(b",\"epoch\":");
     write_str(out, &position.epoch);
+    if truncated {
+        out.extend_from_slice(b",\"truncated\":true");
+    }
     out.push(b'}');
     Ok(())
 }

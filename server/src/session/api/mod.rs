@@ -198,6 +198,12 @@ impl ApiSession {
                     if i > 0 {
                         answer.raw(b",");
                     }
+                    // The whole answer is bounded like one history answer (docs/api.md#limits).
+                    let full = answer.len() > sink.config().max_backpressure;
+                    let call = call.and_then(|call| match full {
+                        true => Err(methods::answer_too_large()),
+                        false => Ok(call),
+                    });
                     match call.and_then(|call| methods::run(call, sink)) {
                         Ok(result) => {
                             answer.raw(b"{\"");
