@@ -733,6 +733,33 @@ fn disconnect_closes_every_connection_of_a_user_or_one_client_with_code_and_reas
     assert_eq!(code, u16::from(CloseCode::Policy));
     send(&mut bob2, r#"{"op":"subscribe","topic":"t","id":1}"#);
     assert_eq!(recv(&mut bob2)["op"], "subscribed");
+    // With ban_until, the user's new connections are refused (401) until then.
+    let until = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60;
+    let body = format!(r#"{{"user":"bob","ban_until":{until}}}"#);
+    assert_eq!(c.call("disconnect", &body).json(), json!({"result":{}}));
+    assert_eq!(close_of(&mut bob2).0, u16::from(CloseCode::Policy));
+    let out = s.http(
+        format!(
+            "GET /?token={} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            token("bob")
+        )
+        .as_bytes(),
+    );
+    assert!(
+        out.starts_with("HTTP/1.1 401") && out.contains("banned"),
+        "{out}"
+    );
+    let mut carol = connect_as(&s, "carol", "pubsub");
+    subscribe(&mut carol, "t", "");
+    assert_eq!(
+        error_code(&c.call("disconnect", r#"{"client":"x","ban_until":1}"#)),
+        107,
+        "a ban needs a user"
+    );
 }
 
 #[test]

@@ -31,6 +31,8 @@ pub struct Hub {
     /// The server API's orders about connections (disconnect, subscribe, unsubscribe),
     /// applied by every worker (docs/api.md#disconnect).
     pub orders: orders::Orders,
+    /// Users banned by the server API's `disconnect` with `ban_until` (docs/api.md#disconnect).
+    pub bans: orders::Bans,
     /// The server API's `idempotency_key` window (docs/api.md#publish).
     pub idempotency: idempotency::Idempotency,
     start: Instant,
@@ -58,6 +60,7 @@ impl Hub {
             node_id,
             orders: orders::Orders::new(config.workers),
             idempotency: idempotency::Idempotency::default(),
+            bans: orders::Bans::default(),
             start: Instant::now(),
         }
     }

@@ -109,6 +109,45 @@ impl Orders {
     }
 }
 
+/// Users banned until a time by the server API's `disconnect` with `ban_until`
+/// (docs/api.md#disconnect): their new connections are refused with 401 until then.
+#[derive(Default)]
+pub struct Bans {
+    users: Mutex<std::collections::HashMap<Box<str>, i64>>,
+}
+
+/// Users banned at once at most (expired bans are dropped first when it is reached).
+pub const MAX_BANS: usize = 100_000;
+
+impl Bans {
+    /// Bans `user` until `until` (unix seconds); `false` when `MAX_BANS` live bans exist.
+    pub fn ban(&self, user: &str, until: i64, now: i64) -> bool {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        if users.len() >= MAX_BANS && !users.contains_key(user) {
+            users.retain(|_, t| *t > now);
+            if users.len() >= MAX_BANS {
+                return false;
+            }
+        }
+        let t = users.entry(user.into()).or_insert(until);
+        *t = (*t).max(until);
+        true
+    }
+
+    /// Whether `user` is banned at `now`; a lapsed ban is forgotten.
+    pub fn banned(&self, user: &str, now: i64) -> bool {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        match users.get(user) {
+            Some(&until) if until > now => true,
+            Some(_) => {
+                users.remove(user);
+                false
+            }
+            None => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +176,17 @@ mod tests {
             ..order("u")
         };
         assert!(both.names(Some("c1"), Some("u")) && !both.names(Some("c1"), Some("v")));
+    }
+
+    #[test]
+    fn a_ban_lasts_until_its_time() {
+        let b = Bans::default();
+        assert!(!b.banned("u", 100));
+        assert!(b.ban("u", 200, 100));
+        assert!(b.banned("u", 199) && !b.banned("v", 150));
+        assert!(b.ban("u", 150, 100), "an earlier end does not shorten it");
+        assert!(b.banned("u", 180));
+        assert!(!b.banned("u", 200));
     }
 
     #[test]

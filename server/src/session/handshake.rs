@@ -167,6 +167,12 @@ fn accept(
         return Err(Refusal::Forbidden);
     }
     let claims = auth::check_token(cfg.auth.as_deref(), up)?;
+    // A user the server API banned (docs/api.md#disconnect) is refused like a bad token.
+    if let Some(sub) = claims.as_ref().and_then(|c| c.sub.as_deref())
+        && sink.shared().hub.bans.banned(sub, auth::now_unix())
+    {
+        return Err(Refusal::Unauthorized("user is banned"));
+    }
     let chosen = up.select_protocol(|t| cfg.room_allowed(t) || t == cfg.pubsub_protocol)?;
     let pubsub = chosen == Some(cfg.pubsub_protocol.as_str());
     let room_name = chosen.unwrap_or(&cfg.default_room);

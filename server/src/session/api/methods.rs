@@ -125,6 +125,9 @@ pub enum Call {
     /// `disconnect`, `subscribe`, `unsubscribe`: an order about a user's connections, or one
     /// client's, that every worker applies.
     Order(Order),
+    /// `disconnect` with `ban_until` (unix seconds): the user's new connections are refused
+    /// until then, and its open ones closed.
+    Ban(Order, i64),
     /// `batch`: each command's method name and call (or why it cannot run).
     Batch(Vec<(String, Result<Call, ApiError>)>),
 }
@@ -289,7 +292,20 @@ fn call(method: &str, value: &BorrowedValue<'_>) -> Result<Call, ApiError> {
             },
         },
         "info" => Call::Info,
-        "disconnect" => Call::Order(disconnect(o)?),
+        "disconnect" => {
+            let order = disconnect(o)?;
+            match o.get("ban_until").filter(|v| !v.is_null()) {
+                None => Call::Order(order),
+                Some(v) => {
+                    let until = (v.as_i64())
+                        .ok_or_else(|| ApiError::bad("ban_until must be unix seconds"))?;
+                    if order.user.is_empty() {
+                        return Err(ApiError::bad("ban_until needs a user"));
+                    }
+                    Call::Ban(order, until)
+                }
+            }
+        }
         "subscribe" | "unsubscribe" => {
             let channel: Box<str> = channel(o.get("channel"))?.into();
             let (user, client) = target(o)?;
@@ -562,6 +578,20 @@ pub fn run(call: Call, sink: &mut Sink<'_>) -> Result<Answer, ApiError> {
             // outside --rooms is refused here; the rest is checked per connection.
             if let Act::Subscribe(c) | Act::Unsubscribe(c) = &order.act {
                 allowed(c)?;
+            }
+            shared.hub.orders.post(order);
+            out.extend_from_slice(b"{}");
+        }
+        Call::Ban(order, until) => {
+            if !shared
+                .hub
+                .bans
+                .ban(&order.user, until, crate::session::auth::now_unix())
+            {
+                return Err(ApiError::new(
+                    LIMIT_EXCEEDED,
+                    "too many users banned at once",
+                ));
             }
             shared.hub.orders.post(order);
             out.extend_from_slice(b"{}");
