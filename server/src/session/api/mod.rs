@@ -78,27 +78,31 @@ impl ApiSession {
         if self.done {
             return;
         }
-        if self.partial.is_empty() {
+        let used = if self.partial.is_empty() {
             let used = self.requests(data, sink);
             if !self.done && used < data.len() {
                 self.partial.extend_from_slice(&data[used..]);
             }
+            used
         } else {
             let mut buf = std::mem::take(&mut self.partial);
             buf.extend_from_slice(data);
             let used = self.requests(&mut buf, sink);
-            if !self.done {
+            if !self.done && used < buf.len() {
                 buf.drain(..used);
                 self.partial = buf;
             }
-        }
+            // Else the buffer is dropped: an idle connection holds no capacity.
+            used
+        };
         if self.done {
             self.partial = Vec::new();
         }
+        // The deadline runs from the first byte of the request still incomplete.
         match (self.partial.is_empty(), self.since) {
             (true, _) => self.since = None,
-            (false, None) => self.since = Some(Instant::now()),
-            (false, Some(_)) => {}
+            (false, Some(_)) if used == 0 => {}
+            (false, _) => self.since = Some(Instant::now()),
         }
     }
 
