@@ -15,9 +15,13 @@ use crate::conn::outq::HoldId;
 use crate::rooms::local::Class;
 use crate::rooms::{Directory, SharedRoom};
 
-/// Where an API publish's result is also kept (for its `idempotency_key`, docs/api.md#publish):
-/// `Some((epoch, offset))` with history, `None` without.
-pub type ResultCell = Arc<OnceLock<Option<(Arc<str>, u64)>>>;
+/// Answers of a server API connection that wait for publish results (docs/api.md#http); the
+/// API module implements it, so the fan-out knows nothing of HTTP.
+pub trait ApiAnswers: Send + Sync + std::fmt::Debug {
+    /// Result number `slot` is known (`position`: epoch and offset, with history). When it was
+    /// the last one missing: the place held for the answers and the bytes that fill it.
+    fn result(&self, slot: u32, position: Option<(&str, u64)>) -> Option<(HoldId, Vec<u8>)>;
+}
 
 /// Who waits for a publish's result, which the pipeline gives once history has given its
 /// offset (`fanout::pipeline::ack`).
@@ -25,16 +29,13 @@ pub type ResultCell = Arc<OnceLock<Option<(Arc<str>, u64)>>>;
 pub enum AckTo {
     /// A pub/sub client: the raw JSON text of its request's `id`; it gets `published`.
     Client(Box<str>),
-    /// A server API request (docs/api.md#publish): the place its connection's queue holds for
-    /// the result, filled with what `render` writes from `(epoch, offset)` (`None` without
-    /// history). The API module renders its own bytes, so the fan-out knows nothing of HTTP.
+    /// A server API request (docs/api.md#publish): result `slot` of the answers waiting in
+    /// its connection's queue.
     Api {
-        /// The place held in the API connection's outbound queue.
-        hold: HoldId,
-        /// Writes the bytes that fill it.
-        render: fn(&mut Vec<u8>, Option<(&str, u64)>),
-        /// Also keeps the result here (a publish with an `idempotency_key`).
-        keep: Option<ResultCell>,
+        /// The answers waiting for this result.
+        answers: Arc<dyn ApiAnswers>,
+        /// Which of their results this is.
+        slot: u32,
     },
 }
 

@@ -9,7 +9,7 @@
 //! 2. offsets and the history append, with history on (one lock per topic per turn; not for
 //!    an API publish with `skip_history`);
 //! 3. the results, now that the offsets are known ([`Published`]): `published` for a client,
-//!    the held place in its answer for an API request ([`AckTo`]);
+//!    for an API request its result in the answers held in its queue ([`AckTo`]);
 //! 4. the targets, read after the append (history rule 2): the room's workers, the topic
 //!    looked up again when it had no room or its room emptied (`FrozenBatch::resolve`).
 //!
@@ -97,13 +97,10 @@ pub fn ack(batch: &FrozenBatch, acks: Published, out: &mut impl Outboxes) {
                 envelope::published(&mut reply, topic, &id, offset);
                 out.outbox(sender).push_frame(OpCode::Text, &reply);
             }
-            AckTo::Api { hold, render, keep } => {
-                if let Some(cell) = keep {
-                    let _ = cell.set(batch.seq().zip(offset).map(|(s, o)| (s.0.clone(), o)));
+            AckTo::Api { answers, slot } => {
+                if let Some((hold, bytes)) = answers.result(slot, epoch.zip(offset)) {
+                    out.outbox(sender).fill(hold, bytes);
                 }
-                let mut bytes = Vec::with_capacity(64);
-                render(&mut bytes, epoch.zip(offset));
-                out.outbox(sender).fill(hold, bytes);
             }
         }
     }

@@ -1,5 +1,5 @@
 //! An answer of the server API being built (docs/api.md#http): JSON text with the places of
-//! publish results, which the pipeline fills at the end of the turn.
+//! publish results, known at the end of the turn (`replies`).
 
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ pub struct Publish {
     /// Not appended to history.
     pub skip_history: bool,
     /// Where its result is kept for its `idempotency_key`.
-    pub keep: Option<crate::fanout::batch::ResultCell>,
+    pub keep: Option<crate::pubsub::idempotency::ResultCell>,
 }
 
 impl Answer {

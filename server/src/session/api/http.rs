@@ -1,14 +1,7 @@
-//! HTTP/1.1 framing of the server API (docs/api.md#http): request heads, answers with a
-//! `Content-Length` or, when they carry publish results computed at the end of the turn,
-//! `Transfer-Encoding: chunked` with a held place per result.
-
-use std::sync::Arc;
+//! HTTP/1.1 framing of the server API (docs/api.md#http): request heads, and the heads of
+//! answers (always with a `Content-Length`).
 
 use crate::config::Config;
-use crate::fanout::batch::AckTo;
-use crate::session::sink::Sink;
-
-use super::answer::{Answer, Part, error_body};
 
 /// Headers a request may carry.
 const MAX_HEADERS: usize = 32;
@@ -89,8 +82,6 @@ pub struct Head {
     pub size: usize,
     /// The connection stays open after the answer.
     pub keep_alive: bool,
-    /// An HTTP/1.0 request: its answer cannot be chunked.
-    pub http10: bool,
     /// `Expect: 100-continue`.
     pub expect_continue: bool,
 }
@@ -125,7 +116,6 @@ pub fn parse_head(buf: &[u8], cfg: &Config) -> Result<Option<Head>, (Status, &'s
         length: 0,
         size,
         keep_alive: req.version == Some(1),
-        http10: req.version == Some(0),
         expect_continue: false,
     };
     let mut length = None;
@@ -184,110 +174,28 @@ fn trim(v: &[u8]) -> &[u8] {
     v.trim_ascii()
 }
 
-/// Answers `{"error":{"code":N,"message":…}}` with `status`.
-pub fn error(sink: &mut Sink<'_>, status: Status, message: &str, keep_alive: bool) {
-    let mut body = Vec::with_capacity(64 + message.len());
-    body.extend_from_slice(b"{\"error\":");
-    error_body(&mut body, status.error_code(), message);
-    body.push(b'}');
-    let mut answer = Answer::default();
-    answer.raw(&body);
-    send(sink, status, answer, keep_alive, false);
-}
-
-/// Queues `answer` with `status`: with a `Content-Length` when every byte is known, else
-/// chunked, each publish result's place held for the pipeline to fill (`AckTo::Api`). An
-/// HTTP/1.0 client gets no chunks: such an answer ends with the connection. Returns whether the
-/// connection must close after this answer.
-pub fn send(
-    sink: &mut Sink<'_>,
-    status: Status,
-    answer: Answer,
-    keep_alive: bool,
-    http10: bool,
-) -> bool {
-    let (parts, tail) = answer.into_parts();
-    let until_close = !parts.is_empty() && (http10 || !keep_alive);
-    let keep_alive = keep_alive && !until_close;
-    let mut out = Vec::with_capacity(160);
+/// Appends the head of an answer with `status` and a body of `length` bytes.
+pub fn head(out: &mut Vec<u8>, status: Status, length: usize, keep_alive: bool) {
     out.extend_from_slice(status.line().as_bytes());
     out.extend_from_slice(b"Content-Type: application/json\r\n");
     if !keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
     }
-    let piece: fn(&mut Vec<u8>, &[u8]) = if until_close { raw } else { chunk };
-    let render: fn(&mut Vec<u8>, Option<(&str, u64)>) = if until_close {
-        publish_raw
-    } else {
-        publish_chunk
-    };
-    if parts.is_empty() {
-        out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(tail.len().to_string().as_bytes());
-        out.extend_from_slice(b"\r\n\r\n");
-        out.extend_from_slice(&tail);
-        sink.reply(out);
-        return !keep_alive;
-    }
-    if !until_close {
-        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    for part in parts {
-        match part {
-            Part::Bytes(bytes) => piece(&mut out, &bytes),
-            Part::Publish(p) => {
-                sink.reply(std::mem::take(&mut out));
-                let hold = sink.hold();
-                let keep = p.keep;
-                let ack = AckTo::Api { hold, render, keep };
-                let topic: Arc<str> = p.topic;
-                sink.publish_api(&topic, p.room.as_ref(), &p.data, p.skip_history, ack);
-            }
-        }
-    }
-    piece(&mut out, &tail);
-    if !until_close {
-        out.extend_from_slice(b"0\r\n\r\n");
-    }
-    sink.reply(out);
-    !keep_alive
-}
-
-/// Appends `bytes` as they are (an answer that ends with the connection).
-fn raw(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(bytes);
-}
-
-/// Appends `bytes` as one chunk (nothing for no bytes: an empty chunk ends the body).
-fn chunk(out: &mut Vec<u8>, bytes: &[u8]) {
-    if bytes.is_empty() {
-        return;
-    }
-    out.extend_from_slice(format!("{:x}\r\n", bytes.len()).as_bytes());
-    out.extend_from_slice(bytes);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// A publish result as one chunk.
-fn publish_chunk(out: &mut Vec<u8>, position: Option<(&str, u64)>) {
-    let mut body = Vec::with_capacity(48);
-    publish_raw(&mut body, position);
-    chunk(out, &body);
+    out.extend_from_slice(b"Content-Length: ");
+    ringcast_pubsub::envelope::write_u64(out, length as u64);
+    out.extend_from_slice(b"\r\n\r\n");
 }
 
 /// A publish result: `{"offset":O,"epoch":"E"}` with history, else `{}`.
-pub fn publish_raw(out: &mut Vec<u8>, position: Option<(&str, u64)>) {
-    let mut body = Vec::with_capacity(48);
+pub fn publish_result(out: &mut Vec<u8>, position: Option<(&str, u64)>) {
     match position {
         Some((epoch, offset)) => {
-            body.extend_from_slice(b"{\"offset\":");
-            ringcast_pubsub::envelope::write_u64(&mut body, offset);
-            body.extend_from_slice(b",\"epoch\":");
-            ringcast_pubsub::envelope::write_str(&mut body, epoch);
-            body.push(b'}');
+            out.extend_from_slice(b"{\"offset\":");
+            ringcast_pubsub::envelope::write_u64(out, offset);
+            out.extend_from_slice(b",\"epoch\":");
+            ringcast_pubsub::envelope::write_str(out, epoch);
+            out.push(b'}');
         }
-        None => body.extend_from_slice(b"{}"),
+        None => out.extend_from_slice(b"{}"),
     }
-    out.extend_from_slice(&body);
 }

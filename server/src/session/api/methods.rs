@@ -19,7 +19,7 @@ use crate::pubsub::idempotency::{MAX_KEY_LEN, Seen};
 use crate::pubsub::orders::{Act, Order};
 
 use super::answer::{Answer, Publish, error_body};
-use super::http::{Status, publish_raw};
+use super::http::{Status, publish_result};
 
 /// Error code of a bad request (Centrifugo's numbering, docs/api.md#errors).
 pub const BAD_REQUEST: u32 = 107;
@@ -619,7 +619,7 @@ fn publish(
         Some(Seen::First(cell)) => Some(cell),
         Some(Seen::Done(result)) => {
             let mut out = Vec::with_capacity(64);
-            publish_raw(&mut out, result.as_ref().map(|(e, o)| (&**e, *o)));
+            publish_result(&mut out, result.as_ref().map(|(e, o)| (&**e, *o)));
             answer.raw(&out);
             return Ok(());
         }

@@ -8,12 +8,12 @@
 //! a request is handled as soon as its last byte arrived, in the same turn.
 //!
 //! A publish's result (its history offset) is known only when the turn's batches ran through
-//! the one publish pipeline (`fanout::pipeline`, `Source::Api`). Its answer is therefore sent
-//! with `Transfer-Encoding: chunked`: the bytes known now are queued as chunks, and the place
-//! of each publish result is held in the connection's outbound queue (`OutQueue::hold`) and
-//! filled by the pipeline's ack step with one more chunk (`AckTo::Api`). Answers without a
-//! publish carry a `Content-Length`. Either way answers leave in request order, since the queue
-//! is FIFO and a hold stops the send until it is filled.
+//! the one publish pipeline (`fanout::pipeline`, `Source::Api`). The answers of one read are
+//! therefore gathered (`replies`): without a publish they are queued at once; with some, their
+//! place is held in the connection's outbound queue (`OutQueue::hold`, one hold per read) and
+//! the pipeline's ack step fills it once the last result is in (`AckTo::Api`). Every answer
+//! carries a `Content-Length`, and answers leave in request order, since the queue is FIFO and
+//! a hold stops the send until it is filled.
 //!
 //! Bounds (docs/api.md#limits): a partial request is at most `--max-header-bytes` of head plus
 //! `--api-max-body` of body (413 past it, before any body byte is kept), and counts towards
@@ -24,6 +24,7 @@
 mod answer;
 mod http;
 mod methods;
+mod replies;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -34,6 +35,7 @@ use crate::session::sink::Sink;
 use self::answer::Answer;
 use self::http::{Head, Status};
 use self::methods::Call;
+use self::replies::Replies;
 
 /// A connection speaking the server API.
 #[derive(Default)]
@@ -44,6 +46,8 @@ pub struct ApiSession {
     since: Option<Instant>,
     /// `100 Continue` was sent for the request in `partial`.
     continued: bool,
+    /// The answers of this read, queued at its end (or before a `100 Continue`).
+    replies: Replies,
     /// The connection is ending: what the client still sends is dropped.
     done: bool,
 }
@@ -95,6 +99,8 @@ impl ApiSession {
             // Else the buffer is dropped: an idle connection holds no capacity.
             used
         };
+        // Every answer of this read, in order (a no-op after `end`, which queued them).
+        self.replies.flush(sink);
         if self.done {
             self.partial = Vec::new();
         }
@@ -140,6 +146,8 @@ impl ApiSession {
             if buf.len() - start < head.length {
                 if head.expect_continue && !self.continued {
                     self.continued = true;
+                    // The answers before it go first.
+                    self.replies.flush(sink);
                     sink.reply(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
                 }
                 return pos;
@@ -179,7 +187,7 @@ impl ApiSession {
         if let Some((status, why)) = refused {
             // One line per refused call: never the key, never the body.
             tracing::info!(status = status.code(), method = %head.method, "server API call refused: {why}");
-            http::error(sink, status, why, head.keep_alive);
+            self.replies.error(status, why, head.keep_alive);
             return match status {
                 Status::Unauthorized => Outcome::Unauthorized,
                 _ => Outcome::Invalid,
@@ -189,7 +197,7 @@ impl ApiSession {
             Ok(call) => call,
             Err((status, e)) => {
                 tracing::info!(status = status.code(), method = %head.method, "server API call refused: {}", e.message);
-                http::error(sink, status, &e.message, head.keep_alive);
+                self.replies.error(status, &e.message, head.keep_alive);
                 return Outcome::Invalid;
             }
         };
@@ -233,10 +241,7 @@ impl ApiSession {
                 }
             },
         }
-        if http::send(sink, Status::Ok, answer, head.keep_alive, head.http10) {
-            self.done = true;
-            sink.finish();
-        }
+        self.replies.push(Status::Ok, answer, head.keep_alive);
         outcome
     }
 
@@ -246,7 +251,8 @@ impl ApiSession {
             status = status.code(),
             "server API connection refused: {why}"
         );
-        http::error(sink, status, why, false);
+        self.replies.error(status, why, false);
+        self.replies.flush(sink);
         self.done = true;
         sink.finish();
     }
