@@ -149,7 +149,7 @@ pub struct Config {
     pub cluster_presence_ttl: f64,
     /// Key of the server API for the application backend (docs/api.md): with it, `POST
     /// /api/<method>` is served on the listener, authenticated by `X-API-Key: <key>` or
-    /// `Authorization: apikey <key>` (unset: no API, those paths get 404).
+    /// `Authorization: apikey <key>` (unset: no API; those paths are answered as any other).
     #[arg(
         long,
         env = "RINGCAST_API_KEY",

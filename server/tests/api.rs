@@ -184,6 +184,27 @@ fn without_a_key_api_paths_are_answered_as_before() {
 }
 
 #[test]
+fn the_key_may_come_from_a_file_and_may_not_be_empty() {
+    let dir = std::env::temp_dir().join(format!("ringcast-api-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("key");
+    std::fs::write(&file, format!("{KEY}\n")).unwrap();
+    let s = Server::start(&["--api-key-file", file.to_str().unwrap()]);
+    let mut c = Http::connect(&s);
+    assert_eq!(
+        c.call("info", "{}").status,
+        200,
+        "the line break is dropped"
+    );
+    std::fs::write(&file, "\n").unwrap();
+    let empty = Server::try_start(&["--api-key-file", file.to_str().unwrap()], &[], None);
+    assert!(empty.is_err_and(|e| e.contains("API key must not be empty")));
+    let both = Server::try_start(&["--api-key", "a", "--api-key-file", "f"], &[], None);
+    assert!(both.is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn every_error_gets_its_status_and_a_json_error_on_one_kept_alive_connection() {
     let s = api_server(&[]);
     let mut c = Http::connect(&s);
