@@ -109,6 +109,67 @@ impl Orders {
     }
 }
 
+/// An order (and a ban's end) as the JSON text other nodes read from the cluster bus
+/// (docs/api.md#across-the-cluster).
+pub fn encode(order: &Order, ban_until: Option<i64>) -> Vec<u8> {
+    use ringcast_pubsub::envelope::write_str;
+    let mut out = Vec::with_capacity(96);
+    out.extend_from_slice(b"{\"user\":");
+    write_str(&mut out, &order.user);
+    if let Some(c) = &order.client {
+        out.extend_from_slice(b",\"client\":");
+        write_str(&mut out, c);
+    }
+    match &order.act {
+        Act::Disconnect { code, reason } => {
+            out.extend_from_slice(b",\"act\":\"disconnect\",\"code\":");
+            out.extend_from_slice(code.to_string().as_bytes());
+            out.extend_from_slice(b",\"reason\":");
+            write_str(&mut out, reason);
+        }
+        Act::Subscribe(c) | Act::Unsubscribe(c) => {
+            let act = match &order.act {
+                Act::Subscribe(_) => "subscribe",
+                _ => "unsubscribe",
+            };
+            out.extend_from_slice(b",\"act\":");
+            write_str(&mut out, act);
+            out.extend_from_slice(b",\"channel\":");
+            write_str(&mut out, c);
+        }
+    }
+    if let Some(until) = ban_until {
+        out.extend_from_slice(b",\"ban_until\":");
+        out.extend_from_slice(until.to_string().as_bytes());
+    }
+    out.push(b'}');
+    out
+}
+
+/// Reads what [`encode`] wrote (`None` for anything else).
+pub fn decode(bytes: &[u8]) -> Option<(Order, Option<i64>)> {
+    use simd_json::prelude::*;
+    let mut copy = bytes.to_vec();
+    let v = simd_json::to_borrowed_value(&mut copy).ok()?;
+    let o = v.as_object()?;
+    let text = |k: &str| o.get(k).and_then(|v| v.as_str());
+    let act = match text("act")? {
+        "disconnect" => Act::Disconnect {
+            code: u16::try_from(o.get("code")?.as_u64()?).ok()?,
+            reason: text("reason")?.into(),
+        },
+        "subscribe" => Act::Subscribe(text("channel")?.into()),
+        "unsubscribe" => Act::Unsubscribe(text("channel")?.into()),
+        _ => return None,
+    };
+    let order = Order {
+        user: text("user")?.into(),
+        client: text("client").map(Box::from),
+        act,
+    };
+    Some((order, o.get("ban_until").and_then(|v| v.as_i64())))
+}
+
 /// Users banned until a time by the server API's `disconnect` with `ban_until`
 /// (docs/api.md#disconnect): their new connections are refused with 401 until then.
 #[derive(Default)]
@@ -176,6 +237,34 @@ mod tests {
             ..order("u")
         };
         assert!(both.names(Some("c1"), Some("u")) && !both.names(Some("c1"), Some("v")));
+    }
+
+    #[test]
+    fn orders_cross_the_bus_as_json() {
+        for (order, ban) in [
+            (order("u\"1"), None),
+            (
+                Order {
+                    client: Some("c".into()),
+                    act: Act::Disconnect {
+                        code: 4001,
+                        reason: "bye".into(),
+                    },
+                    ..order("")
+                },
+                Some(99),
+            ),
+            (
+                Order {
+                    act: Act::Unsubscribe("t".into()),
+                    ..order("v")
+                },
+                None,
+            ),
+        ] {
+            assert_eq!(decode(&encode(&order, ban)), Some((order, ban)));
+        }
+        assert_eq!(decode(b"{}"), None);
     }
 
     #[test]

@@ -579,6 +579,9 @@ pub fn run(call: Call, sink: &mut Sink<'_>) -> Result<Answer, ApiError> {
             if let Act::Subscribe(c) | Act::Unsubscribe(c) = &order.act {
                 allowed(c)?;
             }
+            if let Some(bus) = &shared.cluster {
+                bus.publish_order(crate::pubsub::orders::encode(&order, None));
+            }
             shared.hub.orders.post(order);
             out.extend_from_slice(b"{}");
         }
@@ -592,6 +595,9 @@ pub fn run(call: Call, sink: &mut Sink<'_>) -> Result<Answer, ApiError> {
                     LIMIT_EXCEEDED,
                     "too many users banned at once",
                 ));
+            }
+            if let Some(bus) = &shared.cluster {
+                bus.publish_order(crate::pubsub::orders::encode(&order, Some(until)));
             }
             shared.hub.orders.post(order);
             out.extend_from_slice(b"{}");
