@@ -128,6 +128,7 @@ impl Verifier {
             sub: raw.sub,
             rooms: raw.rooms,
             read: raw.read,
+            exp: Some(exp.floor().clamp(i64::MIN as f64, i64::MAX as f64) as i64),
         })
     }
 }
@@ -149,6 +150,9 @@ pub struct Claims {
     pub rooms: Option<Vec<String>>,
     /// `read`: names or `prefix*` the connection may only receive from.
     pub read: Option<Vec<String>>,
+    /// `exp` in whole unix seconds (`None` only for claims not made by [`Verifier::verify`]):
+    /// a connection lives until `exp` + [`LEEWAY_SECS`] unless it refreshes (docs/tokens.md#expiry).
+    pub exp: Option<i64>,
 }
 
 /// What a connection may do with one room or topic.

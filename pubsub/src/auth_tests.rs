@@ -145,6 +145,7 @@ fn rooms_and_read_claims_with_prefixes() {
         sub: None,
         rooms: Some(vec!["lobby".into(), "team-*".into()]),
         read: Some(vec!["news".into(), "feed/*".into()]),
+        exp: None,
     };
     assert_eq!(c.access("lobby"), Access::Full);
     assert_eq!(c.access("team-red"), Access::Full);

@@ -70,6 +70,14 @@ pub enum Command<'a> {
         /// Raw JSON text of `data`, byte for byte as sent (any JSON value, `null` included).
         data: &'a str,
     },
+    /// `{"op":"refresh","token":"…"}`: a new token for the same `sub`, so the connection outlives
+    /// its first one (docs/tokens.md#expiry).
+    Refresh {
+        /// Raw JSON text of `id`, if any.
+        id: Option<&'a str>,
+        /// The new token (unescaped).
+        token: &'a str,
+    },
     /// `{"op":"presence",...}`: a one-off presence snapshot.
     Presence {
         /// The topic.
@@ -94,6 +102,8 @@ pub enum Field {
     Since,
     /// `presence`: not a boolean.
     Presence,
+    /// `token`: missing from a refresh, or not a string.
+    Token,
 }
 
 /// Why a text message is not a valid request.
@@ -128,6 +138,7 @@ impl Field {
             Self::Data => "missing data",
             Self::Since => "since must be {\"last\":N} or {\"offset\":O,\"epoch\":\"E\"}",
             Self::Presence => "presence must be a boolean",
+            Self::Token => "missing, non-string or empty token",
         }
     }
 }
@@ -214,6 +225,7 @@ struct Fields<'a> {
     since: Option<(Since<'a>, &'a str)>,
     since_bad: bool,
     presence: Option<Node<'a>>,
+    token: Option<Node<'a>>,
 }
 
 impl Parser {
@@ -425,8 +437,17 @@ fn interpret<'a>(
     };
     let err = |kind| ParseError { kind, id };
     // Check the op before the topic so `{"op":"nope"}` is unknown_op, not bad_field.
-    if !matches!(op, "subscribe" | "unsubscribe" | "publish" | "presence") {
+    if !matches!(
+        op,
+        "subscribe" | "unsubscribe" | "publish" | "presence" | "refresh"
+    ) {
         return Err(err(ErrorKind::UnknownOp));
+    }
+    if op == "refresh" {
+        return match fields.token {
+            Some(Node::String(token)) if !token.is_empty() => Ok(Command::Refresh { id, token }),
+            _ => Err(err(ErrorKind::BadField(Field::Token))),
+        };
     }
     let topic = match fields.topic {
         Some((Node::String(t), _)) if !t.is_empty() => t,
@@ -558,6 +579,7 @@ fn walk_object<'a>(
             "topic" => fields.topic = Some((node, raw)),
             "data" => fields.data = Some(raw),
             "presence" => fields.presence = Some(node),
+            "token" => fields.token = Some(node),
             "since" => match parse_since(tape.get(t - 1 - node_count(node)..t)) {
                 // An out-of-range number inside `since` was parsed as 0: not the client's N or O.
                 Some(since) if !huge.iter().any(|&h| (start..end).contains(&(h as usize))) => {

@@ -22,6 +22,9 @@ pub enum ErrorCode {
     /// The connection already waits for as many cluster-wide presence answers as it may have
     /// in flight; ask again once one arrived.
     TooManyRequests,
+    /// A `refresh` whose token is bad, expired, for another `sub`, or sent without
+    /// `--auth-secret` (docs/tokens.md#expiry).
+    Unauthorized,
 }
 
 impl ErrorCode {
@@ -38,6 +41,7 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::TopicTooLong => "topic_too_long",
             Self::TooManyRequests => "too_many_requests",
+            Self::Unauthorized => "unauthorized",
         }
     }
 }

@@ -254,6 +254,18 @@ impl Presence {
         }
     }
 
+    /// How many members `topic` has and how many distinct users they are (members without a
+    /// `user` count as one user together).
+    pub fn stats(&self, topic: &str) -> (usize, usize) {
+        let shard = self.shard(topic);
+        let Some(t) = shard.get(topic) else {
+            return (0, 0);
+        };
+        let users: std::collections::HashSet<Option<&str>> =
+            t.members.values().map(|(u, _)| u.as_deref()).collect();
+        (t.members.len(), users.len())
+    }
+
     /// How many members `topic` has.
     pub fn count(&self, topic: &str) -> usize {
         self.shard(topic).get(topic).map_or(0, |t| t.members.len())

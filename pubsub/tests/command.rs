@@ -516,3 +516,23 @@ fn any_json_number_is_an_id_and_data_even_out_of_range() {
         assert_eq!(kind(&input), ErrorKind::BadJson, "{input}");
     }
 }
+
+#[test]
+fn refresh_needs_a_non_empty_string_token_and_no_topic() {
+    assert_eq!(
+        parse(r#"{"op":"refresh","id":7,"token":"a.b\u002ec"}"#),
+        Ok(Command::Refresh {
+            id: Some("7"),
+            token: "a.b.c"
+        })
+    );
+    for input in [
+        r#"{"op":"refresh","id":7}"#,
+        r#"{"op":"refresh","id":7,"token":""}"#,
+        r#"{"op":"refresh","id":7,"token":1}"#,
+    ] {
+        let err = parse(input).expect_err(input);
+        assert_eq!(err.kind, ErrorKind::BadField(Field::Token), "{input}");
+        assert_eq!(err.id, Some("7"));
+    }
+}

@@ -163,6 +163,29 @@ pub struct Config {
     /// this), so a killed node's members leave every presence list within this time.
     #[arg(long, env = "RINGCAST_CLUSTER_PRESENCE_TTL", default_value_t = 30.0)]
     pub cluster_presence_ttl: f64,
+    /// Key of the server API for the application backend (docs/api.md): with it, `POST
+    /// /api/<method>` is served on the listener, authenticated by `X-API-Key: <key>` or
+    /// `Authorization: apikey <key>` (unset: no API; those paths are answered as any other).
+    #[arg(
+        long,
+        env = "RINGCAST_API_KEY",
+        hide_env_values = true,
+        conflicts_with = "api_key_file"
+    )]
+    pub api_key: Option<Secret>,
+    /// File holding the server API key (its trailing line break is dropped).
+    #[arg(long, env = "RINGCAST_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Also serve the server API, and only it, on this address (an internal network), besides
+    /// `/api/` on `--listen` (docs/api.md#listeners; needs `--api-key`).
+    #[arg(long, env = "RINGCAST_API_LISTEN")]
+    pub api_listen: Option<SocketAddr>,
+    /// Largest server API request body, in bytes (larger ones get 413).
+    #[arg(long, env = "RINGCAST_API_MAX_BODY", default_value_t = 1 << 20)]
+    pub api_max_body: usize,
+    /// The server API key from `--api-key` or `--api-key-file` (set by validation).
+    #[arg(skip)]
+    pub api: Option<Secret>,
 }
 
 /// A secret setting: parsed like a string, never shown by `Debug` (configs may be logged).
@@ -327,6 +350,12 @@ impl Config {
             ));
         }
         self.auth = self.verifier()?.map(Arc::new);
+        self.api = self.api_key()?;
+        if self.api_listen.is_some() && self.api.is_none() {
+            return Err(ConfigError::Range(
+                "--api-listen needs --api-key or --api-key-file".into(),
+            ));
+        }
         Ok(self)
     }
 
@@ -349,6 +378,27 @@ impl Config {
             ));
         }
         Ok(Some(Verifier::new(&secret)))
+    }
+
+    /// The server API key: `--api-key` or the contents of `--api-key-file` (docs/api.md#keys).
+    fn api_key(&self) -> Result<Option<Secret>, ConfigError> {
+        let key = match (&self.api_key, &self.api_key_file) {
+            (Some(k), _) => k.0.clone(),
+            (None, Some(path)) => {
+                let bytes = std::fs::read(path).map_err(|e| {
+                    ConfigError::Range(format!(
+                        "cannot read --api-key-file {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                String::from_utf8_lossy(secret_from_file(&bytes)).into_owned()
+            }
+            (None, None) => return Ok(None),
+        };
+        if key.is_empty() {
+            return Err(ConfigError::Range("the API key must not be empty".into()));
+        }
+        Ok(Some(Secret(key)))
     }
 
     /// `--handshake-timeout` as a duration.

@@ -205,6 +205,20 @@ fn serve(config: Config, tls: Option<Arc<TlsAcceptor>>) -> Result<(), Box<dyn st
     } else {
         plain_listeners.resize_with(n, || None);
     }
+    // The server API's own listener (docs/api.md#listeners), one per worker like the main one.
+    let (mut api_listeners, api_bound) = match config.api_listen {
+        Some(addr) => {
+            let first = listener(addr)?;
+            let bound = first.local_addr()?.as_socket().ok_or("no inet address")?;
+            let mut all = vec![first];
+            for _ in 1..n {
+                all.push(listener(bound)?);
+            }
+            (all.into_iter().map(Some).collect(), Some(bound))
+        }
+        None => (Vec::new(), None),
+    };
+    api_listeners.resize_with(n, || None);
     // Made before any worker accepts: at the descriptor limit it could not be made later.
     let mut waker = Waker::new()?;
     let shared = Shared::new(config, n);
@@ -223,8 +237,10 @@ fn serve(config: Config, tls: Option<Arc<TlsAcceptor>>) -> Result<(), Box<dyn st
     let (exit_tx, exit_rx) = crossbeam_channel::unbounded::<Exit>();
     let mut peer_txs = Vec::new();
     let mut handles = Vec::new();
-    let per_worker = listeners.into_iter().zip(plain_listeners).zip(receivers);
-    for (id, ((sock, plain), rx)) in per_worker.enumerate() {
+    let per_worker = (listeners.into_iter().zip(plain_listeners))
+        .zip(receivers)
+        .zip(api_listeners);
+    for (id, (((sock, plain), rx), api_sock)) in per_worker.enumerate() {
         let shared = shared.clone();
         let tls = tls.clone();
         let cpus = cpus.clone();
@@ -249,6 +265,9 @@ fn serve(config: Config, tls: Option<Arc<TlsAcceptor>>) -> Result<(), Box<dyn st
                             return Err(e.to_string());
                         }
                     };
+                    if let Some(api_sock) = api_sock {
+                        worker.set_api_listener(api_sock);
+                    }
                     let _ = ready_tx.send(Ok((id, worker.ring_fd())));
                     let peers = peers_rx.recv().map_err(|e| e.to_string())?;
                     worker.start(peers).map_err(|e| e.to_string())?;
@@ -281,13 +300,13 @@ fn serve(config: Config, tls: Option<Arc<TlsAcceptor>>) -> Result<(), Box<dyn st
     for _ in 0..n {
         ready_rx.recv()??;
     }
+    // One line: scripts read the first line for the port.
     let scheme = if tls.is_some() { "wss" } else { "ws" };
-    match plain_bound {
-        Some(plain) => {
-            println!("ringcast listening on {scheme}://{bound}/ and ws://{plain}/ ({n} workers)")
-        }
-        None => println!("ringcast listening on {scheme}://{bound}/ ({n} workers)"),
-    }
+    let plain = plain_bound.map_or(String::new(), |p| format!(" and ws://{p}/"));
+    let api = api_bound.map_or(String::new(), |a| {
+        format!(", server API on http://{a}/api/")
+    });
+    println!("ringcast listening on {scheme}://{bound}/{plain} ({n} workers){api}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     tracing::info!(%bound, workers = n, "accepting connections");

@@ -1,6 +1,8 @@
 //! Counters per worker (relaxed atomics on the worker's own cache lines, so the hot path never
 //! contends) and their Prometheus text rendering.
 
+pub mod api;
+
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -77,6 +79,10 @@ pub struct WorkerMetrics {
     pub tls_handshakes: AtomicU64,
     /// TLS connections failed, by `TLS_FAILURE_REASONS` index.
     pub tls_failures: [AtomicU64; TLS_FAILURE_REASONS.len()],
+    /// Connections closed because their token expired (docs/tokens.md#expiry).
+    pub token_expiries: AtomicU64,
+    /// Server API calls (docs/metrics.md#server-api).
+    pub api: api::ApiMetrics,
 }
 
 impl WorkerMetrics {
@@ -274,6 +280,14 @@ pub fn render(workers: &[&WorkerMetrics], rooms: usize) -> String {
             get(&w.completions)
         );
     }
+    counter(
+        &mut out,
+        "token_expiries_total",
+        "Connections closed with 1008 because their token expired.",
+        workers,
+        |w| get(&w.token_expiries),
+    );
+    api::render(&mut out, workers.iter().map(|w| &w.api));
     out
 }
 

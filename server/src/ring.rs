@@ -96,6 +96,8 @@ pub enum Op {
     Shutdown(u32, u32),
     /// Close of connection (slot, generation).
     Close(u32, u32),
+    /// Multishot accept on the worker's server API listener (`--api-listen`).
+    ApiAccept,
     /// The periodic timer.
     Tick,
     /// A wake-up posted by another worker (MSG_RING).
@@ -117,6 +119,7 @@ impl Op {
             Op::Wake => (7, 0, 0),
             Op::Ignore => (8, 0, 0),
             Op::AcceptPlain => (9, 0, 0),
+            Op::ApiAccept => (10, 0, 0),
         };
         (kind << 56) | (u64::from(generation & 0xff_ffff) << 32) | u64::from(slot)
     }
@@ -134,6 +137,7 @@ impl Op {
             6 => Op::Tick,
             7 => Op::Wake,
             9 => Op::AcceptPlain,
+            10 => Op::ApiAccept,
             _ => Op::Ignore,
         }
     }

@@ -27,11 +27,23 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ringcast_cluster::{Bus, BusConfig, BusEvent, BusMessage, BusStats, ClusterBus, ClusterError};
+use ringcast_cluster::{
+    Bus, BusConfig, BusEvent, BusMessage, BusStats, ClusterBus, ClusterError, MessageKind,
+};
 use ringcast_pubsub::history::{History, SharedSpan};
 
 use crate::config::Config;
 use crate::rooms::RoomWatch;
+
+/// The bus room of the server API's orders (docs/api.md#across-the-cluster): longer than any
+/// topic (256 bytes) or room (64) a client may name, so no client can join or publish to it.
+pub const API_ORDERS_ROOM: &str = concat!(
+    "ringcast-server-api-orders/",
+    "................................................................",
+    "................................................................",
+    "................................................................",
+    "................................................................",
+);
 
 /// What the bus thread's event handler remembers (to log changes only).
 #[derive(Default)]
@@ -137,12 +149,27 @@ impl Bridge {
             shards = config.cluster.len(),
             "cluster bus started"
         );
-        Ok(Some(Arc::new(Bridge {
+        let bridge = Bridge {
             bus: Box::new(bus),
             asks: Mutex::default(),
             next_token: AtomicU64::new(1),
             malformed: AtomicU64::new(0),
-        })))
+        };
+        // A node that serves the server API hears the other nodes' orders, members or not
+        // (docs/cluster.md#what-travels); one without subscribes to rooms with members only.
+        if config.api.is_some() {
+            let _ = bridge.bus.subscribe(Arc::from(API_ORDERS_ROOM));
+        }
+        Ok(Some(Arc::new(bridge)))
+    }
+
+    /// Publishes an order of the server API (disconnect, subscribe, unsubscribe, ban) for the
+    /// other nodes, on the room they all subscribe to (docs/api.md#across-the-cluster).
+    pub fn publish_order(&self, json: Vec<u8>) {
+        let message = BusMessage::new(MessageKind::Json, json);
+        let _ = self
+            .bus
+            .try_publish(Arc::from(API_ORDERS_ROOM), vec![message]);
     }
 
     /// Queues one turn's local messages of `room` for one PUBLISH. A full queue is counted by

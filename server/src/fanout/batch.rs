@@ -11,9 +11,38 @@ use ringcast_protocol::frame::{MAX_HEADER_LEN, OpCode, encode_header};
 use ringcast_pubsub::envelope;
 use ringcast_pubsub::history::Epoch;
 
+use crate::conn::outq::HoldId;
 use crate::rooms::local::Class;
 use crate::rooms::stream::NodeChange;
 use crate::rooms::{Directory, SharedRoom};
+
+/// Answers of a server API connection that wait for publish results (docs/api.md#http); the
+/// API module implements it, so the fan-out knows nothing of HTTP.
+pub trait ApiAnswers: Send + Sync + std::fmt::Debug {
+    /// Result number `slot` is known (`position`: epoch and offset, with history). When it was
+    /// the last one missing: the place held for the answers and the bytes that fill it.
+    fn result(&self, slot: u32, position: Option<(&str, u64)>) -> Option<(HoldId, Vec<u8>)>;
+}
+
+/// Who waits for a publish's result, which the pipeline gives once history has given its
+/// offset (`fanout::pipeline::ack`).
+#[derive(Debug, Clone)]
+pub enum AckTo {
+    /// A pub/sub client: the raw JSON text of its request's `id`; it gets `published`.
+    Client(Box<str>),
+    /// A server API request (docs/api.md#publish): result `slot` of the answers waiting in
+    /// its connection's queue.
+    Api {
+        /// The answers waiting for this result.
+        answers: Arc<dyn ApiAnswers>,
+        /// Which of their results this is.
+        slot: u32,
+    },
+}
+
+/// A publish's result to hand out: the offset (with history on), the sender's slab key on the
+/// batch's origin worker, and who waits for it.
+pub type Ack = (Option<u64>, usize, AckTo);
 
 /// One message of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +79,12 @@ pub struct BatchBuilder {
 /// What a batch being built carries besides its frames, each kind with only its fields.
 #[derive(Debug)]
 enum Kind {
-    /// Messages; the `published` replies waiting for their offsets: (message index, sender,
-    /// raw id).
-    Messages { acks: Vec<(u32, usize, Box<str>)> },
+    /// Messages; the results waiting for their offsets: (message index, sender, who waits);
+    /// `api`: `Some(skip_history)` for a batch of server API publishes (docs/api.md#publish).
+    Messages {
+        acks: Vec<(u32, usize, AckTo)>,
+        api: Option<bool>,
+    },
     /// This process's presence joins and leaves: each event's topic incarnation and `seq`
     /// (`pubsub::presence`).
     Events { seqs: Vec<(u64, u64)> },
@@ -65,7 +97,7 @@ enum Kind {
 enum Content {
     /// Messages: their acks, then (with history) their offsets, and their JSON form.
     Messages {
-        acks: Vec<(u32, usize, Box<str>)>,
+        acks: Vec<(u32, usize, AckTo)>,
         /// With history on: the epoch and the offset of the first message (the rest follow
         /// by 1).
         seq: Option<(Epoch, u64)>,
@@ -96,7 +128,10 @@ impl BatchBuilder {
             room: None,
             raw: Vec::new(),
             messages: Vec::new(),
-            kind: Kind::Messages { acks: Vec::new() },
+            kind: Kind::Messages {
+                acks: Vec::new(),
+                api: None,
+            },
         }
     }
 
@@ -137,11 +172,19 @@ impl BatchBuilder {
         }
     }
 
-    /// Notes that the sender of the message about to be pushed gets `published` with `id`.
-    fn ack_next(&mut self, sender: usize, id: &str) {
+    /// Notes who waits for the result of the message about to be pushed by `sender`.
+    fn ack_next(&mut self, sender: usize, to: AckTo) {
         let next = self.messages.len() as u32;
-        if let Kind::Messages { acks } = &mut self.kind {
-            acks.push((next, sender, id.into()));
+        if let Kind::Messages { acks, .. } = &mut self.kind {
+            acks.push((next, sender, to));
+        }
+    }
+
+    /// `Some(skip_history)` for a batch of server API publishes (`pipeline::Source::Api`).
+    pub fn api(&self) -> Option<bool> {
+        match self.kind {
+            Kind::Messages { api, .. } => api,
+            _ => None,
         }
     }
 
@@ -195,7 +238,7 @@ impl BatchBuilder {
             messages: self.messages,
             own,
             content: match self.kind {
-                Kind::Messages { acks } => Content::Messages {
+                Kind::Messages { acks, .. } => Content::Messages {
                     acks,
                     seq: None,
                     json: OnceLock::new(),
@@ -300,7 +343,7 @@ impl FrozenBatch {
 
     /// Takes the `published` replies to queue once the offsets are known: (offset with
     /// history on, sender, raw id).
-    pub fn take_acks(&mut self) -> Vec<(Option<u64>, usize, Box<str>)> {
+    pub fn take_acks(&mut self) -> Vec<Ack> {
         let Content::Messages { acks, seq, .. } = &mut self.content else {
             return Vec::new();
         };
@@ -415,6 +458,8 @@ enum Key {
     Messages(u64),
     Events(u64),
     Topic(Arc<str>),
+    /// Server API publishes to a topic (with `skip_history` or not).
+    Api(Arc<str>, bool),
 }
 
 /// All room batches of the current turn on one worker.
@@ -459,8 +504,37 @@ impl TurnBatches {
         };
         let b = &mut self.rooms[i];
         if let Some(id) = ack {
-            b.ack_next(sender, id);
+            b.ack_next(sender, AckTo::Client(id.into()));
         }
+        b.push_publish(Some(sender), data);
+        self.bytes += data.len() + MAX_HEADER_LEN;
+    }
+
+    /// Appends one server API publish (docs/api.md#publish) from API connection `sender` to
+    /// `topic`: into a batch of API publishes of its own (`pipeline::Source::Api`), the room's
+    /// when the topic has one; `ack` waits for its result.
+    pub fn push_api_publish(
+        &mut self,
+        topic: &Arc<str>,
+        room: Option<&Arc<SharedRoom>>,
+        sender: usize,
+        data: &[u8],
+        skip_history: bool,
+        ack: AckTo,
+    ) {
+        let i = self.builder(Key::Api(topic.clone(), skip_history), || {
+            let mut b = match room {
+                Some(room) => BatchBuilder::new(room.clone()),
+                None => BatchBuilder::for_topic(topic.clone()),
+            };
+            b.kind = Kind::Messages {
+                acks: Vec::new(),
+                api: Some(skip_history),
+            };
+            b
+        });
+        let b = &mut self.rooms[i];
+        b.ack_next(sender, ack);
         b.push_publish(Some(sender), data);
         self.bytes += data.len() + MAX_HEADER_LEN;
     }

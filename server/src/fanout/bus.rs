@@ -16,11 +16,12 @@ use ringcast_cluster::{BusEvent, BusMessage, ClusterError, MessageKind, Presence
 use ringcast_protocol::frame::{MAX_HEADER_LEN, OpCode, encode_header};
 use ringcast_pubsub::envelope::{self, Member};
 
-use crate::bridge::AskFor;
+use crate::bridge::{API_ORDERS_ROOM, AskFor};
 use crate::fanout::batch::{BatchBuilder, FrozenBatch};
 use crate::fanout::handoff::PerWorker;
 use crate::fanout::peers::{Peers, Remote};
 use crate::fanout::pipeline::{self, Source, Topics};
+use crate::pubsub::orders;
 use crate::rooms::stream::NodeChange;
 use crate::shared::Shared;
 
@@ -67,6 +68,23 @@ impl Inbound {
     fn handle(&self, event: BusEvent) {
         let history = self.shared.hub.history.as_ref();
         match event {
+            BusEvent::Messages { room, messages, .. } if &*room == API_ORDERS_ROOM => {
+                // Another node's server API orders (docs/api.md#across-the-cluster): applied
+                // here as if made on this node; never a batch, never history.
+                let hub = &self.shared.hub;
+                for m in &messages {
+                    let Some((order, ban_until)) = orders::decode(&m.payload) else {
+                        continue;
+                    };
+                    if let Some(until) = ban_until {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs() as i64);
+                        hub.bans.ban(&order.user, until, now);
+                    }
+                    hub.orders.post(order);
+                }
+            }
             BusEvent::Messages { room, messages, .. } => {
                 let topic: Arc<str> = Arc::from(&*room);
                 let mut builder = BatchBuilder::for_topic(topic);

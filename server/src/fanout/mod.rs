@@ -65,10 +65,14 @@ impl Fanout {
         let (echo, limit) = (shared.config.echo, shared.config.max_backpressure);
         let mut report = DeliveryReport::default();
         for builder in self.batches.take() {
-            let mut batch = builder.freeze(Some(worker), !echo);
-            let (workers, acks) =
-                pipeline::publish(&mut batch, Source::Clients, shared, &mut self.topics);
-            pipeline::ack(batch.topic(), acks, out);
+            let source = match builder.api() {
+                Some(skip_history) => Source::Api { skip_history },
+                None => Source::Clients,
+            };
+            // An API connection is no member: nothing of its own to skip.
+            let mut batch = builder.freeze(Some(worker), !echo && source == Source::Clients);
+            let (workers, acks) = pipeline::publish(&mut batch, source, shared, &mut self.topics);
+            pipeline::ack(&batch, acks, out);
             if workers == 0 {
                 continue;
             }

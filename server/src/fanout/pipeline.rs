@@ -1,12 +1,15 @@
 //! The one publish pipeline. Every source of messages enters [`publish`] with a frozen batch
 //! of one topic: a client's messages on this worker (`Fanout::flush_batches`), a batch from
-//! another node (`fanout::bus::Inbound`, on the bus thread), and next the server API. It runs
-//! the same steps in the same order for each:
+//! another node (`fanout::bus::Inbound`, on the bus thread), and the server API's publishes
+//! (docs/api.md#publish; a worker's turn batch of its own per topic). It runs the same steps in
+//! the same order for each:
 //!
-//! 1. the cluster publish, for a batch of local clients (one PUBLISH per topic per turn;
-//!    what came from the bus never goes back to it);
-//! 2. offsets and the history append, with history on (one lock per topic per turn);
-//! 3. the `published` replies, now that the offsets are known ([`Published`]);
+//! 1. the cluster publish, for a batch of local clients or API requests (one PUBLISH per topic
+//!    per turn; what came from the bus never goes back to it);
+//! 2. offsets and the history append, with history on (one lock per topic per turn; not for
+//!    an API publish with `skip_history`);
+//! 3. the results, now that the offsets are known ([`Published`]): `published` for a client,
+//!    for an API request its result in the answers held in its queue ([`AckTo`]);
 //! 4. the targets, read after the append (history rule 2): the room's workers, the topic
 //!    looked up again when it had no room or its room emptied (`FrozenBatch::resolve`).
 //!
@@ -24,7 +27,7 @@ use ringcast_protocol::frame::OpCode;
 use ringcast_pubsub::envelope;
 use ringcast_pubsub::history::{SharedSpan, TopicHandle};
 
-use crate::fanout::batch::FrozenBatch;
+use crate::fanout::batch::{Ack, AckTo, FrozenBatch};
 use crate::fanout::deliver::Outboxes;
 use crate::rooms::local::Class;
 use crate::shared::Shared;
@@ -36,6 +39,11 @@ pub enum Source {
     Clients,
     /// The cluster bus: another node's clients.
     Bus,
+    /// Server API requests on this worker (docs/api.md#publish).
+    Api {
+        /// Not appended to history: no offset, and the result says none.
+        skip_history: bool,
+    },
 }
 
 /// History handles a source appended to, by topic (a bounded cache: past
@@ -48,9 +56,9 @@ pub struct Topics {
 /// Topic handles a source keeps before it starts afresh.
 const MAX_TOPIC_HANDLES: usize = 4096;
 
-/// The `published` replies of a batch: (offset with history on, sender's slab key on the
-/// batch's origin worker, the request's raw id).
-pub type Published = Vec<(Option<u64>, usize, Box<str>)>;
+/// The results of a batch: (offset with history on, sender's slab key on the batch's origin
+/// worker, who waits for it).
+pub type Published = Vec<Ack>;
 
 /// Runs steps 1–4 on `batch` from `source`; returns the bitmask of workers with members of
 /// its topic (the origin worker's bit included) and the `published` replies to queue.
@@ -65,22 +73,36 @@ pub fn publish(
         // cluster's own presence changes travel as Join/Leave).
         return (batch.resolve(&shared.directory), Vec::new());
     }
-    if source == Source::Clients
+    if source != Source::Bus
         && let Some(bridge) = &shared.cluster
     {
         bridge.publish(batch.topic().clone(), outbound(batch));
     }
-    topics.append(batch, shared);
+    if source != (Source::Api { skip_history: true }) {
+        topics.append(batch, shared);
+    }
     let acks = batch.take_acks();
     (batch.resolve(&shared.directory), acks)
 }
 
-/// Queues each `published` reply in its sender's queue on this worker.
-pub fn ack(topic: &str, acks: Published, out: &mut impl Outboxes) {
-    for (offset, sender, id) in acks {
-        let mut reply = Vec::with_capacity(64 + id.len());
-        envelope::published(&mut reply, topic, &id, offset);
-        out.outbox(sender).push_frame(OpCode::Text, &reply);
+/// Queues each result in its sender's queue on this worker: a client's `published`, or the
+/// bytes that fill the place an API answer holds for it.
+pub fn ack(batch: &FrozenBatch, acks: Published, out: &mut impl Outboxes) {
+    let topic = &**batch.topic();
+    let epoch = batch.seq().map(|s| &**s.0);
+    for (offset, sender, to) in acks {
+        match to {
+            AckTo::Client(id) => {
+                let mut reply = Vec::with_capacity(64 + id.len());
+                envelope::published(&mut reply, topic, &id, offset);
+                out.outbox(sender).push_frame(OpCode::Text, &reply);
+            }
+            AckTo::Api { answers, slot } => {
+                if let Some((hold, bytes)) = answers.result(slot, epoch.zip(offset)) {
+                    out.outbox(sender).fill(hold, bytes);
+                }
+            }
+        }
     }
 }
 
@@ -166,7 +188,12 @@ mod tests {
         let (workers, acks) = publish(&mut local, Source::Clients, &shared, &mut topics);
         assert_eq!(workers, 0, "nobody is subscribed");
         assert_eq!(local.seq().map(|s| (s.1, s.2)), Some((1, 2)));
-        let acked: Vec<_> = acks.iter().map(|a| (a.0, a.1, &*a.2)).collect();
+        let acked: Vec<_> = (acks.iter())
+            .map(|a| match &a.2 {
+                AckTo::Client(id) => (a.0, a.1, &**id),
+                AckTo::Api { .. } => (a.0, a.1, "api"),
+            })
+            .collect();
         assert_eq!(acked, vec![(Some(1), 7, "\"p0\""), (Some(2), 7, "\"p1\"")]);
         // The bus thread is one more source of the same topic: offsets continue, no acks.
         let mut bus_topics = Topics::default();

@@ -11,6 +11,9 @@ use ringcast_pubsub::presence::{ClientId, Presence};
 
 use crate::config::Config;
 
+pub mod idempotency;
+pub mod orders;
+
 /// Topics one tick's TTL sweep visits at most (each tick of each worker takes a step of the
 /// one shared pass): bounded work per tick, and at 10-500 ms ticks a pass over 100,000 topics
 /// still ends within a couple of minutes, while a quiet topic's expired messages go sooner
@@ -25,6 +28,13 @@ pub struct Hub {
     pub presence: Presence,
     /// `--node-id`, or a random one.
     pub node_id: String,
+    /// The server API's orders about connections (disconnect, subscribe, unsubscribe),
+    /// applied by every worker (docs/api.md#disconnect).
+    pub orders: orders::Orders,
+    /// Users banned by the server API's `disconnect` with `ban_until` (docs/api.md#disconnect).
+    pub bans: orders::Bans,
+    /// The server API's `idempotency_key` window (docs/api.md#publish).
+    pub idempotency: idempotency::Idempotency,
     start: Instant,
 }
 
@@ -48,6 +58,9 @@ impl Hub {
             history,
             presence: Presence::new(config.presence_max),
             node_id,
+            orders: orders::Orders::new(config.workers),
+            idempotency: idempotency::Idempotency::default(),
+            bans: orders::Bans::default(),
             start: Instant::now(),
         }
     }

@@ -101,6 +101,13 @@ impl Directory {
         rooms.get(name).cloned()
     }
 
+    /// The names of the rooms with members in this process (the server API's `channels`,
+    /// docs/api.md#channels): copied out, so the lock is held only for the copy.
+    pub fn names(&self) -> Vec<Arc<str>> {
+        let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        rooms.keys().cloned().collect()
+    }
+
     /// Clears `worker`'s bit after its last member left; drops the room when no worker is left.
     pub fn leave(&self, room: &SharedRoom, worker: usize) {
         let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());

@@ -60,7 +60,7 @@ pub fn check_room(claims: Option<&Claims>, room: &str) -> Result<Access, Refusal
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it, which only makes tokens expire).
-fn now_unix() -> i64 {
+pub fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -141,6 +141,7 @@ mod tests {
             sub: None,
             rooms: Some(vec!["team-*".into()]),
             read: Some(vec!["news".into()]),
+            exp: None,
         };
         assert_eq!(check_room(Some(&claims), "team-a"), Ok(Access::Full));
         assert_eq!(check_room(Some(&claims), "news"), Ok(Access::Read));

@@ -15,6 +15,7 @@ use ringcast_pubsub::presence::ChangeKind;
 use crate::refusal::Refusal;
 use crate::rooms::JoinError;
 use crate::rooms::local::Class;
+use crate::session::api::{self, ApiSession};
 use crate::session::auth;
 use crate::session::presence::announce;
 use crate::session::pubsub::PubSubSession;
@@ -85,6 +86,16 @@ impl Handshake {
         } else {
             data
         };
+        if sink.config().api.is_some() && api::is_api_request(buf) {
+            // The server API (docs/api.md): this connection speaks HTTP from now on.
+            if let Some(limit) = self.over_limit {
+                reject(sink, limit);
+                return None;
+            }
+            let mut session = ApiSession::default();
+            session.feed(buf, sink);
+            return Some(Upgraded::Api(session));
+        }
         let (request, used) = match parse_request(buf, max) {
             Ok(Some(found)) => found,
             Ok(None) => {
@@ -120,6 +131,7 @@ impl Handshake {
                         match &mut up {
                             Upgraded::Room(r) => r.feed(rest, sink),
                             Upgraded::PubSub(p) => p.feed(rest, sink),
+                            Upgraded::Api(a) => a.feed(rest, sink),
                         }
                     }
                     Some(up)
@@ -135,6 +147,8 @@ pub enum Upgraded {
     Room(RoomSession),
     /// JSON pub/sub (the `--pubsub-protocol` token).
     PubSub(PubSubSession),
+    /// The server API (a request to `/api/…` with `--api-key` set).
+    Api(ApiSession),
 }
 
 /// Completes the upgrade: checks Origin (403), token (401), room (403) and limits (503) in
@@ -153,6 +167,12 @@ fn accept(
         return Err(Refusal::Forbidden);
     }
     let claims = auth::check_token(cfg.auth.as_deref(), up)?;
+    // A user the server API banned (docs/api.md#disconnect) is refused like a bad token.
+    if let Some(sub) = claims.as_ref().and_then(|c| c.sub.as_deref())
+        && sink.hub().bans.banned(sub, auth::now_unix())
+    {
+        return Err(Refusal::Unauthorized("user is banned"));
+    }
     let chosen = up.select_protocol(|t| cfg.room_allowed(t) || t == cfg.pubsub_protocol)?;
     let pubsub = chosen == Some(cfg.pubsub_protocol.as_str());
     let room_name = chosen.unwrap_or(&cfg.default_room);
@@ -184,7 +204,10 @@ fn accept(
             .map_err(|JoinError::TooManyRooms| Refusal::TooManyRooms)?;
         let user = claims.as_ref().and_then(|c| c.sub.as_deref());
         announce(sink, &room, &client, user, ChangeKind::Join);
-        Upgraded::Room(RoomSession::new(room, slot, decoder, client, access))
+        let mut session = RoomSession::new(room, slot, decoder, client, access);
+        session.user = user.map(Box::from);
+        session.expires = claims.as_ref().and_then(|c| c.exp);
+        Upgraded::Room(session)
     };
     let mut response = Vec::with_capacity(160);
     render_accept(&mut response, &up.accept, chosen);

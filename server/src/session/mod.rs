@@ -10,6 +10,7 @@
 //! earlier in the turn leave before its Close) are applied by the worker when it takes the
 //! [`End`] out of the sink, in one place (`worker::Worker::end`).
 
+pub mod api;
 pub mod auth;
 pub mod handshake;
 pub mod presence;
@@ -24,6 +25,7 @@ use crate::rooms::local::Slot;
 
 use ringcast_pubsub::presence::ClientId;
 
+use self::api::ApiSession;
 use self::handshake::{Handshake, Upgraded};
 use self::pubsub::PubSubSession;
 use self::room::RoomSession;
@@ -37,6 +39,8 @@ pub enum Session {
     Room(RoomSession),
     /// Upgraded: JSON pub/sub, subscribed to any number of topics.
     PubSub(PubSubSession),
+    /// The server API (docs/api.md): HTTP/1.1 requests after the first one to `/api/…`.
+    Api(ApiSession),
     /// Its last bytes are queued (an HTTP answer or a Close frame), or it was torn down: what
     /// the client still sends is read and dropped.
     Closing,
@@ -55,8 +59,10 @@ impl Session {
             Session::Handshake(h) => match h.feed(data, sink) {
                 Some(Upgraded::Room(r)) => *self = Session::Room(r),
                 Some(Upgraded::PubSub(p)) => *self = Session::PubSub(p),
+                Some(Upgraded::Api(a)) => *self = Session::Api(a),
                 None => {}
             },
+            Session::Api(a) => a.feed(data, sink),
             Session::Room(r) => r.feed(data, sink),
             Session::PubSub(p) => p.feed(data, sink),
             Session::Closing => {}
@@ -68,6 +74,7 @@ impl Session {
         match self {
             Session::Room(r) => r.pending_bytes(),
             Session::PubSub(p) => p.pending_bytes(),
+            Session::Api(a) => a.pending_bytes(),
             Session::Handshake(_) | Session::Closing => 0,
         }
     }
@@ -77,7 +84,25 @@ impl Session {
         match self {
             Session::Room(r) => Some(&r.client),
             Session::PubSub(p) => Some(p.client()),
-            Session::Handshake(_) | Session::Closing => None,
+            Session::Handshake(_) | Session::Api(_) | Session::Closing => None,
+        }
+    }
+
+    /// The token's `sub` of an upgraded connection, if it had one.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Session::Room(r) => r.user.as_deref(),
+            Session::PubSub(p) => p.user(),
+            Session::Handshake(_) | Session::Api(_) | Session::Closing => None,
+        }
+    }
+
+    /// When the connection's token ends (its `exp`, unix seconds), if it has one.
+    pub fn expires(&self) -> Option<i64> {
+        match self {
+            Session::Room(r) => r.expires,
+            Session::PubSub(p) => p.expires(),
+            Session::Handshake(_) | Session::Api(_) | Session::Closing => None,
         }
     }
 
@@ -87,7 +112,7 @@ impl Session {
         match std::mem::replace(self, Session::Closing) {
             Session::Room(r) => vec![r.into_membership()],
             Session::PubSub(p) => p.into_memberships(),
-            Session::Handshake(_) | Session::Closing => Vec::new(),
+            Session::Handshake(_) | Session::Api(_) | Session::Closing => Vec::new(),
         }
     }
 
@@ -97,7 +122,7 @@ impl Session {
         match self {
             Session::Room(r) => r.slot_mut(room_id),
             Session::PubSub(p) => p.slot_mut(room_id),
-            Session::Handshake(_) | Session::Closing => None,
+            Session::Handshake(_) | Session::Api(_) | Session::Closing => None,
         }
     }
 }

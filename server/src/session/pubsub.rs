@@ -96,6 +96,34 @@ impl PubSubSession {
         &self.topics.client
     }
 
+    /// A subscribe (or unsubscribe) of `topic` the server API made for this connection
+    /// (docs/api.md#subscribe): handled as this client's own request, with every check it
+    /// gets (`--rooms`, the token's claims, `--max-subscriptions`), answered with `"id":null`.
+    pub fn server_request(&mut self, topic: &str, subscribe: bool, sink: &mut Sink<'_>) {
+        let id = Some("null");
+        let command = if subscribe {
+            Command::Subscribe {
+                topic,
+                id,
+                since: None,
+                presence: false,
+            }
+        } else {
+            Command::Unsubscribe { topic, id }
+        };
+        self.topics.command(command, sink);
+    }
+
+    /// When the token ends (unix seconds, its `exp`), if the connection has one.
+    pub fn expires(&self) -> Option<i64> {
+        self.topics.claims.as_ref().and_then(|c| c.exp)
+    }
+
+    /// The token's `sub`, if it had one.
+    pub fn user(&self) -> Option<&str> {
+        self.topics.claims.as_ref().and_then(|c| c.sub.as_deref())
+    }
+
     /// Where this connection sits in local room `room_id`.
     pub fn slot_mut(&mut self, room_id: u64) -> Option<&mut Slot> {
         (self.topics.subs.iter_mut())
@@ -227,6 +255,7 @@ impl Topics {
                 presence,
             } => self.subscribe(topic, id, since, presence, sink),
             Command::Unsubscribe { topic, id } => self.unsubscribe(topic, id, sink),
+            Command::Refresh { id, token } => self.refresh(id, token, sink),
             Command::Publish { topic, id, data } => self.publish(topic, id, data, sink),
             // Who is in a topic is what a subscriber would learn: the same claim applies.
             Command::Presence { topic, id } if !self.may_read(topic) => error(
@@ -252,6 +281,38 @@ impl Topics {
                 }
             },
         }
+    }
+
+    /// `refresh` (docs/tokens.md#expiry): a new token for the same `sub`, checked like the
+    /// first; its claims and `exp` replace the old ones (subscriptions made stay).
+    fn refresh(&mut self, id: Option<&str>, token: &str, sink: &mut Sink<'_>) {
+        let Some(verifier) = sink.config().auth.as_deref() else {
+            let msg = "tokens are not in use (no --auth-secret)";
+            return error(sink, id, ErrorCode::Unauthorized, msg);
+        };
+        let claims = match verifier.verify(token, crate::session::auth::now_unix()) {
+            Ok(claims) => claims,
+            // The reason names what was wrong, never the token.
+            Err(e) => return error(sink, id, ErrorCode::Unauthorized, &e.to_string()),
+        };
+        let old_sub = self.claims.as_ref().and_then(|c| c.sub.as_deref());
+        if claims.sub.as_deref() != old_sub {
+            let msg = "the token is for another sub";
+            return error(sink, id, ErrorCode::Unauthorized, msg);
+        }
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(b"{\"op\":\"refreshed\"");
+        if let Some(id) = id {
+            out.extend_from_slice(b",\"id\":");
+            out.extend_from_slice(id.as_bytes());
+        }
+        if let Some(exp) = claims.exp {
+            out.extend_from_slice(b",\"exp\":");
+            out.extend_from_slice(exp.to_string().as_bytes());
+        }
+        out.push(b'}');
+        self.claims = Some(Box::new(claims));
+        sink.reply_frame(OpCode::Text, &out);
     }
 
     /// Whether the token lets this connection subscribe to `topic` (always, without auth).

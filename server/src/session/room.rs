@@ -18,6 +18,11 @@ use crate::session::sink::Sink;
 pub struct RoomSession {
     /// Cluster-unique id (room-mode members count in presence).
     pub client: ClientId,
+    /// The token's `sub` (the server API's `disconnect` finds a user's connections by it).
+    pub user: Option<Box<str>>,
+    /// The token's `exp` (unix seconds): closed with 1008 once it passed, plus the leeway
+    /// (docs/tokens.md#expiry; room mode has no refresh).
+    pub expires: Option<i64>,
     room: Arc<SharedRoom>,
     slot: Slot,
     decoder: Box<Decoder>,
@@ -38,6 +43,8 @@ impl RoomSession {
     ) -> RoomSession {
         RoomSession {
             client,
+            user: None,
+            expires: None,
             room,
             slot,
             decoder: Box::new(decoder),

@@ -362,6 +362,16 @@ impl<'a> Sink<'a> {
         self.shared.directory.get(topic)
     }
 
+    /// The names of the rooms with members in this process (the server API's `channels`).
+    pub fn room_names(&self) -> Vec<Arc<str>> {
+        self.shared.directory.names()
+    }
+
+    /// Connections open in the whole process (the server API's `info`).
+    pub fn open_connections(&self) -> usize {
+        self.shared.open.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The `/metrics` page: every worker's counters, rooms, pub/sub and cluster gauges.
     pub fn render_metrics(&self) -> String {
         self.shared.render_metrics()
@@ -378,5 +388,27 @@ impl<'a> Sink<'a> {
             queued: self.queued,
             end: self.end,
         }
+    }
+}
+
+/// What the server API session (`crate::api`, docs/api.md) does through its sink.
+impl Sink<'_> {
+    /// Publishes an API request's `data` (raw JSON text) to `topic` through the one pipeline
+    /// (`fanout::pipeline::Source::Api`), into `room` when the topic has one; `ack` is the
+    /// place this connection's queue holds for the result.
+    pub fn publish_api(
+        &mut self,
+        topic: &Arc<str>,
+        room: Option<&Arc<SharedRoom>>,
+        data: &[u8],
+        skip_history: bool,
+        ack: crate::fanout::batch::AckTo,
+    ) {
+        (self.batches).push_api_publish(topic, room, self.key, data, skip_history, ack);
+    }
+
+    /// Bytes queued for this connection and not sent yet.
+    pub fn unsent(&self) -> usize {
+        self.out.unsent()
     }
 }

@@ -57,6 +57,10 @@ pub enum ConnState {
     /// Upgraded (room or pub/sub) and not closing: WebSocket traffic flows both ways, and
     /// keepalive (`--ping-interval`, `--idle-timeout`) applies.
     Open,
+    /// A server API connection (HTTP/1.1 keep-alive, docs/api.md): no WebSocket keepalive;
+    /// cut when idle past `--idle-timeout` or a request is still arriving past
+    /// `--handshake-timeout`.
+    Api,
     /// Its last bytes are queued (a Close or an HTTP answer): what it still sends is read and
     /// dropped, and it is torn down after the linger time.
     Closing,
@@ -72,6 +76,7 @@ impl Conn {
             _ if self.life.is_dead() => ConnState::Dead,
             Session::Handshake(_) => ConnState::Handshake,
             Session::Room(_) | Session::PubSub(_) => ConnState::Open,
+            Session::Api(_) => ConnState::Api,
             Session::Closing => ConnState::Closing,
         }
     }
@@ -238,6 +243,14 @@ impl Conns {
                     out.refuse.push(key)
                 }
                 (ConnState::Closing, _) if now.saturating_sub(c.closing_since_ms) >= t.linger => {
+                    out.abort.push(key)
+                }
+                // The server API (docs/api.md#limits): a quiet keep-alive connection, or a
+                // request still arriving after --handshake-timeout (a trickled body), is cut.
+                (ConnState::Api, Session::Api(a))
+                    if quiet >= t.idle
+                        || a.stalled(std::time::Duration::from_millis(t.handshake)) =>
+                {
                     out.abort.push(key)
                 }
                 // Keepalive applies to every upgraded client, whatever its mode (room or

@@ -8,6 +8,7 @@
 //! The worker is a set of parts that own their data ([`Worker`]'s fields); each handler borrows
 //! the parts it needs, and each part's methods live in the part's own module.
 
+mod api;
 mod budget;
 pub mod conns;
 mod ending;
@@ -31,12 +32,13 @@ use crate::refusal::Refusal;
 use crate::ring::{self, BufRing, Op, RingError};
 
 use crate::rooms::local::LocalRooms;
+use crate::session::api::ApiSession;
 use crate::session::{End, Session, handshake};
 use crate::shared::Shared;
 use crate::tls::{TlsAcceptor, WorkerTls};
 
 use self::conns::Conns;
-use self::parts::{Accepting, Ctx, Turn};
+use self::parts::{Accepting, Ctx, Listener, Turn};
 use self::sq::Sq;
 
 /// A worker ready to run. Field order matters: the ring is dropped first, before the buffers,
@@ -146,8 +148,9 @@ impl Worker {
             n += 1;
             let (data, res, flags) = (cqe.user_data(), cqe.result(), cqe.flags());
             match Op::decode(data) {
-                Op::Accept => self.on_accept(res, cqueue::more(flags), false),
-                Op::AcceptPlain => self.on_accept(res, cqueue::more(flags), true),
+                Op::Accept => self.on_accept(res, cqueue::more(flags), Listener::Main),
+                Op::AcceptPlain => self.on_accept(res, cqueue::more(flags), Listener::Plain),
+                Op::ApiAccept => self.on_accept(res, cqueue::more(flags), Listener::Api),
                 Op::Recv(slot, generation) => self.on_recv(slot as usize, generation, res, flags),
                 Op::Send(slot, generation) => self.on_send(slot as usize, generation, res),
                 Op::Shutdown(slot, generation) => {
@@ -164,7 +167,8 @@ impl Worker {
         self.ctx.metrics().completions.fetch_add(n, Relaxed);
     }
 
-    fn on_accept(&mut self, res: i32, more: bool, plain: bool) {
+    /// A connection accepted on `listener`.
+    fn on_accept(&mut self, res: i32, more: bool, listener: Listener) {
         if matches!(
             -res,
             libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS
@@ -172,12 +176,13 @@ impl Worker {
             // Re-arming now would fail again at once (a busy loop): pause, the tick resumes.
             let error = std::io::Error::from_raw_os_error(-res);
             self.accepting.pause(self.turn.now_ms, &error);
-            // Both listeners pause; the tick re-arms both (`arm_accepts`).
+            // Every listener pauses; the tick re-arms them all (`arm_accepts`).
             self.sq.cancel_accept();
+            self.sq.cancel_accept_api();
             return;
         }
         if !more && self.accepting.on && self.accepting.paused_until.is_none() {
-            self.rearm_accept(plain);
+            self.rearm_accept(listener);
         }
         if res < 0 {
             if res != -libc::ECANCELED {
@@ -198,7 +203,7 @@ impl Worker {
         let ip = parts::prepare_socket(fd, &self.ctx.shared.config);
         let refusal = self.ctx.shared.admit(ip);
         let key = self.conns.insert(fd, ip, self.turn.now_ms);
-        if !plain {
+        if listener == Listener::Main {
             self.conns[key].tls = self.tls.accept();
         }
         self.arm_recv(key);
@@ -207,6 +212,8 @@ impl Worker {
         } else if let Some(limit) = refusal {
             // Refused once its request head passes Origin, token and room (the order of docs/tokens.md#order-of-checks).
             self.conns[key].session = Session::Handshake(handshake::Handshake::over_limit(limit));
+        } else if listener == Listener::Api {
+            self.conns[key].session = Session::Api(ApiSession::default());
         }
     }
 

@@ -54,11 +54,24 @@ pub(super) struct Turn {
     pub(super) freed: usize,
 }
 
+/// Which listener a connection was accepted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Listener {
+    /// `--listen`: TLS when `--tls-cert` is set, plain otherwise.
+    Main,
+    /// `--plain-listen`, beside a TLS main listener.
+    Plain,
+    /// `--api-listen`: the server API alone.
+    Api,
+}
+
 /// The listener, whether the worker is draining, and the accept backoff.
 pub(super) struct Accepting {
     pub(super) listener: socket2::Socket,
     /// The plain listener beside a TLS `listener` (`--plain-listen`), if any.
     pub(super) plain: Option<socket2::Socket>,
+    /// The server API's own listener (`--api-listen`, docs/api.md#listeners).
+    pub(super) api: Option<socket2::Socket>,
     pub(super) on: bool,
     pub(super) drain_deadline: Option<u64>,
     /// Accepting is paused (out of descriptors or memory) until this coarse time (ms).
@@ -100,6 +113,7 @@ impl Accepting {
         Accepting {
             listener,
             plain: None,
+            api: None,
             on: true,
             drain_deadline: None,
             paused_until: None,

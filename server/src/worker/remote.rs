@@ -152,12 +152,15 @@ impl Worker {
         self.accepting.drain_deadline = Some(self.turn.now_ms + timeout);
         self.accepting.on = false;
         self.sq.cancel_accept();
+        if self.accepting.api.is_some() {
+            self.sq.cancel_accept_api();
+        }
         for key in self.conns.keys() {
             match self.conns[key].state() {
                 ConnState::Open => {
                     self.close_with(key, CloseCode::GOING_AWAY, "server shutting down")
                 }
-                ConnState::Handshake => self.abort(key),
+                ConnState::Handshake | ConnState::Api => self.abort(key),
                 ConnState::Closing | ConnState::Dead => {}
             }
         }
@@ -172,6 +175,7 @@ impl Worker {
             self.arm_accepts();
         }
         self.ctx.shared.hub.sweep();
+        self.api_tick();
         let now = self.turn.now_ms;
         let draining = self.accepting.drain_deadline.is_some();
         let drain_over = self.accepting.drain_deadline.is_some_and(|d| now >= d);

@@ -41,35 +41,48 @@ impl Sq {
         self.pending.push(unsafe { Sqe::new(entry) });
     }
 
-    /// Multishot accept on `listener`.
+    /// Multishot accept on `listener` (the main one).
     pub fn accept(&mut self, listener: RawFd) {
-        self.push(
-            opcode::AcceptMulti::new(types::Fd(listener))
-                .flags(libc::SOCK_CLOEXEC)
-                .build()
-                .user_data(Op::Accept.encode()),
-        );
+        self.accept_as(listener, Op::Accept);
     }
 
     /// Multishot accept on the plain listener beside a TLS one (`--plain-listen`).
     pub fn accept_plain(&mut self, listener: RawFd) {
+        self.accept_as(listener, Op::AcceptPlain);
+    }
+
+    /// Multishot accept on the server API listener `listener` (`--api-listen`).
+    pub fn accept_api(&mut self, listener: RawFd) {
+        self.accept_as(listener, Op::ApiAccept);
+    }
+
+    /// Multishot accept on `listener`, its completions tagged `op`.
+    fn accept_as(&mut self, listener: RawFd, op: Op) {
         self.push(
             opcode::AcceptMulti::new(types::Fd(listener))
                 .flags(libc::SOCK_CLOEXEC)
                 .build()
-                .user_data(Op::AcceptPlain.encode()),
+                .user_data(op.encode()),
         );
     }
 
-    /// Cancels the multishot accepts (of both listeners).
+    /// Cancels the multishot accept on the server API listener.
+    pub fn cancel_accept_api(&mut self) {
+        self.cancel(Op::ApiAccept);
+    }
+
+    /// Cancels the multishot accepts of the main and the plain listener.
     pub fn cancel_accept(&mut self) {
-        for op in [Op::Accept, Op::AcceptPlain] {
-            self.push(
-                opcode::AsyncCancel::new(op.encode())
-                    .build()
-                    .user_data(Op::Ignore.encode()),
-            );
-        }
+        self.cancel(Op::Accept);
+        self.cancel(Op::AcceptPlain);
+    }
+
+    fn cancel(&mut self, op: Op) {
+        self.push(
+            opcode::AsyncCancel::new(op.encode())
+                .build()
+                .user_data(Op::Ignore.encode()),
+        );
     }
 
     /// The periodic timer.

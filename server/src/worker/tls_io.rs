@@ -9,6 +9,7 @@ use crate::session::{End, Session};
 use crate::tls::{Failure, Received};
 
 use super::Worker;
+use super::parts::Listener;
 
 /// The plain-text answer to an HTTP request sent to the TLS port.
 const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\
@@ -21,12 +22,14 @@ impl Worker {
         if let Some(plain) = &self.accepting.plain {
             self.sq.accept_plain(plain.as_raw_fd());
         }
+        self.arm_api_accept();
     }
 
     /// Re-arms the accept of one listener whose multishot accept ended.
-    pub(super) fn rearm_accept(&mut self, plain: bool) {
-        match (&self.accepting.plain, plain) {
-            (Some(listener), true) => self.sq.accept_plain(listener.as_raw_fd()),
+    pub(super) fn rearm_accept(&mut self, listener: Listener) {
+        match (listener, &self.accepting.plain) {
+            (Listener::Plain, Some(plain)) => self.sq.accept_plain(plain.as_raw_fd()),
+            (Listener::Api, _) => self.arm_api_accept(),
             _ => self.sq.accept(self.accepting.listener.as_raw_fd()),
         }
     }

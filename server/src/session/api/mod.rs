@@ -1,0 +1,259 @@
+//! The server API for the application backend (docs/api.md): `POST /api/<method>` with a JSON
+//! body, on the main listener when `--api-key` (or `--api-key-file`) is set.
+//!
+//! A connection becomes a [`ApiSession`] when its first request line names a path under
+//! `/api/` (`session::handshake` looks before it parses the head as an upgrade). From then on
+//! the connection speaks HTTP/1.1 only: keep-alive and pipelined requests, each answered in
+//! order, each body framed by `Content-Length` (at most `--api-max-body`). Nothing here waits:
+//! a request is handled as soon as its last byte arrived, in the same turn.
+//!
+//! A publish's result (its history offset) is known only when the turn's batches ran through
+//! the one publish pipeline (`fanout::pipeline`, `Source::Api`). The answers of one read are
+//! therefore gathered (`replies`): without a publish they are queued at once; with some, their
+//! place is held in the connection's outbound queue (`OutQueue::hold`, one hold per read) and
+//! the pipeline's ack step fills it once the last result is in (`AckTo::Api`). Every answer
+//! carries a `Content-Length`, and answers leave in request order, since the queue is FIFO and
+//! a hold stops the send until it is filled.
+//!
+//! Bounds (docs/api.md#limits): a partial request is at most `--max-header-bytes` of head plus
+//! `--api-max-body` of body (413 past it, before any body byte is kept), and counts towards
+//! `--max-pending-bytes`; a request not complete within `--handshake-timeout` of its first
+//! byte, or a connection quiet for `--idle-timeout`, is dropped (`worker::conns`); a client
+//! that does not read its answers past `--max-backpressure` is closed.
+
+mod answer;
+mod http;
+mod methods;
+mod replies;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::metrics::api::Outcome;
+use crate::session::sink::Sink;
+
+use self::answer::Answer;
+use self::http::{Head, Status};
+use self::methods::Call;
+use self::replies::Replies;
+
+/// A connection speaking the server API.
+#[derive(Default)]
+pub struct ApiSession {
+    /// Bytes of a request not complete yet (head and body so far).
+    partial: Vec<u8>,
+    /// When the first byte of the request in `partial` arrived.
+    since: Option<Instant>,
+    /// `100 Continue` was sent for the request in `partial`.
+    continued: bool,
+    /// The answers of this read, queued at its end (or before a `100 Continue`).
+    replies: Replies,
+    /// The connection is ending: what the client still sends is dropped.
+    done: bool,
+}
+
+/// Whether the request line at the start of `head` names a server API path (`/api/…`); `false`
+/// while the line is incomplete (the handshake keeps reading the head then).
+pub fn is_api_request(head: &[u8]) -> bool {
+    let line_end = head.iter().take(512).position(|&b| b == b'\n');
+    let Some(end) = line_end else {
+        return false;
+    };
+    let mut parts = head[..end].split(|&b| b == b' ');
+    let _method = parts.next();
+    parts
+        .next()
+        .is_some_and(|target| target == b"/api" || target.starts_with(b"/api/"))
+}
+
+impl ApiSession {
+    /// Bytes held for a request not complete yet (`--max-pending-bytes`).
+    pub fn pending_bytes(&self) -> usize {
+        self.partial.len()
+    }
+
+    /// A request has been arriving for longer than `limit` (a slow or trickled body).
+    pub fn stalled(&self, limit: Duration) -> bool {
+        self.since.is_some_and(|s| s.elapsed() >= limit)
+    }
+
+    /// Handles received bytes: every complete request is answered, in order; the rest is kept.
+    pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) {
+        if self.done {
+            return;
+        }
+        let used = if self.partial.is_empty() {
+            let used = self.requests(data, sink);
+            if !self.done && used < data.len() {
+                self.partial.extend_from_slice(&data[used..]);
+            }
+            used
+        } else {
+            let mut buf = std::mem::take(&mut self.partial);
+            buf.extend_from_slice(data);
+            let used = self.requests(&mut buf, sink);
+            if !self.done && used < buf.len() {
+                buf.drain(..used);
+                self.partial = buf;
+            }
+            // Else the buffer is dropped: an idle connection holds no capacity.
+            used
+        };
+        // Every answer of this read, in order (a no-op after `end`, which queued them).
+        self.replies.flush(sink);
+        if self.done {
+            self.partial = Vec::new();
+        }
+        // The deadline runs from the first byte of the request still incomplete.
+        match (self.partial.is_empty(), self.since) {
+            (true, _) => self.since = None,
+            (false, Some(_)) if used == 0 => {}
+            (false, _) => self.since = Some(Instant::now()),
+        }
+    }
+
+    /// Answers each complete request at the start of `buf`; returns the bytes used.
+    fn requests(&mut self, buf: &mut [u8], sink: &mut Sink<'_>) -> usize {
+        let cfg = sink.config();
+        let mut pos = 0;
+        while pos < buf.len() && !self.done {
+            if sink.unsent() > cfg.max_backpressure {
+                // A client that pipelines requests without reading the answers.
+                self.end(sink, Status::Unavailable, "answers are not being read");
+                return pos;
+            }
+            let head = match http::parse_head(&buf[pos..], cfg) {
+                Ok(Some(head)) => head,
+                Ok(None) => return pos,
+                Err((status, why)) => {
+                    self.end(sink, status, why);
+                    return pos;
+                }
+            };
+            if head.length > cfg.api_max_body {
+                let took = Duration::ZERO;
+                sink.metrics()
+                    .api
+                    .record(&head.method, Outcome::Invalid, took);
+                self.end(
+                    sink,
+                    Status::TooLarge,
+                    "the body is larger than --api-max-body",
+                );
+                return pos;
+            }
+            let start = pos + head.size;
+            if buf.len() - start < head.length {
+                if head.expect_continue && !self.continued {
+                    self.continued = true;
+                    // The answers before it go first.
+                    self.replies.flush(sink);
+                    sink.reply(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
+                }
+                return pos;
+            }
+            self.continued = false;
+            let body = &mut buf[start..start + head.length];
+            self.request(&head, body, sink);
+            pos = start + head.length;
+            if !head.keep_alive && !self.done {
+                self.done = true;
+                sink.finish();
+            }
+        }
+        pos
+    }
+
+    /// Answers one complete request, and counts it (docs/metrics.md#server-api).
+    fn request(&mut self, head: &Head, body: &mut [u8], sink: &mut Sink<'_>) {
+        let started = Instant::now();
+        let outcome = self.answer(head, body, sink);
+        sink.metrics()
+            .api
+            .record(&head.method, outcome, started.elapsed());
+    }
+
+    fn answer(&mut self, head: &Head, body: &mut [u8], sink: &mut Sink<'_>) -> Outcome {
+        let m = sink.metrics();
+        m.messages_in.fetch_add(1, Ordering::Relaxed);
+        m.bytes_in.fetch_add(body.len() as u64, Ordering::Relaxed);
+        let refused = if !head.post {
+            Some((Status::MethodNotAllowed, "only POST is served under /api/"))
+        } else if !head.authorized {
+            Some((Status::Unauthorized, "a valid X-API-Key is required"))
+        } else {
+            None
+        };
+        if let Some((status, why)) = refused {
+            // One line per refused call: never the key, never the body.
+            tracing::info!(status = status.code(), method = %head.method, "server API call refused: {why}");
+            self.replies.error(status, why, head.keep_alive);
+            return match status {
+                Status::Unauthorized => Outcome::Unauthorized,
+                _ => Outcome::Invalid,
+            };
+        }
+        let call = match methods::parse(&head.method, body) {
+            Ok(call) => call,
+            Err((status, e)) => {
+                tracing::info!(status = status.code(), method = %head.method, "server API call refused: {}", e.message);
+                self.replies.error(status, &e.message, head.keep_alive);
+                return Outcome::Invalid;
+            }
+        };
+        let mut answer = Answer::default();
+        let mut outcome = Outcome::Ok;
+        match call {
+            Call::Batch(calls) => {
+                answer.raw(b"{\"replies\":[");
+                for (i, (name, call)) in calls.into_iter().enumerate() {
+                    if i > 0 {
+                        answer.raw(b",");
+                    }
+                    // The whole answer is bounded like one history answer (docs/api.md#limits).
+                    let full = answer.len() > sink.config().max_backpressure;
+                    let call = call.and_then(|call| match full {
+                        true => Err(methods::answer_too_large()),
+                        false => Ok(call),
+                    });
+                    match call.and_then(|call| methods::run(call, sink)) {
+                        Ok(result) => {
+                            answer.raw(b"{\"");
+                            answer.raw(name.as_bytes());
+                            answer.raw(b"\":");
+                            answer.append(result);
+                            answer.raw(b"}");
+                        }
+                        Err(e) => methods::error_object(&mut answer, &e),
+                    }
+                }
+                answer.raw(b"]}");
+            }
+            call => match methods::run(call, sink) {
+                Ok(result) => {
+                    answer.raw(b"{\"result\":");
+                    answer.append(result);
+                    answer.raw(b"}");
+                }
+                Err(e) => {
+                    outcome = Outcome::Error;
+                    methods::error_object(&mut answer, &e);
+                }
+            },
+        }
+        self.replies.push(Status::Ok, answer, head.keep_alive);
+        outcome
+    }
+
+    /// Answers with an error and closes once it is written (the request's framing is lost).
+    fn end(&mut self, sink: &mut Sink<'_>, status: Status, why: &str) {
+        tracing::info!(
+            status = status.code(),
+            "server API connection refused: {why}"
+        );
+        self.replies.error(status, why, false);
+        self.replies.flush(sink);
+        self.done = true;
+        sink.finish();
+    }
+}

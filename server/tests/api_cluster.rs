@@ -1,0 +1,170 @@
+//! docs/api.md#across-the-cluster: an API publish on one node reaches room-mode members and
+//! pub/sub subscribers on another, through the same bus as a client's publish. Real nodes
+//! joined through a real redis-server on a free loopback port.
+
+mod common;
+#[path = "common/nodes.rs"]
+mod nodes;
+#[path = "../../cluster/tests/common/mod.rs"]
+mod redis;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tungstenite::Message;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::http::HeaderValue;
+
+use common::json;
+use nodes::{node, observer, wait_presence};
+use redis::RedisServer;
+use serde_json::{Value, json};
+
+const KEY: &str = "cluster-api-key";
+
+/// One API call on a fresh connection that the server closes after answering.
+fn call(addr: &str, method: &str, body: &str) -> Value {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(common::READ_TIMEOUT)).unwrap();
+    let req = format!(
+        "POST /api/{method} HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    // `Connection: close` answers are delimited by the close (docs/api.md#http).
+    let body = text.split_once("\r\n\r\n").unwrap().1;
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[test]
+fn an_api_publish_on_one_node_reaches_members_and_subscribers_on_another() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a", &["--api-key", KEY, "--history-size", "10"]);
+    let b = node(&redis, "b", &["--api-key", KEY, "--history-size", "10"]);
+    let mut member = b.join(Some("news"));
+    let mut sub = json::client(&b);
+    json::subscribe(&mut sub, "news", "");
+    let mut obs = observer(&redis);
+    wait_presence(&mut obs, "news", 2, Duration::from_secs(5));
+    let r = call(
+        &a.addr,
+        "publish",
+        r#"{"channel":"news","data":{"from":"a"}}"#,
+    );
+    assert_eq!(r["result"]["offset"], 1, "{r}");
+    let text = common::text(&mut member);
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        json!({"from":"a"})
+    );
+    let v = json::recv(&mut sub);
+    assert_eq!(
+        (v["op"].as_str(), &v["data"]),
+        (Some("message"), &json!({"from":"a"}))
+    );
+    // Node b keeps it in its own history, under its own offsets (docs/cluster.md).
+    let h = call(&b.addr, "history", r#"{"channel":"news","limit":-1}"#);
+    let pubs = h["result"]["publications"].as_array().unwrap();
+    assert_eq!(pubs.len(), 1, "{h}");
+    assert_eq!(pubs[0]["data"], json!({"from":"a"}));
+}
+
+const SECRET: &str = "cluster-api-secret";
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn token(sub: &str) -> String {
+    let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+    let p = URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"{sub}","exp":{}}}"#, now() + 300));
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("{h}.{p}").as_bytes());
+    let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{h}.{p}.{sig}")
+}
+
+fn connect_as(s: &common::Server, sub: &str) -> nodes::Client {
+    let mut req = format!("ws://{}/?token={}", s.addr, token(sub))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("pubsub"));
+    let stream = TcpStream::connect(&s.addr).unwrap();
+    stream.set_read_timeout(Some(common::READ_TIMEOUT)).unwrap();
+    tungstenite::client(req, stream).expect("handshake").0
+}
+
+#[test]
+fn disconnect_ban_and_subscribe_made_on_one_node_act_on_every_node() {
+    let redis = RedisServer::start();
+    let args = [
+        "--api-key",
+        KEY,
+        "--auth-secret",
+        SECRET,
+        "--ping-interval",
+        "1",
+    ];
+    let a = node(&redis, "a", &args);
+    let b = node(&redis, "b", &args);
+    let mut bob = connect_as(&b, "bob");
+    let mut alice = connect_as(&b, "alice");
+    json::subscribe(&mut alice, "here", "");
+    let mut obs = observer(&redis);
+    wait_presence(&mut obs, "here", 1, Duration::from_secs(5));
+    // subscribe on a: bob's connection on b subscribes, as its own request with id null.
+    let r = call(&a.addr, "subscribe", r#"{"user":"bob","channel":"news"}"#);
+    assert_eq!(r, json!({"result":{}}));
+    let v = json::recv(&mut bob);
+    assert_eq!(
+        (v["op"].as_str(), &v["id"]),
+        (Some("subscribed"), &Value::Null),
+        "{v}"
+    );
+    // disconnect with a ban on a: bob is closed on b and refused there, alice stays.
+    let until = now() + 60;
+    let started = Instant::now();
+    let body = format!(
+        r#"{{"user":"bob","ban_until":{until},"disconnect":{{"code":4003,"reason":"banned"}}}}"#
+    );
+    assert_eq!(call(&a.addr, "disconnect", &body), json!({"result":{}}));
+    let code = loop {
+        match bob.read() {
+            Ok(Message::Close(Some(f))) => break u16::from(f.code),
+            Ok(_) => {}
+            Err(e) => panic!("no Close: {e}"),
+        }
+    };
+    assert_eq!(code, 4003);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let out = b.http(
+        format!(
+            "GET /?token={} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            token("bob")
+        )
+        .as_bytes(),
+    );
+    assert!(
+        out.starts_with("HTTP/1.1 401") && out.contains("banned"),
+        "{out}"
+    );
+    json::send(&mut alice, r#"{"op":"presence","topic":"here","id":1}"#);
+    assert_eq!(json::recv(&mut alice)["op"], "presence");
+}
