@@ -25,6 +25,7 @@ mod answer;
 mod http;
 mod methods;
 mod replies;
+mod run;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -216,7 +217,7 @@ impl ApiSession {
                         true => Err(methods::answer_too_large()),
                         false => Ok(call),
                     });
-                    match call.and_then(|call| methods::run(call, sink)) {
+                    match call.and_then(|call| run::run(call, sink)) {
                         Ok(result) => {
                             answer.raw(b"{\"");
                             answer.raw(name.as_bytes());
@@ -229,7 +230,7 @@ impl ApiSession {
                 }
                 answer.raw(b"]}");
             }
-            call => match methods::run(call, sink) {
+            call => match run::run(call, sink) {
                 Ok(result) => {
                     answer.raw(b"{\"result\":");
                     answer.append(result);
