@@ -4,45 +4,16 @@
 //! message's span, sender and kind, and the encoded forms (one shared buffer per form), so a
 //! receiver gets one iovec per room per turn and nobody copies a payload per receiver.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use ringcast_protocol::frame::{MAX_HEADER_LEN, OpCode, encode_header};
 use ringcast_pubsub::envelope;
 use ringcast_pubsub::history::Epoch;
 
-use crate::conn::outq::HoldId;
+use crate::fanout::ack::{Ack, AckTo};
 use crate::rooms::local::Class;
 use crate::rooms::stream::NodeChange;
 use crate::rooms::{Directory, SharedRoom};
-
-/// Answers of a server API connection that wait for publish results (docs/api.md#http); the
-/// API module implements it, so the fan-out knows nothing of HTTP.
-pub trait ApiAnswers: Send + Sync + std::fmt::Debug {
-    /// Result number `slot` is known (`position`: epoch and offset, with history). When it was
-    /// the last one missing: the place held for the answers and the bytes that fill it.
-    fn result(&self, slot: u32, position: Option<(&str, u64)>) -> Option<(HoldId, Vec<u8>)>;
-}
-
-/// Who waits for a publish's result, which the pipeline gives once history has given its
-/// offset (`fanout::pipeline::ack`).
-#[derive(Debug, Clone)]
-pub enum AckTo {
-    /// A pub/sub client: the raw JSON text of its request's `id`; it gets `published`.
-    Client(Box<str>),
-    /// A server API request (docs/api.md#publish): result `slot` of the answers waiting in
-    /// its connection's queue.
-    Api {
-        /// The answers waiting for this result.
-        answers: Arc<dyn ApiAnswers>,
-        /// Which of their results this is.
-        slot: u32,
-    },
-}
-
-/// A publish's result to hand out: the offset (with history on), the sender's slab key on the
-/// batch's origin worker, and who waits for it.
-pub type Ack = (Option<u64>, usize, AckTo);
 
 /// One message of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +136,7 @@ impl BatchBuilder {
 
     /// Appends one of this process's presence events about `sender`: its envelope and its
     /// incarnation and `seq`.
-    fn push_event(&mut self, sender: usize, envelope: &[u8], seq: (u64, u64)) {
+    pub(super) fn push_event(&mut self, sender: usize, envelope: &[u8], seq: (u64, u64)) {
         self.push(Some(sender), OpCode::Text, envelope);
         if let Kind::Events { seqs } = &mut self.kind {
             seqs.push(seq);
@@ -173,11 +144,21 @@ impl BatchBuilder {
     }
 
     /// Notes who waits for the result of the message about to be pushed by `sender`.
-    fn ack_next(&mut self, sender: usize, to: AckTo) {
+    pub(super) fn ack_next(&mut self, sender: usize, to: AckTo) {
         let next = self.messages.len() as u32;
         if let Kind::Messages { acks, .. } = &mut self.kind {
             acks.push((next, sender, to));
         }
+    }
+
+    /// Marks a batch of server API publishes (`pipeline::Source::Api`), appended to history
+    /// unless `skip_history`.
+    pub(super) fn for_api(mut self, skip_history: bool) -> BatchBuilder {
+        self.kind = Kind::Messages {
+            acks: Vec::new(),
+            api: Some(skip_history),
+        };
+        self
     }
 
     /// `Some(skip_history)` for a batch of server API publishes (`pipeline::Source::Api`).
@@ -448,126 +429,5 @@ impl FrozenBatch {
             &[]
         };
         own.iter().map(|&(_, i)| i as usize)
-    }
-}
-
-/// What a builder of [`TurnBatches`] collects: a room's messages, a room's presence events,
-/// or publishes to a topic without a room.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Messages(u64),
-    Events(u64),
-    Topic(Arc<str>),
-    /// Server API publishes to a topic (with `skip_history` or not).
-    Api(Arc<str>, bool),
-}
-
-/// All room batches of the current turn on one worker.
-#[derive(Default)]
-pub struct TurnBatches {
-    index: HashMap<Key, usize>,
-    rooms: Vec<BatchBuilder>,
-    /// Frame bytes batched since the last `take`.
-    bytes: usize,
-}
-
-impl TurnBatches {
-    /// Appends one message from `sender` to `room`'s batch.
-    pub fn push(&mut self, room: &Arc<SharedRoom>, sender: usize, kind: OpCode, payload: &[u8]) {
-        let i = self.builder(Key::Messages(room.id), || BatchBuilder::new(room.clone()));
-        self.rooms[i].push(Some(sender), kind, payload);
-        self.bytes += payload.len() + MAX_HEADER_LEN;
-    }
-
-    /// Frame bytes batched since the last `take` (an upper bound).
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    /// Appends one pub/sub publish from `sender` to `topic`, into `room`'s batch (`None`: the
-    /// topic has no members in this process; the pipeline still appends it to history,
-    /// publishes it to the cluster, acks it and looks the topic up again after the append).
-    /// With `ack`, the sender gets `published` once the pipeline has run.
-    pub fn push_publish(
-        &mut self,
-        topic: &Arc<str>,
-        room: Option<&Arc<SharedRoom>>,
-        sender: usize,
-        data: &[u8],
-        ack: Option<&str>,
-    ) {
-        let i = match room {
-            Some(room) => self.builder(Key::Messages(room.id), || BatchBuilder::new(room.clone())),
-            None => self.builder(Key::Topic(topic.clone()), || {
-                BatchBuilder::for_topic(topic.clone())
-            }),
-        };
-        let b = &mut self.rooms[i];
-        if let Some(id) = ack {
-            b.ack_next(sender, AckTo::Client(id.into()));
-        }
-        b.push_publish(Some(sender), data);
-        self.bytes += data.len() + MAX_HEADER_LEN;
-    }
-
-    /// Appends one server API publish (docs/api.md#publish) from API connection `sender` to
-    /// `topic`: into a batch of API publishes of its own (`pipeline::Source::Api`), the room's
-    /// when the topic has one; `ack` waits for its result.
-    pub fn push_api_publish(
-        &mut self,
-        topic: &Arc<str>,
-        room: Option<&Arc<SharedRoom>>,
-        sender: usize,
-        data: &[u8],
-        skip_history: bool,
-        ack: AckTo,
-    ) {
-        let i = self.builder(Key::Api(topic.clone(), skip_history), || {
-            let mut b = match room {
-                Some(room) => BatchBuilder::new(room.clone()),
-                None => BatchBuilder::for_topic(topic.clone()),
-            };
-            b.kind = Kind::Messages {
-                acks: Vec::new(),
-                api: Some(skip_history),
-            };
-            b
-        });
-        let b = &mut self.rooms[i];
-        b.ack_next(sender, ack);
-        b.push_publish(Some(sender), data);
-        self.bytes += data.len() + MAX_HEADER_LEN;
-    }
-
-    /// Appends a presence event (an encoded envelope) about `sender` to `room`'s event batch;
-    /// `seq` is the event's topic incarnation and number (`pubsub::presence::Change`).
-    pub fn push_event(
-        &mut self,
-        room: &Arc<SharedRoom>,
-        sender: usize,
-        envelope: &[u8],
-        seq: (u64, u64),
-    ) {
-        let i = self.builder(Key::Events(room.id), || BatchBuilder::events(room.clone()));
-        self.rooms[i].push_event(sender, envelope, seq);
-    }
-
-    fn builder(&mut self, key: Key, new: impl FnOnce() -> BatchBuilder) -> usize {
-        *self.index.entry(key).or_insert_with(|| {
-            self.rooms.push(new());
-            self.rooms.len() - 1
-        })
-    }
-
-    /// No message this turn.
-    pub fn is_empty(&self) -> bool {
-        self.rooms.is_empty()
-    }
-
-    /// Takes this turn's batches, in the order their rooms first got a message.
-    pub fn take(&mut self) -> Vec<BatchBuilder> {
-        self.index.clear();
-        self.bytes = 0;
-        std::mem::take(&mut self.rooms)
     }
 }

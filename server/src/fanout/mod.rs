@@ -7,6 +7,7 @@
 //! (`BatchBuilder::for_topic`), runs it through [`pipeline::publish`] and hands it to the
 //! workers the pipeline names, exactly as a worker does with its own turn's batches.
 
+pub mod ack;
 pub mod batch;
 pub mod bus;
 pub mod deliver;
@@ -16,16 +17,18 @@ pub mod order;
 pub mod peers;
 pub mod pipeline;
 pub mod presence;
+pub mod turn;
 
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use crate::fanout::batch::{FrozenBatch, TurnBatches};
+use crate::fanout::batch::FrozenBatch;
 use crate::fanout::deliver::{DeliveryReport, Outboxes};
 use crate::fanout::handoff::Outbox;
 use crate::fanout::inbox::Inbox;
 use crate::fanout::order::Order;
 use crate::fanout::pipeline::{Source, Topics};
+use crate::fanout::turn::TurnBatches;
 
 pub use self::peers::{Peers, Remote};
 use crate::rooms::local::LocalRooms;

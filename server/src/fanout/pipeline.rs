@@ -27,7 +27,8 @@ use ringcast_protocol::frame::OpCode;
 use ringcast_pubsub::envelope;
 use ringcast_pubsub::history::{SharedSpan, TopicHandle};
 
-use crate::fanout::batch::{Ack, AckTo, FrozenBatch};
+use crate::fanout::ack::{Ack, AckTo};
+use crate::fanout::batch::FrozenBatch;
 use crate::fanout::deliver::Outboxes;
 use crate::rooms::local::Class;
 use crate::shared::Shared;
@@ -160,7 +161,8 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::fanout::batch::{BatchBuilder, TurnBatches};
+    use crate::fanout::batch::BatchBuilder;
+    use crate::fanout::turn::TurnBatches;
 
     fn shared(args: &[&str]) -> Shared {
         let mut all = vec!["ringcast"];

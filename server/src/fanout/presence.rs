@@ -173,8 +173,8 @@ mod tests {
     use std::sync::atomic::AtomicU64;
 
     use super::*;
-    use crate::fanout::batch::TurnBatches;
     use crate::fanout::deliver::Queues;
+    use crate::fanout::turn::TurnBatches;
     use crate::rooms::SharedRoom;
 
     /// Events `seqs` (incarnation 1) of room 1, as worker 1 sends them: 12-byte frames.

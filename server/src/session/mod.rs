@@ -136,7 +136,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::conn::outq::OutQueue;
-    use crate::fanout::batch::TurnBatches;
+    use crate::fanout::turn::TurnBatches;
     use crate::rooms::local::{Class, LocalRooms};
     use crate::shared::Shared;
 

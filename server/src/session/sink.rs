@@ -15,7 +15,7 @@ use ringcast_pubsub::presence::ClientId;
 use crate::bridge::Bridge;
 use crate::config::Config;
 use crate::conn::outq::{HoldId, OutQueue};
-use crate::fanout::batch::TurnBatches;
+use crate::fanout::turn::TurnBatches;
 use crate::limits::MAX_COLLAPSED_PONGS;
 use crate::metrics::WorkerMetrics;
 use crate::pubsub::Hub;
@@ -402,7 +402,7 @@ impl Sink<'_> {
         room: Option<&Arc<SharedRoom>>,
         data: &[u8],
         skip_history: bool,
-        ack: crate::fanout::batch::AckTo,
+        ack: crate::fanout::ack::AckTo,
     ) {
         (self.batches).push_api_publish(topic, room, self.key, data, skip_history, ack);
     }

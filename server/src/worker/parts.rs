@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::conn::outq::OutQueue;
-use crate::fanout::batch::TurnBatches;
+use crate::fanout::turn::TurnBatches;
 use crate::limits::{ACCEPT_BACKOFF_MAX_MS, ACCEPT_BACKOFF_MIN_MS, BUSY_RECVS, BUSY_SENDS};
 use crate::metrics::WorkerMetrics;
 use crate::rooms::local::LocalRooms;

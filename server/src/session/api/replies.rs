@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::conn::outq::HoldId;
-use crate::fanout::batch::{AckTo, ApiAnswers};
+use crate::fanout::ack::{AckTo, ApiAnswers};
 use crate::pubsub::idempotency::ResultCell;
 use crate::session::sink::Sink;
 
