@@ -95,8 +95,8 @@ fn listener(addr: SocketAddr) -> std::io::Result<Socket> {
 /// notices at once.
 const WORKER_EXITED: libc::c_int = libc::SIGUSR1;
 
-/// Blocks SIGINT, SIGTERM and [`WORKER_EXITED`] in this thread and every thread it spawns, so
-/// only `sigwait` in the main thread sees them.
+/// Blocks SIGINT, SIGTERM, SIGHUP (reload the TLS certificate) and [`WORKER_EXITED`] in this
+/// thread and every thread it spawns, so only `sigwait` in the main thread sees them.
 fn block_signals() -> libc::sigset_t {
     // SAFETY: sigset_t is plain data; the calls only read and write the local set.
     unsafe {
@@ -104,6 +104,7 @@ fn block_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         libc::sigaddset(&mut set, WORKER_EXITED);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
@@ -330,6 +331,14 @@ fn serve(config: Config, tls: Option<Arc<TlsAcceptor>>) -> Result<(), Box<dyn st
                     // to a half-alive server (a supervisor restarts it).
                     Err(e) => return Err(format!("worker {id} failed: {e}").into()),
                 }
+            }
+        } else if sig == libc::SIGHUP {
+            // A renewed certificate (docs/running.md#tls): new connections get it, open ones
+            // keep theirs; a bad pair changes nothing. Without TLS, SIGHUP is ignored.
+            match tls.as_ref().map(|t| t.reload()) {
+                Some(Ok(())) => tracing::info!("TLS certificate and key reloaded"),
+                Some(Err(e)) => tracing::error!("TLS reload failed, keeping the old pair: {e}"),
+                None => tracing::info!("SIGHUP ignored: no --tls-cert"),
             }
         } else if draining {
             tracing::warn!(signal = sig, "second signal during the drain: exiting now");

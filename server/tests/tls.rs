@@ -634,3 +634,39 @@ fn fanout_cost_ws_vs_wss() {
         );
     }
 }
+
+#[test]
+fn sighup_reloads_a_renewed_certificate_for_new_connections() {
+    let server = TlsServer::start(&[]);
+    let renewed = Cert::new();
+    let mut before = server.wss("r");
+    std::fs::copy(renewed.cert(), server.cert.cert()).unwrap();
+    std::fs::copy(renewed.key(), server.cert.key()).unwrap();
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(server.child.id() as i32, libc::SIGHUP);
+    }
+    // A client that trusts only the renewed certificate gets through once the reload is done.
+    let name = ServerName::try_from("localhost").unwrap();
+    let handshake_with_renewed = || {
+        let tcp = TcpStream::connect(&server.tls_addr).unwrap();
+        tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        let config = renewed.client_config(rustls::DEFAULT_VERSIONS);
+        let conn = ClientConnection::new(config, name.clone()).unwrap();
+        let mut s = StreamOwned::new(conn, tcp);
+        while s.conn.is_handshaking() {
+            if s.conn.complete_io(&mut s.sock).is_err() {
+                return false;
+            }
+        }
+        true
+    };
+    assert!(
+        common::proc::poll_until(Duration::from_secs(5), handshake_with_renewed),
+        "the renewed certificate was never served"
+    );
+    // The connection opened before the reload keeps its session and is still served.
+    let mut plain = server.ws("r");
+    plain.send(Message::text("hello")).unwrap();
+    assert_eq!(before.read().unwrap(), Message::text("hello"));
+}

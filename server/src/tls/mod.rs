@@ -24,7 +24,7 @@ mod conn;
 mod failure;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
@@ -60,59 +60,84 @@ pub enum TlsError {
 }
 
 /// What every TLS connection starts from: the server configuration, shared by all workers.
+/// SIGHUP reloads the certificate and key from the same files ([`TlsAcceptor::reload`]): new
+/// connections get the new pair, open ones keep theirs.
 pub struct TlsAcceptor {
-    config: Arc<ServerConfig>,
+    /// Read once per accepted connection (uncontended); written only by a reload.
+    config: RwLock<Arc<ServerConfig>>,
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 impl TlsAcceptor {
     /// Loads a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1) and checks
     /// that they belong together.
     pub fn load(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
-        let file_error = |what, path: &Path, message: String| TlsError::File {
-            what,
-            path: path.to_path_buf(),
-            message,
-        };
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-            .and_then(|items| items.collect())
-            .map_err(|e| file_error("certificate", cert, pem_message(e)))?;
-        if certs.is_empty() {
-            return Err(file_error(
-                "certificate",
-                cert,
-                "no CERTIFICATE in it".into(),
-            ));
-        }
-        let private = PrivateKeyDer::from_pem_file(key)
-            .map_err(|e| file_error("key", key, pem_message(e)))?;
-        // `ring` builds in seconds and uses AES-NI/VAES; rustls deprecates its provider only
-        // because it has no post-quantum key exchange (X25519MLKEM768 needs `aws-lc-rs`).
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
-        let pair_error = |e: rustls::Error| TlsError::Pair {
+        Ok(TlsAcceptor {
+            config: RwLock::new(server_config(cert, key)?),
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
-            message: e.to_string(),
-        };
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&versions)
-            .map_err(pair_error)?
-            .with_no_client_auth()
-            .with_single_cert(certs, private)
-            .map_err(pair_error)?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        // One TLS 1.3 ticket is enough for a WebSocket client to resume once.
-        config.send_tls13_tickets = 1;
-        Ok(TlsAcceptor {
-            config: Arc::new(config),
         })
+    }
+
+    /// Loads the certificate and key again from their files (a renewed certificate): on
+    /// success new connections use them; on an error nothing changes and the error says why.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let fresh = server_config(&self.cert, &self.key)?;
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
     }
 
     /// A new server-side TLS connection, waiting for the ClientHello.
     pub fn accept(&self) -> Box<TlsConn> {
-        Box::new(TlsConn::new(self.config.clone()))
+        let config = self
+            .config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Box::new(TlsConn::new(config))
     }
+}
+
+/// The server configuration for a PEM certificate chain and its key.
+fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let file_error = |what, path: &Path, message: String| TlsError::File {
+        what,
+        path: path.to_path_buf(),
+        message,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|items| items.collect())
+        .map_err(|e| file_error("certificate", cert, pem_message(e)))?;
+    if certs.is_empty() {
+        return Err(file_error(
+            "certificate",
+            cert,
+            "no CERTIFICATE in it".into(),
+        ));
+    }
+    let private =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| file_error("key", key, pem_message(e)))?;
+    // `ring` builds in seconds and uses AES-NI/VAES; rustls deprecates its provider only
+    // because it has no post-quantum key exchange (X25519MLKEM768 needs `aws-lc-rs`).
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+    let pair_error = |e: rustls::Error| TlsError::Pair {
+        cert: cert.to_path_buf(),
+        key: key.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(pair_error)?
+        .with_no_client_auth()
+        .with_single_cert(certs, private)
+        .map_err(pair_error)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // One TLS 1.3 ticket is enough for a WebSocket client to resume once.
+    config.send_tls13_tickets = 1;
+    Ok(Arc::new(config))
 }
 
 /// A PEM error in one line ("no items found" reads better as what it means here).
@@ -161,5 +186,44 @@ impl WorkerTls {
             self.plain = vec![0; PLAIN_CHUNK];
         }
         conn.receive(ciphertext, &mut self.plain, feed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh self-signed pair written to `dir` as cert.pem and key.pem.
+    fn write_pair(dir: &Path) {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("pair");
+        std::fs::write(dir.join("cert.pem"), ck.cert.pem()).expect("cert");
+        std::fs::write(dir.join("key.pem"), ck.key_pair.serialize_pem()).expect("key");
+    }
+
+    fn current(a: &TlsAcceptor) -> Arc<ServerConfig> {
+        a.config.read().expect("lock").clone()
+    }
+
+    #[test]
+    fn a_reload_takes_a_renewed_pair_and_a_bad_one_changes_nothing() {
+        let dir = std::env::temp_dir().join(format!("ringcast-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        write_pair(&dir);
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let acceptor = TlsAcceptor::load(&cert, &key).expect("load");
+        let first = current(&acceptor);
+        std::fs::write(&key, "not a key").expect("garbage");
+        assert!(matches!(acceptor.reload(), Err(TlsError::File { .. })));
+        assert!(
+            Arc::ptr_eq(&first, &current(&acceptor)),
+            "the old pair stays"
+        );
+        write_pair(&dir);
+        acceptor.reload().expect("renewed pair");
+        assert!(
+            !Arc::ptr_eq(&first, &current(&acceptor)),
+            "new connections get it"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
