@@ -84,23 +84,11 @@ impl Worker {
     /// A subscribe (or unsubscribe) of `channel` for pub/sub connection `key`, handled as its
     /// own request would be, with `"id":null` in the reply.
     fn server_request(&mut self, key: usize, channel: &str, subscribe: bool) {
-        let Worker {
-            conns,
-            rooms,
-            fanout,
-            ctx,
-            ..
-        } = self;
-        let conn = &mut conns[key];
-        let Session::PubSub(session) = &mut conn.session else {
-            return; // a room-mode member is in one room for its life
-        };
-        let address = (key, conn.generation);
-        let mut sink = ctx.sink(address, &mut conn.out, &mut fanout.batches, rooms);
-        session.server_request(channel, subscribe, &mut sink);
-        let moved = sink.take_moved();
-        let outcome = sink.outcome();
-        self.apply_moved(moved);
-        self.apply(key, outcome);
+        self.with_session(key, |session, sink| {
+            // A room-mode member is in one room for its life.
+            if let Session::PubSub(p) = session {
+                p.server_request(channel, subscribe, sink);
+            }
+        });
     }
 }

@@ -16,7 +16,7 @@ use crate::fanout::deliver::DeliveryReport;
 use crate::refusal::Refusal;
 use crate::rooms::local::Slot;
 use crate::session::presence::presence_change;
-use crate::session::{Cut, End, Outcome, handshake};
+use crate::session::{Cut, End, Outcome, Session, Sink, handshake};
 
 impl Worker {
     /// Applies what a session did through its sink.
@@ -85,8 +85,10 @@ impl Worker {
         self.end(key, End::Close { code, reason });
     }
 
-    /// Answers a connection still in its handshake with an HTTP error, then closes it.
-    pub(super) fn reject(&mut self, key: usize, refusal: Refusal) {
+    /// Runs `f` on connection `key`'s session with a sink for it (an event that did not come
+    /// from its socket: a refusal, an answer computed elsewhere, an order of the server API),
+    /// then applies what the session did.
+    pub(super) fn with_session(&mut self, key: usize, f: impl FnOnce(&mut Session, &mut Sink<'_>)) {
         let Worker {
             conns,
             rooms,
@@ -97,9 +99,17 @@ impl Worker {
         let conn = &mut conns[key];
         let address = (key, conn.generation);
         let mut sink = ctx.sink(address, &mut conn.out, &mut fanout.batches, rooms);
-        handshake::reject(&mut sink, refusal);
+        f(&mut conn.session, &mut sink);
+        // A leave may have moved other members of the room into the freed slot.
+        let moved = sink.take_moved();
         let outcome = sink.outcome();
+        self.apply_moved(moved);
         self.apply(key, outcome);
+    }
+
+    /// Answers a connection still in its handshake with an HTTP error, then closes it.
+    pub(super) fn reject(&mut self, key: usize, refusal: Refusal) {
+        self.with_session(key, |_, sink| handshake::reject(sink, refusal));
     }
 
     /// Removes a connection from its room (its session becomes `Closing`); the last local

@@ -122,26 +122,15 @@ impl Worker {
         generation: u32,
         f: impl FnOnce(&mut PubSubSession, &mut Sink<'_>),
     ) {
-        let Worker {
-            conns,
-            rooms,
-            fanout,
-            ctx,
-            ..
-        } = self;
-        let Some(conn) = conns.live(key, generation) else {
-            return;
-        };
-        if conn.state() != ConnState::Open {
-            return;
+        match self.conns.live(key, generation) {
+            Some(conn) if conn.state() == ConnState::Open => {}
+            _ => return,
         }
-        let Session::PubSub(session) = &mut conn.session else {
-            return;
-        };
-        let mut sink = ctx.sink((key, generation), &mut conn.out, &mut fanout.batches, rooms);
-        f(session, &mut sink);
-        let outcome = sink.outcome();
-        self.apply(key, outcome);
+        self.with_session(key, |session, sink| {
+            if let Session::PubSub(p) = session {
+                f(p, sink);
+            }
+        });
     }
 
     pub(super) fn start_drain(&mut self) {

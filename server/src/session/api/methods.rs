@@ -162,21 +162,12 @@ pub fn parse(method: &str, body: &mut [u8]) -> Result<Call, (Status, ApiError)> 
     call(method, &value).map_err(|e| (Status::BadRequest, e))
 }
 
-/// The methods served.
-const KNOWN: &[&str] = &[
-    "publish",
-    "broadcast",
-    "presence",
-    "presence_stats",
-    "history",
-    "history_remove",
-    "channels",
-    "info",
-    "disconnect",
-    "subscribe",
-    "unsubscribe",
-    "batch",
-];
+/// The methods served: the metrics' list of names, less its final `other`.
+const KNOWN: &[&str] = {
+    let (served, _other) = crate::metrics::api::METHODS.split_at(METHODS_SERVED);
+    served
+};
+const METHODS_SERVED: usize = crate::metrics::api::METHODS.len() - 1;
 
 fn batch(value: &BorrowedValue<'_>) -> Result<Call, ApiError> {
     let commands = object(value)?
