@@ -101,8 +101,8 @@ impl Debounce {
         };
         // Sequence numbers are consecutive from the front, so the place is an index.
         let front = self.held.front().map_or(0, |h| h.seq);
-        let found = usize::try_from(seq - front)
-            .ok()
+        let found = (seq.checked_sub(front))
+            .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| self.held.get_mut(i));
         match found {
             Some(h) if h.item.is_some() => {

@@ -14,6 +14,8 @@ mod debounce;
 mod http;
 mod metrics;
 mod pump;
+#[cfg(test)]
+mod sdk_tests;
 mod sender;
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ use super::metrics::{Fate, WebhookMetrics};
 use super::{Backoff, WebhookConfig, WebhookError, Webhooks};
 
 /// Longest a test waits for something that should happen at once before it fails.
-const WAIT: Duration = Duration::from_secs(20);
+pub(super) const WAIT: Duration = Duration::from_secs(20);
 
 /// What the receiver got: one request.
 struct Got {
@@ -102,13 +102,13 @@ fn signature_ok(secret: &str, got: &Got) -> bool {
     hex == got.signature
 }
 
-fn app(id: &str, urls: &[&str]) -> App {
+pub(super) fn app(id: &str, urls: &[&str]) -> App {
     let mut a = App::new(id, format!("key{id}"), format!("secret{id}"));
     a.webhooks = urls.iter().map(ToString::to_string).collect();
     a
 }
 
-fn start(apps: Vec<App>, config: WebhookConfig) -> (Webhooks, Arc<WebhookMetrics>) {
+pub(super) fn start(apps: Vec<App>, config: WebhookConfig) -> (Webhooks, Arc<WebhookMetrics>) {
     let w = Webhooks::start(Arc::new(Apps::new(apps).expect("apps")), config).expect("start");
     let metrics = w.inner.as_ref().expect("enabled").metrics.clone();
     (w, metrics)
