@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use ringcast_pusher::webhook::Event;
 
-use super::Queued;
+use super::{Queued, weight};
 
 /// The events of one POST.
 #[derive(Debug, PartialEq, Eq)]
@@ -16,10 +16,13 @@ pub struct Batch {
     pub events: Vec<Event>,
     /// When its oldest event was emitted (the latency metric starts there).
     pub oldest: Instant,
+    /// Its events' weight (`super::weight`).
+    pub bytes: u64,
 }
 
 struct Open {
     events: Vec<Event>,
+    bytes: u64,
     opened: Instant,
     oldest: Instant,
 }
@@ -47,9 +50,11 @@ impl Batcher {
         let slot = self.open.get_mut(item.app)?;
         let open = slot.get_or_insert_with(|| Open {
             events: Vec::new(),
+            bytes: 0,
             opened: now,
             oldest: item.at,
         });
+        open.bytes += weight(&item.event);
         open.events.push(item.event);
         open.oldest = open.oldest.min(item.at);
         if open.events.len() < self.max_events {
@@ -98,6 +103,7 @@ fn close(app: usize, o: Open) -> Batch {
         app,
         events: o.events,
         oldest: o.oldest,
+        bytes: o.bytes,
     }
 }
 
@@ -140,7 +146,8 @@ mod tests {
             vec![Batch {
                 app: 0,
                 events: vec![ev(1), ev(3)],
-                oldest: t0
+                oldest: t0,
+                bytes: weight(&ev(1)) + weight(&ev(3)),
             }]
         );
         // The window runs from each batch's first event.

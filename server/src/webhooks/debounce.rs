@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use ringcast_pusher::webhook::Event;
 
-use super::Queued;
+use super::{Queued, weight};
 
 /// What [`Debounce::push`] did with an event.
 #[derive(Debug, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub enum Step {
     Cancelled {
         /// The app's index.
         app: usize,
+        /// Both events' weight (`super::weight`), to give back.
+        bytes: u64,
     },
 }
 
@@ -104,12 +106,12 @@ impl Debounce {
         let found = (seq.checked_sub(front))
             .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| self.held.get_mut(i));
-        match found {
-            Some(h) if h.item.is_some() => {
-                h.item = None;
-                Step::Cancelled { app: item.app }
-            }
-            _ => Step::Pass(item),
+        match found.and_then(|h| h.item.take()) {
+            Some(held) => Step::Cancelled {
+                app: item.app,
+                bytes: weight(&held.event) + weight(&item.event),
+            },
+            None => Step::Pass(item),
         }
     }
 
@@ -199,13 +201,22 @@ mod tests {
         assert_eq!(d.push(q(0, vacated("c"), t0), t0), Step::Held);
         assert_eq!(d.push(q(0, removed("p", "u"), t0), t0), Step::Held);
         let later = t0 + ms(2999);
+        // Both events' weight is given back.
+        let both = weight(&vacated("c")) + weight(&occupied("c"));
         assert_eq!(
             d.push(q(0, occupied("c"), later), later),
-            Step::Cancelled { app: 0 }
+            Step::Cancelled {
+                app: 0,
+                bytes: both
+            }
         );
+        let both = weight(&removed("p", "u")) + weight(&added("p", "u"));
         assert_eq!(
             d.push(q(0, added("p", "u"), later), later),
-            Step::Cancelled { app: 0 }
+            Step::Cancelled {
+                app: 0,
+                bytes: both
+            }
         );
         assert_eq!(due(&mut d, t0 + ms(10_000)), Vec::<Event>::new());
         assert_eq!(d.len(), 0);

@@ -45,6 +45,9 @@ pub struct WebhookMetrics {
     apps: Vec<(String, AppCounters)>,
     /// Events accepted by `emit` and not settled yet, once per URL past the batcher.
     queued: AtomicU64,
+    /// Bytes those events hold: their strings while they wait as events, then their batch's
+    /// signed body, once however many URLs share it (`WebhookConfig::max_queued_bytes`).
+    bytes: AtomicU64,
     settled: Mutex<u64>,
     settled_cv: Condvar,
 }
@@ -59,6 +62,7 @@ impl WebhookMetrics {
                 .map(|i| (i, AppCounters::default()))
                 .collect(),
             queued: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
             settled: Mutex::new(0),
             settled_cv: Condvar::new(),
         }
@@ -73,6 +77,39 @@ impl WebhookMetrics {
     #[must_use]
     pub fn queued(&self) -> u64 {
         self.queued.load(Relaxed)
+    }
+
+    /// Takes `bytes` more of the budget `max`; false (nothing taken) when they do not fit.
+    pub fn reserve(&self, bytes: u64, max: u64) -> bool {
+        let before = self.bytes.fetch_add(bytes, Relaxed);
+        if before.saturating_add(bytes) > max {
+            self.bytes.fetch_sub(bytes, Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Counts `bytes` more held past the budget check (a signed body replacing its events).
+    pub fn hold(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Relaxed);
+    }
+
+    /// Gives back `bytes` reserved or held.
+    pub fn release(&self, bytes: u64) {
+        self.bytes.fetch_sub(bytes, Relaxed);
+    }
+
+    /// Bytes held now.
+    #[must_use]
+    pub fn held_bytes(&self) -> u64 {
+        self.bytes.load(Relaxed)
+    }
+
+    /// Counts an event of app `app` dropped before it waited (no room in the byte budget).
+    pub fn refused(&self, app: usize) {
+        if let Some((_, c)) = self.apps.get(app) {
+            c.events[Fate::Dropped as usize].fetch_add(1, Relaxed);
+        }
     }
 
     /// Counts `n` waiting events of app `app` that met `fate` (they no longer wait).
@@ -134,6 +171,7 @@ impl WebhookMetrics {
     /// Appends every series.
     pub fn render(&self, out: &mut String) {
         let queued = self.queued();
+        let bytes = self.held_bytes();
         let _ = writeln!(
             out,
             "# HELP ringcast_webhook_events_total Pusher webhook events, by app and result.\n# TYPE ringcast_webhook_events_total counter"
@@ -191,7 +229,7 @@ impl WebhookMetrics {
         }
         let _ = writeln!(
             out,
-            "# HELP ringcast_webhook_queued_events Webhook events waiting to be sent (bounded).\n# TYPE ringcast_webhook_queued_events gauge\nringcast_webhook_queued_events {queued}"
+            "# HELP ringcast_webhook_queued_events Webhook events waiting to be sent (bounded).\n# TYPE ringcast_webhook_queued_events gauge\nringcast_webhook_queued_events {queued}\n# HELP ringcast_webhook_queued_bytes Bytes the waiting webhook events hold (bounded).\n# TYPE ringcast_webhook_queued_bytes gauge\nringcast_webhook_queued_bytes {bytes}"
         );
     }
 }

@@ -52,6 +52,9 @@ pub struct WebhookConfig {
     pub debounce_max: usize,
     /// Batches waiting per URL before new ones are dropped.
     pub queue_batches: usize,
+    /// Bytes all waiting events may hold (their strings, then their signed bodies); an
+    /// event that does not fit is dropped at `emit`.
+    pub max_queued_bytes: u64,
 }
 
 impl Default for WebhookConfig {
@@ -69,6 +72,7 @@ impl Default for WebhookConfig {
             queue_events: 10_000,
             debounce_max: 10_000,
             queue_batches: 64,
+            max_queued_bytes: 32 << 20,
         }
     }
 }
@@ -117,6 +121,7 @@ struct Inner {
     /// App id → index, for the apps with at least one URL.
     apps: HashMap<String, usize>,
     metrics: Arc<WebhookMetrics>,
+    max_bytes: u64,
 }
 
 impl Webhooks {
@@ -145,6 +150,7 @@ impl Webhooks {
             ("queue_batches", config.queue_batches),
             ("batch_max_events", config.batch_max_events),
             ("backoff.attempts", config.backoff.attempts as usize),
+            ("max_queued_bytes", usize::from(config.max_queued_bytes > 0)),
         ] {
             if n == 0 {
                 return Err(WebhookError::Zero(what));
@@ -172,6 +178,7 @@ impl Webhooks {
                 intake,
                 apps,
                 metrics,
+                max_bytes: config.max_queued_bytes,
             })),
         })
     }
@@ -183,6 +190,11 @@ impl Webhooks {
         let Some(&app) = inner.apps.get(app_id) else {
             return;
         };
+        let bytes = weight(&event);
+        if !inner.metrics.reserve(bytes, inner.max_bytes) {
+            inner.metrics.refused(app);
+            return;
+        }
         // Counted as waiting before it is sent, so the pump never settles it first.
         inner.metrics.queue(1);
         let queued = Queued {
@@ -194,6 +206,7 @@ impl Webhooks {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 inner.metrics.events(app, Fate::Dropped, 1);
+                inner.metrics.release(bytes);
             }
         }
     }
@@ -204,4 +217,25 @@ impl Webhooks {
             inner.metrics.render(out);
         }
     }
+}
+
+/// The bytes an event holds while it waits: its strings and its place in a queue.
+fn weight(event: &Event) -> u64 {
+    let strings = match event {
+        Event::ChannelOccupied { channel }
+        | Event::ChannelVacated { channel }
+        | Event::CacheMiss { channel }
+        | Event::SubscriptionCount { channel, .. } => channel.len(),
+        Event::MemberAdded { channel, user_id } | Event::MemberRemoved { channel, user_id } => {
+            channel.len() + user_id.len()
+        }
+        Event::ClientEvent {
+            channel,
+            event,
+            data,
+            user_id,
+            ..
+        } => channel.len() + event.len() + data.len() + user_id.as_ref().map_or(0, String::len),
+    };
+    (strings + std::mem::size_of::<Queued>()) as u64
 }

@@ -110,7 +110,10 @@ impl Pump {
         match self.debounce.push(q, now) {
             Step::Pass(q) => self.batch(q, now),
             Step::Held => {}
-            Step::Cancelled { app } => self.metrics.events(app, Fate::Debounced, 2),
+            Step::Cancelled { app, bytes } => {
+                self.metrics.events(app, Fate::Debounced, 2);
+                self.metrics.release(bytes);
+            }
         }
     }
 
@@ -132,19 +135,31 @@ impl Pump {
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let mut body = Vec::with_capacity(64 + 96 * batch.events.len());
         webhook::body(&mut body, time_ms, &batch.events);
-        let signed = Arc::new(Signed {
+        // From here the body holds the batch's bytes: the events go when this returns.
+        self.metrics.hold(body.capacity() as u64);
+        self.metrics.release(batch.bytes);
+        let mut signed = Some(Arc::new(Signed {
+            metrics: self.metrics.clone(),
             app: batch.app,
             events: n,
             oldest: batch.oldest,
             key: app.key.clone(),
             signature: webhook::signature(app, &body),
             body,
-        });
+        }));
         // Each URL settles its own copy of the events.
         self.metrics
             .queue(n * (urls.len() as u64).saturating_sub(1));
-        for tx in urls {
-            if tx.try_send(signed.clone()).is_err() {
+        for (i, tx) in urls.iter().enumerate() {
+            // The last URL takes the pump's reference: once the senders are done, the body is
+            // freed (and its bytes given back) before they say it is settled.
+            let copy = if i + 1 == urls.len() {
+                signed.take()
+            } else {
+                signed.clone()
+            };
+            if let Some(Err(refused)) = copy.map(|c| tx.try_send(c)) {
+                drop(refused);
                 self.metrics.events(batch.app, Fate::Dropped, n);
                 self.metrics.settled();
             }

@@ -11,8 +11,11 @@ use super::backoff::Backoff;
 use super::http::Target;
 use super::metrics::{Fate, WebhookMetrics};
 
-/// A batch's body, signed once for all the app's URLs.
+/// A batch's body, signed once for all the app's URLs; its bytes count in
+/// `WebhookMetrics::held_bytes` until the last URL is done with it.
 pub struct Signed {
+    /// Where its bytes are counted.
+    pub metrics: Arc<WebhookMetrics>,
     /// The app's index.
     pub app: usize,
     /// Events in the body.
@@ -25,6 +28,12 @@ pub struct Signed {
     pub signature: String,
     /// `{"time_ms":…,"events":[…]}`.
     pub body: Vec<u8>,
+}
+
+impl Drop for Signed {
+    fn drop(&mut self) {
+        self.metrics.release(self.body.capacity() as u64);
+    }
 }
 
 /// Starts the sender thread of `target` (a URL of app `app`); its bounded queue.
@@ -85,6 +94,8 @@ fn run(
             std::thread::sleep(wait);
             attempt += 1;
         }
+        // Its bytes are given back (by the last URL's drop) before it counts as settled.
+        drop(signed);
         metrics.settled();
     }
 }

@@ -203,6 +203,7 @@ fn events_arrive_batched_and_signed_per_app() {
     assert!(text.contains("ringcast_webhook_events_total{app=\"2\",result=\"sent\"} 1\n"));
     assert!(text.contains("ringcast_webhook_latency_seconds_count{app=\"1\"} 1\n"));
     assert!(text.contains("ringcast_webhook_queued_events 0\n"));
+    assert!(text.contains("ringcast_webhook_queued_bytes 0\n"), "{text}");
     assert!(!text.contains("app=\"3\""));
 }
 
@@ -299,6 +300,7 @@ fn a_refused_connection_is_retried_then_counted_failed() {
         text.contains("ringcast_webhook_request_failures_total{app=\"1\",reason=\"connect\"} 3\n")
     );
     assert!(text.contains("ringcast_webhook_queued_events 0\n"));
+    assert!(text.contains("ringcast_webhook_queued_bytes 0\n"), "{text}");
     drop(w);
 }
 
@@ -344,6 +346,46 @@ fn a_dead_receiver_never_blocks_emit_and_drops_are_counted_within_bounds() {
 }
 
 #[test]
+fn large_events_are_dropped_at_the_byte_budget() {
+    // The receiver never answers: everything emitted stays queued until the budget is full.
+    let (url, got) = receiver(vec![None]);
+    let config = WebhookConfig {
+        batch_max_events: 4,
+        batch_window: Duration::from_secs(600),
+        timeout: Duration::from_secs(600),
+        max_queued_bytes: 1 << 20,
+        ..quick()
+    };
+    let (w, metrics) = start(vec![app("1", &[&url])], config);
+    let data = "x".repeat(10 * 1024);
+    let client_event = || Event::ClientEvent {
+        channel: "private-c".into(),
+        event: "client-big".into(),
+        data: data.clone(),
+        socket_id: SocketId { high: 1, low: 2 },
+        user_id: None,
+    };
+    for _ in 0..4 {
+        w.emit("1", client_event());
+    }
+    got.recv_timeout(WAIT).expect("the POST that hangs");
+    let total = 2_000;
+    for _ in 0..total {
+        w.emit("1", client_event());
+        // The budget, plus at most one batch whose body and events both exist while it is
+        // signed, plus JSON's few bytes around each event.
+        assert!(
+            metrics.held_bytes() <= (1 << 20) + 9 * 11 * 1024,
+            "{}",
+            metrics.held_bytes()
+        );
+    }
+    // 1 MiB holds fewer than 100 events of 10 KiB: most of the 2,000 are dropped.
+    assert!(metrics.count(0, Fate::Dropped) >= total - 100);
+    drop(w);
+}
+
+#[test]
 fn a_quick_reconnect_sends_nothing_and_a_real_vacate_is_sent() {
     let (url, got) = receiver(vec![Some(200)]);
     let config = WebhookConfig {
@@ -373,6 +415,7 @@ fn a_quick_reconnect_sends_nothing_and_a_real_vacate_is_sent() {
     assert!(metrics.wait_settled(1, WAIT));
     assert_eq!(metrics.count(0, Fate::Debounced), 4);
     assert_eq!(metrics.count(0, Fate::Sent), 1);
+    assert_eq!((metrics.queued(), metrics.held_bytes()), (0, 0));
 }
 
 #[test]
