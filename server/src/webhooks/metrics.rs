@@ -37,6 +37,10 @@ struct AppCounters {
     failures: [AtomicU64; REASONS.len()],
     buckets: [AtomicU64; BUCKETS_MS.len() + 1],
     sum_ms: AtomicU64,
+    /// Bytes the app's waiting events hold: their strings while they wait as events, then
+    /// their batch's signed body, once however many URLs share it (per app, so one app's
+    /// dead receiver cannot use another's budget: `WebhookConfig::max_queued_bytes`).
+    bytes: AtomicU64,
 }
 
 /// Every app's webhook counters, plus a count of batches settled (sent or given up) that
@@ -45,9 +49,6 @@ pub struct WebhookMetrics {
     apps: Vec<(String, AppCounters)>,
     /// Events accepted by `emit` and not settled yet, once per URL past the batcher.
     queued: AtomicU64,
-    /// Bytes those events hold: their strings while they wait as events, then their batch's
-    /// signed body, once however many URLs share it (`WebhookConfig::max_queued_bytes`).
-    bytes: AtomicU64,
     settled: Mutex<u64>,
     settled_cv: Condvar,
 }
@@ -62,7 +63,6 @@ impl WebhookMetrics {
                 .map(|i| (i, AppCounters::default()))
                 .collect(),
             queued: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
             settled: Mutex::new(0),
             settled_cv: Condvar::new(),
         }
@@ -79,30 +79,39 @@ impl WebhookMetrics {
         self.queued.load(Relaxed)
     }
 
-    /// Takes `bytes` more of the budget `max`; false (nothing taken) when they do not fit.
-    pub fn reserve(&self, bytes: u64, max: u64) -> bool {
-        let before = self.bytes.fetch_add(bytes, Relaxed);
+    /// Takes `bytes` more of app `app`'s budget `max`; false (nothing taken) when they do
+    /// not fit.
+    pub fn reserve(&self, app: usize, bytes: u64, max: u64) -> bool {
+        let Some((_, c)) = self.apps.get(app) else {
+            return false;
+        };
+        let before = c.bytes.fetch_add(bytes, Relaxed);
         if before.saturating_add(bytes) > max {
-            self.bytes.fetch_sub(bytes, Relaxed);
+            c.bytes.fetch_sub(bytes, Relaxed);
             return false;
         }
         true
     }
 
-    /// Counts `bytes` more held past the budget check (a signed body replacing its events).
-    pub fn hold(&self, bytes: u64) {
-        self.bytes.fetch_add(bytes, Relaxed);
+    /// Counts `bytes` more held by app `app` past the budget check (a signed body replacing
+    /// its events).
+    pub fn hold(&self, app: usize, bytes: u64) {
+        if let Some((_, c)) = self.apps.get(app) {
+            c.bytes.fetch_add(bytes, Relaxed);
+        }
     }
 
-    /// Gives back `bytes` reserved or held.
-    pub fn release(&self, bytes: u64) {
-        self.bytes.fetch_sub(bytes, Relaxed);
+    /// Gives back `bytes` app `app` reserved or held.
+    pub fn release(&self, app: usize, bytes: u64) {
+        if let Some((_, c)) = self.apps.get(app) {
+            c.bytes.fetch_sub(bytes, Relaxed);
+        }
     }
 
-    /// Bytes held now.
+    /// Bytes held now, all apps together.
     #[must_use]
     pub fn held_bytes(&self) -> u64 {
-        self.bytes.load(Relaxed)
+        self.apps.iter().map(|(_, c)| c.bytes.load(Relaxed)).sum()
     }
 
     /// Counts an event of app `app` dropped before it waited (no room in the byte budget).
@@ -171,7 +180,6 @@ impl WebhookMetrics {
     /// Appends every series.
     pub fn render(&self, out: &mut String) {
         let queued = self.queued();
-        let bytes = self.held_bytes();
         let _ = writeln!(
             out,
             "# HELP ringcast_webhook_events_total Pusher webhook events, by app and result.\n# TYPE ringcast_webhook_events_total counter"
@@ -229,7 +237,11 @@ impl WebhookMetrics {
         }
         let _ = writeln!(
             out,
-            "# HELP ringcast_webhook_queued_events Webhook events waiting to be sent (bounded).\n# TYPE ringcast_webhook_queued_events gauge\nringcast_webhook_queued_events {queued}\n# HELP ringcast_webhook_queued_bytes Bytes the waiting webhook events hold (bounded).\n# TYPE ringcast_webhook_queued_bytes gauge\nringcast_webhook_queued_bytes {bytes}"
+            "# HELP ringcast_webhook_queued_events Webhook events waiting to be sent (bounded).\n# TYPE ringcast_webhook_queued_events gauge\nringcast_webhook_queued_events {queued}\n# HELP ringcast_webhook_queued_bytes Bytes an app's waiting webhook events hold (bounded per app).\n# TYPE ringcast_webhook_queued_bytes gauge"
         );
+        for (id, c) in &self.apps {
+            let n = c.bytes.load(Relaxed);
+            let _ = writeln!(out, "ringcast_webhook_queued_bytes{{app=\"{id}\"}} {n}");
+        }
     }
 }

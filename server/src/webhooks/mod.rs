@@ -52,8 +52,8 @@ pub struct WebhookConfig {
     pub debounce_max: usize,
     /// Batches waiting per URL before new ones are dropped.
     pub queue_batches: usize,
-    /// Bytes all waiting events may hold (their strings, then their signed bodies); an
-    /// event that does not fit is dropped at `emit`.
+    /// Bytes the waiting events of one app may hold (their strings, then their signed
+    /// bodies); an event that does not fit is dropped at `emit`.
     pub max_queued_bytes: u64,
 }
 
@@ -191,7 +191,7 @@ impl Webhooks {
             return;
         };
         let bytes = weight(&event);
-        if !inner.metrics.reserve(bytes, inner.max_bytes) {
+        if !inner.metrics.reserve(app, bytes, inner.max_bytes) {
             inner.metrics.refused(app);
             return;
         }
@@ -206,7 +206,7 @@ impl Webhooks {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 inner.metrics.events(app, Fate::Dropped, 1);
-                inner.metrics.release(bytes);
+                inner.metrics.release(app, bytes);
             }
         }
     }

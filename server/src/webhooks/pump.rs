@@ -112,7 +112,7 @@ impl Pump {
             Step::Held => {}
             Step::Cancelled { app, bytes } => {
                 self.metrics.events(app, Fate::Debounced, 2);
-                self.metrics.release(bytes);
+                self.metrics.release(app, bytes);
             }
         }
     }
@@ -136,8 +136,8 @@ impl Pump {
         let mut body = Vec::with_capacity(64 + 96 * batch.events.len());
         webhook::body(&mut body, time_ms, &batch.events);
         // From here the body holds the batch's bytes: the events go when this returns.
-        self.metrics.hold(body.capacity() as u64);
-        self.metrics.release(batch.bytes);
+        self.metrics.hold(batch.app, body.capacity() as u64);
+        self.metrics.release(batch.app, batch.bytes);
         let mut signed = Some(Arc::new(Signed {
             metrics: self.metrics.clone(),
             app: batch.app,

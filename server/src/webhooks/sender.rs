@@ -32,7 +32,7 @@ pub struct Signed {
 
 impl Drop for Signed {
     fn drop(&mut self) {
-        self.metrics.release(self.body.capacity() as u64);
+        self.metrics.release(self.app, self.body.capacity() as u64);
     }
 }
 

@@ -203,7 +203,10 @@ fn events_arrive_batched_and_signed_per_app() {
     assert!(text.contains("ringcast_webhook_events_total{app=\"2\",result=\"sent\"} 1\n"));
     assert!(text.contains("ringcast_webhook_latency_seconds_count{app=\"1\"} 1\n"));
     assert!(text.contains("ringcast_webhook_queued_events 0\n"));
-    assert!(text.contains("ringcast_webhook_queued_bytes 0\n"), "{text}");
+    assert!(
+        text.contains("ringcast_webhook_queued_bytes{app=\"1\"} 0\n"),
+        "{text}"
+    );
     assert!(!text.contains("app=\"3\""));
 }
 
@@ -300,7 +303,10 @@ fn a_refused_connection_is_retried_then_counted_failed() {
         text.contains("ringcast_webhook_request_failures_total{app=\"1\",reason=\"connect\"} 3\n")
     );
     assert!(text.contains("ringcast_webhook_queued_events 0\n"));
-    assert!(text.contains("ringcast_webhook_queued_bytes 0\n"), "{text}");
+    assert!(
+        text.contains("ringcast_webhook_queued_bytes{app=\"1\"} 0\n"),
+        "{text}"
+    );
     drop(w);
 }
 
@@ -356,7 +362,8 @@ fn large_events_are_dropped_at_the_byte_budget() {
         max_queued_bytes: 1 << 20,
         ..quick()
     };
-    let (w, metrics) = start(vec![app("1", &[&url])], config);
+    let (url2, got2) = receiver(vec![Some(200)]);
+    let (w, metrics) = start(vec![app("1", &[&url]), app("2", &[&url2])], config);
     let data = "x".repeat(10 * 1024);
     let client_event = || Event::ClientEvent {
         channel: "private-c".into(),
@@ -382,6 +389,13 @@ fn large_events_are_dropped_at_the_byte_budget() {
     }
     // 1 MiB holds fewer than 100 events of 10 KiB: most of the 2,000 are dropped.
     assert!(metrics.count(0, Fate::Dropped) >= total - 100);
+    // The budget is per app: another app's events still go out.
+    for _ in 0..4 {
+        w.emit("2", client_event());
+    }
+    let got = got2.recv_timeout(WAIT).expect("app 2's batch");
+    assert!(signature_ok("secret2", &got));
+    assert_eq!(metrics.count(1, Fate::Dropped), 0);
     drop(w);
 }
 
