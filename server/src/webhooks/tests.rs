@@ -226,6 +226,34 @@ fn a_batch_closes_when_its_window_ends() {
 }
 
 #[test]
+fn every_url_gets_the_same_body_and_a_stuck_one_delays_no_other() {
+    let (stuck, stuck_got) = receiver(vec![None]);
+    let (live, live_got) = receiver(vec![Some(200)]);
+    let config = WebhookConfig {
+        batch_max_events: 1,
+        timeout: Duration::from_secs(600),
+        ..quick()
+    };
+    let (w, metrics) = start(vec![app("1", &[&stuck, &live])], config);
+    w.emit("1", occupied("a"));
+    let first = stuck_got.recv_timeout(WAIT).expect("the stuck URL's POST");
+    let same = live_got.recv_timeout(WAIT).expect("the live URL's POST");
+    assert_eq!(first.body, same.body);
+    assert_eq!(first.signature, same.signature);
+    // The stuck URL still holds its first POST; the live one gets every later batch.
+    for c in ["b", "c", "d"] {
+        w.emit("1", occupied(c));
+        let got = live_got.recv_timeout(WAIT).expect("a later batch");
+        assert_eq!(names(&got).1, [format!("channel_occupied:\"{c}\"")]);
+    }
+    assert!(metrics.wait_settled(4, WAIT));
+    assert_eq!(metrics.count(0, Fate::Sent), 4);
+    // Four for the live URL settled; the stuck URL's four wait (one in flight, three queued).
+    assert_eq!(metrics.queued(), 4);
+    drop(w);
+}
+
+#[test]
 fn a_receiver_answering_500_then_200_gets_the_batch_again() {
     let (url, got) = receiver(vec![Some(500), Some(200)]);
     let config = WebhookConfig {
