@@ -168,3 +168,42 @@ fn disconnect_ban_and_subscribe_made_on_one_node_act_on_every_node() {
     json::send(&mut alice, r#"{"op":"presence","topic":"here","id":1}"#);
     assert_eq!(json::recv(&mut alice)["op"], "presence");
 }
+
+#[test]
+fn presence_and_presence_stats_answer_for_every_node() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a", &["--api-key", KEY]);
+    let b = node(&redis, "b", &["--api-key", KEY]);
+    let mut sub_b = json::client(&b);
+    json::subscribe(&mut sub_b, "lobby", "");
+    let _member_a = a.join(Some("lobby"));
+    let mut obs = observer(&redis);
+    wait_presence(&mut obs, "lobby", 2, Duration::from_secs(5));
+    for node in [&a, &b] {
+        let p = call(&node.addr, "presence", r#"{"channel":"lobby"}"#);
+        let members = p["result"]["presence"].as_object().expect("presence");
+        assert_eq!(members.len(), 2, "{p}");
+        for (client, m) in members {
+            assert_eq!(m["client"].as_str(), Some(client.as_str()), "{p}");
+            assert_eq!(m["user"], "", "{p}");
+        }
+        let s = call(&node.addr, "presence_stats", r#"{"channel":"lobby"}"#);
+        assert_eq!(s, json!({"result":{"num_clients":2,"num_users":1}}));
+    }
+    // In a batch too, between a publish and a read of this node's state.
+    let r = call(
+        &a.addr,
+        "batch",
+        r#"{"commands":[{"publish":{"channel":"lobby","data":1}},{"presence_stats":{"channel":"lobby"}},{"channels":{}}]}"#,
+    );
+    assert_eq!(
+        r["replies"][1],
+        json!({"presence_stats":{"num_clients":2,"num_users":1}}),
+        "{r}"
+    );
+    assert_eq!(r["replies"][0], json!({"publish":{}}), "{r}");
+    assert!(
+        r["replies"][2]["channels"]["channels"]["lobby"].is_object(),
+        "{r}"
+    );
+}

@@ -211,6 +211,12 @@ impl Inbound {
                 generation,
                 bytes: self.reply(&ask.topic, id.as_deref(), members),
             },
+            AskFor::Api => Remote::ApiPresence {
+                key,
+                generation,
+                token,
+                members: members.ok(),
+            },
             AskFor::Subscribe { room_id } => {
                 // This node's members come from its own registry, in step with its events;
                 // Redis unreachable: the snapshot is this node's alone.

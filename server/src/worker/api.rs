@@ -6,6 +6,7 @@ use std::os::fd::AsRawFd;
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use ringcast_cluster::PresenceMember;
 use ringcast_protocol::CloseCode;
 use ringcast_pubsub::auth::LEEWAY_SECS;
 
@@ -79,6 +80,27 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Every node's members for a server API `presence` / `presence_stats` call that
+    /// connection `key` asked the cluster (if it is still that connection): its held answer is
+    /// filled.
+    pub(super) fn on_api_presence(
+        &mut self,
+        key: usize,
+        generation: u32,
+        token: u64,
+        members: Option<Vec<PresenceMember>>,
+    ) {
+        match self.conns.live(key, generation) {
+            Some(conn) if conn.state() == ConnState::Api => {}
+            _ => return,
+        }
+        self.with_session(key, |session, sink| {
+            if let Session::Api(a) = session {
+                a.presence_answer(token, members, sink);
+            }
+        });
     }
 
     /// A subscribe (or unsubscribe) of `channel` for pub/sub connection `key`, handled as its
