@@ -207,3 +207,44 @@ fn presence_and_presence_stats_answer_for_every_node() {
         "{r}"
     );
 }
+
+#[test]
+fn info_lists_the_nodes_that_are_up() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a", &["--api-key", KEY]);
+    let b = node(&redis, "b", &["--api-key", KEY]);
+    let mut sub_b = json::client(&b);
+    json::subscribe(&mut sub_b, "lobby", "");
+    // Each node tells the others its figures about once a second (docs/api.md#info).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let nodes = loop {
+        let r = call(&a.addr, "info", "{}");
+        let nodes = r["result"]["nodes"].as_array().cloned().unwrap_or_default();
+        let b_seen = nodes.iter().any(|n| n["uid"] == "b" && n["num_subs"] == 1);
+        if b_seen || Instant::now() > deadline {
+            break nodes;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let uids: Vec<&str> = nodes.iter().filter_map(|n| n["uid"].as_str()).collect();
+    assert_eq!(uids, ["a", "b"], "{nodes:?}");
+    let nb = &nodes[1];
+    assert_eq!(
+        (nb["num_channels"].as_u64(), nb["num_subs"].as_u64()),
+        (Some(1), Some(1)),
+        "{nb}"
+    );
+    assert!(nb["num_clients"].as_u64() >= Some(1), "{nb}");
+    // A node that stops is no longer listed once its figures are stale.
+    drop(b);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = call(&a.addr, "info", "{}");
+        let n = r["result"]["nodes"].as_array().map_or(0, |n| n.len());
+        if n == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "b still listed: {r}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -21,7 +21,7 @@ use crate::fanout::batch::{BatchBuilder, FrozenBatch};
 use crate::fanout::handoff::PerWorker;
 use crate::fanout::peers::{Peers, Remote};
 use crate::fanout::pipeline::{self, Source, Topics};
-use crate::pubsub::orders;
+use crate::pubsub::{nodes, orders};
 use crate::rooms::stream::NodeChange;
 use crate::shared::Shared;
 
@@ -74,6 +74,9 @@ impl Inbound {
                 let hub = &self.shared.hub;
                 for m in &messages {
                     let Some((order, ban_until)) = orders::decode(&m.payload) else {
+                        if let Some(info) = nodes::decode(&m.payload) {
+                            hub.nodes.heard(info);
+                        }
                         continue;
                     };
                     if let Some(until) = ban_until {

@@ -373,9 +373,9 @@ impl<'a> Sink<'a> {
         self.shared.directory.names()
     }
 
-    /// Connections open in the whole process (the server API's `info`).
-    pub fn open_connections(&self) -> usize {
-        self.shared.open.load(std::sync::atomic::Ordering::Relaxed)
+    /// This node's figures (the server API's `info`).
+    pub fn node_info(&self) -> crate::pubsub::nodes::NodeInfo {
+        self.shared.node_info()
     }
 
     /// The `/metrics` page: every worker's counters, rooms, pub/sub and cluster gauges.

@@ -10,6 +10,7 @@ use ringcast_cluster::PresenceMember;
 use ringcast_protocol::CloseCode;
 use ringcast_pubsub::auth::LEEWAY_SECS;
 
+use crate::pubsub::nodes;
 use crate::pubsub::orders::Act;
 use crate::session::Session;
 
@@ -34,6 +35,21 @@ impl Worker {
     pub(super) fn api_tick(&mut self) {
         self.apply_api_orders();
         self.close_expired();
+        self.beat();
+    }
+
+    /// In a cluster, this node's figures for the other nodes' `info`, about once a second
+    /// (whichever worker ticks first; docs/api.md#info).
+    fn beat(&mut self) {
+        let shared = &self.ctx.shared;
+        let (Some(bus), Some(_)) = (&shared.cluster, &shared.config.api) else {
+            return;
+        };
+        if shared.hub.nodes.beat_due() {
+            let mut out = Vec::with_capacity(160);
+            nodes::write(&mut out, &shared.node_info(), true);
+            bus.publish_order(out);
+        }
     }
 
     /// Closes the connections whose token's `exp` plus the leeway has passed

@@ -9,6 +9,7 @@ use ringcast_pubsub::envelope::{write_str, write_u64};
 use ringcast_pubsub::history::{Recovery, Replay, SharedSpan};
 
 use crate::pubsub::idempotency::Seen;
+use crate::pubsub::nodes;
 use crate::pubsub::orders::Act;
 use crate::session::sink::Sink;
 
@@ -149,24 +150,15 @@ pub fn run(call: Call, sink: &mut Sink<'_>, asks: &mut usize) -> Result<Answer, 
             out.push(b'}');
         }
         Call::Info => {
-            let names = sink.room_names();
-            let subs: usize = names.iter().map(|n| hub.presence.count(n)).sum();
-            let id = &hub.node_id;
-            out.extend_from_slice(b"{\"nodes\":[{\"uid\":");
-            write_str(&mut out, id);
-            out.extend_from_slice(b",\"name\":");
-            write_str(&mut out, id);
-            out.extend_from_slice(b",\"version\":");
-            write_str(&mut out, env!("CARGO_PKG_VERSION"));
-            out.extend_from_slice(b",\"num_clients\":");
-            write_u64(&mut out, sink.open_connections() as u64);
-            out.extend_from_slice(b",\"num_subs\":");
-            write_u64(&mut out, subs as u64);
-            out.extend_from_slice(b",\"num_channels\":");
-            write_u64(&mut out, names.len() as u64);
-            out.extend_from_slice(b",\"uptime\":");
-            write_u64(&mut out, hub.now());
-            out.extend_from_slice(b"}]}");
+            // This node, then the others heard from lately (docs/api.md#info).
+            let own = sink.node_info();
+            out.extend_from_slice(b"{\"nodes\":[");
+            nodes::write(&mut out, &own, false);
+            for other in hub.nodes.up(&own.uid) {
+                out.push(b',');
+                nodes::write(&mut out, &other, false);
+            }
+            out.extend_from_slice(b"]}");
         }
         Call::Order(order) => {
             // Applied by every worker on its next tick (docs/api.md#disconnect). A channel
