@@ -137,6 +137,10 @@ impl Inbound {
             BusEvent::Presence { token, members, .. } => self.answer(token, members),
             // Messages were lost: nobody may recover across the hole (docs/cluster.md#history-and-epochs), so the topic
             // (every topic, when a link went down) starts a new epoch.
+            BusEvent::Gap { room, missed, .. } if &*room == API_ORDERS_ROOM => {
+                // Orders are not replayed (docs/api.md#across-the-cluster): counted.
+                self.shared.hub.orders.count_lost(missed);
+            }
             BusEvent::Gap { room, .. } => {
                 if let Some(h) = history {
                     h.break_continuity(Some(&room));

@@ -96,6 +96,11 @@ impl Hub {
             out,
             "# HELP ringcast_history_topics Topics with a history.\n# TYPE ringcast_history_topics gauge\nringcast_history_topics {topics}"
         );
+        let lost = self.orders.lost();
+        let _ = writeln!(
+            out,
+            "# HELP ringcast_api_orders_lost_total Other nodes' server API orders (and node figures) this node missed: published while a Redis link was down.\n# TYPE ringcast_api_orders_lost_total counter\nringcast_api_orders_lost_total {lost}"
+        );
     }
 
     /// The cluster-unique id of connection `slot` (generation `generation`) of `worker`.
