@@ -248,3 +248,43 @@ fn info_lists_the_nodes_that_are_up() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn skip_history_is_honoured_on_every_node() {
+    let redis = RedisServer::start();
+    let args = ["--api-key", KEY, "--history-size", "10"];
+    let a = node(&redis, "a", &args);
+    let b = node(&redis, "b", &args);
+    let mut sub = json::client(&b);
+    json::subscribe(&mut sub, "alerts", "");
+    let mut obs = observer(&redis);
+    wait_presence(&mut obs, "alerts", 1, Duration::from_secs(5));
+    let r = call(
+        &a.addr,
+        "publish",
+        r#"{"channel":"alerts","data":"volatile","skip_history":true}"#,
+    );
+    assert_eq!(r, json!({"result":{}}));
+    let r = call(&a.addr, "publish", r#"{"channel":"alerts","data":"kept"}"#);
+    assert_eq!(r["result"]["offset"], 1, "{r}");
+    // b delivers both, in order, the first without an offset.
+    let v = json::recv(&mut sub);
+    assert_eq!(
+        (&v["data"], v.get("offset")),
+        (&json!("volatile"), None),
+        "{v}"
+    );
+    let v = json::recv(&mut sub);
+    assert_eq!(
+        (&v["data"], &v["offset"]),
+        (&json!("kept"), &json!(1)),
+        "{v}"
+    );
+    // Neither node's history has the skipped one.
+    for node in [&a, &b] {
+        let h = call(&node.addr, "history", r#"{"channel":"alerts","limit":-1}"#);
+        let pubs = h["result"]["publications"].as_array().unwrap();
+        assert_eq!(pubs.len(), 1, "{h}");
+        assert_eq!(pubs[0]["data"], json!("kept"), "{h}");
+    }
+}
