@@ -241,19 +241,22 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         let (key, how) = if api {
             (
                 "api",
-                "through the server API (plain HTTP/1.1 keep-alive, POST /api/publish pipelined);                  ratios are against the same load published over WebSocket, `api-ws`",
+                "through the server API (plain HTTP/1.1 keep-alive, POST /api/publish pipelined); \
+                 ratios are against the same load published over WebSocket, `api-ws`",
             )
         } else {
             (
                 "api-ws",
-                "over WebSocket (the baseline of `api`); ratios are against room mode, (a)                  `fanout`",
+                "over WebSocket (the baseline of `api`); ratios are against room mode, (a) \
+                 `fanout`",
             )
         };
         let mut p = sc(
             key,
             "(h)",
             format!(
-                "server API load: {api_topics} channels × {API_SUBSCRIBERS} subscribers, 1                  publisher per channel, {TEXT_SIZE} B data, max rate, published {how}; ringcast only"
+                "server API load: {api_topics} channels × {API_SUBSCRIBERS} subscribers, 1 \
+                 publisher per channel, {TEXT_SIZE} B data, max rate, published {how}; ringcast only"
             ),
             Load::Pubsub {
                 topics: api_topics,
