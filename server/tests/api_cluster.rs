@@ -288,3 +288,44 @@ fn skip_history_is_honoured_on_every_node() {
         assert_eq!(pubs[0]["data"], json!("kept"), "{h}");
     }
 }
+
+/// The server API's bus room (server/src/bridge/mod.rs `API_ORDERS_ROOM`).
+fn orders_channel() -> String {
+    format!(
+        "ringcast:room:ringcast-server-api-orders/{}",
+        ".".repeat(256)
+    )
+}
+
+/// A version-1 bus envelope of JSON messages from `origin` (cluster/src/wire.rs).
+fn json_envelope(origin: &str, first_seq: u64, payloads: &[&str]) -> Vec<u8> {
+    let mut out = vec![0xAC, 1, origin.len() as u8];
+    out.extend_from_slice(origin.as_bytes());
+    out.extend_from_slice(&first_seq.to_le_bytes());
+    out.extend_from_slice(&(payloads.len() as u32).to_le_bytes());
+    for p in payloads {
+        out.push(3);
+        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        out.extend_from_slice(p.as_bytes());
+    }
+    out
+}
+
+#[test]
+fn orders_lost_on_the_bus_are_counted() {
+    use common::resp::Resp;
+    let redis = RedisServer::start();
+    let b = node(&redis, "b", &["--api-key", KEY]);
+    let mut r = Resp::connect(redis.port);
+    let channel = orders_channel();
+    common::proc::wait_eq("b listens to the orders", 1, || r.numsub(&channel));
+    let order = r#"{"user":"nobody","act":"disconnect","code":1008,"reason":"x"}"#;
+    let metric = "ringcast_api_orders_lost_total";
+    assert_eq!(b.metric(metric), 0);
+    for seq in [1, 5] {
+        let env = json_envelope("x", seq, &[order]);
+        assert_eq!(r.cmd(&[b"PUBLISH", channel.as_bytes(), &env]).int(), 1);
+    }
+    // Sequence numbers 2 to 4 of node x never came: three orders lost.
+    common::proc::wait_eq(metric, 3, || b.metric(metric));
+}
