@@ -41,6 +41,9 @@ pub enum MessageKind {
     Leave,
     /// Internal to the bus (a node's marker after its presence query): never emitted.
     Mark,
+    /// A pub/sub publish (as [`MessageKind::Json`]) that the receivers keep out of their
+    /// history: a server API publish with `skip_history` (the server's docs/api.md).
+    JsonNoHistory,
 }
 
 impl MessageKind {
@@ -78,6 +81,7 @@ impl MessageKind {
             Self::Join => 4,
             Self::Leave => 5,
             Self::Mark => 6,
+            Self::JsonNoHistory => 7,
         }
     }
 
@@ -89,6 +93,7 @@ impl MessageKind {
             4 => Some(Self::Join),
             5 => Some(Self::Leave),
             6 => Some(Self::Mark),
+            7 => Some(Self::JsonNoHistory),
             _ => None,
         }
     }
@@ -288,13 +293,15 @@ mod tests {
         let join = BusMessage::new(MessageKind::Join, encode_member("b-1-7", "ana"));
         let leave = BusMessage::new(MessageKind::Leave, encode_member("b-1-7", ""));
         let mark = BusMessage::new(MessageKind::Mark, 7u64.to_le_bytes().to_vec());
-        for m in [join, leave, mark] {
+        let volatile = BusMessage::new(MessageKind::JsonNoHistory, "\"x\"");
+        for m in [join, leave, mark, volatile] {
             let buf = Bytes::from(encode("b", 5, 3, std::slice::from_ref(&m)));
             let env = decode(&buf).unwrap();
             assert_eq!((env.first_seq, &env.messages[..]), (3, &[m][..]));
         }
         assert_eq!(buf_kind(4), Some(MessageKind::Join));
-        assert_eq!(buf_kind(7), None, "unknown kinds stay malformed");
+        assert_eq!(buf_kind(7), Some(MessageKind::JsonNoHistory));
+        assert_eq!(buf_kind(8), None, "unknown kinds stay malformed");
         let p = encode_member("c\n1", "user\nx");
         assert_eq!(decode_member(&p), Some(("c\n1", "user\nx")));
         assert_eq!(decode_member(&encode_member("c", "")), Some(("c", "")));

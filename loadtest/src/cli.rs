@@ -69,6 +69,20 @@ pub enum ScenarioCmd {
     /// JSON pub/sub mode (docs/pubsub.md#history): topics of subscribers fed by publishers; with `--history`
     /// offsets, order and recovery (`--churn`) are checked too.
     Pubsub(PubsubArgs),
+    /// `pubsub` with publishers on ringcast's server API (docs/api.md): plain HTTP keep-alive
+    /// connections sending `POST /api/publish`, pipelined up to `--window`; subscribers and
+    /// checks as in `pubsub`.
+    Api(ApiArgs),
+}
+
+/// Options of `api`: those of `pubsub`, and the key.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// The server's `--api-key`.
+    #[arg(long)]
+    pub api_key: String,
+    #[command(flatten)]
+    pub pubsub: PubsubArgs,
 }
 
 /// Options of `pubsub`.

@@ -9,6 +9,11 @@ use crate::rng::Rng;
 use crate::shared::Shared;
 use crate::stats::Stats;
 
+/// The "subprotocol" a plan gives a connection that speaks plain HTTP/1.1 instead of
+/// WebSocket (the `api` scenario's publishers): no upgrade, open once TCP connects, bytes in
+/// and out unframed ([`Io::send_raw`], `Scenario::on_bytes`).
+pub const PLAIN_HTTP: &str = "\0plain-http";
+
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -50,11 +55,15 @@ pub struct Conn {
     pub(crate) target: usize,
     /// The current set-up is a reopen after [`Io::reconnect`] (not a first connection).
     pub(crate) reopened: bool,
+    /// Plain HTTP/1.1 ([`PLAIN_HTTP`]), not WebSocket.
+    pub(crate) http: bool,
 }
 
 impl Conn {
     /// A connection that will offer `protocol`.
     pub fn new(protocol: Option<String>) -> Self {
+        let http = protocol.as_deref() == Some(PLAIN_HTTP);
+        let protocol = protocol.filter(|_| !http);
         Self {
             fd: -1,
             state: State::Pending,
@@ -74,6 +83,7 @@ impl Conn {
             close_sent: false,
             target: 0,
             reopened: false,
+            http,
         }
     }
 
@@ -174,6 +184,18 @@ impl Io {
         self.sent_msgs += 1;
         let op = if binary { OP_BINARY } else { OP_TEXT };
         self.send_frame(c, op, payload);
+    }
+
+    /// Queues bytes as they are on plain HTTP connection `c` (one request: counted as a
+    /// message sent); ignored unless `c` is open.
+    pub fn send_raw(&mut self, c: usize, bytes: &[u8]) {
+        let conn = &mut self.conns[c];
+        if !conn.is_open() || !conn.http {
+            return;
+        }
+        conn.out.extend_from_slice(bytes);
+        self.sent_msgs += 1;
+        self.mark_dirty(c);
     }
 
     /// Queues a Close frame with `code` (once).

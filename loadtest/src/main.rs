@@ -153,7 +153,12 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             let (plan, _) = scenario::rounds::plan(&p, threads);
             ("rounds", a.clients, execute(&opts, shared, plan, || {})?.0)
         }
-        ScenarioCmd::Pubsub(a) => {
+        ScenarioCmd::Pubsub(_) | ScenarioCmd::Api(_) => {
+            let (a, api_key) = match &cli.scenario {
+                ScenarioCmd::Api(x) => (&x.pubsub, Some(x.api_key.clone())),
+                ScenarioCmd::Pubsub(x) => (x, None),
+                _ => unreachable!("matched above"),
+            };
             if a.size < scenario::pubsub::wire::MIN_DATA {
                 return Err(format!(
                     "--size {} is too small: the data string needs at least {} bytes",
@@ -192,13 +197,15 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 presence: a.presence,
                 protocol: a.pubsub_protocol.clone(),
                 prefix,
+                api_key: api_key.clone(),
                 servers,
             };
             let n = a.topics * (a.subscribers + a.publishers);
             let plan = scenario::pubsub::plan(p, threads);
             let (stats, scs) = execute(&opts, shared, plan, || {})?;
             pubsub = Some(scenario::pubsub::summarize(&scs));
-            ("pubsub", n, stats)
+            let name = if api_key.is_some() { "api" } else { "pubsub" };
+            (name, n, stats)
         }
     };
     let mut rep = Report::new(name, &url_list, threads, conns as u64, &stats);

@@ -59,6 +59,20 @@ impl Shared {
         self
     }
 
+    /// This node's figures as the server API's `info` lists them (docs/api.md#info).
+    pub fn node_info(&self) -> crate::pubsub::nodes::NodeInfo {
+        let names = self.directory.names();
+        let subs: usize = names.iter().map(|n| self.hub.presence.count(n)).sum();
+        crate::pubsub::nodes::NodeInfo {
+            uid: self.hub.node_id.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            num_clients: self.open.load(Ordering::Relaxed) as u64,
+            num_subs: subs as u64,
+            num_channels: names.len() as u64,
+            uptime: self.hub.now(),
+        }
+    }
+
     /// The `/metrics` page: every worker's counters, rooms, pub/sub and cluster gauges
     /// (Prometheus text, docs/metrics.md).
     pub fn render_metrics(&self) -> String {

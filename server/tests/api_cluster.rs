@@ -168,3 +168,164 @@ fn disconnect_ban_and_subscribe_made_on_one_node_act_on_every_node() {
     json::send(&mut alice, r#"{"op":"presence","topic":"here","id":1}"#);
     assert_eq!(json::recv(&mut alice)["op"], "presence");
 }
+
+#[test]
+fn presence_and_presence_stats_answer_for_every_node() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a", &["--api-key", KEY]);
+    let b = node(&redis, "b", &["--api-key", KEY]);
+    let mut sub_b = json::client(&b);
+    json::subscribe(&mut sub_b, "lobby", "");
+    let _member_a = a.join(Some("lobby"));
+    let mut obs = observer(&redis);
+    wait_presence(&mut obs, "lobby", 2, Duration::from_secs(5));
+    for node in [&a, &b] {
+        let p = call(&node.addr, "presence", r#"{"channel":"lobby"}"#);
+        let members = p["result"]["presence"].as_object().expect("presence");
+        assert_eq!(members.len(), 2, "{p}");
+        for (client, m) in members {
+            assert_eq!(m["client"].as_str(), Some(client.as_str()), "{p}");
+            assert_eq!(m["user"], "", "{p}");
+        }
+        let s = call(&node.addr, "presence_stats", r#"{"channel":"lobby"}"#);
+        assert_eq!(s, json!({"result":{"num_clients":2,"num_users":1}}));
+    }
+    // In a batch too, between a publish and a read of this node's state.
+    let r = call(
+        &a.addr,
+        "batch",
+        r#"{"commands":[{"publish":{"channel":"lobby","data":1}},{"presence_stats":{"channel":"lobby"}},{"channels":{}}]}"#,
+    );
+    assert_eq!(
+        r["replies"][1],
+        json!({"presence_stats":{"num_clients":2,"num_users":1}}),
+        "{r}"
+    );
+    assert_eq!(r["replies"][0], json!({"publish":{}}), "{r}");
+    assert!(
+        r["replies"][2]["channels"]["channels"]["lobby"].is_object(),
+        "{r}"
+    );
+}
+
+#[test]
+fn info_lists_the_nodes_that_are_up() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a", &["--api-key", KEY]);
+    let b = node(&redis, "b", &["--api-key", KEY]);
+    let mut sub_b = json::client(&b);
+    json::subscribe(&mut sub_b, "lobby", "");
+    // Each node tells the others its figures about once a second (docs/api.md#info).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let nodes = loop {
+        let r = call(&a.addr, "info", "{}");
+        let nodes = r["result"]["nodes"].as_array().cloned().unwrap_or_default();
+        let b_seen = nodes.iter().any(|n| n["uid"] == "b" && n["num_subs"] == 1);
+        if b_seen || Instant::now() > deadline {
+            break nodes;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let uids: Vec<&str> = nodes.iter().filter_map(|n| n["uid"].as_str()).collect();
+    assert_eq!(uids, ["a", "b"], "{nodes:?}");
+    let nb = &nodes[1];
+    assert_eq!(
+        (nb["num_channels"].as_u64(), nb["num_subs"].as_u64()),
+        (Some(1), Some(1)),
+        "{nb}"
+    );
+    assert!(nb["num_clients"].as_u64() >= Some(1), "{nb}");
+    // A node that stops is no longer listed once its figures are stale.
+    drop(b);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = call(&a.addr, "info", "{}");
+        let n = r["result"]["nodes"].as_array().map_or(0, |n| n.len());
+        if n == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "b still listed: {r}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn skip_history_is_honoured_on_every_node() {
+    let redis = RedisServer::start();
+    let args = ["--api-key", KEY, "--history-size", "10"];
+    let a = node(&redis, "a", &args);
+    let b = node(&redis, "b", &args);
+    let mut sub = json::client(&b);
+    json::subscribe(&mut sub, "alerts", "");
+    let mut obs = observer(&redis);
+    wait_presence(&mut obs, "alerts", 1, Duration::from_secs(5));
+    let r = call(
+        &a.addr,
+        "publish",
+        r#"{"channel":"alerts","data":"volatile","skip_history":true}"#,
+    );
+    assert_eq!(r, json!({"result":{}}));
+    let r = call(&a.addr, "publish", r#"{"channel":"alerts","data":"kept"}"#);
+    assert_eq!(r["result"]["offset"], 1, "{r}");
+    // b delivers both, in order, the first without an offset.
+    let v = json::recv(&mut sub);
+    assert_eq!(
+        (&v["data"], v.get("offset")),
+        (&json!("volatile"), None),
+        "{v}"
+    );
+    let v = json::recv(&mut sub);
+    assert_eq!(
+        (&v["data"], &v["offset"]),
+        (&json!("kept"), &json!(1)),
+        "{v}"
+    );
+    // Neither node's history has the skipped one.
+    for node in [&a, &b] {
+        let h = call(&node.addr, "history", r#"{"channel":"alerts","limit":-1}"#);
+        let pubs = h["result"]["publications"].as_array().unwrap();
+        assert_eq!(pubs.len(), 1, "{h}");
+        assert_eq!(pubs[0]["data"], json!("kept"), "{h}");
+    }
+}
+
+/// The server API's bus room (server/src/bridge/mod.rs `API_ORDERS_ROOM`).
+fn orders_channel() -> String {
+    format!(
+        "ringcast:room:ringcast-server-api-orders/{}",
+        ".".repeat(256)
+    )
+}
+
+/// A version-1 bus envelope of JSON messages from `origin` (cluster/src/wire.rs).
+fn json_envelope(origin: &str, first_seq: u64, payloads: &[&str]) -> Vec<u8> {
+    let mut out = vec![0xAC, 1, origin.len() as u8];
+    out.extend_from_slice(origin.as_bytes());
+    out.extend_from_slice(&first_seq.to_le_bytes());
+    out.extend_from_slice(&(payloads.len() as u32).to_le_bytes());
+    for p in payloads {
+        out.push(3);
+        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        out.extend_from_slice(p.as_bytes());
+    }
+    out
+}
+
+#[test]
+fn orders_lost_on_the_bus_are_counted() {
+    use common::resp::Resp;
+    let redis = RedisServer::start();
+    let b = node(&redis, "b", &["--api-key", KEY]);
+    let mut r = Resp::connect(redis.port);
+    let channel = orders_channel();
+    common::proc::wait_eq("b listens to the orders", 1, || r.numsub(&channel));
+    let order = r#"{"user":"nobody","act":"disconnect","code":1008,"reason":"x"}"#;
+    let metric = "ringcast_api_orders_lost_total";
+    assert_eq!(b.metric(metric), 0);
+    for seq in [1, 5] {
+        let env = json_envelope("x", seq, &[order]);
+        assert_eq!(r.cmd(&[b"PUBLISH", channel.as_bytes(), &env]).int(), 1);
+    }
+    // Sequence numbers 2 to 4 of node x never came: three orders lost.
+    common::proc::wait_eq(metric, 3, || b.metric(metric));
+}

@@ -60,7 +60,7 @@ pub struct Cli {
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
     /// Run only the scenarios whose key contains one of these (`fanout`, `rooms`, `latency`,
-    /// `connect`, `rounds`, `pubsub`, `cluster`); repeatable.
+    /// `connect`, `rounds`, `pubsub`, `api`, `cluster`); repeatable.
     #[arg(long)]
     pub only: Vec<String>,
     /// Run only the servers whose name contains one of these (`peer`, `ringcast-w1`, ...).

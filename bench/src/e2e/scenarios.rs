@@ -39,12 +39,17 @@ pub enum Load {
         /// Clients in the room.
         clients: usize,
     },
-    /// `loadtest pubsub`: 1 topic, 1 publisher, max rate, JSON mode (ringcast only).
+    /// `loadtest pubsub` (or `api`): topics with 1 publisher each, max rate, JSON mode
+    /// (ringcast only).
     Pubsub {
-        /// Subscribers of the topic.
+        /// Topics, one publisher each.
+        topics: usize,
+        /// Subscribers per topic.
         subscribers: usize,
         /// The server keeps history (`--history-size`) and loadtest checks offsets and order.
         history: bool,
+        /// The publishers publish through the server API (`loadtest api`, [`API_KEY`]).
+        api: bool,
     },
 }
 
@@ -80,6 +85,15 @@ pub struct Scenario {
 pub const PUBSUB_BASELINE: &str = "fanout";
 /// `--history-size` of the history-on pub/sub scenario.
 pub const HISTORY_SIZE: u32 = 100;
+
+/// The server API key of the `api` scenarios (`--api-key`).
+pub const API_KEY: &str = "bench-e2e-api-key";
+/// Channels of the `api` scenarios (full form, quick form), 10 subscribers and 1 publisher
+/// each: issue 23's "one channel per publish, 10 subscribers each".
+const API_TOPICS: usize = 100;
+const API_TOPICS_QUICK: usize = 20;
+/// Subscribers per channel of the `api` scenarios.
+const API_SUBSCRIBERS: usize = 10;
 
 /// Payload bytes of the broadcast scenarios (text).
 pub const TEXT_SIZE: usize = 64;
@@ -209,8 +223,10 @@ pub fn all(quick: bool) -> Vec<Scenario> {
                 }
             ),
             Load::Pubsub {
+                topics: 1,
                 subscribers: subs,
                 history,
+                api: false,
             },
             false,
         );
@@ -218,6 +234,40 @@ pub fn all(quick: bool) -> Vec<Scenario> {
             p.server_args = vec!["--history-size".into(), HISTORY_SIZE.to_string()];
         }
         p.baseline = Some(PUBSUB_BASELINE);
+        v.push(p);
+    }
+    let api_topics = if quick { API_TOPICS_QUICK } else { API_TOPICS };
+    for api in [false, true] {
+        let (key, how) = if api {
+            (
+                "api",
+                "through the server API (plain HTTP/1.1 keep-alive, POST /api/publish pipelined); \
+                 ratios are against the same load published over WebSocket, `api-ws`",
+            )
+        } else {
+            (
+                "api-ws",
+                "over WebSocket (the baseline of `api`); ratios are against room mode, (a) \
+                 `fanout`",
+            )
+        };
+        let mut p = sc(
+            key,
+            "(h)",
+            format!(
+                "server API load: {api_topics} channels × {API_SUBSCRIBERS} subscribers, 1 \
+                 publisher per channel, {TEXT_SIZE} B data, max rate, published {how}; ringcast only"
+            ),
+            Load::Pubsub {
+                topics: api_topics,
+                subscribers: API_SUBSCRIBERS,
+                history: false,
+                api,
+            },
+            false,
+        );
+        p.server_args = vec!["--api-key".into(), API_KEY.into()];
+        p.baseline = Some(if api { "api-ws" } else { PUBSUB_BASELINE });
         v.push(p);
     }
     let (c_rooms, c_rate) = if quick {
@@ -331,13 +381,19 @@ impl Scenario {
                 }
             }
             Load::Pubsub {
+                topics,
                 subscribers,
                 history,
+                api,
             } => {
+                if *api {
+                    a.extend(["api".into(), "--api-key".into(), API_KEY.into()]);
+                } else {
+                    a.push("pubsub".into());
+                }
                 a.extend([
-                    "pubsub".into(),
                     "--topics".into(),
-                    "1".into(),
+                    topics.to_string(),
                     "--subscribers".into(),
                     subscribers.to_string(),
                     "--publishers".into(),
@@ -391,8 +447,12 @@ mod tests {
     fn lists() {
         for quick in [false, true] {
             let v = all(quick);
-            assert_eq!(v.len(), 9);
+            assert_eq!(v.len(), 11);
             let url = ["ws://x:1/".to_owned()];
+            let api = v.iter().find(|s| s.key == "api").expect("api");
+            assert_eq!(api.baseline, Some("api-ws"));
+            let a = api.loadtest_args(&url, 0, Path::new("/tmp/j"), None, None);
+            assert!(a.windows(3).any(|w| w[0] == "api" && w[1] == "--api-key"));
             let ps = v
                 .iter()
                 .find(|s| s.key == "pubsub-hist")

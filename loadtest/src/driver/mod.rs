@@ -353,6 +353,11 @@ impl<S: Scenario> Driver<S> {
             self.setup_failed(c);
             return Ok(());
         }
+        if self.io.conns[c].http {
+            // Plain HTTP: nothing to upgrade.
+            self.opened(c);
+            return self.submit_recv(c);
+        }
         let key = self.io.rng.key();
         let conn = &mut self.io.conns[c];
         conn.state = State::Handshake;
@@ -410,7 +415,8 @@ impl<S: Scenario> Driver<S> {
     /// Sends Close 1000 on every open connection, waits for those sends, closes every socket.
     fn shutdown(&mut self) -> Result<(), DriverError> {
         for c in 0..self.io.conns.len() {
-            if self.io.conns[c].state == State::Open {
+            // A plain HTTP connection just closes (its socket, below).
+            if self.io.conns[c].state == State::Open && !self.io.conns[c].http {
                 self.io.send_close(c, 1000);
                 self.io.conns[c].state = State::Closing;
             }

@@ -28,17 +28,7 @@ impl<S: Scenario> Driver<S> {
                 Ok(Some(n)) => {
                     conn.rstart += n;
                     conn.hs = None;
-                    conn.state = State::Open;
-                    self.setting_up -= 1;
-                    if conn.reopened {
-                        self.io.stats.reconnects += 1;
-                    } else {
-                        self.settled += 1;
-                        self.io.stats.connected += 1;
-                        self.io.stats.note_connect_time(self.io.now);
-                    }
-                    self.io.open += 1;
-                    self.sc.on_open(&mut self.io, c);
+                    self.opened(c);
                 }
                 Err(_) => {
                     self.io.stats.handshake_errors += 1;
@@ -47,6 +37,16 @@ impl<S: Scenario> Driver<S> {
                 }
             }
         }
+        if self.io.conns[c].http {
+            let conn = &mut self.io.conns[c];
+            let rbuf = std::mem::take(&mut conn.rbuf);
+            let (start, end) = (conn.rstart, conn.rend);
+            let used = self.sc.on_bytes(&mut self.io, c, &rbuf[start..end]);
+            let conn = &mut self.io.conns[c];
+            conn.rbuf = rbuf;
+            conn.rstart += used.min(end - start);
+            return self.submit_recv(c);
+        }
         match self.frames(c) {
             Ok(()) => self.submit_recv(c),
             Err(_) => {
@@ -54,6 +54,22 @@ impl<S: Scenario> Driver<S> {
                 Ok(())
             }
         }
+    }
+
+    /// Connection `c` is open (upgraded, or connected for plain HTTP).
+    pub(super) fn opened(&mut self, c: usize) {
+        let conn = &mut self.io.conns[c];
+        conn.state = State::Open;
+        self.setting_up -= 1;
+        if conn.reopened {
+            self.io.stats.reconnects += 1;
+        } else {
+            self.settled += 1;
+            self.io.stats.connected += 1;
+            self.io.stats.note_connect_time(self.io.now);
+        }
+        self.io.open += 1;
+        self.sc.on_open(&mut self.io, c);
     }
 
     /// Handles every complete frame in the connection's receive buffer.

@@ -15,6 +15,11 @@ pub trait Scenario {
     fn on_open(&mut self, _io: &mut Io, _c: usize) {}
     /// A complete data message arrived on `c`.
     fn on_message(&mut self, io: &mut Io, c: usize, binary: bool, payload: &[u8]);
+    /// Bytes arrived on plain HTTP connection `c` (`conn::PLAIN_HTTP`); returns how many were
+    /// used (the rest is handed again with what follows).
+    fn on_bytes(&mut self, _io: &mut Io, _c: usize, bytes: &[u8]) -> usize {
+        bytes.len()
+    }
     /// The server closed `c` (`Some(code)`, after a Close frame) or it broke (`None`).
     fn on_closed(&mut self, _io: &mut Io, _c: usize, _code: Option<u16>) {}
     /// Once per loop turn after the run started: queue whatever is due.

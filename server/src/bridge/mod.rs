@@ -90,6 +90,9 @@ pub enum AskFor {
         /// The subscribed room's id (its members are cut if the answer cannot be queued).
         room_id: u64,
     },
+    /// A server API `presence` or `presence_stats` call (docs/api.md#across-the-cluster): the
+    /// asking worker hands the members to the API connection, which fills its held answer.
+    Api,
 }
 
 /// A node's link to the cluster. One per process, in `Shared`.
@@ -192,14 +195,22 @@ impl Bridge {
     /// bus thread (`fanout::bus::Inbound`), which hands it to the asking connection's worker.
     /// Returns the token the answer carries.
     pub fn ask_presence(&self, ask: PresenceAsk) -> u64 {
+        self.try_ask_presence(ask).unwrap_or(0)
+    }
+
+    /// [`Bridge::ask_presence`], or `None` when the bus did not take the question (no answer
+    /// will come: the caller answers without the other nodes).
+    pub fn try_ask_presence(&self, ask: PresenceAsk) -> Option<u64> {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let topic = ask.topic.clone();
-        self.asks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(token, ask);
-        let _ = self.bus.presence(topic, token);
-        token
+        let mut asks = self.asks.lock().unwrap_or_else(|e| e.into_inner());
+        asks.insert(token, ask);
+        drop(asks);
+        if self.bus.presence(topic, token).is_err() {
+            self.take_ask(token);
+            return None;
+        }
+        Some(token)
     }
 
     /// This node's id (the `node` of its members in Redis).

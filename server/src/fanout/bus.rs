@@ -21,7 +21,7 @@ use crate::fanout::batch::{BatchBuilder, FrozenBatch};
 use crate::fanout::handoff::PerWorker;
 use crate::fanout::peers::{Peers, Remote};
 use crate::fanout::pipeline::{self, Source, Topics};
-use crate::pubsub::orders;
+use crate::pubsub::{nodes, orders};
 use crate::rooms::stream::NodeChange;
 use crate::shared::Shared;
 
@@ -74,6 +74,9 @@ impl Inbound {
                 let hub = &self.shared.hub;
                 for m in &messages {
                     let Some((order, ban_until)) = orders::decode(&m.payload) else {
+                        if let Some(info) = nodes::decode(&m.payload) {
+                            hub.nodes.heard(info);
+                        }
                         continue;
                     };
                     if let Some(until) = ban_until {
@@ -87,9 +90,24 @@ impl Inbound {
             }
             BusEvent::Messages { room, messages, .. } => {
                 let topic: Arc<str> = Arc::from(&*room);
-                let mut builder = BatchBuilder::for_topic(topic);
+                let mut builder = BatchBuilder::for_topic(topic.clone());
+                // Runs of messages kept in history and of `skip_history` publishes, in order.
+                let mut runs: Vec<(BatchBuilder, Source)> = Vec::new();
+                let mut source = Source::Bus;
                 let mut events = None;
                 for m in &messages {
+                    let wanted = match m.kind {
+                        MessageKind::JsonNoHistory => Source::BusNoHistory,
+                        _ => Source::Bus,
+                    };
+                    if wanted != source && !m.kind.is_presence() && m.kind != MessageKind::Mark {
+                        let full =
+                            std::mem::replace(&mut builder, BatchBuilder::for_topic(topic.clone()));
+                        if !full.is_empty() {
+                            runs.push((full, source));
+                        }
+                        source = wanted;
+                    }
                     match m.kind {
                         MessageKind::Binary => builder.push(None, OpCode::Binary, &m.payload),
                         // What another node sends is checked like what a client sends: text is
@@ -98,10 +116,12 @@ impl Inbound {
                         MessageKind::Text if std::str::from_utf8(&m.payload).is_ok() => {
                             builder.push(None, OpCode::Text, &m.payload)
                         }
-                        MessageKind::Json if envelope::is_json_value(&m.payload) => {
+                        MessageKind::Json | MessageKind::JsonNoHistory
+                            if envelope::is_json_value(&m.payload) =>
+                        {
                             builder.push_publish(None, &m.payload)
                         }
-                        MessageKind::Text | MessageKind::Json => {
+                        MessageKind::Text | MessageKind::Json | MessageKind::JsonNoHistory => {
                             if let Some(bridge) = &self.shared.cluster {
                                 bridge.count_malformed();
                             }
@@ -121,19 +141,27 @@ impl Inbound {
                 let mut out = self.out();
                 let out = &mut *out;
                 if let Some(events) = events.filter(|e| !e.is_empty()) {
-                    self.run(events.freeze(None, false), out);
+                    self.run(events.freeze(None, false), Source::Bus, out);
                 }
                 if !builder.is_empty() {
-                    // This node's history holds what it received, with its own offsets,
-                    // whether or not it has members: the bus thread is one more source of the
-                    // one pipeline. The batch leaves with the rest of its burst.
-                    self.run(builder.freeze(None, false), out);
+                    runs.push((builder, source));
+                }
+                for (builder, source) in runs {
+                    // This node's history holds what it received (but `skip_history`
+                    // publishes), with its own offsets, whether or not it has members: the bus
+                    // thread is one more source of the one pipeline. The batch leaves with the
+                    // rest of its burst.
+                    self.run(builder.freeze(None, false), source, out);
                 }
             }
             BusEvent::Flush => self.flush(&mut self.out()),
             BusEvent::Presence { token, members, .. } => self.answer(token, members),
             // Messages were lost: nobody may recover across the hole (docs/cluster.md#history-and-epochs), so the topic
             // (every topic, when a link went down) starts a new epoch.
+            BusEvent::Gap { room, missed, .. } if &*room == API_ORDERS_ROOM => {
+                // Orders are not replayed (docs/api.md#across-the-cluster): counted.
+                self.shared.hub.orders.count_lost(missed);
+            }
             BusEvent::Gap { room, .. } => {
                 if let Some(h) = history {
                     h.break_continuity(Some(&room));
@@ -176,9 +204,8 @@ fn node_event(events: &mut BatchBuilder, topic: &str, m: &BusMessage) {
 impl Inbound {
     /// Runs one batch from the bus through the publish pipeline and adds it to the burst for
     /// the workers it names.
-    fn run(&self, mut batch: FrozenBatch, out: &mut Out) {
-        let (workers, _) =
-            pipeline::publish(&mut batch, Source::Bus, &self.shared, &mut out.topics);
+    fn run(&self, mut batch: FrozenBatch, source: Source, out: &mut Out) {
+        let (workers, _) = pipeline::publish(&mut batch, source, &self.shared, &mut out.topics);
         if workers != 0 {
             out.burst.add(workers, &Arc::new(batch));
         }
@@ -210,6 +237,12 @@ impl Inbound {
                 key,
                 generation,
                 bytes: self.reply(&ask.topic, id.as_deref(), members),
+            },
+            AskFor::Api => Remote::ApiPresence {
+                key,
+                generation,
+                token,
+                members: members.ok(),
             },
             AskFor::Subscribe { room_id } => {
                 // This node's members come from its own registry, in step with its events;

@@ -44,6 +44,19 @@ pub enum Remote {
         /// Members on other nodes.
         remote: Vec<PresenceMember>,
     },
+    /// Every node's members of a topic, for the server API call on connection `key` (if it
+    /// still has `generation`) that asked under `token` (`bridge::AskFor::Api`); `None` when
+    /// Redis could not answer.
+    ApiPresence {
+        /// Slab key on the target worker.
+        key: usize,
+        /// Slot generation of the intended connection.
+        generation: u32,
+        /// The token of the ask.
+        token: u64,
+        /// Members on every node (this one's included).
+        members: Option<Vec<PresenceMember>>,
+    },
 }
 
 /// The addresses of every worker: its bounded channel, its [`Inbox`] (what was dropped when it
@@ -97,12 +110,17 @@ impl Peers {
             // One answer for one connection (a connection has at most
             // `limits::MAX_ASKS_IN_FLIGHT`); if the target is that far behind, the asker is
             // cut rather than left without its answer.
-            reply @ Remote::Reply { .. } => {
+            reply @ (Remote::Reply { .. } | Remote::ApiPresence { .. }) => {
                 return match self.senders[to].try_send(reply) {
                     Err(TrySendError::Disconnected(_)) => None,
-                    Err(TrySendError::Full(Remote::Reply {
-                        key, generation, ..
-                    })) => {
+                    Err(TrySendError::Full(
+                        Remote::Reply {
+                            key, generation, ..
+                        }
+                        | Remote::ApiPresence {
+                            key, generation, ..
+                        },
+                    )) => {
                         inbox.note_conn(key, generation);
                         Some(self.ring_fds[to])
                     }

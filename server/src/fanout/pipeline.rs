@@ -40,6 +40,9 @@ pub enum Source {
     Clients,
     /// The cluster bus: another node's clients.
     Bus,
+    /// The cluster bus: another node's server API publishes made with `skip_history`
+    /// (`MessageKind::JsonNoHistory`), kept out of this node's history too.
+    BusNoHistory,
     /// Server API requests on this worker (docs/api.md#publish).
     Api {
         /// Not appended to history: no offset, and the result says none.
@@ -74,12 +77,16 @@ pub fn publish(
         // cluster's own presence changes travel as Join/Leave).
         return (batch.resolve(&shared.directory), Vec::new());
     }
-    if source != Source::Bus
+    let no_history = matches!(
+        source,
+        Source::Api { skip_history: true } | Source::BusNoHistory
+    );
+    if !matches!(source, Source::Bus | Source::BusNoHistory)
         && let Some(bridge) = &shared.cluster
     {
-        bridge.publish(batch.topic().clone(), outbound(batch));
+        bridge.publish(batch.topic().clone(), outbound(batch, no_history));
     }
-    if source != (Source::Api { skip_history: true }) {
+    if !no_history {
         topics.append(batch, shared);
     }
     let acks = batch.take_acks();
@@ -136,8 +143,9 @@ impl Topics {
     }
 }
 
-/// One turn's messages of `batch` as bus messages, without copying a payload.
-fn outbound(batch: &FrozenBatch) -> Vec<BusMessage> {
+/// One turn's messages of `batch` as bus messages, without copying a payload; publishes kept
+/// out of history (`no_history`) are marked so for the other nodes.
+fn outbound(batch: &FrozenBatch, no_history: bool) -> Vec<BusMessage> {
     // One reference-counted view of the batch's buffer; each payload is a slice of it.
     let raw = Bytes::from_owner(batch.form(Class::Raw).clone());
     batch
@@ -145,6 +153,7 @@ fn outbound(batch: &FrozenBatch) -> Vec<BusMessage> {
         .iter()
         .map(|m| {
             let kind = match (m.publish, m.kind) {
+                (true, _) if no_history => MessageKind::JsonNoHistory,
                 (true, _) => MessageKind::Json,
                 (false, OpCode::Binary) => MessageKind::Binary,
                 (false, _) => MessageKind::Text,

@@ -12,6 +12,7 @@ use ringcast_pubsub::presence::{ClientId, Presence};
 use crate::config::Config;
 
 pub mod idempotency;
+pub mod nodes;
 pub mod orders;
 
 /// Topics one tick's TTL sweep visits at most (each tick of each worker takes a step of the
@@ -35,6 +36,8 @@ pub struct Hub {
     pub bans: orders::Bans,
     /// The server API's `idempotency_key` window (docs/api.md#publish).
     pub idempotency: idempotency::Idempotency,
+    /// The other nodes' figures for the server API's `info` (docs/api.md#info).
+    pub nodes: nodes::Nodes,
     start: Instant,
 }
 
@@ -61,6 +64,7 @@ impl Hub {
             orders: orders::Orders::new(config.workers),
             idempotency: idempotency::Idempotency::default(),
             bans: orders::Bans::default(),
+            nodes: nodes::Nodes::default(),
             start: Instant::now(),
         }
     }
@@ -91,6 +95,11 @@ impl Hub {
         let _ = writeln!(
             out,
             "# HELP ringcast_history_topics Topics with a history.\n# TYPE ringcast_history_topics gauge\nringcast_history_topics {topics}"
+        );
+        let lost = self.orders.lost();
+        let _ = writeln!(
+            out,
+            "# HELP ringcast_api_orders_lost_total Other nodes' server API orders (and node figures) this node missed: published while a Redis link was down.\n# TYPE ringcast_api_orders_lost_total counter\nringcast_api_orders_lost_total {lost}"
         );
     }
 

@@ -62,6 +62,9 @@ pub struct Orders {
     last: AtomicU64,
     /// Per worker: the newest order it applied.
     applied: Box<[AtomicU64]>,
+    /// Other nodes' messages on the API's bus room seen lost (orders, or node figures):
+    /// published while a Redis link was down, they are not replayed.
+    lost: AtomicU64,
 }
 
 impl Orders {
@@ -71,7 +74,18 @@ impl Orders {
             orders: Mutex::new(VecDeque::new()),
             last: AtomicU64::new(0),
             applied: (0..workers.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            lost: AtomicU64::new(0),
         }
+    }
+
+    /// `missed` messages of another node on the API's bus room were lost (a sequence gap).
+    pub fn count_lost(&self, missed: u64) {
+        self.lost.fetch_add(missed, Ordering::Relaxed);
+    }
+
+    /// Other nodes' messages on the API's bus room seen lost so far.
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
     }
 
     /// Posts an order for every worker.

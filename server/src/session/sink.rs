@@ -261,8 +261,14 @@ impl<'a> Sink<'a> {
     pub fn fill_frame(&mut self, hold: HoldId, opcode: OpCode, payload: &[u8]) {
         let mut frame = Vec::with_capacity(payload.len() + 10);
         encode_frame(&mut frame, opcode, payload);
+        self.fill(hold, frame);
+    }
+
+    /// Puts `bytes` (whole frames, or whole HTTP answers) in the place of `hold`, under the
+    /// backpressure rule (nothing if a Close or a cut dropped the hold).
+    pub fn fill(&mut self, hold: HoldId, bytes: Vec<u8>) {
         let backlog = self.out.unsent();
-        if self.out.fill(hold, frame) {
+        if self.out.fill(hold, bytes) {
             self.count_reply();
             self.charged(backlog);
         }
@@ -367,9 +373,9 @@ impl<'a> Sink<'a> {
         self.shared.directory.names()
     }
 
-    /// Connections open in the whole process (the server API's `info`).
-    pub fn open_connections(&self) -> usize {
-        self.shared.open.load(std::sync::atomic::Ordering::Relaxed)
+    /// This node's figures (the server API's `info`).
+    pub fn node_info(&self) -> crate::pubsub::nodes::NodeInfo {
+        self.shared.node_info()
     }
 
     /// The `/metrics` page: every worker's counters, rooms, pub/sub and cluster gauges.

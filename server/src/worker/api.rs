@@ -6,9 +6,11 @@ use std::os::fd::AsRawFd;
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use ringcast_cluster::PresenceMember;
 use ringcast_protocol::CloseCode;
 use ringcast_pubsub::auth::LEEWAY_SECS;
 
+use crate::pubsub::nodes;
 use crate::pubsub::orders::Act;
 use crate::session::Session;
 
@@ -33,6 +35,21 @@ impl Worker {
     pub(super) fn api_tick(&mut self) {
         self.apply_api_orders();
         self.close_expired();
+        self.beat();
+    }
+
+    /// In a cluster, this node's figures for the other nodes' `info`, about once a second
+    /// (whichever worker ticks first; docs/api.md#info).
+    fn beat(&mut self) {
+        let shared = &self.ctx.shared;
+        let (Some(bus), Some(_)) = (&shared.cluster, &shared.config.api) else {
+            return;
+        };
+        if shared.hub.nodes.beat_due() {
+            let mut out = Vec::with_capacity(160);
+            nodes::write(&mut out, &shared.node_info(), true);
+            bus.publish_order(out);
+        }
     }
 
     /// Closes the connections whose token's `exp` plus the leeway has passed
@@ -79,6 +96,27 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Every node's members for a server API `presence` / `presence_stats` call that
+    /// connection `key` asked the cluster (if it is still that connection): its held answer is
+    /// filled.
+    pub(super) fn on_api_presence(
+        &mut self,
+        key: usize,
+        generation: u32,
+        token: u64,
+        members: Option<Vec<PresenceMember>>,
+    ) {
+        match self.conns.live(key, generation) {
+            Some(conn) if conn.state() == ConnState::Api => {}
+            _ => return,
+        }
+        self.with_session(key, |session, sink| {
+            if let Session::Api(a) = session {
+                a.presence_answer(token, members, sink);
+            }
+        });
     }
 
     /// A subscribe (or unsubscribe) of `channel` for pub/sub connection `key`, handled as its

@@ -94,6 +94,12 @@ impl Worker {
                 remote,
                 ..
             } => self.on_snapshot(key, generation, token, &remote),
+            Remote::ApiPresence {
+                key,
+                generation,
+                token,
+                members,
+            } => self.on_api_presence(key, generation, token, members),
         }
     }
 

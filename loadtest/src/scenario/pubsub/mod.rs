@@ -21,6 +21,7 @@
 //! messages missing there, which a cluster's `ringcast_cluster_gaps_total` on that node must
 //! account for (docs/cluster.md#gaps).
 
+pub mod api;
 pub mod check;
 mod plan;
 mod summary;
@@ -73,6 +74,10 @@ pub struct Params {
     pub protocol: String,
     /// Topic `i` is `{prefix}{i}`.
     pub prefix: String,
+    /// The `api` scenario: publishers publish through the server API with this key
+    /// (`POST /api/publish` on plain HTTP keep-alive connections, [`api`]) instead of over
+    /// WebSocket.
+    pub api_key: Option<String>,
     /// Servers the connections are spread over (`--url` given this many times); with more
     /// than one, latency is also split into same-node and cross-node.
     pub servers: usize,
@@ -132,6 +137,8 @@ enum Role {
         id: usize,
         topic: usize,
         template: PublishTemplate,
+        /// The `api` scenario's request instead of `template`.
+        api: Option<api::ApiTemplate>,
         subscribed: bool,
         seq: u64,
         /// Next own sequence not yet back.
@@ -226,6 +233,7 @@ impl Pubsub {
                 id,
                 topic,
                 template,
+                api,
                 subscribed,
                 seq,
                 acked,
@@ -264,7 +272,10 @@ impl Pubsub {
                     seq: *seq,
                     sent_ns: io.now,
                 };
-                io.send(c, false, template.with(h));
+                match api {
+                    Some(api) => io.send_raw(c, api.with(h)),
+                    None => io.send(c, false, template.with(h)),
+                }
                 if win.measured(io.now) {
                     first_measured.get_or_insert(*seq);
                     *measured += 1;
@@ -441,7 +452,32 @@ impl Pubsub {
 
 impl Scenario for Pubsub {
     fn on_open(&mut self, io: &mut Io, c: usize) {
+        if let Role::Pub {
+            api: Some(_),
+            subscribed,
+            ..
+        } = &mut self.roles[c]
+        {
+            // An API publisher subscribes to nothing: it may publish at once.
+            *subscribed = true;
+            return;
+        }
         self.ask(io, c);
+    }
+
+    fn on_bytes(&mut self, io: &mut Io, c: usize, bytes: &[u8]) -> usize {
+        let a = api::answers(bytes);
+        if let Role::Pub { acked, .. } = &mut self.roles[c] {
+            // Each answer is one publish done: the credit of an API publisher.
+            *acked += a.ok + a.failed;
+        }
+        io.recv_msgs += a.ok + a.failed;
+        self.counters.server_errors += a.failed;
+        if self.first_error.is_none() {
+            self.first_error = a.first_failure;
+        }
+        // A publisher its window blocked goes on in this loop turn's `on_turn`.
+        a.used
     }
 
     fn on_message(&mut self, io: &mut Io, c: usize, binary: bool, data: &[u8]) {

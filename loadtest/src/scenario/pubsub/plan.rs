@@ -76,8 +76,15 @@ pub fn plan(p: Params, threads: usize) -> Plan<Pubsub> {
         for k in 0..p.subscribers + p.publishers {
             let (protos, sc) = &mut out[thread_of(n, threads)];
             n += 1;
-            protos.push(Some(p.protocol.clone()));
             let c = sc.roles.len();
+            let api = (k >= p.subscribers)
+                .then_some(p.api_key.as_deref())
+                .flatten()
+                .map(|key| super::api::ApiTemplate::new(name, p.size, key));
+            protos.push(Some(match api {
+                Some(_) => crate::conn::PLAIN_HTTP.to_owned(),
+                None => p.protocol.clone(),
+            }));
             if k < p.subscribers {
                 sc.subscribers.push(c);
                 sc.roles.push(Role::Sub {
@@ -96,6 +103,7 @@ pub fn plan(p: Params, threads: usize) -> Plan<Pubsub> {
                     id: topic * p.publishers + (k - p.subscribers),
                     topic,
                     template: PublishTemplate::new(name, p.size),
+                    api,
                     subscribed: false,
                     seq: 0,
                     acked: 0,
@@ -131,6 +139,7 @@ mod tests {
             presence: false,
             protocol: "pubsub".into(),
             prefix: "t".into(),
+            api_key: None,
             servers,
         };
         assert!(plan(params(1), 2)[0].1.common.nodes.is_none());

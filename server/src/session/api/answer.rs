@@ -1,5 +1,5 @@
 //! An answer of the server API being built (docs/api.md#http): JSON text with the places of
-//! publish results, known at the end of the turn (`replies`).
+//! publish results, known at the end of the turn, and of the cluster's answers (`replies`).
 
 use std::sync::Arc;
 
@@ -21,6 +21,17 @@ pub enum Part {
     Bytes(Vec<u8>),
     /// A publish whose result goes here.
     Publish(Publish),
+    /// A question to the cluster whose answer goes here.
+    Ask(Ask),
+}
+
+/// A `presence` or `presence_stats` of every node's members, asked of the cluster when the
+/// answer is queued (docs/api.md#across-the-cluster).
+pub struct Ask {
+    /// The channel.
+    pub channel: std::sync::Arc<str>,
+    /// `presence_stats` (counts) rather than `presence` (the members).
+    pub stats: bool,
 }
 
 /// A publish to run when the answer is queued (its result then has a place in the queue).
@@ -45,9 +56,18 @@ impl Answer {
 
     /// Appends the place of a publish's result.
     pub fn publish(&mut self, p: Publish) {
+        self.place(Part::Publish(p));
+    }
+
+    /// Appends the place of a cluster's answer.
+    pub fn ask(&mut self, a: Ask) {
+        self.place(Part::Ask(a));
+    }
+
+    fn place(&mut self, part: Part) {
         let bytes = std::mem::take(&mut self.tail);
         self.parts.push(Part::Bytes(bytes));
-        self.parts.push(Part::Publish(p));
+        self.parts.push(part);
     }
 
     /// Appends another answer.
@@ -55,7 +75,7 @@ impl Answer {
         for part in other.parts {
             match part {
                 Part::Bytes(b) => self.tail.extend_from_slice(&b),
-                Part::Publish(p) => self.publish(p),
+                part => self.place(part),
             }
         }
         self.tail.extend_from_slice(&other.tail);
@@ -67,6 +87,7 @@ impl Answer {
             .map(|p| match p {
                 Part::Bytes(b) => b.len(),
                 Part::Publish(_) => 48,
+                Part::Ask(_) => 64,
             })
             .sum();
         parts + self.tail.len()

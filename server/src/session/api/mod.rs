@@ -24,6 +24,7 @@
 mod answer;
 mod http;
 mod methods;
+mod presence;
 mod replies;
 mod run;
 
@@ -104,6 +105,7 @@ impl ApiSession {
         self.replies.flush(sink);
         if self.done {
             self.partial = Vec::new();
+            self.finish_when_answered(sink);
         }
         // The deadline runs from the first byte of the request still incomplete.
         match (self.partial.is_empty(), self.since) {
@@ -111,6 +113,18 @@ impl ApiSession {
             (false, Some(_)) if used == 0 => {}
             (false, _) => self.since = Some(Instant::now()),
         }
+    }
+
+    /// Every node's members for the `presence` / `presence_stats` asked under `token`
+    /// (`None`: Redis could not answer): its place among the held answers is filled.
+    pub fn presence_answer(
+        &mut self,
+        token: u64,
+        members: Option<Vec<ringcast_cluster::PresenceMember>>,
+        sink: &mut Sink<'_>,
+    ) {
+        self.replies.answered(token, members, sink);
+        self.finish_when_answered(sink);
     }
 
     /// Answers each complete request at the start of `buf`; returns the bytes used.
@@ -159,7 +173,6 @@ impl ApiSession {
             pos = start + head.length;
             if !head.keep_alive && !self.done {
                 self.done = true;
-                sink.finish();
             }
         }
         pos
@@ -204,6 +217,7 @@ impl ApiSession {
         };
         let mut answer = Answer::default();
         let mut outcome = Outcome::Ok;
+        let mut asks = self.replies.asks_left();
         match call {
             Call::Batch(calls) => {
                 answer.raw(b"{\"replies\":[");
@@ -217,7 +231,7 @@ impl ApiSession {
                         true => Err(methods::answer_too_large()),
                         false => Ok(call),
                     });
-                    match call.and_then(|call| run::run(call, sink)) {
+                    match call.and_then(|call| run::run(call, sink, &mut asks)) {
                         Ok(result) => {
                             answer.raw(b"{\"");
                             answer.raw(name.as_bytes());
@@ -230,7 +244,7 @@ impl ApiSession {
                 }
                 answer.raw(b"]}");
             }
-            call => match run::run(call, sink) {
+            call => match run::run(call, sink, &mut asks) {
                 Ok(result) => {
                     answer.raw(b"{\"result\":");
                     answer.append(result);
@@ -246,7 +260,8 @@ impl ApiSession {
         outcome
     }
 
-    /// Answers with an error and closes once it is written (the request's framing is lost).
+    /// Answers with an error and closes once it is written (the request's framing is lost;
+    /// `feed` flushes the answers and closes).
     fn end(&mut self, sink: &mut Sink<'_>, status: Status, why: &str) {
         tracing::info!(
             status = status.code(),
@@ -255,6 +270,13 @@ impl ApiSession {
         self.replies.error(status, why, false);
         self.replies.flush(sink);
         self.done = true;
-        sink.finish();
+    }
+
+    /// Once the connection is ending and no answer waits for the cluster, it closes after what
+    /// is queued is written (a close earlier would drop the place held for that answer).
+    fn finish_when_answered(&self, sink: &mut Sink<'_>) {
+        if self.done && !self.replies.awaiting() {
+            sink.finish();
+        }
     }
 }

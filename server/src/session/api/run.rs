@@ -9,17 +9,23 @@ use ringcast_pubsub::envelope::{write_str, write_u64};
 use ringcast_pubsub::history::{Recovery, Replay, SharedSpan};
 
 use crate::pubsub::idempotency::Seen;
+use crate::pubsub::nodes;
 use crate::pubsub::orders::Act;
 use crate::session::sink::Sink;
 
-use super::answer::{Answer, Publish};
+use super::answer::{Answer, Ask, Publish};
 use super::http::publish_result;
 use super::methods::*;
+use super::presence;
 use simd_json::prelude::*;
 
 /// Runs one call; its result object (or its error) is appended to `answer`, wrapped as
 /// `{"result":…}` / `{"error":…}` (`wrap`) or as a batch reply `{"<method>":…}`.
-pub fn run(call: Call, sink: &mut Sink<'_>) -> Result<Answer, ApiError> {
+///
+/// `asks` is how many more questions this connection may put to the cluster
+/// (`limits::MAX_ASKS_IN_FLIGHT`, as for a pub/sub connection); a `presence` past it is
+/// refused with error 111.
+pub fn run(call: Call, sink: &mut Sink<'_>, asks: &mut usize) -> Result<Answer, ApiError> {
     let (hub, cluster) = (sink.hub(), sink.cluster());
     let cfg = sink.config();
     let allowed = |c: &str| -> Result<(), ApiError> {
@@ -31,6 +37,20 @@ pub fn run(call: Call, sink: &mut Sink<'_>) -> Result<Answer, ApiError> {
                 "the channel is not in the server's --rooms list",
             ))
         }
+    };
+    let mut ask = |channel: String, stats: bool| -> Result<Answer, ApiError> {
+        allowed(&channel)?;
+        if *asks == 0 {
+            return Err(ApiError::new(
+                TOO_MANY_REQUESTS,
+                "too many presence calls waiting for the cluster's answer",
+            ));
+        }
+        *asks -= 1;
+        let mut a = Answer::default();
+        let channel = Arc::from(channel);
+        a.ask(Ask { channel, stats });
+        Ok(a)
     };
     let mut a = Answer::default();
     let mut out = Vec::with_capacity(128);
@@ -73,37 +93,16 @@ pub fn run(call: Call, sink: &mut Sink<'_>) -> Result<Answer, ApiError> {
             a.raw(b"]}");
             return Ok(a);
         }
+        // In a cluster: every node's members, asked of Redis when the answer is queued.
+        Call::Presence { channel } if cluster.is_some() => return ask(channel, false),
+        Call::PresenceStats { channel } if cluster.is_some() => return ask(channel, true),
         Call::Presence { channel } => {
             allowed(&channel)?;
-            let snap = hub.presence.snapshot(&channel);
-            let Some(members) = snap.members else {
-                return Err(ApiError::new(
-                    LIMIT_EXCEEDED,
-                    "more members than --presence-max: use presence_stats",
-                ));
-            };
-            out.extend_from_slice(b"{\"presence\":{");
-            for (i, m) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(&mut out, m.client.as_str());
-                out.extend_from_slice(b":{\"client\":");
-                write_str(&mut out, m.client.as_str());
-                out.extend_from_slice(b",\"user\":");
-                write_str(&mut out, m.user.as_deref().unwrap_or(""));
-                out.push(b'}');
-            }
-            out.extend_from_slice(b"}}");
+            presence::local_presence(sink, &channel, &mut out)?;
         }
         Call::PresenceStats { channel } => {
             allowed(&channel)?;
-            let (clients, users) = hub.presence.stats(&channel);
-            out.extend_from_slice(b"{\"num_clients\":");
-            write_u64(&mut out, clients as u64);
-            out.extend_from_slice(b",\"num_users\":");
-            write_u64(&mut out, users as u64);
-            out.push(b'}');
+            presence::local_stats(sink, &channel, &mut out);
         }
         Call::History {
             channel,
@@ -151,24 +150,15 @@ pub fn run(call: Call, sink: &mut Sink<'_>) -> Result<Answer, ApiError> {
             out.push(b'}');
         }
         Call::Info => {
-            let names = sink.room_names();
-            let subs: usize = names.iter().map(|n| hub.presence.count(n)).sum();
-            let id = &hub.node_id;
-            out.extend_from_slice(b"{\"nodes\":[{\"uid\":");
-            write_str(&mut out, id);
-            out.extend_from_slice(b",\"name\":");
-            write_str(&mut out, id);
-            out.extend_from_slice(b",\"version\":");
-            write_str(&mut out, env!("CARGO_PKG_VERSION"));
-            out.extend_from_slice(b",\"num_clients\":");
-            write_u64(&mut out, sink.open_connections() as u64);
-            out.extend_from_slice(b",\"num_subs\":");
-            write_u64(&mut out, subs as u64);
-            out.extend_from_slice(b",\"num_channels\":");
-            write_u64(&mut out, names.len() as u64);
-            out.extend_from_slice(b",\"uptime\":");
-            write_u64(&mut out, hub.now());
-            out.extend_from_slice(b"}]}");
+            // This node, then the others heard from lately (docs/api.md#info).
+            let own = sink.node_info();
+            out.extend_from_slice(b"{\"nodes\":[");
+            nodes::write(&mut out, &own, false);
+            for other in hub.nodes.up(&own.uid) {
+                out.push(b',');
+                nodes::write(&mut out, &other, false);
+            }
+            out.extend_from_slice(b"]}");
         }
         Call::Order(order) => {
             // Applied by every worker on its next tick (docs/api.md#disconnect). A channel
