@@ -41,15 +41,17 @@ fn rooms_are_isolated_and_senders_get_no_echo() {
     let mut a1 = server.join(Some("alpha"));
     let mut a2 = server.join(Some("alpha"));
     let mut b1 = server.join(Some("beta"));
+    let mut b2 = server.join(Some("beta"));
     a1.send(Message::text("for alpha")).unwrap();
     assert_eq!(text(&mut a2), "for alpha");
-    // If beta or the sender had received "for alpha", it would come before these markers.
+    // If beta or a sender had received anything else ("for alpha", or its own message), it
+    // would come before these markers: each is the first message its receiver sees.
     b1.send(Message::text("beta marker")).unwrap();
+    assert_eq!(text(&mut b2), "beta marker");
     a2.send(Message::text("alpha marker")).unwrap();
     assert_eq!(text(&mut a1), "alpha marker");
-    let mut b2 = server.join(Some("beta"));
-    b1.send(Message::text("second beta")).unwrap();
-    assert_eq!(text(&mut b2), "second beta");
+    b2.send(Message::text("second beta")).unwrap();
+    assert_eq!(text(&mut b1), "second beta");
 }
 
 #[test]
