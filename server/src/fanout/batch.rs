@@ -106,6 +106,11 @@ impl BatchBuilder {
         }
     }
 
+    /// The topic (room name).
+    pub fn topic(&self) -> &Arc<str> {
+        &self.topic
+    }
+
     /// An empty batch of this process's presence events (join/leave envelopes, as text
     /// frames) for `room`: only members of class `JsonPresence` get them, each but its own.
     pub fn events(room: Arc<SharedRoom>) -> BatchBuilder {

@@ -13,8 +13,10 @@
 pub mod api;
 pub mod auth;
 pub mod handshake;
+pub mod messages;
 pub mod presence;
 pub mod pubsub;
+pub mod pusher;
 pub mod room;
 pub mod sink;
 
@@ -28,6 +30,8 @@ use ringcast_pubsub::presence::ClientId;
 use self::api::ApiSession;
 use self::handshake::{Handshake, Upgraded};
 use self::pubsub::PubSubSession;
+use self::pusher::PusherSession;
+use self::pusher::channels::Farewell;
 use self::room::RoomSession;
 pub use self::sink::{Cut, End, Outcome, Sink};
 
@@ -41,6 +45,8 @@ pub enum Session {
     PubSub(PubSubSession),
     /// The server API (docs/api.md): HTTP/1.1 requests after the first one to `/api/…`.
     Api(ApiSession),
+    /// Upgraded: the Pusher Channels dialect (docs/pusher.md).
+    Pusher(PusherSession),
     /// Its last bytes are queued (an HTTP answer or a Close frame), or it was torn down: what
     /// the client still sends is read and dropped.
     Closing,
@@ -60,11 +66,13 @@ impl Session {
                 Some(Upgraded::Room(r)) => *self = Session::Room(r),
                 Some(Upgraded::PubSub(p)) => *self = Session::PubSub(p),
                 Some(Upgraded::Api(a)) => *self = Session::Api(a),
+                Some(Upgraded::Pusher(p)) => *self = Session::Pusher(p),
                 None => {}
             },
             Session::Api(a) => a.feed(data, sink),
             Session::Room(r) => r.feed(data, sink),
             Session::PubSub(p) => p.feed(data, sink),
+            Session::Pusher(p) => p.feed(data, sink),
             Session::Closing => {}
         }
     }
@@ -75,6 +83,7 @@ impl Session {
             Session::Room(r) => r.pending_bytes(),
             Session::PubSub(p) => p.pending_bytes(),
             Session::Api(a) => a.pending_bytes(),
+            Session::Pusher(p) => p.pending_bytes(),
             Session::Handshake(_) | Session::Closing => 0,
         }
     }
@@ -84,6 +93,7 @@ impl Session {
         match self {
             Session::Room(r) => Some(&r.client),
             Session::PubSub(p) => Some(p.client()),
+            Session::Pusher(p) => Some(p.client()),
             Session::Handshake(_) | Session::Api(_) | Session::Closing => None,
         }
     }
@@ -93,6 +103,7 @@ impl Session {
         match self {
             Session::Room(r) => r.user.as_deref(),
             Session::PubSub(p) => p.user(),
+            Session::Pusher(p) => p.user(),
             Session::Handshake(_) | Session::Api(_) | Session::Closing => None,
         }
     }
@@ -102,7 +113,17 @@ impl Session {
         match self {
             Session::Room(r) => r.expires,
             Session::PubSub(p) => p.expires(),
-            Session::Handshake(_) | Session::Api(_) | Session::Closing => None,
+            Session::Handshake(_) | Session::Api(_) | Session::Pusher(_) | Session::Closing => None,
+        }
+    }
+
+    /// What must be published before the connection's memberships are left (a Pusher
+    /// connection's `member_removed` events), having taken it out of the Pusher registry.
+    /// Idempotent; nothing for the other modes.
+    pub fn release(&mut self, shared: &crate::shared::Shared) -> Vec<Farewell> {
+        match self {
+            Session::Pusher(p) => p.release(&shared.pusher, &shared.webhooks),
+            _ => Vec::new(),
         }
     }
 
@@ -112,6 +133,7 @@ impl Session {
         match std::mem::replace(self, Session::Closing) {
             Session::Room(r) => vec![r.into_membership()],
             Session::PubSub(p) => p.into_memberships(),
+            Session::Pusher(p) => p.into_memberships(),
             Session::Handshake(_) | Session::Api(_) | Session::Closing => Vec::new(),
         }
     }
@@ -122,6 +144,7 @@ impl Session {
         match self {
             Session::Room(r) => r.slot_mut(room_id),
             Session::PubSub(p) => p.slot_mut(room_id),
+            Session::Pusher(p) => p.slot_mut(room_id),
             Session::Handshake(_) | Session::Api(_) | Session::Closing => None,
         }
     }

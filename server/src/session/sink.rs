@@ -352,6 +352,16 @@ impl<'a> Sink<'a> {
         &self.shared.hub
     }
 
+    /// The Pusher channels of this process (docs/pusher.md).
+    pub fn pusher(&self) -> &'a crate::pusher::registry::Registry {
+        &self.shared.pusher
+    }
+
+    /// Where webhook events go (docs/pusher.md#webhooks).
+    pub fn webhooks(&self) -> &'a crate::webhooks::Webhooks {
+        &self.shared.webhooks
+    }
+
     /// The cluster bus (`--cluster`), if this node is in one.
     pub fn cluster(&self) -> Option<&'a Bridge> {
         self.shared.cluster.as_deref()

@@ -75,7 +75,7 @@ impl Conn {
         match &self.session {
             _ if self.life.is_dead() => ConnState::Dead,
             Session::Handshake(_) => ConnState::Handshake,
-            Session::Room(_) | Session::PubSub(_) => ConnState::Open,
+            Session::Room(_) | Session::PubSub(_) | Session::Pusher(_) => ConnState::Open,
             Session::Api(_) => ConnState::Api,
             Session::Closing => ConnState::Closing,
         }

@@ -1,0 +1,311 @@
+//! The Pusher Channels dialect (docs/pusher.md) spoken by a plain WebSocket client: the
+//! connection, public/private/presence subscriptions with their signatures, client events,
+//! the documented errors and close codes. pusher-js itself runs in `pusher_js.rs`.
+
+mod common;
+
+use std::net::TcpStream;
+
+use common::Server;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tungstenite::{Message, WebSocket};
+
+type Ws = WebSocket<TcpStream>;
+
+const APP: [&str; 6] = [
+    "--pusher-app-id",
+    "1",
+    "--pusher-app-key",
+    "key1",
+    "--pusher-app-secret",
+    "secret1",
+];
+
+fn connect(s: &Server, path: &str) -> Ws {
+    let stream = TcpStream::connect(&s.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(common::READ_TIMEOUT))
+        .expect("timeout");
+    let url = format!("ws://{}{path}", s.addr);
+    tungstenite::client(url.as_str(), stream)
+        .expect("handshake")
+        .0
+}
+
+fn recv(ws: &mut Ws) -> Value {
+    loop {
+        match ws.read().expect("read") {
+            Message::Text(t) => return serde_json::from_str(&t).expect("JSON"),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn send(ws: &mut Ws, v: &Value) {
+    ws.send(Message::text(v.to_string())).expect("send");
+}
+
+/// Connects to app `key1` and returns the client with its socket id.
+fn pusher(s: &Server) -> (Ws, String) {
+    let mut ws = connect(s, "/app/key1?protocol=7&client=js&version=8.4.0");
+    let hello = recv(&mut ws);
+    assert_eq!(hello["event"], "pusher:connection_established");
+    let data: Value =
+        serde_json::from_str(hello["data"].as_str().expect("string data")).expect("double-encoded");
+    assert_eq!(data["activity_timeout"], 120);
+    let id = data["socket_id"].as_str().expect("socket_id").to_owned();
+    (ws, id)
+}
+
+fn sign(to_sign: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(b"secret1").expect("key");
+    mac.update(to_sign.as_bytes());
+    let tag = mac.finalize().into_bytes();
+    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    format!("key1:{hex}")
+}
+
+fn subscribe(ws: &mut Ws, channel: &str, auth: Option<String>, channel_data: Option<&str>) {
+    let mut data = json!({ "channel": channel });
+    if let Some(a) = auth {
+        data["auth"] = json!(a);
+    }
+    if let Some(d) = channel_data {
+        data["channel_data"] = json!(d);
+    }
+    send(ws, &json!({"event": "pusher:subscribe", "data": data}));
+}
+
+fn expect_close(ws: &mut Ws) -> u16 {
+    loop {
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => return f.code.into(),
+            Ok(Message::Close(None)) => return 1005,
+            Ok(_) => {}
+            Err(e) => panic!("no close: {e}"),
+        }
+    }
+}
+
+#[test]
+fn public_channel_ping_and_client_event_rules() {
+    let s = Server::start(&APP);
+    let (mut a, _) = pusher(&s);
+    send(&mut a, &json!({"event": "pusher:ping", "data": {}}));
+    assert_eq!(recv(&mut a)["event"], "pusher:pong");
+    subscribe(&mut a, "news", None, None);
+    let ok = recv(&mut a);
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    assert_eq!(ok["channel"], "news");
+    // Client events are refused on public channels, and the connection stays usable.
+    send(
+        &mut a,
+        &json!({"event": "client-x", "channel": "news", "data": {}}),
+    );
+    assert_eq!(recv(&mut a)["event"], "pusher:error");
+    // An unknown non-client event and bad JSON get pusher:error too.
+    send(&mut a, &json!({"event": "hello", "data": {}}));
+    assert_eq!(recv(&mut a)["event"], "pusher:error");
+    a.send(Message::text("{not json")).expect("send");
+    assert_eq!(recv(&mut a)["event"], "pusher:error");
+    send(&mut a, &json!({"event": "pusher:ping", "data": {}}));
+    assert_eq!(recv(&mut a)["event"], "pusher:pong");
+}
+
+#[test]
+fn private_channel_signature_and_client_events_not_echoed() {
+    let s = Server::start(&APP);
+    let (mut a, id_a) = pusher(&s);
+    let (mut b, id_b) = pusher(&s);
+    assert_ne!(id_a, id_b);
+    // A signature made for another socket is refused.
+    subscribe(
+        &mut a,
+        "private-room",
+        Some(sign(&format!("{id_b}:private-room"))),
+        None,
+    );
+    let refused = recv(&mut a);
+    assert_eq!(refused["event"], "pusher:subscription_error");
+    assert_eq!(refused["data"]["status"], 401);
+    subscribe(&mut a, "private-room", None, None);
+    assert_eq!(recv(&mut a)["event"], "pusher:subscription_error");
+    for (ws, id) in [(&mut a, &id_a), (&mut b, &id_b)] {
+        subscribe(
+            ws,
+            "private-room",
+            Some(sign(&format!("{id}:private-room"))),
+            None,
+        );
+        assert_eq!(recv(ws)["event"], "pusher_internal:subscription_succeeded");
+    }
+    send(
+        &mut a,
+        &json!({"event": "client-typing", "channel": "private-room", "data": {"who": "a"}}),
+    );
+    let got = recv(&mut b);
+    assert_eq!(got["event"], "client-typing");
+    assert_eq!(got["channel"], "private-room");
+    assert_eq!(got["data"], r#"{"who":"a"}"#);
+    // Not echoed: a's next message is the pong, not its own event.
+    send(&mut a, &json!({"event": "pusher:ping", "data": {}}));
+    assert_eq!(recv(&mut a)["event"], "pusher:pong");
+    // Past the rate (10/s by default) events are refused with 4301, the connection stays.
+    for i in 0..12 {
+        send(
+            &mut b,
+            &json!({"event": "client-n", "channel": "private-room", "data": i.to_string()}),
+        );
+    }
+    let mut delivered = 0;
+    loop {
+        let v = recv(&mut a);
+        if v["event"] == "client-n" {
+            delivered += 1;
+        } else {
+            assert_eq!(v["event"], "pusher:pong");
+            break;
+        }
+        if delivered == 10 {
+            send(&mut a, &json!({"event": "pusher:ping", "data": {}}));
+        }
+    }
+    assert_eq!(delivered, 10);
+    let mut limited = 0;
+    while limited < 2 {
+        let v = recv(&mut b);
+        assert_eq!(v["event"], "pusher:error");
+        assert_eq!(v["data"]["code"], 4301);
+        limited += 1;
+    }
+    // Unsubscribed: b no longer gets a's events.
+    send(
+        &mut b,
+        &json!({"event": "pusher:unsubscribe", "data": {"channel": "private-room"}}),
+    );
+    send(
+        &mut a,
+        &json!({"event": "client-typing", "channel": "private-room", "data": "x"}),
+    );
+    send(&mut b, &json!({"event": "pusher:ping", "data": {}}));
+    assert_eq!(recv(&mut b)["event"], "pusher:pong");
+}
+
+#[test]
+fn presence_members_once_per_user() {
+    let s = Server::start(&APP);
+    let join = |ws: &mut Ws, id: &str, user: &str| {
+        let data = format!(r#"{{"user_id":"{user}","user_info":{{"name":"{user}"}}}}"#);
+        let auth = sign(&format!("{id}:presence-team:{data}"));
+        subscribe(ws, "presence-team", Some(auth), Some(&data));
+        let ok = recv(ws);
+        assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+        let d: Value = serde_json::from_str(ok["data"].as_str().expect("string")).expect("json");
+        d["presence"].clone()
+    };
+    let (mut a, id_a) = pusher(&s);
+    let p = join(&mut a, &id_a, "ann");
+    assert_eq!(p["count"], 1);
+    assert_eq!(p["hash"]["ann"]["name"], "ann");
+    let (mut b, id_b) = pusher(&s);
+    let p = join(&mut b, &id_b, "bob");
+    assert_eq!(p["count"], 2);
+    let added = recv(&mut a);
+    assert_eq!(added["event"], "pusher_internal:member_added");
+    let d: Value = serde_json::from_str(added["data"].as_str().expect("string")).expect("json");
+    assert_eq!(d["user_id"], "bob");
+    // Bob's second tab: no member_added for anyone.
+    let (mut b2, id_b2) = pusher(&s);
+    let p = join(&mut b2, &id_b2, "bob");
+    assert_eq!(p["count"], 2);
+    // Its end: no member_removed (bob is still in through his first tab).
+    drop(b2);
+    send(&mut a, &json!({"event": "pusher:ping", "data": {}}));
+    assert_eq!(recv(&mut a)["event"], "pusher:pong");
+    // A client event on a presence channel carries the sender's user_id.
+    send(
+        &mut b,
+        &json!({"event": "client-hi", "channel": "presence-team", "data": "yo"}),
+    );
+    let hi = recv(&mut a);
+    assert_eq!(
+        (hi["event"].as_str(), hi["user_id"].as_str()),
+        (Some("client-hi"), Some("bob"))
+    );
+    // Bob's last connection ends: member_removed once.
+    b.close(None).expect("close");
+    let removed = recv(&mut a);
+    assert_eq!(removed["event"], "pusher_internal:member_removed");
+    let d: Value = serde_json::from_str(removed["data"].as_str().expect("string")).expect("json");
+    assert_eq!(d["user_id"], "bob");
+    // A tampered channel_data is refused.
+    let (mut c, id_c) = pusher(&s);
+    let data = r#"{"user_id":"eve"}"#;
+    let auth = sign(&format!("{id_c}:presence-team:{data}"));
+    subscribe(
+        &mut c,
+        "presence-team",
+        Some(auth),
+        Some(r#"{"user_id":"ann"}"#),
+    );
+    assert_eq!(recv(&mut c)["event"], "pusher:subscription_error");
+}
+
+#[test]
+fn documented_close_codes_and_other_dialects_kept_out() {
+    let s = Server::start(&[&APP[..], &["--pusher-path-prefix", "/ws"]].concat());
+    let mut unknown = connect(&s, "/ws/app/nokey?protocol=7");
+    assert_eq!(recv(&mut unknown)["data"]["code"], 4001);
+    assert_eq!(expect_close(&mut unknown), 4001);
+    let mut no_protocol = connect(&s, "/ws/app/key1");
+    assert_eq!(expect_close(&mut no_protocol), 4008);
+    let mut old = connect(&s, "/ws/app/key1?protocol=2");
+    assert_eq!(expect_close(&mut old), 4007);
+    // Without the prefix the path is room mode's, not Pusher's.
+    let mut room = connect(&s, "/app/key1?protocol=7");
+    room.send(Message::text("hi")).expect("send");
+    // JSON pub/sub may not reach a Pusher channel's topic.
+    let mut ps = s.join(Some("pubsub"));
+    ps.send(Message::text(
+        r##"{"op":"subscribe","topic":"#pusher/1/private-x","id":1}"##,
+    ))
+    .expect("send");
+    let v = recv(&mut ps);
+    assert_eq!(v["op"], "error", "{v}");
+    let metrics = s.metric_lines("ringcast_pusher_connections");
+    assert_eq!(
+        metrics,
+        [("ringcast_pusher_connections{app=\"1\"}".to_string(), 0)]
+    );
+}
+
+#[test]
+fn signin_then_the_server_to_user_channel() {
+    let s = Server::start(&APP);
+    let (mut a, id) = pusher(&s);
+    subscribe(&mut a, "#server-to-user-u1", None, None);
+    assert_eq!(recv(&mut a)["event"], "pusher:subscription_error");
+    let user_data = r#"{"id":"u1"}"#;
+    let auth = sign(&format!("{id}::user::{user_data}"));
+    send(
+        &mut a,
+        &json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}),
+    );
+    let ok = recv(&mut a);
+    assert_eq!(ok["event"], "pusher:signin_success");
+    subscribe(&mut a, "#server-to-user-u1", None, None);
+    assert_eq!(
+        recv(&mut a)["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    let (mut b, _) = pusher(&s);
+    send(
+        &mut b,
+        &json!({"event": "pusher:signin", "data": {"auth": sign("wrong"), "user_data": user_data}}),
+    );
+    assert_eq!(recv(&mut b)["data"]["code"], 4009);
+    assert_eq!(expect_close(&mut b), 4009);
+}
