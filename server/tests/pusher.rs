@@ -309,3 +309,46 @@ fn signin_then_the_server_to_user_channel() {
     assert_eq!(recv(&mut b)["data"]["code"], 4009);
     assert_eq!(expect_close(&mut b), 4009);
 }
+
+#[test]
+fn apps_from_the_config_file_are_apart() {
+    let dir = std::env::temp_dir().join(format!("ringcast-pusher-{}", common::rand_u32()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("ringcast.toml");
+    std::fs::write(
+        &path,
+        "[[pusher_apps]]\nid = 2\nkey = \"key2\"\nsecret = \"secret2\"\n\
+         [[pusher_apps]]\nid = \"three\"\nkey = \"key3\"\nsecret = \"s3\"\nenabled = false\n",
+    )
+    .expect("write");
+    let path = path.to_str().expect("utf-8").to_owned();
+    let s = Server::start(&[&APP[..], &["--config", &path]].concat());
+    let (mut one, _) = pusher(&s);
+    let mut two = connect(&s, "/app/key2?protocol=7");
+    assert_eq!(recv(&mut two)["event"], "pusher:connection_established");
+    subscribe(&mut one, "news", None, None);
+    subscribe(&mut two, "news", None, None);
+    assert_eq!(
+        recv(&mut one)["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    assert_eq!(
+        recv(&mut two)["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    let lines = s.metric_lines("ringcast_pusher_channels");
+    assert!(
+        lines.contains(&("ringcast_pusher_channels{app=\"1\"}".into(), 1))
+            && lines.contains(&("ringcast_pusher_channels{app=\"2\"}".into(), 1)),
+        "{lines:?}"
+    );
+    let mut three = connect(&s, "/app/key3?protocol=7");
+    assert_eq!(expect_close(&mut three), 4003);
+    // A duplicate key is refused at start.
+    let bad = Server::try_start(
+        &[&APP[..], &["--config", &path, "--pusher-app-key", "key2"]].concat(),
+        &[],
+        None,
+    );
+    assert!(bad.is_err_and(|e| e.contains("key2")));
+}
