@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Pusher clients we did not write, for server/tests/pusher_js.rs: pusher-js, the `pusher`
 # server SDK and laravel-echo from the npm registry (versions pinned by
-# conformance/pusher/package-lock.json) into conformance/pusher/node_modules. Idempotent:
-# nothing is fetched when the installed tree matches the lock. Takes ~3 s when it installs.
+# conformance/pusher/package-lock.json) into conformance/pusher/node_modules, and the `pusher`
+# server SDK from PyPI for python3. Idempotent: nothing is fetched when the pinned versions are
+# installed. Takes ~5 s when it installs.
 set -euo pipefail
 cd "$(dirname "$0")/../../conformance/pusher"
 if ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
@@ -10,7 +11,18 @@ if ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
-# Every pinned dependency installed at its pinned version: nothing to do.
+py_want=3.3.3
+if ! python3 -c "import pusher, importlib.metadata as m; assert m.version('pusher') == '$py_want'" 2>/dev/null; then
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends python3-pip
+  fi
+  # A Debian system Python refuses installs outside a venv (PEP 668): the flag allows this one.
+  python3 -m pip install --quiet "pusher==$py_want" 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages "pusher==$py_want"
+fi
+# Every pinned npm dependency installed at its pinned version: nothing to do.
 if node -e '
   const want = require("./package.json").dependencies;
   for (const [p, v] of Object.entries(want)) {

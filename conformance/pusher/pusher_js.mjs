@@ -126,6 +126,55 @@ try {
   if ((await leaving).name !== "zed") fail("leaving");
   log("laravel-echo: here, joining, whisper, leaving");
 
+  // The HTTP API through the `pusher` server SDK.
+  const viaApi = once(pb, "from-api");
+  let selfGot = 0;
+  pa.bind("from-api", () => { selfGot += 1; });
+  await server.trigger("private-chat", "from-api", { n: 1 }, { socket_id: a.connection.socket_id });
+  if ((await viaApi).n !== 1) fail("trigger");
+  const second = once(pa, "from-api-2");
+  await server.trigger(["private-chat", "news"], "from-api-2", "text");
+  if ((await second) !== "text") fail("trigger to two channels");
+  if (selfGot !== 0) fail("socket_id exclusion");
+  log("HTTP API: trigger (socket_id excluded), two channels");
+  const batch = once(pb, "b2");
+  await server.triggerBatch([
+    { channel: "private-chat", name: "b1", data: "1" },
+    { channel: "private-chat", name: "b2", data: "2" },
+  ]);
+  await batch;
+  log("HTTP API: batch events");
+  const json = async (r) => { if (r.status !== 200) fail(`status ${r.status}`); return r.json(); };
+  const channels = await json(await server.get({ path: "/channels" }));
+  for (const c of ["news", "private-chat"]) {
+    if (!(c in channels.channels)) fail(`channels ${JSON.stringify(channels)}`);
+  }
+  const presence = await json(await server.get({
+    path: "/channels", params: { filter_by_prefix: "presence-", info: "user_count" },
+  }));
+  if (presence.channels["presence-room"]?.user_count !== 1) fail(`presence ${JSON.stringify(presence)}`);
+  const one = await json(await server.get({
+    path: "/channels/private-chat", params: { info: "subscription_count" },
+  }));
+  if (!one.occupied || one.subscription_count !== 2) fail(`channel ${JSON.stringify(one)}`);
+  const users = await json(await server.get({ path: "/channels/presence-room/users" }));
+  if (users.users.length !== 1 || users.users[0].id !== "eve") fail(`users ${JSON.stringify(users)}`);
+  const withInfo = await json(await server.trigger("presence-room", "x", {}, { info: "user_count,subscription_count" }));
+  if (withInfo.channels["presence-room"].user_count !== 1) fail(`info ${JSON.stringify(withInfo)}`);
+  log("HTTP API: channels, channel, users, info");
+  const wrong = new PusherServer({ appId: "1", key: "key1", secret: "wrong", host, port: String(port), useTLS: false });
+  try { await wrong.trigger("news", "x", {}); fail("a wrong secret was accepted"); } catch (e) {
+    if (e.status !== 401) fail(`wrong secret: ${e.status}`);
+  }
+  log("HTTP API: a bad signature gets 401");
+  const gone = once(a.connection, "disconnected");
+  const down2 = new Promise((resolve) => a.connection.bind("state_change", (s) => {
+    if (s.current !== "connected") resolve(s);
+  }));
+  await server.terminateUserConnections("ann");
+  await Promise.race([gone, down2]);
+  log("HTTP API: terminate_connections");
+
   for (const c of clients) c.disconnect();
   clearTimeout(deadline);
   console.log("all pusher-js steps passed");

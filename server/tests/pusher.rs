@@ -352,3 +352,95 @@ fn apps_from_the_config_file_are_apart() {
     );
     assert!(bad.is_err_and(|e| e.contains("key2")));
 }
+
+#[test]
+fn http_api_statuses_and_pipelined_calls_in_order() {
+    use ringcast_pusher::app::App;
+    use ringcast_pusher::http_api::sign_request;
+    use std::io::{Read, Write};
+    let s = Server::start(&[&APP[..], &["--pusher-path-prefix", "/p"]].concat());
+    let app = App::new("1", "key1", "secret1");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let (mut sub, _) = {
+        let mut ws = connect(&s, "/p/app/key1?protocol=7");
+        let hello = recv(&mut ws);
+        (ws, hello)
+    };
+    subscribe(&mut sub, "news", None, None);
+    assert_eq!(
+        recv(&mut sub)["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    let post = |path: &str, body: &str, at: i64| {
+        let q = sign_request(&app, "POST", path, &[], body.as_bytes(), at);
+        format!(
+            "POST /p{path}?{q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // Signed for the path without the proxy prefix, as the SDK signs the path it was given:
+    // the server checks the path it received.
+    let bad = s.http(
+        post(
+            "/apps/1/events",
+            r#"{"name":"e","channel":"news","data":"x"}"#,
+            now,
+        )
+        .as_bytes(),
+    );
+    assert!(bad.starts_with("HTTP/1.1 401"), "{bad}");
+    let signed = |path: &str, body: &str, at: i64| {
+        let q = sign_request(&app, "POST", &format!("/p{path}"), &[], body.as_bytes(), at);
+        format!(
+            "POST /p{path}?{q} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // One call per connection (the answer, then the close) unless pipelined below.
+    let closing = |r: String| r.replacen("Host: x\r\n", "Host: x\r\nConnection: close\r\n", 1);
+    let old = s.http(
+        closing(signed(
+            "/apps/1/events",
+            r#"{"name":"e","channel":"news","data":"x"}"#,
+            now - 700,
+        ))
+        .as_bytes(),
+    );
+    assert!(
+        old.starts_with("HTTP/1.1 401") && old.contains("Timestamp expired"),
+        "{old}"
+    );
+    let unknown = s.http(closing(signed("/apps/9/events", "{}", now)).as_bytes());
+    assert!(unknown.starts_with("HTTP/1.1 404"), "{unknown}");
+    let method = s.http(b"GET /p/apps/1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(method.starts_with("HTTP/1.1 405"), "{method}");
+    let bad_body = s.http(closing(signed("/apps/1/events", r#"{"name":"e"}"#, now)).as_bytes());
+    assert!(bad_body.starts_with("HTTP/1.1 400"), "{bad_body}");
+    // Two calls pipelined on one keep-alive connection: both answered, in order, and both
+    // events delivered in order.
+    let mut c = std::net::TcpStream::connect(&s.addr).expect("connect");
+    c.set_read_timeout(Some(common::READ_TIMEOUT))
+        .expect("timeout");
+    let both = signed(
+        "/apps/1/events",
+        r#"{"name":"one","channel":"news","data":"1"}"#,
+        now,
+    ) + &signed(
+        "/apps/1/events",
+        r#"{"name":"two","channel":"news","data":"2"}"#,
+        now,
+    );
+    c.write_all(both.as_bytes()).expect("write");
+    let mut got = String::new();
+    let mut buf = [0u8; 4096];
+    while got.matches("HTTP/1.1 200").count() < 2 {
+        let n = c.read(&mut buf).expect("read");
+        assert!(n > 0, "closed early: {got}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert_eq!(recv(&mut sub)["event"], "one");
+    assert_eq!(recv(&mut sub)["event"], "two");
+}

@@ -127,6 +127,27 @@ impl Registry {
             .map_or(Left::NotMember, |c| c.roster.leave(user_id))
     }
 
+    /// The channel of `topic`, if it has subscribers.
+    pub fn info(&self, topic: &str) -> Option<Info> {
+        let channels = self.lock();
+        let c = channels.get(topic)?;
+        Some(Info {
+            name: ringcast_pusher::app::split_topic(topic)
+                .map_or(topic, |(_, ch)| ch)
+                .to_owned(),
+            subscriptions: c.subscriptions,
+            users: c.roster.user_count(),
+        })
+    }
+
+    /// The user ids of presence channel `topic`.
+    pub fn users(&self, topic: &str) -> Vec<String> {
+        let channels = self.lock();
+        channels.get(topic).map_or_else(Vec::new, |c| {
+            c.roster.members().map(|m| m.user_id.to_owned()).collect()
+        })
+    }
+
     /// Every occupied channel of app `app_id` whose name starts with `prefix`.
     pub fn channels(&self, app_id: &str, prefix: &str) -> Vec<Info> {
         let channels = self.lock();

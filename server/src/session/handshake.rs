@@ -17,6 +17,7 @@ use crate::session::api::{self, ApiSession};
 use crate::session::auth;
 use crate::session::presence::announce;
 use crate::session::pubsub::PubSubSession;
+use crate::session::pusher::http::PusherApiSession;
 use crate::session::pusher::{self, PusherSession};
 use crate::session::room::RoomSession;
 use crate::session::sink::Sink;
@@ -95,6 +96,16 @@ impl Handshake {
             session.feed(buf, sink);
             return Some(Upgraded::Api(session));
         }
+        if pusher::http::is_request(buf, sink.config()) {
+            // The Pusher HTTP API (docs/pusher.md#http-api): HTTP from now on.
+            if let Some(limit) = self.over_limit {
+                reject(sink, limit);
+                return None;
+            }
+            let mut session = PusherApiSession::default();
+            session.feed(buf, sink);
+            return Some(Upgraded::PusherApi(session));
+        }
         let (request, used) = match parse_request(buf, max) {
             Ok(Some(found)) => found,
             Ok(None) => {
@@ -132,6 +143,7 @@ impl Handshake {
                             Upgraded::PubSub(p) => p.feed(rest, sink),
                             Upgraded::Api(a) => a.feed(rest, sink),
                             Upgraded::Pusher(p) => p.feed(rest, sink),
+                            Upgraded::PusherApi(a) => a.feed(rest, sink),
                         }
                     }
                     Some(up)
@@ -151,6 +163,8 @@ pub enum Upgraded {
     Api(ApiSession),
     /// The Pusher dialect (an upgrade at `{--pusher-path-prefix}/app/…` with apps set).
     Pusher(PusherSession),
+    /// The Pusher HTTP API (a request to `{--pusher-path-prefix}/apps/…` with apps set).
+    PusherApi(PusherApiSession),
 }
 
 /// Picks the dialect of an upgrade by its path: the Pusher dialect's own, or [`accept`].

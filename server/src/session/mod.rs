@@ -32,6 +32,7 @@ use self::handshake::{Handshake, Upgraded};
 use self::pubsub::PubSubSession;
 use self::pusher::PusherSession;
 use self::pusher::channels::Farewell;
+use self::pusher::http::PusherApiSession;
 use self::room::RoomSession;
 pub use self::sink::{Cut, End, Outcome, Sink};
 
@@ -47,6 +48,9 @@ pub enum Session {
     Api(ApiSession),
     /// Upgraded: the Pusher Channels dialect (docs/pusher.md).
     Pusher(PusherSession),
+    /// The Pusher HTTP API (docs/pusher.md#http-api): HTTP/1.1 requests under
+    /// `{--pusher-path-prefix}/apps/`.
+    PusherApi(PusherApiSession),
     /// Its last bytes are queued (an HTTP answer or a Close frame), or it was torn down: what
     /// the client still sends is read and dropped.
     Closing,
@@ -67,12 +71,14 @@ impl Session {
                 Some(Upgraded::PubSub(p)) => *self = Session::PubSub(p),
                 Some(Upgraded::Api(a)) => *self = Session::Api(a),
                 Some(Upgraded::Pusher(p)) => *self = Session::Pusher(p),
+                Some(Upgraded::PusherApi(a)) => *self = Session::PusherApi(a),
                 None => {}
             },
             Session::Api(a) => a.feed(data, sink),
             Session::Room(r) => r.feed(data, sink),
             Session::PubSub(p) => p.feed(data, sink),
             Session::Pusher(p) => p.feed(data, sink),
+            Session::PusherApi(a) => a.feed(data, sink),
             Session::Closing => {}
         }
     }
@@ -84,6 +90,7 @@ impl Session {
             Session::PubSub(p) => p.pending_bytes(),
             Session::Api(a) => a.pending_bytes(),
             Session::Pusher(p) => p.pending_bytes(),
+            Session::PusherApi(a) => a.pending_bytes(),
             Session::Handshake(_) | Session::Closing => 0,
         }
     }
@@ -94,7 +101,9 @@ impl Session {
             Session::Room(r) => Some(&r.client),
             Session::PubSub(p) => Some(p.client()),
             Session::Pusher(p) => Some(p.client()),
-            Session::Handshake(_) | Session::Api(_) | Session::Closing => None,
+            Session::Handshake(_) | Session::Api(_) | Session::PusherApi(_) | Session::Closing => {
+                None
+            }
         }
     }
 
@@ -104,7 +113,9 @@ impl Session {
             Session::Room(r) => r.user.as_deref(),
             Session::PubSub(p) => p.user(),
             Session::Pusher(p) => p.user(),
-            Session::Handshake(_) | Session::Api(_) | Session::Closing => None,
+            Session::Handshake(_) | Session::Api(_) | Session::PusherApi(_) | Session::Closing => {
+                None
+            }
         }
     }
 
@@ -113,7 +124,11 @@ impl Session {
         match self {
             Session::Room(r) => r.expires,
             Session::PubSub(p) => p.expires(),
-            Session::Handshake(_) | Session::Api(_) | Session::Pusher(_) | Session::Closing => None,
+            Session::Handshake(_)
+            | Session::Api(_)
+            | Session::PusherApi(_)
+            | Session::Pusher(_)
+            | Session::Closing => None,
         }
     }
 
@@ -134,7 +149,9 @@ impl Session {
             Session::Room(r) => vec![r.into_membership()],
             Session::PubSub(p) => p.into_memberships(),
             Session::Pusher(p) => p.into_memberships(),
-            Session::Handshake(_) | Session::Api(_) | Session::Closing => Vec::new(),
+            Session::Handshake(_) | Session::Api(_) | Session::PusherApi(_) | Session::Closing => {
+                Vec::new()
+            }
         }
     }
 
@@ -145,7 +162,9 @@ impl Session {
             Session::Room(r) => r.slot_mut(room_id),
             Session::PubSub(p) => p.slot_mut(room_id),
             Session::Pusher(p) => p.slot_mut(room_id),
-            Session::Handshake(_) | Session::Api(_) | Session::Closing => None,
+            Session::Handshake(_) | Session::Api(_) | Session::PusherApi(_) | Session::Closing => {
+                None
+            }
         }
     }
 }

@@ -417,6 +417,19 @@ impl Sink<'_> {
         (self.batches).push_api_publish(topic, room, self.key, data, skip_history, ack);
     }
 
+    /// Publishes a Pusher HTTP API event (its finished frame) to `topic` through the one
+    /// pipeline (`Source::Api`), into `room` when the topic has one; connection `exclude`
+    /// (worker, slab key: the call's `socket_id` on this node) does not get it.
+    pub fn publish_pusher(
+        &mut self,
+        topic: &Arc<str>,
+        room: Option<&Arc<SharedRoom>>,
+        frame: &[u8],
+        exclude: Option<(usize, usize)>,
+    ) {
+        (self.batches).push_pusher_event(topic, room, self.key, frame, exclude);
+    }
+
     /// Bytes queued for this connection and not sent yet.
     pub fn unsent(&self) -> usize {
         self.out.unsent()

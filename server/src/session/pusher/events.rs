@@ -91,6 +91,7 @@ impl Conn {
             Err(e) => return error(sink, None, &e.to_string()),
         };
         self.user = Some(Box::from(user.id.as_str()));
+        self.user_key = Some(super::user_key(&app.id, &user.id).into_boxed_str());
         let mut out = Vec::with_capacity(64 + user_data.len());
         write::signin_success(&mut out, user_data);
         sink.reply_frame(OpCode::Text, &out);

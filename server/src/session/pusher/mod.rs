@@ -11,8 +11,10 @@
 //!
 //! Subscriptions are in [`channels`], client events and signin in [`events`].
 
+pub mod calls;
 pub mod channels;
 pub mod events;
+pub mod http;
 pub mod upgrade;
 
 use std::cell::RefCell;
@@ -21,7 +23,7 @@ use std::sync::Arc;
 use ringcast_protocol::frame::{MessageKind, OpCode};
 use ringcast_protocol::{CloseCode, Decoder};
 use ringcast_pubsub::presence::ClientId;
-use ringcast_pusher::app::{App, ClientEventBudget};
+use ringcast_pusher::app::{self, App, ClientEventBudget};
 use ringcast_pusher::channel::Kind;
 use ringcast_pusher::error::ErrorCode;
 use ringcast_pusher::message::{ClientMessage, Parser};
@@ -69,6 +71,8 @@ struct Conn {
     budget: ClientEventBudget,
     /// The user of a successful `pusher:signin`.
     user: Option<Box<str>>,
+    /// [`user_key`] of `user`: what orders (`terminate_connections`) name it by.
+    user_key: Option<Box<str>>,
     /// The registry and the app's connection count no longer count this connection.
     released: bool,
 }
@@ -84,9 +88,10 @@ impl PusherSession {
         &self.conn.client
     }
 
-    /// The signed-in user, if any.
+    /// The signed-in user as [`user_key`] names it (apps apart from each other and from
+    /// the tokens' `sub` of the other dialects), if any.
     pub fn user(&self) -> Option<&str> {
-        self.conn.user.as_deref()
+        self.conn.user_key.as_deref()
     }
 
     /// Where this connection sits in local room `room_id`.
@@ -161,6 +166,13 @@ impl Conn {
             } => self.client_event(app, &event, &channel, &data, sink),
         }
     }
+}
+
+/// How the connections of Pusher user `user` of app `app_id` are named in orders:
+/// `#pusher/{app_id}/{user}`, which no token `sub` of another app or dialect can be
+/// confused with.
+pub fn user_key(app_id: &str, user: &str) -> String {
+    app::topic(app_id, user)
 }
 
 /// The app `id` of the configuration (`None` only if the dialect is off, which a session of

@@ -84,6 +84,7 @@ pub fn accept(
         subs: Vec::new(),
         budget: ClientEventBudget::new(0),
         user: None,
+        user_key: None,
         released: true,
     };
     let decoder = Box::new(decoder);
