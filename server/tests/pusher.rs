@@ -24,11 +24,15 @@ const APP: [&str; 6] = [
 ];
 
 fn connect(s: &Server, path: &str) -> Ws {
-    let stream = TcpStream::connect(&s.addr).expect("connect");
+    connect_to(&s.addr, path)
+}
+
+fn connect_to(addr: &str, path: &str) -> Ws {
+    let stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(common::READ_TIMEOUT))
         .expect("timeout");
-    let url = format!("ws://{}{path}", s.addr);
+    let url = format!("ws://{addr}{path}");
     tungstenite::client(url.as_str(), stream)
         .expect("handshake")
         .0
@@ -50,7 +54,11 @@ fn send(ws: &mut Ws, v: &Value) {
 
 /// Connects to app `key1` and returns the client with its socket id.
 fn pusher(s: &Server) -> (Ws, String) {
-    let mut ws = connect(s, "/app/key1?protocol=7&client=js&version=8.4.0");
+    pusher_at(&s.addr)
+}
+
+fn pusher_at(addr: &str) -> (Ws, String) {
+    let mut ws = connect_to(addr, "/app/key1?protocol=7&client=js&version=8.4.0");
     let hello = recv(&mut ws);
     assert_eq!(hello["event"], "pusher:connection_established");
     let data: Value =
@@ -443,4 +451,66 @@ fn http_api_statuses_and_pipelined_calls_in_order() {
     }
     assert_eq!(recv(&mut sub)["event"], "one");
     assert_eq!(recv(&mut sub)["event"], "two");
+}
+
+#[test]
+fn the_http_api_is_served_on_api_listen_too() {
+    use ringcast_pusher::app::App;
+    use ringcast_pusher::http_api::sign_request;
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ringcast"))
+        .args(["--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
+        .args(["--api-key", "k"])
+        .args(APP)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("line");
+    let after = |marker: &str| -> String {
+        let rest = line
+            .split(marker)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{line}"));
+        rest.split('/').next().expect("addr").to_owned()
+    };
+    let (main, api) = (after("ws://"), after("http://"));
+    /// Stops the server whatever the test's outcome.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(child);
+    let (mut sub, _) = pusher_at(&main);
+    subscribe(&mut sub, "news", None, None);
+    assert_eq!(
+        recv(&mut sub)["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let body = r#"{"name":"via-api-listen","channel":"news","data":"x"}"#;
+    let app = App::new("1", "key1", "secret1");
+    let q = sign_request(&app, "POST", "/apps/1/events", &[], body.as_bytes(), now);
+    let mut c = std::net::TcpStream::connect(&api).expect("connect");
+    c.set_read_timeout(Some(common::READ_TIMEOUT))
+        .expect("timeout");
+    write!(
+        c,
+        "POST /apps/1/events?{q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    c.read_to_string(&mut out).expect("read");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert_eq!(recv(&mut sub)["event"], "via-api-listen");
 }

@@ -74,6 +74,13 @@ impl Session {
                 Some(Upgraded::PusherApi(a)) => *self = Session::PusherApi(a),
                 None => {}
             },
+            // `--api-listen` serves the Pusher HTTP API too (docs/pusher.md#http-api): a
+            // request that starts with its path turns the connection into one of it.
+            Session::Api(a) if a.idle() && pusher::http::is_request(data, sink.config()) => {
+                let mut p = PusherApiSession::default();
+                p.feed(data, sink);
+                *self = Session::PusherApi(p);
+            }
             Session::Api(a) => a.feed(data, sink),
             Session::Room(r) => r.feed(data, sink),
             Session::PubSub(p) => p.feed(data, sink),

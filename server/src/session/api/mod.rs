@@ -73,6 +73,11 @@ impl ApiSession {
         self.partial.len()
     }
 
+    /// Between requests: nothing held of a partial one, and still serving.
+    pub fn idle(&self) -> bool {
+        self.partial.is_empty() && !self.done
+    }
+
     /// A request has been arriving for longer than `limit` (a slow or trickled body).
     pub fn stalled(&self, limit: Duration) -> bool {
         self.since.is_some_and(|s| s.elapsed() >= limit)
