@@ -13,6 +13,7 @@
 pub mod api;
 pub mod auth;
 pub mod handshake;
+pub mod http_framing;
 pub mod messages;
 pub mod presence;
 pub mod pubsub;

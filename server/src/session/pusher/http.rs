@@ -151,40 +151,15 @@ fn parse_head(buf: &[u8], cfg: &Config) -> Result<Option<Head>, (u16, &'static s
     if size > cfg.max_header_bytes {
         return Err((431, "request head over --max-header-bytes"));
     }
-    let mut head = Head {
+    let framing = crate::session::http_framing::framing(req.headers, req.version)
+        .map_err(|why| (400, why))?;
+    Ok(Some(Head {
         method: req.method.unwrap_or("").to_owned(),
         target: req.path.unwrap_or("").to_owned(),
-        length: 0,
+        length: framing.length,
         size,
-        keep_alive: req.version == Some(1),
-    };
-    let mut length = None;
-    for h in req.headers.iter() {
-        let value = h.value.trim_ascii();
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(value)
-                .ok()
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<usize>().ok());
-            match (n, length) {
-                (Some(n), None) => length = Some(n),
-                (Some(n), Some(m)) if n == m => {}
-                _ => return Err((400, "bad Content-Length")),
-            }
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err((400, "send a Content-Length, not Transfer-Encoding"));
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    head.keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    head.keep_alive = true;
-                }
-            }
-        }
-    }
-    head.length = length.unwrap_or(0);
-    Ok(Some(head))
+        keep_alive: framing.keep_alive,
+    }))
 }
 
 /// Queues an answer: JSON for 200, Pusher's plain-text message otherwise.
