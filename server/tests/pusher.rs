@@ -514,3 +514,67 @@ fn the_http_api_is_served_on_api_listen_too() {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert_eq!(recv(&mut sub)["event"], "via-api-listen");
 }
+
+#[test]
+fn app_limits_connections_presence_members_and_encrypted_channels() {
+    let dir = std::env::temp_dir().join(format!("ringcast-pusher-{}", common::rand_u32()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("ringcast.toml");
+    std::fs::write(
+        &path,
+        "[[pusher_apps]]\nid = 1\nkey = \"key1\"\nsecret = \"secret1\"\n\
+         max_connections = 2\nmax_presence_members = 1\n",
+    )
+    .expect("write");
+    let s = Server::start(&["--config", path.to_str().expect("utf-8")]);
+    let (mut a, id_a) = pusher(&s);
+    let (mut b, id_b) = pusher(&s);
+    // Over the app's quota: 4004, after the documented pusher:error.
+    let mut third = connect(&s, "/app/key1?protocol=7");
+    assert_eq!(recv(&mut third)["data"]["code"], 4004);
+    assert_eq!(expect_close(&mut third), 4004);
+    // One presence user at most: a second user is refused, the first stays.
+    let join = |ws: &mut Ws, id: &str, user: &str| {
+        let data = format!(r#"{{"user_id":"{user}"}}"#);
+        let auth = sign(&format!("{id}:presence-p:{data}"));
+        subscribe(ws, "presence-p", Some(auth), Some(&data));
+        recv(ws)
+    };
+    assert_eq!(
+        join(&mut a, &id_a, "u1")["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    let full = join(&mut b, &id_b, "u2");
+    assert_eq!(full["event"], "pusher:subscription_error", "{full}");
+    assert_eq!(full["data"]["type"], "LimitReached");
+    // Encrypted channels: subscribed with a signature, but no client events on them.
+    let channel = "private-encrypted-x";
+    subscribe(
+        &mut b,
+        channel,
+        Some(sign(&format!("{id_b}:{channel}"))),
+        None,
+    );
+    assert_eq!(
+        recv(&mut b)["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    send(
+        &mut b,
+        &json!({"event": "client-x", "channel": channel, "data": "plain"}),
+    );
+    assert_eq!(recv(&mut b)["event"], "pusher:error");
+    // A closed connection frees its place in the quota.
+    drop(a);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the quota was not freed"
+        );
+        let mut c = connect(&s, "/app/key1?protocol=7");
+        if recv(&mut c)["event"] == "pusher:connection_established" {
+            break;
+        }
+    }
+}
