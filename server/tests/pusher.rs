@@ -578,3 +578,26 @@ fn app_limits_connections_presence_members_and_encrypted_channels() {
         }
     }
 }
+
+#[test]
+fn a_silent_client_gets_4201_and_a_drain_4200() {
+    use common::{Raw, upgrade_request};
+    let s = Server::start(
+        &[
+            &APP[..],
+            &["--ping-interval", "0.1", "--idle-timeout", "0.3"],
+        ]
+        .concat(),
+    );
+    let request = String::from_utf8(upgrade_request(None, b""))
+        .expect("ascii")
+        .replacen("GET / ", "GET /app/key1?protocol=7 ", 1);
+    // A raw client answers no ping: the server's pings go unanswered, then 4201.
+    let (mut silent, head) = Raw::connect_with(&s, request.as_bytes());
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(silent.expect_close(), 4201);
+    // A drain (SIGTERM) closes Pusher connections with 4200: reconnect at once, elsewhere.
+    let (mut ws, _) = pusher(&s);
+    s.signal(libc::SIGTERM);
+    assert_eq!(expect_close(&mut ws), 4200);
+}

@@ -140,6 +140,31 @@ impl Session {
         }
     }
 
+    /// The Close of an open connection when the server drains: 1001, or for a Pusher
+    /// connection the documented 4200 (reconnect at once: another node will take it).
+    pub fn drain_close(&self) -> (ringcast_protocol::CloseCode, &'static str) {
+        match self {
+            Session::Pusher(_) => {
+                pusher::close_code(ringcast_pusher::error::ErrorCode::ReconnectImmediately)
+            }
+            _ => (
+                ringcast_protocol::CloseCode::GOING_AWAY,
+                "server shutting down",
+            ),
+        }
+    }
+
+    /// The Close of an open connection silent past `--idle-timeout` (it answered no ping):
+    /// 1008, or for a Pusher connection the documented 4201 (pong not received).
+    pub fn idle_close(&self) -> (ringcast_protocol::CloseCode, &'static str) {
+        match self {
+            Session::Pusher(_) => {
+                pusher::close_code(ringcast_pusher::error::ErrorCode::PongNotReceived)
+            }
+            _ => (ringcast_protocol::CloseCode::POLICY, "idle timeout"),
+        }
+    }
+
     /// What must be published before the connection's memberships are left (a Pusher
     /// connection's `member_removed` events), having taken it out of the Pusher registry.
     /// Idempotent; nothing for the other modes.

@@ -191,6 +191,11 @@ fn error(sink: &mut Sink<'_>, code: Option<ErrorCode>, message: &str) {
     sink.reply_frame(OpCode::Text, &out);
 }
 
+/// The Close frame's code and reason for a documented `code`.
+pub fn close_code(code: ErrorCode) -> (CloseCode, &'static str) {
+    (CloseCode(code.code()), code.message())
+}
+
 /// `pusher:error` with `code`, then Close with `code` and its documented message.
 fn close_with(sink: &mut Sink<'_>, code: ErrorCode) {
     error(sink, Some(code), "");
