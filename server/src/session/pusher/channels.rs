@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ringcast_protocol::frame::OpCode;
 use ringcast_pusher::app::{self, App};
 use ringcast_pusher::auth;
-use ringcast_pusher::channel::{Channel, Kind};
+use ringcast_pusher::channel::Channel;
 use ringcast_pusher::json::Dom;
 use ringcast_pusher::message::Subscribe;
 use ringcast_pusher::presence::{self, Joined, Left};
@@ -211,7 +211,6 @@ fn farewell(
             },
         );
     }
-    debug_assert!(sub.kind != Kind::Presence || sub.member.is_some() || frame.is_none());
     frame
 }
 
