@@ -76,11 +76,22 @@ impl Session {
                 None => {}
             },
             // `--api-listen` serves the Pusher HTTP API too (docs/pusher.md#http-api): a
-            // request that starts with its path turns the connection into one of it.
-            Session::Api(a) if a.idle() && pusher::http::is_request(data, sink.config()) => {
-                let mut p = PusherApiSession::default();
-                p.feed(data, sink);
-                *self = Session::PusherApi(p);
+            // request whose line names its path turns the connection into one of it (the
+            // line may arrive in pieces: the API session holds them meanwhile).
+            Session::Api(a)
+                if a.before_request_line()
+                    && sink.config().pusher.is_some()
+                    && data.contains(&b'\n') =>
+            {
+                let mut head = a.take_partial();
+                head.extend_from_slice(data);
+                if pusher::http::is_request(&head, sink.config()) {
+                    let mut p = PusherApiSession::default();
+                    p.feed(&mut head, sink);
+                    *self = Session::PusherApi(p);
+                } else {
+                    a.feed(&mut head, sink);
+                }
             }
             Session::Api(a) => a.feed(data, sink),
             Session::Room(r) => r.feed(data, sink),
