@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Pusher clients we did not write, for server/tests/pusher_js.rs: pusher-js, the `pusher`
-# server SDK and laravel-echo from the npm registry (versions pinned by
+# server SDK, laravel-echo and playwright-core (drives Debian's Chromium, which
+# 30-conformance.sh installs) from the npm registry (versions pinned by
 # conformance/pusher/package-lock.json) into conformance/pusher/node_modules, and the `pusher`
 # server SDK from PyPI for python3. Idempotent: nothing is fetched when the pinned versions are
 # installed. Takes ~5 s when it installs.

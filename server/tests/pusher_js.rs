@@ -1,6 +1,8 @@
 //! Clients we did not write against the Pusher dialect (docs/pusher.md): pusher-js in Node
 //! with signatures made by the `pusher` server SDK, and laravel-echo on top of it
-//! (conformance/pusher/pusher_js.mjs; installed by .ci/install.d/45-pusher.sh).
+//! (conformance/pusher/pusher_js.mjs), pusher-js's browser build in Debian's Chromium
+//! (browser.mjs), and the `pusher` PyPI SDK (pusher_py.py); installed by
+//! .ci/install.d/45-pusher.sh (Chromium by 30-conformance.sh).
 
 mod common;
 
@@ -145,4 +147,34 @@ fn the_pusher_python_sdk_signs_subscriptions_and_drives_the_http_api() {
         "{answers}"
     );
     assert_eq!(answers["bad_secret"], "401");
+}
+
+#[test]
+fn pusher_js_in_chromium() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/pusher");
+    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir() && Path::new(&chromium).exists(),
+        "playwright-core (conformance/pusher) and Chromium are needed: run .ci/install"
+    );
+    let s = Server::start(&[
+        "--pusher-app-id",
+        "1",
+        "--pusher-app-key",
+        "key1",
+        "--pusher-app-secret",
+        "secret1",
+    ]);
+    let (host, port) = s.addr.rsplit_once(':').expect("host:port");
+    let out = Command::new("node")
+        .arg(dir.join("browser.mjs"))
+        .args([host, port])
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("all browser steps passed"),
+        "browser.mjs failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
