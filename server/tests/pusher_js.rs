@@ -11,6 +11,38 @@ use std::process::Command;
 
 use common::Server;
 
+/// A server with app 1 / key1 / secret1, the app every script here uses.
+fn server() -> Server {
+    Server::start(&[
+        "--pusher-app-id",
+        "1",
+        "--pusher-app-key",
+        "key1",
+        "--pusher-app-secret",
+        "secret1",
+    ])
+}
+
+/// Runs conformance/pusher/`script` with node against `s`; its stdout once it passed (its
+/// last line is `done`).
+fn run_node(s: &Server, script: &str, done: &str) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/pusher");
+    let (host, port) = s.addr.rsplit_once(':').expect("host:port");
+    let out = Command::new("node")
+        .arg(dir.join(script))
+        .args([host, port])
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.contains(done),
+        "{script} failed:\n{stdout}\n{}\nserver: {}",
+        String::from_utf8_lossy(&out.stderr),
+        s.stderr()
+    );
+    stdout
+}
+
 #[test]
 fn pusher_js_pusher_sdk_and_laravel_echo() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/pusher");
@@ -18,28 +50,7 @@ fn pusher_js_pusher_sdk_and_laravel_echo() {
         dir.join("node_modules/pusher-js").is_dir(),
         "pusher-js is needed in conformance/pusher/node_modules: run .ci/install"
     );
-    let s = Server::start(&[
-        "--pusher-app-id",
-        "1",
-        "--pusher-app-key",
-        "key1",
-        "--pusher-app-secret",
-        "secret1",
-    ]);
-    let (host, port) = s.addr.rsplit_once(':').expect("host:port");
-    let out = Command::new("node")
-        .arg(dir.join("pusher_js.mjs"))
-        .args([host, port])
-        .output()
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "pusher_js.mjs failed:\n{stdout}\n{}\nserver: {}",
-        String::from_utf8_lossy(&out.stderr),
-        s.stderr()
-    );
-    assert!(stdout.contains("all pusher-js steps passed"), "{stdout}");
+    run_node(&server(), "pusher_js.mjs", "all pusher-js steps passed");
 }
 
 /// Runs conformance/pusher/pusher_py.py with `args` after HOST PORT; its stdout as JSON.
@@ -157,24 +168,5 @@ fn pusher_js_in_chromium() {
         dir.join("node_modules/playwright-core").is_dir() && Path::new(&chromium).exists(),
         "playwright-core (conformance/pusher) and Chromium are needed: run .ci/install"
     );
-    let s = Server::start(&[
-        "--pusher-app-id",
-        "1",
-        "--pusher-app-key",
-        "key1",
-        "--pusher-app-secret",
-        "secret1",
-    ]);
-    let (host, port) = s.addr.rsplit_once(':').expect("host:port");
-    let out = Command::new("node")
-        .arg(dir.join("browser.mjs"))
-        .args([host, port])
-        .output()
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("all browser steps passed"),
-        "browser.mjs failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_node(&server(), "browser.mjs", "all browser steps passed");
 }
