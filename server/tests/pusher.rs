@@ -601,3 +601,29 @@ fn a_silent_client_gets_4201_and_a_drain_4200() {
     s.signal(libc::SIGTERM);
     assert_eq!(expect_close(&mut ws), 4200);
 }
+
+#[test]
+fn the_app_from_the_environment() {
+    let s = Server::start_with_env(
+        &[],
+        &[
+            ("RINGCAST_PUSHER_APP_ID", "1"),
+            ("RINGCAST_PUSHER_APP_KEY", "key1"),
+            ("RINGCAST_PUSHER_APP_SECRET", "secret1"),
+        ],
+    );
+    let (mut ws, id) = pusher(&s);
+    subscribe(
+        &mut ws,
+        "private-e",
+        Some(sign(&format!("{id}:private-e"))),
+        None,
+    );
+    assert_eq!(
+        recv(&mut ws)["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    // An id without its key and secret is refused at start.
+    let bad = Server::try_start(&["--pusher-app-id", "1"], &[], None);
+    assert!(bad.is_err());
+}
