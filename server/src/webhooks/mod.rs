@@ -38,7 +38,6 @@ impl Webhooks {
     ///
     /// # Errors
     /// [`WebhookError`] when the thread cannot start (never, in the stub).
-    #[allow(dead_code)]
     pub fn start(apps: Arc<Apps>, config: WebhookConfig) -> Result<Webhooks, WebhookError> {
         let _ = config;
         Ok(Webhooks { _apps: Some(apps) })
