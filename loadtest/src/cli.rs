@@ -66,6 +66,9 @@ pub enum ScenarioCmd {
     Connect(ConnectArgs),
     /// All-to-all rounds in one room (server must echo), the uWebSockets benchmark pattern.
     Rounds(RoundsArgs),
+    /// `broadcast` over the Pusher Channels dialect: client events on `private-PREFIX{i}`
+    /// channels (`--url ws://HOST:PORT/` is taken as `…/app/KEY?protocol=7`).
+    Pusher(PusherArgs),
     /// JSON pub/sub mode (docs/pubsub.md#history): topics of subscribers fed by publishers; with `--history`
     /// offsets, order and recovery (`--churn`) are checked too.
     Pubsub(PubsubArgs),
@@ -160,6 +163,20 @@ pub struct BroadcastArgs {
     /// every member publishes: `--subscribers 0 --publishers 10 --check-publishers`).
     #[arg(long)]
     pub check_publishers: bool,
+}
+
+/// Options of `pusher`.
+#[derive(Debug, Args)]
+pub struct PusherArgs {
+    /// The rooms, publishers and rates, as for `broadcast` (text only).
+    #[command(flatten)]
+    pub broadcast: BroadcastArgs,
+    /// The app key.
+    #[arg(long, default_value = "app-key")]
+    pub app_key: String,
+    /// The app secret (signs each subscription).
+    #[arg(long, default_value = "app-secret")]
+    pub app_secret: String,
 }
 
 /// Options of `echo`.

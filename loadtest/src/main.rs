@@ -55,6 +55,32 @@ fn check_size(size: usize, binary: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// The parameters of `broadcast` (and of `pusher`, which speaks the Pusher dialect).
+fn broadcast_params(
+    a: &cli::BroadcastArgs,
+    prefix: String,
+    servers: usize,
+    pusher: Option<scenario::broadcast::pusher::Dialect>,
+) -> Result<scenario::broadcast::Params, String> {
+    check_size(a.size, a.binary)?;
+    if a.rate == 0 && a.subscribers == 0 && a.publishers > 0 {
+        return Err("--rate 0 needs at least one subscriber per room".into());
+    }
+    Ok(scenario::broadcast::Params {
+        rooms: a.rooms,
+        subscribers: a.subscribers,
+        publishers: a.publishers,
+        size: a.size,
+        rate: a.rate,
+        window: a.window.max(1),
+        binary: a.binary,
+        prefix,
+        check_publishers: a.check_publishers,
+        servers,
+        pusher,
+    })
+}
+
 fn execute<S: Scenario + Send + 'static>(
     opts: &RunOptions,
     shared: Arc<Shared>,
@@ -65,11 +91,17 @@ fn execute<S: Scenario + Send + 'static>(
 }
 
 fn run(cli: &Cli) -> Result<ExitCode, String> {
-    let targets = cli
+    let mut targets = cli
         .url
         .iter()
         .map(|u| target::parse_url(u))
         .collect::<Result<Vec<_>, _>>()?;
+    if let ScenarioCmd::Pusher(a) = &cli.scenario {
+        // A bare server URL means the Pusher dialect's path of the app.
+        for t in targets.iter_mut().filter(|t| t.path == "/") {
+            t.path = format!("/app/{}?protocol=7&client=loadtest&version=1.0", a.app_key);
+        }
+    }
     let url_list = cli.url.join(" ");
     let servers = targets.len();
     let threads = cli
@@ -97,25 +129,24 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     let mut pubsub = None;
     let (name, conns, stats) = match &cli.scenario {
         ScenarioCmd::Broadcast(a) => {
-            check_size(a.size, a.binary)?;
-            if a.rate == 0 && a.subscribers == 0 && a.publishers > 0 {
-                return Err("--rate 0 needs at least one subscriber per room".into());
-            }
-            let p = scenario::broadcast::Params {
-                rooms: a.rooms,
-                subscribers: a.subscribers,
-                publishers: a.publishers,
-                size: a.size,
-                rate: a.rate,
-                window: a.window.max(1),
-                binary: a.binary,
-                prefix,
-                check_publishers: a.check_publishers,
-                servers,
-            };
+            let p = broadcast_params(a, prefix, servers, None)?;
             let n = a.rooms * (a.subscribers + a.publishers);
             let plan = scenario::broadcast::plan(p, threads);
             ("broadcast", n, execute(&opts, shared, plan, || {})?.0)
+        }
+        ScenarioCmd::Pusher(a) => {
+            if a.broadcast.binary {
+                return Err("pusher sends text client events: --binary does not apply".into());
+            }
+            let dialect = scenario::broadcast::pusher::Dialect {
+                key: a.app_key.clone(),
+                secret: a.app_secret.clone(),
+            };
+            let b = &a.broadcast;
+            let p = broadcast_params(b, prefix, servers, Some(dialect))?;
+            let n = b.rooms * (b.subscribers + b.publishers);
+            let plan = scenario::broadcast::plan(p, threads);
+            ("pusher", n, execute(&opts, shared, plan, || {})?.0)
         }
         ScenarioCmd::Echo(a) => {
             check_size(a.size, a.binary)?;

@@ -186,6 +186,41 @@ pub struct Config {
     /// The server API key from `--api-key` or `--api-key-file` (set by validation).
     #[arg(skip)]
     pub api: Option<Secret>,
+    /// Pusher Channels dialect (docs/pusher.md): the id of one app (HTTP API paths
+    /// `/apps/{id}/…`); with --pusher-app-key and --pusher-app-secret. More apps: the config
+    /// file's `[[pusher_apps]]` tables.
+    #[arg(long, env = "RINGCAST_PUSHER_APP_ID", requires_all = ["pusher_app_key", "pusher_app_secret"])]
+    pub pusher_app_id: Option<String>,
+    /// The public key of the --pusher-app-id app (the WebSocket path `/app/{key}`).
+    #[arg(long, env = "RINGCAST_PUSHER_APP_KEY", requires = "pusher_app_id")]
+    pub pusher_app_key: Option<String>,
+    /// The secret of the --pusher-app-id app (every channel, user and API signature).
+    #[arg(
+        long,
+        env = "RINGCAST_PUSHER_APP_SECRET",
+        hide_env_values = true,
+        requires = "pusher_app_id"
+    )]
+    pub pusher_app_secret: Option<Secret>,
+    /// Comma-separated webhook URLs of the --pusher-app-id app (http:// or https://).
+    #[arg(
+        long,
+        env = "RINGCAST_PUSHER_WEBHOOK_URL",
+        value_delimiter = ',',
+        requires = "pusher_app_id"
+    )]
+    pub pusher_webhook_url: Vec<String>,
+    /// Path prefix a reverse proxy adds in front of the Pusher paths (`/pusher` serves
+    /// `/pusher/app/{key}` and `/pusher/apps/{id}/…`).
+    #[arg(long, env = "RINGCAST_PUSHER_PATH_PREFIX", default_value = "")]
+    pub pusher_path_prefix: String,
+    /// Apps of the config file's `[[pusher_apps]]` tables (set by `load`).
+    #[arg(skip)]
+    pub pusher_apps_file: Vec<ringcast_pusher::app::App>,
+    /// Every Pusher app, from the flags and the config file (set by validation; `None`: the
+    /// dialect is off).
+    #[arg(skip)]
+    pub pusher: Option<Arc<ringcast_pusher::app::Apps>>,
 }
 
 /// A secret setting: parsed like a string, never shown by `Debug` (configs may be logged).
@@ -259,7 +294,18 @@ impl Config {
         // File values become flags placed before the real ones, so real flags win; a setting
         // with its environment variable set is skipped, so the environment wins too.
         let mut merged = vec![args[0].clone()];
+        let mut pusher_apps = Vec::new();
         for (key, value) in &table {
+            if key == "pusher_apps" {
+                // An array of tables (several apps) has no flag form.
+                pusher_apps = crate::pusher::apps::from_toml(value).map_err(|message| {
+                    ConfigError::Invalid {
+                        path: path.clone(),
+                        message,
+                    }
+                })?;
+                continue;
+            }
             let flag = key.replace('_', "-");
             let env = format!("RINGCAST_{}", flag.replace('-', "_").to_uppercase());
             if std::env::var_os(&env).is_some() {
@@ -293,12 +339,12 @@ impl Config {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-        Config::from_arg_matches(&matches)
-            .map_err(|e| ConfigError::Invalid {
-                path,
-                message: e.to_string(),
-            })?
-            .validated()
+        let mut config = Config::from_arg_matches(&matches).map_err(|e| ConfigError::Invalid {
+            path,
+            message: e.to_string(),
+        })?;
+        config.pusher_apps_file = pusher_apps;
+        config.validated()
     }
 
     fn validated(mut self) -> Result<Config, ConfigError> {
@@ -356,6 +402,16 @@ impl Config {
                 "--api-listen needs --api-key or --api-key-file".into(),
             ));
         }
+        let flag_app = self.pusher_app_id.as_ref().map(|id| {
+            let key = self.pusher_app_key.clone().unwrap_or_default();
+            let secret = self.pusher_app_secret.clone().map(|s| s.0);
+            let mut app = ringcast_pusher::app::App::new(id, key, secret.unwrap_or_default());
+            app.webhooks.clone_from(&self.pusher_webhook_url);
+            app
+        });
+        self.pusher = crate::pusher::apps::build(flag_app, &self.pusher_apps_file)
+            .map_err(ConfigError::Range)?
+            .map(Arc::new);
         Ok(self)
     }
 

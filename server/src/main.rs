@@ -11,14 +11,13 @@ mod fanout;
 mod limits;
 mod metrics;
 mod pubsub;
+mod pusher;
 mod refusal;
 mod ring;
 mod rooms;
 mod session;
 mod shared;
 mod tls;
-// Called by the Pusher dialect (issue 24 item 2), which lands on its own branch.
-#[allow(dead_code)]
 mod webhooks;
 mod worker;
 
@@ -36,6 +35,7 @@ use crate::fanout::bus::{Inbound, InboundSlot};
 use crate::fanout::{Peers, Remote};
 use crate::shared::Shared;
 use crate::tls::TlsAcceptor;
+use crate::webhooks::{WebhookConfig, Webhooks};
 use crate::worker::Worker;
 use crate::worker::sq::Waker;
 
@@ -234,7 +234,13 @@ fn serve(config: Config, tls: Option<Arc<TlsAcceptor>>) -> Result<(), Box<dyn st
         forward.handle(e)
     })?;
     let clustered = bridge.is_some();
-    let shared = Arc::new(shared.with_cluster(bridge));
+    let webhooks = match shared.config.pusher.clone() {
+        Some(apps) if apps.all().iter().any(|a| !a.webhooks.is_empty()) => {
+            Webhooks::start(apps, WebhookConfig::default())?
+        }
+        _ => Webhooks::disabled(),
+    };
+    let shared = Arc::new(shared.with_cluster(bridge).with_webhooks(webhooks));
     let (senders, receivers) = Peers::channels(n);
     let cpus = (!shared.config.no_pin).then(AllowedCpus::current);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();

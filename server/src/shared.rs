@@ -10,8 +10,10 @@ use crate::bridge::{Bridge, BusRooms};
 use crate::config::Config;
 use crate::metrics::WorkerMetrics;
 use crate::pubsub::Hub;
+use crate::pusher::registry::Registry;
 use crate::refusal::Refusal;
 use crate::rooms::Directory;
+use crate::webhooks::Webhooks;
 
 /// State every worker shares.
 pub struct Shared {
@@ -31,6 +33,10 @@ pub struct Shared {
     pub hub: Hub,
     /// The cluster bus (`--cluster`); `None` on a single node.
     pub cluster: Option<Arc<Bridge>>,
+    /// The Pusher channels of this process (docs/pusher.md).
+    pub pusher: Registry,
+    /// Webhook emission of the Pusher apps (disabled until `with_webhooks`).
+    pub webhooks: Webhooks,
 }
 
 impl Shared {
@@ -44,6 +50,8 @@ impl Shared {
             per_ip: Mutex::new(HashMap::new()),
             hub: Hub::new(&config),
             cluster: None,
+            pusher: Registry::default(),
+            webhooks: Webhooks::disabled(),
             config,
         }
     }
@@ -73,6 +81,12 @@ impl Shared {
         }
     }
 
+    /// Emits the Pusher apps' webhooks through `webhooks`.
+    pub fn with_webhooks(mut self, webhooks: Webhooks) -> Shared {
+        self.webhooks = webhooks;
+        self
+    }
+
     /// The `/metrics` page: every worker's counters, rooms, pub/sub and cluster gauges
     /// (Prometheus text, docs/metrics.md).
     pub fn render_metrics(&self) -> String {
@@ -81,6 +95,11 @@ impl Shared {
         self.hub.render_metrics(&mut body);
         let bus = self.cluster.as_ref().map(|c| c.stats());
         crate::metrics::render_cluster(&mut body, bus);
+        if let Some(apps) = &self.config.pusher {
+            let ids = apps.all().iter().map(|a| a.id.as_str());
+            self.pusher.render_metrics(&mut body, ids);
+        }
+        self.webhooks.render_metrics(&mut body);
         body
     }
 

@@ -45,6 +45,9 @@ pub struct BatchBuilder {
     raw: Vec<u8>,
     messages: Vec<Message>,
     kind: Kind,
+    /// (worker, slab key, message index): a connection that must not get that message (a
+    /// Pusher HTTP API event's `socket_id`), on any worker; usually empty.
+    excluded: Vec<(usize, usize, u32)>,
 }
 
 /// What a batch being built carries besides its frames, each kind with only its fields.
@@ -103,7 +106,13 @@ impl BatchBuilder {
                 acks: Vec::new(),
                 api: None,
             },
+            excluded: Vec::new(),
         }
+    }
+
+    /// The topic (room name).
+    pub fn topic(&self) -> &Arc<str> {
+        &self.topic
     }
 
     /// An empty batch of this process's presence events (join/leave envelopes, as text
@@ -182,6 +191,12 @@ impl BatchBuilder {
         }
     }
 
+    /// The next message pushed is not delivered to connection `key` of worker `worker`.
+    pub fn exclude_next(&mut self, worker: usize, key: usize) {
+        self.excluded
+            .push((worker, key, self.messages.len() as u32));
+    }
+
     /// Appends one message; its frame is encoded here, once.
     pub fn push(&mut self, sender: Option<usize>, kind: OpCode, payload: &[u8]) {
         let mut head = [0u8; MAX_HEADER_LEN];
@@ -218,6 +233,11 @@ impl BatchBuilder {
             raw: Arc::from(self.raw.as_slice()),
             messages: self.messages,
             own,
+            excluded: {
+                let mut excluded = self.excluded;
+                excluded.sort_unstable();
+                excluded
+            },
             content: match self.kind {
                 Kind::Messages { acks, .. } => Content::Messages {
                     acks,
@@ -241,6 +261,9 @@ pub struct FrozenBatch {
     messages: Vec<Message>,
     /// (sender, message index), sorted; empty when senders get their own messages back.
     own: Vec<(usize, u32)>,
+    /// (worker, slab key, message index) of messages a connection must not get, sorted
+    /// (`BatchBuilder::exclude_next`).
+    excluded: Vec<(usize, usize, u32)>,
     /// The raw frames, back to back (class `Raw`; for an event batch, the event envelopes).
     raw: Arc<[u8]>,
     content: Content,
@@ -416,7 +439,8 @@ impl FrozenBatch {
     }
 
     /// Indices of the messages `member` must not get back (its own, on the origin worker,
-    /// without `--echo`), in arrival order.
+    /// without `--echo`; those excluded for it by `BatchBuilder::exclude_next`), in arrival
+    /// order.
     pub fn own_messages(&self, worker: usize, member: usize) -> impl Iterator<Item = usize> + '_ {
         let own: &[(usize, u32)] = if self.origin == Some(worker) {
             let first = self.own.partition_point(|&(s, _)| s < member);
@@ -428,6 +452,24 @@ impl FrozenBatch {
         } else {
             &[]
         };
-        own.iter().map(|&(_, i)| i as usize)
+        let first = (self.excluded).partition_point(|&(w, k, _)| (w, k) < (worker, member));
+        let excluded = self.excluded[first..]
+            .iter()
+            .take_while(move |&&(w, k, _)| (w, k) == (worker, member))
+            .map(|&(_, _, i)| i as usize);
+        let mut own = own.iter().map(|&(_, i)| i as usize).peekable();
+        let mut excluded = excluded.peekable();
+        // Both in arrival order: merged, each index once.
+        std::iter::from_fn(
+            move || match (own.peek().copied(), excluded.peek().copied()) {
+                (Some(a), Some(b)) if a == b => {
+                    excluded.next();
+                    own.next()
+                }
+                (Some(a), Some(b)) if b < a => excluded.next(),
+                (Some(_), _) => own.next(),
+                (None, _) => excluded.next(),
+            },
+        )
     }
 }

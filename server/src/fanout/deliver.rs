@@ -183,6 +183,36 @@ mod tests {
     }
 
     #[test]
+    fn an_excluded_connection_skips_its_messages_on_any_worker_merged_with_its_own() {
+        // Worker 1 builds: member 1 sends "a", "c"; "b" and "c" exclude member 1 of worker 1,
+        // "d" excludes member 0 of worker 0 (another worker's connection).
+        let mut b = BatchBuilder::new(room());
+        b.push(Some(1), OpCode::Text, b"a");
+        b.exclude_next(1, 1);
+        b.push(None, OpCode::Text, b"b");
+        b.exclude_next(1, 1);
+        b.push(Some(1), OpCode::Text, b"c");
+        b.exclude_next(0, 0);
+        b.push(None, OpCode::Text, b"d");
+        let batch = b.freeze(Some(1), true);
+        let own: Vec<usize> = batch.own_messages(1, 1).collect();
+        assert_eq!(own, [0, 1, 2], "its own a and c, the excluded b, each once");
+        assert_eq!(batch.own_messages(0, 0).collect::<Vec<_>>(), [3]);
+        assert_eq!(batch.own_messages(0, 1).count(), 0);
+        let mut rooms = LocalRooms::default();
+        rooms.join(1, 0, Class::Raw);
+        rooms.join(1, 1, Class::Raw);
+        let mut q = Queues::new(2);
+        let report = deliver(&batch, rooms.get(1).expect("room"), 0, 1 << 20, &mut q);
+        assert_eq!(
+            report.delivered,
+            3 + 4,
+            "worker 0: member 0 gets a, b, c; member 1 all"
+        );
+        assert_eq!(q.0[0].unsent(), 9);
+    }
+
+    #[test]
     fn a_sender_gets_the_slices_around_its_own_messages() {
         let mut b = BatchBuilder::new(room());
         b.push(Some(1), OpCode::Text, b"a");

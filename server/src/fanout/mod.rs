@@ -72,8 +72,13 @@ impl Fanout {
                 Some(skip_history) => Source::Api { skip_history },
                 None => Source::Clients,
             };
-            // An API connection is no member: nothing of its own to skip.
-            let mut batch = builder.freeze(Some(worker), !echo && source == Source::Clients);
+            // An API connection is no member: nothing of its own to skip. A Pusher sender
+            // never gets its own event back, whatever `--echo` says (the protocol's rule).
+            let own_skipped = !echo
+                || builder
+                    .topic()
+                    .starts_with(ringcast_pusher::app::TOPIC_PREFIX);
+            let mut batch = builder.freeze(Some(worker), own_skipped && source == Source::Clients);
             let (workers, acks) = pipeline::publish(&mut batch, source, shared, &mut self.topics);
             pipeline::ack(&batch, acks, out);
             if workers == 0 {

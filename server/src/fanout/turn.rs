@@ -96,6 +96,33 @@ impl TurnBatches {
         self.bytes += data.len() + MAX_HEADER_LEN;
     }
 
+    /// Appends one Pusher HTTP API event (docs/pusher.md#http-api) from API connection
+    /// `sender` to `topic`: the finished frame, into the topic's batch of API publishes
+    /// (`pipeline::Source::Api`, no result awaited); `exclude` (worker, slab key) is the
+    /// connection of the call's `socket_id`, which does not get it.
+    pub fn push_pusher_event(
+        &mut self,
+        topic: &Arc<str>,
+        room: Option<&Arc<SharedRoom>>,
+        sender: usize,
+        frame: &[u8],
+        exclude: Option<(usize, usize)>,
+    ) {
+        let i = self.builder(Key::Api(topic.clone(), false), || {
+            let b = match room {
+                Some(room) => BatchBuilder::new(room.clone()),
+                None => BatchBuilder::for_topic(topic.clone()),
+            };
+            b.for_api(false)
+        });
+        let b = &mut self.rooms[i];
+        if let Some((worker, key)) = exclude {
+            b.exclude_next(worker, key);
+        }
+        b.push_publish(Some(sender), frame);
+        self.bytes += frame.len() + MAX_HEADER_LEN;
+    }
+
     /// Appends a presence event (an encoded envelope) about `sender` to `room`'s event batch;
     /// `seq` is the event's topic incarnation and number (`pubsub::presence::Change`).
     pub fn push_event(

@@ -3,8 +3,6 @@
 
 use std::sync::atomic::Ordering;
 
-use ringcast_protocol::Decoder;
-use ringcast_protocol::frame::DecoderConfig;
 use ringcast_protocol::handshake::{
     Rejection, Request, Upgrade, parse_request, render_accept, render_response,
 };
@@ -19,6 +17,8 @@ use crate::session::api::{self, ApiSession};
 use crate::session::auth;
 use crate::session::presence::announce;
 use crate::session::pubsub::PubSubSession;
+use crate::session::pusher::http::PusherApiSession;
+use crate::session::pusher::{self, PusherSession};
 use crate::session::room::RoomSession;
 use crate::session::sink::Sink;
 
@@ -96,6 +96,16 @@ impl Handshake {
             session.feed(buf, sink);
             return Some(Upgraded::Api(session));
         }
+        if pusher::http::is_request(buf, sink.config()) {
+            // The Pusher HTTP API (docs/pusher.md#http-api): HTTP from now on.
+            if let Some(limit) = self.over_limit {
+                reject(sink, limit);
+                return None;
+            }
+            let mut session = PusherApiSession::default();
+            session.feed(buf, sink);
+            return Some(Upgraded::PusherApi(session));
+        }
         let (request, used) = match parse_request(buf, max) {
             Ok(Some(found)) => found,
             Ok(None) => {
@@ -119,7 +129,7 @@ impl Handshake {
                 }
                 None
             }
-            Request::Upgrade(upgrade) => match accept(sink, &upgrade, self.over_limit) {
+            Request::Upgrade(upgrade) => match route_upgrade(sink, &upgrade, self.over_limit) {
                 Err(refusal) => {
                     reject(sink, refusal);
                     None
@@ -132,6 +142,8 @@ impl Handshake {
                             Upgraded::Room(r) => r.feed(rest, sink),
                             Upgraded::PubSub(p) => p.feed(rest, sink),
                             Upgraded::Api(a) => a.feed(rest, sink),
+                            Upgraded::Pusher(p) => p.feed(rest, sink),
+                            Upgraded::PusherApi(a) => a.feed(rest, sink),
                         }
                     }
                     Some(up)
@@ -149,6 +161,30 @@ pub enum Upgraded {
     PubSub(PubSubSession),
     /// The server API (a request to `/api/…` with `--api-key` set).
     Api(ApiSession),
+    /// The Pusher dialect (an upgrade at `{--pusher-path-prefix}/app/…` with apps set).
+    Pusher(PusherSession),
+    /// The Pusher HTTP API (a request to `{--pusher-path-prefix}/apps/…` with apps set).
+    PusherApi(PusherApiSession),
+}
+
+/// Picks the dialect of an upgrade by its path: the Pusher dialect's own, or [`accept`].
+fn route_upgrade(
+    sink: &mut Sink<'_>,
+    up: &Upgrade<'_>,
+    over_limit: Option<Refusal>,
+) -> Result<Upgraded, Refusal> {
+    if pusher::upgrade::is_pusher_path(sink.config(), up.path) {
+        return pusher::upgrade::accept(sink, up, over_limit).map(Upgraded::Pusher);
+    }
+    accept(sink, up, over_limit)
+}
+
+/// Whether `up`'s Origin is allowed (any without `--allowed-origins`).
+pub fn origin_allowed(cfg: &crate::config::Config, up: &Upgrade<'_>) -> bool {
+    cfg.allowed_origins.is_empty()
+        || up
+            .origin
+            .is_some_and(|o| cfg.allowed_origins.iter().any(|a| a == o))
 }
 
 /// Completes the upgrade: checks Origin (403), token (401), room (403) and limits (503) in
@@ -159,11 +195,7 @@ fn accept(
     over_limit: Option<Refusal>,
 ) -> Result<Upgraded, Refusal> {
     let cfg = sink.config();
-    if !cfg.allowed_origins.is_empty()
-        && !up
-            .origin
-            .is_some_and(|o| cfg.allowed_origins.iter().any(|a| a == o))
-    {
+    if !origin_allowed(cfg, up) {
         return Err(Refusal::Forbidden);
     }
     let claims = auth::check_token(cfg.auth.as_deref(), up)?;
@@ -189,11 +221,7 @@ fn accept(
     if let Some(limit) = over_limit {
         return Err(limit);
     }
-    let decoder = Decoder::new(DecoderConfig {
-        max_message_bytes: cfg.max_message_bytes,
-        allow_rsv1: false,
-        require_mask: true,
-    });
+    let decoder = crate::session::messages::decoder(cfg);
     let client = sink.client_id();
     let claims = claims.map(Box::new);
     let upgraded = if pubsub {

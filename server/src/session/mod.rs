@@ -13,8 +13,11 @@
 pub mod api;
 pub mod auth;
 pub mod handshake;
+pub mod http_framing;
+pub mod messages;
 pub mod presence;
 pub mod pubsub;
+pub mod pusher;
 pub mod room;
 pub mod sink;
 
@@ -28,6 +31,9 @@ use ringcast_pubsub::presence::ClientId;
 use self::api::ApiSession;
 use self::handshake::{Handshake, Upgraded};
 use self::pubsub::PubSubSession;
+use self::pusher::PusherSession;
+use self::pusher::channels::Farewell;
+use self::pusher::http::PusherApiSession;
 use self::room::RoomSession;
 pub use self::sink::{Cut, End, Outcome, Sink};
 
@@ -41,6 +47,11 @@ pub enum Session {
     PubSub(PubSubSession),
     /// The server API (docs/api.md): HTTP/1.1 requests after the first one to `/api/…`.
     Api(ApiSession),
+    /// Upgraded: the Pusher Channels dialect (docs/pusher.md).
+    Pusher(PusherSession),
+    /// The Pusher HTTP API (docs/pusher.md#http-api): HTTP/1.1 requests under
+    /// `{--pusher-path-prefix}/apps/`.
+    PusherApi(PusherApiSession),
     /// Its last bytes are queued (an HTTP answer or a Close frame), or it was torn down: what
     /// the client still sends is read and dropped.
     Closing,
@@ -60,11 +71,33 @@ impl Session {
                 Some(Upgraded::Room(r)) => *self = Session::Room(r),
                 Some(Upgraded::PubSub(p)) => *self = Session::PubSub(p),
                 Some(Upgraded::Api(a)) => *self = Session::Api(a),
+                Some(Upgraded::Pusher(p)) => *self = Session::Pusher(p),
+                Some(Upgraded::PusherApi(a)) => *self = Session::PusherApi(a),
                 None => {}
             },
+            // `--api-listen` serves the Pusher HTTP API too (docs/pusher.md#http-api): a
+            // request whose line names its path turns the connection into one of it (the
+            // line may arrive in pieces: the API session holds them meanwhile).
+            Session::Api(a)
+                if a.before_request_line()
+                    && sink.config().pusher.is_some()
+                    && data.contains(&b'\n') =>
+            {
+                let mut head = a.take_partial();
+                head.extend_from_slice(data);
+                if pusher::http::is_request(&head, sink.config()) {
+                    let mut p = PusherApiSession::default();
+                    p.feed(&mut head, sink);
+                    *self = Session::PusherApi(p);
+                } else {
+                    a.feed(&mut head, sink);
+                }
+            }
             Session::Api(a) => a.feed(data, sink),
             Session::Room(r) => r.feed(data, sink),
             Session::PubSub(p) => p.feed(data, sink),
+            Session::Pusher(p) => p.feed(data, sink),
+            Session::PusherApi(a) => a.feed(data, sink),
             Session::Closing => {}
         }
     }
@@ -75,6 +108,8 @@ impl Session {
             Session::Room(r) => r.pending_bytes(),
             Session::PubSub(p) => p.pending_bytes(),
             Session::Api(a) => a.pending_bytes(),
+            Session::Pusher(p) => p.pending_bytes(),
+            Session::PusherApi(a) => a.pending_bytes(),
             Session::Handshake(_) | Session::Closing => 0,
         }
     }
@@ -84,7 +119,10 @@ impl Session {
         match self {
             Session::Room(r) => Some(&r.client),
             Session::PubSub(p) => Some(p.client()),
-            Session::Handshake(_) | Session::Api(_) | Session::Closing => None,
+            Session::Pusher(p) => Some(p.client()),
+            Session::Handshake(_) | Session::Api(_) | Session::PusherApi(_) | Session::Closing => {
+                None
+            }
         }
     }
 
@@ -93,7 +131,10 @@ impl Session {
         match self {
             Session::Room(r) => r.user.as_deref(),
             Session::PubSub(p) => p.user(),
-            Session::Handshake(_) | Session::Api(_) | Session::Closing => None,
+            Session::Pusher(p) => p.user(),
+            Session::Handshake(_) | Session::Api(_) | Session::PusherApi(_) | Session::Closing => {
+                None
+            }
         }
     }
 
@@ -102,7 +143,46 @@ impl Session {
         match self {
             Session::Room(r) => r.expires,
             Session::PubSub(p) => p.expires(),
-            Session::Handshake(_) | Session::Api(_) | Session::Closing => None,
+            Session::Handshake(_)
+            | Session::Api(_)
+            | Session::PusherApi(_)
+            | Session::Pusher(_)
+            | Session::Closing => None,
+        }
+    }
+
+    /// The Close of an open connection when the server drains: 1001, or for a Pusher
+    /// connection the documented 4200 (reconnect at once: another node will take it).
+    pub fn drain_close(&self) -> (ringcast_protocol::CloseCode, &'static str) {
+        match self {
+            Session::Pusher(_) => {
+                pusher::close_code(ringcast_pusher::error::ErrorCode::ReconnectImmediately)
+            }
+            _ => (
+                ringcast_protocol::CloseCode::GOING_AWAY,
+                "server shutting down",
+            ),
+        }
+    }
+
+    /// The Close of an open connection silent past `--idle-timeout` (it answered no ping):
+    /// 1008, or for a Pusher connection the documented 4201 (pong not received).
+    pub fn idle_close(&self) -> (ringcast_protocol::CloseCode, &'static str) {
+        match self {
+            Session::Pusher(_) => {
+                pusher::close_code(ringcast_pusher::error::ErrorCode::PongNotReceived)
+            }
+            _ => (ringcast_protocol::CloseCode::POLICY, "idle timeout"),
+        }
+    }
+
+    /// What must be published before the connection's memberships are left (a Pusher
+    /// connection's `member_removed` events), having taken it out of the Pusher registry.
+    /// Idempotent; nothing for the other modes.
+    pub fn release(&mut self, shared: &crate::shared::Shared) -> Vec<Farewell> {
+        match self {
+            Session::Pusher(p) => p.release(&shared.pusher, &shared.webhooks),
+            _ => Vec::new(),
         }
     }
 
@@ -112,7 +192,10 @@ impl Session {
         match std::mem::replace(self, Session::Closing) {
             Session::Room(r) => vec![r.into_membership()],
             Session::PubSub(p) => p.into_memberships(),
-            Session::Handshake(_) | Session::Api(_) | Session::Closing => Vec::new(),
+            Session::Pusher(p) => p.into_memberships(),
+            Session::Handshake(_) | Session::Api(_) | Session::PusherApi(_) | Session::Closing => {
+                Vec::new()
+            }
         }
     }
 
@@ -122,7 +205,10 @@ impl Session {
         match self {
             Session::Room(r) => r.slot_mut(room_id),
             Session::PubSub(p) => p.slot_mut(room_id),
-            Session::Handshake(_) | Session::Api(_) | Session::Closing => None,
+            Session::Pusher(p) => p.slot_mut(room_id),
+            Session::Handshake(_) | Session::Api(_) | Session::PusherApi(_) | Session::Closing => {
+                None
+            }
         }
     }
 }

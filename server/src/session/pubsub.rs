@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use ringcast_cluster::PresenceMember;
-use ringcast_protocol::frame::{Event, MessageKind, OpCode};
-use ringcast_protocol::{CloseCode, Decoder};
+use ringcast_protocol::Decoder;
+use ringcast_protocol::frame::{MessageKind, OpCode};
 use ringcast_pubsub::auth::Claims;
 use ringcast_pubsub::command::{Command, Parser, Since};
 use ringcast_pubsub::envelope::{self, Position};
@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::limits::MAX_ASKS_IN_FLIGHT;
 use crate::rooms::SharedRoom;
 use crate::rooms::local::{Class, Slot};
+use crate::session::messages;
 use crate::session::presence::{self, Awaited, announce, snapshot};
 use crate::session::sink::Sink;
 
@@ -163,40 +164,21 @@ impl PubSubSession {
 
     /// Decodes `data` and answers every request, until the data ends or the session closes.
     pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) {
-        let mut pos = 0;
-        while pos < data.len() {
-            let (n, event) = match self.decoder.decode(&mut data[pos..]) {
-                Ok(found) => found,
-                Err(e) => {
-                    sink.close(Some(CloseCode::from(&e)), e.to_string());
-                    return;
-                }
-            };
-            pos += n;
-            match event {
-                None | Some(Event::Pong(_)) => {}
-                Some(Event::Message { kind, payload, .. }) => {
-                    let m = sink.metrics();
-                    m.messages_in.fetch_add(1, Ordering::Relaxed);
-                    m.bytes_in
-                        .fetch_add(payload.len() as u64, Ordering::Relaxed);
-                    match kind {
-                        MessageKind::Text => self.topics.request(&payload, sink),
-                        MessageKind::Binary => error(
-                            sink,
-                            None,
-                            ErrorCode::BinaryFrame,
-                            "binary frames are not requests",
-                        ),
-                    }
-                }
-                Some(Event::Ping(payload)) => sink.pong(payload),
-                Some(Event::Close(frame)) => {
-                    sink.close(frame.code, String::new());
-                    return;
-                }
-            }
-        }
+        let topics = &mut self.topics;
+        messages::feed(
+            &mut self.decoder,
+            data,
+            sink,
+            |kind, payload, sink| match kind {
+                MessageKind::Text => topics.request(payload, sink),
+                MessageKind::Binary => error(
+                    sink,
+                    None,
+                    ErrorCode::BinaryFrame,
+                    "binary frames are not requests",
+                ),
+            },
+        );
     }
 }
 
@@ -491,7 +473,9 @@ impl Topics {
 /// Whether `topic` may be subscribed to, published to or asked about: an explicit `--rooms` list
 /// names every room and topic of the one namespace (docs/room-mode.md#which-room, docs/pubsub.md); without one, any topic.
 fn topic_allowed(config: &Config, topic: &str) -> bool {
-    config.rooms.is_empty() || config.rooms.iter().any(|r| r == topic)
+    // Pusher channels' topics are the Pusher dialect's alone (their auth is there).
+    !topic.starts_with(ringcast_pusher::app::TOPIC_PREFIX)
+        && (config.rooms.is_empty() || config.rooms.iter().any(|r| r == topic))
 }
 
 fn empty_replay(epoch: Arc<str>, through: u64) -> Replay<SharedSpan> {

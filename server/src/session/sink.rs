@@ -358,6 +358,16 @@ impl<'a> Sink<'a> {
         &self.shared.hub
     }
 
+    /// The Pusher channels of this process (docs/pusher.md).
+    pub fn pusher(&self) -> &'a crate::pusher::registry::Registry {
+        &self.shared.pusher
+    }
+
+    /// Where webhook events go (docs/pusher.md#webhooks).
+    pub fn webhooks(&self) -> &'a crate::webhooks::Webhooks {
+        &self.shared.webhooks
+    }
+
     /// The cluster bus (`--cluster`), if this node is in one.
     pub fn cluster(&self) -> Option<&'a Bridge> {
         self.shared.cluster.as_deref()
@@ -411,6 +421,19 @@ impl Sink<'_> {
         ack: crate::fanout::ack::AckTo,
     ) {
         (self.batches).push_api_publish(topic, room, self.key, data, skip_history, ack);
+    }
+
+    /// Publishes a Pusher HTTP API event (its finished frame) to `topic` through the one
+    /// pipeline (`Source::Api`), into `room` when the topic has one; connection `exclude`
+    /// (worker, slab key: the call's `socket_id` on this node) does not get it.
+    pub fn publish_pusher(
+        &mut self,
+        topic: &Arc<str>,
+        room: Option<&Arc<SharedRoom>>,
+        frame: &[u8],
+        exclude: Option<(usize, usize)>,
+    ) {
+        (self.batches).push_pusher_event(topic, room, self.key, frame, exclude);
     }
 
     /// Bytes queued for this connection and not sent yet.

@@ -91,6 +91,7 @@ impl Batcher {
         }
     }
 
+    #[cfg(test)]
     /// Events waiting in open batches.
     #[must_use]
     pub fn len(&self) -> usize {

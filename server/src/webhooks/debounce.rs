@@ -153,6 +153,7 @@ impl Debounce {
         }
     }
 
+    #[cfg(test)]
     /// Events held now (cancelled places included: they count towards the cap).
     #[must_use]
     pub fn len(&self) -> usize {

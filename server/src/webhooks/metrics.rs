@@ -108,6 +108,7 @@ impl WebhookMetrics {
         }
     }
 
+    #[cfg(test)]
     /// Bytes held now, all apps together.
     #[must_use]
     pub fn held_bytes(&self) -> u64 {

@@ -75,8 +75,8 @@ impl Conn {
         match &self.session {
             _ if self.life.is_dead() => ConnState::Dead,
             Session::Handshake(_) => ConnState::Handshake,
-            Session::Room(_) | Session::PubSub(_) => ConnState::Open,
-            Session::Api(_) => ConnState::Api,
+            Session::Room(_) | Session::PubSub(_) | Session::Pusher(_) => ConnState::Open,
+            Session::Api(_) | Session::PusherApi(_) => ConnState::Api,
             Session::Closing => ConnState::Closing,
         }
     }
@@ -248,6 +248,12 @@ impl Conns {
                 // The server API (docs/api.md#limits): a quiet keep-alive connection, or a
                 // request still arriving after --handshake-timeout (a trickled body), is cut.
                 (ConnState::Api, Session::Api(a))
+                    if quiet >= t.idle
+                        || a.stalled(std::time::Duration::from_millis(t.handshake)) =>
+                {
+                    out.abort.push(key)
+                }
+                (ConnState::Api, Session::PusherApi(a))
                     if quiet >= t.idle
                         || a.stalled(std::time::Duration::from_millis(t.handshake)) =>
                 {

@@ -117,6 +117,10 @@ impl Worker {
     pub(super) fn leave_room(&mut self, key: usize) {
         self.release_pending(key);
         let client = self.conns[key].session.client().cloned();
+        // A Pusher presence member's `member_removed`, published while it is still a member.
+        for (room, frame) in self.conns[key].session.release(&self.ctx.shared) {
+            (self.fanout.batches).push(&room, key, OpCode::Text, &frame);
+        }
         for (room, slot) in self.conns[key].session.close() {
             let left = self.rooms.leave(room.id, slot);
             if let Some(moved) = left

@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 
 use ringcast_cluster::PresenceMember;
-use ringcast_protocol::CloseCode;
 use ringcast_protocol::frame::OpCode;
 
 use super::Worker;
@@ -153,7 +152,8 @@ impl Worker {
         for key in self.conns.keys() {
             match self.conns[key].state() {
                 ConnState::Open => {
-                    self.close_with(key, CloseCode::GOING_AWAY, "server shutting down")
+                    let (code, reason) = self.conns[key].session.drain_close();
+                    self.close_with(key, code, reason)
                 }
                 ConnState::Handshake | ConnState::Api => self.abort(key),
                 ConnState::Closing | ConnState::Dead => {}
@@ -188,7 +188,8 @@ impl Worker {
         }
         for key in expired.idle {
             self.ctx.metrics().idle_timeouts.fetch_add(1, Relaxed);
-            self.close_with(key, CloseCode::POLICY, "idle timeout");
+            let (code, reason) = self.conns[key].session.idle_close();
+            self.close_with(key, code, reason);
         }
         for key in expired.ping {
             let conn = &mut self.conns[key];

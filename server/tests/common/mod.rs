@@ -16,6 +16,16 @@ pub mod proc;
 pub mod resp;
 
 /// Time any single read may take before a test fails instead of hanging.
+/// The Pusher app every Pusher test uses: id 1, key `key1`, secret `secret1`.
+pub const PUSHER_APP: [&str; 6] = [
+    "--pusher-app-id",
+    "1",
+    "--pusher-app-key",
+    "key1",
+    "--pusher-app-secret",
+    "secret1",
+];
+
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Server {

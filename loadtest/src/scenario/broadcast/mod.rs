@@ -18,6 +18,7 @@
 //! of its room like a subscriber does (all-members-publish rooms; its own copies are ignored).
 
 mod plan;
+pub mod pusher;
 
 pub use plan::plan;
 
@@ -56,6 +57,8 @@ pub struct Params {
     /// Servers the connections are spread over (`--url` given this many times); with more
     /// than one, latency is also split into same-node and cross-node.
     pub servers: usize,
+    /// Speak the Pusher dialect with this app (the `pusher` scenario, [`pusher`]).
+    pub pusher: Option<pusher::Dialect>,
 }
 
 /// What a publisher that also checks its room's traffic has received.
@@ -123,6 +126,10 @@ pub struct Broadcast {
     buf: Vec<u8>,
     win: Option<Window>,
     local_pubs_done: bool,
+    /// Pusher dialect: per connection, subscribed to its channel (publishers wait for it).
+    ready: Vec<bool>,
+    /// Pusher dialect: the client event being sent.
+    wrapped: Vec<u8>,
 }
 
 impl Broadcast {
@@ -158,6 +165,11 @@ impl Broadcast {
             if *done {
                 continue;
             }
+            if self.p.pusher.is_some() && !self.ready[c] && io.now < win.end {
+                // Not subscribed yet: a client event would be refused.
+                all_done = false;
+                continue;
+            }
             if io.now >= win.end || !io.conns[c].is_open() {
                 *done = true;
                 self.shared.room_sent[*id / self.p.publishers]
@@ -190,7 +202,13 @@ impl Broadcast {
                     sent_ns: io.now,
                 };
                 payload::write(&mut self.buf, self.p.binary, h);
-                io.send(c, self.p.binary, &self.buf);
+                if self.p.pusher.is_some() {
+                    let channel = pusher::Dialect::channel(&self.p.prefix, *id / self.p.publishers);
+                    pusher::wrap(&mut self.wrapped, &channel, &self.buf);
+                    io.send(c, false, &self.wrapped);
+                } else {
+                    io.send(c, self.p.binary, &self.buf);
+                }
                 if win.measured(io.now) {
                     *measured += 1;
                     io.stats.sent += 1;
@@ -212,6 +230,7 @@ impl Broadcast {
 
 impl Scenario for Broadcast {
     fn on_open(&mut self, _io: &mut Io, c: usize) {
+        self.ready[c] = false;
         match &mut self.roles[c] {
             Role::Subscriber { joined, .. } => *joined = true,
             Role::Publisher {
@@ -222,6 +241,29 @@ impl Scenario for Broadcast {
     }
 
     fn on_message(&mut self, io: &mut Io, c: usize, binary: bool, data: &[u8]) {
+        let data = match &self.p.pusher {
+            None => data,
+            Some(dialect) => match pusher::classify(data) {
+                pusher::Incoming::Event(d) => d,
+                pusher::Incoming::Established(socket_id) => {
+                    let room = match &self.roles[c] {
+                        Role::Subscriber { room, .. } => *room,
+                        Role::Publisher { id, .. } => *id / self.p.publishers,
+                    };
+                    let channel = pusher::Dialect::channel(&self.p.prefix, room);
+                    io.send(c, false, &dialect.subscribe(socket_id, &channel));
+                    return;
+                }
+                pusher::Incoming::Subscribed => {
+                    self.ready[c] = true;
+                    return;
+                }
+                pusher::Incoming::Other => {
+                    io.stats.foreign += 1;
+                    return;
+                }
+            },
+        };
         if let Role::Publisher {
             id: own,
             inbox: Some(inbox),

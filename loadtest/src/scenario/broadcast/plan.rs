@@ -23,7 +23,8 @@ pub fn plan(p: Params, threads: usize) -> Vec<(Vec<Option<String>>, Broadcast)> 
     let mut first_sub: Vec<Vec<Option<usize>>> = vec![vec![None; threads]; p.rooms];
     let mut sub_counter = 0;
     for (room, firsts) in first_sub.iter_mut().enumerate() {
-        let name = Some(format!("{}{room}", p.prefix));
+        // The Pusher dialect names its channel in a message, not in the upgrade.
+        let name = p.pusher.is_none().then(|| format!("{}{room}", p.prefix));
         for _ in 0..p.subscribers {
             let t = thread_of(sub_counter, threads);
             sub_counter += 1;
@@ -94,6 +95,7 @@ pub fn plan(p: Params, threads: usize) -> Vec<(Vec<Option<String>>, Broadcast)> 
                 .filter(|(_, r)| matches!(r, Role::Publisher { .. }))
                 .map(|(i, _)| i)
                 .collect();
+            let n = roles.len();
             let sc = Broadcast {
                 p: p.clone(),
                 shared: shared.clone(),
@@ -102,6 +104,8 @@ pub fn plan(p: Params, threads: usize) -> Vec<(Vec<Option<String>>, Broadcast)> 
                 buf: payload::template(p.size),
                 win: None,
                 local_pubs_done: false,
+                ready: vec![false; n],
+                wrapped: Vec::new(),
             };
             (protos, sc)
         })
@@ -125,6 +129,7 @@ mod tests {
             prefix: "r".into(),
             check_publishers: false,
             servers,
+            pusher: None,
         }
     }
 

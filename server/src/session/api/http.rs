@@ -109,44 +109,20 @@ pub fn parse_head(buf: &[u8], cfg: &Config) -> Result<Option<Head>, (Status, &'s
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     let method = path.strip_prefix("/api/").unwrap_or("").to_string();
     let key = cfg.api.as_ref().map(|k| k.0.as_bytes());
+    let framing = crate::session::http_framing::framing(req.headers, req.version)
+        .map_err(|why| (Status::BadRequest, why))?;
     let mut head = Head {
         method,
         post: req.method == Some("POST"),
         authorized: false,
-        length: 0,
+        length: framing.length,
         size,
-        keep_alive: req.version == Some(1),
-        expect_continue: false,
+        keep_alive: framing.keep_alive,
+        expect_continue: framing.expect_continue,
     };
-    let mut length = None;
     for h in req.headers.iter() {
         let value = trim(h.value);
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(value)
-                .ok()
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<usize>().ok());
-            match (n, length) {
-                (Some(n), None) => length = Some(n),
-                (Some(n), Some(m)) if n == m => {}
-                _ => return Err((Status::BadRequest, "bad Content-Length")),
-            }
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err((
-                Status::BadRequest,
-                "Transfer-Encoding bodies are not accepted: send a Content-Length",
-            ));
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            for token in value.split(|&b| b == b',').map(trim) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    head.keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    head.keep_alive = true;
-                }
-            }
-        } else if h.name.eq_ignore_ascii_case("expect") {
-            head.expect_continue = value.eq_ignore_ascii_case(b"100-continue");
-        } else if h.name.eq_ignore_ascii_case("x-api-key") {
+        if h.name.eq_ignore_ascii_case("x-api-key") {
             head.authorized |= key.is_some_and(|k| same(value, k));
         } else if h.name.eq_ignore_ascii_case("authorization") {
             let given = value
@@ -156,7 +132,6 @@ pub fn parse_head(buf: &[u8], cfg: &Config) -> Result<Option<Head>, (Status, &'s
             head.authorized |= matches!((given, key), (Some(g), Some(k)) if same(g, k));
         }
     }
-    head.length = length.unwrap_or(0);
     Ok(Some(head))
 }
 

@@ -74,6 +74,18 @@ impl ApiSession {
         self.partial.len()
     }
 
+    /// Still serving, and the request line of the next request is not complete yet (its
+    /// first bytes, if any, are in [`Self::take_partial`]): what the request is for is open.
+    pub fn before_request_line(&self) -> bool {
+        !self.done && !self.partial.contains(&b'\n')
+    }
+
+    /// The bytes held of a request not complete yet, taken out (another session serves it).
+    pub fn take_partial(&mut self) -> Vec<u8> {
+        self.since = None;
+        std::mem::take(&mut self.partial)
+    }
+
     /// A request has been arriving for longer than `limit` (a slow or trickled body).
     pub fn stalled(&self, limit: Duration) -> bool {
         self.since.is_some_and(|s| s.elapsed() >= limit)

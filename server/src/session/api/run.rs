@@ -29,7 +29,13 @@ pub fn run(call: Call, sink: &mut Sink<'_>, asks: &mut usize) -> Result<Answer, 
     let (hub, cluster) = (sink.hub(), sink.cluster());
     let cfg = sink.config();
     let allowed = |c: &str| -> Result<(), ApiError> {
-        if cfg.rooms.is_empty() || cfg.rooms.iter().any(|r| r == c) {
+        if c.starts_with(ringcast_pusher::app::TOPIC_PREFIX) {
+            // Pusher channels are published through the Pusher HTTP API (docs/pusher.md).
+            Err(ApiError::new(
+                UNKNOWN_CHANNEL,
+                "#pusher/ channels belong to the Pusher dialect",
+            ))
+        } else if cfg.rooms.is_empty() || cfg.rooms.iter().any(|r| r == c) {
             Ok(())
         } else {
             Err(ApiError::new(

@@ -1,0 +1,10 @@
+//! The server side of the Pusher Channels dialect (docs/pusher.md) that is not a session:
+//! the apps of the configuration ([`apps`]) and the process-wide channel registry
+//! ([`registry`]: subscriptions and presence members per channel). The sessions live in
+//! `session::pusher`; the protocol itself (parsing, writing, signatures) is the sans-I/O
+//! crate `ringcast-pusher`.
+//!
+//! Imports nothing of this crate, so `config` and `shared` may import it.
+
+pub mod apps;
+pub mod registry;

@@ -1,0 +1,148 @@
+//! docs/pusher.md across a cluster: a Pusher channel is an ordinary topic of the one fan-out,
+//! so an HTTP API event triggered on node A and a client event sent on A reach subscribers
+//! on node B through Redis. Real nodes joined through a real redis-server.
+
+mod common;
+#[path = "common/nodes.rs"]
+mod nodes;
+#[path = "../../cluster/tests/common/mod.rs"]
+mod redis;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use ringcast_pusher::app::App;
+use ringcast_pusher::http_api::sign_request;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tungstenite::Message;
+
+use nodes::{Client, node};
+use redis::RedisServer;
+
+use common::PUSHER_APP as APP;
+
+fn connect(addr: &str) -> (Client, String) {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(common::READ_TIMEOUT))
+        .expect("timeout");
+    let url = format!("ws://{addr}/app/key1?protocol=7");
+    let mut ws = tungstenite::client(url.as_str(), stream).expect("ws").0;
+    let hello = recv(&mut ws).expect("hello");
+    let data: Value = serde_json::from_str(hello["data"].as_str().expect("data")).expect("JSON");
+    (ws, data["socket_id"].as_str().expect("id").to_owned())
+}
+
+/// The next text message; `None` when the read timed out.
+fn recv(ws: &mut Client) -> Option<Value> {
+    loop {
+        match ws.read() {
+            Ok(Message::Text(t)) => return Some(serde_json::from_str(&t).expect("JSON")),
+            Ok(Message::Ping(_) | Message::Pong(_)) => {}
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None;
+            }
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+fn subscribe_private(ws: &mut Client, id: &str, channel: &str) {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(b"secret1").expect("key");
+    mac.update(format!("{id}:{channel}").as_bytes());
+    let hex: String = (mac.finalize().into_bytes().iter())
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let msg = json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": format!("key1:{hex}")}});
+    ws.send(Message::text(msg.to_string())).expect("send");
+    let ok = recv(ws).expect("answer");
+    assert_eq!(
+        ok["event"], "pusher_internal:subscription_succeeded",
+        "{ok}"
+    );
+}
+
+/// `POST /apps/1/events` on `addr`.
+fn trigger(addr: &str, body: &str) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let app = App::new("1", "key1", "secret1");
+    let q = sign_request(&app, "POST", "/apps/1/events", &[], body.as_bytes(), now);
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(common::READ_TIMEOUT))
+        .expect("timeout");
+    let req = format!(
+        "POST /apps/1/events?{q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+}
+
+#[test]
+fn events_triggered_or_sent_on_one_node_reach_subscribers_on_another() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a", &APP);
+    let b = node(&redis, "b", &APP);
+    let (mut on_b, id_b) = connect(&b.addr);
+    subscribe_private(&mut on_b, &id_b, "private-x");
+    // Node b subscribes to the topic on Redis when its first member joins, a moment after
+    // the subscriber's answer; a Pusher member registers no presence a test could wait on,
+    // so probes are triggered on a until one arrives (each read waits at most 100 ms).
+    on_b.get_mut()
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "node b never got a probe");
+        trigger(
+            &a.addr,
+            r#"{"name":"probe","channel":"private-x","data":"p"}"#,
+        );
+        if let Some(v) = recv(&mut on_b) {
+            assert_eq!(v["event"], "probe");
+            break;
+        }
+    }
+    on_b.get_mut()
+        .set_read_timeout(Some(common::READ_TIMEOUT))
+        .expect("timeout");
+    // Probes still in flight are skipped.
+    trigger(
+        &a.addr,
+        r#"{"name":"real","channel":"private-x","data":"{\"n\":1}"}"#,
+    );
+    let v = loop {
+        let v = recv(&mut on_b).expect("the event from a");
+        if v["event"] != "probe" {
+            break v;
+        }
+    };
+    assert_eq!(
+        (v["event"].as_str(), v["data"].as_str()),
+        (Some("real"), Some(r#"{"n":1}"#))
+    );
+    // A client event sent on a reaches b too.
+    let (mut on_a, id_a) = connect(&a.addr);
+    subscribe_private(&mut on_a, &id_a, "private-x");
+    let msg = json!({"event": "client-hi", "channel": "private-x", "data": "from a"});
+    on_a.send(Message::text(msg.to_string())).expect("send");
+    let v = recv(&mut on_b).expect("the client event");
+    assert_eq!(
+        (v["event"].as_str(), v["data"].as_str()),
+        (Some("client-hi"), Some("from a"))
+    );
+}
