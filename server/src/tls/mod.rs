@@ -1,19 +1,23 @@
 //! TLS in user space, between the ring and the session (docs/running.md#tls).
 //!
 //! The kernel here has no kTLS, so records are decrypted and encrypted on the worker, with
-//! rustls 0.23's buffered `ServerConnection` behind this module's small surface (rustls 0.24
-//! replaces its unbuffered API; only this module would change):
+//! rustls 0.23's unbuffered API (`UnbufferedServerConnection`) behind this module's small
+//! surface (rustls 0.24 replaces that API; only this module would change):
 //!
 //! - [`TlsAcceptor`]: the certificate chain and key, loaded once at start (a one-line error
 //!   naming the file otherwise), TLS 1.3 and 1.2, ALPN `http/1.1`, the `ring` provider
 //!   (AES-NI / VAES).
-//! - [`TlsConn`] (`conn.rs`): one connection. Received ciphertext (a provided buffer, lent for
-//!   one call) goes into rustls; the decrypted plaintext goes to `Session::feed` unchanged.
-//!   Outbound, the sendable chunks of the connection's `OutQueue` are encrypted as one run of
-//!   records (a turn's frames for one receiver share records, up to 16 KiB each) into a
-//!   [`cipher::CipherBuf`], which the kernel reads while the send is in flight. The plaintext
-//!   stays in the `OutQueue`, marked in flight, until its ciphertext has been sent, so
-//!   encrypted bytes count towards `--max-backpressure` like plain ones.
+//! - [`TlsConn`] (`conn.rs`): one connection. Received records are decrypted in the provided
+//!   buffer they arrived in (an unfinished record's bytes wait in a buffer of the connection,
+//!   allocated then and released when it empties); the plaintext goes to `Session::feed`
+//!   unchanged. Outbound, the sendable chunks of the connection's `OutQueue` are encrypted as
+//!   one run of records (a turn's frames for one receiver share a record; records are filled
+//!   to 16 KiB) into a [`cipher::CipherBuf`], which the kernel reads while the send is in
+//!   flight and which is released once sent. The plaintext stays in the `OutQueue`, marked in
+//!   flight, until its ciphertext has been sent, so encrypted bytes count towards
+//!   `--max-backpressure` like plain ones. rustls itself holds no record buffer, so an idle
+//!   TLS connection costs its keys and state only (about 3 KiB over a plain one at 10,000
+//!   connections, bench/tls-idle-memory.py; the buffered `ServerConnection` cost 7 KiB).
 //! - [`Failure`]: why a connection's TLS failed, as the `reason` label of
 //!   `ringcast_tls_handshake_failures_total` (docs/metrics.md#tls).
 //!
@@ -179,7 +183,7 @@ impl WorkerTls {
     pub fn receive(
         &mut self,
         conn: &mut TlsConn,
-        ciphertext: &[u8],
+        ciphertext: &mut [u8],
         feed: impl FnMut(&mut [u8]),
     ) -> Result<Received, Failure> {
         if self.plain.is_empty() {
