@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::bridge::{Bridge, BusRooms};
@@ -31,6 +31,9 @@ pub struct Shared {
     pub hub: Hub,
     /// The cluster bus (`--cluster`); `None` on a single node.
     pub cluster: Option<Arc<Bridge>>,
+    /// The TLS certificate's notAfter in unix seconds (0: no TLS, or unreadable), set at
+    /// start and on each reload; `ringcast_tls_certificate_expiry_seconds`.
+    pub tls_not_after: AtomicI64,
 }
 
 impl Shared {
@@ -44,6 +47,7 @@ impl Shared {
             per_ip: Mutex::new(HashMap::new()),
             hub: Hub::new(&config),
             cluster: None,
+            tls_not_after: AtomicI64::new(0),
             config,
         }
     }
@@ -67,6 +71,8 @@ impl Shared {
         self.hub.render_metrics(&mut body);
         let bus = self.cluster.as_ref().map(|c| c.stats());
         crate::metrics::render_cluster(&mut body, bus);
+        let not_after = self.tls_not_after.load(Ordering::Relaxed);
+        crate::metrics::render_tls_expiry(&mut body, not_after);
         body
     }
 

@@ -23,7 +23,7 @@ fn pair() -> (TlsConn, ClientConnection) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert, ck.cert.pem()).expect("cert");
     std::fs::write(&key, ck.key_pair.serialize_pem()).expect("key");
-    let config = super::super::server_config(&cert, &key).expect("config");
+    let (config, _) = super::super::server_config(&cert, &key).expect("config");
     let _ = std::fs::remove_dir_all(&dir);
     let mut roots = RootCertStore::empty();
     roots
