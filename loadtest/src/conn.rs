@@ -50,6 +50,8 @@ pub struct Conn {
     pub(crate) target: usize,
     /// The current set-up is a reopen after [`Io::reconnect`] (not a first connection).
     pub(crate) reopened: bool,
+    /// The TLS client of a `wss://` connection (from its connect on).
+    pub(crate) tls: Option<Box<crate::tls::TlsLayer>>,
 }
 
 impl Conn {
@@ -74,6 +76,7 @@ impl Conn {
             close_sent: false,
             target: 0,
             reopened: false,
+            tls: None,
         }
     }
 
@@ -91,6 +94,7 @@ impl Conn {
         self.send_off = 0;
         self.close_sent = false;
         self.reopened = true;
+        self.tls = None;
     }
 
     /// Whether data frames can be sent and received.
