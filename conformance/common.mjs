@@ -32,11 +32,13 @@ export function startRingcast(args = [], { logName = 'ringcast', timeoutMs = 300
     proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`ringcast exited (${code}) before listening; see ${stderrPath}`)); });
     const rl = createInterface({ input: proc.stdout });
     rl.on('line', (line) => {
-      const m = /^ringcast listening on (ws:\/\/(\S+):(\d+)\/?)\s/.exec(line + ' ');
+      const m = /^ringcast listening on (wss?:\/\/(\S+):(\d+)\/?)\s/.exec(line + ' ');
       if (m) {
         clearTimeout(timer);
         console.log(`# ringcast pid ${proc.pid}: ${line}`);
-        resolve({ proc, url: m[1].endsWith('/') ? m[1] : m[1] + '/', host: m[2], port: Number(m[3]), exited, stop });
+        // "... on wss://A/ and ws://B/ (N workers)" with --tls-cert and --plain-listen
+        const plain = / and (ws:\/\/\S+\/)/.exec(line);
+        resolve({ proc, url: m[1].endsWith('/') ? m[1] : m[1] + '/', host: m[2], port: Number(m[3]), plainUrl: plain?.[1], exited, stop });
       }
     });
   });

@@ -56,6 +56,34 @@ impl Cert {
         }
     }
 
+    /// A leaf for `localhost` signed by a test CA made here (both written as PEM; `ca.pem`
+    /// is the CA), for clients that check the chain as a browser does (openssl, Node).
+    pub fn with_ca() -> Cert {
+        let mut cert = Cert::new();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "ringcast test CA");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(2040, 6, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = params.signed_by(&key, &ca, &ca_key).unwrap();
+        std::fs::write(cert.dir.join("cert.pem"), leaf.pem()).unwrap();
+        std::fs::write(cert.dir.join("key.pem"), key.serialize_pem()).unwrap();
+        std::fs::write(cert.dir.join("ca.pem"), ca.pem()).unwrap();
+        cert.der = ca.der().clone();
+        cert
+    }
+
+    /// The test CA's PEM file (only for [`Cert::with_ca`]).
+    pub fn ca(&self) -> String {
+        self.dir.join("ca.pem").display().to_string()
+    }
+
     pub fn cert(&self) -> String {
         self.dir.join("cert.pem").display().to_string()
     }
@@ -98,7 +126,11 @@ pub struct TlsServer {
 
 impl TlsServer {
     pub fn start(args: &[&str]) -> TlsServer {
-        let cert = Cert::new();
+        TlsServer::start_with(Cert::new(), args)
+    }
+
+    /// The server with `cert` as its certificate.
+    pub fn start_with(cert: Cert, args: &[&str]) -> TlsServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
             .args(["--listen", "127.0.0.1:0", "--plain-listen", "127.0.0.1:0"])
             .args(["--tls-cert", &cert.cert(), "--tls-key", &cert.key()])
