@@ -1,5 +1,5 @@
 // Shared by interop_node.mjs and browser.mjs: start/stop a ringcast process.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
@@ -49,4 +49,14 @@ export function within(p, ms, what) {
   let t;
   return Promise.race([p, new Promise((_, rej) => { t = setTimeout(() => rej(new Error(`timeout after ${ms} ms waiting for ${what}`)), ms); })])
     .finally(() => clearTimeout(t));
+}
+
+/** A self-signed certificate for localhost and 127.0.0.1 made with the openssl CLI in `dir`
+ *  (a fresh one per run, no file committed); returns { cert, key, args } with the server's TLS flags. */
+export function makeTestCertificate(dir) {
+  const [cert, key] = [path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+    '-nodes', '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  return { cert, key, args: ['--tls-cert', cert, '--tls-key', key] };
 }

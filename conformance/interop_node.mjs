@@ -7,13 +7,12 @@
 // through `ca`) and a --plain-listen port beside it, where a wss:// and a ws:// client share a
 // room (docs/running.md#tls).
 // Environment: RINGCAST_BIN, INTEROP_SERVER_ARGS, INTEROP_TIMEOUT (ms, default 10000).
-import { execFileSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { BIN, startRingcast, within } from './common.mjs';
+import { BIN, makeTestCertificate, startRingcast, within } from './common.mjs';
 
 const T = Number(process.env.INTEROP_TIMEOUT || 10000);
 const SERVER_ARGS = (process.env.INTEROP_SERVER_ARGS ?? '--max-message-bytes 4194304 --max-backpressure 16777216')
@@ -22,14 +21,10 @@ let server;
 // The client's TLS options in the wss:// phases: trust the certificate made by makeCertificate.
 let tlsOpts = {};
 
-/** A self-signed certificate for localhost and 127.0.0.1; returns the server's TLS flags. */
+/** A fresh self-signed certificate; returns the client's `ca` and the server's TLS flags. */
 function makeCertificate() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'ringcast-interop-tls-'));
-  const [cert, key] = [path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')];
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
-    '-nodes', '-days', '2', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
-  return { ca: readFileSync(cert), args: ['--tls-cert', cert, '--tls-key', key, '--plain-listen', '127.0.0.1:0'] };
+  const { cert, args } = makeTestCertificate(mkdtempSync(path.join(tmpdir(), 'ringcast-interop-tls-')));
+  return { ca: readFileSync(cert), args: [...args, '--plain-listen', '127.0.0.1:0'] };
 }
 
 const room = (name) => `node-${name}-${randomBytes(4).toString('hex')}`;
