@@ -410,3 +410,47 @@ fn fanout_cost_ws_vs_wss() {
         );
     }
 }
+
+/// A masked client frame (mask 0: the payload is sent as is).
+fn client_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![first_byte, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Found by Autobahn over wss:// (cases 3.2, 4.*, 5.9-5.17, 7.1.3-7.1.5): what follows a frame
+/// that ends the session, in a later TLS record of the same read, is not handled (as over
+/// ws://, where the decoder stops at that frame): no Pong after a protocol error.
+#[test]
+fn nothing_after_a_fatal_frame_is_handled_even_in_a_later_record_of_the_same_read() {
+    let s = TlsServer::start(&[]);
+    let mut ws = s.wss("fatal");
+    let stream = ws.get_mut();
+    // A reserved opcode (3) fails the connection (1002); the Ping follows in its own record,
+    // both flushed in one write.
+    stream
+        .conn
+        .writer()
+        .write_all(&client_frame(0x83, b"x"))
+        .unwrap();
+    stream
+        .conn
+        .writer()
+        .write_all(&client_frame(0x89, b"ping"))
+        .unwrap();
+    while stream.conn.wants_write() {
+        stream.conn.write_tls(&mut stream.sock).unwrap();
+    }
+    let mut got = Vec::new();
+    let _ = stream.read_to_end(&mut got);
+    assert!(got.len() >= 4, "a Close: {got:?}");
+    assert_eq!(
+        got[0], 0x88,
+        "the first frame is the Close, no Pong: {got:?}"
+    );
+    assert_eq!(u16::from_be_bytes([got[2], got[3]]), 1002, "{got:?}");
+    assert!(
+        !got.windows(6).any(|w| w == b"\x8a\x04ping"),
+        "no Pong: {got:?}"
+    );
+}
