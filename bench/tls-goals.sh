@@ -31,8 +31,9 @@ start() {
   "$BIN" --listen 127.0.0.1:0 --plain-listen 127.0.0.1:0 --tls-cert "$WORK/cert.pem" \
     --tls-key "$WORK/key.pem" --workers 2 "$@" >"$WORK/out" 2>/dev/null &
   SRV=$!
-  for _ in $(seq 100); do grep -q listening "$WORK/out" && break; sleep 0.05; done
+  for _ in $(seq 600); do grep -q listening "$WORK/out" && break; sleep 0.05; done
   local line; line=$(head -1 "$WORK/out")
+  [[ "$line" == *listening* ]] || { echo "ringcast did not start within 30 s" >&2; exit 1; }
   PLAIN="127.0.0.1:$(sed -E 's|.* ws://[^:]+:([0-9]+)/.*|\1|' <<<"$line")"
   URL="ws://$PLAIN/"
   if [ "$scheme" = wss ]; then
@@ -63,6 +64,8 @@ fanout() {
   local c1 d1; c1=$(cpu_s); d1=$(metric ringcast_fanout_deliveries_total)
   awk -v d="$((d1 - d0))" -v c1="$c1" -v c0="$c0" 'BEGIN{printf "%.0f", d/(c1-c0)}'
 }
+# Says so on stderr when the last loadtest run had failures (its numbers are then not a row).
+failed() { if grep -q "^loadtest:" "$WORK/lt"; then echo "loadtest failed ($*):" >&2; cat "$WORK/lt" >&2; fi; }
 field() { grep -E "^$1" "$WORK/lt" | head -1; }
 
 
@@ -72,19 +75,23 @@ declare -A R
 for scheme in ws wss; do
   start
   R[fan_$scheme]=$(fanout)
+  failed "$scheme fan-out"
   R[fanlost_$scheme]=$(field lost | awk '{print $2}')
   stop
   start --echo
   measure "$URL" --threads 1 --duration "$DUR" rounds --clients 100 >/dev/null
   R[rounds_$scheme]=$(field rounds | awk '{print $3}' | tr -d '(/s)')
+  failed "$scheme rounds"
   stop
   start
   cpu=$(measure "$URL" --threads 1 --duration 1s --warmup 0s connect --connections 2000)
   R[hs_$scheme]=$(awk -v c="$cpu" 'BEGIN{printf "%.0f", 2000/c}')
+  failed "$scheme connect"
   stop
   start
   measure "$URL" --threads 1 --duration 1s --warmup 0s connect --connections 10000 --server-pid "$SRV" >/dev/null
   R[rss_$scheme]=$(field "server RSS" | sed -E 's/.*\(([-0-9.]+) KiB\/conn\).*/\1/')
+  failed "$scheme idle"
   stop
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "-" }'; }
