@@ -4,7 +4,11 @@
 # second, TLS handshakes per server CPU-second, RSS per idle connection. A test CA and a
 # leaf certificate are made here (openssl). Prints a Markdown table.
 #
-#   bench/tls-goals.sh [RINGCAST_BIN] [LOADTEST_BIN]   (default: target/ci/ringcast, target/ci/loadtest)
+#   bench/tls-goals.sh [RINGCAST_BIN] [LOADTEST_BIN] [PEER_BIN]
+#   (defaults: target/ci/ringcast, target/ci/loadtest, target/ci/peer)
+#
+# The third column is bench's tokio + tokio-tungstenite peer serving wss:// through
+# tokio-rustls (`peer --tls-cert`), same certificate, 2 runtime workers.
 #
 # Server CPU is user+system of the server process: for the fan-out from the moment every
 # subscriber is connected to the end of the run, for the other rows over the whole run. The
@@ -13,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/ci/ringcast}
 LT=${2:-target/ci/loadtest}
+PEER=${3:-target/ci/peer}
 DUR=${DURATION:-5s}
 WORK=$(mktemp -d)
 trap 'kill "$SRV" 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -25,18 +30,24 @@ printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsag
 openssl x509 -req -in "$WORK/leaf.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial \
   -out "$WORK/cert.pem" -days 2 -extfile "$WORK/ext" 2>/dev/null
 
-# Starts a fresh server (TLS on --listen, plain beside it); sets SRV, URL (of $scheme) and
-# PLAIN (the plain listener, for /metrics).
+# Starts a fresh server for $scheme (ws, wss: ringcast with TLS on --listen and a plain
+# listener beside it; peer: the tokio-rustls peer); sets SRV, URL and PLAIN (ringcast's plain
+# listener, for /metrics).
 start() {
-  "$BIN" --listen 127.0.0.1:0 --plain-listen 127.0.0.1:0 --tls-cert "$WORK/cert.pem" \
-    --tls-key "$WORK/key.pem" --workers 2 "$@" >"$WORK/out" 2>/dev/null &
+  if [ "$scheme" = peer ]; then
+    "$PEER" --listen 127.0.0.1:0 --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem" \
+      --workers 2 "$@" >"$WORK/out" 2>/dev/null &
+  else
+    "$BIN" --listen 127.0.0.1:0 --plain-listen 127.0.0.1:0 --tls-cert "$WORK/cert.pem" \
+      --tls-key "$WORK/key.pem" --workers 2 "$@" >"$WORK/out" 2>/dev/null &
+  fi
   SRV=$!
   for _ in $(seq 600); do grep -q listening "$WORK/out" && break; sleep 0.05; done
   local line; line=$(head -1 "$WORK/out")
-  [[ "$line" == *listening* ]] || { echo "ringcast did not start within 30 s" >&2; exit 1; }
+  [[ "$line" == *listening* ]] || { echo "$scheme did not start within 30 s" >&2; exit 1; }
   PLAIN="127.0.0.1:$(sed -E 's|.* ws://[^:]+:([0-9]+)/.*|\1|' <<<"$line")"
   URL="ws://$PLAIN/"
-  if [ "$scheme" = wss ]; then
+  if [ "$scheme" != ws ]; then
     URL="wss://localhost:$(sed -E 's|.*wss://[^:]+:([0-9]+)/.*|\1|' <<<"$line")/"
   fi
 }
@@ -64,19 +75,34 @@ fanout() {
   local c1 d1; c1=$(cpu_s); d1=$(metric ringcast_fanout_deliveries_total)
   awk -v d="$((d1 - d0))" -v c1="$c1" -v c0="$c0" 'BEGIN{printf "%.0f", d/(c1-c0)}'
 }
+# Fan-out over the whole run (connections and TLS handshakes included), for any server:
+# every message loadtest received (all phases) per server CPU-second of the run.
+fanout_run() {
+  local cpu; cpu=$(measure "$URL" --threads 1 --duration "$DUR" --json "$WORK/lt.json" \
+    broadcast --rooms 1 --subscribers 1000 --publishers 1 --size 64)
+  python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))
+print("%.0f" % (r["received_per_loadtest_cpu_s"] * r["loadtest_cpu_s"] / float(sys.argv[2])))' \
+    "$WORK/lt.json" "$cpu"
+}
 # Says so on stderr when the last loadtest run had failures (its numbers are then not a row).
 failed() { if grep -q "^loadtest:" "$WORK/lt"; then echo "loadtest failed ($*):" >&2; cat "$WORK/lt" >&2; fi; }
 field() { grep -E "^$1" "$WORK/lt" | head -1; }
 
 
-echo "| row | ws:// | wss:// | wss / ws |"
-echo "| --- | --- | --- | --- |"
+echo "| row | ringcast ws:// | ringcast wss:// | wss / ws | tokio-rustls peer wss:// | ringcast wss / peer |"
+echo "| --- | --- | --- | --- | --- | --- |"
 declare -A R
-for scheme in ws wss; do
+for scheme in ws wss peer; do
+  if [ "$scheme" != peer ]; then
+    start
+    R[fan_$scheme]=$(fanout)
+    failed "$scheme fan-out"
+    R[fanlost_$scheme]=$(field lost | awk '{print $2}')
+    stop
+  fi
   start
-  R[fan_$scheme]=$(fanout)
-  failed "$scheme fan-out"
-  R[fanlost_$scheme]=$(field lost | awk '{print $2}')
+  R[fanrun_$scheme]=$(fanout_run)
+  failed "$scheme fan-out (whole run)"
   stop
   start --echo
   measure "$URL" --threads 1 --duration "$DUR" rounds --clients 100 >/dev/null
@@ -95,7 +121,11 @@ for scheme in ws wss; do
   stop
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "-" }'; }
-echo "| fan-out 1×1000, 64 B, max rate: deliveries per server CPU-s (lost: ${R[fanlost_ws]} / ${R[fanlost_wss]}) | ${R[fan_ws]} | ${R[fan_wss]} | $(ratio "${R[fan_wss]}" "${R[fan_ws]}") |"
-echo "| all-to-all rounds/s, 100 clients | ${R[rounds_ws]} | ${R[rounds_wss]} | $(ratio "${R[rounds_wss]}" "${R[rounds_ws]}") |"
-echo "| connections per server CPU-s, 2000 connects (wss: TLS 1.3 handshakes, the client resumes when it can) | ${R[hs_ws]} | ${R[hs_wss]} | $(ratio "${R[hs_wss]}" "${R[hs_ws]}") |"
-echo "| server RSS per idle connection, 10,000 connections, KiB | ${R[rss_ws]} | ${R[rss_wss]} | +$(awk -v a="${R[rss_wss]}" -v b="${R[rss_ws]}" 'BEGIN{printf "%.2f KiB", a-b}') |"
+row() { # name key
+  echo "| $1 | ${R[$2_ws]:-} | ${R[$2_wss]} | $(ratio "${R[$2_wss]}" "${R[$2_ws]:-0}") | ${R[$2_peer]:--} | $(ratio "${R[$2_wss]}" "${R[$2_peer]:-0}") |"
+}
+row "fan-out 1×1000, 64 B, max rate: deliveries per server CPU-s once all are connected (lost: ${R[fanlost_ws]} / ${R[fanlost_wss]})" fan
+row "fan-out, the same, messages received per server CPU-s over the whole run (handshakes included)" fanrun
+row "all-to-all rounds/s, 100 clients (server echoes)" rounds
+row "connections per server CPU-s, 2000 connects (wss: TLS 1.3 handshakes, the client resumes when it can)" hs
+row "server RSS per idle connection, 10,000 connections, KiB" rss
