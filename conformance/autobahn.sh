@@ -13,6 +13,9 @@
 #   AUTOBAHN_TIMEOUT   seconds for the whole wstest run (default 600)
 #   AUTOBAHN_ALLOW     extra verdicts to accept, e.g. NON-STRICT (default: none)
 #   PYTHON27           a python2.7 to build the wstest venv from (default: pyenv's, else Debian's)
+#   AUTOBAHN_TLS=1     the same cases over wss:// (ringcast --tls-cert with a self-signed
+#                      certificate made here with openssl; wstest does not verify it), against
+#                      the same golden file; results in target/autobahn-tls
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,6 +34,7 @@ for arg in "$@"; do
 done
 
 OUT="$REPO_ROOT/target/autobahn"
+[[ "${AUTOBAHN_TLS:-}" == 1 ]] && OUT="$REPO_ROOT/target/autobahn-tls"
 VENV="$REPO_ROOT/target/autobahn-venv"
 TOOLS="$REPO_ROOT/target/autobahn-tools"
 WSTEST_VERSION="25.10.1"
@@ -121,6 +125,11 @@ export RINGCAST_BIN
 read -r -a SERVER_ARGS <<<"${AUTOBAHN_SERVER_ARGS:---echo --max-message-bytes 16777216 --max-backpressure 67108864}"
 mkdir -p "$OUT"
 find "$OUT" -maxdepth 1 -type f \( -name '*.json' -o -name '*.html' \) -delete
+if [[ "${AUTOBAHN_TLS:-}" == 1 ]]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$OUT/key.pem" -out "$OUT/cert.pem" 2>/dev/null
+  SERVER_ARGS+=(--tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem")
+fi
 start_ringcast "$OUT" "${SERVER_ARGS[@]}"
 
 # ---------------------------------------------------------------- wstest

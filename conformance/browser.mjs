@@ -3,6 +3,9 @@
 // Two pages join one topic and chat; the member list follows joins and leaves; a dropped
 // connection resumes with since:{offset,epoch} and misses nothing; a reload shows the history
 // (since:{last:50}). Screenshot: target/browser/demo.png.
+// All of it runs twice: over http:// and ws://, then over https:// and wss:// against a server
+// with --tls-cert/--tls-key (a self-signed certificate made with the openssl CLI at start; the
+// browser context ignores certificate errors, as for a test CA) (docs/running.md#tls).
 //
 // What the page must provide (element ids): #room (topic), #name, #join (opens
 // new WebSocket(`ws://${location.host}/`, ["pubsub"]) and subscribes with presence and history),
@@ -16,7 +19,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { chromium } from 'playwright-core';
-import { REPO, startRingcast, within } from './common.mjs';
+import { REPO, makeTestCertificate, startRingcast, within } from './common.mjs';
 
 const T = Number(process.env.BROWSER_TIMEOUT || 15000);
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -51,15 +54,18 @@ function headerOf(headers, name) {
   return k === undefined ? undefined : headers[k];
 }
 
-async function main() {
-  mkdirSync(OUT, { recursive: true });
+/** The whole walk-through, over http/ws or (`tls`) https/wss; screenshots get `suffix`. */
+async function walk(tls) {
+  const suffix = tls ? '-tls' : '';
   let server; let context; let pages = [];
   const userDataDir = mkdtempSync(path.join(tmpdir(), 'ringcast-chromium-'));
   try {
-    server = await step('start ringcast (history on)', () => startRingcast(['--history-size', '100'], { logName: 'browser-ringcast' }));
-    const httpUrl = server.url.replace(/^ws:/, 'http:');
+    const args = ['--history-size', '100', ...(tls ? makeTestCertificate(userDataDir).args : [])];
+    server = await step(`start ringcast (history on${tls ? ', TLS' : ''})`, () => startRingcast(args, { logName: `browser-ringcast${suffix}` }));
+    const httpUrl = server.url.replace(/^ws:/, 'http:').replace(/^wss:/, 'https:');
     context = await step('launch chromium', () => chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 900, height: 600 },
+      ignoreHTTPSErrors: tls,
     }));
     const topic = `browser-${randomBytes(3).toString('hex')}`;
     pages = [context.pages()[0] ?? await context.newPage(), await context.newPage()];
@@ -70,10 +76,13 @@ async function main() {
     const countIs = (p, n) => wait(p, (k) => document.querySelector('#count')?.textContent === String(k)
       && document.querySelectorAll('#members li').length === k, n);
 
-    await step('GET / serves the demo page with #room #name #join #msg #send #log #members #count', async () => {
+    await step(`GET / (${httpUrl}) serves the demo page with #room #name #join #msg #send #log #members #count`, async () => {
       for (const p of pages) {
         const resp = await p.goto(httpUrl, { timeout: T });
         if (resp.status() !== 200) throw new Error(`GET / answered ${resp.status()}`);
+        if (tls && !(await p.evaluate(() => window.isSecureContext && location.protocol === 'https:'))) {
+          throw new Error('not a secure https:// page');
+        }
         for (const id of ['#room', '#name', '#join', '#msg', '#send', '#log', '#members', '#count']) {
           await p.locator(id).waitFor({ state: 'attached', timeout: T });
         }
@@ -89,6 +98,7 @@ async function main() {
         await p.click('#join');
         const resp = await within(handshake, T, 'WebSocket handshake response');
         if (resp.status !== 101) throw new Error(`handshake status ${resp.status}`);
+        // On an https:// page Chromium blocks ws:// (mixed content): a 101 there came over wss://.
         const proto = headerOf(resp.headers, 'sec-websocket-protocol');
         if (proto !== 'pubsub') throw new Error(`Sec-WebSocket-Protocol ${JSON.stringify(proto)}, want pubsub`);
         await countIs(p, i + 1);   // the snapshot counts this page
@@ -131,13 +141,13 @@ async function main() {
       await logHas(pages[1], first);
       await countIs(pages[1], 2);
     });
-    await step('screenshot target/browser/demo.png', async () => {
-      await pages[1].screenshot({ path: path.join(OUT, 'demo.png'), fullPage: true });
-      await pages[0].screenshot({ path: path.join(OUT, 'demo-sender.png'), fullPage: true });
+    await step(`screenshot target/browser/demo${suffix}.png`, async () => {
+      await pages[1].screenshot({ path: path.join(OUT, `demo${suffix}.png`), fullPage: true });
+      await pages[0].screenshot({ path: path.join(OUT, `demo-sender${suffix}.png`), fullPage: true });
     });
   } catch (e) {
     for (const [i, p] of pages.entries()) {
-      await p.screenshot({ path: path.join(OUT, `failure-page${i + 1}.png`) }).catch(() => {});
+      await p.screenshot({ path: path.join(OUT, `failure-page${i + 1}${suffix}.png`) }).catch(() => {});
     }
     if (!failed) { failed++; console.log(`FAIL ${e.message}`); }
   } finally {
@@ -145,6 +155,12 @@ async function main() {
     if (server) await server.stop();
     rmSync(userDataDir, { recursive: true, force: true });
   }
+}
+
+async function main() {
+  mkdirSync(OUT, { recursive: true });
+  await walk(false);
+  await walk(true);
   console.log(`${passed} passed, ${failed} failed`);
   return failed ? 1 : 0;
 }

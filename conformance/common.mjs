@@ -1,5 +1,5 @@
 // Shared by interop_node.mjs and browser.mjs: start/stop a ringcast process.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
@@ -32,11 +32,13 @@ export function startRingcast(args = [], { logName = 'ringcast', timeoutMs = 300
     proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`ringcast exited (${code}) before listening; see ${stderrPath}`)); });
     const rl = createInterface({ input: proc.stdout });
     rl.on('line', (line) => {
-      const m = /^ringcast listening on (ws:\/\/(\S+):(\d+)\/?)\s/.exec(line + ' ');
+      const m = /^ringcast listening on (wss?:\/\/(\S+):(\d+)\/?)\s/.exec(line + ' ');
       if (m) {
         clearTimeout(timer);
         console.log(`# ringcast pid ${proc.pid}: ${line}`);
-        resolve({ proc, url: m[1].endsWith('/') ? m[1] : m[1] + '/', host: m[2], port: Number(m[3]), exited, stop });
+        // "... on wss://A/ and ws://B/ (N workers)" with --tls-cert and --plain-listen
+        const plain = / and (ws:\/\/\S+\/)/.exec(line);
+        resolve({ proc, url: m[1].endsWith('/') ? m[1] : m[1] + '/', host: m[2], port: Number(m[3]), plainUrl: plain?.[1], exited, stop });
       }
     });
   });
@@ -47,4 +49,14 @@ export function within(p, ms, what) {
   let t;
   return Promise.race([p, new Promise((_, rej) => { t = setTimeout(() => rej(new Error(`timeout after ${ms} ms waiting for ${what}`)), ms); })])
     .finally(() => clearTimeout(t));
+}
+
+/** A self-signed certificate for localhost and 127.0.0.1 made with the openssl CLI in `dir`
+ *  (a fresh one per run, no file committed); returns { cert, key, args } with the server's TLS flags. */
+export function makeTestCertificate(dir) {
+  const [cert, key] = [path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+    '-nodes', '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  return { cert, key, args: ['--tls-cert', cert, '--tls-key', key] };
 }

@@ -12,7 +12,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 need=()
 [[ -x /usr/bin/chromium ]] || need+=(chromium)
 command -v python3 >/dev/null || need+=(python3)
-# interop_python.py makes the certificate of its wss:// phases with the openssl CLI.
+# The openssl CLI: the wss:// certificates of interop_python.py, interop_node.mjs, browser.mjs and
+# AUTOBAHN_TLS=1 autobahn.sh, and `openssl s_client` in server/tests/tls_openssl.rs (cargo test).
 command -v openssl >/dev/null || need+=(openssl)
 if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   need+=(python3-venv python3-pip)

@@ -2,15 +2,30 @@
 // Starts $RINGCAST_BIN (default target/release/ringcast) on an ephemeral port, reads the port from
 // its listening line, runs each check as a real client. No sleeps: waits are for events, with
 // timeouts. Ends with "N passed, M failed"; exit code 1 on any failure.
+// The room and pub/sub phases run twice: over ws://, then over wss:// against a server with
+// --tls-cert/--tls-key (a certificate made with the openssl CLI at start, verified by the client
+// through `ca`) and a --plain-listen port beside it, where a wss:// and a ws:// client share a
+// room (docs/running.md#tls).
 // Environment: RINGCAST_BIN, INTEROP_SERVER_ARGS, INTEROP_TIMEOUT (ms, default 10000).
 import { createHmac, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import WebSocket from 'ws';
-import { BIN, startRingcast, within } from './common.mjs';
+import { BIN, makeTestCertificate, startRingcast, within } from './common.mjs';
 
 const T = Number(process.env.INTEROP_TIMEOUT || 10000);
 const SERVER_ARGS = (process.env.INTEROP_SERVER_ARGS ?? '--max-message-bytes 4194304 --max-backpressure 16777216')
   .split(/\s+/).filter(Boolean);
 let server;
+// The client's TLS options in the wss:// phases: trust the certificate made by makeCertificate.
+let tlsOpts = {};
+
+/** A fresh self-signed certificate; returns the client's `ca` and the server's TLS flags. */
+function makeCertificate() {
+  const { cert, args } = makeTestCertificate(mkdtempSync(path.join(tmpdir(), 'ringcast-interop-tls-')));
+  return { ca: readFileSync(cert), args: [...args, '--plain-listen', '127.0.0.1:0'] };
+}
 
 const room = (name) => `node-${name}-${randomBytes(4).toString('hex')}`;
 const check = (cond, msg) => { if (!cond) throw new Error(msg); };
@@ -37,7 +52,8 @@ class Client {
 }
 
 async function open(protocols, opts = {}) {
-  const ws = new WebSocket(server.url, protocols, { handshakeTimeout: T, maxPayload: 0, perMessageDeflate: false, ...opts });
+  const { url = server.url, ...rest } = opts;
+  const ws = new WebSocket(url, protocols, { handshakeTimeout: T, maxPayload: 0, perMessageDeflate: false, ...tlsOpts, ...rest });
   const c = new Client(ws);
   const upgrade = new Promise((resolve) => ws.once('upgrade', resolve));
   await within(new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); }), T, 'open');
@@ -208,7 +224,7 @@ function mint({ sub, rooms, read, expIn = 300, secret = AUTH_SECRET, alg = 'HS25
 async function authed(token, protocol = 'pubsub', { header = false } = {}) {
   const url = header || token === undefined ? psServer.url : `${psServer.url}?token=${token}`;
   const headers = header ? { Authorization: `Bearer ${token}` } : {};
-  const ws = new WebSocket(url, [protocol], { handshakeTimeout: T, perMessageDeflate: false, headers });
+  const ws = new WebSocket(url, [protocol], { handshakeTimeout: T, perMessageDeflate: false, headers, ...tlsOpts });
   const c = new Client(ws);
   await within(new Promise((resolve, reject) => {
     ws.once('open', resolve);
@@ -355,6 +371,23 @@ const pubsubTests = {
   },
 };
 
+/** In the rooms-wss phase: a wss:// client and a ws:// client of the plain listener share a room. */
+async function wss_and_ws_share_a_room() {
+  check(server.url.startsWith('wss://') && server.plainUrl, `not a TLS server: ${server.url}`);
+  const r = room('mixed');
+  const secureClient = await open([r]);
+  const plainClient = await open([r], { url: server.plainUrl });
+  try {
+    await secureClient.send('over tls');
+    await expectFirst(plainClient, 'over tls');
+    await plainClient.send('over tcp');
+    await expectFirst(secureClient, 'over tcp');
+  } finally {
+    secureClient.terminate();
+    plainClient.terminate();
+  }
+}
+
 /** Runs `suite` against a fresh server with `args`; returns [passed, failed]. */
 async function runPhase(args, logName, suite, setServer) {
   let passed = 0; let failed = 0;
@@ -386,11 +419,17 @@ async function runPhase(args, logName, suite, setServer) {
 }
 
 async function main() {
-  const only = process.env.INTEROP_ONLY;   // "rooms" or "pubsub" runs one phase
+  const only = process.env.INTEROP_ONLY;   // "rooms", "pubsub", "rooms-wss" or "pubsub-wss"
   let passed = 0; let failed = 0;
+  const tls = makeCertificate();
+  const secure = (s) => { tlsOpts = { ca: tls.ca }; return s; };
   const phases = [
     ['rooms', SERVER_ARGS, 'node-ringcast', tests, (s) => { server = s; }],
     ['pubsub', PUBSUB_ARGS, 'node-pubsub-ringcast', pubsubTests, (s) => { psServer = s; server = s; }],
+    ['rooms-wss', [...SERVER_ARGS, ...tls.args], 'node-wss-ringcast', { wss_and_ws_share_a_room, ...tests },
+      (s) => { server = secure(s); }],
+    ['pubsub-wss', [...PUBSUB_ARGS, ...tls.args], 'node-pubsub-wss-ringcast', pubsubTests,
+      (s) => { psServer = secure(s); server = s; }],
   ];
   for (const [phase, args, logName, suite, set] of phases) {
     if (only && only !== phase) continue;

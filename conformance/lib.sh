@@ -7,7 +7,7 @@
 #   start_ringcast LOGDIR ARGS...
 #                        starts "$RINGCAST_BIN --listen 127.0.0.1:0 ARGS..." and waits
 #                        (up to 30 s) for its "ringcast listening on ws://IP:PORT/" line;
-#                        sets RC_PID, RC_URL (ws://IP:PORT/), RC_PORT
+#                        sets RC_PID, RC_URL (ws://IP:PORT/, wss:// with --tls-cert), RC_PORT
 #   stop_ringcast        SIGTERM, waits up to 10 s (then SIGKILL); sets RC_EXIT
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,7 +35,7 @@ start_ringcast() {
   RC_PID=$!
   local deadline=$((SECONDS + 30)) line=""
   while true; do
-    line="$(grep -m1 -E '^ringcast listening on ws://' "$logdir/ringcast.stdout" || true)"
+    line="$(grep -m1 -E '^ringcast listening on wss?://' "$logdir/ringcast.stdout" || true)"
     [[ -n "$line" ]] && break
     if ! kill -0 "$RC_PID" 2>/dev/null; then
       echo "ringcast exited before printing its listening line; stderr:" >&2
@@ -50,8 +50,8 @@ start_ringcast() {
     fi
     sleep 0.05   # polling a log file for the ready line, bounded by the deadline above
   done
-  RC_URL="$(sed -E 's#^ringcast listening on (ws://[^ ]+).*#\1#' <<<"$line")"
-  RC_PORT="$(sed -E 's#^ws://.*:([0-9]+)/?$#\1#' <<<"$RC_URL")"
+  RC_URL="$(sed -E 's#^ringcast listening on (wss?://[^ ]+).*#\1#' <<<"$line")"
+  RC_PORT="$(sed -E 's#^wss?://.*:([0-9]+)/?$#\1#' <<<"$RC_URL")"
   echo "ringcast pid $RC_PID at $RC_URL ($line)" >&2
 }
 

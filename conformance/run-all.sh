@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every conformance tool against one ringcast binary, in this order:
-#   setup (venv + npm ci), Autobahn wstest, Python websockets interop, Node ws interop, browser.
+#   setup (venv + npm ci), Autobahn wstest (over ws://, then wss://), Python websockets interop,
+#   Node ws interop, browser.
 # Every step runs even when an earlier one failed; the exit status is non-zero if any failed.
 #
 #   conformance/run-all.sh              (builds target/release/ringcast unless RINGCAST_BIN is set)
@@ -26,6 +27,7 @@ run_step() {
   if (( rc == 0 )); then results+=(pass); else results+=("FAIL (exit $rc)"); fi
 }
 run_step autobahn "$HERE/autobahn.sh"
+run_step autobahn-wss env AUTOBAHN_TLS=1 "$HERE/autobahn.sh"
 run_step interop-python "$PY" "$HERE/interop_python.py"
 run_step interop-node node "$HERE/interop_node.mjs"
 run_step browser node "$HERE/browser.mjs"

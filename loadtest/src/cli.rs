@@ -9,10 +9,18 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
-    /// Server URL, `ws://HOST:PORT/PATH`. Repeatable: connections are spread round-robin over
-    /// the URLs (the nodes of a cluster), in every scenario.
+    /// Server URL, `ws://HOST:PORT/PATH` or `wss://...` (with `--ca` or `--insecure`).
+    /// Repeatable: connections are spread round-robin over the URLs (the nodes of a cluster),
+    /// in every scenario.
     #[arg(long, default_value = "ws://127.0.0.1:8080/")]
     pub url: Vec<String>,
+    /// For `wss://` URLs: trust the certificates of this PEM file (a test CA, a self-signed
+    /// server certificate).
+    #[arg(long, global = true)]
+    pub ca: Option<PathBuf>,
+    /// For `wss://` URLs: accept any server certificate (signatures are still checked).
+    #[arg(long, global = true, conflicts_with = "ca")]
+    pub insecure: bool,
     /// Event-loop threads (default: available cores).
     #[arg(long)]
     pub threads: Option<usize>,

@@ -57,6 +57,8 @@ pub struct Conn {
     pub(crate) reopened: bool,
     /// Plain HTTP/1.1 ([`PLAIN_HTTP`]), not WebSocket.
     pub(crate) http: bool,
+    /// The TLS client of a `wss://` connection (from its connect on).
+    pub(crate) tls: Option<Box<crate::tls::TlsLayer>>,
 }
 
 impl Conn {
@@ -84,6 +86,7 @@ impl Conn {
             target: 0,
             reopened: false,
             http,
+            tls: None,
         }
     }
 
@@ -101,6 +104,7 @@ impl Conn {
         self.send_off = 0;
         self.close_sent = false;
         self.reopened = true;
+        self.tls = None;
     }
 
     /// Whether data frames can be sent and received.

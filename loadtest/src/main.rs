@@ -16,6 +16,7 @@ mod scenario;
 mod shared;
 mod stats;
 mod target;
+mod tls;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -102,6 +103,16 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             t.path = format!("/app/{}?protocol=7&client=loadtest&version=1.0", a.app_key);
         }
     }
+    let tls = if targets.iter().any(|t| t.tls) {
+        let trust = match (&cli.ca, cli.insecure) {
+            (Some(file), _) => tls::Trust::Ca(file.clone()),
+            (None, true) => tls::Trust::Insecure,
+            (None, false) => return Err("wss:// URLs need --ca FILE or --insecure".into()),
+        };
+        Some(tls::client_config(&trust)?)
+    } else {
+        None
+    };
     let url_list = cli.url.join(" ");
     let servers = targets.len();
     let threads = cli
@@ -115,6 +126,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             concurrency: cli.concurrency.max(1),
             recv_buf: cli.recv_buf.max(256),
             max_frame: cli.max_frame,
+            tls,
         },
         warmup: cli.warmup,
         duration: cli.duration,

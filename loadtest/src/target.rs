@@ -1,4 +1,4 @@
-//! Server addresses: `ws://HOST:PORT/PATH` URLs (`--url`, repeatable) and which one each
+//! Server addresses: `ws://HOST:PORT/PATH` and `wss://` URLs (`--url`, repeatable) and which one each
 //! connection uses.
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -14,26 +14,38 @@ pub struct Target {
     pub path: String,
     /// Resolved address.
     pub addr: SocketAddr,
+    /// `wss://`: TLS (its server name, for SNI and the certificate check, is `server_name`).
+    pub tls: bool,
+    /// The host without port or IPv6 brackets.
+    pub server_name: String,
 }
 
-/// Parses and resolves `ws://HOST[:PORT][/PATH]` (port 80 and path `/` by default).
+/// Parses and resolves `ws://HOST[:PORT][/PATH]` or `wss://...` (port 80 or 443 and path `/`
+/// by default).
 pub fn parse_url(url: &str) -> Result<Target, String> {
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or_else(|| format!("{url}: only ws:// URLs are supported"))?;
+    let (rest, tls) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
+        (Some(rest), _) => (rest, false),
+        (None, Some(rest)) => (rest, true),
+        _ => return Err(format!("{url}: only ws:// and wss:// URLs are supported")),
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let with_port = if authority
+    let has_port = authority
         .rsplit(':')
         .next()
         .is_some_and(|p| p.parse::<u16>().is_ok())
-        && !authority.ends_with(']')
-    {
+        && !authority.ends_with(']');
+    let with_port = if has_port {
         authority.to_owned()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{}", if tls { 443 } else { 80 })
+    };
+    let host = if has_port {
+        &authority[..authority.rfind(':').unwrap_or(authority.len())]
+    } else {
+        authority
     };
     let addr = with_port
         .to_socket_addrs()
@@ -45,6 +57,11 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
         host: authority.to_owned(),
         path: path.to_owned(),
         addr,
+        tls,
+        server_name: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
     })
 }
 
@@ -121,7 +138,20 @@ mod tests {
         assert_eq!((t.host.as_str(), t.path.as_str()), ("127.0.0.1:9001", "/x"));
         assert_eq!(t.addr.port(), 9001);
         assert_eq!(parse_url("ws://127.0.0.1").expect("valid").addr.port(), 80);
-        assert!(parse_url("wss://127.0.0.1/").is_err());
+        assert!(!t.tls);
+        let t = parse_url("wss://localhost:8443/chat").expect("valid");
+        assert!(t.tls);
+        assert_eq!(
+            (t.host.as_str(), t.server_name.as_str()),
+            ("localhost:8443", "localhost")
+        );
+        assert_eq!(
+            parse_url("wss://127.0.0.1").expect("valid").addr.port(),
+            443
+        );
+        let t = parse_url("wss://[::1]:9/").expect("valid");
+        assert_eq!(t.server_name, "::1");
+        assert!(parse_url("http://127.0.0.1/").is_err());
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub struct Config {
     /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, env = "RINGCAST_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Seconds between checks of --tls-cert and --tls-key: files that changed are loaded as
+    /// SIGHUP would (unset: SIGHUP only; docs/running.md#tls).
+    #[arg(long, env = "RINGCAST_TLS_RELOAD_INTERVAL", requires = "tls_cert")]
+    pub tls_reload_interval: Option<f64>,
     /// A second listener serving plain ws:// and http:// beside --listen (for an internal
     /// network or metrics scrapes), on the same workers, rooms and topics.
     #[arg(long, env = "RINGCAST_PLAIN_LISTEN")]
@@ -382,6 +386,13 @@ impl Config {
                     "--{name} must be a positive number of seconds"
                 )));
             }
+        }
+        if let Some(v) = self.tls_reload_interval
+            && !(v > 0.0 && v < 1e6)
+        {
+            return Err(ConfigError::Range(
+                "--tls-reload-interval must be a positive number of seconds".into(),
+            ));
         }
         if let Some(id) = &self.node_id
             && (id.is_empty() || id.len() > 255 || id.contains('\n'))

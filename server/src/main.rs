@@ -24,6 +24,7 @@ mod worker;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mimalloc::MiMalloc;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -111,6 +112,52 @@ fn block_signals() -> libc::sigset_t {
         libc::sigaddset(&mut set, WORKER_EXITED);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
+    }
+}
+
+/// When the next `--tls-reload-interval` check is due.
+struct Reload {
+    every: Duration,
+    next: Instant,
+}
+
+impl Reload {
+    fn new(every: Duration) -> Reload {
+        Reload {
+            every,
+            next: Instant::now() + every,
+        }
+    }
+}
+
+/// The next blocked signal; None when `reload`'s check falls due first (the one after it is
+/// then scheduled).
+fn wait_signal(set: &libc::sigset_t, reload: Option<&mut Reload>) -> Option<libc::c_int> {
+    let Some(reload) = reload else {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: `set` holds the blocked signals; sigwait writes the one received into `sig`.
+        unsafe {
+            libc::sigwait(set, &mut sig);
+        }
+        return Some(sig);
+    };
+    loop {
+        let left = reload.next.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            reload.next = Instant::now() + reload.every;
+            return None;
+        }
+        let timeout = libc::timespec {
+            tv_sec: left.as_secs() as libc::time_t,
+            tv_nsec: left.subsec_nanos().into(),
+        };
+        // SAFETY: `set` holds the blocked signals; no siginfo is asked for; `timeout` is a
+        // valid timespec for the call.
+        let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &timeout) };
+        if sig > 0 {
+            return Some(sig);
+        }
+        // EAGAIN (the time is up) or EINTR: the loop looks at the clock again.
     }
 }
 
@@ -241,6 +288,15 @@ fn serve(config: Config, tls: Option<Arc<TlsAcceptor>>) -> Result<(), Box<dyn st
         _ => Webhooks::disabled(),
     };
     let shared = Arc::new(shared.with_cluster(bridge).with_webhooks(webhooks));
+    let note_expiry = |t: &TlsAcceptor| {
+        (shared.tls_not_after).store(
+            t.not_after().unwrap_or(0),
+            std::sync::atomic::Ordering::Relaxed,
+        )
+    };
+    if let Some(t) = &tls {
+        note_expiry(t);
+    }
     let (senders, receivers) = Peers::channels(n);
     let cpus = (!shared.config.no_pin).then(AllowedCpus::current);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
@@ -322,14 +378,21 @@ fn serve(config: Config, tls: Option<Arc<TlsAcceptor>>) -> Result<(), Box<dyn st
     tracing::info!(%bound, workers = n, "accepting connections");
 
     // Workers run until a signal asks them to drain, or until one of them fails.
+    let every = shared.config.tls_reload_interval.filter(|_| tls.is_some());
+    let mut reload = every.map(|s| Reload::new(Duration::from_secs_f64(s)));
     let mut draining = false;
     let mut running = n;
     while running > 0 {
-        let mut sig: libc::c_int = 0;
-        // SAFETY: `sigset` holds the blocked signals; sigwait writes the one received into `sig`.
-        unsafe {
-            libc::sigwait(&sigset, &mut sig);
-        }
+        let Some(sig) = wait_signal(&sigset, reload.as_mut()) else {
+            // --tls-reload-interval: files that changed are loaded as on SIGHUP.
+            match tls.as_ref().and_then(|t| t.reload_if_changed()) {
+                Some(Ok(())) => tracing::info!("TLS certificate and key changed: reloaded"),
+                Some(Err(e)) => tracing::error!("TLS reload failed, keeping the old pair: {e}"),
+                None => {}
+            }
+            tls.as_deref().map(note_expiry);
+            continue;
+        };
         if sig == WORKER_EXITED {
             while let Ok((id, result)) = exit_rx.try_recv() {
                 running -= 1;
@@ -345,7 +408,10 @@ fn serve(config: Config, tls: Option<Arc<TlsAcceptor>>) -> Result<(), Box<dyn st
             // A renewed certificate (docs/running.md#tls): new connections get it, open ones
             // keep theirs; a bad pair changes nothing. Without TLS, SIGHUP is ignored.
             match tls.as_ref().map(|t| t.reload()) {
-                Some(Ok(())) => tracing::info!("TLS certificate and key reloaded"),
+                Some(Ok(())) => {
+                    tls.as_deref().map(note_expiry);
+                    tracing::info!("TLS certificate and key reloaded")
+                }
                 Some(Err(e)) => tracing::error!("TLS reload failed, keeping the old pair: {e}"),
                 None => tracing::info!("SIGHUP ignored: no --tls-cert"),
             }

@@ -364,3 +364,14 @@ pub fn render_cluster(out: &mut String, stats: Option<ringcast_cluster::BusStats
         );
     }
 }
+
+/// The TLS certificate's expiry (docs/metrics.md#tls): its notAfter in unix seconds, written
+/// only when TLS is on and the certificate's date could be read (`not_after` 0: neither).
+pub fn render_tls_expiry(out: &mut String, not_after: i64) {
+    if not_after != 0 {
+        let _ = writeln!(
+            out,
+            "# HELP ringcast_tls_certificate_expiry_seconds notAfter of the TLS certificate in use (unix time), updated on reload.\n# TYPE ringcast_tls_certificate_expiry_seconds gauge\nringcast_tls_certificate_expiry_seconds {not_after}"
+        );
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::bridge::{Bridge, BusRooms};
@@ -37,6 +37,9 @@ pub struct Shared {
     pub pusher: Registry,
     /// Webhook emission of the Pusher apps (disabled until `with_webhooks`).
     pub webhooks: Webhooks,
+    /// The TLS certificate's notAfter in unix seconds (0: no TLS, or unreadable), set at
+    /// start and on each reload; `ringcast_tls_certificate_expiry_seconds`.
+    pub tls_not_after: AtomicI64,
 }
 
 impl Shared {
@@ -52,6 +55,7 @@ impl Shared {
             cluster: None,
             pusher: Registry::default(),
             webhooks: Webhooks::disabled(),
+            tls_not_after: AtomicI64::new(0),
             config,
         }
     }
@@ -100,6 +104,8 @@ impl Shared {
             self.pusher.render_metrics(&mut body, ids);
         }
         self.webhooks.render_metrics(&mut body);
+        let not_after = self.tls_not_after.load(Ordering::Relaxed);
+        crate::metrics::render_tls_expiry(&mut body, not_after);
         body
     }
 

@@ -6,244 +6,20 @@
 #![allow(missing_docs)]
 
 mod common;
+mod tls_common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::http::HeaderValue;
-use tungstenite::{Message, WebSocket};
+use rustls::ClientConnection;
+use rustls::pki_types::ServerName;
+use tungstenite::Message;
 
 use common::READ_TIMEOUT;
-
-type Tls = StreamOwned<ClientConnection, TcpStream>;
-
-/// A self-signed certificate for `localhost` and 127.0.0.1, written as PEM files.
-struct Cert {
-    dir: PathBuf,
-    der: CertificateDer<'static>,
-}
-
-impl Cert {
-    fn new() -> Cert {
-        let dir = std::env::temp_dir().join(format!(
-            "ringcast-tls-{}-{}",
-            std::process::id(),
-            common::rand_u32()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-            .unwrap();
-        std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
-        std::fs::write(dir.join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
-        Cert {
-            der: ck.cert.der().clone(),
-            dir,
-        }
-    }
-
-    fn cert(&self) -> String {
-        self.dir.join("cert.pem").display().to_string()
-    }
-
-    fn key(&self) -> String {
-        self.dir.join("key.pem").display().to_string()
-    }
-
-    fn client_config(
-        &self,
-        versions: &[&'static rustls::SupportedProtocolVersion],
-    ) -> Arc<ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.der.clone()).unwrap();
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(versions)
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(config)
-    }
-}
-
-impl Drop for Cert {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The server with TLS on `--listen` and a plain `--plain-listen` beside it.
-struct TlsServer {
-    child: Child,
-    tls_addr: String,
-    plain_addr: String,
-    cert: Cert,
-}
-
-impl TlsServer {
-    fn start(args: &[&str]) -> TlsServer {
-        let cert = Cert::new();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
-            .args(["--listen", "127.0.0.1:0", "--plain-listen", "127.0.0.1:0"])
-            .args(["--tls-cert", &cert.cert(), "--tls-key", &cert.key()])
-            .args(["--workers", "2"])
-            .args(args)
-            .env("RINGCAST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
-        // "ringcast listening on wss://A/ and ws://B/ (2 workers)"
-        let addr = |scheme: &str| {
-            line.split(scheme)
-                .nth(1)
-                .and_then(|s| s.split('/').next())
-                .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-                .to_string()
-        };
-        let (tls_addr, plain_addr) = (addr(" wss://"), addr(" ws://"));
-        TlsServer {
-            child,
-            tls_addr,
-            plain_addr,
-            cert,
-        }
-    }
-
-    /// A TLS stream to the TLS listener, handshake done.
-    fn tls(&self, versions: &[&'static rustls::SupportedProtocolVersion]) -> Tls {
-        let tcp = TcpStream::connect(&self.tls_addr).unwrap();
-        tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-        tcp.set_nodelay(true).unwrap();
-        let name = ServerName::try_from("localhost").unwrap();
-        let conn = ClientConnection::new(self.cert.client_config(versions), name).unwrap();
-        let mut s = StreamOwned::new(conn, tcp);
-        while s.conn.is_handshaking() {
-            s.conn.complete_io(&mut s.sock).expect("TLS handshake");
-        }
-        s
-    }
-
-    /// A wss:// client in `room` (its subprotocol).
-    fn wss(&self, room: &str) -> WebSocket<Tls> {
-        let stream = self.tls(rustls::DEFAULT_VERSIONS);
-        let mut req = "wss://localhost/".into_client_request().unwrap();
-        req.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_str(room).unwrap(),
-        );
-        let (ws, resp) = tungstenite::client(req, stream).expect("wss handshake");
-        assert_eq!(resp.headers()["Sec-WebSocket-Protocol"], room);
-        ws
-    }
-
-    /// A ws:// client on the plain listener in `room`.
-    fn ws(&self, room: &str) -> WebSocket<TcpStream> {
-        let stream = TcpStream::connect(&self.plain_addr).unwrap();
-        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-        let mut req = "ws://localhost/".into_client_request().unwrap();
-        req.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_str(room).unwrap(),
-        );
-        tungstenite::client(req, stream).expect("ws handshake").0
-    }
-
-    /// An HTTP/1.1 exchange over TLS: everything until the server's close_notify.
-    fn https(
-        &self,
-        request: &[u8],
-        versions: &[&'static rustls::SupportedProtocolVersion],
-    ) -> (String, Tls) {
-        let mut s = self.tls(versions);
-        s.write_all(request).unwrap();
-        let mut out = Vec::new();
-        // rustls reports a close without close_notify as an error: the server sends one.
-        s.read_to_end(&mut out)
-            .expect("the answer, then close_notify");
-        (String::from_utf8_lossy(&out).into_owned(), s)
-    }
-
-    /// `ringcast_tls_handshake_failures_total{reason="<reason>"}`, read on the plain listener.
-    fn failures(&self, reason: &str) -> u64 {
-        self.metric(&format!(
-            "ringcast_tls_handshake_failures_total{{reason=\"{reason}\"}}"
-        ))
-    }
-
-    fn metric(&self, name: &str) -> u64 {
-        let mut s = TcpStream::connect(&self.plain_addr).unwrap();
-        s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        let _ = s.read_to_string(&mut body);
-        body.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("metric {name} missing"))
-    }
-
-    /// Waits until `reason` was counted `n` times.
-    fn await_failures(&self, reason: &str, n: u64) {
-        let ok = common::proc::poll_until(Duration::from_secs(5), || self.failures(reason) >= n);
-        assert!(
-            ok,
-            "{reason} counted {} times, want {n}",
-            self.failures(reason)
-        );
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn text<S: Read + Write>(ws: &mut WebSocket<S>) -> String {
-    loop {
-        match ws.read().expect("read a message") {
-            Message::Text(t) => return t.to_string(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected text, got {other:?}"),
-        }
-    }
-}
-
-/// Reads until the server closes the TCP connection (EOF or reset) within the read timeout.
-fn expect_closed(s: &mut TcpStream) -> Vec<u8> {
-    let mut all = Vec::new();
-    let mut b = [0u8; 4096];
-    loop {
-        match s.read(&mut b) {
-            Ok(0) => return all,
-            Ok(n) => all.extend_from_slice(&b[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return all,
-            Err(e) => panic!("expected the server to close, got {e} after {all:?}"),
-        }
-    }
-}
-
-/// Two members of one room still talk (the hostile cases must not disturb them).
-fn room_still_works(a: &mut WebSocket<Tls>, b: &mut WebSocket<TcpStream>, what: &str) {
-    a.send(Message::text(format!("after {what}"))).unwrap();
-    assert_eq!(text(b), format!("after {what}"));
-    b.send(Message::text(format!("reply after {what}")))
-        .unwrap();
-    assert_eq!(text(a), format!("reply after {what}"));
-}
+use tls_common::*;
 
 #[test]
 fn a_wss_and_a_ws_client_share_a_room() {
@@ -635,38 +411,46 @@ fn fanout_cost_ws_vs_wss() {
     }
 }
 
+/// A masked client frame (mask 0: the payload is sent as is).
+fn client_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![first_byte, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Found by Autobahn over wss:// (cases 3.2, 4.*, 5.9-5.17, 7.1.3-7.1.5): what follows a frame
+/// that ends the session, in a later TLS record of the same read, is not handled (as over
+/// ws://, where the decoder stops at that frame): no Pong after a protocol error.
 #[test]
-fn sighup_reloads_a_renewed_certificate_for_new_connections() {
-    let server = TlsServer::start(&[]);
-    let renewed = Cert::new();
-    let mut before = server.wss("r");
-    std::fs::copy(renewed.cert(), server.cert.cert()).unwrap();
-    std::fs::copy(renewed.key(), server.cert.key()).unwrap();
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(server.child.id() as i32, libc::SIGHUP);
+fn nothing_after_a_fatal_frame_is_handled_even_in_a_later_record_of_the_same_read() {
+    let s = TlsServer::start(&[]);
+    let mut ws = s.wss("fatal");
+    let stream = ws.get_mut();
+    // A reserved opcode (3) fails the connection (1002); the Ping follows in its own record,
+    // both flushed in one write.
+    stream
+        .conn
+        .writer()
+        .write_all(&client_frame(0x83, b"x"))
+        .unwrap();
+    stream
+        .conn
+        .writer()
+        .write_all(&client_frame(0x89, b"ping"))
+        .unwrap();
+    while stream.conn.wants_write() {
+        stream.conn.write_tls(&mut stream.sock).unwrap();
     }
-    // A client that trusts only the renewed certificate gets through once the reload is done.
-    let name = ServerName::try_from("localhost").unwrap();
-    let handshake_with_renewed = || {
-        let tcp = TcpStream::connect(&server.tls_addr).unwrap();
-        tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-        let config = renewed.client_config(rustls::DEFAULT_VERSIONS);
-        let conn = ClientConnection::new(config, name.clone()).unwrap();
-        let mut s = StreamOwned::new(conn, tcp);
-        while s.conn.is_handshaking() {
-            if s.conn.complete_io(&mut s.sock).is_err() {
-                return false;
-            }
-        }
-        true
-    };
-    assert!(
-        common::proc::poll_until(Duration::from_secs(5), handshake_with_renewed),
-        "the renewed certificate was never served"
+    let mut got = Vec::new();
+    let _ = stream.read_to_end(&mut got);
+    assert!(got.len() >= 4, "a Close: {got:?}");
+    assert_eq!(
+        got[0], 0x88,
+        "the first frame is the Close, no Pong: {got:?}"
     );
-    // The connection opened before the reload keeps its session and is still served.
-    let mut plain = server.ws("r");
-    plain.send(Message::text("hello")).unwrap();
-    assert_eq!(before.read().unwrap(), Message::text("hello"));
+    assert_eq!(u16::from_be_bytes([got[2], got[3]]), 1002, "{got:?}");
+    assert!(
+        !got.windows(6).any(|w| w == b"\x8a\x04ping"),
+        "no Pong: {got:?}"
+    );
 }

@@ -9,7 +9,9 @@
 //!   101 via tungstenite's `accept_hdr_async` callback); no header joins room `lobby` and the
 //!   response carries no protocol header;
 //! - the writer feeds everything queued, then flushes once;
-//! - no echo to the sender unless `--echo`.
+//! - no echo to the sender unless `--echo`;
+//! - with `--tls-cert`/`--tls-key`, `wss://` through tokio-rustls (rustls 0.23, `ring`, TLS 1.3
+//!   and 1.2, ALPN `http/1.1`): the TLS handshake in the connection's task, then the same code.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,7 +21,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use mimalloc::MiMalloc;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpSocket;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -41,6 +44,36 @@ struct Args {
     /// Runtime worker threads (default: available cores).
     #[arg(long)]
     workers: Option<usize>,
+    /// PEM certificate chain: with --tls-key, serve wss:// (tokio-rustls).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+}
+
+/// The TLS acceptor for `--tls-cert`/`--tls-key`.
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|c| c.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| bad(&e))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(&e))?;
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(&e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| bad(&e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// The members of one room: client id → that client's outbound queue.
@@ -112,7 +145,12 @@ async fn serve(args: Args, workers: usize) -> std::io::Result<()> {
     socket.bind(args.listen)?;
     let listener = socket.listen(4096)?;
     let addr = listener.local_addr()?;
-    println!("peer listening on ws://{addr}/ ({workers} workers)");
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    println!("peer listening on {scheme}://{addr}/ ({workers} workers)");
     let registry = Arc::new(Registry::default());
     let next_id = AtomicU64::new(0);
     loop {
@@ -126,7 +164,19 @@ async fn serve(args: Args, workers: usize) -> std::io::Result<()> {
             }
         };
         let id = next_id.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(client(stream, id, registry.clone(), args.echo));
+        let _ = stream.set_nodelay(true);
+        let (registry, echo) = (registry.clone(), args.echo);
+        match &tls {
+            None => drop(tokio::spawn(client(stream, id, registry, echo))),
+            Some(tls) => {
+                let accept = tls.accept(stream);
+                tokio::spawn(async move {
+                    if let Ok(stream) = accept.await {
+                        client(stream, id, registry, echo).await;
+                    }
+                });
+            }
+        }
     }
 }
 
@@ -140,8 +190,10 @@ fn first_protocol(req: &Request) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn client(stream: TcpStream, id: u64, registry: Arc<Registry>, echo: bool) {
-    let _ = stream.set_nodelay(true);
+async fn client<S>(stream: S, id: u64, registry: Arc<Registry>, echo: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let mut room = None;
     // The callback's signature (with its large error type) is tungstenite's, not ours.
     #[allow(clippy::result_large_err)]

@@ -38,6 +38,8 @@ pub struct DriverConfig {
     pub recv_buf: usize,
     /// Largest frame accepted from the server.
     pub max_frame: usize,
+    /// The TLS client configuration, for `wss://` targets.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Why a thread's event loop could not run.
@@ -259,10 +261,19 @@ impl<S: Scenario> Driver<S> {
         while let Some(c) = self.io.dirty.pop() {
             let conn = &mut self.io.conns[c];
             conn.dirty = false;
-            if conn.send_busy || conn.out.is_empty() || conn.fd < 0 {
+            let tls_pending = conn.tls.as_ref().is_some_and(|t| t.wants_write());
+            if conn.send_busy || (conn.out.is_empty() && !tls_pending) || conn.fd < 0 {
                 continue;
             }
-            std::mem::swap(&mut conn.out, &mut conn.sending);
+            match &mut conn.tls {
+                // `sending` is empty: the last send completed.
+                Some(tls) => tls.seal(&mut conn.out, &mut conn.sending),
+                None => std::mem::swap(&mut conn.out, &mut conn.sending),
+            }
+            if conn.sending.is_empty() {
+                // Plaintext rustls holds until its handshake is done: nothing to send yet.
+                continue;
+            }
             conn.send_off = 0;
             conn.send_busy = true;
             self.submit_send(c)?;
@@ -302,7 +313,10 @@ impl<S: Scenario> Driver<S> {
             conn.rbuf.resize(self.cfg.recv_buf, 0);
         }
         conn.recv_busy = true;
-        let free = &mut conn.rbuf[conn.rend..];
+        let free = match &mut conn.tls {
+            Some(tls) => &mut tls.cbuf[..],
+            None => &mut conn.rbuf[conn.rend..],
+        };
         let len = free.len().min(u32::MAX as usize) as u32;
         let e = opcode::Recv::new(types::Fd(conn.fd), free.as_mut_ptr(), len)
             .build()
@@ -362,6 +376,16 @@ impl<S: Scenario> Driver<S> {
         let conn = &mut self.io.conns[c];
         conn.state = State::Handshake;
         let target = &self.cfg.targets[conn.target];
+        if let (true, Some(config)) = (target.tls, &self.cfg.tls) {
+            match crate::tls::TlsLayer::new(config, &target.server_name) {
+                Ok(tls) => conn.tls = Some(Box::new(tls)),
+                Err(_) => {
+                    self.io.stats.handshake_errors += 1;
+                    self.setup_failed(c);
+                    return Ok(());
+                }
+            }
+        }
         conn.hs = Some(ClientHandshake::start(
             &mut conn.out,
             &target.host,
@@ -389,7 +413,7 @@ impl<S: Scenario> Driver<S> {
             return self.submit_send(c);
         }
         conn.sending.clear();
-        if !conn.out.is_empty() {
+        if !conn.out.is_empty() || conn.tls.as_ref().is_some_and(|t| t.wants_write()) {
             self.io.mark_dirty(c);
         }
         Ok(())

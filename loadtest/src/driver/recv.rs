@@ -17,8 +17,30 @@ impl<S: Scenario> Driver<S> {
             self.broken(c);
             return Ok(());
         }
-        conn.rend += res as usize;
         self.io.recv_bytes += res as u64;
+        match &mut conn.tls {
+            None => conn.rend += res as usize,
+            Some(tls) => {
+                let opened = tls.open(res as usize, &mut conn.rbuf, &mut conn.rend);
+                let wants_write = tls.wants_write();
+                match opened {
+                    Err(_) => {
+                        self.broken(c);
+                        return Ok(());
+                    }
+                    Ok(n) => {
+                        if wants_write {
+                            self.io.mark_dirty(c);
+                        }
+                        if n == 0 {
+                            // Handshake records only: nothing for the frame code yet.
+                            return self.submit_recv(c);
+                        }
+                    }
+                }
+            }
+        }
+        let conn = &mut self.io.conns[c];
         if conn.state == State::Handshake {
             let Some(hs) = conn.hs.as_ref() else {
                 return Ok(());

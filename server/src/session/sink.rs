@@ -398,6 +398,13 @@ impl<'a> Sink<'a> {
         &self.shared.metrics[self.worker]
     }
 
+    /// The session asked to end the connection (close, finish or cut): input after it is not
+    /// handled (a TLS connection feeds one record at a time; what follows a fatal frame in a
+    /// later record of the same read must not be answered, as over a plain socket).
+    pub fn ending(&self) -> bool {
+        self.end.is_some()
+    }
+
     /// What the session did.
     pub fn outcome(self) -> Outcome {
         Outcome {

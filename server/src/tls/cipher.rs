@@ -10,8 +10,9 @@ use crate::ring::Sqe;
 ///
 /// Invariants (see the SAFETY note of [`CipherBuf::start_send`]): while a send is in flight the
 /// kernel reads `bytes[sent..]`, so nothing may append to, shrink or free `bytes` until
-/// [`CipherBuf::sent`] is called with the send's result; [`CipherBuf::append`] refuses while
-/// one is in flight. Empty, it holds no allocation (an idle connection costs nothing here).
+/// [`CipherBuf::sent`] is called with the send's result; records made meanwhile (rustls'
+/// answers to what arrived) go to `next`, which follows `bytes` once it is sent. Empty, it
+/// holds no allocation (an idle connection costs nothing here).
 #[derive(Default)]
 pub struct CipherBuf {
     bytes: Vec<u8>,
@@ -19,12 +20,14 @@ pub struct CipherBuf {
     sent: usize,
     /// A SEND of `bytes[sent..]` is in flight.
     in_flight: bool,
+    /// Records appended while a send was in flight: sent after `bytes`.
+    next: Vec<u8>,
 }
 
 impl CipherBuf {
     /// Nothing is left to send.
     pub fn is_empty(&self) -> bool {
-        self.sent == self.bytes.len()
+        self.sent == self.bytes.len() && self.next.is_empty()
     }
 
     /// A send is in flight.
@@ -32,15 +35,38 @@ impl CipherBuf {
         self.in_flight
     }
 
-    /// The buffer to append records to, or None while the kernel reads it.
-    pub fn append(&mut self) -> Option<&mut Vec<u8>> {
-        (!self.in_flight).then_some(&mut self.bytes)
+    /// The buffer to append records to: behind everything unsent, never bytes the kernel
+    /// reads.
+    pub fn append(&mut self) -> &mut Vec<u8> {
+        if self.in_flight {
+            return &mut self.next;
+        }
+        self.merge_next();
+        &mut self.bytes
+    }
+
+    /// Moves `next` behind `bytes` (no send in flight).
+    fn merge_next(&mut self) {
+        if self.next.is_empty() {
+            return;
+        }
+        if self.sent == self.bytes.len() {
+            self.bytes = std::mem::take(&mut self.next);
+            self.sent = 0;
+        } else {
+            self.bytes.append(&mut self.next);
+            self.next = Vec::new();
+        }
     }
 
     /// A SEND of everything unsent on `fd`, or None when nothing is unsent or a send is in
     /// flight. [`CipherBuf::sent`] must be called with its result.
     pub fn start_send(&mut self, fd: RawFd, user_data: u64) -> Option<Sqe> {
-        if self.in_flight || self.is_empty() {
+        if self.in_flight {
+            return None;
+        }
+        self.merge_next();
+        if self.is_empty() {
             return None;
         }
         let rest = &self.bytes[self.sent..];
@@ -53,9 +79,10 @@ impl CipherBuf {
         // 1. the bytes are the heap buffer of `self.bytes`: moving this `CipherBuf`, its
         //    `TlsConn` (boxed) or the connection (the slab moves connections as it grows) moves
         //    the `Vec`'s pointer, never the bytes;
-        // 2. nothing writes, grows, shrinks or frees `bytes` while `in_flight`: `append` is the
-        //    only way to reach it mutably and refuses while in flight, `start_send` returns
-        //    early while in flight, and only `sent` (which clears the flag) frees the buffer;
+        // 2. nothing writes, grows, shrinks or frees `bytes` while `in_flight`: `append` hands
+        //    out `next` instead while in flight, `start_send` and `merge_next` (called only when
+        //    not in flight) return early while in flight, `drop_unsent` keeps `bytes` while in
+        //    flight, and only `sent` (which clears the flag) frees the buffer;
         // 3. this buffer outlives the send and the fd stays open: the worker frees a connection
         //    (and with it its `TlsConn`) only when `Lifecycle::may_free_slot`, and closes its fd
         //    only when `Lifecycle::may_close_fd`, both false while a send is in flight (the
@@ -64,12 +91,12 @@ impl CipherBuf {
     }
 
     /// Accounts for a completed send of `n` bytes (0 for a failed one); returns whether every
-    /// byte has been sent, in which case the buffer is released.
+    /// byte of the buffer that was in flight has been sent, in which case it is released.
     pub fn sent(&mut self, n: usize) -> bool {
         self.in_flight = false;
         self.sent = (self.sent + n).min(self.bytes.len());
-        if self.is_empty() {
-            self.bytes = Vec::new();
+        if self.sent == self.bytes.len() {
+            self.bytes = std::mem::take(&mut self.next);
             self.sent = 0;
             return true;
         }
@@ -79,6 +106,7 @@ impl CipherBuf {
     /// Drops what is not in flight (the connection failed); returns whether a send is in
     /// flight still.
     pub fn drop_unsent(&mut self) -> bool {
+        self.next = Vec::new();
         if !self.in_flight {
             self.bytes = Vec::new();
             self.sent = 0;
@@ -88,20 +116,91 @@ impl CipherBuf {
 }
 
 #[cfg(test)]
+impl CipherBuf {
+    /// The bytes a send in flight reads (tests play the kernel).
+    pub fn in_flight_bytes(&self) -> &[u8] {
+        &self.bytes[self.sent..]
+    }
+
+    /// Whether any allocation is held.
+    pub fn holds_memory(&self) -> bool {
+        self.bytes.capacity() + self.next.capacity() > 0
+    }
+}
+
+/// Room for the records of `len` plaintext bytes: a record carries at most 16 KiB and adds at
+/// most 29 bytes (header 5, TLS 1.2 explicit nonce 8, tag 16; TLS 1.3: content type 1).
+pub fn sealed_len(len: usize) -> usize {
+    len + 32 * (len / RECORD_PLAINTEXT + 1)
+}
+
+/// The most plaintext one TLS record carries.
+pub const RECORD_PLAINTEXT: usize = 16 * 1024;
+
+/// Appends what `write` produces into `out`, given `room` bytes to start with and more when it
+/// asks for more (its error says how many it needs: `Err(Some(required))`; `Err(None)`: it
+/// failed, `out` is left as it was).
+pub fn append_with(
+    out: &mut Vec<u8>,
+    mut room: usize,
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>,
+) -> bool {
+    let start = out.len();
+    loop {
+        out.resize(start + room, 0);
+        match write(&mut out[start..]) {
+            Ok(n) => {
+                out.truncate(start + n);
+                return true;
+            }
+            Err(Some(required)) if required > room => room = required,
+            Err(_) => {
+                out.truncate(start);
+                return false;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn append_is_refused_while_in_flight_and_a_full_send_releases_the_buffer() {
+    fn records_made_while_in_flight_wait_and_a_full_send_releases_the_buffer() {
         let mut c = CipherBuf::default();
         assert!(c.is_empty() && c.start_send(3, 1).is_none());
-        c.append().unwrap().extend_from_slice(b"abcdef");
+        c.append().extend_from_slice(b"abcdef");
         assert!(c.start_send(3, 1).is_some());
-        assert!(c.append().is_none() && c.start_send(3, 1).is_none());
+        assert!(c.start_send(3, 1).is_none());
+        c.append().extend_from_slice(b"gh");
+        assert_eq!(c.bytes, b"abcdef", "the in-flight bytes are untouched");
         assert!(!c.sent(4), "two bytes left");
-        assert_eq!(c.bytes.len() - c.sent, 2);
+        c.append().extend_from_slice(b"ij");
+        assert_eq!(&c.bytes[c.sent..], b"efghij", "in order behind the rest");
         assert!(c.start_send(3, 1).is_some());
-        assert!(c.sent(2));
-        assert_eq!(c.bytes.capacity(), 0, "released when empty");
+        assert!(c.sent(6));
+        assert!(c.is_empty());
+        assert_eq!(
+            c.bytes.capacity() + c.next.capacity(),
+            0,
+            "released when empty"
+        );
+    }
+
+    #[test]
+    fn append_with_grows_to_what_the_writer_asks_for() {
+        let mut out = b"x".to_vec();
+        let ok = append_with(&mut out, 2, |buf| {
+            if buf.len() < 5 {
+                return Err(Some(5));
+            }
+            buf[..3].copy_from_slice(b"abc");
+            Ok(3)
+        });
+        assert!(ok);
+        assert_eq!(out, b"xabc");
+        assert!(!append_with(&mut out, 2, |_| Err(None)));
+        assert_eq!(out, b"xabc", "unchanged on failure");
     }
 }

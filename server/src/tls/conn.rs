@@ -1,12 +1,15 @@
-//! [`TlsConn`]: one TLS connection between the ring and its session.
+//! [`TlsConn`]: one TLS connection between the ring and its session, on rustls' unbuffered
+//! API: rustls keeps no record buffers of its own, so an idle connection holds none.
 
-use std::io::{IoSlice, Read, Write};
+use std::io::IoSlice;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use rustls::{ServerConfig, ServerConnection};
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, WriteTraffic};
+use rustls::{Error, ServerConfig};
 
-use super::cipher::CipherBuf;
+use super::cipher::{CipherBuf, RECORD_PLAINTEXT, append_with, sealed_len};
 use super::failure::Failure;
 use crate::conn::outq::OutQueue;
 use crate::ring::Sqe;
@@ -14,17 +17,22 @@ use crate::ring::Sqe;
 /// What a receive did, besides feeding plaintext.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Received {
-    /// rustls has records to send (handshake messages, a ticket, an alert): flush the
+    /// Records are waiting to be sent (handshake messages, a ticket, an alert): flush the
     /// connection this turn.
     pub wants_write: bool,
     /// The handshake completed during this receive.
     pub handshake_done: bool,
 }
 
-/// One server-side TLS connection: rustls' state, the ciphertext being sent, and how much of
-/// the connection's `OutQueue` that ciphertext carries.
+/// One server-side TLS connection: rustls' state, the received bytes of an unfinished record,
+/// the ciphertext being sent, and how much of the connection's `OutQueue` that ciphertext
+/// carries.
 pub struct TlsConn {
-    tls: ServerConnection,
+    tls: UnbufferedServerConnection,
+    /// Received bytes rustls could not use yet (an unfinished record, or the records of a
+    /// handshake message still arriving): allocated when a receive ends mid-record, released
+    /// when it empties. Decryption happens in the provided buffer when no bytes wait here.
+    partial: Vec<u8>,
     cipher: CipherBuf,
     /// Plaintext bytes of the `OutQueue` (marked in flight there) whose records are in
     /// `cipher`: released with `OutQueue::sent` once the last of those records is sent.
@@ -58,12 +66,10 @@ fn looks_like_http(data: &[u8]) -> bool {
 impl TlsConn {
     /// A connection awaiting its ClientHello.
     pub fn new(config: Arc<ServerConfig>) -> TlsConn {
-        let mut tls = ServerConnection::new(config).expect("a server config built by TlsAcceptor");
-        // The `OutQueue` bounds what is encrypted at once (--max-backpressure); rustls must
-        // take a whole send, or the in-flight accounting would split a chunk.
-        tls.set_buffer_limit(None);
         TlsConn {
-            tls,
+            tls: UnbufferedServerConnection::new(config)
+                .expect("a server config built by TlsAcceptor"),
+            partial: Vec::new(),
             cipher: CipherBuf::default(),
             plain_in_flight: 0,
             fresh: true,
@@ -77,12 +83,13 @@ impl TlsConn {
         self.tls.is_handshaking()
     }
 
-    /// Decrypts `ciphertext` and hands the plaintext to `feed` in pieces of at most
-    /// `plain.len()` bytes (a buffer the caller lends for this call). On an error rustls has
-    /// queued its alert: [`TlsConn::start_send`] sends it, and nothing more.
+    /// Decrypts `ciphertext` (in place, when no earlier bytes wait) and hands the plaintext to
+    /// `feed` in pieces of at most `plain.len()` bytes (a buffer the caller lends for this
+    /// call). On an error rustls' alert is encrypted: [`TlsConn::start_send`] sends it, and
+    /// nothing more.
     pub(super) fn receive(
         &mut self,
-        ciphertext: &[u8],
+        ciphertext: &mut [u8],
         plain: &mut [u8],
         mut feed: impl FnMut(&mut [u8]),
     ) -> Result<Received, Failure> {
@@ -94,48 +101,126 @@ impl TlsConn {
             return Err(Failure::PlainHttp);
         }
         let was_handshaking = self.tls.is_handshaking();
-        let mut rest = ciphertext;
-        // `read_tls` on an empty reader would mean EOF: only called with bytes left.
-        while !rest.is_empty() {
-            match self.tls.read_tls(&mut rest) {
-                Ok(0) => break, // close_notify received: nothing more is read
-                Ok(_) => {}
-                Err(_) => {
-                    // Only "message buffer full" (a handshake message past 64 KiB) is possible
-                    // here: plaintext is drained after every read.
-                    self.failed = true;
-                    return Err(Failure::BadRecord);
+        let result = if self.partial.is_empty() {
+            let used = self.pump(ciphertext, plain, &mut feed);
+            if let Ok(used) = used {
+                self.partial.extend_from_slice(&ciphertext[used..]);
+            }
+            used
+        } else {
+            let mut partial = std::mem::take(&mut self.partial);
+            partial.extend_from_slice(ciphertext);
+            let used = self.pump(&mut partial, plain, &mut feed);
+            if let Ok(used) = used {
+                partial.drain(..used);
+                if !partial.is_empty() {
+                    self.partial = partial;
                 }
             }
-            if let Err(e) = self.tls.process_new_packets() {
-                self.failed = true;
-                return Err(Failure::of(&e));
-            }
-            loop {
-                match self.tls.reader().read(plain) {
-                    Ok(0) => break,
-                    Ok(n) => feed(&mut plain[..n]),
-                    // WouldBlock: no more plaintext for now. UnexpectedEof cannot happen (EOF
-                    // is the ring's business, never passed to rustls).
-                    Err(_) => break,
-                }
-            }
+            used
+        };
+        if let Err(e) = result {
+            self.failed = true;
+            self.partial = Vec::new();
+            self.encode_pending();
+            return Err(Failure::of(&e));
         }
         Ok(Received {
-            wants_write: self.tls.wants_write(),
+            wants_write: !self.cipher.is_empty(),
             handshake_done: was_handshaking && !self.tls.is_handshaking(),
         })
     }
 
+    /// Runs rustls over `incoming` until it needs more bytes: plaintext goes to `feed`,
+    /// handshake records into the ciphertext. Returns how many bytes of `incoming` it used;
+    /// the rest (an unfinished record) must be passed again, in front of the next bytes.
+    fn pump(
+        &mut self,
+        incoming: &mut [u8],
+        plain: &mut [u8],
+        feed: &mut impl FnMut(&mut [u8]),
+    ) -> Result<usize, Error> {
+        let mut used = 0;
+        loop {
+            let status = self.tls.process_tls_records(&mut incoming[used..]);
+            let discard = status.discard;
+            match status.state? {
+                ConnectionState::ReadTraffic(mut records) => {
+                    while let Some(record) = records.next_record() {
+                        for piece in record?.payload.chunks(plain.len()) {
+                            let n = piece.len();
+                            plain[..n].copy_from_slice(piece);
+                            feed(&mut plain[..n]);
+                        }
+                    }
+                }
+                ConnectionState::EncodeTlsData(mut record) => encode(&mut record, &mut self.cipher),
+                // The encoded records are in `cipher`: the worker's flush sends them.
+                ConnectionState::TransmitTlsData(sent) => sent.done(),
+                // close_notify: nothing more is read; what was queued still goes out.
+                ConnectionState::PeerClosed => {}
+                // Needs more bytes (BlockedHandshake, WriteTraffic), or is done (Closed). No
+                // early data is accepted (ServerConfig::max_early_data_size is 0).
+                _ => return Ok(used + discard),
+            }
+            used += discard;
+        }
+    }
+
+    /// After an error: rustls' alert (queued by the failed step) encoded into the ciphertext.
+    fn encode_pending(&mut self) {
+        // Each step either encodes a queued record or ends; a few suffice for one alert.
+        for _ in 0..8 {
+            match self.tls.process_tls_records(&mut []).state {
+                Ok(ConnectionState::EncodeTlsData(mut record)) => {
+                    encode(&mut record, &mut self.cipher)
+                }
+                Ok(ConnectionState::TransmitTlsData(sent)) => sent.done(),
+                _ => return,
+            }
+        }
+    }
+
+    /// Runs `write` with rustls' application-data writer, once the handshake is done (records
+    /// rustls queued first are encoded ahead of what `write` adds); false when not writable.
+    fn write_traffic(
+        &mut self,
+        write: impl FnOnce(&mut WriteTraffic<'_, ServerConnectionData>, &mut CipherBuf) -> bool,
+    ) -> bool {
+        // The unfinished record's bytes are passed as they were (rustls keeps no copy of
+        // them); it finds no complete record in them, so nothing is discarded or read.
+        let mut partial = std::mem::take(&mut self.partial);
+        let mut write = Some(write);
+        let mut ok = false;
+        for _ in 0..8 {
+            let status = self.tls.process_tls_records(&mut partial);
+            match status.state {
+                Ok(ConnectionState::EncodeTlsData(mut record)) => {
+                    encode(&mut record, &mut self.cipher)
+                }
+                Ok(ConnectionState::TransmitTlsData(sent)) => sent.done(),
+                Ok(ConnectionState::WriteTraffic(mut writer)) => {
+                    ok = write
+                        .take()
+                        .is_some_and(|w| w(&mut writer, &mut self.cipher));
+                    break;
+                }
+                _ => break,
+            }
+        }
+        self.partial = partial;
+        ok
+    }
+
     /// The TLS side failed (or the connection is being refused in plain text): nothing more
-    /// is encrypted; what rustls queued (its alert) still goes out.
+    /// is encrypted; what is already encrypted (an alert) still goes out.
     pub fn fail(&mut self) {
         self.failed = true;
     }
 
     /// Records are waiting to be sent (an alert after a failure, handshake messages).
     pub fn has_output(&self) -> bool {
-        !self.cipher.is_empty() || self.tls.wants_write()
+        !self.cipher.is_empty()
     }
 
     /// Whether the ciphertext buffer may be dropped now (no send in flight reads it), for a
@@ -145,9 +230,9 @@ impl TlsConn {
     }
 
     /// Starts a send on `fd`: ciphertext left from the last send, else the sendable chunks of
-    /// `out` encrypted (once the handshake is done) plus whatever rustls has queued. None when
-    /// nothing is to be sent or a send is in flight. [`TlsConn::sent`] must be called with its
-    /// result.
+    /// `out` encrypted (once the handshake is done) behind whatever rustls has queued. None
+    /// when nothing is to be sent or a send is in flight. [`TlsConn::sent`] must be called
+    /// with its result.
     pub fn start_send(&mut self, out: &mut OutQueue, fd: RawFd, user_data: u64) -> Option<Sqe> {
         if self.cipher.in_flight() {
             return None;
@@ -155,16 +240,19 @@ impl TlsConn {
         if self.cipher.is_empty() {
             if self.failed {
                 out.drop_unsent();
-            } else if self.plain_in_flight == 0 && !self.tls.is_handshaking() {
-                let tls = &mut self.tls;
-                self.plain_in_flight = out.start_transformed(|slices| encrypt(tls, slices));
-            }
-            if let Some(buf) = self.cipher.append() {
-                while self.tls.wants_write() {
-                    // Writing into a Vec cannot fail.
-                    if self.tls.write_tls(buf).is_err() {
-                        break;
-                    }
+            } else if self.plain_in_flight == 0 && !self.tls.is_handshaking() && out.unsent() > 0 {
+                let mut taken = 0;
+                let mut sealed = true;
+                self.write_traffic(|writer, cipher| {
+                    taken = out.start_transformed(|slices| {
+                        sealed = seal_slices(writer, slices, cipher.append());
+                    });
+                    true
+                });
+                self.plain_in_flight = taken;
+                if !sealed {
+                    // The keys are used up (TLS 1.2 at its record limit): the connection ends.
+                    self.failed = true;
                 }
             }
         }
@@ -172,7 +260,7 @@ impl TlsConn {
     }
 
     /// Accounts for a completed send of `n` ciphertext bytes (0 for a failed one); returns
-    /// whether anything remains to be sent (ciphertext, queued plaintext, rustls' own records).
+    /// whether anything remains to be sent (ciphertext or queued plaintext).
     /// `last`: the connection's last bytes are queued (it is flushing before its half-close):
     /// once they are all sent, a close_notify alert follows them.
     pub fn sent(&mut self, n: usize, out: &mut OutQueue, last: bool) -> bool {
@@ -189,30 +277,90 @@ impl TlsConn {
         let queued = !self.failed && out.unsent() > 0;
         if last && n > 0 && !queued && self.cipher.is_empty() && !self.notified {
             self.notified = true;
-            self.tls.send_close_notify();
+            self.write_traffic(|writer, cipher| {
+                append_with(cipher.append(), 64, |buf| {
+                    writer.queue_close_notify(buf).map_err(required)
+                })
+            });
         }
-        !self.cipher.is_empty() || self.tls.wants_write() || queued
+        !self.cipher.is_empty() || queued
     }
 }
 
-/// Encrypts `slices` (whole frames) as application data records into rustls' send buffer:
-/// consecutive slices share records, up to 16 KiB each.
-fn encrypt(tls: &mut ServerConnection, slices: &[IoSlice<'_>]) {
-    let total: usize = slices.iter().map(|s| s.len()).sum();
-    let mut done = tls.writer().write_vectored(slices).unwrap_or(0);
-    // Without a buffer limit rustls takes everything at once; a short write (a key update in
-    // between) is finished piece by piece.
-    if done < total {
-        for s in slices {
-            if done >= s.len() {
-                done -= s.len();
-                continue;
-            }
-            let _ = tls.writer().write_all(&s[done..]);
-            done = 0;
-        }
+/// An encrypt error as `append_with` reads it: more room needed, or a failure.
+fn required(e: EncryptError) -> Option<usize> {
+    match e {
+        EncryptError::InsufficientSize(s) => Some(s.required_size),
+        _ => None,
     }
 }
+
+/// Encodes one handshake record rustls queued into the ciphertext.
+fn encode(
+    record: &mut rustls::unbuffered::EncodeTlsData<'_, ServerConnectionData>,
+    cipher: &mut CipherBuf,
+) {
+    append_with(cipher.append(), 1024, |buf| {
+        record.encode(buf).map_err(|e| match e {
+            EncodeError::InsufficientSize(s) => Some(s.required_size),
+            _ => None,
+        })
+    });
+}
+
+thread_local! {
+    /// Small slices gathered into one record's plaintext (one per worker thread: a copy of up
+    /// to 16 KiB is cheaper than a record per slice, 22 bytes and one AEAD pass each).
+    static GATHER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Encrypts `slices` (whole frames) as application data records into `out`: consecutive
+/// slices share records, each filled to 16 KiB but the last. False when rustls refuses (keys used up).
+fn seal_slices(
+    writer: &mut WriteTraffic<'_, ServerConnectionData>,
+    slices: &[IoSlice<'_>],
+    out: &mut Vec<u8>,
+) -> bool {
+    let mut seal = |plain: &[u8]| {
+        append_with(out, sealed_len(plain.len()), |buf| {
+            writer.encrypt(plain, buf).map_err(required)
+        })
+    };
+    if let [one] = slices {
+        return seal(one);
+    }
+    GATHER.with_borrow_mut(|gather| {
+        gather.clear();
+        for slice in slices {
+            let mut rest: &[u8] = slice;
+            while !rest.is_empty() {
+                if gather.is_empty() && rest.len() >= RECORD_PLAINTEXT {
+                    // Whole records straight from the slice, no copy.
+                    let whole = rest.len() / RECORD_PLAINTEXT * RECORD_PLAINTEXT;
+                    if !seal(&rest[..whole]) {
+                        return false;
+                    }
+                    rest = &rest[whole..];
+                    continue;
+                }
+                let take = (RECORD_PLAINTEXT - gather.len()).min(rest.len());
+                gather.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if gather.len() == RECORD_PLAINTEXT {
+                    if !seal(gather) {
+                        return false;
+                    }
+                    gather.clear();
+                }
+            }
+        }
+        gather.is_empty() || seal(gather)
+    })
+}
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod conn_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,19 +1,25 @@
 //! TLS in user space, between the ring and the session (docs/running.md#tls).
 //!
 //! The kernel here has no kTLS, so records are decrypted and encrypted on the worker, with
-//! rustls 0.23's buffered `ServerConnection` behind this module's small surface (rustls 0.24
-//! replaces its unbuffered API; only this module would change):
+//! rustls 0.23's unbuffered API (`UnbufferedServerConnection`) behind this module's small
+//! surface (rustls 0.24 replaces that API; only this module would change):
 //!
 //! - [`TlsAcceptor`]: the certificate chain and key, loaded once at start (a one-line error
 //!   naming the file otherwise), TLS 1.3 and 1.2, ALPN `http/1.1`, the `ring` provider
 //!   (AES-NI / VAES).
-//! - [`TlsConn`] (`conn.rs`): one connection. Received ciphertext (a provided buffer, lent for
-//!   one call) goes into rustls; the decrypted plaintext goes to `Session::feed` unchanged.
-//!   Outbound, the sendable chunks of the connection's `OutQueue` are encrypted as one run of
-//!   records (a turn's frames for one receiver share records, up to 16 KiB each) into a
-//!   [`cipher::CipherBuf`], which the kernel reads while the send is in flight. The plaintext
-//!   stays in the `OutQueue`, marked in flight, until its ciphertext has been sent, so
-//!   encrypted bytes count towards `--max-backpressure` like plain ones.
+//! - [`TlsConn`] (`conn.rs`): one connection. Received records are decrypted in the provided
+//!   buffer they arrived in (an unfinished record's bytes wait in a buffer of the connection,
+//!   allocated then and released when it empties); the plaintext goes to `Session::feed`
+//!   unchanged. Outbound, the sendable chunks of the connection's `OutQueue` are encrypted as
+//!   one run of records (a turn's frames for one receiver share a record; records are filled
+//!   to 16 KiB) into a [`cipher::CipherBuf`], which the kernel reads while the send is in
+//!   flight and which is released once sent. The plaintext stays in the `OutQueue`, marked in
+//!   flight, until its ciphertext has been sent, so encrypted bytes count towards
+//!   `--max-backpressure` like plain ones. rustls itself holds no record buffer, so an idle
+//!   TLS connection costs its keys and state only (about 3 KiB over a plain one at 10,000
+//!   connections, bench/tls-idle-memory.py; the buffered `ServerConnection` cost 7 KiB).
+//! - `expiry.rs`: the leaf certificate's notAfter, for `/metrics`
+//!   (`ringcast_tls_certificate_expiry_seconds`), read at each load.
 //! - [`Failure`]: why a connection's TLS failed, as the `reason` label of
 //!   `ringcast_tls_handshake_failures_total` (docs/metrics.md#tls).
 //!
@@ -21,10 +27,13 @@
 
 pub mod cipher;
 mod conn;
+mod expiry;
 mod failure;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::AtomicI64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, RwLock};
 
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
@@ -60,32 +69,78 @@ pub enum TlsError {
 }
 
 /// What every TLS connection starts from: the server configuration, shared by all workers.
-/// SIGHUP reloads the certificate and key from the same files ([`TlsAcceptor::reload`]): new
-/// connections get the new pair, open ones keep theirs.
+/// SIGHUP (and `--tls-reload-interval`) reloads the certificate and key from the same files
+/// ([`TlsAcceptor::reload`]): new connections get the new pair, open ones keep theirs.
 pub struct TlsAcceptor {
     /// Read once per accepted connection (uncontended); written only by a reload.
     config: RwLock<Arc<ServerConfig>>,
     cert: PathBuf,
     key: PathBuf,
+    /// The leaf certificate's notAfter (unix seconds) of the pair in use; 0 if unreadable.
+    not_after: AtomicI64,
+    /// The files as they were when last loaded: a timed reload skips files that did not
+    /// change (a new `ServerConfig` would forget the session cache, so no resumption).
+    stamp: Mutex<Stamp>,
+}
+
+/// What tells a changed file: modification time, size and inode of the certificate and key.
+type Stamp = Option<[(std::time::SystemTime, u64, u64); 2]>;
+
+/// The files' stamp now (None if one cannot be read: a reload then says why).
+fn stamp(cert: &Path, key: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let one = |p: &Path| {
+        let m = std::fs::metadata(p).ok()?;
+        Some((m.modified().ok()?, m.len(), m.ino()))
+    };
+    Some([one(cert)?, one(key)?])
 }
 
 impl TlsAcceptor {
     /// Loads a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1) and checks
     /// that they belong together.
     pub fn load(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+        let before = stamp(cert, key);
+        let (config, not_after) = server_config(cert, key)?;
         Ok(TlsAcceptor {
-            config: RwLock::new(server_config(cert, key)?),
+            config: RwLock::new(config),
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
+            not_after: AtomicI64::new(not_after.unwrap_or(0)),
+            stamp: Mutex::new(before),
         })
     }
 
     /// Loads the certificate and key again from their files (a renewed certificate): on
     /// success new connections use them; on an error nothing changes and the error says why.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let fresh = server_config(&self.cert, &self.key)?;
+        let before = stamp(&self.cert, &self.key);
+        let (fresh, not_after) = server_config(&self.cert, &self.key)?;
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        self.not_after.store(not_after.unwrap_or(0), Relaxed);
+        *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = before;
         Ok(())
+    }
+
+    /// [`TlsAcceptor::reload`] if either file changed since it was last loaded (None: they
+    /// did not). A pair that fails to load is tried again at the next call.
+    pub fn reload_if_changed(&self) -> Option<Result<(), TlsError>> {
+        let now = stamp(&self.cert, &self.key);
+        let last = *self.stamp.lock().unwrap_or_else(|e| e.into_inner());
+        if now.is_some() && now == last {
+            return None;
+        }
+        let result = self.reload();
+        if result.is_err() {
+            // Not retried until the files change again, nor logged every interval.
+            *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = now;
+        }
+        Some(result)
+    }
+
+    /// The leaf certificate's notAfter in use, as unix seconds (None if it could not be read).
+    pub fn not_after(&self) -> Option<i64> {
+        Some(self.not_after.load(Relaxed)).filter(|&t| t != 0)
     }
 
     /// A new server-side TLS connection, waiting for the ClientHello.
@@ -99,8 +154,9 @@ impl TlsAcceptor {
     }
 }
 
-/// The server configuration for a PEM certificate chain and its key.
-fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+/// The server configuration for a PEM certificate chain and its key, and the leaf
+/// certificate's notAfter.
+fn server_config(cert: &Path, key: &Path) -> Result<(Arc<ServerConfig>, Option<i64>), TlsError> {
     let file_error = |what, path: &Path, message: String| TlsError::File {
         what,
         path: path.to_path_buf(),
@@ -116,6 +172,7 @@ fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError>
             "no CERTIFICATE in it".into(),
         ));
     }
+    let not_after = expiry::not_after(&certs[0]);
     let private =
         PrivateKeyDer::from_pem_file(key).map_err(|e| file_error("key", key, pem_message(e)))?;
     // `ring` builds in seconds and uses AES-NI/VAES; rustls deprecates its provider only
@@ -137,7 +194,7 @@ fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError>
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     // One TLS 1.3 ticket is enough for a WebSocket client to resume once.
     config.send_tls13_tickets = 1;
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), not_after))
 }
 
 /// A PEM error in one line ("no items found" reads better as what it means here).
@@ -179,7 +236,7 @@ impl WorkerTls {
     pub fn receive(
         &mut self,
         conn: &mut TlsConn,
-        ciphertext: &[u8],
+        ciphertext: &mut [u8],
         feed: impl FnMut(&mut [u8]),
     ) -> Result<Received, Failure> {
         if self.plain.is_empty() {

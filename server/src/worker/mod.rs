@@ -303,7 +303,13 @@ impl Worker {
             }
             Some(t) => {
                 let session = &mut conn.session;
-                Some(tls.receive(t, data, |plain| session.feed(plain, &mut sink)))
+                Some(tls.receive(t, data, |plain| {
+                    // Once the session ends, the rest of this read is dropped, as the decoder
+                    // drops what follows a fatal frame in a plain read.
+                    if !sink.ending() {
+                        session.feed(plain, &mut sink);
+                    }
+                }))
             }
         };
         let moved = sink.take_moved();
