@@ -67,6 +67,7 @@ impl Shared {
         self.hub.render_metrics(&mut body);
         let bus = self.cluster.as_ref().map(|c| c.stats());
         crate::metrics::render_cluster(&mut body, bus);
+        crate::deflate::render(&mut body);
         body
     }
 

@@ -67,6 +67,8 @@ struct Topics {
     awaited: Vec<Awaited>,
     /// `presence` requests asked of the cluster and not answered yet.
     asked: usize,
+    /// Subscriptions get the compressed form of batches (permessage-deflate negotiated).
+    deflate: bool,
 }
 
 impl PubSubSession {
@@ -87,8 +89,16 @@ impl PubSubSession {
                 publish_rooms: Vec::new(),
                 awaited: Vec::new(),
                 asked: 0,
+                deflate: false,
             },
         }
+    }
+
+    /// The session of a connection that negotiated permessage-deflate (`deflate`): its
+    /// subscriptions get batches' compressed form (docs/compression.md).
+    pub fn with_deflate(mut self, deflate: bool) -> PubSubSession {
+        self.topics.deflate = deflate;
+        self
     }
 
     /// This connection's client id.
@@ -175,11 +185,14 @@ impl PubSubSession {
             pos += n;
             match event {
                 None | Some(Event::Pong(_)) => {}
-                Some(Event::Message { kind, payload, .. }) => {
-                    let m = sink.metrics();
-                    m.messages_in.fetch_add(1, Ordering::Relaxed);
-                    m.bytes_in
-                        .fetch_add(payload.len() as u64, Ordering::Relaxed);
+                Some(Event::Message {
+                    kind,
+                    payload,
+                    compressed: z,
+                }) => {
+                    let Some(payload) = sink.received(payload, z, kind) else {
+                        return;
+                    };
                     match kind {
                         MessageKind::Text => self.topics.request(&payload, sink),
                         MessageKind::Binary => error(
@@ -365,7 +378,8 @@ impl Topics {
             Class::JsonPresence
         } else {
             Class::Json
-        };
+        }
+        .with_deflate(self.deflate);
         // Interest first (directory bit, local member), then the history query (rule 1).
         let Ok((room, slot)) = sink.join(topic, class) else {
             let msg = "the server's room limit is reached";

@@ -318,6 +318,33 @@ impl<'a> Sink<'a> {
         self.end.get_or_insert(End::Close { code, reason });
     }
 
+    /// A received message, counted (`messages_in`, `bytes_in` once inflated), its payload
+    /// inflated with the worker's inflater when it was `compressed`
+    /// (docs/compression.md#receiving); `None` when it does not inflate within
+    /// `--max-message-bytes` or is not UTF-8 text: the connection is then closed (1009, 1007).
+    pub fn received<'p>(
+        &mut self,
+        payload: std::borrow::Cow<'p, [u8]>,
+        compressed: bool,
+        kind: ringcast_protocol::frame::MessageKind,
+    ) -> Option<std::borrow::Cow<'p, [u8]>> {
+        let max = self.shared.config.max_message_bytes;
+        match crate::deflate::inflated(payload, compressed, kind, max) {
+            Ok(p) => {
+                let m = self.metrics();
+                m.messages_in
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (m.bytes_in).fetch_add(p.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                Some(p)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "closing client for a bad compressed message");
+                self.close(Some(CloseCode::from(&e)), e.to_string());
+                None
+            }
+        }
+    }
+
     /// The last bytes are queued: close once they are flushed.
     pub fn finish(&mut self) {
         self.end.get_or_insert(End::Finish);
