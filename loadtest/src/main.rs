@@ -65,6 +65,7 @@ fn execute<S: Scenario + Send + 'static>(
 }
 
 fn run(cli: &Cli) -> Result<ExitCode, String> {
+    let _ = payload::FILLER.set(cli.filler);
     let targets = cli
         .url
         .iter()
@@ -83,6 +84,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             concurrency: cli.concurrency.max(1),
             recv_buf: cli.recv_buf.max(256),
             max_frame: cli.max_frame,
+            compression: cli.compression,
         },
         warmup: cli.warmup,
         duration: cli.duration,

@@ -66,7 +66,8 @@ impl<S: Scenario> Driver<S> {
                 break;
             }
             let (start, end) = (conn.rstart, conn.rend);
-            let f = match frame::decode(&mut rbuf[start..end], self.cfg.max_frame) {
+            let allow_rsv1 = self.cfg.compression;
+            let f = match frame::decode(&mut rbuf[start..end], self.cfg.max_frame, allow_rsv1) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(e) => {
@@ -98,16 +99,18 @@ impl<S: Scenario> Driver<S> {
                     if f.fin {
                         let msg = std::mem::take(&mut conn.frag);
                         let binary = conn.frag_op == OP_BINARY;
-                        self.deliver(c, binary, &msg);
+                        let compressed = conn.frag_compressed;
+                        self.deliver(c, binary, compressed, &msg);
                         self.io.conns[c].frag = msg;
                         self.io.conns[c].frag.clear();
                     }
                 }
                 op => {
                     if f.fin {
-                        self.deliver(c, op == OP_BINARY, payload);
+                        self.deliver(c, op == OP_BINARY, f.rsv1, payload);
                     } else {
                         conn.frag_op = op;
+                        conn.frag_compressed = f.rsv1;
                         conn.frag.clear();
                         conn.frag.extend_from_slice(payload);
                     }
@@ -118,10 +121,47 @@ impl<S: Scenario> Driver<S> {
         result
     }
 
-    fn deliver(&mut self, c: usize, binary: bool, payload: &[u8]) {
+    fn deliver(&mut self, c: usize, binary: bool, compressed: bool, payload: &[u8]) {
         self.io.recv_msgs += 1;
+        let mut out = std::mem::take(&mut self.inflated);
+        out.clear();
+        if compressed {
+            self.io.stats.compressed += 1;
+            if !inflate(&mut self.inflater, payload, &mut out) {
+                // Not deflate: then a message without our header (counted as foreign).
+                out.clear();
+            }
+        }
+        let payload = if compressed { &out[..] } else { payload };
+        self.io.stats.payload_bytes += payload.len() as u64;
         if self.io.conns[c].state == State::Open {
             self.sc.on_message(&mut self.io, c, binary, payload);
         }
+        self.inflated = out;
     }
+}
+
+/// Inflates one permessage-deflate message (RFC 7692 §7.2.2: the stripped `00 00 ff ff`
+/// appended) from a reset stream into `out`; false when it is not valid deflate.
+fn inflate(z: &mut flate2::Decompress, payload: &[u8], out: &mut Vec<u8>) -> bool {
+    const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+    z.reset(false);
+    for mut input in [payload, &TAIL[..]] {
+        loop {
+            if out.len() == out.capacity() {
+                out.reserve(out.capacity().max(payload.len() * 4).max(256));
+            }
+            let before = z.total_in();
+            if z.decompress_vec(input, out, flate2::FlushDecompress::Sync)
+                .is_err()
+            {
+                return false;
+            }
+            input = &input[(z.total_in() - before) as usize..];
+            if input.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+        }
+    }
+    true
 }
