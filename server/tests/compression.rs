@@ -276,3 +276,22 @@ fn pubsub_subscribers_that_negotiated_get_compressed_envelopes() {
     assert_eq!(envelope["op"], "message");
     assert_eq!(envelope["data"]["seq"], 4);
 }
+
+#[test]
+fn a_message_is_compressed_once_for_every_receiver_on_every_worker() {
+    let server = Server::start(&["--workers", "2"]);
+    let (mut publisher, _) = connect(&server, "once", "");
+    let mut members: Vec<Raw> = (0..20).map(|_| connect(&server, "once", OFFER).0).collect();
+    let long = chat(5);
+    publisher.send_frame(OpCode::Text, true, long.as_bytes());
+    for m in &mut members {
+        let (b0, p) = m.read_frame_b0().expect("the message");
+        assert_eq!(b0, 0xc1);
+        assert_eq!(inflate(&p), long.as_bytes());
+    }
+    // The batch crossed to the other worker (20 members spread by the kernel over both: all
+    // on one worker has odds of 2^-20), and the message was compressed once for all of them.
+    assert!(server.metric("ringcast_fanout_remote_batches_total") >= 1);
+    assert_eq!(server.metric("ringcast_fanout_deliveries_total"), 20);
+    assert_eq!(server.metric("ringcast_compression_messages_total"), 1);
+}
