@@ -65,8 +65,8 @@ pub struct Driver<S: Scenario> {
     cqes: Vec<(u64, i32)>,
     /// The thread's inflater, reset per message (we ask `server_no_context_takeover`).
     inflater: flate2::Decompress,
-    /// The inflated message.
-    inflated: Vec<u8>,
+    /// The last compressed messages inflated (compressed, inflated), oldest first.
+    inflated: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl<S: Scenario> Driver<S> {
