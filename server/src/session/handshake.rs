@@ -201,7 +201,7 @@ fn accept(
     let client = sink.client_id();
     let claims = claims.map(Box::new);
     let upgraded = if pubsub {
-        Upgraded::PubSub(PubSubSession::new(decoder, client, claims).with_deflate(compressed))
+        Upgraded::PubSub(PubSubSession::new(decoder, client, claims, compressed))
     } else {
         let (room, slot) = sink
             .join(room_name, Class::Raw.with_deflate(compressed))

@@ -78,8 +78,14 @@ impl PubSubSession {
     }
 
     /// A session decoding with `decoder`, known to others as `client`, allowed what `claims`
-    /// list (everything without a token).
-    pub fn new(decoder: Decoder, client: ClientId, claims: Option<Box<Claims>>) -> PubSubSession {
+    /// list (everything without a token); with `deflate` (permessage-deflate negotiated) its
+    /// subscriptions get batches' compressed form (docs/compression.md).
+    pub fn new(
+        decoder: Decoder,
+        client: ClientId,
+        claims: Option<Box<Claims>>,
+        deflate: bool,
+    ) -> PubSubSession {
         PubSubSession {
             decoder: Box::new(decoder),
             topics: Topics {
@@ -89,16 +95,9 @@ impl PubSubSession {
                 publish_rooms: Vec::new(),
                 awaited: Vec::new(),
                 asked: 0,
-                deflate: false,
+                deflate,
             },
         }
-    }
-
-    /// The session of a connection that negotiated permessage-deflate (`deflate`): its
-    /// subscriptions get batches' compressed form (docs/compression.md).
-    pub fn with_deflate(mut self, deflate: bool) -> PubSubSession {
-        self.topics.deflate = deflate;
-        self
     }
 
     /// This connection's client id.
