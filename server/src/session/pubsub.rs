@@ -184,12 +184,8 @@ impl PubSubSession {
             pos += n;
             match event {
                 None | Some(Event::Pong(_)) => {}
-                Some(Event::Message {
-                    kind,
-                    payload,
-                    compressed: z,
-                }) => {
-                    let Some(payload) = sink.received(payload, z, kind) else {
+                Some(message @ Event::Message { .. }) => {
+                    let Some((kind, payload)) = sink.received(message) else {
                         return;
                     };
                     match kind {

@@ -76,12 +76,8 @@ impl RoomSession {
                     sink.close(Some(CloseCode::POLICY), "read-only member".to_string());
                     return;
                 }
-                Some(Event::Message {
-                    kind,
-                    payload,
-                    compressed: z,
-                }) => {
-                    let Some(payload) = sink.received(payload, z, kind) else {
+                Some(message @ Event::Message { .. }) => {
+                    let Some((kind, payload)) = sink.received(message) else {
                         return;
                     };
                     let kind = match kind {
