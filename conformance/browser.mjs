@@ -101,6 +101,9 @@ async function walk(tls) {
         // On an https:// page Chromium blocks ws:// (mixed content): a 101 there came over wss://.
         const proto = headerOf(resp.headers, 'sec-websocket-protocol');
         if (proto !== 'pubsub') throw new Error(`Sec-WebSocket-Protocol ${JSON.stringify(proto)}, want pubsub`);
+        // Chromium offers permessage-deflate by default; ringcast accepts it (docs/compression.md).
+        const ext = headerOf(resp.headers, 'sec-websocket-extensions') ?? '';
+        if (!ext.includes('permessage-deflate')) throw new Error(`Sec-WebSocket-Extensions ${JSON.stringify(ext)}, want permessage-deflate`);
         await countIs(p, i + 1);   // the snapshot counts this page
       }
       await countIs(pages[0], 2);  // page 1 saw page 2 join
@@ -116,6 +119,8 @@ async function walk(tls) {
     };
     await step('message from page 1 appears in page 2 #log', () => send(pages[0], pages[1], first));
     await step('reply from page 2 appears in page 1 #log', () => send(pages[1], pages[0], `reply from page two ${randomBytes(3).toString('hex')}`));
+
+    await step('a long message (sent and delivered compressed) appears in page 2 #log', () => send(pages[0], pages[1], `long ${'compressed chat text '.repeat(40)}${randomBytes(3).toString('hex')}`));
 
     await step('a dropped page resumes with since:{offset,epoch} and misses nothing', async () => {
       await pages[0].evaluate(() => window.ringcastDemo.drop());

@@ -98,12 +98,29 @@ const tests = {
       check(a.response.headers['sec-websocket-protocol'] === r, 'Sec-WebSocket-Protocol not echoed');
     });
   },
-  async handshake_offers_deflate_gets_none() {
-    const a = await open([room('deflate')], { perMessageDeflate: true });
+  async deflate_negotiated_and_relayed() {
+    // permessage-deflate (docs/compression.md): ws offers it with perMessageDeflate: true; a long
+    // message (compressed both ways: ws compresses from 1 KiB) and a short one relay intact,
+    // to a client that negotiated it and to one that did not.
+    const r = room('deflate');
+    const a = await open([r], { perMessageDeflate: true });
+    const b = await open([r], { perMessageDeflate: true });
+    const plain = await open([r]);
     try {
-      check(a.response.headers['sec-websocket-extensions'] === undefined,
-        `unexpected extension ${a.response.headers['sec-websocket-extensions']}`);
-    } finally { a.terminate(); }
+      for (const c of [a, b]) {
+        const answer = c.response.headers['sec-websocket-extensions'] ?? '';
+        check(answer.includes('permessage-deflate') && answer.includes('client_no_context_takeover'),
+          `answer ${JSON.stringify(answer)}`);
+        check(c.ws.extensions.includes('permessage-deflate'), `extensions ${JSON.stringify(c.ws.extensions)}`);
+      }
+      check(plain.response.headers['sec-websocket-extensions'] === undefined, 'no offer, yet an extension');
+      const long = JSON.stringify({ user: 'bob', text: 'the quick brown fox '.repeat(300) });
+      for (const [payload, isBinary] of [[long, false], ['short', false], [Buffer.from(long), true]]) {
+        await a.send(payload, { binary: isBinary });
+        await expectFirst(b, payload, isBinary);
+        await expectFirst(plain, payload, isBinary);
+      }
+    } finally { [a, b, plain].forEach((c) => c.terminate()); }
   },
   async lobby_without_subprotocol() {
     await withClients([[], []], async (a, b) => {

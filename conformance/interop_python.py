@@ -154,9 +154,8 @@ async def t_handshake_subprotocol():
         check(ws.subprotocol == r, f"server chose subprotocol {ws.subprotocol!r}, want {r!r}")
         check(ws.response.status_code == 101, f"status {ws.response.status_code}")
         check(ws.response.headers.get("Sec-WebSocket-Protocol") == r, "Sec-WebSocket-Protocol not echoed")
-        # websockets offers permessage-deflate; ringcast negotiates no extension
-        check(ws.response.headers.get("Sec-WebSocket-Extensions") is None,
-              f"unexpected extension {ws.response.headers.get('Sec-WebSocket-Extensions')!r}")
+        # websockets offers permessage-deflate; ringcast accepts it (t_deflate_negotiated_and_relayed)
+        check(negotiated(ws) == ["permessage-deflate"], f"extensions {negotiated(ws)}")
 
 
 async def t_handshake_first_acceptable_token():
@@ -308,7 +307,31 @@ async def t_wss_and_ws_share_a_room():
         await expect_first(secure, "in plain")
 
 
+def negotiated(ws):
+    """The extensions websockets negotiated (it offers permessage-deflate by default)."""
+    return [e.name for e in ws.protocol.extensions]
+
+
+async def t_deflate_negotiated_and_relayed():
+    """permessage-deflate (docs/compression.md): negotiated with the parameters ringcast
+    chooses; a long message, compressed both ways, and a short one (sent plain) relay intact."""
+    r = room("deflate")
+    async with client(r) as a, client(r) as b, client(r, compression=None) as plain:
+        for ws in (a, b):
+            check(negotiated(ws) == ["permessage-deflate"], f"extensions {negotiated(ws)}")
+            answer = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+            check("server_no_context_takeover" in answer and "client_no_context_takeover" in answer,
+                  f"answer {answer!r}")
+        check(negotiated(plain) == [], f"no offer, yet {negotiated(plain)}")
+        long = json.dumps({"user": "alice", "text": "the quick brown fox " * 300})
+        for payload in (long, "short", long.encode()):
+            await a.send(payload)
+            check(await recv(b) == payload, f"b: {short(payload)} changed")
+            check(await recv(plain) == payload, f"plain: {short(payload)} changed")
+
+
 TESTS = [
+    t_deflate_negotiated_and_relayed,
     t_handshake_subprotocol, t_handshake_first_acceptable_token, t_lobby_without_subprotocol,
     t_text, t_binary, t_unicode_text, t_empty_messages, t_binary_1mib,
     t_fragmented_text, t_fragmented_binary, t_fragmented_utf8_split_codepoint, t_order,
@@ -486,7 +509,21 @@ async def t_pubsub_forbidden():
 
 
 PUBSUB = Server(PUBSUB_ARGS, "python-pubsub-ringcast")
+async def t_pubsub_deflate():
+    """A subscriber that negotiated permessage-deflate gets a long message intact."""
+    t = topic("deflate")
+    data = json.dumps({"text": "hello world " * 200})
+    async with authed(mint()) as a, authed(mint()) as b:
+        check(negotiated(a) == ["permessage-deflate"], f"extensions {negotiated(a)}")
+        await send_json(a, {"op": "subscribe", "topic": t, "id": 1})
+        await expect_op(a, "subscribed", topic=t, id=1)
+        await b.send('{"op":"publish","topic":' + json.dumps(t) + ',"data":' + data + '}')
+        _, raw = await expect_op(a, "message", topic=t)
+        check(data in raw, f"data changed: {short(raw)}")
+
+
 PUBSUB_TESTS = [
+    t_pubsub_deflate,
     t_auth_token_accepted, t_auth_refused_401, t_auth_room_claim_403,
     t_pubsub_subscribe_publish, t_pubsub_presence, t_pubsub_recovery, t_pubsub_forbidden,
 ]

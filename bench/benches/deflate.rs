@@ -50,7 +50,7 @@ fn chat(len: usize) -> Vec<u8> {
 
 fn deflate(c: &mut Criterion) {
     let mut g = c.benchmark_group("deflate_once");
-    for size in [256usize, 1024, 4096] {
+    for size in [256usize, 400, 600, 1024, 4096] {
         let msg = chat(size);
         g.throughput(Throughput::Bytes(msg.len() as u64));
         for level in [1u32, 6] {
@@ -74,7 +74,7 @@ fn deflate(c: &mut Criterion) {
     let mut g = c.benchmark_group("inflate");
     let mut inflater = Inflater::new();
     let mut out = Vec::with_capacity(8192);
-    for size in [256usize, 1024, 4096] {
+    for size in [256usize, 400, 600, 1024, 4096] {
         let msg = chat(size);
         let z = Deflater::new(CompressConfig {
             level: 1,

@@ -58,6 +58,15 @@ pub struct Cli {
     /// Exit non-zero if a message was lost at a receiver the server did not close.
     #[arg(long, global = true)]
     pub fail_on_loss: bool,
+    /// Offer permessage-deflate (`server_no_context_takeover; client_no_context_takeover`);
+    /// compressed messages are inflated, and the report compares received wire bytes with
+    /// payload bytes. Messages are still sent uncompressed.
+    #[arg(long, global = true)]
+    pub compression: bool,
+    /// Text payload filler after the header: `dots` (compresses to almost nothing) or `chat`
+    /// (chat-like JSON words, compresses like real chat text).
+    #[arg(long, value_enum, default_value = "dots", global = true)]
+    pub filler: crate::payload::Filler,
     /// What to run.
     #[command(subcommand)]
     pub scenario: ScenarioCmd,

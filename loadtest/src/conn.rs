@@ -44,6 +44,8 @@ pub struct Conn {
     pub(crate) rend: usize,
     pub(crate) frag: Vec<u8>,
     pub(crate) frag_op: u8,
+    /// The fragmented message being joined is compressed (RSV1 on its first frame).
+    pub(crate) frag_compressed: bool,
     pub(crate) out: Vec<u8>,
     pub(crate) sending: Vec<u8>,
     pub(crate) send_off: usize,
@@ -76,6 +78,7 @@ impl Conn {
             rend: 0,
             frag: Vec::new(),
             frag_op: OP_TEXT,
+            frag_compressed: false,
             out: Vec::new(),
             sending: Vec::new(),
             send_off: 0,

@@ -92,6 +92,7 @@ fn execute<S: Scenario + Send + 'static>(
 }
 
 fn run(cli: &Cli) -> Result<ExitCode, String> {
+    let _ = payload::FILLER.set(cli.filler);
     let mut targets = cli
         .url
         .iter()
@@ -127,6 +128,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             recv_buf: cli.recv_buf.max(256),
             max_frame: cli.max_frame,
             tls,
+            compression: cli.compression,
         },
         warmup: cli.warmup,
         duration: cli.duration,

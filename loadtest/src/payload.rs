@@ -39,9 +39,51 @@ pub fn write(buf: &mut [u8], binary: bool, h: Header) {
     }
 }
 
+/// What fills a payload after its header (`--filler`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Filler {
+    /// `.` repeated: compresses to almost nothing.
+    Dots,
+    /// Chat-like JSON (`{"user":…,"text":"…"}` objects of common words): compresses like chat.
+    Chat,
+}
+
+/// The filler every scenario uses (set once from `--filler` before any thread starts).
+pub static FILLER: std::sync::OnceLock<Filler> = std::sync::OnceLock::new();
+
 /// A payload of `size` bytes with filler after where the header goes.
 pub fn template(size: usize) -> Vec<u8> {
-    vec![b'.'; size]
+    match FILLER.get() {
+        Some(Filler::Chat) => chat(size),
+        _ => vec![b'.'; size],
+    }
+}
+
+/// `size` bytes of chat-like JSON text (deterministic), valid UTF-8.
+fn chat(size: usize) -> Vec<u8> {
+    const USERS: [&str; 6] = ["alice", "bob", "carol", "dave", "erin", "frank"];
+    const WORDS: [&str; 20] = [
+        "hey", "anyone", "seen", "the", "new", "build", "works", "for", "me", "lunch", "at",
+        "noon", "deploy", "is", "green", "thanks", "ok", "ship", "it", "tomorrow",
+    ];
+    let mut rng = crate::rng::Rng::new(0x2545_f491_4f6c_dd1d);
+    let mut out = String::with_capacity(size + 64);
+    let mut id = 180_000_000u64;
+    while out.len() < size {
+        let user = USERS[(rng.next_u64() % (USERS.len()) as u64) as usize];
+        let n = 3 + (rng.next_u64() % (9));
+        let text: Vec<&str> = (0..n)
+            .map(|_| WORDS[(rng.next_u64() % (WORDS.len()) as u64) as usize])
+            .collect();
+        id += 1 + (rng.next_u64() % (5));
+        out.push_str(&format!(
+            r#"{{"id":{id},"user":"{user}","text":"{}"}},"#,
+            text.join(" ")
+        ));
+    }
+    let mut bytes = out.into_bytes();
+    bytes.truncate(size);
+    bytes
 }
 
 /// Reads the header of a received message; `None` if it is not one of ours.

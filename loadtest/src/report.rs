@@ -128,6 +128,14 @@ pub struct Report {
     pub received_per_loadtest_cpu_s: f64,
     /// Wall seconds of the whole run (connecting, warm-up, measuring, draining).
     pub wall_s: f64,
+    /// Bytes received from the servers over the whole run (handshakes and frame headers
+    /// included).
+    pub wire_bytes: u64,
+    /// Payload bytes of the data messages received over the whole run, inflated when they
+    /// arrived compressed (`--compression`).
+    pub payload_bytes: u64,
+    /// Data messages that arrived compressed (RSV1).
+    pub compressed_messages: u64,
     /// `pubsub` only: subscriptions, offsets, order and recovery.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pubsub: Option<PubsubSummary>,
@@ -175,6 +183,9 @@ impl Report {
             loadtest_cpu_s: 0.0,
             received_per_loadtest_cpu_s: 0.0,
             wall_s: 0.0,
+            wire_bytes: s.wire_bytes,
+            payload_bytes: s.payload_bytes,
+            compressed_messages: s.compressed,
             pubsub: None,
         }
     }
@@ -329,6 +340,16 @@ impl Report {
                 ),
             );
         }
+        row(
+            "received bytes",
+            format!(
+                "{} on the wire for {} of payload ({:.3}x; {} messages arrived compressed)",
+                self.wire_bytes,
+                self.payload_bytes,
+                self.wire_bytes as f64 / (self.payload_bytes as f64).max(1.0),
+                self.compressed_messages,
+            ),
+        );
         row(
             "loadtest CPU",
             format!(

@@ -71,6 +71,13 @@ pub struct Stats {
     pub received_all: u64,
     /// All-to-all rounds completed inside the measured window (rounds scenario).
     pub rounds: u64,
+    /// Bytes received from the servers over the whole run (frames, handshakes included).
+    pub wire_bytes: u64,
+    /// Payload bytes of the data messages received over the whole run (inflated, with
+    /// `--compression`).
+    pub payload_bytes: u64,
+    /// Data messages received compressed (RSV1).
+    pub compressed: u64,
 }
 
 impl Default for Stats {
@@ -102,6 +109,9 @@ impl Stats {
             connect_span: None,
             received_all: 0,
             rounds: 0,
+            wire_bytes: 0,
+            payload_bytes: 0,
+            compressed: 0,
         }
     }
 
@@ -165,6 +175,9 @@ impl Stats {
         }
         self.received_all += other.received_all;
         self.rounds += other.rounds;
+        self.wire_bytes += other.wire_bytes;
+        self.payload_bytes += other.payload_bytes;
+        self.compressed += other.compressed;
     }
 }
 

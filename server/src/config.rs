@@ -225,6 +225,27 @@ pub struct Config {
     /// dialect is off).
     #[arg(skip)]
     pub pusher: Option<Arc<ringcast_pusher::app::Apps>>,
+    /// permessage-deflate (RFC 7692, docs/compression.md): `on` accepts a client's offer,
+    /// `off` opens every connection without it.
+    #[arg(long, env = "RINGCAST_COMPRESSION", value_enum, default_value = "on")]
+    pub compression: Switch,
+    /// Messages shorter than this many bytes are sent uncompressed even to clients that
+    /// negotiated permessage-deflate (docs/compression.md#min-size).
+    #[arg(long, env = "RINGCAST_COMPRESSION_MIN_SIZE", default_value_t = 256)]
+    pub compression_min_size: usize,
+    /// zlib level of outgoing compressed messages, 0 (stored) to 9 (smallest); each message is
+    /// compressed once for all its receivers (docs/compression.md#level).
+    #[arg(long, env = "RINGCAST_COMPRESSION_LEVEL", default_value_t = 1)]
+    pub compression_level: u32,
+}
+
+/// A feature switched on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
 }
 
 /// A secret setting: parsed like a string, never shown by `Debug` (configs may be logged).
@@ -404,6 +425,11 @@ impl Config {
         if !self.cluster.is_empty() && self.cluster_presence_ttl < 0.03 {
             return Err(ConfigError::Range(
                 "--cluster-presence-ttl must be at least 0.03 seconds".into(),
+            ));
+        }
+        if self.compression_level > 9 {
+            return Err(ConfigError::Range(
+                "--compression-level must be 0 to 9".into(),
             ));
         }
         self.auth = self.verifier()?.map(Arc::new);

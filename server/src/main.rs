@@ -7,6 +7,7 @@ mod affinity;
 mod bridge;
 mod config;
 mod conn;
+mod deflate;
 mod fanout;
 mod limits;
 mod metrics;

@@ -106,6 +106,7 @@ impl Shared {
         self.webhooks.render_metrics(&mut body);
         let not_after = self.tls_not_after.load(Ordering::Relaxed);
         crate::metrics::render_tls_expiry(&mut body, not_after);
+        crate::deflate::render(&mut body);
         body
     }
 

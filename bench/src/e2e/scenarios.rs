@@ -79,6 +79,10 @@ pub struct Scenario {
     pub baseline: Option<&'static str>,
     /// Runs against the cluster servers (`cluster::servers`), not the comparison's.
     pub cluster: bool,
+    /// Payload bytes of a broadcast's text messages.
+    pub text_size: usize,
+    /// loadtest options before the scenario (`--compression`, `--filler chat`).
+    pub loadtest_flags: Vec<String>,
 }
 
 /// The JSON pub/sub scenarios' baseline: ringcast's own room mode at the same load.
@@ -97,6 +101,8 @@ const API_SUBSCRIBERS: usize = 10;
 
 /// Payload bytes of the broadcast scenarios (text).
 pub const TEXT_SIZE: usize = 64;
+/// Payload bytes of the chat-like fan-out scenarios, with and without permessage-deflate.
+pub const CHAT_SIZE: usize = 1000;
 /// Messages a max-rate publisher keeps in flight ahead of its designated receiver.
 const MAX_RATE_WINDOW: u32 = 512;
 /// Payload bytes of the rounds scenarios (binary).
@@ -135,6 +141,16 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         server_args: Vec::new(),
         baseline: None,
         cluster: false,
+        text_size: TEXT_SIZE,
+        loadtest_flags: Vec::new(),
+    };
+    // One room, one publisher at max rate: (a) and its chat-sized twins (a').
+    let fanout = Load::Broadcast {
+        rooms: 1,
+        subscribers: subs,
+        publishers: 1,
+        rate: Rate::Max,
+        check_publishers: false,
     };
     let mut v = vec![
         sc(
@@ -143,13 +159,7 @@ pub fn all(quick: bool) -> Vec<Scenario> {
             format!(
                 "fan-out: 1 room × {subs} subscribers, 1 publisher, {TEXT_SIZE} B text, max rate"
             ),
-            Load::Broadcast {
-                rooms: 1,
-                subscribers: subs,
-                publishers: 1,
-                rate: Rate::Max,
-                check_publishers: false,
-            },
+            fanout.clone(),
             false,
         ),
         sc(
@@ -196,6 +206,37 @@ pub fn all(quick: bool) -> Vec<Scenario> {
             false,
         ),
     ];
+    // permessage-deflate (docs/compression.md): 1 KB chat-like JSON, plain, then offered by
+    // every client (the peer declines it); the compressed row divides by ringcast's own plain one.
+    for deflate in [false, true] {
+        let mut f = sc(
+            if deflate {
+                "fanout-deflate"
+            } else {
+                "fanout-1k"
+            },
+            "(a')",
+            format!(
+                "fan-out of chat: 1 room × {subs} subscribers, 1 publisher, {CHAT_SIZE} B chat-like \
+                 JSON (`--filler chat`), max rate{}",
+                if deflate {
+                    ", every client offers permessage-deflate (`--compression`; the tokio peer \
+                     declines it); ratios against the same server's `fanout-1k`"
+                } else {
+                    ""
+                }
+            ),
+            fanout.clone(),
+            false,
+        );
+        f.text_size = CHAT_SIZE;
+        f.loadtest_flags = vec!["--filler".into(), "chat".into()];
+        if deflate {
+            f.loadtest_flags.push("--compression".into());
+            f.baseline = Some("fanout-1k");
+        }
+        v.push(f);
+    }
     for n in [r1, r2] {
         v.push(sc(
             &format!("rounds{n}"),
@@ -339,6 +380,7 @@ impl Scenario {
         if let Some(t) = threads {
             a.extend(["--threads".into(), t.to_string()]);
         }
+        a.extend(self.loadtest_flags.iter().cloned());
         match &self.load {
             Load::Broadcast {
                 rooms,
@@ -356,7 +398,7 @@ impl Scenario {
                     "--publishers".into(),
                     publishers.to_string(),
                     "--size".into(),
-                    TEXT_SIZE.to_string(),
+                    self.text_size.to_string(),
                     "--rate".into(),
                     rate.to_string(),
                 ]);
@@ -447,7 +489,20 @@ mod tests {
     fn lists() {
         for quick in [false, true] {
             let v = all(quick);
-            assert_eq!(v.len(), 11);
+            assert_eq!(v.len(), 13);
+            let z = v
+                .iter()
+                .find(|s| s.key == "fanout-deflate")
+                .expect("deflate row");
+            let a = z.loadtest_args(
+                &["ws://x:1/".to_owned()],
+                0,
+                Path::new("/tmp/j"),
+                None,
+                None,
+            );
+            assert!(a.iter().any(|x| x == "--compression"));
+            assert!(a.windows(2).any(|w| w[0] == "--size" && w[1] == "1000"));
             let url = ["ws://x:1/".to_owned()];
             let api = v.iter().find(|s| s.key == "api").expect("api");
             assert_eq!(api.baseline, Some("api-ws"));

@@ -52,7 +52,8 @@ pub fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
 /// Why a frame from the server was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    /// An RSV bit is set (we negotiate no extensions).
+    /// An RSV bit is set that no extension allows (RSV1 only with `--compression`, on the first
+    /// frame of a data message).
     #[error("reserved bit set")]
     Reserved,
     /// An opcode RFC 6455 does not define.
@@ -71,6 +72,8 @@ pub enum FrameError {
 pub struct Frame {
     /// FIN bit.
     pub fin: bool,
+    /// RSV1 bit: the message is compressed (permessage-deflate).
+    pub rsv1: bool,
     /// Opcode (low four bits of the first byte).
     pub opcode: u8,
     /// Bytes of header, including a masking key if present.
@@ -89,13 +92,15 @@ impl Frame {
 /// Decodes the frame at the start of `buf`, unmasking its payload in place if the server masked
 /// it. `Ok(None)`: more bytes are needed (the caller can read how many from nothing: it just
 /// receives more).
-pub fn decode(buf: &mut [u8], max: usize) -> Result<Option<Frame>, FrameError> {
+pub fn decode(buf: &mut [u8], max: usize, allow_rsv1: bool) -> Result<Option<Frame>, FrameError> {
     if buf.len() < 2 {
         return Ok(None);
     }
     let b0 = buf[0];
     let b1 = buf[1];
-    if b0 & 0x70 != 0 {
+    let rsv1 = b0 & 0x40 != 0;
+    let data_start = matches!(b0 & 0x0f, OP_TEXT | OP_BINARY);
+    if b0 & 0x30 != 0 || (rsv1 && !(allow_rsv1 && data_start)) {
         return Err(FrameError::Reserved);
     }
     let fin = b0 & 0x80 != 0;
@@ -145,6 +150,7 @@ pub fn decode(buf: &mut [u8], max: usize) -> Result<Option<Frame>, FrameError> {
     }
     Ok(Some(Frame {
         fin,
+        rsv1,
         opcode,
         header_len,
         payload_len,
@@ -161,20 +167,39 @@ mod tests {
             let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
             let mut out = Vec::new();
             encode_masked(&mut out, OP_BINARY, &payload, [1, 2, 3, 4]);
-            let f = decode(&mut out, 1 << 20).expect("valid").expect("complete");
+            let f = decode(&mut out, 1 << 20, false)
+                .expect("valid")
+                .expect("complete");
             assert_eq!(f.total_len(), out.len());
             assert_eq!(&out[f.header_len..], &payload[..]);
             let n = out.len() - 1;
-            let partial = decode(&mut out[..n], 1 << 20).expect("ok");
+            let partial = decode(&mut out[..n], 1 << 20, false).expect("ok");
             assert!(partial.is_none());
         }
     }
 
     #[test]
     fn refuses_bad_frames() {
-        assert_eq!(decode(&mut [0xC1, 0], 10), Err(FrameError::Reserved));
-        assert_eq!(decode(&mut [0x83, 0], 10), Err(FrameError::Opcode(3)));
-        assert_eq!(decode(&mut [0x09, 0], 10), Err(FrameError::Control));
-        assert_eq!(decode(&mut [0x82, 11], 10), Err(FrameError::TooLarge));
+        assert_eq!(decode(&mut [0xC1, 0], 10, false), Err(FrameError::Reserved));
+        assert_eq!(
+            decode(&mut [0x83, 0], 10, false),
+            Err(FrameError::Opcode(3))
+        );
+        assert_eq!(decode(&mut [0x09, 0], 10, false), Err(FrameError::Control));
+        assert_eq!(
+            decode(&mut [0x82, 11], 10, false),
+            Err(FrameError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn rsv1_only_with_compression_and_only_on_a_data_frame() {
+        let f = decode(&mut [0xC1, 0], 10, true)
+            .expect("valid")
+            .expect("whole");
+        assert!(f.rsv1 && f.fin && f.opcode == OP_TEXT);
+        assert_eq!(decode(&mut [0xC9, 0], 10, true), Err(FrameError::Reserved));
+        assert_eq!(decode(&mut [0xC0, 0], 10, true), Err(FrameError::Reserved));
+        assert_eq!(decode(&mut [0xA1, 0], 10, true), Err(FrameError::Reserved));
     }
 }

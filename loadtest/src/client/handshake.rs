@@ -111,6 +111,17 @@ impl ClientHandshake {
     }
 }
 
+/// Adds a permessage-deflate offer to a request head that `ClientHandshake::start` wrote (its
+/// final empty line is moved after the offer).
+pub fn offer_deflate(out: &mut Vec<u8>) {
+    if out.ends_with(b"\r\n\r\n") {
+        out.truncate(out.len() - 2);
+        out.extend_from_slice(
+            b"Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n\r\n",
+        );
+    }
+}
+
 /// `base64(sha1(key ++ GUID))`, the value a server must return for `key`.
 pub fn accept_for(key: &str) -> String {
     let mut sha = Sha1::new();

@@ -40,6 +40,8 @@ pub struct DriverConfig {
     pub max_frame: usize,
     /// The TLS client configuration, for `wss://` targets.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Offer permessage-deflate and inflate compressed messages (`--compression`).
+    pub compression: bool,
 }
 
 /// Why a thread's event loop could not run.
@@ -63,6 +65,10 @@ pub struct Driver<S: Scenario> {
     settled: usize,
     ready: Option<Box<dyn FnOnce() + Send>>,
     cqes: Vec<(u64, i32)>,
+    /// The thread's inflater, reset per message (we ask `server_no_context_takeover`).
+    inflater: flate2::Decompress,
+    /// The last compressed messages inflated (compressed, inflated), oldest first.
+    inflated: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl<S: Scenario> Driver<S> {
@@ -106,6 +112,8 @@ impl<S: Scenario> Driver<S> {
             settled: 0,
             ready: Some(ready),
             cqes: Vec::with_capacity(1024),
+            inflater: flate2::Decompress::new_with_window_bits(false, 15),
+            inflated: Vec::new(),
         })
     }
 
@@ -166,6 +174,7 @@ impl<S: Scenario> Driver<S> {
         self.shutdown()?;
         self.io.publish_progress();
         self.io.stats.received_all = self.io.recv_msgs;
+        self.io.stats.wire_bytes = self.io.recv_bytes;
         Ok((self.io.stats, self.sc))
     }
 
@@ -393,6 +402,9 @@ impl<S: Scenario> Driver<S> {
             conn.protocol.as_deref(),
             key,
         ));
+        if self.cfg.compression {
+            crate::client::handshake::offer_deflate(&mut conn.out);
+        }
         self.io.mark_dirty(c);
         self.submit_recv(c)
     }

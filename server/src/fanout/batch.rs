@@ -247,6 +247,7 @@ impl BatchBuilder {
                 Kind::Events { seqs } => Content::Events { seqs },
                 Kind::NodeEvents { changes } => Content::NodeEvents { changes },
             },
+            deflated: Default::default(),
         }
     }
 }
@@ -267,6 +268,10 @@ pub struct FrozenBatch {
     /// The raw frames, back to back (class `Raw`; for an event batch, the event envelopes).
     raw: Arc<[u8]>,
     content: Content,
+    /// The compressed forms of the raw and the JSON form (permessage-deflate), each built by
+    /// the first worker with a member of a `*Deflate` class, then shared; `None` inside: no
+    /// message was worth compressing, the plain form serves.
+    deflated: [OnceLock<Option<Form>>; 2],
 }
 
 impl FrozenBatch {
@@ -323,26 +328,45 @@ impl FrozenBatch {
 
     /// The encoded form for members of `class`: every message back to back, built once.
     pub fn form(&self, class: Class) -> &Arc<[u8]> {
-        match class {
+        if let Some(deflated) = self.deflated(class) {
+            return &deflated.0;
+        }
+        match class.plain() {
             Class::Raw => &self.raw,
-            Class::Json | Class::JsonPresence => self.json().map_or(&self.raw, |j| &j.0),
+            _ => self.json().map_or(&self.raw, |j| &j.0),
         }
     }
 
     /// Where message `i` lies in the form of `class`.
     pub fn span(&self, class: Class, i: usize) -> (u32, u32) {
-        match class {
-            Class::Raw => self.messages[i].frame,
-            Class::Json | Class::JsonPresence => {
-                self.json().map_or(self.messages[i].frame, |j| j.1[i])
-            }
+        if let Some(deflated) = self.deflated(class) {
+            return deflated.1[i];
         }
+        match class.plain() {
+            Class::Raw => self.messages[i].frame,
+            _ => self.json().map_or(self.messages[i].frame, |j| j.1[i]),
+        }
+    }
+
+    /// The compressed form for a `*Deflate` class, built on first use (`None`: a plain class,
+    /// or nothing was worth compressing).
+    fn deflated(&self, class: Class) -> Option<&Form> {
+        if !class.is_deflate() {
+            return None;
+        }
+        let plain = class.plain();
+        let which = usize::from(plain != Class::Raw);
+        (self.deflated[which].get_or_init(|| {
+            let spans: Vec<_> = (0..self.len()).map(|i| self.span(plain, i)).collect();
+            crate::deflate::compress_form(self.form(plain), &spans)
+        }))
+        .as_ref()
     }
 
     /// Whether members of `class` get anything from this batch: presence events go only to
     /// subscribers that asked for them.
     pub fn wanted_by(&self, class: Class) -> bool {
-        !self.is_events() || class == Class::JsonPresence
+        !self.is_events() || class.plain() == Class::JsonPresence
     }
 
     /// Takes the `published` replies to queue once the offsets are known: (offset with

@@ -63,7 +63,7 @@ pub fn deliver(
         let len = form.len() as u32;
         // Room members without --echo and presence subscribers skip their own messages
         // (events); a subscriber gets its own publishes (docs/pubsub.md).
-        let excludes_own = class == Class::Raw || batch.is_events();
+        let excludes_own = class.plain() == Class::Raw || batch.is_events();
         for &member in members {
             // Offsets a replay covered already (history rule 3).
             let mut from = 0usize;

@@ -160,7 +160,10 @@ fn send_event(
     let about = (batch.origin() == Some(worker))
         .then(|| batch.messages()[i].sender)
         .flatten();
-    for &member in room.members(Class::JsonPresence) {
+    // Events are short envelopes: every presence subscriber gets the plain frame, those that
+    // negotiated permessage-deflate too (RSV1 is per message).
+    let members = room.members(Class::JsonPresence).iter();
+    for &member in members.chain(room.members(Class::JsonPresenceDeflate)) {
         if about == Some(member) || !room.stream().wants_event(member, seq) {
             continue;
         }

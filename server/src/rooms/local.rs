@@ -8,7 +8,8 @@ use crate::rooms::stream::RoomStream;
 
 /// How a member wants a room's messages. Each class is one encoded form of a frozen batch
 /// (`fanout::FrozenBatch::form`), built once per room per turn and only when a member of that
-/// class exists. Next: `Json` (pub/sub envelopes), `Deflate` (permessage-deflate frames).
+/// class exists. The `*Deflate` classes negotiated permessage-deflate: they get the same
+/// messages as their plain class, long ones compressed once for all of them (docs/compression.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     /// Raw WebSocket frames, the payload as the sender wrote it (room mode).
@@ -17,16 +18,54 @@ pub enum Class {
     Json,
     /// Pub/sub subscribers that asked for presence: envelopes and join/leave events.
     JsonPresence,
+    /// `Raw`, compressed.
+    RawDeflate,
+    /// `Json`, compressed.
+    JsonDeflate,
+    /// `JsonPresence`, compressed.
+    JsonPresenceDeflate,
 }
 
 impl Class {
     /// Number of classes.
-    pub const COUNT: usize = 3;
+    pub const COUNT: usize = 6;
     /// Every class, in index order.
-    pub const ALL: [Class; Class::COUNT] = [Class::Raw, Class::Json, Class::JsonPresence];
+    pub const ALL: [Class; Class::COUNT] = [
+        Class::Raw,
+        Class::Json,
+        Class::JsonPresence,
+        Class::RawDeflate,
+        Class::JsonDeflate,
+        Class::JsonPresenceDeflate,
+    ];
 
     fn index(self) -> usize {
         self as usize
+    }
+
+    /// The class without compression: what messages and events its members get.
+    pub fn plain(self) -> Class {
+        match self {
+            Class::RawDeflate => Class::Raw,
+            Class::JsonDeflate => Class::Json,
+            Class::JsonPresenceDeflate => Class::JsonPresence,
+            plain => plain,
+        }
+    }
+
+    /// The class of a member with (`true`) or without permessage-deflate.
+    pub fn with_deflate(self, deflate: bool) -> Class {
+        match (self.plain(), deflate) {
+            (plain, false) => plain,
+            (Class::Raw, true) => Class::RawDeflate,
+            (Class::Json, true) => Class::JsonDeflate,
+            (_, true) => Class::JsonPresenceDeflate,
+        }
+    }
+
+    /// A class that gets compressed frames.
+    pub fn is_deflate(self) -> bool {
+        self.plain() != self
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use ringcast_protocol::handshake::{
-    Rejection, Request, Upgrade, parse_request, render_accept, render_response,
+    Rejection, Request, Upgrade, parse_request, render_accept_with_extensions, render_response,
 };
 
 use ringcast_pubsub::auth::Access;
@@ -221,14 +221,17 @@ fn accept(
     if let Some(limit) = over_limit {
         return Err(limit);
     }
-    let decoder = crate::session::messages::decoder(cfg);
+    // permessage-deflate (docs/compression.md): RSV1 is legal only when it was negotiated.
+    let deflate = crate::deflate::negotiate(cfg, up);
+    let decoder = crate::session::messages::decoder(cfg, deflate.as_ref());
+    let compressed = crate::deflate::deflate_class(deflate.as_ref());
     let client = sink.client_id();
     let claims = claims.map(Box::new);
     let upgraded = if pubsub {
-        Upgraded::PubSub(PubSubSession::new(decoder, client, claims))
+        Upgraded::PubSub(PubSubSession::new(decoder, client, claims, compressed))
     } else {
         let (room, slot) = sink
-            .join(room_name, Class::Raw)
+            .join(room_name, Class::Raw.with_deflate(compressed))
             .map_err(|JoinError::TooManyRooms| Refusal::TooManyRooms)?;
         let user = claims.as_ref().and_then(|c| c.sub.as_deref());
         announce(sink, &room, &client, user, ChangeKind::Join);
@@ -238,7 +241,8 @@ fn accept(
         Upgraded::Room(session)
     };
     let mut response = Vec::with_capacity(160);
-    render_accept(&mut response, &up.accept, chosen);
+    let extensions = deflate.as_ref().map(|n| n.response());
+    render_accept_with_extensions(&mut response, &up.accept, chosen, extensions);
     sink.reply(response);
     sink.metrics().upgraded.fetch_add(1, Ordering::Relaxed);
     Ok(upgraded)

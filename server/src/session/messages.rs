@@ -2,21 +2,22 @@
 //! complete message and hand it on, answer Pings, end the session on a Close or a protocol
 //! error. Room mode has its own loop (it forwards frames, it does not read them).
 
-use std::sync::atomic::Ordering;
-
+use ringcast_protocol::deflate::Negotiated;
 use ringcast_protocol::frame::{DecoderConfig, Event, MessageKind};
 use ringcast_protocol::{CloseCode, Decoder};
 
 use crate::config::Config;
 use crate::session::sink::Sink;
 
-/// The decoder every upgraded dialect uses: `--max-message-bytes`, masked frames, no RSV1.
-pub fn decoder(cfg: &Config) -> Decoder {
-    Decoder::new(DecoderConfig {
+/// The decoder every upgraded dialect uses: `--max-message-bytes`, masked frames, RSV1 only
+/// when permessage-deflate was `negotiated` (docs/compression.md).
+pub fn decoder(cfg: &Config, negotiated: Option<&Negotiated>) -> Decoder {
+    let base = DecoderConfig {
         max_message_bytes: cfg.max_message_bytes,
         allow_rsv1: false,
         require_mask: true,
-    })
+    };
+    Decoder::new(negotiated.map_or(base, |n| n.decoder_config(base)))
 }
 
 /// Decodes `data` (unmasked in place) and calls `on_message` with every complete message,
@@ -39,11 +40,11 @@ pub fn feed(
         pos += n;
         match event {
             None | Some(Event::Pong(_)) => {}
-            Some(Event::Message { kind, payload, .. }) => {
-                let m = sink.metrics();
-                m.messages_in.fetch_add(1, Ordering::Relaxed);
-                m.bytes_in
-                    .fetch_add(payload.len() as u64, Ordering::Relaxed);
+            Some(message @ Event::Message { .. }) => {
+                // Counted, and inflated when it was compressed (1009/1007 close on failure).
+                let Some((kind, payload)) = sink.received(message) else {
+                    return;
+                };
                 on_message(kind, &payload, sink);
             }
             Some(Event::Ping(payload)) => sink.pong(payload),

@@ -68,6 +68,8 @@ struct Topics {
     awaited: Vec<Awaited>,
     /// `presence` requests asked of the cluster and not answered yet.
     asked: usize,
+    /// Subscriptions get the compressed form of batches (permessage-deflate negotiated).
+    deflate: bool,
 }
 
 impl PubSubSession {
@@ -77,8 +79,14 @@ impl PubSubSession {
     }
 
     /// A session decoding with `decoder`, known to others as `client`, allowed what `claims`
-    /// list (everything without a token).
-    pub fn new(decoder: Decoder, client: ClientId, claims: Option<Box<Claims>>) -> PubSubSession {
+    /// list (everything without a token); with `deflate` (permessage-deflate negotiated) its
+    /// subscriptions get batches' compressed form (docs/compression.md).
+    pub fn new(
+        decoder: Decoder,
+        client: ClientId,
+        claims: Option<Box<Claims>>,
+        deflate: bool,
+    ) -> PubSubSession {
         PubSubSession {
             decoder: Box::new(decoder),
             topics: Topics {
@@ -88,6 +96,7 @@ impl PubSubSession {
                 publish_rooms: Vec::new(),
                 awaited: Vec::new(),
                 asked: 0,
+                deflate,
             },
         }
     }
@@ -347,7 +356,8 @@ impl Topics {
             Class::JsonPresence
         } else {
             Class::Json
-        };
+        }
+        .with_deflate(self.deflate);
         // Interest first (directory bit, local member), then the history query (rule 1).
         let Ok((room, slot)) = sink.join(topic, class) else {
             let msg = "the server's room limit is reached";

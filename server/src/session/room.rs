@@ -3,7 +3,6 @@
 //! of the turn (`fanout`).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use ringcast_protocol::frame::{Event, MessageKind, OpCode};
 use ringcast_protocol::{CloseCode, Decoder};
@@ -77,15 +76,14 @@ impl RoomSession {
                     sink.close(Some(CloseCode::POLICY), "read-only member".to_string());
                     return;
                 }
-                Some(Event::Message { kind, payload, .. }) => {
+                Some(message @ Event::Message { .. }) => {
+                    let Some((kind, payload)) = sink.received(message) else {
+                        return;
+                    };
                     let kind = match kind {
                         MessageKind::Text => OpCode::Text,
                         MessageKind::Binary => OpCode::Binary,
                     };
-                    let m = sink.metrics();
-                    m.messages_in.fetch_add(1, Ordering::Relaxed);
-                    m.bytes_in
-                        .fetch_add(payload.len() as u64, Ordering::Relaxed);
                     sink.publish(&self.room, kind, &payload);
                 }
                 Some(Event::Ping(payload)) => sink.pong(payload),

@@ -3,11 +3,12 @@
 //! another connection; what must be ordered with the rest of the worker is returned as an
 //! [`End`] for the worker to apply.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use ringcast_protocol::CloseCode;
-use ringcast_protocol::frame::{OpCode, encode_frame};
+use ringcast_protocol::frame::{Event, MessageKind, OpCode, encode_frame};
 
 use ringcast_pubsub::history::SharedSpan;
 use ringcast_pubsub::presence::ClientId;
@@ -322,6 +323,36 @@ impl<'a> Sink<'a> {
     /// Asks for a Close frame and the end of the connection; nothing is read after it.
     pub fn close(&mut self, code: Option<CloseCode>, reason: String) {
         self.end.get_or_insert(End::Close { code, reason });
+    }
+
+    /// A received data message (`Event::Message`), counted (`messages_in`, `bytes_in` once
+    /// inflated): its kind and payload, inflated with the worker's inflater when it was
+    /// compressed (docs/compression.md#receiving); `None` when it does not inflate within
+    /// `--max-message-bytes` or is not UTF-8 text: the connection is then closed (1009, 1007).
+    pub fn received<'p>(&mut self, message: Event<'p>) -> Option<(MessageKind, Cow<'p, [u8]>)> {
+        let Event::Message {
+            kind,
+            payload,
+            compressed,
+        } = message
+        else {
+            return None;
+        };
+        let max = self.shared.config.max_message_bytes;
+        match crate::deflate::inflated(payload, compressed, kind, max) {
+            Ok(p) => {
+                let m = self.metrics();
+                m.messages_in
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (m.bytes_in).fetch_add(p.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                Some((kind, p))
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "closing client for a bad compressed message");
+                self.close(Some(CloseCode::from(&e)), e.to_string());
+                None
+            }
+        }
     }
 
     /// The last bytes are queued: close once they are flushed.

@@ -68,6 +68,7 @@ impl Worker {
         rx: Receiver<Remote>,
     ) -> Result<Worker, RingError> {
         let cfg = &shared.config;
+        crate::deflate::install(crate::deflate::compress_config(cfg));
         let ring = ring::build(RING_ENTRIES)?;
         let bufs = BufRing::new(&ring, 0, cfg.recv_buffers, cfg.recv_buffer_size)?;
         Ok(Worker {

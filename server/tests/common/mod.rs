@@ -274,6 +274,11 @@ impl Raw {
 
     /// Reads one server frame: (opcode, payload); `None` when the connection ended.
     pub fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        self.read_frame_b0().map(|(b0, p)| (b0 & 0x0f, p))
+    }
+
+    /// Reads one server frame: (its first byte: FIN, RSV bits and opcode; payload).
+    pub fn read_frame_b0(&mut self) -> Option<(u8, Vec<u8>)> {
         if !self.fill(2) {
             return None;
         }
@@ -295,7 +300,7 @@ impl Raw {
         if !self.fill(at + len) {
             return None;
         }
-        let op = self.buf[0] & 0x0f;
+        let op = self.buf[0];
         let payload = self.buf[at..at + len].to_vec();
         self.buf.drain(..at + len);
         Some((op, payload))

@@ -40,7 +40,8 @@ pub fn unsubscribe(topic_json: &str, id: u64) -> Vec<u8> {
 }
 
 /// A publish request whose `data` is a JSON string of exactly `size` bytes (quotes included):
-/// `"` + the 40-hex-digit header (publisher, sequence, send time) + `.` filler + `"`.
+/// `"` + the 40-hex-digit header (publisher, sequence, send time) + filler (`--filler`; chat's
+/// quotes become `'` inside the string) + `"`.
 #[derive(Debug, Clone)]
 pub struct PublishTemplate {
     buf: Vec<u8>,
@@ -52,7 +53,8 @@ impl PublishTemplate {
     pub fn new(topic_json: &str, size: usize) -> Self {
         let mut buf = format!(r#"{{"op":"publish","topic":{topic_json},"data":""#).into_bytes();
         let header_at = buf.len();
-        buf.extend(std::iter::repeat_n(b'.', size.max(MIN_DATA) - 2));
+        let filler = payload::template(size.max(MIN_DATA) - 2);
+        buf.extend(filler.iter().map(|&b| if b == b'"' { b'\'' } else { b }));
         buf.extend_from_slice(b"\"}");
         Self { buf, header_at }
     }

@@ -77,7 +77,7 @@ impl Conn {
             return refuse(sink, name, "LimitReached", msg, 429);
         }
         let topic = app::topic(&app.id, name);
-        let Ok((room, slot)) = sink.join(&topic, Class::Raw) else {
+        let Ok((room, slot)) = sink.join(&topic, Class::Raw.with_deflate(self.deflate)) else {
             let msg = "the server's room limit is reached";
             return refuse(sink, name, "LimitReached", msg, 503);
         };

@@ -75,6 +75,8 @@ struct Conn {
     user_key: Option<Box<str>>,
     /// The registry and the app's connection count no longer count this connection.
     released: bool,
+    /// It negotiated permessage-deflate: its channel memberships get the compressed form.
+    deflate: bool,
 }
 
 impl PusherSession {

@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::sync::atomic::Ordering;
 
 use ringcast_protocol::frame::OpCode;
-use ringcast_protocol::handshake::{Upgrade, render_accept};
+use ringcast_protocol::handshake::{Upgrade, render_accept_with_extensions};
 use ringcast_pusher::app::ClientEventBudget;
 use ringcast_pusher::error::ErrorCode;
 use ringcast_pusher::socket_id::SocketId;
@@ -70,7 +70,10 @@ pub fn accept(
     if let Some(limit) = over_limit {
         return Err(limit);
     }
-    let decoder = crate::session::messages::decoder(cfg);
+    // permessage-deflate (docs/compression.md), as for the other dialects: channel events
+    // reach this connection compressed once per batch for every receiver.
+    let deflate = crate::deflate::negotiate(cfg, up);
+    let decoder = crate::session::messages::decoder(cfg, deflate.as_ref());
     let (worker, key, generation) = sink.address();
     // Unique in the process by (worker, slot, generation); the random half makes it
     // unique across nodes with high probability and hard to guess.
@@ -86,10 +89,12 @@ pub fn accept(
         user: None,
         user_key: None,
         released: true,
+        deflate: crate::deflate::deflate_class(deflate.as_ref()),
     };
     let decoder = Box::new(decoder);
     let mut response = Vec::with_capacity(160);
-    render_accept(&mut response, &up.accept, None);
+    let extensions = deflate.as_ref().map(|n| n.response());
+    render_accept_with_extensions(&mut response, &up.accept, None, extensions);
     sink.reply(response);
     sink.metrics().upgraded.fetch_add(1, Ordering::Relaxed);
     let apps = cfg.pusher.as_deref();
