@@ -206,7 +206,7 @@ pub struct Config {
         requires = "pusher_app_id"
     )]
     pub pusher_app_secret: Option<Secret>,
-    /// Comma-separated webhook URLs of the --pusher-app-id app (http:// or https://).
+    /// Comma-separated webhook URLs of the --pusher-app-id app (`http://` only: an `https://` URL is refused at start).
     #[arg(
         long,
         env = "RINGCAST_PUSHER_WEBHOOK_URL",

@@ -23,20 +23,17 @@ const KEYS: &[&str] = &[
 ///
 /// # Errors
 /// A message for an app the `ringcast-pusher` checks refuse (empty or odd id or key, an id or
-/// key used twice) or a webhook URL that is not `http://` or `https://`.
+/// key used twice) or a webhook URL the webhooks module cannot deliver to (only `http://`:
+/// [`crate::webhooks::check_url`]).
 pub fn build(flag: Option<App>, file: &[App]) -> Result<Option<Apps>, String> {
     let apps: Vec<App> = flag.into_iter().chain(file.iter().cloned()).collect();
     if apps.is_empty() {
         return Ok(None);
     }
     for app in &apps {
-        if let Some(url) =
-            (app.webhooks.iter()).find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
-        {
-            return Err(format!(
-                "pusher app {:?}: webhook URL {url:?} is not http:// or https://",
-                app.id
-            ));
+        for url in &app.webhooks {
+            crate::webhooks::check_url(url)
+                .map_err(|e| format!("pusher app {:?}: webhook URL {url:?}: {e}", app.id))?;
         }
     }
     Apps::new(apps).map(Some).map_err(|e| e.to_string())

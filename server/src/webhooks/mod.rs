@@ -30,6 +30,15 @@ use ringcast_pusher::webhook::Event;
 
 pub use self::backoff::Backoff;
 pub use self::http::UrlError;
+
+/// Whether `url` is a webhook URL this module can deliver to (`http://host[:port]/…`): the
+/// configuration checks every app's URLs with it, so a bad one stops the start (exit 2).
+///
+/// # Errors
+/// [`UrlError`]: another scheme (`https://` included) or a bad host or port.
+pub fn check_url(url: &str) -> Result<(), UrlError> {
+    self::http::Target::parse(url).map(|_| ())
+}
 use self::metrics::{Fate, WebhookMetrics};
 
 /// How webhooks are delivered. The defaults follow Pusher's service where it documents one
