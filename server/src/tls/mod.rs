@@ -29,6 +29,7 @@ pub mod cipher;
 mod conn;
 mod expiry;
 mod failure;
+mod records;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicI64;
