@@ -136,6 +136,11 @@ impl TlsLayer {
         })
     }
 
+    /// The handshake resumed an earlier TLS session (no certificate, no signature).
+    pub fn resumed(&self) -> bool {
+        self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+    }
+
     /// Records are waiting to be sent (handshake messages, or encrypted plaintext).
     pub fn wants_write(&self) -> bool {
         self.conn.wants_write()

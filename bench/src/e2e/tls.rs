@@ -290,12 +290,21 @@ pub fn goals(s: &mut String, rep: &Report, scs: &[Scenario]) {
         let ws = find(plain, true).and_then(metric);
         let wss = find(tls, true).and_then(metric);
         let peer = find(tls, false).and_then(metric);
-        let (ws_s, wss_s, peer_s) = if name.starts_with("RSS") {
+        let (ws_s, mut wss_s, mut peer_s) = if name.starts_with("RSS") {
             let kib = |v: Option<f64>| v.map_or("–".into(), |k| format!("{k:.2}"));
             (kib(ws), kib(wss), kib(peer))
         } else {
             (cell(ws), cell(wss), cell(peer))
         };
+        if tls.starts_with("handshake") {
+            // How many of the connections resumed (loadtest counts them).
+            let resumed = |r: Option<&RunResult>| {
+                r.and_then(|r| r.loadtest.as_ref())
+                    .map_or(String::new(), |l| format!(" ({} resumed)", l.tls_resumed))
+            };
+            wss_s += &resumed(find(tls, true));
+            peer_s += &resumed(find(tls, false));
+        }
         let _ = writeln!(
             s,
             "| {name} | {ws_s} | {wss_s} | {} | {peer_s} | {} | {goal} |",
