@@ -132,6 +132,7 @@ pub fn scenarios(quick: bool, plain: &[Scenario]) -> Vec<Scenario> {
             base.title
         );
         t.tls = true;
+        t.letter = "(i)";
         v.push(t);
     }
     let Some(connect) = plain.iter().find(|s| s.key == "connect") else {
@@ -142,6 +143,7 @@ pub fn scenarios(quick: bool, plain: &[Scenario]) -> Vec<Scenario> {
         let mut t = connect.clone();
         t.load = Load::Connect { connections: n };
         t.tls = true;
+        t.letter = "(i)";
         if resume {
             t.key = "handshake-resumed-wss".into();
             t.title = format!(
@@ -333,7 +335,7 @@ mod tests {
                 "handshake-resumed-wss"
             ]
         );
-        assert!(t.iter().all(|s| s.tls));
+        assert!(t.iter().all(|s| s.tls && s.letter == "(i)"));
         assert!(t[2].loadtest_flags.contains(&"--no-resume".to_owned()));
         let spec = |name: &str, kind| ServerSpec {
             name: name.into(),
