@@ -21,6 +21,10 @@ pub struct Cli {
     /// For `wss://` URLs: accept any server certificate (signatures are still checked).
     #[arg(long, global = true, conflicts_with = "ca")]
     pub insecure: bool,
+    /// For `wss://` URLs: never resume a TLS session, so every connection costs the server a
+    /// full handshake (by default the client resumes when the server offers it).
+    #[arg(long, global = true)]
+    pub no_resume: bool,
     /// Event-loop threads (default: available cores).
     #[arg(long)]
     pub threads: Option<usize>,

@@ -110,7 +110,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             (None, true) => tls::Trust::Insecure,
             (None, false) => return Err("wss:// URLs need --ca FILE or --insecure".into()),
         };
-        Some(tls::client_config(&trust)?)
+        Some(tls::client_config(&trust, !cli.no_resume)?)
     } else {
         None
     };

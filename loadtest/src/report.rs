@@ -97,6 +97,8 @@ pub struct Report {
     pub connect_errors: u64,
     /// Handshakes refused or broken.
     pub handshake_errors: u64,
+    /// `wss://` connections whose TLS handshake resumed a session.
+    pub tls_resumed: u64,
     /// Connections that broke without a close frame.
     pub unexpected_closes: u64,
     /// Connections the server closed, by close code.
@@ -169,6 +171,7 @@ impl Report {
             foreign: s.foreign,
             connect_errors: s.connect_errors,
             handshake_errors: s.handshake_errors,
+            tls_resumed: s.tls_resumed,
             unexpected_closes: s.unexpected_closes,
             closed_by_server: s.server_closes.clone(),
             latency,
@@ -307,6 +310,12 @@ impl Report {
             "dup / reordered",
             format!("{} / {}", self.duplicates, self.reordered),
         );
+        if self.tls_resumed > 0 {
+            row(
+                "TLS resumed",
+                format!("{} of {} connections", self.tls_resumed, self.connected),
+            );
+        }
         row(
             "errors",
             format!(

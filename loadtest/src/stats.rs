@@ -57,6 +57,8 @@ pub struct Stats {
     pub connect_errors: u64,
     /// Connections the server refused or answered wrongly during the handshake.
     pub handshake_errors: u64,
+    /// `wss://` connections whose TLS handshake resumed a session (first connects only).
+    pub tls_resumed: u64,
     /// Connections that broke without a close frame (reset, EOF, protocol error).
     pub unexpected_closes: u64,
     /// Close frames the server sent first, by close code (0: no code).
@@ -102,6 +104,7 @@ impl Stats {
             foreign: 0,
             connect_errors: 0,
             handshake_errors: 0,
+            tls_resumed: 0,
             unexpected_closes: 0,
             server_closes: BTreeMap::new(),
             connected: 0,
@@ -163,6 +166,7 @@ impl Stats {
         self.foreign += other.foreign;
         self.connect_errors += other.connect_errors;
         self.handshake_errors += other.handshake_errors;
+        self.tls_resumed += other.tls_resumed;
         self.unexpected_closes += other.unexpected_closes;
         for (code, n) in &other.server_closes {
             *self.server_closes.entry(*code).or_default() += n;

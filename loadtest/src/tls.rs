@@ -22,8 +22,9 @@ pub enum Trust {
 }
 
 /// The client configuration every `wss://` connection shares: TLS 1.3 and 1.2, ALPN
-/// `http/1.1`, the `ring` provider; sessions are resumed when the server offers it.
-pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, String> {
+/// `http/1.1`, the `ring` provider; sessions are resumed when the server offers it, unless
+/// `resume` is false (`--no-resume`: every handshake is a full one).
+pub fn client_config(trust: &Trust, resume: bool) -> Result<Arc<ClientConfig>, String> {
     // X25519 first, as browsers and OpenSSL offer it. rustls 0.23.48's `ring` provider lists
     // P-384 first, and servers take the client's first group: ring computes P-384 with generic
     // big-number code, so each handshake cost the server ~4x the CPU (ringcast: ~1,400 instead
@@ -50,6 +51,9 @@ pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, String> {
             .with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if !resume {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
     Ok(Arc::new(config))
 }
 
@@ -130,6 +134,11 @@ impl TlsLayer {
             conn,
             cbuf: vec![0; CIPHER_BUF],
         })
+    }
+
+    /// The handshake resumed an earlier TLS session (no certificate, no signature).
+    pub fn resumed(&self) -> bool {
+        self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
     }
 
     /// Records are waiting to be sent (handshake messages, or encrypted plaintext).
@@ -242,7 +251,7 @@ mod tests {
     fn a_request_written_before_the_handshake_goes_out_after_it_and_the_answer_is_read() {
         let (pem, server_config) = server();
         for trust in [Trust::Ca(pem.clone()), Trust::Insecure] {
-            let config = client_config(&trust).expect("client config");
+            let config = client_config(&trust, true).expect("client config");
             let mut client = TlsLayer::new(&config, "localhost").expect("client");
             let mut server = rustls::ServerConnection::new(server_config.clone()).expect("server");
             let mut out = b"GET / HTTP/1.1\r\n\r\n".to_vec();
@@ -258,7 +267,7 @@ mod tests {
             );
             assert_eq!(&rbuf[..rend], b"GET / HTTP/1.1\r\n\r\n");
         }
-        let wrong = client_config(&Trust::Ca("/nonexistent.pem".into()));
+        let wrong = client_config(&Trust::Ca("/nonexistent.pem".into()), true);
         assert!(wrong.is_err_and(|e| e.contains("/nonexistent.pem")));
         let _ = std::fs::remove_file(pem);
     }

@@ -44,10 +44,11 @@ impl Fleet {
         bin_dir: &Path,
         echo: bool,
         extra: &[String],
+        tls: &[String],
         log: &Path,
     ) -> Result<Started, String> {
         let ServerKind::Cluster { nodes, workers } = spec.kind else {
-            return Ok(match server::start(spec, bin_dir, echo, extra, log)? {
+            return Ok(match server::start(spec, bin_dir, echo, extra, tls, log)? {
                 Some(r) => Started::Up(Self {
                     nodes: vec![r],
                     redis: None,
@@ -82,7 +83,7 @@ impl Fleet {
             ];
             args.extend_from_slice(extra);
             let log = tagged(log, &format!("n{i}"));
-            match server::start(&node, bin_dir, echo, &args, &log)? {
+            match server::start(&node, bin_dir, echo, &args, &[], &log)? {
                 Some(r) => fleet.nodes.push(r),
                 None => return Err(format!("{} gave no URL", node.name)),
             }

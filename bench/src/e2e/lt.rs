@@ -66,6 +66,8 @@ pub struct LtReport {
     pub connect_errors: u64,
     /// Handshakes failed.
     pub handshake_errors: u64,
+    /// `wss://` connections whose TLS handshake resumed a session.
+    pub tls_resumed: u64,
     /// Connections broken without a close frame.
     pub unexpected_closes: u64,
     /// Connections the server closed, by close code.

@@ -14,6 +14,7 @@ pub mod report;
 pub mod run;
 pub mod scenarios;
 pub mod server;
+pub mod tls;
 pub mod units;
 
 use std::path::PathBuf;
@@ -60,7 +61,7 @@ pub struct Cli {
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
     /// Run only the scenarios whose key contains one of these (`fanout`, `rooms`, `latency`,
-    /// `connect`, `rounds`, `pubsub`, `api`, `cluster`); repeatable.
+    /// `connect`, `rounds`, `pubsub`, `api`, `cluster`, `wss` for the TLS rows); repeatable.
     #[arg(long)]
     pub only: Vec<String>,
     /// Run only the servers whose name contains one of these (`peer`, `ringcast-w1`, ...).
@@ -160,17 +161,31 @@ pub fn main() -> ExitCode {
         eprintln!("e2e: {}: {e}", logs.display());
         return ExitCode::from(2);
     }
+    let mut scs = scenarios::all(cli.quick);
+    let tls_rows = tls::scenarios(cli.quick, &scs);
+    scs.extend(tls_rows);
+    if !cli.only.is_empty() {
+        scs.retain(|s| cli.only.iter().any(|f| s.key.contains(f.as_str())));
+    }
+    let tls = if scs.iter().any(|s| s.tls) {
+        match tls::make_certs(&out.join("tls")) {
+            Ok(files) => Some(files),
+            Err(e) => {
+                eprintln!("e2e: the TLS rows' test certificate: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
     let ctx = Ctx {
         bin_dir: bin_dir.clone(),
         logs,
         threads: cli.loadtest_threads,
+        tls,
     };
     let mut mach = machine(&bin_dir);
     let servers = servers(&cli);
-    let mut scs = scenarios::all(cli.quick);
-    if !cli.only.is_empty() {
-        scs.retain(|s| cli.only.iter().any(|f| s.key.contains(f.as_str())));
-    }
     let mut results: Vec<RunResult> = Vec::new();
     let t_all = Instant::now();
     for sc in &scs {
@@ -181,6 +196,8 @@ pub fn main() -> ExitCode {
         };
         let list = if sc.cluster {
             cluster::servers(cli.workers.max(1), &cli.servers)
+        } else if sc.tls {
+            tls::servers(&servers)
         } else {
             servers.clone()
         };
@@ -213,12 +230,14 @@ pub fn main() -> ExitCode {
         let p = out.join(name);
         std::fs::write(&p, data).map_err(|e| format!("{}: {e}", p.display()))
     };
-    let chart_scs: Vec<Scenario> = scs.iter().filter(|s| !s.cluster).cloned().collect();
+    // The cluster and TLS rows compare other servers; their numbers are in the tables.
+    let chart_scs: Vec<Scenario> = (scs.iter().filter(|s| !s.cluster && !s.tls))
+        .cloned()
+        .collect();
     let json = serde_json::to_string_pretty(&rep).unwrap_or_default() + "\n";
     for res in [
         write("report.md", md.as_bytes()),
         write("report.json", json.as_bytes()),
-        // The cluster row compares other servers; its numbers are in the tables.
         chart::svg(&rep, &chart_scs, &out.join("report.svg")),
     ] {
         if let Err(e) = res {

@@ -136,6 +136,7 @@ pub fn markdown(rep: &Report, scs: &[Scenario], reference: Option<&str>, took: D
     );
 
     summary(&mut s, rep, scs, reference);
+    super::tls::goals(&mut s, rep, scs);
 
     let failed: Vec<&RunResult> = rep
         .results
@@ -319,7 +320,7 @@ fn summary(s: &mut String, rep: &Report, scs: &[Scenario], reference: Option<&st
         let Some(refr) = find(rep, &sc.key, reference).filter(|r| r.ok()) else {
             continue;
         };
-        if sc.baseline.is_some() {
+        if sc.baseline.is_some() || sc.tls {
             continue;
         }
         type Metric = fn(&RunResult, &Scenario) -> Option<f64>;

@@ -109,6 +109,8 @@ pub(super) struct Ctx {
     pub(super) bin_dir: PathBuf,
     pub(super) logs: PathBuf,
     pub(super) threads: Option<usize>,
+    /// The test certificate of the TLS rows (made when any is selected).
+    pub(super) tls: Option<super::tls::Files>,
 }
 
 pub(super) fn run_one(ctx: &Ctx, sc: &Scenario, srv: &ServerSpec, rate: u64) -> RunResult {
@@ -124,7 +126,17 @@ pub(super) fn run_one(ctx: &Ctx, sc: &Scenario, srv: &ServerSpec, rate: u64) -> 
     }
     let stem = format!("{}-{}", sc.key, srv.name);
     let server_log = ctx.logs.join(format!("{stem}.server.log"));
-    let running = match Fleet::start(srv, &ctx.bin_dir, sc.echo, &sc.server_args, &server_log) {
+    let tls = ctx.tls.as_ref().filter(|_| sc.tls);
+    let tls_args = tls.map(super::tls::Files::server_args).unwrap_or_default();
+    let started = Fleet::start(
+        srv,
+        &ctx.bin_dir,
+        sc.echo,
+        &sc.server_args,
+        &tls_args,
+        &server_log,
+    );
+    let running = match started {
         Ok(Started::Up(x)) => x,
         Ok(Started::Skip(why)) => {
             r.status = "skipped".into();
@@ -149,7 +161,10 @@ pub(super) fn run_one(ctx: &Ctx, sc: &Scenario, srv: &ServerSpec, rate: u64) -> 
     let pid = running.single_pid();
     let json = ctx.logs.join(format!("{stem}.json"));
     let _ = std::fs::remove_file(&json);
-    let args = sc.loadtest_args(&urls, rate, &json, pid, ctx.threads);
+    let mut args = sc.loadtest_args(&urls, rate, &json, pid, ctx.threads);
+    if let Some(files) = tls {
+        args.splice(0..0, ["--ca".to_owned(), files.ca.display().to_string()]);
+    }
     r.loadtest_args = args.clone();
     let out_path = ctx.logs.join(format!("{stem}.loadtest.txt"));
     let before = running.sample();

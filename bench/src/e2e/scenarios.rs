@@ -83,6 +83,8 @@ pub struct Scenario {
     pub text_size: usize,
     /// loadtest options before the scenario (`--compression`, `--filler chat`).
     pub loadtest_flags: Vec<String>,
+    /// Over `wss://` (`tls.rs`): the servers get the run's test certificate.
+    pub tls: bool,
 }
 
 /// The JSON pub/sub scenarios' baseline: ringcast's own room mode at the same load.
@@ -143,6 +145,7 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         cluster: false,
         text_size: TEXT_SIZE,
         loadtest_flags: Vec::new(),
+        tls: false,
     };
     // One room, one publisher at max rate: (a) and its chat-sized twins (a').
     let fanout = Load::Broadcast {

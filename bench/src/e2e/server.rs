@@ -106,13 +106,15 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
 }
 
 /// Starts `spec` (fresh, on an ephemeral port; `echo` turns on delivery to the sender; `extra`
-/// are more arguments, given to ringcast only). For an external server, picks its URL (`None`
-/// if it has no echo URL and `echo` is asked for).
+/// are more arguments, given to ringcast only; `tls`: `--tls-cert`/`--tls-key`, which ringcast
+/// and the peer both take). For an external server, picks its URL (`None` if it has no echo
+/// URL and `echo` is asked for).
 pub fn start(
     spec: &ServerSpec,
     bin_dir: &Path,
     echo: bool,
     extra: &[String],
+    tls: &[String],
     log: &Path,
 ) -> Result<Option<Running>, String> {
     let (bin, workers) = match &spec.kind {
@@ -145,6 +147,7 @@ pub fn start(
     if matches!(spec.kind, ServerKind::Ringcast { .. }) {
         cmd.args(extra);
     }
+    cmd.args(tls);
     let stderr = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -183,12 +186,15 @@ pub fn start(
     }
 }
 
-/// The `ws://...` URL of a `... listening on ws://IP:PORT/ (...)` line.
+/// The `ws://...` (or `wss://...`, the first) URL of a `... listening on ws://IP:PORT/ (...)`
+/// line.
 pub fn listening_url(line: &str) -> Option<String> {
     if !line.contains("listening on") {
         return None;
     }
-    let at = line.find("ws://")?;
+    let at = (line.find("ws://").into_iter())
+        .chain(line.find("wss://"))
+        .min()?;
     let url = line[at..].split_whitespace().next()?;
     Some(url.to_owned())
 }
@@ -286,6 +292,12 @@ mod tests {
         assert_eq!(
             listening_url("peer listening on ws://127.0.0.1:1/ (1 workers)").as_deref(),
             Some("ws://127.0.0.1:1/")
+        );
+        assert_eq!(
+            listening_url("ringcast listening on wss://127.0.0.1:4/ ws://127.0.0.1:5/ (2 workers)")
+                .as_deref(),
+            Some("wss://127.0.0.1:4/"),
+            "the first URL: the TLS listener's"
         );
         assert_eq!(listening_url("warming up"), None);
     }

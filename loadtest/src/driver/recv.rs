@@ -88,6 +88,9 @@ impl<S: Scenario> Driver<S> {
         } else {
             self.settled += 1;
             self.io.stats.connected += 1;
+            if conn.tls.as_ref().is_some_and(|t| t.resumed()) {
+                self.io.stats.tls_resumed += 1;
+            }
             self.io.stats.note_connect_time(self.io.now);
         }
         self.io.open += 1;

@@ -288,7 +288,10 @@ impl OutQueue {
     /// to `MAX_IOV`, up to the first hold) to `take`, which takes all of them, and marks them in
     /// flight, so they keep counting towards backpressure, until [`OutQueue::sent`] is called
     /// with their total, which this returns (0: nothing sendable, or a send in flight).
-    pub fn start_transformed(&mut self, take: impl FnOnce(&[std::io::IoSlice<'_>])) -> usize {
+    pub fn start_transformed(
+        &mut self,
+        take: impl FnOnce(&mut dyn ExactSizeIterator<Item = &[u8]>),
+    ) -> usize {
         if self.in_flight > 0 {
             return 0;
         }
@@ -296,14 +299,14 @@ impl OutQueue {
         if sendable == 0 {
             return 0;
         }
-        let slices: Vec<std::io::IoSlice<'_>> = (self.chunks.iter().take(sendable).enumerate())
-            .map(|(i, chunk)| {
-                let skip = if i == 0 { self.front_sent } else { 0 };
-                std::io::IoSlice::new(&chunk.bytes()[skip..])
-            })
-            .collect();
-        let total = slices.iter().map(|s| s.len()).sum();
-        take(&slices);
+        // An iterator, not a collected array: nothing is allocated per send.
+        let front_sent = self.front_sent;
+        let mut slices = (self.chunks.iter().take(sendable).enumerate()).map(move |(i, chunk)| {
+            let skip = if i == 0 { front_sent } else { 0 };
+            &chunk.bytes()[skip..]
+        });
+        let total = slices.clone().map(<[u8]>::len).sum();
+        take(&mut slices);
         self.in_flight = sendable;
         total
     }

@@ -4,6 +4,7 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, types};
 
+use super::records::Records;
 use crate::ring::Sqe;
 
 /// Encrypted records waiting to be sent, and how far the sends have got.
@@ -12,16 +13,17 @@ use crate::ring::Sqe;
 /// kernel reads `bytes[sent..]`, so nothing may append to, shrink or free `bytes` until
 /// [`CipherBuf::sent`] is called with the send's result; records made meanwhile (rustls'
 /// answers to what arrived) go to `next`, which follows `bytes` once it is sent. Empty, it
-/// holds no allocation (an idle connection costs nothing here).
+/// holds no allocation (an idle connection costs nothing here): sent records' buffers go back
+/// to the worker's spares (`records.rs`), so a busy connection does not allocate per send.
 #[derive(Default)]
 pub struct CipherBuf {
-    bytes: Vec<u8>,
+    bytes: Records,
     /// Bytes of `bytes` already taken by the kernel.
     sent: usize,
     /// A SEND of `bytes[sent..]` is in flight.
     in_flight: bool,
     /// Records appended while a send was in flight: sent after `bytes`.
-    next: Vec<u8>,
+    next: Records,
 }
 
 impl CipherBuf {
@@ -35,9 +37,8 @@ impl CipherBuf {
         self.in_flight
     }
 
-    /// The buffer to append records to: behind everything unsent, never bytes the kernel
-    /// reads.
-    pub fn append(&mut self) -> &mut Vec<u8> {
+    /// The records to append to: behind everything unsent, never bytes the kernel reads.
+    pub fn append(&mut self) -> &mut Records {
         if self.in_flight {
             return &mut self.next;
         }
@@ -51,11 +52,11 @@ impl CipherBuf {
             return;
         }
         if self.sent == self.bytes.len() {
-            self.bytes = std::mem::take(&mut self.next);
+            self.bytes.release();
+            std::mem::swap(&mut self.bytes, &mut self.next);
             self.sent = 0;
         } else {
             self.bytes.append(&mut self.next);
-            self.next = Vec::new();
         }
     }
 
@@ -69,20 +70,21 @@ impl CipherBuf {
         if self.is_empty() {
             return None;
         }
-        let rest = &self.bytes[self.sent..];
+        let rest = &self.bytes.as_slice()[self.sent..];
         let entry = opcode::Send::new(types::Fd(fd), rest.as_ptr(), rest.len() as u32)
             .build()
             .user_data(user_data);
         self.in_flight = true;
         // SAFETY: the kernel reads `bytes[sent..]` until the send's completion, after which
         // the worker calls `sent`. Until then:
-        // 1. the bytes are the heap buffer of `self.bytes`: moving this `CipherBuf`, its
-        //    `TlsConn` (boxed) or the connection (the slab moves connections as it grows) moves
-        //    the `Vec`'s pointer, never the bytes;
-        // 2. nothing writes, grows, shrinks or frees `bytes` while `in_flight`: `append` hands
-        //    out `next` instead while in flight, `start_send` and `merge_next` (called only when
-        //    not in flight) return early while in flight, `drop_unsent` keeps `bytes` while in
-        //    flight, and only `sent` (which clears the flag) frees the buffer;
+        // 1. the bytes are the heap buffer of `self.bytes` (a `Records`): moving this
+        //    `CipherBuf`, its `TlsConn` (boxed) or the connection (the slab moves connections
+        //    as it grows) moves the `Vec`'s pointer, never the bytes;
+        // 2. nothing writes, grows, shrinks, frees or gives away `bytes` while `in_flight`:
+        //    `append` hands out `next` instead while in flight, `start_send` and `merge_next`
+        //    (called only when not in flight) return early while in flight, `drop_unsent`
+        //    keeps `bytes` while in flight, and only `sent` (which clears the flag first)
+        //    releases the buffer to the worker's spares, where another connection may reuse it;
         // 3. this buffer outlives the send and the fd stays open: the worker frees a connection
         //    (and with it its `TlsConn`) only when `Lifecycle::may_free_slot`, and closes its fd
         //    only when `Lifecycle::may_close_fd`, both false while a send is in flight (the
@@ -96,7 +98,8 @@ impl CipherBuf {
         self.in_flight = false;
         self.sent = (self.sent + n).min(self.bytes.len());
         if self.sent == self.bytes.len() {
-            self.bytes = std::mem::take(&mut self.next);
+            self.bytes.release();
+            std::mem::swap(&mut self.bytes, &mut self.next);
             self.sent = 0;
             return true;
         }
@@ -106,9 +109,9 @@ impl CipherBuf {
     /// Drops what is not in flight (the connection failed); returns whether a send is in
     /// flight still.
     pub fn drop_unsent(&mut self) -> bool {
-        self.next = Vec::new();
+        self.next.release();
         if !self.in_flight {
-            self.bytes = Vec::new();
+            self.bytes.release();
             self.sent = 0;
         }
         self.in_flight
@@ -119,12 +122,12 @@ impl CipherBuf {
 impl CipherBuf {
     /// The bytes a send in flight reads (tests play the kernel).
     pub fn in_flight_bytes(&self) -> &[u8] {
-        &self.bytes[self.sent..]
+        &self.bytes.as_slice()[self.sent..]
     }
 
     /// Whether any allocation is held.
     pub fn holds_memory(&self) -> bool {
-        self.bytes.capacity() + self.next.capacity() > 0
+        self.bytes.holds_memory() || self.next.holds_memory()
     }
 }
 
@@ -137,70 +140,37 @@ pub fn sealed_len(len: usize) -> usize {
 /// The most plaintext one TLS record carries.
 pub const RECORD_PLAINTEXT: usize = 16 * 1024;
 
-/// Appends what `write` produces into `out`, given `room` bytes to start with and more when it
-/// asks for more (its error says how many it needs: `Err(Some(required))`; `Err(None)`: it
-/// failed, `out` is left as it was).
-pub fn append_with(
-    out: &mut Vec<u8>,
-    mut room: usize,
-    mut write: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>,
-) -> bool {
-    let start = out.len();
-    loop {
-        out.resize(start + room, 0);
-        match write(&mut out[start..]) {
-            Ok(n) => {
-                out.truncate(start + n);
-                return true;
-            }
-            Err(Some(required)) if required > room => room = required,
-            Err(_) => {
-                out.truncate(start);
-                return false;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Appends `bytes` as if they were records.
+    fn push(c: &mut CipherBuf, bytes: &[u8]) {
+        c.append().append_with(bytes.len(), |buf| {
+            buf[..bytes.len()].copy_from_slice(bytes);
+            Ok(bytes.len())
+        });
+    }
 
     #[test]
     fn records_made_while_in_flight_wait_and_a_full_send_releases_the_buffer() {
         let mut c = CipherBuf::default();
         assert!(c.is_empty() && c.start_send(3, 1).is_none());
-        c.append().extend_from_slice(b"abcdef");
+        push(&mut c, b"abcdef");
         assert!(c.start_send(3, 1).is_some());
         assert!(c.start_send(3, 1).is_none());
-        c.append().extend_from_slice(b"gh");
-        assert_eq!(c.bytes, b"abcdef", "the in-flight bytes are untouched");
+        push(&mut c, b"gh");
+        assert_eq!(
+            c.bytes.as_slice(),
+            b"abcdef",
+            "the in-flight bytes are untouched"
+        );
         assert!(!c.sent(4), "two bytes left");
-        c.append().extend_from_slice(b"ij");
-        assert_eq!(&c.bytes[c.sent..], b"efghij", "in order behind the rest");
+        push(&mut c, b"ij");
+        assert_eq!(c.in_flight_bytes(), b"efghij", "in order behind the rest");
         assert!(c.start_send(3, 1).is_some());
         assert!(c.sent(6));
         assert!(c.is_empty());
-        assert_eq!(
-            c.bytes.capacity() + c.next.capacity(),
-            0,
-            "released when empty"
-        );
-    }
-
-    #[test]
-    fn append_with_grows_to_what_the_writer_asks_for() {
-        let mut out = b"x".to_vec();
-        let ok = append_with(&mut out, 2, |buf| {
-            if buf.len() < 5 {
-                return Err(Some(5));
-            }
-            buf[..3].copy_from_slice(b"abc");
-            Ok(3)
-        });
-        assert!(ok);
-        assert_eq!(out, b"xabc");
-        assert!(!append_with(&mut out, 2, |_| Err(None)));
-        assert_eq!(out, b"xabc", "unchanged on failure");
+        assert!(!c.holds_memory(), "released when empty");
     }
 }

@@ -1,7 +1,6 @@
 //! [`TlsConn`]: one TLS connection between the ring and its session, on rustls' unbuffered
 //! API: rustls keeps no record buffers of its own, so an idle connection holds none.
 
-use std::io::IoSlice;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
@@ -9,8 +8,9 @@ use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, WriteTraffic};
 use rustls::{Error, ServerConfig};
 
-use super::cipher::{CipherBuf, RECORD_PLAINTEXT, append_with, sealed_len};
+use super::cipher::{CipherBuf, RECORD_PLAINTEXT, sealed_len};
 use super::failure::Failure;
+use super::records::Records;
 use crate::conn::outq::OutQueue;
 use crate::ring::Sqe;
 
@@ -278,16 +278,16 @@ impl TlsConn {
         if last && n > 0 && !queued && self.cipher.is_empty() && !self.notified {
             self.notified = true;
             self.write_traffic(|writer, cipher| {
-                append_with(cipher.append(), 64, |buf| {
-                    writer.queue_close_notify(buf).map_err(required)
-                })
+                cipher
+                    .append()
+                    .append_with(64, |buf| writer.queue_close_notify(buf).map_err(required))
             });
         }
         !self.cipher.is_empty() || queued
     }
 }
 
-/// An encrypt error as `append_with` reads it: more room needed, or a failure.
+/// An encrypt error as `Records::append_with` reads it: more room needed, or a failure.
 fn required(e: EncryptError) -> Option<usize> {
     match e {
         EncryptError::InsufficientSize(s) => Some(s.required_size),
@@ -300,7 +300,7 @@ fn encode(
     record: &mut rustls::unbuffered::EncodeTlsData<'_, ServerConnectionData>,
     cipher: &mut CipherBuf,
 ) {
-    append_with(cipher.append(), 1024, |buf| {
+    cipher.append().append_with(1024, |buf| {
         record.encode(buf).map_err(|e| match e {
             EncodeError::InsufficientSize(s) => Some(s.required_size),
             _ => None,
@@ -318,16 +318,16 @@ thread_local! {
 /// slices share records, each filled to 16 KiB but the last. False when rustls refuses (keys used up).
 fn seal_slices(
     writer: &mut WriteTraffic<'_, ServerConnectionData>,
-    slices: &[IoSlice<'_>],
-    out: &mut Vec<u8>,
+    slices: &mut dyn ExactSizeIterator<Item = &[u8]>,
+    out: &mut Records,
 ) -> bool {
     let mut seal = |plain: &[u8]| {
-        append_with(out, sealed_len(plain.len()), |buf| {
+        out.append_with(sealed_len(plain.len()), |buf| {
             writer.encrypt(plain, buf).map_err(required)
         })
     };
-    if let [one] = slices {
-        return seal(one);
+    if slices.len() == 1 {
+        return slices.next().is_none_or(seal);
     }
     GATHER.with_borrow_mut(|gather| {
         gather.clear();

@@ -13,7 +13,8 @@
 //!   unchanged. Outbound, the sendable chunks of the connection's `OutQueue` are encrypted as
 //!   one run of records (a turn's frames for one receiver share a record; records are filled
 //!   to 16 KiB) into a [`cipher::CipherBuf`], which the kernel reads while the send is in
-//!   flight and which is released once sent. The plaintext stays in the `OutQueue`, marked in
+//!   flight and which is released once sent (its buffer back to the worker's spares,
+//!   `records.rs`, so sends do not allocate). The plaintext stays in the `OutQueue`, marked in
 //!   flight, until its ciphertext has been sent, so encrypted bytes count towards
 //!   `--max-backpressure` like plain ones. rustls itself holds no record buffer, so an idle
 //!   TLS connection costs its keys and state only (about 3 KiB over a plain one at 10,000
@@ -29,6 +30,7 @@ pub mod cipher;
 mod conn;
 mod expiry;
 mod failure;
+mod records;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicI64;
