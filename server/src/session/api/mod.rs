@@ -59,12 +59,6 @@ pub struct ApiSession {
     json: Option<simd_json::Buffers>,
 }
 
-/// `method`'s name in the metrics' list (`other` when it is not one).
-fn metric_name(method: &str) -> &'static str {
-    let names = crate::metrics::api::METHODS;
-    (names.iter().find(|&&n| n == method)).map_or(names[names.len() - 1], |n| *n)
-}
-
 /// Whether the request line at the start of `head` names a server API path (`/api/…`); `false`
 /// while the line is incomplete (the handshake keeps reading the head then).
 pub fn is_api_request(head: &[u8]) -> bool {
@@ -215,7 +209,7 @@ impl ApiSession {
                 let took = Duration::ZERO;
                 sink.metrics()
                     .api
-                    .record(&head.method, Outcome::Invalid, took);
+                    .record(head.method, Outcome::Invalid, took);
                 self.end(
                     sink,
                     Status::TooLarge,
@@ -247,7 +241,7 @@ impl ApiSession {
     /// Answers one complete request; it is counted at the end of the read ([`Self::record`]).
     fn request(&mut self, head: &Head, body: &mut [u8], sink: &mut Sink<'_>) {
         let outcome = self.answer(head, body, sink);
-        self.timed.push((metric_name(&head.method), outcome));
+        self.timed.push((head.method, outcome));
     }
 
     fn answer(&mut self, head: &Head, body: &mut [u8], sink: &mut Sink<'_>) -> Outcome {
@@ -270,7 +264,7 @@ impl ApiSession {
                 _ => Outcome::Invalid,
             };
         }
-        let call = match methods::parse(&head.method, body, &mut self.json) {
+        let call = match methods::parse(head.method, body, &mut self.json) {
             Ok(call) => call,
             Err((status, e)) => {
                 tracing::info!(status = status.code(), method = %head.method, "server API call refused: {}", e.message);
