@@ -105,6 +105,11 @@ pub struct ApiArgs {
     /// The server's `--api-key`.
     #[arg(long)]
     pub api_key: String,
+    /// Where the publishers send their requests, `http://HOST:PORT` (a server's
+    /// `--api-listen`); without it they use the first `--url`'s listener (`/api/` there).
+    /// Needs a single `--url`.
+    #[arg(long)]
+    pub api_url: Option<String>,
     #[command(flatten)]
     pub pubsub: PubsubArgs,
 }

@@ -91,6 +91,16 @@ fn execute<S: Scenario + Send + 'static>(
     runner::run(opts, shared, plan, on_ready).map_err(|e| e.to_string())
 }
 
+/// The `api` scenario's `--api-url`, `http://HOST:PORT` (plain HTTP only).
+fn api_target(url: &str) -> Result<target::Target, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("--api-url {url}: only http:// URLs are supported"))?;
+    let mut t = target::parse_url(&format!("ws://{rest}"))?;
+    t.url = url.to_owned();
+    Ok(t)
+}
+
 fn run(cli: &Cli) -> Result<ExitCode, String> {
     let _ = payload::FILLER.set(cli.filler);
     let mut targets = cli
@@ -114,6 +124,13 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     } else {
         None
     };
+    let http_target = match &cli.scenario {
+        ScenarioCmd::Api(a) => a.api_url.as_deref().map(api_target).transpose()?,
+        _ => None,
+    };
+    if http_target.is_some() && targets.len() > 1 {
+        return Err("--api-url needs a single --url (publishers would not be spread)".into());
+    }
     let url_list = cli.url.join(" ");
     let servers = targets.len();
     let threads = cli
@@ -123,6 +140,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     let opts = RunOptions {
         driver: DriverConfig {
             targets,
+            http_target,
             ramp_ns: cli.ramp.as_nanos() as u64,
             concurrency: cli.concurrency.max(1),
             recv_buf: cli.recv_buf.max(256),

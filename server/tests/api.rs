@@ -359,6 +359,47 @@ fn pipelined_requests_are_answered_in_order_with_increasing_offsets() {
 }
 
 #[test]
+fn reads_that_end_inside_a_request_and_carry_whole_ones_after_it_are_answered_in_order() {
+    // The server parses each read where it lies and keeps only an unfinished request's tail:
+    // a read that completes that tail and carries whole requests (and the start of another,
+    // cut inside its head or inside its body) must still answer every one, in order.
+    let s = api_server(&["--history-size", "1000"]);
+    let mut c = Http::connect(&s);
+    let reqs: Vec<Vec<u8>> = (0..9)
+        .map(|i| {
+            post(
+                "publish",
+                &format!("X-API-Key: {KEY}\r\n"),
+                &format!(r#"{{"channel":"q","data":{i}}}"#),
+            )
+        })
+        .collect();
+    let all = reqs.concat();
+    let len = reqs[0].len();
+    // Cuts: inside request 2's body, inside request 5's head (on no line end), inside
+    // request 7's request line, then the rest. Each read's answers are awaited before the
+    // next is sent, so every cut is a read of its own.
+    let cuts = [2 * len + len - 3, 5 * len + 9, 7 * len + 4, all.len()];
+    let mut from = 0;
+    let mut answered = 0;
+    for cut in cuts {
+        c.send(&all[from..cut]);
+        while answered < cut / len {
+            let r = c.read().json();
+            answered += 1;
+            assert_eq!(r["result"]["offset"].as_u64(), Some(answered as u64), "{r}");
+        }
+        from = cut;
+    }
+    assert_eq!(answered, 9);
+    let h = c.call("history", r#"{"channel":"q","limit":-1}"#).json();
+    let data: Vec<i64> = (h["result"]["publications"].as_array().unwrap().iter())
+        .map(|p| p["data"].as_i64().unwrap())
+        .collect();
+    assert_eq!(data, (0..9).collect::<Vec<i64>>());
+}
+
+#[test]
 fn a_request_in_many_pieces_and_expect_continue_are_served() {
     let s = api_server(&[]);
     let mut c = Http::connect(&s);

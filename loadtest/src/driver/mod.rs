@@ -30,6 +30,8 @@ const KIND_WAKE: u64 = 4;
 pub struct DriverConfig {
     /// The servers; connections are spread over them round-robin ([`target_of`]).
     pub targets: Vec<Target>,
+    /// A plain HTTP connection's server instead (the `api` scenario's `--api-url`).
+    pub http_target: Option<Target>,
     /// Spread each thread's connection attempts evenly over this many ns.
     pub ramp_ns: u64,
     /// At most this many connects/handshakes in progress per thread.
@@ -91,13 +93,15 @@ impl<S: Scenario> Driver<S> {
             .enumerate()
             .map(|(c, p)| {
                 let mut conn = Conn::new(p);
-                conn.target = target_of(c, thread, threads, n_targets);
+                conn.target = match &cfg.http_target {
+                    // Last in `targets` (below): not one of the servers subscribers use.
+                    Some(_) if conn.http => n_targets,
+                    _ => target_of(c, thread, threads, n_targets),
+                };
                 conn
             })
             .collect();
-        let sockaddrs = cfg
-            .targets
-            .iter()
+        let sockaddrs = (cfg.targets.iter().chain(&cfg.http_target))
             .map(|t| ring::to_sockaddr(t.addr))
             .collect();
         Ok(Self {
@@ -229,7 +233,15 @@ impl<S: Scenario> Driver<S> {
     /// Creates the socket of `c` and submits its connect to the connection's target.
     fn open_socket(&mut self, c: usize) -> Result<(), DriverError> {
         let target = self.io.conns[c].target;
-        let family = match self.cfg.targets[target].addr {
+        let address = match self.cfg.targets.get(target) {
+            Some(t) => t.addr,
+            None => self
+                .cfg
+                .http_target
+                .as_ref()
+                .map_or(self.cfg.targets[0].addr, |t| t.addr),
+        };
+        let family = match address {
             SocketAddr::V4(_) => libc::AF_INET,
             SocketAddr::V6(_) => libc::AF_INET6,
         };

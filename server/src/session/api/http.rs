@@ -70,8 +70,9 @@ impl Status {
 /// What a request head says.
 #[derive(Debug)]
 pub struct Head {
-    /// The method name: the path after `/api/`, query dropped.
-    pub method: String,
+    /// The method name: the path after `/api/`, query dropped, as the metrics list it
+    /// (`other` when it names no method: nothing the client chose is kept or logged).
+    pub method: &'static str,
     /// The HTTP method is POST.
     pub post: bool,
     /// The request carries the API key.
@@ -107,7 +108,7 @@ pub fn parse_head(buf: &[u8], cfg: &Config) -> Result<Option<Head>, (Status, &'s
     }
     let path = req.path.unwrap_or("");
     let path = path.split_once('?').map_or(path, |(p, _)| p);
-    let method = path.strip_prefix("/api/").unwrap_or("").to_string();
+    let method = metric_name(path.strip_prefix("/api/").unwrap_or(""));
     let key = cfg.api.as_ref().map(|k| k.0.as_bytes());
     let framing = crate::session::http_framing::framing(req.headers, req.version)
         .map_err(|why| (Status::BadRequest, why))?;
@@ -133,6 +134,12 @@ pub fn parse_head(buf: &[u8], cfg: &Config) -> Result<Option<Head>, (Status, &'s
         }
     }
     Ok(Some(head))
+}
+
+/// `method`'s name in the metrics' list (`other` when it is not one).
+fn metric_name(method: &str) -> &'static str {
+    let names = crate::metrics::api::METHODS;
+    (names.iter().find(|&&n| n == method)).map_or(names[names.len() - 1], |n| *n)
 }
 
 /// Compares a presented key with the configured one in time that depends only on the

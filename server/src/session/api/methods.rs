@@ -143,7 +143,15 @@ pub fn error_object(answer: &mut Answer, e: &ApiError) {
 }
 
 /// Parses the body of a call to `method`; an error says which status it gets.
-pub fn parse(method: &str, body: &mut [u8]) -> Result<Call, (Status, ApiError)> {
+///
+/// A body of at most [`REUSED_BUFFERS_MAX`] bytes is parsed with `buffers` (simd-json's scratch
+/// space, kept by the connection: no allocation per request); a larger one with its own, so
+/// what a connection keeps stays small whatever it was sent.
+pub fn parse(
+    method: &str,
+    body: &mut [u8],
+    buffers: &mut Option<simd_json::Buffers>,
+) -> Result<Call, (Status, ApiError)> {
     if !KNOWN.contains(&method) {
         let e = ApiError::new(METHOD_NOT_FOUND, "unknown method");
         return Err((Status::NotFound, e));
@@ -154,13 +162,21 @@ pub fn parse(method: &str, body: &mut [u8]) -> Result<Call, (Status, ApiError)> 
     } else {
         body
     };
-    let value = simd_json::to_borrowed_value(body)
-        .map_err(|e| (Status::BadRequest, ApiError::bad(format!("bad JSON: {e}"))))?;
+    let value = if body.len() <= REUSED_BUFFERS_MAX {
+        let buffers = buffers.get_or_insert_with(|| simd_json::Buffers::new(REUSED_BUFFERS_MAX));
+        simd_json::value::borrowed::to_value_with_buffers(body, buffers)
+    } else {
+        simd_json::to_borrowed_value(body)
+    };
+    let value = value.map_err(|e| (Status::BadRequest, ApiError::bad(format!("bad JSON: {e}"))))?;
     if method == "batch" {
         return batch(&value).map_err(|e| (Status::BadRequest, e));
     }
     call(method, &value).map_err(|e| (Status::BadRequest, e))
 }
+
+/// The largest body parsed with the connection's kept buffers ([`parse`]).
+pub const REUSED_BUFFERS_MAX: usize = 4096;
 
 /// The methods served: the metrics' list of names, less its final `other`.
 const KNOWN: &[&str] = {
@@ -410,9 +426,11 @@ mod tests {
 
     #[test]
     fn calls_are_checked_field_by_field() {
+        // One connection's buffers for every call, good and bad, as on a kept-alive connection.
+        let mut buffers = None;
         let mut ok = br#"{"channel":"c","data":{"x":1},"skip_history":true}"#.to_vec();
         assert!(matches!(
-            parse("publish", &mut ok),
+            parse("publish", &mut ok, &mut buffers),
             Ok(Call::Publish {
                 skip_history: true,
                 ..
@@ -436,7 +454,9 @@ mod tests {
             ("nope", b"{}", Status::NotFound),
         ] {
             let mut body = body.to_vec();
-            let got = parse(method, &mut body).map(|_| ()).map_err(|e| e.0);
+            let got = (parse(method, &mut body, &mut buffers))
+                .map(|_| ())
+                .map_err(|e| e.0);
             assert_eq!(
                 got,
                 Err(status),
@@ -444,5 +464,23 @@ mod tests {
                 String::from_utf8_lossy(&body)
             );
         }
+    }
+
+    #[test]
+    fn a_large_body_is_parsed_without_growing_the_kept_buffers() {
+        let mut buffers = None;
+        let data = "x".repeat(REUSED_BUFFERS_MAX);
+        let mut large = format!(r#"{{"channel":"c","data":"{data}"}}"#).into_bytes();
+        let call = parse("publish", &mut large, &mut buffers);
+        assert!(
+            matches!(call, Ok(Call::Publish { data, .. }) if data.len() == REUSED_BUFFERS_MAX + 2)
+        );
+        assert!(
+            buffers.is_none(),
+            "a large body must not be parsed in the kept buffers"
+        );
+        let mut small = br#"{"channel":"c","data":1}"#.to_vec();
+        assert!(parse("publish", &mut small, &mut buffers).is_ok());
+        assert!(buffers.is_some());
     }
 }

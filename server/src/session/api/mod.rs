@@ -52,6 +52,11 @@ pub struct ApiSession {
     replies: Replies,
     /// The connection is ending: what the client still sends is dropped.
     done: bool,
+    /// The calls answered in this read and how they went, counted at its end (one clock
+    /// read per read, not per call).
+    timed: Vec<(&'static str, Outcome)>,
+    /// simd-json's scratch space, reused by every request with a small body.
+    json: Option<simd_json::Buffers>,
 }
 
 /// Whether the request line at the start of `head` names a server API path (`/api/…`); `false`
@@ -92,27 +97,40 @@ impl ApiSession {
     }
 
     /// Handles received bytes: every complete request is answered, in order; the rest is kept.
+    ///
+    /// The read is parsed where it lies: only the bytes a request left unfinished by an
+    /// earlier read still needs are copied (to complete it in `partial`), and only the
+    /// unfinished tail of this read is kept.
     pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) {
         if self.done {
             return;
         }
-        let used = if self.partial.is_empty() {
-            let used = self.requests(data, sink);
-            if !self.done && used < data.len() {
-                self.partial.extend_from_slice(&data[used..]);
-            }
-            used
-        } else {
+        let mut data = data;
+        let mut used = 0;
+        // One clock read per read: the calls of this read are timed together.
+        let started = Instant::now();
+        while !self.partial.is_empty() && !data.is_empty() && !self.done {
+            let take = self.wanted(data, sink).min(data.len());
+            let (head, rest) = std::mem::take(&mut data).split_at_mut(take);
+            data = rest;
+            self.partial.extend_from_slice(head);
             let mut buf = std::mem::take(&mut self.partial);
-            buf.extend_from_slice(data);
-            let used = self.requests(&mut buf, sink);
-            if !self.done && used < buf.len() {
-                buf.drain(..used);
+            let done = self.requests(&mut buf, sink);
+            used += done;
+            if done < buf.len() {
+                buf.drain(..done);
                 self.partial = buf;
             }
             // Else the buffer is dropped: an idle connection holds no capacity.
-            used
-        };
+        }
+        if self.partial.is_empty() && !self.done {
+            let done = self.requests(data, sink);
+            used += done;
+            if !self.done && done < data.len() {
+                self.partial.extend_from_slice(&data[done..]);
+            }
+        }
+        self.record(started, sink);
         // Every answer of this read, in order (a no-op after `end`, which queued them).
         self.replies.flush(sink);
         if self.done {
@@ -123,7 +141,37 @@ impl ApiSession {
         match (self.partial.is_empty(), self.since) {
             (true, _) => self.since = None,
             (false, Some(_)) if used == 0 => {}
-            (false, _) => self.since = Some(Instant::now()),
+            (false, _) => self.since = Some(started),
+        }
+    }
+
+    /// How many bytes of `data` the request begun in `partial` still needs: the rest of its
+    /// body once its head is complete, else up to the next line end (where the head may end).
+    fn wanted(&self, data: &[u8], sink: &Sink<'_>) -> usize {
+        match http::parse_head(&self.partial, sink.config()) {
+            // Past --api-max-body, `requests` answers 413 before any body byte is kept.
+            Ok(Some(head)) if head.length > sink.config().api_max_body => 0,
+            Ok(Some(head)) => (head.size + head.length).saturating_sub(self.partial.len()),
+            Ok(None) => data
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(data.len(), |i| i + 1),
+            // `requests` answers the error and ends the connection.
+            Err(_) => 0,
+        }
+    }
+
+    /// Counts the calls answered in this read (docs/metrics.md#server-api), each timed as
+    /// the read's handling time shared evenly among them.
+    fn record(&mut self, started: Instant, sink: &Sink<'_>) {
+        if self.timed.is_empty() {
+            return;
+        }
+        let n = u32::try_from(self.timed.len()).unwrap_or(u32::MAX);
+        let each = started.elapsed() / n;
+        let api = &sink.metrics().api;
+        for (method, outcome) in self.timed.drain(..) {
+            api.record(method, outcome, each);
         }
     }
 
@@ -161,7 +209,7 @@ impl ApiSession {
                 let took = Duration::ZERO;
                 sink.metrics()
                     .api
-                    .record(&head.method, Outcome::Invalid, took);
+                    .record(head.method, Outcome::Invalid, took);
                 self.end(
                     sink,
                     Status::TooLarge,
@@ -190,13 +238,10 @@ impl ApiSession {
         pos
     }
 
-    /// Answers one complete request, and counts it (docs/metrics.md#server-api).
+    /// Answers one complete request; it is counted at the end of the read ([`Self::record`]).
     fn request(&mut self, head: &Head, body: &mut [u8], sink: &mut Sink<'_>) {
-        let started = Instant::now();
         let outcome = self.answer(head, body, sink);
-        sink.metrics()
-            .api
-            .record(&head.method, outcome, started.elapsed());
+        self.timed.push((head.method, outcome));
     }
 
     fn answer(&mut self, head: &Head, body: &mut [u8], sink: &mut Sink<'_>) -> Outcome {
@@ -219,7 +264,7 @@ impl ApiSession {
                 _ => Outcome::Invalid,
             };
         }
-        let call = match methods::parse(&head.method, body) {
+        let call = match methods::parse(head.method, body, &mut self.json) {
             Ok(call) => call,
             Err((status, e)) => {
                 tracing::info!(status = status.code(), method = %head.method, "server API call refused: {}", e.message);
@@ -258,9 +303,10 @@ impl ApiSession {
             }
             call => match run::run(call, sink, &mut asks) {
                 Ok(result) => {
-                    answer.raw(b"{\"result\":");
-                    answer.append(result);
-                    answer.raw(b"}");
+                    let (before, after) = (b"{\"result\":", b"}");
+                    self.replies
+                        .push_wrapped(Status::Ok, before, result, after, head.keep_alive);
+                    return outcome;
                 }
                 Err(e) => {
                     outcome = Outcome::Error;

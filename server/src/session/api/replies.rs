@@ -7,6 +7,7 @@
 //! hold and one fill per read, however many requests were pipelined in it.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use ringcast_cluster::PresenceMember;
@@ -22,17 +23,47 @@ use super::answer::{Answer, Ask, Part, Publish, error_body};
 use super::http::{self, Status};
 use super::presence;
 
-/// One answer: its status, whether the connection stays open, its body's pieces.
+/// One answer: its status, whether the connection stays open, its body's pieces (a range of
+/// the run's pieces).
 struct Template {
     status: Status,
     keep_alive: bool,
-    body: Vec<Piece>,
+    body: Range<usize>,
 }
 
+/// A piece of an answer's body. The pieces and text of every answer of a read share two
+/// buffers ([`Run`]): no allocation per answer.
 enum Piece {
-    Bytes(Vec<u8>),
+    /// These bytes of the run's text.
+    Bytes(Range<usize>),
     /// What waits in place N of the run (a publish result, a cluster's answer).
     Later(usize),
+}
+
+/// The answers of one read: their templates, their pieces and the text the pieces point into.
+#[derive(Default)]
+struct Run {
+    templates: Vec<Template>,
+    pieces: Vec<Piece>,
+    text: Vec<u8>,
+}
+
+impl Run {
+    /// Appends `bytes` to the body being built (whose pieces start at `from`).
+    fn bytes(&mut self, from: usize, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let start = self.text.len();
+        self.text.extend_from_slice(bytes);
+        let end = self.text.len();
+        let ours = self.pieces.len() > from;
+        match self.pieces.last_mut() {
+            // The last piece is this body's and ends where these bytes begin: grow it.
+            Some(Piece::Bytes(r)) if ours && r.end == start => r.end = end,
+            _ => self.pieces.push(Piece::Bytes(start..end)),
+        }
+    }
 }
 
 /// What a place of the run waits for.
@@ -52,31 +83,51 @@ struct Asked {
 /// The answers of one read, not queued yet, and the cluster's answers still awaited.
 #[derive(Default)]
 pub struct Replies {
-    templates: Vec<Template>,
+    run: Run,
     waits: Vec<Wait>,
+    /// How many of `waits` are presence questions.
+    asks: usize,
     asked: HashMap<u64, Asked>,
 }
 
 impl Replies {
     /// Adds the answer to one request.
     pub fn push(&mut self, status: Status, answer: Answer, keep_alive: bool) {
+        self.push_wrapped(status, b"", answer, b"", keep_alive);
+    }
+
+    /// Adds the answer to one request, its body `answer` between `before` and `after` (as
+    /// `{"result":…}`) without building that text apart.
+    pub fn push_wrapped(
+        &mut self,
+        status: Status,
+        before: &[u8],
+        answer: Answer,
+        after: &[u8],
+        keep_alive: bool,
+    ) {
+        let from = self.run.pieces.len();
+        self.run.bytes(from, before);
         let (parts, tail) = answer.into_parts();
-        let mut body = Vec::with_capacity(parts.len() + 1);
         for part in parts {
             let wait = match part {
-                Part::Bytes(b) if b.is_empty() => continue,
                 Part::Bytes(b) => {
-                    body.push(Piece::Bytes(b));
+                    self.run.bytes(from, &b);
                     continue;
                 }
                 Part::Publish(p) => Wait::Publish(p),
-                Part::Ask(a) => Wait::Ask(a),
+                Part::Ask(a) => {
+                    self.asks += 1;
+                    Wait::Ask(a)
+                }
             };
-            body.push(Piece::Later(self.waits.len()));
+            self.run.pieces.push(Piece::Later(self.waits.len()));
             self.waits.push(wait);
         }
-        body.push(Piece::Bytes(tail));
-        self.templates.push(Template {
+        self.run.bytes(from, &tail);
+        self.run.bytes(from, after);
+        let body = from..self.run.pieces.len();
+        self.run.templates.push(Template {
             status,
             keep_alive,
             body,
@@ -86,10 +137,7 @@ impl Replies {
     /// How many more presence questions this connection may put to the cluster now
     /// (`limits::MAX_ASKS_IN_FLIGHT`): those awaited and those of this read count.
     pub fn asks_left(&self) -> usize {
-        let queued = (self.waits.iter())
-            .filter(|w| matches!(w, Wait::Ask(_)))
-            .count();
-        MAX_ASKS_IN_FLIGHT.saturating_sub(self.asked.len() + queued)
+        MAX_ASKS_IN_FLIGHT.saturating_sub(self.asked.len() + self.asks)
     }
 
     /// Some answer waits for the cluster.
@@ -112,13 +160,14 @@ impl Replies {
     /// entering the pipeline with their results' slots and the presence questions going to
     /// the cluster.
     pub fn flush(&mut self, sink: &mut Sink<'_>) {
-        if self.templates.is_empty() {
+        if self.run.templates.is_empty() {
             return;
         }
-        let templates = std::mem::take(&mut self.templates);
+        let run = std::mem::take(&mut self.run);
         let waits = std::mem::take(&mut self.waits);
+        self.asks = 0;
         if waits.is_empty() {
-            sink.reply(render(&templates, &[]));
+            sink.reply(render(&run, &[]));
             return;
         }
         let hold = sink.hold();
@@ -132,7 +181,7 @@ impl Replies {
         let waiting = Arc::new(Waiting {
             inner: Mutex::new(Inner {
                 hold,
-                templates,
+                run,
                 results: (0..n).map(|_| None).collect(),
                 keeps,
                 missing: n,
@@ -213,7 +262,7 @@ struct Waiting {
 
 struct Inner {
     hold: HoldId,
-    templates: Vec<Template>,
+    run: Run,
     results: Vec<Option<Fill>>,
     /// Per place: where a publish's result is also kept (its `idempotency_key`).
     keeps: Vec<Option<ResultCell>>,
@@ -246,7 +295,7 @@ impl Waiting {
         if inner.missing > 0 {
             return None;
         }
-        Some((inner.hold, render(&inner.templates, &inner.results)))
+        Some((inner.hold, render(&inner.run, &inner.results)))
     }
 }
 
@@ -258,14 +307,16 @@ impl ApiAnswers for Waiting {
 }
 
 /// The answers, each a head with its `Content-Length` and its body.
-fn render(templates: &[Template], results: &[Option<Fill>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(templates.len() * 160);
+fn render(run: &Run, results: &[Option<Fill>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(run.templates.len() * 160);
     let mut body = Vec::with_capacity(256);
-    for t in templates {
+    for t in &run.templates {
         body.clear();
-        for piece in &t.body {
+        for piece in run.pieces.get(t.body.clone()).unwrap_or_default() {
             match piece {
-                Piece::Bytes(b) => body.extend_from_slice(b),
+                Piece::Bytes(r) => {
+                    body.extend_from_slice(run.text.get(r.clone()).unwrap_or_default())
+                }
                 Piece::Later(i) => match results.get(*i).and_then(|r| r.as_ref()) {
                     Some(Fill::Json(json)) => body.extend_from_slice(json),
                     Some(Fill::Position(Some((e, o)))) => {
