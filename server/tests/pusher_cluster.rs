@@ -5,6 +5,8 @@
 mod common;
 #[path = "common/nodes.rs"]
 mod nodes;
+#[path = "common/pusher_client.rs"]
+mod pusher_client;
 #[path = "../../cluster/tests/common/mod.rs"]
 mod redis;
 
@@ -20,21 +22,10 @@ use sha2::Sha256;
 use tungstenite::Message;
 
 use nodes::{Client, node};
+use pusher_client::connect;
 use redis::RedisServer;
 
 use common::PUSHER_APP as APP;
-
-fn connect(addr: &str) -> (Client, String) {
-    let stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(common::READ_TIMEOUT))
-        .expect("timeout");
-    let url = format!("ws://{addr}/app/key1?protocol=7");
-    let mut ws = tungstenite::client(url.as_str(), stream).expect("ws").0;
-    let hello = recv(&mut ws).expect("hello");
-    let data: Value = serde_json::from_str(hello["data"].as_str().expect("data")).expect("JSON");
-    (ws, data["socket_id"].as_str().expect("id").to_owned())
-}
 
 /// The next text message; `None` when the read timed out.
 fn recv(ws: &mut Client) -> Option<Value> {

@@ -16,7 +16,7 @@ use ringcast_cluster::{BusEvent, BusMessage, ClusterError, MessageKind, Presence
 use ringcast_protocol::frame::{MAX_HEADER_LEN, OpCode, encode_header};
 use ringcast_pubsub::envelope::{self, Member};
 
-use crate::bridge::{API_ORDERS_ROOM, AskFor};
+use crate::bridge::{API_ORDERS_ROOM, AskFor, PUSHER_STATE_ROOM};
 use crate::fanout::batch::{BatchBuilder, FrozenBatch};
 use crate::fanout::handoff::PerWorker;
 use crate::fanout::peers::{Peers, Remote};
@@ -86,6 +86,15 @@ impl Inbound {
                         hub.bans.ban(&order.user, until, now);
                     }
                     hub.orders.post(order);
+                }
+            }
+            BusEvent::Messages {
+                room,
+                origin,
+                messages,
+            } if &*room == PUSHER_STATE_ROOM => {
+                for m in &messages {
+                    pusher_state(&self.shared, &origin, &m.payload);
                 }
             }
             BusEvent::Messages { room, messages, .. } => {
@@ -172,9 +181,39 @@ impl Inbound {
                     h.break_continuity(None);
                 }
             }
-            BusEvent::Up(true) => {}
+            // The other nodes' Pusher state may have changed unseen.
+            BusEvent::Up(true) => self.shared.pusher.resync(),
         }
     }
+}
+
+/// Applies a message of another node on the Pusher state room
+/// (docs/pusher.md#across-a-cluster) and emits the webhook this node owes, if any.
+fn pusher_state(shared: &Shared, origin: &str, payload: &[u8]) {
+    use ringcast_pusher::webhook::Event;
+
+    use crate::pusher::nodes::{Delta, Owed};
+    let Some(delta) = Delta::decode(payload) else {
+        if let Some(bridge) = &shared.cluster {
+            bridge.count_malformed();
+        }
+        return;
+    };
+    let owed = shared.pusher.apply(origin, delta, &shared.hub.node_id);
+    let (topic, event) = match owed {
+        None => return,
+        Some(Owed::Occupied(topic)) => (topic, None),
+        Some(Owed::MemberAdded(topic, user)) => (topic, Some(user)),
+    };
+    let Some((app, channel)) = ringcast_pusher::app::split_topic(&topic) else {
+        return;
+    };
+    let channel = channel.to_owned();
+    let event = match event {
+        None => Event::ChannelOccupied { channel },
+        Some(user_id) => Event::MemberAdded { channel, user_id },
+    };
+    shared.webhooks.emit(app, event);
 }
 
 /// Appends the `join` / `leave` envelope of bus message `m` (a `Join` / `Leave` of another
@@ -317,6 +356,8 @@ pub struct InboundSlot(Arc<OnceLock<Inbound>>);
 impl InboundSlot {
     /// Makes `inbound` the target of bus events.
     pub fn fill(&self, inbound: Inbound) {
+        // What the other nodes' Pusher channels hold: asked once events can be handled.
+        inbound.shared.pusher.resync();
         let _ = self.0.set(inbound);
     }
 
