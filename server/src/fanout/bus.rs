@@ -94,7 +94,19 @@ impl Inbound {
                 messages,
             } if &*room == PUSHER_STATE_ROOM => {
                 for m in &messages {
-                    pusher_state(&self.shared, &origin, &m.payload);
+                    if let Some((topic, frame, worker, key)) =
+                        pusher_state(&self.shared, &origin, &m.payload)
+                    {
+                        // An HTTP API event whose excluded connection is here: published
+                        // from here, to every node, as if the call had come here.
+                        let mut b = BatchBuilder::for_topic(Arc::from(topic)).for_api(false);
+                        b.exclude_next(worker, key);
+                        b.push_publish(None, frame.as_bytes());
+                        let source = Source::Api {
+                            skip_history: false,
+                        };
+                        self.run(b.freeze(None, false), source, &mut self.out());
+                    }
                 }
             }
             BusEvent::Messages { room, messages, .. } => {
@@ -187,9 +199,14 @@ impl Inbound {
     }
 }
 
+/// An HTTP API event to publish from this node without one of its connections: (topic,
+/// frame, worker, slab key).
+type ForwardedEvent = (String, String, usize, usize);
+
 /// Applies a message of another node on the Pusher state room
-/// (docs/pusher.md#across-a-cluster) and emits the webhook this node owes, if any.
-fn pusher_state(shared: &Shared, origin: &str, payload: &[u8]) {
+/// (docs/pusher.md#across-a-cluster) and emits the webhook this node owes, if any; an
+/// event this node must publish comes back.
+fn pusher_state(shared: &Shared, origin: &str, payload: &[u8]) -> Option<ForwardedEvent> {
     use ringcast_pusher::webhook::Event;
 
     use crate::pusher::nodes::{Delta, Owed};
@@ -197,23 +214,36 @@ fn pusher_state(shared: &Shared, origin: &str, payload: &[u8]) {
         if let Some(bridge) = &shared.cluster {
             bridge.count_malformed();
         }
-        return;
+        return None;
     };
-    let owed = shared.pusher.apply(origin, delta, &shared.hub.node_id);
+    let me = &shared.hub.node_id;
+    if let Delta::Event {
+        node,
+        topic,
+        frame,
+        worker,
+        key,
+    } = &delta
+        && node == me
+        && ringcast_pusher::app::split_topic(topic).is_some()
+    {
+        let socket = (usize::try_from(*worker).ok()?, usize::try_from(*key).ok()?);
+        return Some((topic.clone(), frame.clone(), socket.0, socket.1));
+    }
+    let owed = shared.pusher.apply(origin, delta, me);
     let (topic, event) = match owed {
-        None => return,
+        None => return None,
         Some(Owed::Occupied(topic)) => (topic, None),
         Some(Owed::MemberAdded(topic, user)) => (topic, Some(user)),
     };
-    let Some((app, channel)) = ringcast_pusher::app::split_topic(&topic) else {
-        return;
-    };
+    let (app, channel) = ringcast_pusher::app::split_topic(&topic)?;
     let channel = channel.to_owned();
     let event = match event {
         None => Event::ChannelOccupied { channel },
         Some(user_id) => Event::MemberAdded { channel, user_id },
     };
     shared.webhooks.emit(app, event);
+    None
 }
 
 /// Appends the `join` / `leave` envelope of bus message `m` (a `Join` / `Leave` of another

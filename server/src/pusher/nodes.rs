@@ -63,6 +63,20 @@ pub enum Delta {
         #[serde(default)]
         owe: Option<String>,
     },
+    /// An HTTP API event whose `socket_id` names a connection of node `node`: that node
+    /// publishes it (to every node) without that connection (docs/pusher.md#http-api).
+    Event {
+        /// The node the excluded connection is on.
+        node: String,
+        /// The fan-out topic.
+        topic: String,
+        /// The channel event frame's text.
+        frame: String,
+        /// The excluded connection's worker.
+        worker: u64,
+        /// Its slab key.
+        key: u64,
+    },
     /// Every node answers with its [`Delta::Full`] state.
     Sync,
     /// The origin's whole state: replaces what was known of it.
@@ -85,6 +99,21 @@ impl Delta {
         let mut copy = payload.to_vec();
         simd_json::serde::from_slice(&mut copy).ok()
     }
+}
+
+/// Bits of a node's tag in a socket id (`node_tag`).
+pub const TAG_BITS: u32 = 20;
+
+/// A node's tag: 20 bits of a hash (FNV-1a) of its id, written into the high part of its
+/// connections' socket ids so an HTTP API call on another node can tell whose they are.
+/// Two nodes of a cluster share one with a chance of about one in a million per pair.
+pub fn node_tag(node_id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in node_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h ^ (h >> 32)) & ((1 << TAG_BITS) - 1)
 }
 
 /// A webhook this node owes to the cluster (another node occupied what it vacated).
@@ -128,9 +157,16 @@ impl Topic {
 #[derive(Debug, Default)]
 pub struct Nodes {
     topics: HashMap<String, Topic>,
+    /// The nodes heard from, by tag (`node_tag`).
+    tags: HashMap<u64, Arc<str>>,
 }
 
 impl Nodes {
+    /// The node with tag `tag`, if it was heard from.
+    pub fn node_of_tag(&self, tag: u64) -> Option<&str> {
+        self.tags.get(&tag).map(|n| &**n)
+    }
+
     /// Subscriptions to `topic` on the other nodes.
     pub fn subscriptions(&self, topic: &str) -> u64 {
         self.topics.get(topic).map_or(0, |t| t.subs.values().sum())
@@ -176,6 +212,10 @@ impl Nodes {
     /// cluster comes back.
     pub fn apply(&mut self, origin: &str, delta: Delta, me: &str, now: Instant) -> Option<Owed> {
         let node: Arc<str> = Arc::from(origin);
+        let tag = node_tag(origin);
+        if self.tags.get(&tag).is_none_or(|n| **n != *origin) {
+            self.tags.insert(tag, node.clone());
+        }
         match delta {
             Delta::Subs {
                 topic,
@@ -242,7 +282,7 @@ impl Nodes {
                 }
                 None
             }
-            Delta::Sync => None,
+            Delta::Sync | Delta::Event { .. } => None,
         }
     }
 

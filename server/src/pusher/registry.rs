@@ -93,6 +93,25 @@ impl Registry {
         self.send(&Delta::Sync);
     }
 
+    /// The node (heard from) whose socket ids carry `tag` (`super::nodes::node_tag`).
+    pub fn node_of_tag(&self, tag: u64) -> Option<String> {
+        self.nodes().node_of_tag(tag).map(str::to_owned)
+    }
+
+    /// Asks node `node` to publish `frame` into `topic` without its connection
+    /// (`worker`, `key`): an HTTP API event whose `socket_id` is on that node.
+    pub fn forward_event(&self, node: String, topic: String, frame: &[u8], socket: (u64, u64)) {
+        let frame = String::from_utf8_lossy(frame).into_owned();
+        let (worker, key) = socket;
+        self.send(&Delta::Event {
+            node,
+            topic,
+            frame,
+            worker,
+            key,
+        });
+    }
+
     /// Takes a delta of node `origin` (this node is `me`): a `Sync` is answered with this
     /// node's full state; what this node owes the cluster (a webhook) comes back.
     pub fn apply(&self, origin: &str, delta: Delta, me: &str) -> Option<Owed> {
