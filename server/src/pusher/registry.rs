@@ -235,7 +235,7 @@ impl Registry {
             let mut nodes = self.nodes();
             let local = c.roster.members();
             let remote = (nodes.users(topic))
-                .filter(|(id, _)| !c.roster.members().any(|m| m.user_id == *id))
+                .filter(|(id, _)| !c.roster.contains(id))
                 .map(|(user_id, user_info)| write::Member { user_id, user_info });
             let all: Vec<write::Member<'_>> = local.chain(remote).collect();
             write::presence_subscription_succeeded(&mut out, channel, all);
@@ -382,11 +382,12 @@ fn user_ids(local: Option<&Channel>, nodes: &Nodes, topic: &str) -> Vec<String> 
     let mut ids: Vec<String> = (local.into_iter())
         .flat_map(|c| c.roster.members().map(|m| m.user_id.to_owned()))
         .collect();
-    for (id, _) in nodes.users(topic) {
-        if !ids.iter().any(|i| i == id) {
-            ids.push(id.to_owned());
-        }
-    }
+    let remote = nodes.users(topic).map(|(id, _)| id);
+    ids.extend(
+        remote
+            .filter(|id| !local.is_some_and(|c| c.roster.contains(id)))
+            .map(str::to_owned),
+    );
     ids
 }
 
