@@ -386,9 +386,27 @@ pub struct InboundSlot(Arc<OnceLock<Inbound>>);
 impl InboundSlot {
     /// Makes `inbound` the target of bus events.
     pub fn fill(&self, inbound: Inbound) {
-        // What the other nodes' Pusher channels hold: asked once events can be handled.
-        inbound.shared.pusher.resync();
+        // What the other nodes' Pusher channels hold: asked once events can be handled, and
+        // again a few times while the node starts: the bus takes the state room's SUBSCRIBE
+        // and the ask's PUBLISH through different queues, so the first answers (and the
+        // deltas of the first moments) may come before this node hears the room. Each ask
+        // costs one full state per node, three times per node start.
+        let shared = inbound.shared.clone();
         let _ = self.0.set(inbound);
+        shared.pusher.resync();
+        if shared.cluster.is_some() && shared.config.pusher.is_some() {
+            let spawned = std::thread::Builder::new()
+                .name("ringcast-pusher-sync".into())
+                .spawn(move || {
+                    for ms in [300, 1_000, 3_000] {
+                        std::thread::sleep(std::time::Duration::from_millis(ms));
+                        shared.pusher.resync();
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!("Pusher cluster state: no resync thread: {e}");
+            }
+        }
     }
 
     /// Handles one bus event (on the bus thread).
