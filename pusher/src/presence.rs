@@ -208,6 +208,12 @@ impl Roster {
         self.users.len()
     }
 
+    /// Whether `user_id` is a member.
+    #[must_use]
+    pub fn contains(&self, user_id: &str) -> bool {
+        self.users.contains_key(user_id)
+    }
+
     /// Whether there are no members.
     #[must_use]
     pub fn is_empty(&self) -> bool {

@@ -66,6 +66,10 @@ impl Shared {
         if let Some(b) = &bridge {
             let history = self.hub.history.clone();
             (self.directory).set_watch(Arc::new(BusRooms::new(b.clone(), history)));
+            if self.config.pusher.is_some() {
+                let b = b.clone();
+                (self.pusher).set_publisher(move |delta| b.publish_pusher_state(delta));
+            }
         }
         self.cluster = bridge;
         self

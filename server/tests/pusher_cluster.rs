@@ -5,6 +5,8 @@
 mod common;
 #[path = "common/nodes.rs"]
 mod nodes;
+#[path = "common/pusher_client.rs"]
+mod pusher_client;
 #[path = "../../cluster/tests/common/mod.rs"]
 mod redis;
 
@@ -20,21 +22,10 @@ use sha2::Sha256;
 use tungstenite::Message;
 
 use nodes::{Client, node};
+use pusher_client::connect;
 use redis::RedisServer;
 
 use common::PUSHER_APP as APP;
-
-fn connect(addr: &str) -> (Client, String) {
-    let stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(common::READ_TIMEOUT))
-        .expect("timeout");
-    let url = format!("ws://{addr}/app/key1?protocol=7");
-    let mut ws = tungstenite::client(url.as_str(), stream).expect("ws").0;
-    let hello = recv(&mut ws).expect("hello");
-    let data: Value = serde_json::from_str(hello["data"].as_str().expect("data")).expect("JSON");
-    (ws, data["socket_id"].as_str().expect("id").to_owned())
-}
 
 /// The next text message; `None` when the read timed out.
 fn recv(ws: &mut Client) -> Option<Value> {
@@ -145,4 +136,69 @@ fn events_triggered_or_sent_on_one_node_reach_subscribers_on_another() {
         (v["event"].as_str(), v["data"].as_str()),
         (Some("client-hi"), Some("from a"))
     );
+}
+
+/// `GET /channels/{name}` on `addr` until `subscription_count` is `n` (the other node's
+/// subscriptions arrive through Redis).
+fn wait_subscriptions(addr: &str, channel: &str, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let app = App::new("1", "key1", "secret1");
+    let path = format!("/apps/1/channels/{channel}");
+    loop {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        let q = sign_request(
+            &app,
+            "GET",
+            &path,
+            &[("info", "subscription_count")],
+            b"",
+            now,
+        );
+        let mut s = TcpStream::connect(addr).expect("connect");
+        let req = format!("GET {path}?{q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        if out.contains(&format!("\"subscription_count\":{n}")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{out}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn socket_id_exclusion_names_a_connection_on_another_node() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a", &APP);
+    let b = node(&redis, "b", &APP);
+    let (mut on_a, id_a) = connect(&a.addr);
+    subscribe_private(&mut on_a, &id_a, "private-x");
+    let (mut sender, id_sender) = connect(&b.addr);
+    subscribe_private(&mut sender, &id_sender, "private-x");
+    let (mut other, id_other) = connect(&b.addr);
+    subscribe_private(&mut other, &id_other, "private-x");
+    // a knows b's subscriptions (and so b itself), b knows a's.
+    wait_subscriptions(&a.addr, "private-x", 3);
+    wait_subscriptions(&b.addr, "private-x", 3);
+    // Triggered on a, excluding the sender, a connection of b.
+    let body = json!({"name": "first", "channel": "private-x", "data": "1",
+        "socket_id": id_sender})
+    .to_string();
+    trigger(&a.addr, &body);
+    trigger(
+        &a.addr,
+        r#"{"name":"second","channel":"private-x","data":"2"}"#,
+    );
+    // a publishes both on Redis in order, so b sees the first before the second.
+    let next = |ws: &mut Client| recv(ws).expect("an event")["event"].clone();
+    assert_eq!(next(&mut sender), "second", "the excluded one skipped");
+    assert_eq!(next(&mut other), "first");
+    assert_eq!(next(&mut other), "second");
+    let mut on_a_got = vec![next(&mut on_a), next(&mut on_a)];
+    on_a_got.sort_by_key(|v| v.to_string());
+    assert_eq!(on_a_got, ["first", "second"]);
 }

@@ -45,6 +45,17 @@ pub const API_ORDERS_ROOM: &str = concat!(
     "................................................................",
 );
 
+/// The bus room of the Pusher dialect's channel state (docs/pusher.md#across-a-cluster,
+/// `crate::pusher::nodes`): subscription counts and presence users per node. Like
+/// [`API_ORDERS_ROOM`], longer than any name a client may use.
+pub const PUSHER_STATE_ROOM: &str = concat!(
+    "ringcast-pusher-state/",
+    "................................................................",
+    "................................................................",
+    "................................................................",
+    "................................................................",
+);
+
 /// What the bus thread's event handler remembers (to log changes only).
 #[derive(Default)]
 pub struct BusState {
@@ -163,6 +174,10 @@ impl Bridge {
         if config.api.is_some() {
             let _ = bridge.bus.subscribe(Arc::from(API_ORDERS_ROOM));
         }
+        // A node with Pusher apps hears every node's Pusher channel state from its start.
+        if config.pusher.is_some() {
+            let _ = bridge.bus.subscribe(Arc::from(PUSHER_STATE_ROOM));
+        }
         Ok(Some(Arc::new(bridge)))
     }
 
@@ -173,6 +188,12 @@ impl Bridge {
         let _ = self
             .bus
             .try_publish(Arc::from(API_ORDERS_ROOM), vec![message]);
+    }
+
+    /// Publishes a delta of this node's Pusher channel state for the other nodes.
+    pub fn publish_pusher_state(&self, json: Vec<u8>) {
+        let message = BusMessage::new(MessageKind::Json, json);
+        let _ = (self.bus).try_publish(Arc::from(PUSHER_STATE_ROOM), vec![message]);
     }
 
     /// Queues one turn's local messages of `room` for one PUBLISH. A full queue is counted by

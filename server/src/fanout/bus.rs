@@ -16,7 +16,7 @@ use ringcast_cluster::{BusEvent, BusMessage, ClusterError, MessageKind, Presence
 use ringcast_protocol::frame::{MAX_HEADER_LEN, OpCode, encode_header};
 use ringcast_pubsub::envelope::{self, Member};
 
-use crate::bridge::{API_ORDERS_ROOM, AskFor};
+use crate::bridge::{API_ORDERS_ROOM, AskFor, PUSHER_STATE_ROOM};
 use crate::fanout::batch::{BatchBuilder, FrozenBatch};
 use crate::fanout::handoff::PerWorker;
 use crate::fanout::peers::{Peers, Remote};
@@ -86,6 +86,27 @@ impl Inbound {
                         hub.bans.ban(&order.user, until, now);
                     }
                     hub.orders.post(order);
+                }
+            }
+            BusEvent::Messages {
+                room,
+                origin,
+                messages,
+            } if &*room == PUSHER_STATE_ROOM => {
+                for m in &messages {
+                    if let Some((topic, frame, worker, key)) =
+                        pusher_state(&self.shared, &origin, &m.payload)
+                    {
+                        // An HTTP API event whose excluded connection is here: published
+                        // from here, to every node, as if the call had come here.
+                        let mut b = BatchBuilder::for_topic(Arc::from(topic)).for_api(false);
+                        b.exclude_next(worker, key);
+                        b.push_publish(None, frame.as_bytes());
+                        let source = Source::Api {
+                            skip_history: false,
+                        };
+                        self.run(b.freeze(None, false), source, &mut self.out());
+                    }
                 }
             }
             BusEvent::Messages { room, messages, .. } => {
@@ -172,9 +193,57 @@ impl Inbound {
                     h.break_continuity(None);
                 }
             }
-            BusEvent::Up(true) => {}
+            // The other nodes' Pusher state may have changed unseen.
+            BusEvent::Up(true) => self.shared.pusher.resync(),
         }
     }
+}
+
+/// An HTTP API event to publish from this node without one of its connections: (topic,
+/// frame, worker, slab key).
+type ForwardedEvent = (String, String, usize, usize);
+
+/// Applies a message of another node on the Pusher state room
+/// (docs/pusher.md#across-a-cluster) and emits the webhook this node owes, if any; an
+/// event this node must publish comes back.
+fn pusher_state(shared: &Shared, origin: &str, payload: &[u8]) -> Option<ForwardedEvent> {
+    use ringcast_pusher::webhook::Event;
+
+    use crate::pusher::nodes::{Delta, Owed};
+    let Some(delta) = Delta::decode(payload) else {
+        if let Some(bridge) = &shared.cluster {
+            bridge.count_malformed();
+        }
+        return None;
+    };
+    let me = &shared.hub.node_id;
+    if let Delta::Event {
+        node,
+        topic,
+        frame,
+        worker,
+        key,
+    } = &delta
+        && node == me
+        && ringcast_pusher::app::split_topic(topic).is_some()
+    {
+        let socket = (usize::try_from(*worker).ok()?, usize::try_from(*key).ok()?);
+        return Some((topic.clone(), frame.clone(), socket.0, socket.1));
+    }
+    let owed = shared.pusher.apply(origin, delta, me);
+    let (topic, event) = match owed {
+        None => return None,
+        Some(Owed::Occupied(topic)) => (topic, None),
+        Some(Owed::MemberAdded(topic, user)) => (topic, Some(user)),
+    };
+    let (app, channel) = ringcast_pusher::app::split_topic(&topic)?;
+    let channel = channel.to_owned();
+    let event = match event {
+        None => Event::ChannelOccupied { channel },
+        Some(user_id) => Event::MemberAdded { channel, user_id },
+    };
+    shared.webhooks.emit(app, event);
+    None
 }
 
 /// Appends the `join` / `leave` envelope of bus message `m` (a `Join` / `Leave` of another
@@ -317,7 +386,27 @@ pub struct InboundSlot(Arc<OnceLock<Inbound>>);
 impl InboundSlot {
     /// Makes `inbound` the target of bus events.
     pub fn fill(&self, inbound: Inbound) {
+        // What the other nodes' Pusher channels hold: asked once events can be handled, and
+        // again a few times while the node starts: the bus takes the state room's SUBSCRIBE
+        // and the ask's PUBLISH through different queues, so the first answers (and the
+        // deltas of the first moments) may come before this node hears the room. Each ask
+        // costs one full state per node, three times per node start.
+        let shared = inbound.shared.clone();
         let _ = self.0.set(inbound);
+        shared.pusher.resync();
+        if shared.cluster.is_some() && shared.config.pusher.is_some() {
+            let spawned = std::thread::Builder::new()
+                .name("ringcast-pusher-sync".into())
+                .spawn(move || {
+                    for ms in [300, 1_000, 3_000] {
+                        std::thread::sleep(std::time::Duration::from_millis(ms));
+                        shared.pusher.resync();
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!("Pusher cluster state: no resync thread: {e}");
+            }
+        }
     }
 
     /// Handles one bus event (on the bus thread).

@@ -7,4 +7,5 @@
 //! Imports nothing of this crate, so `config` and `shared` may import it.
 
 pub mod apps;
+pub mod nodes;
 pub mod registry;

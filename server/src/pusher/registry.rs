@@ -6,9 +6,18 @@
 //! One mutex, taken on subscribe, unsubscribe, a connection's end and HTTP API queries,
 //! never per message. Keys are fan-out topics (`#pusher/{app}/{channel}`), so apps stay
 //! apart.
+//!
+//! In a cluster (docs/pusher.md#across-a-cluster) every change of a channel's subscriptions
+//! and of a user's presence on this node is published (under the lock, so in order) as a
+//! `super::nodes::Delta`, and the other nodes' state (`super::nodes::Nodes`, locked after
+//! the channels) makes the events cluster-wide: a member is announced when no node had the
+//! user, a channel occupied when no node had a subscription.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use super::nodes::{Delta, Nodes, Owed};
 
 use ringcast_pusher::presence::{Joined, Left, MemberData, Roster};
 use ringcast_pusher::write;
@@ -33,18 +42,99 @@ pub struct Info {
     pub users: usize,
 }
 
+/// Publishes a delta to the other nodes (the cluster bus, set once in a cluster).
+type Publish = Box<dyn Fn(Vec<u8>) + Send + Sync>;
+
+/// A presence join, as the registry decided it (see [`Registry::presence_join`]).
+pub struct PresenceJoin {
+    /// `NewMember` only when no node had the user: announce it (`member_added`).
+    pub joined: Joined,
+    /// Emit the `member_added` webhook (false when another node owes it).
+    pub hook: bool,
+    /// The `pusher_internal:subscription_succeeded` frame (empty when full).
+    pub succeeded: Vec<u8>,
+}
+
 /// Every Pusher channel with a subscriber in this process.
 #[derive(Default)]
 pub struct Registry {
     channels: Mutex<HashMap<String, Channel>>,
     /// Open connections per app id (the per-app `max_connections`).
     connections: Mutex<HashMap<String, u32>>,
+    /// The other nodes' channels (empty outside a cluster).
+    nodes: Mutex<Nodes>,
+    /// Where deltas go (unset outside a cluster).
+    publish: OnceLock<Publish>,
 }
 
 impl Registry {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Channel>> {
         // A panic while holding it leaves counts that are still counts.
         self.channels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn nodes(&self) -> std::sync::MutexGuard<'_, Nodes> {
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// In a cluster: deltas go to the other nodes through `publish`.
+    pub fn set_publisher(&self, publish: impl Fn(Vec<u8>) + Send + Sync + 'static) {
+        let _ = self.publish.set(Box::new(publish));
+    }
+
+    fn send(&self, delta: &Delta) {
+        if let Some(p) = self.publish.get() {
+            p(delta.encode());
+        }
+    }
+
+    /// Asks every other node for its full state (at start, and when Redis is back).
+    pub fn resync(&self) {
+        self.send(&Delta::Sync);
+    }
+
+    /// The node (heard from) whose socket ids carry `tag` (`super::nodes::node_tag`).
+    pub fn node_of_tag(&self, tag: u64) -> Option<String> {
+        self.nodes().node_of_tag(tag).map(str::to_owned)
+    }
+
+    /// Asks node `node` to publish `frame` into `topic` without its connection
+    /// (`worker`, `key`): an HTTP API event whose `socket_id` is on that node.
+    pub fn forward_event(&self, node: String, topic: String, frame: &[u8], socket: (u64, u64)) {
+        let frame = String::from_utf8_lossy(frame).into_owned();
+        let (worker, key) = socket;
+        self.send(&Delta::Event {
+            node,
+            topic,
+            frame,
+            worker,
+            key,
+        });
+    }
+
+    /// Takes a delta of node `origin` (this node is `me`): a `Sync` is answered with this
+    /// node's full state; what this node owes the cluster (a webhook) comes back.
+    pub fn apply(&self, origin: &str, delta: Delta, me: &str) -> Option<Owed> {
+        if delta == Delta::Sync {
+            let channels = self.lock();
+            let subs = (channels.iter())
+                .map(|(t, c)| (t.clone(), c.subscriptions))
+                .collect();
+            let users = (channels.iter())
+                .flat_map(|(t, c)| {
+                    (c.roster.members()).map(|m| {
+                        (
+                            t.clone(),
+                            m.user_id.to_owned(),
+                            m.user_info.map(str::to_owned),
+                        )
+                    })
+                })
+                .collect();
+            self.send(&Delta::Full { subs, users });
+            return None;
+        }
+        self.nodes().apply(origin, delta, me, Instant::now())
     }
 
     /// A connection to app `app_id` opens; false (not counted) when the app already has
@@ -76,93 +166,182 @@ impl Registry {
         c.get(app_id).copied().unwrap_or(0)
     }
 
-    /// One more subscription of `topic`; true when it is the channel's first (occupied).
+    /// One more subscription of `topic`; true when this node sends the channel's
+    /// `channel_occupied` (the first subscription in the cluster, and no other node holds
+    /// a vacated one: `super::nodes`).
     pub fn subscribe(&self, topic: &str) -> bool {
         let mut channels = self.lock();
         let c = channels.entry(topic.to_owned()).or_default();
         c.subscriptions += 1;
-        c.subscriptions == 1
+        let n = c.subscriptions;
+        let (mut hook, mut owe) = (false, None);
+        if n == 1 {
+            let mut nodes = self.nodes();
+            if nodes.subscriptions(topic) == 0 {
+                owe = nodes.take_vacated_by(topic, Instant::now());
+                hook = owe.is_none();
+            }
+        }
+        let topic = topic.to_owned();
+        self.send(&Delta::Subs {
+            topic,
+            n,
+            hook,
+            owe,
+        });
+        hook
     }
 
-    /// One subscription of `topic` fewer; true when it was the last (vacated).
+    /// One subscription of `topic` fewer; true when it was the last in the cluster
+    /// (vacated).
     pub fn unsubscribe(&self, topic: &str) -> bool {
         let mut channels = self.lock();
         let Some(c) = channels.get_mut(topic) else {
             return false;
         };
         c.subscriptions = c.subscriptions.saturating_sub(1);
-        if c.subscriptions > 0 {
-            return false;
+        let n = c.subscriptions;
+        if n == 0 {
+            channels.remove(topic);
         }
-        channels.remove(topic);
-        true
+        let hook = n == 0 && self.nodes().subscriptions(topic) == 0;
+        self.send(&Delta::Subs {
+            topic: topic.to_owned(),
+            n,
+            hook,
+            owe: None,
+        });
+        hook
     }
 
     /// A presence subscription of `member` to `topic` (channel `channel`), already counted
-    /// by [`Self::subscribe`]: what it did to the roster and, unless it is full, the
-    /// `pusher_internal:subscription_succeeded` the subscriber gets, written under the lock
-    /// so it lists exactly the members before the next join or leave.
+    /// by [`Self::subscribe`]: what it did to the roster (`NewMember` only when no node had
+    /// the user) and, unless it is full, the `pusher_internal:subscription_succeeded` the
+    /// subscriber gets, written under the lock so it lists exactly the members (of every
+    /// node) before the next join or leave.
     pub fn presence_join(
         &self,
         topic: &str,
         channel: &str,
         member: &MemberData,
         max_members: usize,
-    ) -> (Joined, Vec<u8>) {
+    ) -> PresenceJoin {
         let mut channels = self.lock();
         let c = channels.entry(topic.to_owned()).or_default();
-        let joined = c.roster.join(member, max_members);
+        let mut joined = c.roster.join(member, max_members);
         let mut out = Vec::new();
+        let mut hook = false;
         if joined != Joined::Full {
-            write::presence_subscription_succeeded(&mut out, channel, c.roster.members());
+            let mut nodes = self.nodes();
+            let local = c.roster.members();
+            let remote = (nodes.users(topic))
+                .filter(|(id, _)| !c.roster.contains(id))
+                .map(|(user_id, user_info)| write::Member { user_id, user_info });
+            let all: Vec<write::Member<'_>> = local.chain(remote).collect();
+            write::presence_subscription_succeeded(&mut out, channel, all);
+            if joined == Joined::NewMember {
+                let mut owe = None;
+                if nodes.has_user(topic, &member.user_id) {
+                    joined = Joined::AnotherConnection;
+                } else {
+                    owe = nodes.take_removed_by(topic, &member.user_id, Instant::now());
+                    hook = owe.is_none();
+                }
+                drop(nodes);
+                self.send(&Delta::User {
+                    topic: topic.to_owned(),
+                    id: member.user_id.clone(),
+                    info: member.user_info.clone(),
+                    on: true,
+                    hook,
+                    owe,
+                });
+            }
         }
-        (joined, out)
+        PresenceJoin {
+            joined,
+            hook,
+            succeeded: out,
+        }
     }
 
-    /// A presence subscription of `user_id` to `topic` ended.
+    /// A presence subscription of `user_id` to `topic` ended: `MemberGone` only when no
+    /// node has the user any more (announce `member_removed`).
     pub fn presence_leave(&self, topic: &str, user_id: &str) -> Left {
         let mut channels = self.lock();
-        channels
-            .get_mut(topic)
-            .map_or(Left::NotMember, |c| c.roster.leave(user_id))
+        let left = (channels.get_mut(topic)).map_or(Left::NotMember, |c| c.roster.leave(user_id));
+        if left != Left::MemberGone {
+            return left;
+        }
+        let elsewhere = self.nodes().has_user(topic, user_id);
+        self.send(&Delta::User {
+            topic: topic.to_owned(),
+            id: user_id.to_owned(),
+            info: None,
+            on: false,
+            hook: !elsewhere,
+            owe: None,
+        });
+        if elsewhere {
+            Left::StillMember
+        } else {
+            Left::MemberGone
+        }
     }
 
-    /// The channel of `topic`, if it has subscribers.
+    /// The channel of `topic`, if it has subscribers on any node.
     pub fn info(&self, topic: &str) -> Option<Info> {
         let channels = self.lock();
-        let c = channels.get(topic)?;
+        let nodes = self.nodes();
+        let c = channels.get(topic);
+        let subscriptions = c.map_or(0, |c| c.subscriptions) + nodes.subscriptions(topic);
+        if subscriptions == 0 {
+            return None;
+        }
         Some(Info {
             name: ringcast_pusher::app::split_topic(topic)
                 .map_or(topic, |(_, ch)| ch)
                 .to_owned(),
-            subscriptions: c.subscriptions,
-            users: c.roster.user_count(),
+            subscriptions,
+            users: user_ids(c, &nodes, topic).len(),
         })
     }
 
-    /// The user ids of presence channel `topic`.
+    /// The user ids of presence channel `topic`, on every node.
     pub fn users(&self, topic: &str) -> Vec<String> {
         let channels = self.lock();
-        channels.get(topic).map_or_else(Vec::new, |c| {
-            c.roster.members().map(|m| m.user_id.to_owned()).collect()
-        })
+        let nodes = self.nodes();
+        user_ids(channels.get(topic), &nodes, topic)
     }
 
-    /// Every occupied channel of app `app_id` whose name starts with `prefix`.
+    /// Every channel of app `app_id` occupied on any node whose name starts with `prefix`.
     pub fn channels(&self, app_id: &str, prefix: &str) -> Vec<Info> {
         let channels = self.lock();
-        let mut out: Vec<Info> = (channels.iter())
-            .filter_map(|(topic, c)| {
+        let nodes = self.nodes();
+        let local = channels.keys().map(String::as_str);
+        let remote = nodes.occupied().map(|(t, _, _)| t);
+        let mut topics: Vec<&str> = local.chain(remote).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        (topics.into_iter())
+            .filter_map(|topic| {
                 let (app, name) = ringcast_pusher::app::split_topic(topic)?;
+                let c = channels.get(topic);
                 (app == app_id && name.starts_with(prefix)).then(|| Info {
                     name: name.to_owned(),
-                    subscriptions: c.subscriptions,
-                    users: c.roster.user_count(),
+                    subscriptions: c.map_or(0, |c| c.subscriptions) + nodes.subscriptions(topic),
+                    users: user_ids(c, &nodes, topic).len(),
                 })
             })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
+            .collect()
+    }
+
+    /// Occupied channels of app `app_id` in this process (the metric).
+    fn local_channels(&self, app_id: &str) -> usize {
+        let channels = self.lock();
+        (channels.keys())
+            .filter(|t| ringcast_pusher::app::split_topic(t).is_some_and(|(a, _)| a == app_id))
+            .count()
     }
 
     /// Appends the Pusher gauges (docs/metrics.md): open connections and occupied
@@ -192,10 +371,24 @@ impl Registry {
             let _ = writeln!(
                 out,
                 "ringcast_pusher_channels{{app=\"{id}\"}} {}",
-                self.channels(id, "").len()
+                self.local_channels(id)
             );
         }
     }
+}
+
+/// The distinct user ids of a presence channel: this node's, then the other nodes'.
+fn user_ids(local: Option<&Channel>, nodes: &Nodes, topic: &str) -> Vec<String> {
+    let mut ids: Vec<String> = (local.into_iter())
+        .flat_map(|c| c.roster.members().map(|m| m.user_id.to_owned()))
+        .collect();
+    let remote = nodes.users(topic).map(|(id, _)| id);
+    ids.extend(
+        remote
+            .filter(|id| !local.is_some_and(|c| c.roster.contains(id)))
+            .map(str::to_owned),
+    );
+    ids
 }
 
 #[cfg(test)]
@@ -215,11 +408,11 @@ mod tests {
         let t = "#pusher/1/presence-x";
         assert!(r.subscribe(t));
         assert!(!r.subscribe(t));
-        let (j, snap) = r.presence_join(t, "presence-x", &member("u"), 10);
-        assert_eq!(j, Joined::NewMember);
-        assert!(String::from_utf8_lossy(&snap).contains("\\\"count\\\":1"));
-        let (j, _) = r.presence_join(t, "presence-x", &member("u"), 10);
-        assert_eq!(j, Joined::AnotherConnection);
+        let j = r.presence_join(t, "presence-x", &member("u"), 10);
+        assert_eq!((j.joined, j.hook), (Joined::NewMember, true));
+        assert!(String::from_utf8_lossy(&j.succeeded).contains("\\\"count\\\":1"));
+        let j = r.presence_join(t, "presence-x", &member("u"), 10);
+        assert_eq!(j.joined, Joined::AnotherConnection);
         let info = r.channels("1", "presence-");
         assert_eq!(
             info.iter()

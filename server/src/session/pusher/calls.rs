@@ -14,6 +14,8 @@ use ringcast_pusher::app::{self, App};
 use ringcast_pusher::http_api::{self, ApiError, ChannelInfo, Info, Route, Trigger};
 use ringcast_pusher::json::Dom;
 use ringcast_pusher::socket_id::SocketId;
+
+use crate::pusher::nodes::node_tag;
 use ringcast_pusher::write;
 
 use crate::pubsub::orders::{Act, Order};
@@ -129,10 +131,27 @@ pub fn answer(
 /// Publishes `t` to each of its channels.
 fn trigger(app: &App, t: &Trigger, sink: &mut Sink<'_>) {
     let workers = sink.config().workers;
-    let exclude = t.socket_id.and_then(|s| local_socket(s, workers));
+    let here = node_tag(&sink.hub().node_id);
+    let tag = t.socket_id.map(|s| s.high >> 31);
+    // A socket id of another node that this node has heard from: that node publishes the
+    // event without the connection (docs/pusher.md#across-a-cluster).
+    let owner = tag
+        .filter(|&tag| tag != here)
+        .and_then(|tag| sink.pusher().node_of_tag(tag));
+    let exclude = t
+        .socket_id
+        .filter(|_| tag == Some(here))
+        .and_then(|s| local_socket(s, workers));
     for channel in &t.channels {
         let mut frame = Vec::with_capacity(64 + t.name.len() + channel.len() + t.data.len());
         write::channel_event(&mut frame, &t.name, channel, &t.data, None);
+        if let (Some(node), Some(s)) = (&owner, t.socket_id) {
+            let socket = (s.low >> 56, s.low & 0xffff_ffff);
+            let topic = app::topic(&app.id, channel);
+            sink.pusher()
+                .forward_event(node.clone(), topic, &frame, socket);
+            continue;
+        }
         let topic: Arc<str> = Arc::from(app::topic(&app.id, channel));
         let room = sink.find_room(&topic);
         sink.publish_pusher(&topic, room.as_ref(), &frame, exclude);

@@ -1,8 +1,8 @@
 //! `pusher:subscribe` / `pusher:unsubscribe` and the end of a connection's subscriptions
 //! (docs/pusher.md#channels): names checked, signatures checked in constant time
 //! (`ringcast_pusher::auth`), presence members counted per user in the process's registry
-//! (`crate::pusher::registry`), `member_added` / `member_removed` published into the
-//! channel's room like any channel event.
+//! (`crate::pusher::registry`, cluster-wide in a cluster), `member_added` /
+//! `member_removed` published into the channel's room like any channel event.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -93,9 +93,8 @@ impl Conn {
         let mut out = Vec::with_capacity(96);
         let mut joined_user = None;
         if let Some(m) = &member {
-            let (joined, succeeded) =
-                registry.presence_join(&topic, name, m, app.limits.max_presence_members);
-            if joined == Joined::Full {
+            let join = registry.presence_join(&topic, name, m, app.limits.max_presence_members);
+            if join.joined == Joined::Full {
                 self.subs.push(Sub {
                     channel: Box::from(name),
                     kind: channel.kind,
@@ -107,8 +106,8 @@ impl Conn {
                 let msg = "the presence channel has its maximum of members";
                 return refuse(sink, name, "LimitReached", msg, 403);
             }
-            out = succeeded;
-            if joined == Joined::NewMember {
+            out = join.succeeded;
+            if join.joined == Joined::NewMember {
                 let mut added = Vec::with_capacity(96);
                 write::member_added(
                     &mut added,
@@ -119,6 +118,8 @@ impl Conn {
                     },
                 );
                 sink.publish(&room, OpCode::Text, &added);
+            }
+            if join.hook {
                 sink.webhooks().emit(
                     &app.id,
                     Event::MemberAdded {

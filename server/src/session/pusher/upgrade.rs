@@ -75,10 +75,13 @@ pub fn accept(
     let deflate = crate::deflate::negotiate(cfg, up);
     let decoder = crate::session::messages::decoder(cfg, deflate.as_ref());
     let (worker, key, generation) = sink.address();
-    // Unique in the process by (worker, slot, generation); the random half makes it
-    // unique across nodes with high probability and hard to guess.
+    // Unique in the process by (worker, slot, generation); the random bits make it hard
+    // to guess.
     let low = ((worker as u64) << 56) | (u64::from(generation & 0xff_ffff) << 32) | key as u64;
-    let socket_id = SocketId::new(random() >> 33, low);
+    // The high part starts with the node's tag: an HTTP API call on another node of a
+    // cluster finds the node to exclude the connection on (docs/pusher.md#http-api).
+    let tag = crate::pusher::nodes::node_tag(&sink.hub().node_id);
+    let socket_id = SocketId::new((tag << 31) | (random() >> 33), low);
     let mut session = Conn {
         app_id: Box::from(""),
         socket_id,

@@ -1,0 +1,365 @@
+//! The other nodes' Pusher channels (docs/pusher.md#across-a-cluster): how many connections
+//! each node has subscribed to each channel and which presence users it has, learnt from
+//! the deltas every node publishes on one bus room (`crate::bridge::PUSHER_STATE_ROOM`) and
+//! from the full states a node sends when another asks (`Delta::Sync`, at start and after
+//! Redis comes back). The registry (`super::registry`) reads it to decide cluster-wide
+//! events: `member_added` / `member_removed` once per user, `channel_occupied` /
+//! `channel_vacated` once per cluster.
+//!
+//! **Cross-node debounce.** The node that sends a cluster's `channel_vacated` (or a user's
+//! `member_removed`) webhook holds it in its own debounce window. Its delta says so
+//! (`hook`), and the others remember it (a *tombstone*) for [`TOMBSTONE`]: a node whose
+//! subscription occupies the channel again meanwhile sends no `channel_occupied` itself but
+//! names that node in its delta (`owe`), and that node emits the `channel_occupied` into its
+//! own debounce, which cancels the held `channel_vacated` (or, past its window, sends it):
+//! one webhook pair or none, never two.
+//!
+//! Imports nothing of this crate (see `super`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// How long a tombstone names the node that holds a vacated / removed webhook: past the
+/// webhook debounce window (3 s), with room for the bus's delay.
+pub const TOMBSTONE: Duration = Duration::from_secs(5);
+
+/// One message of the Pusher state room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delta {
+    /// The origin now has `n` subscriptions to `topic`. `hook`: it sent the channel's
+    /// occupied (n > 0) or vacated (n = 0) webhook; `owe`: the node that must send the
+    /// occupied webhook instead (it holds a vacated one).
+    Subs {
+        /// The fan-out topic (`#pusher/{app}/{channel}`).
+        topic: String,
+        /// The origin's subscriptions now.
+        n: u64,
+        /// The origin sent the cluster's webhook.
+        #[serde(default)]
+        hook: bool,
+        /// The node that sends the occupied webhook.
+        #[serde(default)]
+        owe: Option<String>,
+    },
+    /// User `id` is now present (`on`) or gone from presence channel `topic` on the origin.
+    User {
+        /// The fan-out topic.
+        topic: String,
+        /// The user id.
+        id: String,
+        /// Its `user_info` JSON text.
+        #[serde(default)]
+        info: Option<String>,
+        /// Present or gone.
+        on: bool,
+        /// The origin sent the cluster's member webhook.
+        #[serde(default)]
+        hook: bool,
+        /// The node that sends the `member_added` webhook (it holds a `member_removed`).
+        #[serde(default)]
+        owe: Option<String>,
+    },
+    /// An HTTP API event whose `socket_id` names a connection of node `node`: that node
+    /// publishes it (to every node) without that connection (docs/pusher.md#http-api).
+    Event {
+        /// The node the excluded connection is on.
+        node: String,
+        /// The fan-out topic.
+        topic: String,
+        /// The channel event frame's text.
+        frame: String,
+        /// The excluded connection's worker.
+        worker: u64,
+        /// Its slab key.
+        key: u64,
+    },
+    /// Every node answers with its [`Delta::Full`] state.
+    Sync,
+    /// The origin's whole state: replaces what was known of it.
+    Full {
+        /// (topic, subscriptions).
+        subs: Vec<(String, u64)>,
+        /// (topic, user id, user_info).
+        users: Vec<(String, String, Option<String>)>,
+    },
+}
+
+impl Delta {
+    /// The JSON text published on the bus.
+    pub fn encode(&self) -> Vec<u8> {
+        simd_json::serde::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads a message of the state room; `None` when it is not one.
+    pub fn decode(payload: &[u8]) -> Option<Delta> {
+        let mut copy = payload.to_vec();
+        simd_json::serde::from_slice(&mut copy).ok()
+    }
+}
+
+/// Bits of a node's tag in a socket id (`node_tag`).
+pub const TAG_BITS: u32 = 20;
+
+/// A node's tag: 20 bits of a hash (FNV-1a) of its id, written into the high part of its
+/// connections' socket ids so an HTTP API call on another node can tell whose they are.
+/// Two nodes of a cluster share one with a chance of about one in a million per pair.
+pub fn node_tag(node_id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in node_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h ^ (h >> 32)) & ((1 << TAG_BITS) - 1)
+}
+
+/// A webhook this node owes to the cluster (another node occupied what it vacated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owed {
+    /// `channel_occupied` of the topic.
+    Occupied(String),
+    /// `member_added` of (topic, user).
+    MemberAdded(String, String),
+}
+
+/// A remote user of one presence channel.
+#[derive(Debug, Default)]
+struct User {
+    info: Option<String>,
+    /// The nodes where it is present.
+    nodes: Vec<Arc<str>>,
+}
+
+/// What the other nodes have of one channel.
+#[derive(Debug, Default)]
+struct Topic {
+    subs: HashMap<Arc<str>, u64>,
+    users: BTreeMap<String, User>,
+    /// The node holding the channel's vacated webhook, since when.
+    vacated_by: Option<(Arc<str>, Instant)>,
+    /// Per user: the node holding its removed webhook, since when.
+    removed_by: HashMap<String, (Arc<str>, Instant)>,
+}
+
+impl Topic {
+    fn is_empty(&self) -> bool {
+        self.subs.is_empty()
+            && self.users.is_empty()
+            && self.vacated_by.is_none()
+            && self.removed_by.is_empty()
+    }
+}
+
+/// The other nodes' channels, per topic.
+#[derive(Debug, Default)]
+pub struct Nodes {
+    topics: HashMap<String, Topic>,
+    /// The nodes heard from, by tag (`node_tag`).
+    tags: HashMap<u64, Arc<str>>,
+}
+
+impl Nodes {
+    /// The node with tag `tag`, if it was heard from.
+    pub fn node_of_tag(&self, tag: u64) -> Option<&str> {
+        self.tags.get(&tag).map(|n| &**n)
+    }
+
+    /// Subscriptions to `topic` on the other nodes.
+    pub fn subscriptions(&self, topic: &str) -> u64 {
+        self.topics.get(topic).map_or(0, |t| t.subs.values().sum())
+    }
+
+    /// Whether a user is present in `topic` on another node.
+    pub fn has_user(&self, topic: &str, user: &str) -> bool {
+        self.topics
+            .get(topic)
+            .is_some_and(|t| t.users.contains_key(user))
+    }
+
+    /// The users of `topic` on the other nodes, with their `user_info`, by id.
+    pub fn users(&self, topic: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+        (self.topics.get(topic).into_iter())
+            .flat_map(|t| t.users.iter())
+            .map(|(id, u)| (id.as_str(), u.info.as_deref()))
+    }
+
+    /// Topics with subscriptions on other nodes, with their counts.
+    pub fn occupied(&self) -> impl Iterator<Item = (&str, u64, usize)> {
+        (self.topics.iter())
+            .map(|(name, t)| (name.as_str(), t.subs.values().sum::<u64>(), t.users.len()))
+            .filter(|(_, n, _)| *n > 0)
+    }
+
+    /// The node holding `topic`'s vacated webhook, if recent: it sends the occupied one
+    /// (module doc). Taken: one occupied per vacated.
+    pub fn take_vacated_by(&mut self, topic: &str, now: Instant) -> Option<String> {
+        let t = self.topics.get_mut(topic)?;
+        let (node, at) = t.vacated_by.take()?;
+        (now.duration_since(at) < TOMBSTONE).then(|| node.to_string())
+    }
+
+    /// The node holding `user`'s removed webhook in `topic`, if recent (taken).
+    pub fn take_removed_by(&mut self, topic: &str, user: &str, now: Instant) -> Option<String> {
+        let t = self.topics.get_mut(topic)?;
+        let (node, at) = t.removed_by.remove(user)?;
+        (now.duration_since(at) < TOMBSTONE).then(|| node.to_string())
+    }
+
+    /// Applies a delta of node `origin`; `me` is this node's id. What this node owes the
+    /// cluster comes back.
+    pub fn apply(&mut self, origin: &str, delta: Delta, me: &str, now: Instant) -> Option<Owed> {
+        let node: Arc<str> = Arc::from(origin);
+        let tag = node_tag(origin);
+        if self.tags.get(&tag).is_none_or(|n| **n != *origin) {
+            self.tags.insert(tag, node.clone());
+        }
+        match delta {
+            Delta::Subs {
+                topic,
+                n,
+                hook,
+                owe,
+            } => {
+                let t = self.topics.entry(topic.clone()).or_default();
+                if n == 0 {
+                    t.subs.remove(origin);
+                    if hook {
+                        t.vacated_by = Some((node, now));
+                    }
+                } else {
+                    t.subs.insert(node, n);
+                    t.vacated_by = None;
+                }
+                self.forget_if_empty(&topic);
+                (owe.as_deref() == Some(me)).then_some(Owed::Occupied(topic))
+            }
+            Delta::User {
+                topic,
+                id,
+                info,
+                on,
+                hook,
+                owe,
+            } => {
+                let t = self.topics.entry(topic.clone()).or_default();
+                if on {
+                    t.removed_by.remove(&id);
+                    let u = t.users.entry(id.clone()).or_default();
+                    u.info = info;
+                    if !u.nodes.contains(&node) {
+                        u.nodes.push(node);
+                    }
+                } else {
+                    if let Some(u) = t.users.get_mut(&id) {
+                        u.nodes.retain(|n| **n != *origin);
+                        if u.nodes.is_empty() {
+                            t.users.remove(&id);
+                        }
+                    }
+                    if hook {
+                        t.removed_by.insert(id.clone(), (node, now));
+                    }
+                }
+                self.forget_if_empty(&topic);
+                (owe.as_deref() == Some(me)).then_some(Owed::MemberAdded(topic, id))
+            }
+            Delta::Full { subs, users } => {
+                self.forget_node(origin);
+                for (topic, n) in subs.into_iter().filter(|(_, n)| *n > 0) {
+                    let t = self.topics.entry(topic).or_default();
+                    t.subs.insert(node.clone(), n);
+                }
+                for (topic, id, info) in users {
+                    let t = self.topics.entry(topic).or_default();
+                    let u = t.users.entry(id).or_default();
+                    u.info = info;
+                    if !u.nodes.contains(&node) {
+                        u.nodes.push(node.clone());
+                    }
+                }
+                None
+            }
+            Delta::Sync | Delta::Event { .. } => None,
+        }
+    }
+
+    /// Drops everything known of `origin` (before its full state replaces it).
+    fn forget_node(&mut self, origin: &str) {
+        for t in self.topics.values_mut() {
+            t.subs.remove(origin);
+            t.users.retain(|_, u| {
+                u.nodes.retain(|n| **n != *origin);
+                !u.nodes.is_empty()
+            });
+        }
+        self.topics.retain(|_, t| !t.is_empty());
+    }
+
+    fn forget_if_empty(&mut self, topic: &str) {
+        if self.topics.get(topic).is_some_and(Topic::is_empty) {
+            self.topics.remove(topic);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subs(topic: &str, n: u64, hook: bool, owe: Option<&str>) -> Delta {
+        Delta::Subs {
+            topic: topic.into(),
+            n,
+            hook,
+            owe: owe.map(Into::into),
+        }
+    }
+
+    fn user(id: &str, on: bool, hook: bool) -> Delta {
+        Delta::User {
+            topic: "t".into(),
+            id: id.into(),
+            info: None,
+            on,
+            hook,
+            owe: None,
+        }
+    }
+
+    #[test]
+    fn users_count_once_across_nodes_and_full_state_replaces_a_node() {
+        let mut n = Nodes::default();
+        let now = Instant::now();
+        n.apply("a", user("u", true, true), "me", now);
+        n.apply("b", user("u", true, false), "me", now);
+        assert_eq!(n.users("t").count(), 1);
+        n.apply("a", user("u", false, false), "me", now);
+        assert!(n.has_user("t", "u"), "still on b");
+        let full = Delta::Full {
+            subs: vec![("x".into(), 2)],
+            users: vec![],
+        };
+        n.apply("b", full, "me", now);
+        assert!(!n.has_user("t", "u"));
+        assert_eq!(n.subscriptions("x"), 2);
+        let round = Delta::decode(&subs("x", 1, true, Some("a")).encode());
+        assert_eq!(round, Some(subs("x", 1, true, Some("a"))));
+    }
+
+    #[test]
+    fn a_vacated_leaves_a_tombstone_and_an_owed_occupied_is_reported() {
+        let mut n = Nodes::default();
+        let now = Instant::now();
+        n.apply("a", subs("x", 1, true, None), "me", now);
+        n.apply("a", subs("x", 0, true, None), "me", now);
+        assert_eq!(n.take_vacated_by("x", now).as_deref(), Some("a"));
+        assert_eq!(n.take_vacated_by("x", now), None, "taken once");
+        n.apply("a", subs("y", 0, true, None), "me", now);
+        assert_eq!(n.take_vacated_by("y", now + TOMBSTONE), None, "too old");
+        let owed = n.apply("b", subs("x", 1, false, Some("me")), "me", now);
+        assert_eq!(owed, Some(Owed::Occupied("x".into())));
+    }
+}

@@ -1,0 +1,294 @@
+//! docs/pusher.md#across-a-cluster: presence members counted per user over every node
+//! (`member_added` / `member_removed` once per user, `subscription_succeeded` listing every
+//! node's members), HTTP API channel queries answered for the whole cluster, and the
+//! occupancy webhooks sent once per cluster with the cross-node debounce. Real nodes joined
+//! through a real redis-server; webhooks received by a small HTTP server of the test's own.
+
+mod common;
+#[path = "common/nodes.rs"]
+mod nodes;
+#[path = "common/pusher_client.rs"]
+mod pusher_client;
+#[path = "../../cluster/tests/common/mod.rs"]
+mod redis;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use ringcast_pusher::app::App;
+use ringcast_pusher::http_api::sign_request;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tungstenite::Message;
+
+use common::{PUSHER_APP as APP, Server};
+use nodes::{Client, node};
+use pusher_client::connect;
+use redis::RedisServer;
+
+/// The next text message (pings skipped).
+fn recv(ws: &mut Client) -> Value {
+    loop {
+        match ws.read().expect("read") {
+            Message::Text(t) => return serde_json::from_str(&t).expect("JSON"),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn sign(text: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(b"secret1").expect("key");
+    mac.update(text.as_bytes());
+    (mac.finalize().into_bytes().iter())
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Subscribes to presence channel `channel` as `user`; returns the succeeded data.
+fn join(ws: &mut Client, id: &str, channel: &str, user: &str) -> Value {
+    let data = json!({"user_id": user, "user_info": {"name": user}}).to_string();
+    let auth = format!("key1:{}", sign(&format!("{id}:{channel}:{data}")));
+    let msg = json!({"event": "pusher:subscribe",
+        "data": {"channel": channel, "auth": auth, "channel_data": data}});
+    ws.send(Message::text(msg.to_string())).expect("send");
+    let ok = recv(ws);
+    assert_eq!(
+        ok["event"], "pusher_internal:subscription_succeeded",
+        "{ok}"
+    );
+    serde_json::from_str(ok["data"].as_str().expect("data")).expect("JSON")
+}
+
+fn subscribe_public(ws: &mut Client, channel: &str) {
+    let msg = json!({"event": "pusher:subscribe", "data": {"channel": channel}});
+    ws.send(Message::text(msg.to_string())).expect("send");
+    let ok = recv(ws);
+    assert_eq!(
+        ok["event"], "pusher_internal:subscription_succeeded",
+        "{ok}"
+    );
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// A signed HTTP API call on `addr`; the JSON answer.
+fn call(addr: &str, method: &str, path: &str, params: &[(&str, &str)], body: &str) -> Value {
+    let app = App::new("1", "key1", "secret1");
+    let q = sign_request(&app, method, path, params, body.as_bytes(), now());
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(common::READ_TIMEOUT))
+        .expect("timeout");
+    let req = format!(
+        "{method} {path}?{q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let body = out.split("\r\n\r\n").nth(1).expect("body");
+    serde_json::from_str(body).expect("JSON")
+}
+
+/// `GET /channels/{channel}` with both counts, on `addr`.
+fn channel_info(addr: &str, channel: &str) -> Value {
+    let path = format!("/apps/1/channels/{channel}");
+    let info = "subscription_count,user_count";
+    let info = if channel.starts_with("presence-") {
+        info
+    } else {
+        "subscription_count"
+    };
+    call(addr, "GET", &path, &[("info", info)], "")
+}
+
+/// Polls `addr`'s answer about `channel` until `check` holds (the other node's state
+/// arrives through Redis a moment after the change).
+fn wait_info(addr: &str, channel: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = channel_info(addr, channel);
+        if check(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{addr} {channel}: {v}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ids(succeeded: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = (succeeded["presence"]["ids"].as_array().expect("ids").iter())
+        .map(|v| v.as_str().expect("id").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn presence_spans_nodes_once_per_user() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a", &APP);
+    let b = node(&redis, "b", &APP);
+    let ch = "presence-room";
+    let (mut x, id_x) = connect(&a.addr);
+    assert_eq!(ids(&join(&mut x, &id_x, ch, "u1")), ["u1"]);
+    wait_info(&b.addr, ch, |v| v["user_count"] == 1);
+    // u2 on b sees u1 of node a in its member list; a's member hears of u2 once.
+    let (mut y, id_y) = connect(&b.addr);
+    let snap = join(&mut y, &id_y, ch, "u2");
+    assert_eq!(ids(&snap), ["u1", "u2"], "{snap}");
+    assert_eq!(snap["presence"]["count"], 2);
+    assert_eq!(snap["presence"]["hash"]["u1"]["name"], "u1");
+    let added = recv(&mut x);
+    assert_eq!(added["event"], "pusher_internal:member_added", "{added}");
+    assert!(added["data"].as_str().expect("data").contains("u2"));
+    // u1 again, on b: already a member (on a), so nobody is told.
+    let (mut y2, id_y2) = connect(&b.addr);
+    assert_eq!(ids(&join(&mut y2, &id_y2, ch, "u1")), ["u1", "u2"]);
+    let both = wait_info(&a.addr, ch, |v| v["subscription_count"] == 3);
+    assert_eq!(both["user_count"], 2, "{both}");
+    let users = call(
+        &a.addr,
+        "GET",
+        &format!("/apps/1/channels/{ch}/users"),
+        &[],
+        "",
+    );
+    assert_eq!(users["users"].as_array().map(Vec::len), Some(2), "{users}");
+    // u1's connection on a goes: still on b, so no member_removed anywhere. Once a's
+    // registry shows it gone, an event from a follows anything a announced before it.
+    drop(x);
+    wait_info(&a.addr, ch, |v| v["subscription_count"] == 2);
+    let body = json!({"name": "marker", "channel": ch, "data": "m"}).to_string();
+    call(&a.addr, "POST", "/apps/1/events", &[], &body);
+    for ws in [&mut y, &mut y2] {
+        let v = recv(ws);
+        assert_eq!(v["event"], "marker", "no member_removed for u1: {v}");
+    }
+    // u1's last connection (on b) goes: now it is removed, once.
+    drop(y2);
+    let v = recv(&mut y);
+    assert_eq!(v["event"], "pusher_internal:member_removed", "{v}");
+    assert!(v["data"].as_str().expect("data").contains("u1"));
+    wait_info(&a.addr, ch, |v| v["user_count"] == 1);
+    let list = call(
+        &a.addr,
+        "GET",
+        "/apps/1/channels",
+        &[("filter_by_prefix", "presence-"), ("info", "user_count")],
+        "",
+    );
+    assert_eq!(list["channels"][ch]["user_count"], 1, "{list}");
+}
+
+/// Webhook events received, as (name, channel).
+fn webhook_receiver() -> (String, mpsc::Receiver<(String, String)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hooks", listener.local_addr().expect("addr"));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || serve_hooks(stream, &tx));
+        }
+    });
+    (url, rx)
+}
+
+/// Answers 200 to each POST of one connection and passes its events on.
+fn serve_hooks(stream: TcpStream, tx: &mpsc::Sender<(String, String)>) {
+    let mut out = stream.try_clone().expect("clone");
+    let mut r = BufReader::new(stream);
+    loop {
+        let mut len = 0;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse().expect("length");
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).expect("body");
+        let v: Value = serde_json::from_slice(&body).expect("JSON");
+        for e in v["events"].as_array().expect("events") {
+            let name = e["name"].as_str().expect("name").to_owned();
+            let channel = e["channel"].as_str().expect("channel").to_owned();
+            let _ = tx.send((name, channel));
+        }
+        let _ = out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    }
+}
+
+fn hooked_node(redis: &RedisServer, id: &str, url: &str) -> Server {
+    let mut args = APP.to_vec();
+    args.extend(["--pusher-webhook-url", url]);
+    node(redis, id, &args)
+}
+
+#[test]
+fn occupancy_webhooks_once_per_cluster_and_debounced_across_nodes() {
+    let redis = RedisServer::start();
+    let (url, hooks) = webhook_receiver();
+    let a = hooked_node(&redis, "a", &url);
+    let b = hooked_node(&redis, "b", &url);
+    let ch = "chan-x";
+    let next = || {
+        (hooks)
+            .recv_timeout(common::READ_TIMEOUT)
+            .expect("a webhook")
+    };
+    let (mut on_a, _) = connect(&a.addr);
+    subscribe_public(&mut on_a, ch);
+    assert_eq!(next(), ("channel_occupied".into(), ch.into()));
+    wait_info(&b.addr, ch, |v| v["subscription_count"] == 1);
+    // b's subscription joins an occupied channel; a's leaves one still occupied on b.
+    let (mut on_b, _) = connect(&b.addr);
+    subscribe_public(&mut on_b, ch);
+    wait_info(&a.addr, ch, |v| v["subscription_count"] == 2);
+    drop(on_a);
+    wait_info(&b.addr, ch, |v| v["subscription_count"] == 1);
+    // The cluster's last one leaves on b (b holds the vacated), a quick one comes on a:
+    // neither webhook is sent.
+    drop(on_b);
+    wait_info(&a.addr, ch, |v| v["occupied"] == false);
+    let (mut again, _) = connect(&a.addr);
+    subscribe_public(&mut again, ch);
+    // A marker on b: its vacated is held after chan-x's would have been, so every webhook
+    // about chan-x comes before it.
+    let (mut m, _) = connect(&b.addr);
+    subscribe_public(&mut m, "chan-m");
+    drop(m);
+    let mut seen = Vec::new();
+    loop {
+        let e = next();
+        if e == ("channel_vacated".into(), "chan-m".into()) {
+            break;
+        }
+        seen.push(e);
+    }
+    assert_eq!(
+        seen,
+        [("channel_occupied".to_owned(), "chan-m".to_owned())],
+        "nothing about {ch}"
+    );
+    drop(again);
+}
