@@ -175,6 +175,16 @@ impl Server {
             .unwrap_or_else(|| panic!("metric {name} missing"))
     }
 
+    /// Waits until this cluster node's bus links are all up (`ringcast_cluster_up` 1). A node
+    /// prints its listening line before it has connected to Redis, and what it publishes while
+    /// a link is still connecting is dropped (docs/cluster.md, "Redis down"), so a test that
+    /// publishes right after starting a node loses the message on a loaded machine.
+    pub fn wait_cluster_up(&self) {
+        proc::wait_eq("ringcast_cluster_up", 1, || {
+            self.metric("ringcast_cluster_up")
+        });
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
