@@ -124,8 +124,12 @@ fn check_cut_stream(bytes: &[u8], size: usize) -> Result<usize, String> {
         at += head + len;
         frames += 1;
     }
-    Err(format!("no Close 1008 after {frames} whole frames"))
+    Err(format!("{NO_CLOSE} {frames} whole frames"))
 }
+
+/// How [`check_cut_stream`] starts its complaint about a stream of whole frames that ended
+/// without a Close.
+const NO_CLOSE: &str = "no Close 1008 after";
 
 /// A connection whose receive buffer is small from the SYN on, so the server's sends to it are
 /// often partial. (Shrinking it after connect instead stalls loopback TCP in zero-window probes.)
@@ -163,7 +167,8 @@ fn small_window(addr: &str) -> TcpStream {
 }
 
 /// Row 18. Receivers that read, but too slowly, are cut by backpressure; each must see whole
-/// frames followed by Close 1008, never a truncated frame with the Close inside its payload.
+/// frames followed by Close 1008 (or by the end, for one that had not drained its backlog
+/// within the server's linger time), never a truncated frame with the Close inside its payload.
 #[test]
 fn a_backpressure_cut_ends_on_a_frame_boundary_then_close_1008() {
     // The faulty cut needs a partial send completing in the turn that crosses the limit; a few
@@ -258,18 +263,29 @@ fn cut_round(server: &Server, round: u64) -> Vec<String> {
     }
     published.store(true, Ordering::Relaxed);
     let mut bad = Vec::new();
+    let (mut closed, mut lingered) = (0, 0);
     for (n, t) in threads.into_iter().enumerate() {
         let (bytes, how) = t.join().unwrap();
-        if let Err(e) = check_cut_stream(&bytes, SIZE) {
-            bad.push(format!(
+        match check_cut_stream(&bytes, SIZE) {
+            Ok(_) => closed += 1,
+            // Whole frames, then the end without a Close: a reader starved on a loaded machine
+            // had not drained its backlog when the server's linger time (`LINGER_MS`, 2 s)
+            // after its cut ran out, so its Close never left the server (1 reader in 1 of 4
+            // full test runs under load). Not the fault this row is about (a Close inside a
+            // truncated frame); the Close 1008 of the others is checked.
+            Err(e) if e.starts_with(NO_CLOSE) && how == "EOF" => lingered += 1,
+            Err(e) => bad.push(format!(
                 "reader {n} ({} bytes, ended by {how}): {e}",
                 bytes.len()
-            ));
+            )),
         }
+    }
+    if closed == 0 {
+        bad.push(format!("round {round}: no reader got its Close 1008"));
     }
     eprintln!(
         "row 18 round {round}: {i} messages sent in {:.1} s, {} backpressure cuts counted, {} of {READERS} \
-         readers got a malformed stream",
+         readers got a malformed stream, {lingered} whole frames then EOF past the linger time",
         start.elapsed().as_secs_f64(),
         server.metric("ringcast_backpressure_disconnects_total"),
         bad.len()
