@@ -51,7 +51,8 @@ start_redis() {
     redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
         >>"$DIR/redis.log" 2>&1 &
     RPID=$!
-    for _ in $(seq 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+    # Up to 30 s (here and for the nodes below): a loaded CI machine can be slow to start one.
+    for _ in $(seq 300); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
     echo "cluster soak: redis-server did not start on port $PORT"; exit 2
 }
 start_redis
@@ -66,7 +67,7 @@ for n in 1 2; do
 done
 for n in 1 2; do
     a=
-    for _ in $(seq 100); do
+    for _ in $(seq 300); do
         a=$(sed -n 's|.*ws://\([^/]*\)/.*|\1|p' "$DIR/n$n.out" 2>/dev/null | head -1)
         [[ -n $a ]] && break
         sleep 0.1

@@ -32,7 +32,8 @@ fi
 ( ulimit -n "$FD_LIMIT" && exec "$BIN/ringcast" --listen 127.0.0.1:0 --workers 2 \
     --max-backpressure 1048576 --handshake-timeout 2 >"$DIR/server.out" 2>"$DIR/server.err" ) &
 PID=$!
-for _ in $(seq 100); do
+# Up to 30 s, as conformance/lib.sh: a loaded CI machine can be slow to start a process.
+for _ in $(seq 300); do
     grep -q 'listening on' "$DIR/server.out" 2>/dev/null && break
     sleep 0.1
 done

@@ -42,7 +42,8 @@ use redis::RedisServer;
 use ringcast_protocol::frame::{OpCode, encode_masked_frame};
 use tungstenite::Message;
 
-/// A node named `id` on these Redis servers (one `--cluster` each), with `extra` flags.
+/// A node named `id` on these Redis servers (one `--cluster` each), with `extra` flags, once
+/// its bus links are up.
 fn node(redis: &[&RedisServer], id: &str, extra: &[&str]) -> Server {
     let urls: Vec<String> = redis.iter().map(|r| r.url()).collect();
     let mut args = vec!["--node-id", id, "--workers", "2"];
@@ -50,7 +51,9 @@ fn node(redis: &[&RedisServer], id: &str, extra: &[&str]) -> Server {
         args.extend(["--cluster", u.as_str()]);
     }
     args.extend_from_slice(extra);
-    Server::start(&args)
+    let node = Server::start(&args);
+    node.wait_cluster_up();
+    node
 }
 
 /// Nodes `a` and `b` on `redis` with `extra` flags, and a connection to look at `redis`.

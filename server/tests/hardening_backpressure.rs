@@ -74,12 +74,19 @@ fn a_ping_flood_from_a_client_that_never_reads_costs_no_memory() {
 }
 
 /// Strictly parses what a room receiver got: whole unmasked binary frames of `size` bytes, each
-/// filled with one byte value, then exactly one Close 1008 and nothing after it.
+/// filled with one byte value, then exactly one Close 1008 and nothing after it. A stream cut
+/// short within a data frame's header or fill (a teardown mid-send) is an `Err` starting with
+/// [`NO_CLOSE`], as is one that ends after whole frames.
 fn check_cut_stream(bytes: &[u8], size: usize) -> Result<usize, String> {
     let mut at = 0;
     let mut frames = 0;
     while at < bytes.len() {
         let rest = &bytes[at..];
+        if rest == [0x82] {
+            return Err(format!(
+                "{NO_CLOSE} {frames} whole frames and a header's first byte"
+            ));
+        }
         if rest.len() < 2 {
             return Err(format!("{} stray bytes after {frames} frames", rest.len()));
         }
@@ -93,9 +100,18 @@ fn check_cut_stream(bytes: &[u8], size: usize) -> Result<usize, String> {
                 u64::from_be_bytes(rest[2..10].try_into().unwrap()) as usize,
                 10,
             ),
-            126 | 127 => return Err(format!("truncated header at byte {at}")),
+            126 | 127 => return Err(format!("{NO_CLOSE} {frames} whole frames and a cut header")),
             n => (n as usize, 2),
         };
+        let got = &rest[head.min(rest.len())..];
+        if rest.len() < head + len && got.iter().all(|&b| got.first() == Some(&b)) {
+            // A frame cut short with nothing but its own fill byte: the connection was torn
+            // down mid-send (the linger time ran out), not a Close written into a frame.
+            return Err(format!(
+                "{NO_CLOSE} {frames} whole frames and {} of {len} bytes of the next",
+                got.len()
+            ));
+        }
         if rest.len() < head + len {
             return Err(format!(
                 "truncated frame after {frames} frames: {} of {len} payload bytes",
@@ -124,8 +140,12 @@ fn check_cut_stream(bytes: &[u8], size: usize) -> Result<usize, String> {
         at += head + len;
         frames += 1;
     }
-    Err(format!("no Close 1008 after {frames} whole frames"))
+    Err(format!("{NO_CLOSE} {frames} whole frames"))
 }
+
+/// How [`check_cut_stream`] starts its complaint about a stream of whole frames that ended
+/// without a Close.
+const NO_CLOSE: &str = "no Close 1008 after";
 
 /// A connection whose receive buffer is small from the SYN on, so the server's sends to it are
 /// often partial. (Shrinking it after connect instead stalls loopback TCP in zero-window probes.)
@@ -163,7 +183,8 @@ fn small_window(addr: &str) -> TcpStream {
 }
 
 /// Row 18. Receivers that read, but too slowly, are cut by backpressure; each must see whole
-/// frames followed by Close 1008, never a truncated frame with the Close inside its payload.
+/// frames followed by Close 1008 (or by the end, for one that had not drained its backlog
+/// within the server's linger time), never a truncated frame with the Close inside its payload.
 #[test]
 fn a_backpressure_cut_ends_on_a_frame_boundary_then_close_1008() {
     // The faulty cut needs a partial send completing in the turn that crosses the limit; a few
@@ -258,18 +279,30 @@ fn cut_round(server: &Server, round: u64) -> Vec<String> {
     }
     published.store(true, Ordering::Relaxed);
     let mut bad = Vec::new();
+    let (mut closed, mut lingered) = (0, 0);
     for (n, t) in threads.into_iter().enumerate() {
         let (bytes, how) = t.join().unwrap();
-        if let Err(e) = check_cut_stream(&bytes, SIZE) {
-            bad.push(format!(
+        match check_cut_stream(&bytes, SIZE) {
+            Ok(_) => closed += 1,
+            // Whole frames (the last maybe cut short), then the end without a Close: a reader
+            // starved on a loaded machine had not drained its backlog when the server's linger
+            // time (`LINGER_MS`, 2 s) after its cut ran out, so the server tore the connection
+            // down with its Close still queued (1 reader in 2 of 5 full test runs under load).
+            // Not the fault this row is about (a Close inside a truncated frame: bytes other
+            // than the frame's fill); the Close 1008 of the others is checked.
+            Err(e) if e.starts_with(NO_CLOSE) && how == "EOF" => lingered += 1,
+            Err(e) => bad.push(format!(
                 "reader {n} ({} bytes, ended by {how}): {e}",
                 bytes.len()
-            ));
+            )),
         }
+    }
+    if closed == 0 {
+        bad.push(format!("round {round}: no reader got its Close 1008"));
     }
     eprintln!(
         "row 18 round {round}: {i} messages sent in {:.1} s, {} backpressure cuts counted, {} of {READERS} \
-         readers got a malformed stream",
+         readers got a malformed stream, {lingered} whole frames then EOF past the linger time",
         start.elapsed().as_secs_f64(),
         server.metric("ringcast_backpressure_disconnects_total"),
         bad.len()
@@ -429,4 +462,24 @@ fn a_stalled_worker_costs_its_receivers_not_unbounded_memory() {
             "a lagging receiver is cut with 1008"
         );
     }
+}
+
+/// The row 18 check tells a teardown mid-send (a frame cut short with only its fill byte) from
+/// the fault it exists for (a Close written into an unfinished frame).
+#[test]
+fn the_cut_stream_check_tells_a_teardown_from_a_close_inside_a_frame() {
+    const SIZE: usize = 16 * 1024;
+    let frame = |fill: u8| [&[0x82, 126, 0x40, 0x00][..], &[fill; SIZE]].concat();
+    let close = [0x88, 0x02, 0x03, 0xf0];
+    let whole = [frame(1), frame(2)].concat();
+    assert_eq!(
+        check_cut_stream(&[&whole[..], &close].concat(), SIZE),
+        Ok(2)
+    );
+    let torn = [&whole[..], &frame(3)[..900]].concat();
+    let e = check_cut_stream(&torn, SIZE).unwrap_err();
+    assert!(e.starts_with(NO_CLOSE), "{e}");
+    let faulty = [&torn[..], &close].concat();
+    let e = check_cut_stream(&faulty, SIZE).unwrap_err();
+    assert!(e.starts_with("truncated frame"), "{e}");
 }

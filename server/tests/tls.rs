@@ -300,7 +300,9 @@ fn a_wss_client_that_never_reads_is_cut_at_the_backpressure_limit() {
     let mut reader = s.ws("flood");
     let mut publisher = s.wss("flood");
     let payload = "y".repeat(1000);
-    let cut = common::proc::poll_until(Duration::from_secs(10), || {
+    // Up to 60 s: the loopback socket buffers (MiBs) must fill first, 100 round trips of the
+    // reader per check; 10 s was not enough once in 8 full test runs on a loaded machine.
+    let cut = common::proc::poll_until(Duration::from_secs(60), || {
         for _ in 0..100 {
             publisher.send(Message::text(payload.clone())).unwrap();
             assert_eq!(text(&mut reader), payload, "a reading member keeps up");

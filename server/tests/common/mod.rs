@@ -175,6 +175,19 @@ impl Server {
             .unwrap_or_else(|| panic!("metric {name} missing"))
     }
 
+    /// Waits until this cluster node's bus links are all up (`ringcast_cluster_up` 1). A node
+    /// prints its listening line before it has connected to Redis, and what it publishes while
+    /// a link is still connecting is dropped (docs/cluster.md, "Redis down"), so a test that
+    /// publishes right after starting a node loses the message on a loaded machine.
+    /// Waits up to 30 s: an event awaited costs nothing when it comes early, and on a loaded
+    /// machine (several test binaries on one CPU) connecting took longer than `READ_TIMEOUT`.
+    pub fn wait_cluster_up(&self) {
+        let up = proc::poll_until(Duration::from_secs(30), || {
+            self.metric("ringcast_cluster_up") == 1
+        });
+        assert!(up, "ringcast_cluster_up never became 1 within 30 s");
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }

@@ -14,12 +14,14 @@ use crate::redis::{Node as Observer, RedisServer};
 /// A client connection.
 pub type Client = WebSocket<TcpStream>;
 
-/// A node named `id` joined to `redis`, with `extra` flags.
+/// A node named `id` joined to `redis`, with `extra` flags, once its bus link is up.
 pub fn node(redis: &RedisServer, id: &str, extra: &[&str]) -> Server {
     let url = redis.url();
     let mut args = vec!["--cluster", &url, "--node-id", id, "--workers", "2"];
     args.extend_from_slice(extra);
-    Server::start(&args)
+    let node = Server::start(&args);
+    node.wait_cluster_up();
+    node
 }
 
 /// A bus client of the test's own, to read the cluster-wide presence of a room.
