@@ -8,20 +8,14 @@
 // Environment: CHROMIUM_PATH (default /usr/bin/chromium).
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { deadline, fail, launch } from "./chromium.mjs";
 import PusherServer from "pusher";
 
 const [host, port] = [process.argv[2], Number(process.argv[3])];
 const here = path.dirname(fileURLToPath(import.meta.url));
 const server = new PusherServer({ appId: "1", key: "key1", secret: "secret1", host, port: String(port), useTLS: false });
-const deadline = setTimeout(() => { console.error("FAIL: timed out"); process.exit(1); }, 30000);
-const fail = (m) => { console.error(`FAIL: ${m}`); process.exit(1); };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   async function page(user) {
     const p = await browser.newPage();

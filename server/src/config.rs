@@ -218,6 +218,12 @@ pub struct Config {
     /// `/pusher/app/{key}` and `/pusher/apps/{id}/…`).
     #[arg(long, env = "RINGCAST_PUSHER_PATH_PREFIX", default_value = "")]
     pub pusher_path_prefix: String,
+    /// INSECURE, for trying the Pusher demo page (`{prefix}/pusher-demo`) only: serve
+    /// `{prefix}/pusher-demo/auth`, which signs a `private-` or `presence-` subscription of
+    /// the first app for whatever user name the browser claims. Never in production: an
+    /// app's own server decides who may join (docs/pusher.md#demo-page).
+    #[arg(long, env = "RINGCAST_PUSHER_DEMO_AUTH")]
+    pub pusher_demo_auth: bool,
     /// Apps of the config file's `[[pusher_apps]]` tables (set by `load`).
     #[arg(skip)]
     pub pusher_apps_file: Vec<ringcast_pusher::app::App>,

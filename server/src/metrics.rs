@@ -2,6 +2,7 @@
 //! contends) and their Prometheus text rendering.
 
 pub mod api;
+pub mod pusher_api;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -83,6 +84,8 @@ pub struct WorkerMetrics {
     pub token_expiries: AtomicU64,
     /// Server API calls (docs/metrics.md#server-api).
     pub api: api::ApiMetrics,
+    /// Pusher HTTP API calls (docs/metrics.md#pusher).
+    pub pusher_api: pusher_api::PusherApiMetrics,
 }
 
 impl WorkerMetrics {
@@ -288,6 +291,7 @@ pub fn render(workers: &[&WorkerMetrics], rooms: usize) -> String {
         |w| get(&w.token_expiries),
     );
     api::render(&mut out, workers.iter().map(|w| &w.api));
+    pusher_api::render(&mut out, workers.iter().map(|w| &w.pusher_api));
     out
 }
 

@@ -156,3 +156,18 @@ fn pusher_js_in_chromium() {
     );
     run_node(&server(), "browser.mjs", "all browser steps passed");
 }
+
+/// The demo page (docs/pusher.md#demo-page) as two users in Chromium, signed by the
+/// `--pusher-demo-auth` signer (conformance/pusher/demo.mjs).
+#[test]
+fn the_pusher_demo_page_in_chromium() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/pusher");
+    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir() && Path::new(&chromium).exists(),
+        "playwright-core (conformance/pusher) and Chromium are needed: run .ci/install"
+    );
+    let mut args = common::PUSHER_APP.to_vec();
+    args.push("--pusher-demo-auth");
+    run_node(&Server::start(&args), "demo.mjs", "all demo steps passed");
+}

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod fleet;
 pub mod lt;
 pub mod machine;
+pub mod pusher;
 pub mod redis;
 pub mod report;
 pub mod run;

@@ -120,19 +120,28 @@ pub(super) fn run_one(ctx: &Ctx, sc: &Scenario, srv: &ServerSpec, rate: u64) -> 
     }
     if sc.ringcast_only() && !matches!(srv.kind, ServerKind::Ringcast { .. }) {
         r.status = "skipped".into();
-        r.notes
-            .push("no JSON pub/sub mode (ringcast's own room mode is the baseline)".into());
+        r.notes.push(
+            "no JSON pub/sub mode nor Pusher dialect (ringcast's own room mode is the baseline)"
+                .into(),
+        );
         return r;
     }
     let stem = format!("{}-{}", sc.key, srv.name);
     let server_log = ctx.logs.join(format!("{stem}.server.log"));
+    let server_args = match super::pusher::server_args(sc, &ctx.logs) {
+        Ok(args) => args,
+        Err(e) => {
+            r.fail(format!("writing the Pusher app file: {e}"));
+            return r;
+        }
+    };
     let tls = ctx.tls.as_ref().filter(|_| sc.tls);
     let tls_args = tls.map(super::tls::Files::server_args).unwrap_or_default();
     let started = Fleet::start(
         srv,
         &ctx.bin_dir,
         sc.echo,
-        &sc.server_args,
+        &server_args,
         &tls_args,
         &server_log,
     );
@@ -145,7 +154,7 @@ pub(super) fn run_one(ctx: &Ctx, sc: &Scenario, srv: &ServerSpec, rate: u64) -> 
         }
         Err(e) => {
             let log = std::fs::read_to_string(&server_log).unwrap_or_default();
-            if let Some(arg) = refused_arg(&log, &sc.server_args) {
+            if let Some(arg) = refused_arg(&log, &server_args) {
                 r.status = "n/a".into();
                 r.notes
                     .push(format!("the server does not accept `{arg}` yet"));

@@ -85,6 +85,9 @@ pub struct Scenario {
     pub loadtest_flags: Vec<String>,
     /// Over `wss://` (`tls.rs`): the servers get the run's test certificate.
     pub tls: bool,
+    /// A broadcast spoken in the Pusher dialect (`loadtest pusher`, the server given
+    /// [`super::pusher`]'s app; ringcast only).
+    pub pusher: bool,
 }
 
 /// The JSON pub/sub scenarios' baseline: ringcast's own room mode at the same load.
@@ -146,6 +149,7 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         text_size: TEXT_SIZE,
         loadtest_flags: Vec::new(),
         tls: false,
+        pusher: false,
     };
     // One room, one publisher at max rate: (a) and its chat-sized twins (a').
     let fanout = Load::Broadcast {
@@ -280,6 +284,22 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         p.baseline = Some(PUBSUB_BASELINE);
         v.push(p);
     }
+    // The Pusher dialect (docs/pusher.md): (a) with client events on one private channel.
+    let mut p = sc(
+        "pusher",
+        "(j)",
+        format!(
+            "Pusher dialect: 1 private channel × {subs} subscribers, 1 publisher sending client \
+             events (`loadtest pusher`), {TEXT_SIZE} B data, max rate; ringcast only (the tokio \
+             peer has no Pusher dialect): ratios are against the same server's room mode, (a) \
+             `{PUBSUB_BASELINE}` (issue 24's goal: ≥ 0.8)"
+        ),
+        fanout.clone(),
+        false,
+    );
+    p.pusher = true;
+    p.baseline = Some(PUBSUB_BASELINE);
+    v.push(p);
     let api_topics = if quick { API_TOPICS_QUICK } else { API_TOPICS };
     for api in [false, true] {
         let (key, how) = if api {
@@ -393,7 +413,7 @@ impl Scenario {
                 ..
             } => {
                 a.extend([
-                    "broadcast".into(),
+                    if self.pusher { "pusher" } else { "broadcast" }.into(),
                     "--rooms".into(),
                     rooms.to_string(),
                     "--subscribers".into(),
@@ -407,6 +427,9 @@ impl Scenario {
                 ]);
                 if *check_publishers {
                     a.push("--check-publishers".into());
+                }
+                if self.pusher {
+                    a.extend(super::pusher::loadtest_args());
                 }
                 if rate == 0 {
                     // At max rate the default window of 64 makes the loadtest's own round trip
@@ -473,9 +496,9 @@ impl Scenario {
         }
     }
 
-    /// Whether only ringcast runs it (JSON pub/sub mode).
+    /// Whether only ringcast runs it (JSON pub/sub mode, the Pusher dialect).
     pub fn ringcast_only(&self) -> bool {
-        matches!(self.load, Load::Pubsub { .. })
+        matches!(self.load, Load::Pubsub { .. }) || self.pusher
     }
 
     /// Upper bound of one loadtest run before it is considered hung, seconds.
@@ -492,7 +515,7 @@ mod tests {
     fn lists() {
         for quick in [false, true] {
             let v = all(quick);
-            assert_eq!(v.len(), 13);
+            assert_eq!(v.len(), 14);
             let z = v
                 .iter()
                 .find(|s| s.key == "fanout-deflate")
@@ -524,6 +547,14 @@ mod tests {
             assert!(a.windows(2).any(|w| w[0] == "--rate" && w[1] == "77"));
             let d = v[3].loadtest_args(&url, 0, Path::new("/tmp/j"), Some(9), Some(2));
             assert!(d.windows(2).any(|w| w[0] == "--server-pid" && w[1] == "9"));
+            let px = v.iter().find(|s| s.key == "pusher").expect("pusher");
+            assert!(px.ringcast_only() && px.baseline == Some("fanout"));
+            let a = px.loadtest_args(&url, 0, Path::new("/tmp/j"), None, None);
+            assert!(a.windows(2).any(|w| w[0] == "pusher" && w[1] == "--rooms"));
+            assert!(
+                a.windows(2)
+                    .any(|w| w[0] == "--app-key" && w[1] == "app-key")
+            );
             let c = v.iter().find(|s| s.cluster).expect("cluster scenario");
             let nodes = ["ws://a:1/".to_owned(), "ws://b:2/".to_owned()];
             let a = c.loadtest_args(&nodes, 5, Path::new("/tmp/j"), None, None);

@@ -125,7 +125,14 @@ impl Handshake {
                 match (self.over_limit, Route::of(path)) {
                     (Some(limit), _) => reject(sink, limit),
                     (None, Some(route)) => serve(sink, route),
-                    (None, None) => reject(sink, Rejection::UpgradeRequired.into()),
+                    (None, None) => match pusher::demo::response(path, sink.config()) {
+                        // The Pusher demo page (docs/pusher.md#demo-page).
+                        Some(out) => {
+                            sink.reply(out);
+                            sink.finish();
+                        }
+                        None => reject(sink, Rejection::UpgradeRequired.into()),
+                    },
                 }
                 None
             }

@@ -134,6 +134,11 @@ pub fn run(call: Call, sink: &mut Sink<'_>, asks: &mut usize) -> Result<Answer, 
             let mut listed = 0;
             let mut truncated = false;
             for name in names {
+                // A Pusher app's channels are its own namespace (docs/pusher.md#apps), listed
+                // by that app's HTTP API, not here.
+                if name.starts_with(ringcast_pusher::app::TOPIC_PREFIX) {
+                    continue;
+                }
                 if pattern.as_deref().is_some_and(|p| !glob(p, &name)) {
                     continue;
                 }

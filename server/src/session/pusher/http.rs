@@ -92,6 +92,7 @@ impl PusherApiSession {
         let mut pos = 0;
         while pos < buf.len() && !self.done {
             if sink.unsent() > cfg.max_backpressure {
+                count(sink, None, 503);
                 self.end(sink, 503, "answers are not being read");
                 return pos;
             }
@@ -99,11 +100,13 @@ impl PusherApiSession {
                 Ok(Some(head)) => head,
                 Ok(None) => return pos,
                 Err((status, why)) => {
+                    count(sink, None, status);
                     self.end(sink, status, why);
                     return pos;
                 }
             };
             if head.length > cfg.api_max_body {
+                count(sink, Some(&head), 413);
                 self.end(sink, 413, "the body is larger than --api-max-body");
                 return pos;
             }
@@ -117,6 +120,7 @@ impl PusherApiSession {
                     tracing::info!(status = e.status(), "pusher API call refused: {e}");
                     (e.status(), e.to_string().into_bytes())
                 });
+            count(sink, Some(&head), status);
             respond(sink, status, &answer, head.keep_alive);
             pos = start + head.length;
             if !head.keep_alive {
@@ -160,6 +164,21 @@ fn parse_head(buf: &[u8], cfg: &Config) -> Result<Option<Head>, (u16, &'static s
         size,
         keep_alive: framing.keep_alive,
     }))
+}
+
+/// Counts a call in `ringcast_pusher_api_requests_total` (docs/metrics.md#pusher): its route
+/// when the head was read and names one, else `other`.
+fn count(sink: &Sink<'_>, head: Option<&Head>, status: u16) {
+    let prefix = &sink.config().pusher_path_prefix;
+    let route = head.and_then(|h| {
+        let path = h
+            .target
+            .split_once('?')
+            .map_or(h.target.as_str(), |(p, _)| p);
+        ringcast_pusher::http_api::route(prefix, &h.method, path).ok()
+    });
+    let label = crate::metrics::pusher_api::label(route.as_ref().map(|(_, r)| r));
+    sink.metrics().pusher_api.record(label, status);
 }
 
 /// Queues an answer: JSON for 200, Pusher's plain-text message otherwise.

@@ -13,6 +13,7 @@
 
 pub mod calls;
 pub mod channels;
+pub mod demo;
 pub mod events;
 pub mod http;
 pub mod upgrade;
