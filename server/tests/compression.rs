@@ -357,7 +357,8 @@ fn presence_events_and_snapshots_are_compressed_when_long_enough() {
 
 #[test]
 fn a_history_replay_is_compressed_for_a_subscriber_that_negotiated() {
-    let server = Server::start(&["--history-size", "10"]);
+    // One worker: the second subscriber that resumes shares the first one's compressed frames.
+    let server = Server::start(&["--history-size", "10", "--workers", "1"]);
     let (mut publisher, _) = connect(&server, "pubsub", "");
     for i in 0..3 {
         let data = chat(i);

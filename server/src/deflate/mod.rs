@@ -9,6 +9,7 @@
 //! form lazily from `FrozenBatch::form`, where no worker state is passed in.
 
 mod form;
+pub mod replay;
 pub mod reply;
 mod stats;
 

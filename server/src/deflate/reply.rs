@@ -1,5 +1,5 @@
 //! Frames for one connection that negotiated permessage-deflate (replies, errors, presence
-//! snapshots, history replays): a message at least `--compression-min-size` long is compressed
+//! snapshots; history replays through `replay`'s cache): a message at least `--compression-min-size` long is compressed
 //! with the worker's shared compressor, on its own (no context takeover), so no connection
 //! keeps compressor state; shorter ones, and ones that do not get smaller, stay plain.
 
@@ -37,17 +37,6 @@ pub fn encode(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
     if !done {
         encode_frame(out, opcode, payload);
     }
-}
-
-/// Appends `frames` to `out`: each an encoded frame (unmasked, FIN set, not compressed, as
-/// history stores them), compressed when long enough, otherwise copied as it is.
-pub fn recode<'f>(out: &mut Vec<u8>, frames: impl IntoIterator<Item = &'f [u8]>) {
-    let mut scratch = Vec::new();
-    with_deflater(|d| {
-        for frame in frames {
-            recode_one(d, out, frame, &mut scratch);
-        }
-    });
 }
 
 /// Appends `frame` (encoded, unmasked, FIN set) to `out`, compressed when worth it (returns
@@ -90,11 +79,5 @@ mod tests {
         let mut short = Vec::new();
         encode(&mut short, OpCode::Text, b"short");
         assert_eq!(short, b"\x81\x05short");
-        let mut replay = Vec::new();
-        recode(&mut replay, [&out[..0], &short[..]]);
-        assert_eq!(
-            replay, b"\x81\x05short",
-            "short frames are copied as they are"
-        );
     }
 }

@@ -199,17 +199,15 @@ impl<'a> Sink<'a> {
     /// (no copy), as one unit of the backpressure rule.
     pub fn replay(&mut self, entries: &[SharedSpan]) {
         let backlog = self.out.unsent();
-        if self.deflate && !entries.is_empty() {
-            // One buffer for the whole replay, long messages compressed one by one (never an
-            // empty chunk: its WRITEV would never pop it).
-            let mut frames = Vec::new();
-            let each = entries.iter().map(|s| &s.buffer()[s.range()]);
-            crate::deflate::reply::recode(&mut frames, each);
-            self.out.push_owned(frames);
-        } else {
-            for span in entries {
-                let range = span.range();
-                (self.out).push_shared(span.buffer(), range.start as u32, range.end as u32);
+        for span in entries {
+            let (start, end) = (span.range().start as u32, span.range().end as u32);
+            // Compressed once per worker for every subscriber resuming the same range.
+            let compressed = self
+                .deflate
+                .then(|| crate::deflate::replay::frame(span.buffer(), start, end));
+            match compressed.flatten() {
+                Some(frame) => (self.out).push_shared(&frame, 0, frame.len() as u32),
+                None => (self.out).push_shared(span.buffer(), start, end),
             }
         }
         self.metrics()
