@@ -295,3 +295,111 @@ fn a_message_is_compressed_once_for_every_receiver_on_every_worker() {
     assert_eq!(server.metric("ringcast_fanout_deliveries_total"), 20);
     assert_eq!(server.metric("ringcast_compression_messages_total"), 1);
 }
+
+/// Sends one request as a plain masked text frame.
+fn request(c: &mut Raw, json: &str) {
+    c.send_raw(&frame(OpCode::Text, false, true, json.as_bytes()));
+}
+
+/// Reads one frame, asserts its compression (`rsv1`), returns the JSON it carries.
+fn json_frame(c: &mut Raw, rsv1: bool) -> serde_json::Value {
+    let (b0, p) = c.read_frame_b0().expect("a frame");
+    assert_eq!(b0, if rsv1 { 0xc1 } else { 0x81 }, "RSV1 {rsv1} expected");
+    let text = if rsv1 { inflate(&p) } else { p };
+    serde_json::from_slice(&text).expect("a JSON envelope")
+}
+
+#[test]
+fn presence_events_and_snapshots_are_compressed_when_long_enough() {
+    // A long topic makes every envelope about it long and compressible.
+    let topic = "presence-topic-".repeat(8);
+    let server = Server::start(&["--compression-min-size", "64"]);
+    let (mut a, _) = connect(&server, "pubsub", OFFER);
+    request(
+        &mut a,
+        &format!(r#"{{"op":"subscribe","topic":"{topic}","id":1,"presence":true}}"#),
+    );
+    assert_eq!(json_frame(&mut a, true)["op"], "subscribed", "a long reply");
+    let snap = json_frame(&mut a, true);
+    assert_eq!(
+        (snap["op"].as_str(), snap["count"].as_u64()),
+        (Some("presence"), Some(1))
+    );
+    // A plain subscriber (no extension) joins: the join event is compressed for `a`.
+    let (mut b, _) = connect(&server, "pubsub", "");
+    request(
+        &mut b,
+        &format!(r#"{{"op":"subscribe","topic":"{topic}"}}"#),
+    );
+    let join = json_frame(&mut a, true);
+    assert_eq!(
+        (join["op"].as_str(), join["topic"].as_str()),
+        (Some("join"), Some(&*topic))
+    );
+    // The answer to a presence request, and an error, compressed too; `b` gets it plain.
+    request(
+        &mut a,
+        &format!(r#"{{"op":"presence","topic":"{topic}","id":"q"}}"#),
+    );
+    assert_eq!(json_frame(&mut a, true)["count"], 2);
+    request(
+        &mut b,
+        &format!(r#"{{"op":"presence","topic":"{topic}","id":"q"}}"#),
+    );
+    assert_eq!(json_frame(&mut b, false)["count"], 2);
+    drop(b);
+    let leave = json_frame(&mut a, true);
+    assert_eq!(leave["op"], "leave");
+    // A short reply stays plain.
+    request(&mut a, r#"{"op":"subscribe","topic":"s","id":2}"#);
+    assert_eq!(json_frame(&mut a, false)["op"], "subscribed");
+}
+
+#[test]
+fn a_history_replay_is_compressed_for_a_subscriber_that_negotiated() {
+    // One worker: the second subscriber that resumes shares the first one's compressed frames.
+    let server = Server::start(&["--history-size", "10", "--workers", "1"]);
+    let (mut publisher, _) = connect(&server, "pubsub", "");
+    for i in 0..3 {
+        let data = chat(i);
+        request(
+            &mut publisher,
+            &format!(r#"{{"op":"publish","topic":"h","id":{i},"data":{data}}}"#),
+        );
+        assert_eq!(json_frame(&mut publisher, false)["op"], "published");
+    }
+    request(
+        &mut publisher,
+        r#"{"op":"publish","topic":"h","data":"short"}"#,
+    );
+    let before = server.metric("ringcast_compression_messages_total");
+    let (mut sub, _) = connect(&server, "pubsub", OFFER);
+    request(
+        &mut sub,
+        r#"{"op":"subscribe","topic":"h","id":1,"since":{"last":4}}"#,
+    );
+    assert_eq!(json_frame(&mut sub, false)["op"], "subscribed");
+    for i in 0..3 {
+        let m = json_frame(&mut sub, true);
+        assert_eq!(
+            (m["offset"].as_u64(), m["data"]["seq"].as_u64()),
+            (Some(i + 1), Some(i))
+        );
+    }
+    assert_eq!(
+        json_frame(&mut sub, false)["data"],
+        "short",
+        "a short one stays plain"
+    );
+    // A plain subscriber gets the same replay uncompressed.
+    let (mut plain, _) = connect(&server, "pubsub", "");
+    request(
+        &mut plain,
+        r#"{"op":"subscribe","topic":"h","since":{"last":1}}"#,
+    );
+    assert_eq!(json_frame(&mut plain, false)["data"], "short");
+    assert_eq!(
+        server.metric("ringcast_compression_messages_total") - before,
+        3
+    );
+}

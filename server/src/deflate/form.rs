@@ -3,10 +3,8 @@
 
 use std::sync::Arc;
 
-use ringcast_protocol::deflate::MAX_WINDOW_BITS;
-use ringcast_protocol::frame::{Header, encode_compressed_frame};
-
-use super::{STATS, with_deflater};
+use super::reply::recode_one;
+use super::with_deflater;
 
 /// Frames back to back and each message's span in them (`fanout::batch::Form`'s shape).
 pub type Frames = (Arc<[u8]>, Vec<(u32, u32)>);
@@ -27,27 +25,12 @@ pub fn compress_form(base: &[u8], spans: &[(u32, u32)]) -> Option<Frames> {
         }
         let mut out = Vec::with_capacity(base.len());
         let mut out_spans = Vec::with_capacity(spans.len());
-        let mut compressed = Vec::new();
+        let mut scratch = Vec::new();
         let mut any = false;
         for &(s, e) in spans {
             let frame = &base[s as usize..e as usize];
             let start = out.len() as u32;
-            let header = Header::parse(frame, false).ok().flatten();
-            match header {
-                Some((h, len)) if deflater.worth_compressing(frame.len() - len) => {
-                    let payload = &frame[len..];
-                    compressed.clear();
-                    (deflater.compressor(MAX_WINDOW_BITS)).compress(payload, &mut compressed);
-                    if compressed.len() < payload.len() {
-                        STATS.compressed(payload.len(), compressed.len());
-                        encode_compressed_frame(&mut out, h.opcode, &compressed);
-                        any = true;
-                    } else {
-                        out.extend_from_slice(frame);
-                    }
-                }
-                _ => out.extend_from_slice(frame),
-            }
+            any |= recode_one(deflater, &mut out, frame, &mut scratch);
             out_spans.push((start, out.len() as u32));
         }
         any.then(|| (Arc::from(out.as_slice()), out_spans))
@@ -57,7 +40,7 @@ pub fn compress_form(base: &[u8], spans: &[(u32, u32)]) -> Option<Frames> {
 #[cfg(test)]
 mod tests {
     use ringcast_protocol::deflate::Inflater;
-    use ringcast_protocol::frame::{MessageKind, OpCode, encode_frame};
+    use ringcast_protocol::frame::{Header, MessageKind, OpCode, encode_frame};
 
     use super::*;
 

@@ -9,6 +9,8 @@
 //! form lazily from `FrozenBatch::form`, where no worker state is passed in.
 
 mod form;
+pub mod replay;
+pub mod reply;
 mod stats;
 
 use std::borrow::Cow;

@@ -13,7 +13,7 @@
 //! snapshot showed (`ringcast_cluster`: a change published after the snapshot's query whose
 //! HSET / HDEL ran before it) and is dropped, so each change arrives exactly once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::fanout::batch::FrozenBatch;
@@ -112,14 +112,20 @@ fn deliver_node_events(
     out: &mut impl Outboxes,
     report: &mut DeliveryReport,
 ) {
-    let form = batch.form(Class::JsonPresence);
+    // Who negotiated permessage-deflate gets the compressed form (a cluster's events only).
+    let deflate: HashSet<usize> = room
+        .members(Class::JsonPresenceDeflate)
+        .iter()
+        .copied()
+        .collect();
     for i in 0..batch.len() {
         let Some(change) = batch.node_change(i) else {
             continue;
         };
-        let (start, end) = batch.span(Class::JsonPresence, i);
         room.stream_mut().apply_node_change(change, |member| {
-            push_event(form, (start, end), member, limit, out, report);
+            let class = Class::JsonPresence.with_deflate(deflate.contains(&member));
+            let (form, span) = (batch.form(class), batch.span(class, i));
+            push_event(form, span, member, limit, out, report);
         });
     }
 }
@@ -155,19 +161,23 @@ fn send_event(
     out: &mut impl Outboxes,
     report: &mut DeliveryReport,
 ) {
-    let form = batch.form(Class::JsonPresence);
-    let (start, end) = batch.span(Class::JsonPresence, i);
     let about = (batch.origin() == Some(worker))
         .then(|| batch.messages()[i].sender)
         .flatten();
-    // Events are short envelopes: every presence subscriber gets the plain frame, those that
-    // negotiated permessage-deflate too (RSV1 is per message).
-    let members = room.members(Class::JsonPresence).iter();
-    for &member in members.chain(room.members(Class::JsonPresenceDeflate)) {
-        if about == Some(member) || !room.stream().wants_event(member, seq) {
+    // Subscribers that negotiated permessage-deflate get the batch's compressed form (each
+    // long event compressed once for all of them), the others the plain one.
+    for class in [Class::JsonPresence, Class::JsonPresenceDeflate] {
+        let members = room.members(class);
+        if members.is_empty() {
             continue;
         }
-        push_event(form, (start, end), member, limit, out, report);
+        let (form, span) = (batch.form(class), batch.span(class, i));
+        for &member in members {
+            if about == Some(member) || !room.stream().wants_event(member, seq) {
+                continue;
+            }
+            push_event(form, span, member, limit, out, report);
+        }
     }
 }
 

@@ -121,6 +121,7 @@ impl PubSubSession {
         } else {
             Command::Unsubscribe { topic, id }
         };
+        sink.set_deflate(self.topics.deflate);
         self.topics.command(command, sink);
     }
 
@@ -145,6 +146,7 @@ impl PubSubSession {
     /// other nodes' members. Queues the snapshot if a subscription still waits for it.
     pub fn presence_answer(&mut self, token: u64, remote: &[PresenceMember], sink: &mut Sink<'_>) {
         let topics = &mut self.topics;
+        sink.set_deflate(topics.deflate);
         let Some(i) = topics.awaited.iter().position(|a| a.token == token) else {
             return;
         };
@@ -174,6 +176,7 @@ impl PubSubSession {
     /// Decodes `data` and answers every request, until the data ends or the session closes.
     pub fn feed(&mut self, data: &mut [u8], sink: &mut Sink<'_>) {
         let topics = &mut self.topics;
+        sink.set_deflate(topics.deflate);
         messages::feed(
             &mut self.decoder,
             data,

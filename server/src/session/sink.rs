@@ -89,6 +89,8 @@ pub struct Sink<'a> {
     /// Members (other than this connection) moved to another slot by a leave: (key, room id,
     /// new slot), for the worker to write into their sessions.
     moved: Vec<(usize, u64, Slot)>,
+    /// The connection negotiated permessage-deflate: long replies and replays go compressed.
+    deflate: bool,
 }
 
 impl<'a> Sink<'a> {
@@ -112,7 +114,14 @@ impl<'a> Sink<'a> {
             end: None,
             generation: 0,
             moved: Vec::new(),
+            deflate: false,
         }
+    }
+
+    /// Whether the connection negotiated permessage-deflate (docs/compression.md): its
+    /// replies, snapshots and replays at least `--compression-min-size` long go compressed.
+    pub fn set_deflate(&mut self, deflate: bool) {
+        self.deflate = deflate;
     }
 
     /// The connection's slot generation (for its cluster-unique client id).
@@ -191,8 +200,15 @@ impl<'a> Sink<'a> {
     pub fn replay(&mut self, entries: &[SharedSpan]) {
         let backlog = self.out.unsent();
         for span in entries {
-            let range = span.range();
-            (self.out).push_shared(span.buffer(), range.start as u32, range.end as u32);
+            let (start, end) = (span.range().start as u32, span.range().end as u32);
+            // Compressed once per worker for every subscriber resuming the same range.
+            let compressed = self
+                .deflate
+                .then(|| crate::deflate::replay::frame(span.buffer(), start, end));
+            match compressed.flatten() {
+                Some(frame) => (self.out).push_shared(&frame, 0, frame.len() as u32),
+                None => (self.out).push_shared(span.buffer(), start, end),
+            }
         }
         self.metrics()
             .messages_out
@@ -246,7 +262,11 @@ impl<'a> Sink<'a> {
     /// with 1008 (docs/limits.md#backpressure: every outbound byte counts).
     pub fn reply_frame(&mut self, opcode: OpCode, payload: &[u8]) {
         let backlog = self.out.unsent();
-        self.out.push_frame(opcode, payload);
+        if self.deflate {
+            self.out.push_owned(self.frame(opcode, payload));
+        } else {
+            self.out.push_frame(opcode, payload);
+        }
         self.count_reply();
         self.charged(backlog);
     }
@@ -260,9 +280,19 @@ impl<'a> Sink<'a> {
     /// Puts one frame built from `payload` in the place of `hold` (nothing if a Close or a
     /// backpressure cut dropped the hold), which releases what waits behind it.
     pub fn fill_frame(&mut self, hold: HoldId, opcode: OpCode, payload: &[u8]) {
-        let mut frame = Vec::with_capacity(payload.len() + 10);
-        encode_frame(&mut frame, opcode, payload);
+        let frame = self.frame(opcode, payload);
         self.fill(hold, frame);
+    }
+
+    /// `payload` as one frame, compressed when the connection negotiated it and it is long.
+    fn frame(&self, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut frame = Vec::with_capacity(payload.len() + 10);
+        if self.deflate {
+            crate::deflate::reply::encode(&mut frame, opcode, payload);
+        } else {
+            encode_frame(&mut frame, opcode, payload);
+        }
+        frame
     }
 
     /// Puts `bytes` (whole frames, or whole HTTP answers) in the place of `hold`, under the
