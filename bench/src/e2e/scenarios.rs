@@ -38,6 +38,8 @@ pub enum Load {
     Rounds {
         /// Clients in the room.
         clients: usize,
+        /// Bytes per message (`ROUND_SIZE`, or `CHAT_SIZE` for the chat-sized twins).
+        size: usize,
     },
     /// `loadtest pubsub` (or `api`): topics with 1 publisher each, max rate, JSON mode
     /// (ringcast only).
@@ -252,9 +254,45 @@ pub fn all(quick: bool) -> Vec<Scenario> {
                 "all-to-all rounds: {n} clients in one room, server --echo, one {ROUND_SIZE} B binary \
                  message per client per round"
             ),
-            Load::Rounds { clients: n },
+            Load::Rounds {
+                clients: n,
+                size: ROUND_SIZE,
+            },
             true,
         ));
+    }
+    // All-to-all with chat-sized messages, plain then with permessage-deflate (issue 25): the
+    // first (e) with 1 KB chat-like JSON, so every echo is worth compressing.
+    for deflate in [false, true] {
+        let mut r = sc(
+            if deflate {
+                "rounds-deflate"
+            } else {
+                "rounds-1k"
+            },
+            "(e')",
+            format!(
+                "all-to-all rounds of chat: {r1} clients in one room, server --echo, one \
+                 {CHAT_SIZE} B chat-like message (`--filler chat`) per client per round{}",
+                if deflate {
+                    ", every client offers permessage-deflate (`--compression`; the tokio peer \
+                     declines it); ratios against the same server's `rounds-1k`"
+                } else {
+                    ""
+                }
+            ),
+            Load::Rounds {
+                clients: r1,
+                size: CHAT_SIZE,
+            },
+            true,
+        );
+        r.loadtest_flags = vec!["--filler".into(), "chat".into()];
+        if deflate {
+            r.loadtest_flags.push("--compression".into());
+            r.baseline = Some("rounds-1k");
+        }
+        v.push(r);
     }
     for history in [false, true] {
         let mut p = sc(
@@ -477,12 +515,12 @@ impl Scenario {
                     a.push("--history".into());
                 }
             }
-            Load::Rounds { clients } => a.extend([
+            Load::Rounds { clients, size } => a.extend([
                 "rounds".into(),
                 "--clients".into(),
                 clients.to_string(),
                 "--size".into(),
-                ROUND_SIZE.to_string(),
+                size.to_string(),
             ]),
         }
         a
@@ -515,7 +553,7 @@ mod tests {
     fn lists() {
         for quick in [false, true] {
             let v = all(quick);
-            assert_eq!(v.len(), 14);
+            assert_eq!(v.len(), 16);
             let z = v
                 .iter()
                 .find(|s| s.key == "fanout-deflate")
@@ -529,6 +567,20 @@ mod tests {
             );
             assert!(a.iter().any(|x| x == "--compression"));
             assert!(a.windows(2).any(|w| w[0] == "--size" && w[1] == "1000"));
+            let r = v
+                .iter()
+                .find(|s| s.key == "rounds-deflate")
+                .expect("rounds");
+            let a = r.loadtest_args(
+                &["ws://x:1/".to_owned()],
+                0,
+                Path::new("/tmp/j"),
+                None,
+                None,
+            );
+            assert!(a.iter().any(|x| x == "--compression"));
+            assert!(a.windows(2).any(|w| w[0] == "--size" && w[1] == "1000"));
+            assert_eq!(r.baseline, Some("rounds-1k"));
             let url = ["ws://x:1/".to_owned()];
             let api = v.iter().find(|s| s.key == "api").expect("api");
             assert_eq!(api.baseline, Some("api-ws"));
