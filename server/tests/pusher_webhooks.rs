@@ -15,9 +15,9 @@ use common::{PUSHER_APP, Server};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
 
-type Ws = WebSocket<TcpStream>;
+use common::json::{Ws, recv};
 
 /// One POST as the receiver saw it: whether its signature held, and its events.
 struct Post {
@@ -103,16 +103,6 @@ fn expect_event(posts: &Receiver<Post>, seen: &mut Vec<Value>, name: &str, chann
             .unwrap_or_else(|_| panic!("no {name} webhook for {channel}; other events: {seen:?}"));
         assert!(post.signed, "a webhook with a bad key or signature");
         seen.extend(post.events);
-    }
-}
-
-fn recv(ws: &mut Ws) -> Value {
-    loop {
-        match ws.read().expect("read") {
-            Message::Text(t) => return serde_json::from_str(&t).expect("JSON"),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected {other:?}"),
-        }
     }
 }
 

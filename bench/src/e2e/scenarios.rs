@@ -554,34 +554,22 @@ mod tests {
         for quick in [false, true] {
             let v = all(quick);
             assert_eq!(v.len(), 16);
-            let z = v
-                .iter()
-                .find(|s| s.key == "fanout-deflate")
-                .expect("deflate row");
-            let a = z.loadtest_args(
-                &["ws://x:1/".to_owned()],
-                0,
-                Path::new("/tmp/j"),
-                None,
-                None,
-            );
-            assert!(a.iter().any(|x| x == "--compression"));
-            assert!(a.windows(2).any(|w| w[0] == "--size" && w[1] == "1000"));
+            let url = ["ws://x:1/".to_owned()];
+            // Both chat-sized deflate rows offer compression with 1 KB messages.
+            for key in ["fanout-deflate", "rounds-deflate"] {
+                let z = v.iter().find(|s| s.key == key).expect(key);
+                let a = z.loadtest_args(&url, 0, Path::new("/tmp/j"), None, None);
+                assert!(a.iter().any(|x| x == "--compression"), "{key}");
+                assert!(
+                    a.windows(2).any(|w| w[0] == "--size" && w[1] == "1000"),
+                    "{key}"
+                );
+            }
             let r = v
                 .iter()
                 .find(|s| s.key == "rounds-deflate")
                 .expect("rounds");
-            let a = r.loadtest_args(
-                &["ws://x:1/".to_owned()],
-                0,
-                Path::new("/tmp/j"),
-                None,
-                None,
-            );
-            assert!(a.iter().any(|x| x == "--compression"));
-            assert!(a.windows(2).any(|w| w[0] == "--size" && w[1] == "1000"));
             assert_eq!(r.baseline, Some("rounds-1k"));
-            let url = ["ws://x:1/".to_owned()];
             let api = v.iter().find(|s| s.key == "api").expect("api");
             assert_eq!(api.baseline, Some("api-ws"));
             let a = api.loadtest_args(&url, 0, Path::new("/tmp/j"), None, None);
