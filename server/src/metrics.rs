@@ -27,12 +27,14 @@ pub const REJECT_REASONS: [&str; 13] = [
 ];
 
 /// TLS failure reasons, as `tls::Failure::label` names them (docs/metrics.md#tls).
-pub const TLS_FAILURE_REASONS: [&str; 10] = [
+pub const TLS_FAILURE_REASONS: [&str; 12] = [
     "plain_http",
     "bad_record",
     "protocol_version",
     "alpn",
     "alert_received",
+    "server_name",
+    "client_certificate",
     "peer_misbehaved",
     "decrypt",
     "timeout",

@@ -13,7 +13,13 @@ pub enum Failure {
     Alpn,
     /// The client sent a fatal alert.
     AlertReceived,
-    /// A message out of order (a certificate we did not ask for, ...).
+    /// A server name (SNI) that is no host name (RFC 6066: an invalid name, two names):
+    /// `illegal_parameter` or `decode_error`. A valid name we hold no certificate for is
+    /// served our one certificate, as RFC 6066 allows (the client's check refuses it).
+    ServerName,
+    /// A client certificate we did not ask for (we never request one): `unexpected_message`.
+    ClientCertificate,
+    /// Another message out of order or against the protocol.
     PeerMisbehaved,
     /// A record failed to decrypt.
     Decrypt,
@@ -34,6 +40,8 @@ impl Failure {
             Failure::ProtocolVersion => "protocol_version",
             Failure::Alpn => "alpn",
             Failure::AlertReceived => "alert_received",
+            Failure::ServerName => "server_name",
+            Failure::ClientCertificate => "client_certificate",
             Failure::PeerMisbehaved => "peer_misbehaved",
             Failure::Decrypt => "decrypt",
             Failure::Timeout => "timeout",
@@ -43,8 +51,17 @@ impl Failure {
     }
 
     pub(super) fn of(error: &rustls::Error) -> Failure {
-        use rustls::Error as E;
+        use rustls::{Error as E, HandshakeType, InvalidMessage, PeerMisbehaved};
         match error {
+            E::InvalidMessage(InvalidMessage::InvalidServerName)
+            | E::PeerMisbehaved(
+                PeerMisbehaved::ServerNameMustContainOneHostName
+                | PeerMisbehaved::ServerNameDifferedOnRetry,
+            ) => Failure::ServerName,
+            E::InappropriateHandshakeMessage {
+                got_type: HandshakeType::Certificate,
+                ..
+            } => Failure::ClientCertificate,
             E::InvalidMessage(_) | E::PeerSentOversizedRecord => Failure::BadRecord,
             E::PeerIncompatible(_) => Failure::ProtocolVersion,
             E::NoApplicationProtocol => Failure::Alpn,
