@@ -44,6 +44,10 @@ use crate::worker::sq::Waker;
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
+/// How long a cluster node waits for its Redis links before it prints its listening line
+/// anyway (docs/cluster.md#starting): past the bus's reconnect backoff after ~1 s down.
+const CLUSTER_START_WAIT: Duration = Duration::from_secs(5);
+
 fn main() -> ExitCode {
     let config = match Config::load() {
         Ok(c) => c,
@@ -366,6 +370,17 @@ fn serve(config: Config, tls: Option<Arc<TlsAcceptor>>) -> Result<(), Box<dyn st
     }
     for _ in 0..n {
         ready_rx.recv()??;
+    }
+    // A cluster node announces itself once it can reach every Redis shard, or after
+    // `CLUSTER_START_WAIT` without them (it serves its own clients meanwhile).
+    if let Some(bus) = &shared.cluster {
+        if !bus.wait_up(CLUSTER_START_WAIT) {
+            tracing::warn!(
+                waited_s = CLUSTER_START_WAIT.as_secs(),
+                "cluster bus: Redis not reachable yet; starting anyway, and what clients publish \
+                 is dropped (counted) until it is"
+            );
+        }
     }
     // One line: scripts read the first line for the port.
     let scheme = if tls.is_some() { "wss" } else { "ws" };

@@ -26,6 +26,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ringcast_cluster::{
     Bus, BusConfig, BusEvent, BusMessage, BusStats, ClusterBus, ClusterError, MessageKind,
@@ -256,6 +257,23 @@ impl Bridge {
         let mut stats = self.bus.stats();
         stats.malformed += self.malformed.load(Ordering::Relaxed);
         stats
+    }
+
+    /// Waits until every Redis link is up, at most `within`; true when they are. The start
+    /// calls it before the listening line, so a node does not announce itself while what its
+    /// clients publish would be dropped (docs/cluster.md#starting). Polls: it runs once, at
+    /// start, off the workers.
+    pub fn wait_up(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.stats().up {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Removes this node's presence entries and stops the bus thread (after the drain).

@@ -176,11 +176,10 @@ impl Server {
     }
 
     /// Waits until this cluster node's bus links are all up (`ringcast_cluster_up` 1). A node
-    /// prints its listening line before it has connected to Redis, and what it publishes while
-    /// a link is still connecting is dropped (docs/cluster.md, "Redis down"), so a test that
-    /// publishes right after starting a node loses the message on a loaded machine.
-    /// Waits up to 30 s: an event awaited costs nothing when it comes early, and on a loaded
-    /// machine (several test binaries on one CPU) connecting took longer than `READ_TIMEOUT`.
+    /// prints its listening line once connected to Redis, or after 5 s without it
+    /// (docs/cluster.md#starting), and what it publishes while a link is still connecting is
+    /// dropped, so a test on a loaded machine makes sure. Waits up to 30 s: an event awaited
+    /// costs nothing when it comes early.
     pub fn wait_cluster_up(&self) {
         let up = proc::poll_until(Duration::from_secs(30), || {
             self.metric("ringcast_cluster_up") == 1
