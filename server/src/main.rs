@@ -373,14 +373,14 @@ fn serve(config: Config, tls: Option<Arc<TlsAcceptor>>) -> Result<(), Box<dyn st
     }
     // A cluster node announces itself once it can reach every Redis shard, or after
     // `CLUSTER_START_WAIT` without them (it serves its own clients meanwhile).
-    if let Some(bus) = &shared.cluster {
-        if !bus.wait_up(CLUSTER_START_WAIT) {
-            tracing::warn!(
-                waited_s = CLUSTER_START_WAIT.as_secs(),
-                "cluster bus: Redis not reachable yet; starting anyway, and what clients publish \
-                 is dropped (counted) until it is"
-            );
-        }
+    if let Some(bus) = &shared.cluster
+        && !bus.wait_up(CLUSTER_START_WAIT)
+    {
+        tracing::warn!(
+            waited_s = CLUSTER_START_WAIT.as_secs(),
+            "cluster bus: Redis not reachable yet; starting anyway, and what clients publish \
+             is dropped (counted) until it is"
+        );
     }
     // One line: scripts read the first line for the port.
     let scheme = if tls.is_some() { "wss" } else { "ws" };
