@@ -1,11 +1,8 @@
-//! The pub/sub checks, free of I/O so that crafted message sequences can test them: per
-//! subscriber, loss / duplicates / order per publisher, `offset` continuity with history on, and
-//! what a resume (`since:{offset,epoch}`) promised; per thread and topic, an [`OrderBook`] that
-//! proves every subscriber saw the same message at the same offset; per subscriber with
-//! presence, a [`PresenceView`] that checks the snapshot's place and the join / leave events.
-
-use std::collections::{HashMap, HashSet};
-
+//! The pub/sub checks of one subscriber, free of I/O so that crafted message sequences can
+//! test them: loss / duplicates / order per publisher, `offset` continuity with history on, and
+//! what a resume (`since:{offset,epoch}`) promised, added up in [`PubsubCounters`]. The
+//! checks across subscribers are `super::book` (the same message at the same offset) and
+//! `super::presence_view` (the snapshot's place and the join / leave events).
 use serde::Serialize;
 
 use crate::stats::{SeqEvent, SeqTrack};
@@ -283,190 +280,6 @@ impl SubscriberCheck {
     }
 }
 
-/// Largest offset span one book holds per topic (32 MiB of entries).
-const MAX_BOOK: u64 = 1 << 22;
-
-/// Which message each offset of a topic carried, as the first subscriber on this thread saw it.
-#[derive(Debug, Clone, Default)]
-pub struct OrderBook {
-    epoch: Option<String>,
-    base: u64,
-    /// `(publisher + 1) << 32 | (seq & 0xFFFF_FFFF)` per offset from `base`; 0 = not seen.
-    entries: Vec<u64>,
-}
-
-fn pack(publisher: u32, seq: u64) -> u64 {
-    ((publisher as u64 + 1) << 32) | (seq & 0xFFFF_FFFF)
-}
-
-impl OrderBook {
-    /// Records or compares the message (`publisher`, `seq`) seen at `offset` in `epoch`.
-    pub fn record(
-        &mut self,
-        epoch: Option<&str>,
-        offset: u64,
-        publisher: u32,
-        seq: u64,
-        c: &mut PubsubCounters,
-    ) {
-        if epoch.is_none() {
-            return; // an epoch this subscriber does not know: nothing to compare under
-        }
-        if self.entries.is_empty() && self.epoch.is_none() {
-            self.epoch = epoch.map(str::to_owned);
-            // Room for subscribers a little behind the first one.
-            self.base = offset.saturating_sub(4096);
-        }
-        if self.epoch.as_deref() != epoch || offset < self.base || offset - self.base >= MAX_BOOK {
-            return;
-        }
-        let i = (offset - self.base) as usize;
-        if i >= self.entries.len() {
-            self.entries.resize(i + 1, 0);
-        }
-        let v = pack(publisher, seq);
-        match self.entries[i] {
-            0 => self.entries[i] = v,
-            old => {
-                c.order_checked += 1;
-                if old != v {
-                    c.order_mismatches += 1;
-                }
-            }
-        }
-    }
-
-    /// Compares with another thread's book of the same topic.
-    pub fn compare(&self, other: &OrderBook, c: &mut PubsubCounters) {
-        if self.epoch != other.epoch {
-            return;
-        }
-        for (i, &v) in other.entries.iter().enumerate() {
-            let offset = other.base + i as u64;
-            if v == 0 || offset < self.base {
-                continue;
-            }
-            if let Some(&mine) = self.entries.get((offset - self.base) as usize)
-                && mine != 0
-            {
-                c.order_checked += 1;
-                if mine != v {
-                    c.order_mismatches += 1;
-                }
-            }
-        }
-    }
-}
-
-/// The order books of one topic, one per epoch (a cluster node's topic has its own epochs, and
-/// a bus outage starts new ones).
-#[derive(Debug, Clone, Default)]
-pub struct TopicBooks(HashMap<String, OrderBook>);
-
-/// Epochs one topic's books keep (each at most [`MAX_BOOK`] entries).
-const MAX_EPOCHS: usize = 16;
-
-impl TopicBooks {
-    /// [`OrderBook::record`] in the book of `epoch`; nothing for an unknown epoch.
-    pub fn record(
-        &mut self,
-        epoch: Option<&str>,
-        offset: u64,
-        publisher: u32,
-        seq: u64,
-        c: &mut PubsubCounters,
-    ) {
-        let Some(e) = epoch else { return };
-        if !self.0.contains_key(e) && self.0.len() >= MAX_EPOCHS {
-            return;
-        }
-        (self.0.entry(e.to_owned()).or_default()).record(epoch, offset, publisher, seq, c);
-    }
-
-    /// [`OrderBook::compare`] epoch by epoch.
-    pub fn compare(&self, other: &TopicBooks, c: &mut PubsubCounters) {
-        for (e, book) in &self.0 {
-            if let Some(o) = other.0.get(e) {
-                book.compare(o, c);
-            }
-        }
-    }
-}
-
-/// What one subscriber that asked for presence knows of its topic's members, and the checks
-/// of docs/pubsub.md#order-after-a-subscribe and docs/pubsub.md#presence: after `subscribed`,
-/// the snapshot comes before anything else of the topic; then each member joins and leaves
-/// once.
-#[derive(Debug, Clone, Default)]
-pub struct PresenceView {
-    awaiting: bool,
-    /// The snapshot listed the members (not a count only).
-    known: bool,
-    members: HashSet<String>,
-}
-
-impl PresenceView {
-    /// A `subscribed` arrived: the snapshot is next.
-    pub fn on_subscribed(&mut self) {
-        self.awaiting = true;
-        self.known = false;
-        self.members.clear();
-    }
-
-    /// The connection was dropped: its view is gone.
-    pub fn reset(&mut self) {
-        *self = Self::default();
-    }
-
-    /// A snapshot: `clients` is `None` for a count-only snapshot.
-    pub fn on_snapshot(&mut self, clients: Option<Vec<String>>, c: &mut PubsubCounters) {
-        if !std::mem::take(&mut self.awaiting) {
-            c.presence_order_violations += 1;
-            return;
-        }
-        c.presence_snapshots += 1;
-        self.known = clients.is_some();
-        self.members = clients.unwrap_or_default().into_iter().collect();
-    }
-
-    /// A message of the topic (a violation while the snapshot is still owed).
-    pub fn on_message(&mut self, c: &mut PubsubCounters) {
-        if self.awaiting {
-            c.presence_order_violations += 1;
-            // Counted once per subscribe.
-            self.awaiting = false;
-        }
-    }
-
-    /// A `join` (`true`) or `leave` of `client`.
-    pub fn on_event(&mut self, join: bool, client: &str, c: &mut PubsubCounters) {
-        c.presence_events += 1;
-        if self.awaiting {
-            c.presence_order_violations += 1;
-            self.awaiting = false;
-            return;
-        }
-        if !self.known {
-            return;
-        }
-        let fine = if join {
-            self.members.insert(client.to_owned())
-        } else {
-            self.members.remove(client)
-        };
-        if !fine {
-            c.presence_anomalies += 1;
-        }
-    }
-
-    /// The end of the run: a snapshot still owed is a violation.
-    pub fn close(&mut self, c: &mut PubsubCounters) {
-        if std::mem::take(&mut self.awaiting) {
-            c.presence_order_violations += 1;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,30 +432,6 @@ mod tests {
     }
 
     #[test]
-    fn order_books_agree_or_count_mismatches() {
-        let mut c = PubsubCounters::default();
-        let mut a = OrderBook::default();
-        a.record(Some("e"), 100, 0, 7, &mut c);
-        a.record(Some("e"), 101, 1, 3, &mut c);
-        // A second subscriber on the same thread.
-        a.record(Some("e"), 100, 0, 7, &mut c);
-        a.record(Some("e"), 101, 0, 8, &mut c);
-        assert_eq!((c.order_checked, c.order_mismatches), (2, 1));
-        // Another thread's book: same at 100, different at 101, 102 only there.
-        let mut b = OrderBook::default();
-        let mut cb = PubsubCounters::default();
-        b.record(Some("e"), 100, 0, 7, &mut cb);
-        b.record(Some("e"), 101, 2, 3, &mut cb);
-        b.record(Some("e"), 102, 2, 4, &mut cb);
-        let mut x = PubsubCounters::default();
-        a.compare(&b, &mut x);
-        assert_eq!((x.order_checked, x.order_mismatches), (2, 1));
-        // Another epoch is not comparable.
-        a.record(Some("other"), 100, 9, 9, &mut c);
-        assert_eq!(c.order_checked, 2);
-    }
-
-    #[test]
     fn live_epoch_restart_is_counted_not_a_duplicate() {
         let (mut c, mut ch) = (PubsubCounters::default(), SubscriberCheck::new(2, true));
         ch.on_subscribed(Some(7), Some("e1"), None, &mut c);
@@ -708,42 +497,5 @@ mod tests {
             (c.epoch_restarts, c.recovery_failures, c.replayed),
             (0, 0, 2)
         );
-    }
-
-    #[test]
-    fn topic_books_per_epoch() {
-        let mut c = PubsubCounters::default();
-        let (mut a, mut b) = (TopicBooks::default(), TopicBooks::default());
-        a.record(Some("e1"), 5, 0, 1, &mut c);
-        a.record(Some("e2"), 5, 0, 9, &mut c);
-        a.record(None, 5, 3, 3, &mut c);
-        b.record(Some("e2"), 5, 0, 9, &mut c);
-        b.record(Some("e1"), 5, 1, 1, &mut c);
-        assert_eq!(c.order_checked, 0);
-        a.compare(&b, &mut c);
-        assert_eq!((c.order_checked, c.order_mismatches), (2, 1));
-    }
-
-    #[test]
-    fn presence_snapshot_first_then_each_change_once() {
-        let mut c = PubsubCounters::default();
-        let mut v = PresenceView::default();
-        v.on_subscribed();
-        v.on_snapshot(Some(vec!["a".into(), "me".into()]), &mut c);
-        v.on_event(true, "b", &mut c);
-        v.on_message(&mut c);
-        v.on_event(false, "a", &mut c);
-        assert_eq!((c.presence_snapshots, c.presence_events), (1, 2));
-        assert_eq!((c.presence_order_violations, c.presence_anomalies), (0, 0));
-        v.on_event(false, "a", &mut c);
-        v.on_event(true, "b", &mut c);
-        assert_eq!(c.presence_anomalies, 2);
-        // A message before the snapshot, and a snapshot never sent.
-        v.on_subscribed();
-        v.on_message(&mut c);
-        v.on_snapshot(None, &mut c);
-        v.on_subscribed();
-        v.close(&mut c);
-        assert_eq!(c.presence_order_violations, 3);
     }
 }

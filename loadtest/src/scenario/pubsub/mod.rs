@@ -14,7 +14,7 @@
 //! `since:{offset,epoch}`; a `recovered:true` must replay exactly what it missed. With
 //! `--unsubscribe-churn R` a random subscriber unsubscribes instead, and resumes the same way on
 //! the same connection once `unsubscribed` came back. With `--presence` subscribers ask for
-//! presence and check the snapshot's place and the events ([`check::PresenceView`]).
+//! presence and check the snapshot's place and the events ([`presence_view::PresenceView`]).
 //!
 //! With several servers the loss is also split by receiving server ([`summary::NodeLoss`]): copies from
 //! publishers on the same server, copies that crossed servers, and the distinct cross-server
@@ -22,134 +22,34 @@
 //! account for (docs/cluster.md#gaps).
 
 pub mod api;
+pub mod book;
 pub mod check;
+mod params;
 mod plan;
+pub mod presence_view;
+mod role;
 mod summary;
+mod tally;
 pub mod wire;
 
+pub use params::Params;
 pub use plan::plan;
 pub use summary::{PubsubSummary, summarize};
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use check::{PresenceView, PubsubCounters, SubscriberCheck, TopicBooks};
-use wire::PublishTemplate;
+use book::TopicBooks;
+use check::PubsubCounters;
+use role::{Role, SubState};
+use tally::Common;
 
 use super::Scenario;
 use crate::conn::Io;
 use crate::payload::Header;
 use crate::shared::Window;
 use crate::stats::SeqEvent;
-use crate::target::{PublisherNodes, same_node};
-
-/// Parameters of a pub/sub run.
-#[derive(Debug, Clone)]
-pub struct Params {
-    /// Topics.
-    pub topics: usize,
-    /// Subscribers per topic.
-    pub subscribers: usize,
-    /// Publishers per topic.
-    pub publishers: usize,
-    /// Bytes of each `data` value (a JSON string, quotes included).
-    pub size: usize,
-    /// Messages per second per publisher; 0 = as fast as the window allows.
-    pub rate: u64,
-    /// Own messages a publisher may have in flight (not yet back at itself).
-    pub window: u64,
-    /// The server keeps history: check offsets and order, resume with `since`.
-    pub history: bool,
-    /// Subscriber drops and resumes per second (all threads together).
-    pub churn: f64,
-    /// Subscriber unsubscribes and resumes (same connection) per second (all threads together).
-    pub unsubscribe_churn: f64,
-    /// How long an unsubscribed subscriber stays away before it resumes, ns (so that the resume
-    /// has something to replay).
-    pub unsubscribe_pause: u64,
-    /// Subscribers subscribe with `"presence":true` and check the snapshot and events.
-    pub presence: bool,
-    /// Subprotocol of JSON mode.
-    pub protocol: String,
-    /// Topic `i` is `{prefix}{i}`.
-    pub prefix: String,
-    /// The `api` scenario: publishers publish through the server API with this key
-    /// (`POST /api/publish` on plain HTTP keep-alive connections, [`api`]) instead of over
-    /// WebSocket.
-    pub api_key: Option<String>,
-    /// Servers the connections are spread over (`--url` given this many times); with more
-    /// than one, latency is also split into same-node and cross-node.
-    pub servers: usize,
-}
-
-/// Cross-thread state of one run.
-#[derive(Debug)]
-struct Common {
-    /// Per topic: measured messages sent (final once every publisher is done).
-    topic_sent: Vec<AtomicU64>,
-    pubs_done: AtomicUsize,
-    /// Some thread found no connection answered `subscribe`: no JSON mode on that subprotocol.
-    unanswered: AtomicBool,
-    /// Per publisher: its server, when there are several.
-    nodes: Option<PublisherNodes>,
-    /// Per publisher: the sequence of its first measured message and how many it measured
-    /// (final once it is done).
-    ranges: Vec<(AtomicU64, AtomicU64)>,
-    /// Per receiving server: loss, summed by the threads as they finish.
-    loss: Mutex<Vec<NodeLossAcc>>,
-}
-
-/// [`NodeLoss`] while the threads add to it: the distinct messages as a set.
-#[derive(Debug, Default)]
-struct NodeLossAcc {
-    same: u64,
-    cross: u64,
-    distinct: HashSet<(u32, u64)>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SubState {
-    /// Not open yet, or dropped for churn and not reopened.
-    Down,
-    /// `subscribe` sent, no `subscribed` yet.
-    Asked,
-    /// `unsubscribe` sent (`--unsubscribe-churn`), no `unsubscribed` yet.
-    Leaving,
-    /// Unsubscribed, resumes at `away` (in `Pubsub`).
-    Away,
-    /// Subscribed.
-    Live,
-}
-
-enum Role {
-    Sub {
-        topic: usize,
-        check: SubscriberCheck,
-        state: SubState,
-        next_id: u64,
-        subscribed_at: Option<u64>,
-        unique: u64,
-        closed_by_server: bool,
-        presence: PresenceView,
-    },
-    Pub {
-        id: usize,
-        topic: usize,
-        template: PublishTemplate,
-        /// The `api` scenario's request instead of `template`.
-        api: Option<api::ApiTemplate>,
-        subscribed: bool,
-        seq: u64,
-        /// Next own sequence not yet back.
-        acked: u64,
-        measured: u64,
-        /// Sequence of the first measured message.
-        first_measured: Option<u64>,
-        next_due: u64,
-        done: bool,
-    },
-}
+use crate::target::same_node;
 
 /// When churn (drops and unsubscribes) stops: a second before the measured window ends (a
 /// quarter of it when shorter), so that every resume is answered while the publishers still
@@ -641,105 +541,15 @@ impl Scenario for Pubsub {
 
     fn finished(&mut self, io: &mut Io) -> bool {
         let Some(win) = self.win else { return false };
-        if io.now < win.end && !io.shared.is_aborted() {
-            return false;
-        }
-        let all_pubs = self.common.pubs_done.load(Ordering::Acquire) == self.total_pubs();
-        let timed_out = io.now >= win.grace_end || io.shared.is_aborted();
-        if !all_pubs && !timed_out {
-            return false;
-        }
-        let sent: Vec<u64> = self
-            .common
-            .topic_sent
-            .iter()
-            .map(|n| n.load(Ordering::Relaxed))
-            .collect();
-        // Subscribers that were subscribed before the measured window expect all of it.
-        let expect = |r: &Role| match r {
-            Role::Sub {
-                topic,
-                subscribed_at: Some(at),
-                ..
-            } if *at < win.measure => Some(sent[*topic]),
-            _ => None,
-        };
-        let complete = all_pubs
-            && self
-                .roles
-                .iter()
-                .enumerate()
-                .all(|(c, r)| match (r, expect(r)) {
-                    (Role::Sub { unique, check, .. }, Some(e)) => {
-                        !io.conns[c].is_open() || *unique + check.excused() >= e
-                    }
-                    _ => true,
-                });
-        if !complete && !timed_out {
-            return false;
-        }
-        let mut loss: Vec<NodeLossAcc> = (0..self.p.servers.max(1))
-            .map(|_| NodeLossAcc::default())
-            .collect();
-        let pubs = self.p.publishers;
-        for (c, r) in self.roles.iter_mut().enumerate() {
-            let expected = expect(r);
-            let Role::Sub {
-                topic,
-                check,
-                unique,
-                closed_by_server,
-                subscribed_at,
-                presence,
-                ..
-            } = r
-            else {
-                continue;
-            };
-            check.close_resume(&mut self.counters);
-            presence.close(&mut self.counters);
-            if expected.is_some() && !*closed_by_server {
-                let node = io.conns[c].target;
-                let acc = &mut loss[node.min(self.p.servers.max(1) - 1)];
-                for k in 0..pubs {
-                    let id = *topic * pubs + k;
-                    let (first, n) = &self.common.ranges[id];
-                    let lo = first.load(Ordering::Relaxed);
-                    let hi = lo + n.load(Ordering::Relaxed);
-                    let missing = check.missing_in(k, lo, hi);
-                    if same_node(self.common.nodes.as_ref(), id, node).unwrap_or(true) {
-                        acc.same += missing.len() as u64;
-                    } else {
-                        acc.cross += missing.len() as u64;
-                        acc.distinct.extend(missing.iter().map(|&s| (id as u32, s)));
-                    }
-                }
-            }
-            let Some(expected) = expected else {
-                if subscribed_at.is_some() {
-                    self.counters.late_subscribers += 1;
-                }
-                continue;
-            };
-            io.stats.expected += expected;
-            // Copies a `recovered:false` resume skipped are explained, counted apart.
-            let missing = expected.saturating_sub(*unique + check.excused());
-            if *closed_by_server {
-                io.stats.lost_closed += missing;
-            } else {
-                io.stats.lost += missing;
-            }
-        }
-        if let Ok(mut all) = self.common.loss.lock() {
-            if all.is_empty() {
-                all.extend((0..loss.len()).map(|_| NodeLossAcc::default()));
-            }
-            for (a, l) in all.iter_mut().zip(loss) {
-                a.same += l.same;
-                a.cross += l.cross;
-                a.distinct.extend(l.distinct);
-            }
-        }
-        true
+        let total_pubs = self.total_pubs();
+        tally::tally(
+            &self.p,
+            &self.common,
+            &mut self.roles,
+            &mut self.counters,
+            io,
+            win,
+            total_pubs,
+        )
     }
 }

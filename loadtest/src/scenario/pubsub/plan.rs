@@ -4,9 +4,13 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 
-use super::check::{PresenceView, PubsubCounters, SubscriberCheck, TopicBooks};
+use super::book::TopicBooks;
+use super::check::{PubsubCounters, SubscriberCheck};
+use super::presence_view::PresenceView;
+use super::role::{Role, SubState};
+use super::tally::Common;
 use super::wire::{self, PublishTemplate};
-use super::{Common, Params, Pubsub, Role, SubState};
+use super::{Params, Pubsub};
 use crate::scenario::{Plan, thread_of};
 use crate::target::PublisherNodes;
 
