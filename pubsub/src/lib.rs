@@ -8,4 +8,5 @@ pub mod command;
 pub mod envelope;
 pub mod error;
 pub mod history;
+mod json_gaps;
 pub mod presence;
