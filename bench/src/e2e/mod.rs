@@ -13,6 +13,7 @@ pub mod pusher;
 pub mod redis;
 pub mod report;
 pub mod run;
+pub mod scenario;
 pub mod scenarios;
 pub mod server;
 pub mod tls;
