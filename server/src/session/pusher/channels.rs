@@ -132,6 +132,10 @@ impl Conn {
         } else {
             write::subscription_succeeded(&mut out, name);
         }
+        sink.reply_frame(OpCode::Text, &out);
+        if channel.cache {
+            self.cache_answer(&room, sink);
+        }
         self.subs.push(Sub {
             channel: Box::from(name),
             kind: channel.kind,
@@ -139,7 +143,6 @@ impl Conn {
             slot,
             member: joined_user,
         });
-        sink.reply_frame(OpCode::Text, &out);
     }
 
     pub(super) fn unsubscribe(&mut self, app: &App, channel: &str, sink: &mut Sink<'_>) {
