@@ -23,25 +23,10 @@ use common::resp::{Reply, Resp};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tungstenite::Message;
 
 use nodes::{Client, node};
-use pusher_client::{api, connect};
+use pusher_client::{api, connect, recv, send};
 use redis::RedisServer;
-
-fn recv(ws: &mut Client) -> Value {
-    loop {
-        match ws.read().expect("read") {
-            Message::Text(t) => return serde_json::from_str(&t).expect("JSON"),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
-fn send(ws: &mut Client, v: &Value) {
-    ws.send(Message::text(v.to_string())).expect("send");
-}
 
 fn hex_hmac(body: &[u8]) -> String {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(b"secret1").expect("key");

@@ -61,3 +61,19 @@ pub fn call(addr: &str, method: &str, path: &str, params: &[(&str, &str)], body:
 pub fn api(addr: &str, path: &str, body: &str) {
     call(addr, "POST", &format!("/apps/1/{path}"), &[], body);
 }
+
+/// The next text message as JSON (pings and pongs skipped).
+pub fn recv(ws: &mut Client) -> Value {
+    loop {
+        match ws.read().expect("read") {
+            Message::Text(t) => return serde_json::from_str(&t).expect("JSON"),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Sends `v` as a text message.
+pub fn send(ws: &mut Client, v: &Value) {
+    ws.send(Message::text(v.to_string())).expect("send");
+}

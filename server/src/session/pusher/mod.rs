@@ -15,6 +15,7 @@
 pub mod cache;
 pub mod calls;
 pub mod channels;
+mod count;
 pub mod demo;
 pub mod events;
 pub mod http;
@@ -53,6 +54,9 @@ struct Sub {
     slot: Slot,
     /// The presence user this subscription made a member (presence channels).
     member: Option<Box<str>>,
+    /// Its count changes are announced (`count`: the app counts subscriptions, and it is not
+    /// a presence channel).
+    counted: bool,
 }
 
 /// A connection speaking the Pusher dialect.
