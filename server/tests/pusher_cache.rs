@@ -286,11 +286,25 @@ fn across_nodes_a_subscriber_gets_the_last_event_published_on_another_node() {
     trigger(&b.addr, "cache-x", "e", "from-b");
     assert_eq!(recv(&mut on_b)["data"], "from-b");
     wait_cached_in_redis(&redis, "cache-x", "from-b");
+    let mut r = Resp::connect(redis.port);
+    let gets = r.calls("get");
     let (mut on_a, id_a) = connect(&a.addr);
     assert_eq!(
         subscribe_cached(&mut on_a, &id_a, "cache-x", false)["data"],
         "from-b"
     );
+    assert_eq!(r.calls("get"), gets + 1, "a asked Redis");
+    // With the channel open on a, a hears b's events and its own entry is current: a new
+    // subscriber there is answered without asking Redis.
+    trigger(&b.addr, "cache-x", "e", "from-b-2");
+    assert_eq!(recv(&mut on_a)["data"], "from-b-2");
+    let gets = r.calls("get");
+    let (mut next_a, id_next) = connect(&a.addr);
+    assert_eq!(
+        subscribe_cached(&mut next_a, &id_next, "cache-x", false)["data"],
+        "from-b-2"
+    );
+    assert_eq!(r.calls("get"), gets, "answered from a's own entry");
     // Redis down: each node answers from its own entries.
     trigger(&a.addr, "cache-y", "e", "kept-on-a");
     wait_cached_in_redis(&redis, "cache-y", "kept-on-a");
