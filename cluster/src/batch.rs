@@ -21,6 +21,8 @@ pub(crate) enum Tag {
     },
     /// A presence query to answer with this token.
     Query { room: Arc<str>, token: u64 },
+    /// A cache read (`shard::cache`) to answer with this token.
+    Cache { room: Arc<str>, token: u64 },
     /// This node's claim on its id (`SET … GET`): the reply is the previous holder.
     Claim,
     /// Anything whose reply only matters if it is an error.

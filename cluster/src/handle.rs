@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::config::shard_of;
@@ -54,6 +56,17 @@ pub enum BusEvent {
         token: u64,
         /// Members sorted by (node, client), or `Unavailable` when Redis could not answer.
         members: Result<Vec<PresenceMember>, ClusterError>,
+    },
+    /// The answer to [`BusHandle::cache_get`]: the value a [`BusHandle::try_publish_cached`]
+    /// last stored for the room on any node (while its TTL runs).
+    Cached {
+        /// The room asked about.
+        room: Arc<str>,
+        /// The caller's token, returned as given.
+        token: u64,
+        /// The stored value, `None` when there is none, `Unavailable` when Redis could not
+        /// answer.
+        value: Result<Option<Bytes>, ClusterError>,
     },
 }
 
@@ -150,6 +163,8 @@ pub(crate) struct Publish {
     pub messages: Vec<BusMessage>,
     /// Its [`publish_cost`], reserved in `Counters::queued_bytes` until released.
     pub bytes: usize,
+    /// A value to store under the room's cache key after the PUBLISH, with its TTL.
+    pub cache: Option<(Bytes, Duration)>,
 }
 
 /// Everything but publishing. Unbounded: these come at client connect/subscribe rate, and
@@ -168,6 +183,10 @@ pub(crate) enum Control {
         client: Arc<str>,
     },
     Presence {
+        room: Arc<str>,
+        token: u64,
+    },
+    CacheGet {
         room: Arc<str>,
         token: u64,
     },
@@ -266,13 +285,26 @@ impl BusHandle {
         room: impl Into<Arc<str>>,
         messages: Vec<BusMessage>,
     ) -> Result<(), ClusterError> {
+        self.try_publish_cached(room, messages, None)
+    }
+
+    /// [`BusHandle::try_publish`], and with `cache` (a value and its TTL) a `SET` of the
+    /// room's cache key right after the PUBLISH, on the same connection, dropped with it:
+    /// what [`BusHandle::cache_get`] answers on any node.
+    pub fn try_publish_cached(
+        &self,
+        room: impl Into<Arc<str>>,
+        messages: Vec<BusMessage>,
+        cache: Option<(Bytes, Duration)>,
+    ) -> Result<(), ClusterError> {
         if messages.is_empty() {
             return Ok(());
         }
         let room = room.into();
         let shard = self.shard(&room);
         let counters = &self.inner.counters;
-        let bytes = publish_cost(&room, &messages);
+        let extra = cache.as_ref().map_or(0, |(v, _)| v.len());
+        let bytes = publish_cost(&room, &messages) + extra;
         if !counters.reserve(bytes, self.inner.max_queued_bytes) {
             shard.skip(counters, room, messages.len() as u64);
             return Err(ClusterError::QueueFull);
@@ -281,6 +313,7 @@ impl BusHandle {
             room,
             messages,
             bytes,
+            cache,
         };
         match shard.data.try_send(p) {
             Ok(()) => Ok(()),
@@ -347,6 +380,14 @@ impl BusHandle {
     pub fn presence(&self, room: impl Into<Arc<str>>, token: u64) -> Result<(), ClusterError> {
         let room = room.into();
         self.control(&room.clone(), Control::Presence { room, token })
+    }
+
+    /// Asks for the value last stored for `room` by [`BusHandle::try_publish_cached`] on any
+    /// node; the answer comes as [`BusEvent::Cached`] with this `token` (at once `Unavailable`
+    /// while the shard's link is down).
+    pub fn cache_get(&self, room: impl Into<Arc<str>>, token: u64) -> Result<(), ClusterError> {
+        let room = room.into();
+        self.control(&room.clone(), Control::CacheGet { room, token })
     }
 
     /// The counters now.

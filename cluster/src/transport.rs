@@ -5,6 +5,9 @@
 //! presence with a TTL), and the server does not change.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
 
 use crate::{BusHandle, BusMessage, BusStats, ClusterError};
 
@@ -17,6 +20,16 @@ pub trait ClusterBus: Send + Sync {
     /// Queues one turn's local messages of `room` for one publish; a full queue drops and
     /// counts them (receivers see the gap).
     fn try_publish(&self, room: Arc<str>, messages: Vec<BusMessage>) -> Result<(), ClusterError>;
+    /// [`ClusterBus::try_publish`], then the room's cache value set to `cache` (a value and
+    /// its TTL) for [`ClusterBus::cache_get`] on any node; dropped with the publish.
+    fn try_publish_cached(
+        &self,
+        room: Arc<str>,
+        messages: Vec<BusMessage>,
+        cache: Option<(Bytes, Duration)>,
+    ) -> Result<(), ClusterError>;
+    /// Asks for the room's cache value; answered as `BusEvent::Cached` with `token`.
+    fn cache_get(&self, room: Arc<str>, token: u64) -> Result<(), ClusterError>;
     /// Starts receiving `room` (its first local member joined).
     fn subscribe(&self, room: Arc<str>) -> Result<(), ClusterError>;
     /// Stops receiving `room` (its last local member left).
@@ -40,6 +53,19 @@ impl ClusterBus for BusHandle {
 
     fn try_publish(&self, room: Arc<str>, messages: Vec<BusMessage>) -> Result<(), ClusterError> {
         BusHandle::try_publish(self, room, messages)
+    }
+
+    fn try_publish_cached(
+        &self,
+        room: Arc<str>,
+        messages: Vec<BusMessage>,
+        cache: Option<(Bytes, Duration)>,
+    ) -> Result<(), ClusterError> {
+        BusHandle::try_publish_cached(self, room, messages, cache)
+    }
+
+    fn cache_get(&self, room: Arc<str>, token: u64) -> Result<(), ClusterError> {
+        BusHandle::cache_get(self, room, token)
     }
 
     fn subscribe(&self, room: Arc<str>) -> Result<(), ClusterError> {

@@ -3,7 +3,8 @@
 //   node pusher_js.mjs HOST PORT
 // Public, private, presence and private-encrypted channels, client events (delivered, not
 // echoed), presence member_added/member_removed, Echo's here/joining/leaving/whisper, signin
-// and the server-to-user channel, a reconnect that resubscribes. Exits 0 when every step
+// and the server-to-user channel, a reconnect that resubscribes, cache channels
+// (pusher:cache_miss, the last event on subscribe). Exits 0 when every step
 // passed; each step waits for an event, never for a time (one overall deadline).
 import Pusher from "pusher-js";
 import PusherServer from "pusher";
@@ -144,6 +145,25 @@ try {
   ]);
   await batch;
   log("HTTP API: batch events");
+
+  // Cache channels: pusher:cache_miss while a channel has no event, then its last event (a
+  // client event on private-cache-, an HTTP API event on cache-) for a later subscriber.
+  const missed = (p, name) => {
+    const ch = p.subscribe(name);
+    return once(ch, "pusher:cache_miss").then(() => ch);
+  };
+  const [docA, docB] = await Promise.all([missed(a, "private-cache-doc"), missed(b, "private-cache-doc")]);
+  const edited = once(docB, "client-edit");
+  docA.trigger("client-edit", { rev: 1 });
+  await edited;
+  await server.trigger("cache-ticker", "price", { v: 42 });
+  const late = client("cat");
+  await once(late.connection, "connected");
+  const edit = once(late.subscribe("private-cache-doc"), "client-edit");
+  const price = once(late.subscribe("cache-ticker"), "price");
+  if ((await edit).rev !== 1) fail("cached client event");
+  if ((await price).v !== 42) fail("cached HTTP API event");
+  log("cache channels: pusher:cache_miss, then the last event on subscribe");
   const json = async (r) => { if (r.status !== 200) fail(`status ${r.status}`); return r.json(); };
   const channels = await json(await server.get({ path: "/channels" }));
   for (const c of ["news", "private-chat"]) {

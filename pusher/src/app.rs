@@ -34,6 +34,10 @@ pub struct Limits {
     pub max_user_info_bytes: usize,
     /// `activity_timeout` sent in `pusher:connection_established`, in seconds.
     pub activity_timeout_secs: u32,
+    /// Pusher's "subscription counting" app setting: the subscribers of a channel (not a
+    /// presence channel) get `pusher_internal:subscription_count` when its count changes,
+    /// and the app's webhooks a `subscription_count` event. Off by default.
+    pub subscription_count: bool,
 }
 
 impl Default for Limits {
@@ -51,6 +55,7 @@ impl Default for Limits {
             max_user_id_len: 128,
             max_user_info_bytes: 1024,
             activity_timeout_secs: 120,
+            subscription_count: false,
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::bridge::{Bridge, BusRooms};
 use crate::config::Config;
 use crate::metrics::WorkerMetrics;
 use crate::pubsub::Hub;
+use crate::pusher::cache::Cache;
 use crate::pusher::registry::Registry;
 use crate::refusal::Refusal;
 use crate::rooms::Directory;
@@ -37,6 +38,8 @@ pub struct Shared {
     pub pusher: Registry,
     /// Webhook emission of the Pusher apps (disabled until `with_webhooks`).
     pub webhooks: Webhooks,
+    /// The last event of each Pusher cache channel (docs/pusher.md#cache-channels).
+    pub pusher_cache: Cache,
     /// The TLS certificate's notAfter in unix seconds (0: no TLS, or unreadable), set at
     /// start and on each reload; `ringcast_tls_certificate_expiry_seconds`.
     pub tls_not_after: AtomicI64,
@@ -55,6 +58,7 @@ impl Shared {
             cluster: None,
             pusher: Registry::default(),
             webhooks: Webhooks::disabled(),
+            pusher_cache: Cache::default(),
             tls_not_after: AtomicI64::new(0),
             config,
         }
@@ -106,6 +110,7 @@ impl Shared {
         if let Some(apps) = &self.config.pusher {
             let ids = apps.all().iter().map(|a| a.id.as_str());
             self.pusher.render_metrics(&mut body, ids);
+            self.pusher_cache.render_metrics(&mut body);
         }
         self.webhooks.render_metrics(&mut body);
         let not_after = self.tls_not_after.load(Ordering::Relaxed);

@@ -64,23 +64,7 @@ fn subscribe_private(ws: &mut Client, id: &str, channel: &str) {
 
 /// `POST /apps/1/events` on `addr`.
 fn trigger(addr: &str, body: &str) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
-    let app = App::new("1", "key1", "secret1");
-    let q = sign_request(&app, "POST", "/apps/1/events", &[], body.as_bytes(), now);
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(common::READ_TIMEOUT))
-        .expect("timeout");
-    let req = format!(
-        "POST /apps/1/events?{q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    pusher_client::api(addr, "events", body);
 }
 
 #[test]

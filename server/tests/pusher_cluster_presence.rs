@@ -15,18 +15,16 @@ mod redis;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
-use ringcast_pusher::app::App;
-use ringcast_pusher::http_api::sign_request;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tungstenite::Message;
 
 use common::{PUSHER_APP as APP, Server};
 use nodes::{Client, node};
-use pusher_client::connect;
+use pusher_client::{call, connect};
 use redis::RedisServer;
 
 /// The next text message (pings skipped).
@@ -71,32 +69,6 @@ fn subscribe_public(ws: &mut Client, channel: &str) {
         ok["event"], "pusher_internal:subscription_succeeded",
         "{ok}"
     );
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
-}
-
-/// A signed HTTP API call on `addr`; the JSON answer.
-fn call(addr: &str, method: &str, path: &str, params: &[(&str, &str)], body: &str) -> Value {
-    let app = App::new("1", "key1", "secret1");
-    let q = sign_request(&app, method, path, params, body.as_bytes(), now());
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(common::READ_TIMEOUT))
-        .expect("timeout");
-    let req = format!(
-        "{method} {path}?{q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    let body = out.split("\r\n\r\n").nth(1).expect("body");
-    serde_json::from_str(body).expect("JSON")
 }
 
 /// `GET /channels/{channel}` with both counts, on `addr`.

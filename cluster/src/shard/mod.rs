@@ -3,6 +3,7 @@
 //! them are in [`receive`], this node's presence entries in [`members`], presence queries
 //! (answered in push order) in [`queries`]: separate `impl Shard` blocks, one concept each.
 
+mod cache;
 mod members;
 mod queries;
 mod receive;
@@ -191,6 +192,7 @@ impl Shard {
         let body = wire::encode(&self.cfg.node, stream, first, &p.messages);
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(self.channel(&p.room)).arg(body);
+        let cache = p.cache.map(|(value, ttl)| (p.room.clone(), value, ttl));
         let tag = Tag::Publish {
             n,
             bytes: p.bytes,
@@ -199,6 +201,9 @@ impl Shard {
             first,
         };
         self.push_cmd(cmd, tag);
+        if let Some((room, value, ttl)) = cache {
+            self.cache_set(&room, &value, ttl);
+        }
     }
 
     /// The stream and first sequence number of `n` messages about to be published in `room`.
@@ -228,6 +233,7 @@ impl Shard {
             Control::PresenceJoin { room, client, user } => self.presence_join(room, client, user),
             Control::PresenceLeave { room, client } => self.presence_leave(room, client),
             Control::Presence { room, token } => self.query(room, token),
+            Control::CacheGet { room, token } => self.cache_get(room, token),
             Control::Shutdown => {
                 self.closing = Some(Instant::now() + CLOSE_GRACE);
                 self.remove_members();
@@ -274,6 +280,7 @@ impl Shard {
                             self.out.accepted(&room, stream, first);
                         }
                         Tag::Query { room, token, .. } => self.answer_query(room, token, value),
+                        Tag::Cache { room, token } => self.answer_cache(room, token, value),
                         Tag::Claim => self.on_claim(value),
                         Tag::Other => {
                             if let Value::ServerError(e) = value {
@@ -313,6 +320,7 @@ impl Shard {
                     self.out.lost(&room, stream, first.saturating_add(n));
                 }
                 Tag::Query { room, token, .. } => self.fail_query(room, token),
+                Tag::Cache { room, token } => self.fail_cache(room, token),
                 Tag::Claim | Tag::Other => {}
             }
         }

@@ -29,11 +29,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ringcast_cluster::{
-    Bus, BusConfig, BusEvent, BusMessage, BusStats, ClusterBus, ClusterError, MessageKind,
+    Bus, BusConfig, BusEvent, BusMessage, BusStats, Bytes, ClusterBus, ClusterError, MessageKind,
 };
 use ringcast_pubsub::history::{History, SharedSpan};
 
 use crate::config::Config;
+use crate::conn::outq::HoldId;
 use crate::rooms::RoomWatch;
 
 /// The bus room of the server API's orders (docs/api.md#across-the-cluster): longer than any
@@ -105,6 +106,12 @@ pub enum AskFor {
     /// A server API `presence` or `presence_stats` call (docs/api.md#across-the-cluster): the
     /// asking worker hands the members to the API connection, which fills its held answer.
     Api,
+    /// Not presence: the last event of a Pusher cache channel for a subscriber
+    /// (`Bridge::ask_cache`, docs/pusher.md#cache-channels), which fills `hold` in its queue.
+    PusherCache {
+        /// The place held after its `subscription_succeeded`.
+        hold: HoldId,
+    },
 }
 
 /// A node's link to the cluster. One per process, in `Shared`.
@@ -197,10 +204,24 @@ impl Bridge {
         let _ = (self.bus).try_publish(Arc::from(PUSHER_STATE_ROOM), vec![message]);
     }
 
-    /// Queues one turn's local messages of `room` for one PUBLISH. A full queue is counted by
-    /// the bus (`dropped`, and receivers see the gap).
-    pub fn publish(&self, room: Arc<str>, messages: Vec<BusMessage>) {
-        let _ = self.bus.try_publish(room, messages);
+    /// Queues one turn's local messages of `room` for one PUBLISH, with `cache` (a Pusher
+    /// cache channel's last event and its TTL) stored under the room's key in Redis after it
+    /// (docs/pusher.md#cache-channels). A full queue is counted by the bus (`dropped`, and
+    /// receivers see the gap).
+    pub fn publish(
+        &self,
+        room: Arc<str>,
+        messages: Vec<BusMessage>,
+        cache: Option<(Bytes, Duration)>,
+    ) {
+        let _ = self.bus.try_publish_cached(room, messages, cache);
+    }
+
+    /// Asks Redis for the cache value of `ask.topic` (a Pusher cache channel's last event on
+    /// any node); the answer comes back on the bus thread as `BusEvent::Cached`. `None` when
+    /// the bus did not take the question (no answer will come).
+    pub fn ask_cache(&self, ask: PresenceAsk) -> Option<u64> {
+        self.ask(ask, |bus, topic, token| bus.cache_get(topic, token))
     }
 
     /// Adds a local member to the room's cluster-wide presence.
@@ -223,12 +244,22 @@ impl Bridge {
     /// [`Bridge::ask_presence`], or `None` when the bus did not take the question (no answer
     /// will come: the caller answers without the other nodes).
     pub fn try_ask_presence(&self, ask: PresenceAsk) -> Option<u64> {
+        self.ask(ask, |bus, topic, token| bus.presence(topic, token))
+    }
+
+    /// Notes `ask` under a new token and puts the question to the bus with `put`; `None`
+    /// (the ask forgotten) when the bus did not take it.
+    fn ask(
+        &self,
+        ask: PresenceAsk,
+        put: impl FnOnce(&dyn ClusterBus, Arc<str>, u64) -> Result<(), ClusterError>,
+    ) -> Option<u64> {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let topic = ask.topic.clone();
         let mut asks = self.asks.lock().unwrap_or_else(|e| e.into_inner());
         asks.insert(token, ask);
         drop(asks);
-        if self.bus.presence(topic, token).is_err() {
+        if put(&*self.bus, topic, token).is_err() {
             self.take_ask(token);
             return None;
         }

@@ -12,7 +12,7 @@
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use ringcast_cluster::{BusEvent, BusMessage, ClusterError, MessageKind, PresenceMember};
+use ringcast_cluster::{BusEvent, BusMessage, Bytes, ClusterError, MessageKind, PresenceMember};
 use ringcast_protocol::frame::{MAX_HEADER_LEN, OpCode, encode_header};
 use ringcast_pubsub::envelope::{self, Member};
 
@@ -177,6 +177,7 @@ impl Inbound {
             }
             BusEvent::Flush => self.flush(&mut self.out()),
             BusEvent::Presence { token, members, .. } => self.answer(token, members),
+            BusEvent::Cached { token, value, .. } => self.cached(token, value),
             // Messages were lost: nobody may recover across the hole (docs/cluster.md#history-and-epochs), so the topic
             // (every topic, when a link went down) starts a new epoch.
             BusEvent::Gap { room, missed, .. } if &*room == API_ORDERS_ROOM => {
@@ -302,6 +303,8 @@ impl Inbound {
             return;
         }
         let msg = match ask.purpose {
+            // Not a presence question (`Inbound::cached`).
+            AskFor::PusherCache { .. } => return,
             AskFor::Request { id } => Remote::Reply {
                 key,
                 generation,
@@ -332,6 +335,52 @@ impl Inbound {
         let mut out = self.out();
         self.flush(&mut out);
         if let Some(fd) = self.peers.send(worker, msg) {
+            (out.wake)(fd);
+        }
+    }
+
+    /// Hands Redis's answer to cache question `token` (`bridge::Bridge::ask_cache`) to the
+    /// subscriber's worker: the event Redis holds (checked like any bus payload: a Pusher
+    /// channel event), or `pusher:cache_miss` (and its webhook); Redis unreachable, this
+    /// node's own entry if it has one (docs/pusher.md#cache-channels).
+    fn cached(&self, token: u64, value: Result<Option<Bytes>, ClusterError>) {
+        use crate::pusher::cache::is_cacheable;
+        let Some(bridge) = self.shared.cluster.as_ref() else {
+            return;
+        };
+        let Some(ask) = bridge.take_ask(token) else {
+            return;
+        };
+        let AskFor::PusherCache { hold } = ask.purpose else {
+            return;
+        };
+        let (worker, key, generation) = ask.conn;
+        if worker >= self.peers.len() {
+            return;
+        }
+        let found = match value {
+            Ok(Some(v)) if std::str::from_utf8(&v).is_ok() && is_cacheable(&v) => Some(v.to_vec()),
+            Ok(Some(_)) => {
+                bridge.count_malformed();
+                None
+            }
+            Ok(None) => None,
+            Err(_) => {
+                let now = std::time::Instant::now();
+                let local = self.shared.pusher_cache.get(&ask.topic, now);
+                local.map(|c| c.payload.to_vec())
+            }
+        };
+        let payload = found.unwrap_or_else(|| {
+            let (out, app, event) = crate::pusher::cache::miss(&ask.topic);
+            self.shared.webhooks.emit(app, event);
+            out
+        });
+        let mut out = self.out();
+        if let Some(fd) = self
+            .peers
+            .send(worker, Remote::fill(key, generation, hold, payload))
+        {
             (out.wake)(fd);
         }
     }

@@ -9,6 +9,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use ringcast_cluster::PresenceMember;
 
+use crate::conn::outq::HoldId;
 use crate::fanout::batch::FrozenBatch;
 use crate::fanout::inbox::Inbox;
 use crate::limits::REMOTE_QUEUE;
@@ -57,6 +58,32 @@ pub enum Remote {
         /// Members on every node (this one's included).
         members: Option<Vec<PresenceMember>>,
     },
+    /// A text frame of `payload` for the place `hold` keeps in connection `key`'s queue (if
+    /// it still has `generation`): a Pusher cache channel's answer from Redis
+    /// (`bridge::AskFor::PusherCache`).
+    Fill {
+        /// Slab key on the target worker.
+        key: usize,
+        /// Slot generation of the intended connection.
+        generation: u32,
+        /// The place held.
+        hold: HoldId,
+        /// The frame's payload.
+        payload: Vec<u8>,
+    },
+}
+
+impl Remote {
+    /// A Pusher cache channel's answer (`payload`: an event or `pusher:cache_miss`) for the
+    /// place `hold` in connection `key`'s queue (if it still has `generation`).
+    pub fn fill(key: usize, generation: u32, hold: HoldId, payload: Vec<u8>) -> Remote {
+        Remote::Fill {
+            key,
+            generation,
+            hold,
+            payload,
+        }
+    }
 }
 
 /// The addresses of every worker: its bounded channel, its [`Inbox`] (what was dropped when it
@@ -110,7 +137,7 @@ impl Peers {
             // One answer for one connection (a connection has at most
             // `limits::MAX_ASKS_IN_FLIGHT`); if the target is that far behind, the asker is
             // cut rather than left without its answer.
-            reply @ (Remote::Reply { .. } | Remote::ApiPresence { .. }) => {
+            reply @ (Remote::Reply { .. } | Remote::ApiPresence { .. } | Remote::Fill { .. }) => {
                 return match self.senders[to].try_send(reply) {
                     Err(TrySendError::Disconnected(_)) => None,
                     Err(TrySendError::Full(
@@ -118,6 +145,9 @@ impl Peers {
                             key, generation, ..
                         }
                         | Remote::ApiPresence {
+                            key, generation, ..
+                        }
+                        | Remote::Fill {
                             key, generation, ..
                         },
                     )) => {

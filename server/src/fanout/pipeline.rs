@@ -81,16 +81,41 @@ pub fn publish(
         source,
         Source::Api { skip_history: true } | Source::BusNoHistory
     );
+    // A Pusher cache channel's last event (docs/pusher.md#cache-channels), whatever its
+    // source: remembered here, the one place every event passes.
+    let cached = last_cacheable(batch);
     if !matches!(source, Source::Bus | Source::BusNoHistory)
         && let Some(bridge) = &shared.cluster
     {
-        bridge.publish(batch.topic().clone(), outbound(batch, no_history));
+        let ttl = shared.pusher_cache.ttl();
+        let cache = cached.map(|i| (Bytes::copy_from_slice(batch.payload(i)), ttl));
+        bridge.publish(batch.topic().clone(), outbound(batch, no_history), cache);
     }
     if !no_history {
         topics.append(batch, shared);
     }
     let acks = batch.take_acks();
-    (batch.resolve(&shared.directory), acks)
+    let workers = batch.resolve(&shared.directory);
+    if let Some(i) = cached {
+        // With the room the event was delivered into: a subscriber of that same room knows
+        // the entry is current even in a cluster (`session::pusher::cache`).
+        let room = batch.room().map(|r| r.id);
+        let now = std::time::Instant::now();
+        (shared.pusher_cache).put(batch.topic(), batch.payload(i), room, now);
+    }
+    (workers, acks)
+}
+
+/// The index of the last event of `batch` a Pusher cache channel remembers, if its topic is
+/// one's (`pusher::cache`): a channel event, not `member_added` / `member_removed`.
+fn last_cacheable(batch: &FrozenBatch) -> Option<usize> {
+    if !crate::pusher::cache::is_cache_topic(batch.topic()) {
+        return None;
+    }
+    (0..batch.len()).rev().find(|&i| {
+        batch.messages()[i].kind == OpCode::Text
+            && crate::pusher::cache::is_cacheable(batch.payload(i))
+    })
 }
 
 /// Queues each result in its sender's queue on this worker: a client's `published`, or the

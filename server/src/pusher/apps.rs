@@ -16,6 +16,7 @@ const KEYS: &[&str] = &[
     "max_presence_members",
     "max_event_data_bytes",
     "activity_timeout",
+    "subscription_count",
 ];
 
 /// Every app: the flags' (first) then the file's; `None` when there is none (the dialect is
@@ -95,6 +96,9 @@ fn app(i: usize, value: &toml::Value) -> Result<App, String> {
     if let Some(on) = flag("client_events")? {
         app.limits.client_events = on;
     }
+    if let Some(on) = flag("subscription_count")? {
+        app.limits.subscription_count = on;
+    }
     let limits = &mut app.limits;
     limits.max_connections = int("max_connections")?.or(limits.max_connections);
     if let Some(n) = int("client_events_per_second")? {
@@ -141,6 +145,7 @@ mod tests {
             secret = "s2"
             client_events = false
             max_presence_members = 5
+            subscription_count = true
         "#;
         let table: toml::Table = text.parse().expect("toml");
         let apps = from_toml(&table["pusher_apps"]).expect("apps");
@@ -148,6 +153,8 @@ mod tests {
         assert_eq!(apps[0].id, "1001");
         assert_eq!(apps[0].webhooks, ["http://127.0.0.1:9/hook"]);
         assert!(!apps[1].limits.client_events);
+        assert!(apps[1].limits.subscription_count);
+        assert!(!apps[0].limits.subscription_count, "off by default");
         assert_eq!(apps[1].limits.max_presence_members, 5);
         let built = build(Some(App::new("f", "fk", "fs")), &apps)
             .expect("valid")

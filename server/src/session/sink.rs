@@ -424,6 +424,11 @@ impl<'a> Sink<'a> {
         &self.shared.pusher
     }
 
+    /// The last events of the Pusher cache channels (docs/pusher.md#cache-channels).
+    pub fn pusher_cache(&self) -> &'a crate::pusher::cache::Cache {
+        &self.shared.pusher_cache
+    }
+
     /// Where webhook events go (docs/pusher.md#webhooks).
     pub fn webhooks(&self) -> &'a crate::webhooks::Webhooks {
         &self.shared.webhooks

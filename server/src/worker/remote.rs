@@ -10,6 +10,7 @@ use ringcast_protocol::frame::OpCode;
 
 use super::Worker;
 use super::conns::{ConnState, Timeouts};
+use crate::conn::outq::HoldId;
 use crate::fanout::Remote;
 use crate::fanout::deliver::DeliveryReport;
 use crate::fanout::inbox::Inbox;
@@ -99,7 +100,26 @@ impl Worker {
                 token,
                 members,
             } => self.on_api_presence(key, generation, token, members),
+            Remote::Fill {
+                key,
+                generation,
+                hold,
+                payload,
+            } => self.on_fill(key, generation, hold, &payload),
         }
+    }
+
+    /// A Pusher cache channel's answer from Redis for the place the subscriber's queue holds.
+    fn on_fill(&mut self, key: usize, generation: u32, hold: HoldId, payload: &[u8]) {
+        match self.conns.live(key, generation) {
+            Some(conn) if conn.state() == ConnState::Open => {}
+            _ => return,
+        }
+        self.with_session(key, |session, sink| {
+            if let Session::Pusher(p) = session {
+                p.cache_filled(hold, payload, sink);
+            }
+        });
     }
 
     /// The answer to a pub/sub `presence` request the connection asked of the cluster: the

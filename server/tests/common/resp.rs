@@ -143,9 +143,15 @@ impl Resp {
 
     /// How many `PUBLISH` commands this server has executed (`INFO commandstats`).
     pub fn publish_calls(&mut self) -> u64 {
+        self.calls("publish")
+    }
+
+    /// How many `command` commands (lower case) this server has executed.
+    pub fn calls(&mut self, command: &str) -> u64 {
         let info = self.cmd_str(&["INFO", "commandstats"]).text();
+        let prefix = format!("cmdstat_{command}:calls=");
         info.lines()
-            .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
             .and_then(|r| r.split(',').next())
             .map_or(0, |v| v.parse().expect("calls"))
     }

@@ -101,6 +101,7 @@ impl Conn {
                     room,
                     slot,
                     member: None,
+                    counted: false,
                 });
                 self.end_sub(app, self.subs.len() - 1, sink);
                 let msg = "the presence channel has its maximum of members";
@@ -132,14 +133,25 @@ impl Conn {
         } else {
             write::subscription_succeeded(&mut out, name);
         }
+        sink.reply_frame(OpCode::Text, &out);
+        if channel.cache {
+            self.cache_answer(&room, sink);
+        }
+        let counted = app.limits.subscription_count && !channel.is_presence();
+        if counted {
+            // The subscriber too (a publish never comes back to its sender).
+            let frame = super::count::changed(registry, sink.webhooks(), &app.id, name, &topic);
+            sink.reply_frame(OpCode::Text, &frame);
+            sink.publish(&room, OpCode::Text, &frame);
+        }
         self.subs.push(Sub {
             channel: Box::from(name),
             kind: channel.kind,
             room,
             slot,
             member: joined_user,
+            counted,
         });
-        sink.reply_frame(OpCode::Text, &out);
     }
 
     pub(super) fn unsubscribe(&mut self, app: &App, channel: &str, sink: &mut Sink<'_>) {
@@ -181,7 +193,8 @@ impl Conn {
 }
 
 /// Takes `sub` out of the registry: the `member_removed` frame when it was its user's last
-/// connection in the channel, webhooks for a vacated channel and a removed member.
+/// connection in the channel, or the `subscription_count` frame of a counted channel;
+/// webhooks for a vacated channel, a removed member and a count.
 fn farewell(
     registry: &crate::pusher::registry::Registry,
     webhooks: &crate::webhooks::Webhooks,
@@ -211,6 +224,15 @@ fn farewell(
                 channel: sub.channel.to_string(),
             },
         );
+    }
+    if sub.counted {
+        frame = Some(super::count::changed(
+            registry,
+            webhooks,
+            app_id,
+            &sub.channel,
+            topic,
+        ));
     }
     frame
 }

@@ -9,10 +9,13 @@
 //! rides the cluster bus unchanged. The sender of an event never gets it back (no `--echo`
 //! for this dialect, `fanout::Fanout::flush_batches`).
 //!
-//! Subscriptions are in [`channels`], client events and signin in [`events`].
+//! Subscriptions are in [`channels`] (a cache channel's answer in [`cache`]), client events
+//! and signin in [`events`].
 
+pub mod cache;
 pub mod calls;
 pub mod channels;
+mod count;
 pub mod demo;
 pub mod events;
 pub mod http;
@@ -51,6 +54,9 @@ struct Sub {
     slot: Slot,
     /// The presence user this subscription made a member (presence channels).
     member: Option<Box<str>>,
+    /// Its count changes are announced (`count`: the app counts subscriptions, and it is not
+    /// a presence channel).
+    counted: bool,
 }
 
 /// A connection speaking the Pusher dialect.
@@ -78,6 +84,8 @@ struct Conn {
     released: bool,
     /// It negotiated permessage-deflate: its channel memberships get the compressed form.
     deflate: bool,
+    /// Cache channel answers asked of Redis and not back yet (`cache`).
+    cache_asks: u8,
 }
 
 impl PusherSession {
@@ -125,6 +133,17 @@ impl PusherSession {
                 MessageKind::Binary => error(sink, None, "binary frames are not Pusher events"),
             },
         );
+    }
+
+    /// The answer to a cache channel subscribe this connection asked of Redis: `payload`
+    /// (an event, or `pusher:cache_miss`) into the place `hold` keeps for it.
+    pub fn cache_filled(
+        &mut self,
+        hold: crate::conn::outq::HoldId,
+        payload: &[u8],
+        sink: &mut Sink<'_>,
+    ) {
+        self.conn.cache_filled(hold, payload, sink);
     }
 
     /// The connection ends: it no longer counts in the Pusher registry or its app's

@@ -93,6 +93,7 @@ pub fn accept(
         user_key: None,
         released: true,
         deflate: crate::deflate::deflate_class(deflate.as_ref()),
+        cache_asks: 0,
     };
     let decoder = Box::new(decoder);
     let mut response = Vec::with_capacity(160);
