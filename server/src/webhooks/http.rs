@@ -1,10 +1,16 @@
 //! The HTTP client of webhooks: one `POST` per attempt over a fresh `std` TCP connection
-//! (`Connection: close`), every step within one deadline. Plain `http://` URLs only; put a
-//! local TLS proxy in front of an `https://` receiver (docs/pusher-webhooks.md).
+//! (`Connection: close`), every step within one deadline; for an `https://` URL the
+//! connection is TLS ([`super::tls`]).
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustls::ClientConfig;
+
+use super::failure::{PostError, is_timeout, stream_error};
+use super::tls::Stream;
 
 /// Largest response head read before the status is known.
 const MAX_HEAD: usize = 16 * 1024;
@@ -12,50 +18,19 @@ const MAX_HEAD: usize = 16 * 1024;
 /// Why a webhook URL is refused at start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
-    /// Not `http://…` (`https://` included: no TLS client here).
-    #[error("only http:// URLs are supported")]
+    /// Neither `http://…` nor `https://…`.
+    #[error("only http:// and https:// URLs are supported")]
     Scheme,
     /// No host, a bad port or user info.
     #[error("bad host or port")]
     Authority,
 }
 
-/// Why one attempt failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PostError {
-    /// The receiver answered, but not 2xx.
-    #[error("HTTP status {0}")]
-    Status(u16),
-    /// Nothing within `--webhook-timeout` (connect, send or answer).
-    #[error("timed out")]
-    Timeout,
-    /// The name did not resolve or no address accepted the connection.
-    #[error("connect: {0}")]
-    Connect(std::io::Error),
-    /// The connection failed while sending or reading.
-    #[error("i/o: {0}")]
-    Io(std::io::Error),
-    /// The answer was not an HTTP/1.x status line and head.
-    #[error("not an HTTP answer")]
-    BadAnswer,
-}
-
-impl PostError {
-    /// Its `reason` label in `ringcast_webhook_request_failures_total`.
-    #[must_use]
-    pub fn label(&self) -> &'static str {
-        match self {
-            PostError::Status(_) => "status",
-            PostError::Timeout => "timeout",
-            PostError::Connect(_) => "connect",
-            PostError::Io(_) | PostError::BadAnswer => "io",
-        }
-    }
-}
-
-/// A parsed `http://host[:port][/path][?query]` URL.
+/// A parsed `http[s]://host[:port][/path][?query]` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// `https://`: TLS with SNI and certificate checks for `host`.
+    https: bool,
     host: String,
     port: u16,
     /// `host[:port]` as written, for the `Host` header.
@@ -70,18 +45,23 @@ impl Target {
     /// # Errors
     /// [`UrlError`] for another scheme or a bad authority.
     pub fn parse(url: &str) -> Result<Target, UrlError> {
-        let rest = url
-            .get(..7)
-            .filter(|s| s.eq_ignore_ascii_case("http://"))
-            .map(|_| &url[7..])
-            .ok_or(UrlError::Scheme)?;
+        let scheme = |s: &str| {
+            url.get(..s.len())
+                .filter(|p| p.eq_ignore_ascii_case(s))
+                .map(|_| &url[s.len()..])
+        };
+        let (https, rest) = match (scheme("http://"), scheme("https://")) {
+            (Some(rest), _) => (false, rest),
+            (None, Some(rest)) => (true, rest),
+            (None, None) => return Err(UrlError::Scheme),
+        };
         let rest = rest.split('#').next().unwrap_or_default();
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, path) = rest.split_at(end);
         if authority.is_empty() || authority.contains('@') {
             return Err(UrlError::Authority);
         }
-        let (host, port) = split_authority(authority)?;
+        let (host, port) = split_authority(authority, if https { 443 } else { 80 })?;
         if host.is_empty() || port == 0 {
             return Err(UrlError::Authority);
         }
@@ -91,6 +71,7 @@ impl Target {
             format!("/{path}")
         };
         Ok(Target {
+            https,
             host: host.to_string(),
             port,
             authority: authority.to_string(),
@@ -104,20 +85,41 @@ impl Target {
         &self.authority
     }
 
+    /// Whether this is an `https://` URL.
+    #[must_use]
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+
     /// POSTs `body` with `headers` (plus `Host`, `Content-Type: application/json`,
     /// `Content-Length`, `Connection: close`); the status when it is 2xx. Connecting, sending
-    /// and reading the status line share one `timeout`.
+    /// and reading the status line share one `timeout`; so does the TLS handshake of an
+    /// `https://` URL, made with `tls` (given to every sender of an https URL).
     ///
     /// # Errors
-    /// [`PostError`]: a non-2xx status, the timeout, or a connection or protocol failure.
+    /// [`PostError`]: a non-2xx status, the timeout, a TLS failure, or a connection or
+    /// protocol failure.
     pub fn post(
         &self,
         body: &[u8],
         headers: &[(&str, &str)],
         timeout: Duration,
+        tls: Option<&Arc<ClientConfig>>,
     ) -> Result<u16, PostError> {
         let deadline = Instant::now() + timeout;
-        let mut stream = self.connect(deadline)?;
+        let tcp = self.connect(deadline)?;
+        let mut stream = if self.https {
+            let config = tls.ok_or_else(|| {
+                PostError::Tls(rustls::Error::General("no TLS client configuration".into()))
+            })?;
+            // The handshake's reads and writes share the deadline.
+            let left = Some(remaining(deadline)?);
+            tcp.set_read_timeout(left).map_err(PostError::Io)?;
+            tcp.set_write_timeout(left).map_err(PostError::Io)?;
+            Stream::tls(config, &self.host, tcp)?
+        } else {
+            Stream::Plain(tcp)
+        };
         let mut head = format!(
             "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringcast-webhooks\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
             self.path,
@@ -132,13 +134,17 @@ impl Target {
         }
         head.push_str("\r\n");
         stream
+            .tcp()
             .set_write_timeout(Some(remaining(deadline)?))
             .map_err(PostError::Io)?;
-        stream.write_all(head.as_bytes()).map_err(io_error)?;
+        stream.write_all(head.as_bytes()).map_err(stream_error)?;
         stream
+            .tcp()
             .set_write_timeout(Some(remaining(deadline)?))
             .map_err(PostError::Io)?;
-        stream.write_all(body).map_err(io_error)?;
+        stream.write_all(body).map_err(stream_error)?;
+        // TLS records still buffered go out before the answer is awaited.
+        stream.flush().map_err(stream_error)?;
         let status = read_status(&mut stream, deadline)?;
         if (200..300).contains(&status) {
             Ok(status)
@@ -165,13 +171,14 @@ impl Target {
     }
 }
 
-/// `host` (brackets of an IPv6 literal removed) and port (80 when absent) of `authority`.
-fn split_authority(authority: &str) -> Result<(&str, u16), UrlError> {
+/// `host` (brackets of an IPv6 literal removed) and port (`default` when absent) of
+/// `authority`.
+fn split_authority(authority: &str, default: u16) -> Result<(&str, u16), UrlError> {
     let port = |p: &str| p.parse::<u16>().map_err(|_| UrlError::Authority);
     if let Some(v6) = authority.strip_prefix('[') {
         let (host, after) = v6.split_once(']').ok_or(UrlError::Authority)?;
         return match after {
-            "" => Ok((host, 80)),
+            "" => Ok((host, default)),
             _ => Ok((
                 host,
                 port(after.strip_prefix(':').ok_or(UrlError::Authority)?)?,
@@ -180,19 +187,20 @@ fn split_authority(authority: &str) -> Result<(&str, u16), UrlError> {
     }
     match authority.split_once(':') {
         Some((host, p)) => Ok((host, port(p)?)),
-        None => Ok((authority, 80)),
+        None => Ok((authority, default)),
     }
 }
 
 /// Reads until the response head is complete; its status code.
-fn read_status(stream: &mut TcpStream, deadline: Instant) -> Result<u16, PostError> {
+fn read_status(stream: &mut Stream, deadline: Instant) -> Result<u16, PostError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
         stream
+            .tcp()
             .set_read_timeout(Some(remaining(deadline)?))
             .map_err(PostError::Io)?;
-        let n = stream.read(&mut chunk).map_err(io_error)?;
+        let n = stream.read(&mut chunk).map_err(stream_error)?;
         if n == 0 {
             return Err(PostError::BadAnswer);
         }
@@ -222,27 +230,13 @@ fn remaining(deadline: Instant) -> Result<Duration, PostError> {
     }
 }
 
-fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-    )
-}
-
-fn io_error(e: std::io::Error) -> PostError {
-    if is_timeout(&e) {
-        PostError::Timeout
-    } else {
-        PostError::Io(e)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn t(host: &str, port: u16, authority: &str, path: &str) -> Target {
         Target {
+            https: false,
             host: host.into(),
             port,
             authority: authority.into(),
@@ -277,12 +271,32 @@ mod tests {
     }
 
     #[test]
+    fn https_urls_default_to_port_443() {
+        let tls = |host, port, authority, path| Target {
+            https: true,
+            ..t(host, port, authority, path)
+        };
+        assert_eq!(
+            Target::parse("https://hooks.example/pusher"),
+            Ok(tls("hooks.example", 443, "hooks.example", "/pusher"))
+        );
+        assert_eq!(
+            Target::parse("HTTPS://[::1]:8443"),
+            Ok(tls("::1", 8443, "[::1]:8443", "/"))
+        );
+        assert!(Target::parse("https://h/").is_ok_and(|t| t.is_https()));
+        assert!(Target::parse("http://h/").is_ok_and(|t| !t.is_https()));
+    }
+
+    #[test]
     fn other_schemes_and_bad_authorities_are_refused() {
-        assert_eq!(Target::parse("https://example.com/"), Err(UrlError::Scheme));
         assert_eq!(Target::parse("ftp://x"), Err(UrlError::Scheme));
         assert_eq!(Target::parse("http"), Err(UrlError::Scheme));
+        assert_eq!(Target::parse("httpx://h/"), Err(UrlError::Scheme));
         for bad in [
             "http://",
+            "https://",
+            "https://h:0/",
             "http:///path",
             "http://h:0/",
             "http://h:99999/",
