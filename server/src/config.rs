@@ -216,7 +216,8 @@ pub struct Config {
     )]
     pub pusher_webhook_url: Vec<String>,
     /// PEM file of CA certificates trusted for `https://` webhook URLs besides the system's
-    /// (a private CA); a certificate neither vouches for fails the delivery.
+    /// (a private CA); a receiver's certificate that neither vouches for is a failed attempt,
+    /// retried (docs/pusher-webhooks.md#https).
     #[arg(long, env = "RINGCAST_PUSHER_WEBHOOK_CA")]
     pub pusher_webhook_ca: Option<PathBuf>,
     /// Path prefix a reverse proxy adds in front of the Pusher paths (`/pusher` serves

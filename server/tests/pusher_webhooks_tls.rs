@@ -148,12 +148,16 @@ fn serve(config: &Arc<ServerConfig>, tcp: TcpStream) -> Seen {
     }
 }
 
-/// The server with the test app, its webhook at `url`, and `extra` flags.
-fn server(url: &str, extra: &[&str]) -> Server {
+/// The server with the test app, its webhook at `url`, `extra` flags and `env`.
+fn server_with_env(url: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let mut args = PUSHER_APP.to_vec();
     args.extend(["--pusher-webhook-url", url]);
     args.extend(extra);
-    Server::start(&args)
+    Server::start_with_env(&args, env)
+}
+
+fn server(url: &str, extra: &[&str]) -> Server {
+    server_with_env(url, extra, &[])
 }
 
 /// Subscribes `ws` to the public `channel`: the first subscriber, so `channel_occupied`.
@@ -264,7 +268,9 @@ fn a_receiver_signed_by_an_untrusted_ca_gets_nothing_and_the_failures_are_counte
     let other = Ca::new("a CA nobody trusts");
     let (port, seen) = receiver(other.server_config(&["localhost"]));
     let url = format!("https://localhost:{port}/hooks");
-    let s = server(&url, &["--pusher-webhook-ca", &trusted.pem_path()]);
+    // The CA from the environment this time.
+    let ca = trusted.pem_path();
+    let s = server_with_env(&url, &[], &[("RINGCAST_PUSHER_WEBHOOK_CA", &ca)]);
     refused_and_retried(&s, &seen, "UnknownIssuer");
 }
 
@@ -273,7 +279,12 @@ fn a_certificate_for_another_name_gets_nothing_and_the_failures_are_counted() {
     let ca = Ca::new("ringcast webhook test CA");
     let (port, seen) = receiver(ca.server_config(&["hooks.example"]));
     let url = format!("https://localhost:{port}/hooks");
-    let s = server(&url, &["--pusher-webhook-ca", &ca.pem_path()]);
+    // The CA from the config file this time: were it not read, the failure would be
+    // UnknownIssuer.
+    let config = ca.dir.join("ringcast.toml");
+    let toml = format!("pusher_webhook_ca = {:?}\n", ca.pem_path());
+    std::fs::write(&config, toml).expect("write config");
+    let s = server(&url, &["--config", &config.display().to_string()]);
     refused_and_retried(&s, &seen, "not valid for name");
 }
 
