@@ -26,7 +26,7 @@ fn receiver() -> (String, Receiver<Post>) {
     let (tx, rx) = channel();
     std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
-            if let Some(post) = read_post(&mut stream)
+            if let Some(post) = read_post(&mut stream, false)
                 && tx.send(post).is_err()
             {
                 return;

@@ -92,9 +92,11 @@ impl Drop for Ca {
 
 /// What the receiver saw on one connection.
 enum Seen {
-    /// A POST after a good handshake: the SNI name sent, whether the handshake resumed an
-    /// earlier session, whether key and signature held, its events.
+    /// A POST after a good handshake: the number of its connection, the SNI name sent,
+    /// whether the handshake resumed an earlier session, whether key and signature held, its
+    /// events.
     Post {
+        conn: usize,
         sni: Option<String>,
         resumed: bool,
         signed: bool,
@@ -104,47 +106,65 @@ enum Seen {
     HandshakeFailed(String),
 }
 
-/// An HTTPS receiver on a free port serving `config`: its port and what it sees.
-fn receiver(config: Arc<ServerConfig>) -> (u16, Receiver<Seen>) {
+/// An HTTPS receiver on a free port serving `config`, keeping its connections open after
+/// an answer when `keep` (else `Connection: close`): its port and what it sees.
+fn receiver(config: Arc<ServerConfig>, keep: bool) -> (u16, Receiver<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let (tx, rx) = channel();
     std::thread::spawn(move || {
-        for tcp in listener.incoming().flatten() {
-            let seen = serve(&config, tcp);
-            if tx.send(seen).is_err() {
-                return;
-            }
+        for (n, tcp) in listener.incoming().flatten().enumerate() {
+            let tx = tx.clone();
+            let config = config.clone();
+            // A kept connection waits for its next POST while the next one may be accepted.
+            std::thread::spawn(move || serve(&config, tcp, n, keep, |seen| tx.send(seen).is_ok()));
         }
     });
     (port, rx)
 }
 
-fn serve(config: &Arc<ServerConfig>, tcp: TcpStream) -> Seen {
+/// Serves connection number `n`: the handshake, then POSTs while `keep` and `report` takes
+/// what it sees.
+fn serve(
+    config: &Arc<ServerConfig>,
+    tcp: TcpStream,
+    n: usize,
+    keep: bool,
+    report: impl Fn(Seen) -> bool,
+) {
     let failed = |e: &dyn std::fmt::Display| Seen::HandshakeFailed(e.to_string());
     if let Err(e) = tcp.set_read_timeout(Some(READ_TIMEOUT)) {
-        return failed(&e);
+        report(failed(&e));
+        return;
     }
     let conn = match ServerConnection::new(config.clone()) {
         Ok(c) => c,
-        Err(e) => return failed(&e),
+        Err(e) => {
+            report(failed(&e));
+            return;
+        }
     };
     let mut tls = StreamOwned::new(conn, tcp);
     while tls.conn.is_handshaking() {
         if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
-            return failed(&e);
+            report(failed(&e));
+            return;
         }
     }
     let sni = tls.conn.server_name().map(str::to_owned);
     let resumed = tls.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-    match read_post(&mut tls) {
-        Some(Post { signed, events }) => Seen::Post {
-            sni,
+    // A kept connection ends when the server drops it (or at the read timeout).
+    while let Some(Post { signed, events }) = read_post(&mut tls, keep) {
+        let seen = Seen::Post {
+            conn: n,
+            sni: sni.clone(),
             resumed,
             signed,
             events,
-        },
-        None => Seen::HandshakeFailed("no POST after the handshake".into()),
+        };
+        if !report(seen) || !keep {
+            return;
+        }
     }
 }
 
@@ -181,10 +201,12 @@ fn occupy(s: &Server) -> Ws {
     ws
 }
 
-/// The next POST: (SNI, resumed, the channel of its one `channel_occupied` event).
-fn occupied_post(seen: &Receiver<Seen>) -> (Option<String>, bool, Value) {
+/// The next POST: (its connection's number, SNI, resumed, the channel of its one
+/// `channel_occupied` event).
+fn occupied_post(seen: &Receiver<Seen>) -> (usize, Option<String>, bool, Value) {
     match seen.recv_timeout(WAIT).expect("a POST") {
         Seen::Post {
+            conn,
             sni,
             resumed,
             signed,
@@ -193,7 +215,7 @@ fn occupied_post(seen: &Receiver<Seen>) -> (Option<String>, bool, Value) {
             assert!(signed, "key and signature hold");
             assert_eq!(events.len(), 1, "{events:?}");
             assert_eq!(events[0]["name"], "channel_occupied");
-            (sni, resumed, events[0]["channel"].clone())
+            (conn, sni, resumed, events[0]["channel"].clone())
         }
         Seen::HandshakeFailed(e) => panic!("handshake failed: {e}"),
     }
@@ -202,30 +224,45 @@ fn occupied_post(seen: &Receiver<Seen>) -> (Option<String>, bool, Value) {
 #[test]
 fn a_webhook_reaches_an_https_receiver_signed_through_a_private_ca() {
     let ca = Ca::new("ringcast webhook test CA");
-    let (port, seen) = receiver(ca.server_config(&["localhost"]));
+    let (port, seen) = receiver(ca.server_config(&["localhost"]), false);
     let url = format!("https://localhost:{port}/hooks");
     let s = server(&url, &["--pusher-webhook-ca", &ca.pem_path()]);
     let mut ws = occupy(&s);
-    let (sni, resumed, channel) = occupied_post(&seen);
+    let (conn, sni, resumed, channel) = occupied_post(&seen);
     assert_eq!(
         sni.as_deref(),
         Some("localhost"),
         "SNI names the URL's host"
     );
     assert!(!resumed, "the first POST's handshake is a full one");
-    assert_eq!(channel, "chat");
-    // Each POST has its own connection, as over http://; the next one resumes the session.
+    assert_eq!((conn, channel), (0, "chat".into()));
+    // This receiver closes each connection after its answer: the next POST's connection
+    // resumes the TLS session.
     subscribe(&mut ws, "chat-2");
-    let (sni, resumed, channel) = occupied_post(&seen);
+    let (conn, sni, resumed, channel) = occupied_post(&seen);
     assert_eq!(sni.as_deref(), Some("localhost"));
     assert!(resumed, "the second POST resumes the TLS session");
-    assert_eq!(channel, "chat-2");
+    assert_eq!((conn, channel), (1, "chat-2".into()));
     let sent = "ringcast_webhook_events_total{app=\"1\",result=\"sent\"}";
     assert!(common::proc::poll_until(WAIT, || s.metric(sent) == 2));
     assert_eq!(
         s.metric("ringcast_webhook_request_failures_total{app=\"1\",reason=\"tls\"}"),
         0
     );
+}
+
+#[test]
+fn a_receiver_that_keeps_its_connection_gets_the_next_post_on_it() {
+    let ca = Ca::new("ringcast webhook test CA");
+    let (port, seen) = receiver(ca.server_config(&["localhost"]), true);
+    let url = format!("https://localhost:{port}/hooks");
+    let s = server(&url, &["--pusher-webhook-ca", &ca.pem_path()]);
+    let mut ws = occupy(&s);
+    let (conn, _, _, channel) = occupied_post(&seen);
+    assert_eq!((conn, channel), (0, "chat".into()));
+    subscribe(&mut ws, "chat-2");
+    let (conn, _, _, channel) = occupied_post(&seen);
+    assert_eq!((conn, channel), (0, "chat-2".into()), "no new connection");
 }
 
 /// The receiver at `url`'s port sees only failed handshakes; the server counts them under
@@ -266,7 +303,7 @@ fn refused_and_retried(s: &Server, seen: &Receiver<Seen>, why: &str) {
 fn a_receiver_signed_by_an_untrusted_ca_gets_nothing_and_the_failures_are_counted() {
     let trusted = Ca::new("the CA the server trusts");
     let other = Ca::new("a CA nobody trusts");
-    let (port, seen) = receiver(other.server_config(&["localhost"]));
+    let (port, seen) = receiver(other.server_config(&["localhost"]), false);
     let url = format!("https://localhost:{port}/hooks");
     // The CA from the environment this time.
     let ca = trusted.pem_path();
@@ -277,7 +314,7 @@ fn a_receiver_signed_by_an_untrusted_ca_gets_nothing_and_the_failures_are_counte
 #[test]
 fn a_certificate_for_another_name_gets_nothing_and_the_failures_are_counted() {
     let ca = Ca::new("ringcast webhook test CA");
-    let (port, seen) = receiver(ca.server_config(&["hooks.example"]));
+    let (port, seen) = receiver(ca.server_config(&["hooks.example"]), false);
     let url = format!("https://localhost:{port}/hooks");
     // The CA from the config file this time: were it not read, the failure would be
     // UnknownIssuer.
@@ -291,7 +328,7 @@ fn a_certificate_for_another_name_gets_nothing_and_the_failures_are_counted() {
 #[test]
 fn without_the_ca_flag_only_the_system_roots_are_trusted() {
     let ca = Ca::new("a private CA not in the system store");
-    let (port, seen) = receiver(ca.server_config(&["localhost"]));
+    let (port, seen) = receiver(ca.server_config(&["localhost"]), false);
     let s = server(&format!("https://localhost:{port}/hooks"), &[]);
     refused_and_retried(&s, &seen, "UnknownIssuer");
 }

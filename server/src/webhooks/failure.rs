@@ -1,6 +1,8 @@
 //! Why one webhook POST failed, and the socket and TLS errors sorted into those reasons (the
 //! `reason` label of `ringcast_webhook_request_failures_total`).
 
+use std::time::{Duration, Instant};
+
 /// Why one attempt failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PostError {
@@ -20,6 +22,9 @@ pub enum PostError {
     /// The answer was not an HTTP/1.x status line and head.
     #[error("not an HTTP answer")]
     BadAnswer,
+    /// The receiver closed the connection before any byte of an answer.
+    #[error("connection closed before an answer")]
+    Closed,
     /// TLS failed: a certificate the server does not trust, one for another name, a failed
     /// handshake or an alert from the receiver.
     #[error("TLS: {0}")]
@@ -34,9 +39,40 @@ impl PostError {
             PostError::Status(_) => "status",
             PostError::Timeout => "timeout",
             PostError::Connect(_) => "connect",
-            PostError::Io(_) | PostError::BadAnswer => "io",
+            PostError::Io(_) | PostError::BadAnswer | PostError::Closed => "io",
             PostError::Tls(_) => "tls",
         }
+    }
+}
+
+impl PostError {
+    /// Whether this says only that the receiver had closed the connection (a kept one:
+    /// written into a closed socket, or ended before the answer began), so a new
+    /// connection may carry the POST.
+    #[must_use]
+    pub fn is_closed_connection(&self) -> bool {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+        match self {
+            PostError::Closed => true,
+            PostError::Io(e) => matches!(
+                e.kind(),
+                BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// The time left before `deadline`.
+///
+/// # Errors
+/// [`PostError::Timeout`] when none is.
+pub fn remaining(deadline: Instant) -> Result<Duration, PostError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(PostError::Timeout)
+    } else {
+        Ok(left)
     }
 }
 

@@ -1,19 +1,18 @@
-//! The HTTP client of webhooks: one `POST` per attempt over a fresh `std` TCP connection
-//! (`Connection: close`), every step within one deadline; for an `https://` URL the
-//! connection is TLS ([`super::tls`]).
+//! The HTTP client of webhooks: one `POST` per attempt over blocking `std` sockets, every
+//! step within one deadline; the connection kept for the next POST when the receiver allows
+//! ([`super::keep`]); for an `https://` URL the connection is TLS ([`super::tls`]).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
 
-use super::failure::{PostError, is_timeout, stream_error};
+use super::answer::{self, Answer};
+use super::failure::{PostError, is_timeout, remaining, stream_error};
+use super::keep::Kept;
 use super::tls::Stream;
-
-/// Largest response head read before the status is known.
-const MAX_HEAD: usize = 16 * 1024;
 
 /// Why a webhook URL is refused at start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,39 +91,53 @@ impl Target {
     }
 
     /// POSTs `body` with `headers` (plus `Host`, `Content-Type: application/json`,
-    /// `Content-Length`, `Connection: close`); the status when it is 2xx. Connecting, sending
-    /// and reading the status line share one `timeout`; so does the TLS handshake of an
-    /// `https://` URL, made with `tls` (given to every sender of an https URL).
+    /// `Content-Length`); the status when it is 2xx. The connection `kept` from the last POST
+    /// carries it when still open (one the receiver closed just as it was written to is
+    /// replaced by a new one, once), else a new one: TCP, and for an `https://` URL a TLS
+    /// handshake with `tls` (given to every sender of an https URL). Connecting, the
+    /// handshake, sending and reading the answer share one `timeout`. The connection is kept
+    /// again when the answer allows it ([`answer::read`]).
     ///
     /// # Errors
     /// [`PostError`]: a non-2xx status, the timeout, a TLS failure, or a connection or
     /// protocol failure.
     pub fn post(
         &self,
-        body: &[u8],
-        headers: &[(&str, &str)],
+        kept: &mut Kept,
+        request: (&[u8], &[(&str, &str)]),
         timeout: Duration,
         tls: Option<&Arc<ClientConfig>>,
     ) -> Result<u16, PostError> {
-        let deadline = Instant::now() + timeout;
-        let tcp = self.connect(deadline)?;
-        let mut stream = if self.https {
-            let config = tls.ok_or_else(|| {
-                PostError::Tls(rustls::Error::General("no TLS client configuration".into()))
-            })?;
-            // The handshake's reads and writes share the deadline.
-            let left = Some(remaining(deadline)?);
-            tcp.set_read_timeout(left).map_err(PostError::Io)?;
-            tcp.set_write_timeout(left).map_err(PostError::Io)?;
-            Stream::tls(config, &self.host, tcp)?
-        } else {
-            Stream::Plain(tcp)
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let head = self.head(request.0.len(), request.1);
+        let exchange = |mut stream: Stream| -> Result<(Answer, Stream), PostError> {
+            send(&mut stream, &head, request.0, deadline)?;
+            let answer = answer::read(&mut stream, deadline)?;
+            Ok((answer, stream))
         };
+        let reused = kept.take(started).map(&exchange);
+        let (answer, stream) = match reused {
+            Some(Ok(done)) => done,
+            Some(Err(e)) if !e.is_closed_connection() => return Err(e),
+            // Nothing kept, or the receiver had closed it: a new connection.
+            Some(Err(_)) | None => exchange(self.open(deadline, tls)?)?,
+        };
+        if answer.reusable {
+            kept.put(stream, Instant::now());
+        }
+        if (200..300).contains(&answer.status) {
+            Ok(answer.status)
+        } else {
+            Err(PostError::Status(answer.status))
+        }
+    }
+
+    /// The request head for a body of `len` bytes.
+    fn head(&self, len: usize, headers: &[(&str, &str)]) -> String {
         let mut head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringcast-webhooks\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-            self.path,
-            self.authority,
-            body.len()
+            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringcast-webhooks\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n",
+            self.path, self.authority,
         );
         for (name, value) in headers {
             head.push_str(name);
@@ -133,24 +146,27 @@ impl Target {
             head.push_str("\r\n");
         }
         head.push_str("\r\n");
-        stream
-            .tcp()
-            .set_write_timeout(Some(remaining(deadline)?))
-            .map_err(PostError::Io)?;
-        stream.write_all(head.as_bytes()).map_err(stream_error)?;
-        stream
-            .tcp()
-            .set_write_timeout(Some(remaining(deadline)?))
-            .map_err(PostError::Io)?;
-        stream.write_all(body).map_err(stream_error)?;
-        // TLS records still buffered go out before the answer is awaited.
-        stream.flush().map_err(stream_error)?;
-        let status = read_status(&mut stream, deadline)?;
-        if (200..300).contains(&status) {
-            Ok(status)
-        } else {
-            Err(PostError::Status(status))
+        head
+    }
+
+    /// A new connection: TCP, then TLS for an `https://` URL.
+    fn open(
+        &self,
+        deadline: Instant,
+        tls: Option<&Arc<ClientConfig>>,
+    ) -> Result<Stream, PostError> {
+        let tcp = self.connect(deadline)?;
+        if !self.https {
+            return Ok(Stream::Plain(tcp));
         }
+        let config = tls.ok_or_else(|| {
+            PostError::Tls(rustls::Error::General("no TLS client configuration".into()))
+        })?;
+        // The handshake's reads and writes share the deadline.
+        let left = Some(remaining(deadline)?);
+        tcp.set_read_timeout(left).map_err(PostError::Io)?;
+        tcp.set_write_timeout(left).map_err(PostError::Io)?;
+        Stream::tls(config, &self.host, tcp)
     }
 
     fn connect(&self, deadline: Instant) -> Result<TcpStream, PostError> {
@@ -171,6 +187,19 @@ impl Target {
     }
 }
 
+/// Writes the request's head and body, within the deadline.
+fn send(stream: &mut Stream, head: &str, body: &[u8], deadline: Instant) -> Result<(), PostError> {
+    for part in [head.as_bytes(), body] {
+        stream
+            .tcp()
+            .set_write_timeout(Some(remaining(deadline)?))
+            .map_err(PostError::Io)?;
+        stream.write_all(part).map_err(stream_error)?;
+    }
+    // TLS records still buffered go out before the answer is awaited.
+    stream.flush().map_err(stream_error)
+}
+
 /// `host` (brackets of an IPv6 literal removed) and port (`default` when absent) of
 /// `authority`.
 fn split_authority(authority: &str, default: u16) -> Result<(&str, u16), UrlError> {
@@ -188,45 +217,6 @@ fn split_authority(authority: &str, default: u16) -> Result<(&str, u16), UrlErro
     match authority.split_once(':') {
         Some((host, p)) => Ok((host, port(p)?)),
         None => Ok((authority, default)),
-    }
-}
-
-/// Reads until the response head is complete; its status code.
-fn read_status(stream: &mut Stream, deadline: Instant) -> Result<u16, PostError> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        stream
-            .tcp()
-            .set_read_timeout(Some(remaining(deadline)?))
-            .map_err(PostError::Io)?;
-        let n = stream.read(&mut chunk).map_err(stream_error)?;
-        if n == 0 {
-            return Err(PostError::BadAnswer);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut answer = httparse::Response::new(&mut headers);
-        match answer.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
-                return answer.code.ok_or(PostError::BadAnswer);
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-            // Too many headers is still an answer: the status line parsed.
-            Err(httparse::Error::TooManyHeaders) => {
-                return answer.code.ok_or(PostError::BadAnswer);
-            }
-            _ => return Err(PostError::BadAnswer),
-        }
-    }
-}
-
-fn remaining(deadline: Instant) -> Result<Duration, PostError> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        Err(PostError::Timeout)
-    } else {
-        Ok(left)
     }
 }
 

@@ -9,11 +9,15 @@
 //! fit is dropped and counted. `http://` and `https://` URLs ([`tls`]: rustls, the system's
 //! CA certificates plus `--pusher-webhook-ca`).
 
+mod answer;
 mod backoff;
 mod batch;
 mod debounce;
 mod failure;
 mod http;
+mod keep;
+#[cfg(test)]
+mod keep_tests;
 mod metrics;
 mod pump;
 #[cfg(test)]

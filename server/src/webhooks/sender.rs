@@ -11,6 +11,7 @@ use super::WebhookConfig;
 use super::backoff::Backoff;
 use super::failure::PostError;
 use super::http::Target;
+use super::keep::Kept;
 use super::metrics::{Fate, WebhookMetrics};
 
 /// A batch's body, signed once for all the app's URLs; its bytes count in
@@ -70,6 +71,8 @@ fn run(
 ) {
     let target = &endpoint.target;
     let mut tls_notice = TlsNotice::default();
+    // The connection of the last POST, while the receiver keeps it open.
+    let mut kept = Kept::default();
     for signed in rx {
         let headers = [
             ("X-Pusher-Key", signed.key.as_str()),
@@ -78,7 +81,8 @@ fn run(
         let mut attempt = 1;
         loop {
             let tls = endpoint.tls.as_ref();
-            let failure = match target.post(&signed.body, &headers, timeout, tls) {
+            let request = (signed.body.as_slice(), headers.as_slice());
+            let failure = match target.post(&mut kept, request, timeout, tls) {
                 Ok(_) => {
                     tls_notice.delivered(target);
                     metrics.delivered_after(signed.app, signed.oldest.elapsed());

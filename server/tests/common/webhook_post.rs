@@ -27,9 +27,10 @@ pub fn hex_hmac(secret: &[u8], body: &[u8]) -> String {
         .collect()
 }
 
-/// Reads one request to a path under `/hooks` from `stream` and answers 200 (`Connection:
-/// close`); `None` for anything else or a broken request.
-pub fn read_post<S: Read + Write>(stream: &mut S) -> Option<Post> {
+/// Reads one request to a path under `/hooks` from `stream` and answers 200, with
+/// `Connection: close` unless `keep` (then the connection may carry the next POST); `None`
+/// for anything else or a broken request.
+pub fn read_post<S: Read + Write>(stream: &mut S, keep: bool) -> Option<Post> {
     let mut reader = BufReader::new(&mut *stream);
     let (mut len, mut key, mut sig) = (0usize, String::new(), String::new());
     let mut line = String::new();
@@ -54,9 +55,12 @@ pub fn read_post<S: Read + Write>(stream: &mut S) -> Option<Post> {
     }
     let mut body = vec![0; len];
     reader.read_exact(&mut body).ok()?;
-    stream
-        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        .ok()?;
+    let answer: &[u8] = if keep {
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    } else {
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    };
+    stream.write_all(answer).ok()?;
     stream.flush().ok()?;
     let v: Value = serde_json::from_slice(&body).ok()?;
     let signed = key == "key1" && sig == hex_hmac(b"secret1", &body);
