@@ -92,12 +92,13 @@ impl Drop for Ca {
 
 /// What the receiver saw on one connection.
 enum Seen {
-    /// A POST after a good handshake: the number of its connection, the SNI name sent,
-    /// whether the handshake resumed an earlier session, whether key and signature held, its
-    /// events.
+    /// A POST after a good handshake: the number of its connection, the SNI name sent, the
+    /// key exchange group, whether the handshake resumed an earlier session, whether key and
+    /// signature held, its events.
     Post {
         conn: usize,
         sni: Option<String>,
+        group: Option<rustls::NamedGroup>,
         resumed: bool,
         signed: bool,
         events: Vec<Value>,
@@ -153,11 +154,13 @@ fn serve(
     }
     let sni = tls.conn.server_name().map(str::to_owned);
     let resumed = tls.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    let group = tls.conn.negotiated_key_exchange_group().map(|g| g.name());
     // A kept connection ends when the server drops it (or at the read timeout).
     while let Some(Post { signed, events }) = read_post(&mut tls, keep) {
         let seen = Seen::Post {
             conn: n,
             sni: sni.clone(),
+            group,
             resumed,
             signed,
             events,
@@ -208,11 +211,14 @@ fn occupied_post(seen: &Receiver<Seen>) -> (usize, Option<String>, bool, Value) 
         Seen::Post {
             conn,
             sni,
+            group,
             resumed,
             signed,
             events,
         } => {
             assert!(signed, "key and signature hold");
+            // Not secp384r1, first in rustls' ring defaults and twice as costly.
+            assert_eq!(group, Some(rustls::NamedGroup::X25519));
             assert_eq!(events.len(), 1, "{events:?}");
             assert_eq!(events[0]["name"], "channel_occupied");
             (conn, sni, resumed, events[0]["channel"].clone())

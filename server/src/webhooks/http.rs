@@ -176,7 +176,13 @@ impl Target {
         let mut last = None;
         for addr in addrs {
             match TcpStream::connect_timeout(&addr, remaining(deadline)?) {
-                Ok(s) => return Ok(s),
+                Ok(s) => {
+                    // The head and the body are two writes (two TLS records over https): with
+                    // Nagle's algorithm the second waits for the receiver's delayed ACK of the
+                    // first, 40 ms per POST on a kept connection (measured on loopback).
+                    s.set_nodelay(true).map_err(PostError::Connect)?;
+                    return Ok(s);
+                }
                 Err(e) if is_timeout(&e) => return Err(PostError::Timeout),
                 Err(e) => last = Some(e),
             }

@@ -19,6 +19,8 @@ mod keep;
 #[cfg(test)]
 mod keep_tests;
 mod metrics;
+#[cfg(test)]
+mod post_cost;
 mod pump;
 #[cfg(test)]
 mod sdk_tests;
