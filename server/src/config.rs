@@ -206,7 +206,8 @@ pub struct Config {
         requires = "pusher_app_id"
     )]
     pub pusher_app_secret: Option<Secret>,
-    /// Comma-separated webhook URLs of the --pusher-app-id app (`http://` only: an `https://` URL is refused at start).
+    /// Comma-separated webhook URLs of the --pusher-app-id app, `http://` or `https://`
+    /// (docs/pusher-webhooks.md).
     #[arg(
         long,
         env = "RINGCAST_PUSHER_WEBHOOK_URL",
@@ -214,6 +215,11 @@ pub struct Config {
         requires = "pusher_app_id"
     )]
     pub pusher_webhook_url: Vec<String>,
+    /// PEM file of CA certificates trusted for `https://` webhook URLs besides the system's
+    /// (a private CA); a receiver's certificate that neither vouches for is a failed attempt,
+    /// retried (docs/pusher-webhooks.md#https).
+    #[arg(long, env = "RINGCAST_PUSHER_WEBHOOK_CA")]
+    pub pusher_webhook_ca: Option<PathBuf>,
     /// Path prefix a reverse proxy adds in front of the Pusher paths (`/pusher` serves
     /// `/pusher/app/{key}` and `/pusher/apps/{id}/…`).
     #[arg(long, env = "RINGCAST_PUSHER_PATH_PREFIX", default_value = "")]
@@ -455,6 +461,9 @@ impl Config {
         self.pusher = crate::pusher::apps::build(flag_app, &self.pusher_apps_file)
             .map_err(ConfigError::Range)?
             .map(Arc::new);
+        if let Some(ca) = &self.pusher_webhook_ca {
+            crate::webhooks::check_ca(ca).map_err(|e| ConfigError::Range(e.to_string()))?;
+        }
         Ok(self)
     }
 

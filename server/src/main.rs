@@ -288,7 +288,11 @@ fn serve(config: Config, tls: Option<Arc<TlsAcceptor>>) -> Result<(), Box<dyn st
     let clustered = bridge.is_some();
     let webhooks = match shared.config.pusher.clone() {
         Some(apps) if apps.all().iter().any(|a| !a.webhooks.is_empty()) => {
-            Webhooks::start(apps, WebhookConfig::default())?
+            let config = WebhookConfig {
+                ca_file: shared.config.pusher_webhook_ca.clone(),
+                ..WebhookConfig::default()
+            };
+            Webhooks::start(apps, config)?
         }
         _ => Webhooks::disabled(),
     };

@@ -24,8 +24,8 @@ const KEYS: &[&str] = &[
 ///
 /// # Errors
 /// A message for an app the `ringcast-pusher` checks refuse (empty or odd id or key, an id or
-/// key used twice) or a webhook URL the webhooks module cannot deliver to (only `http://`:
-/// [`crate::webhooks::check_url`]).
+/// key used twice) or a webhook URL the webhooks module cannot deliver to (`http://` and
+/// `https://` only: [`crate::webhooks::check_url`]).
 pub fn build(flag: Option<App>, file: &[App]) -> Result<Option<Apps>, String> {
     let apps: Vec<App> = flag.into_iter().chain(file.iter().cloned()).collect();
     if apps.is_empty() {

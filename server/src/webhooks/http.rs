@@ -1,61 +1,35 @@
-//! The HTTP client of webhooks: one `POST` per attempt over a fresh `std` TCP connection
-//! (`Connection: close`), every step within one deadline. Plain `http://` URLs only; put a
-//! local TLS proxy in front of an `https://` receiver (docs/pusher-webhooks.md).
+//! The HTTP client of webhooks: one `POST` per attempt over blocking `std` sockets, every
+//! step within one deadline; the connection kept for the next POST when the receiver allows
+//! ([`super::keep`]); for an `https://` URL the connection is TLS ([`super::tls`]).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Largest response head read before the status is known.
-const MAX_HEAD: usize = 16 * 1024;
+use rustls::ClientConfig;
+
+use super::answer::{self, Answer};
+use super::failure::{PostError, is_timeout, remaining, stream_error};
+use super::keep::Kept;
+use super::tls::Stream;
 
 /// Why a webhook URL is refused at start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
-    /// Not `http://…` (`https://` included: no TLS client here).
-    #[error("only http:// URLs are supported")]
+    /// Neither `http://…` nor `https://…`.
+    #[error("only http:// and https:// URLs are supported")]
     Scheme,
     /// No host, a bad port or user info.
     #[error("bad host or port")]
     Authority,
 }
 
-/// Why one attempt failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PostError {
-    /// The receiver answered, but not 2xx.
-    #[error("HTTP status {0}")]
-    Status(u16),
-    /// Nothing within `--webhook-timeout` (connect, send or answer).
-    #[error("timed out")]
-    Timeout,
-    /// The name did not resolve or no address accepted the connection.
-    #[error("connect: {0}")]
-    Connect(std::io::Error),
-    /// The connection failed while sending or reading.
-    #[error("i/o: {0}")]
-    Io(std::io::Error),
-    /// The answer was not an HTTP/1.x status line and head.
-    #[error("not an HTTP answer")]
-    BadAnswer,
-}
-
-impl PostError {
-    /// Its `reason` label in `ringcast_webhook_request_failures_total`.
-    #[must_use]
-    pub fn label(&self) -> &'static str {
-        match self {
-            PostError::Status(_) => "status",
-            PostError::Timeout => "timeout",
-            PostError::Connect(_) => "connect",
-            PostError::Io(_) | PostError::BadAnswer => "io",
-        }
-    }
-}
-
-/// A parsed `http://host[:port][/path][?query]` URL.
+/// A parsed `http[s]://host[:port][/path][?query]` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// `https://`: TLS with SNI and certificate checks for `host`.
+    https: bool,
     host: String,
     port: u16,
     /// `host[:port]` as written, for the `Host` header.
@@ -70,18 +44,23 @@ impl Target {
     /// # Errors
     /// [`UrlError`] for another scheme or a bad authority.
     pub fn parse(url: &str) -> Result<Target, UrlError> {
-        let rest = url
-            .get(..7)
-            .filter(|s| s.eq_ignore_ascii_case("http://"))
-            .map(|_| &url[7..])
-            .ok_or(UrlError::Scheme)?;
+        let scheme = |s: &str| {
+            url.get(..s.len())
+                .filter(|p| p.eq_ignore_ascii_case(s))
+                .map(|_| &url[s.len()..])
+        };
+        let (https, rest) = match (scheme("http://"), scheme("https://")) {
+            (Some(rest), _) => (false, rest),
+            (None, Some(rest)) => (true, rest),
+            (None, None) => return Err(UrlError::Scheme),
+        };
         let rest = rest.split('#').next().unwrap_or_default();
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, path) = rest.split_at(end);
         if authority.is_empty() || authority.contains('@') {
             return Err(UrlError::Authority);
         }
-        let (host, port) = split_authority(authority)?;
+        let (host, port) = split_authority(authority, if https { 443 } else { 80 })?;
         if host.is_empty() || port == 0 {
             return Err(UrlError::Authority);
         }
@@ -91,6 +70,7 @@ impl Target {
             format!("/{path}")
         };
         Ok(Target {
+            https,
             host: host.to_string(),
             port,
             authority: authority.to_string(),
@@ -104,25 +84,60 @@ impl Target {
         &self.authority
     }
 
+    /// Whether this is an `https://` URL.
+    #[must_use]
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+
     /// POSTs `body` with `headers` (plus `Host`, `Content-Type: application/json`,
-    /// `Content-Length`, `Connection: close`); the status when it is 2xx. Connecting, sending
-    /// and reading the status line share one `timeout`.
+    /// `Content-Length`); the status when it is 2xx. The connection `kept` from the last POST
+    /// carries it when still open (one the receiver closed just as it was written to is
+    /// replaced by a new one, once), else a new one: TCP, and for an `https://` URL a TLS
+    /// handshake with `tls` (given to every sender of an https URL). Connecting, the
+    /// handshake, sending and reading the answer share one `timeout`. The connection is kept
+    /// again when the answer allows it ([`answer::read`]).
     ///
     /// # Errors
-    /// [`PostError`]: a non-2xx status, the timeout, or a connection or protocol failure.
+    /// [`PostError`]: a non-2xx status, the timeout, a TLS failure, or a connection or
+    /// protocol failure.
     pub fn post(
         &self,
-        body: &[u8],
-        headers: &[(&str, &str)],
+        kept: &mut Kept,
+        request: (&[u8], &[(&str, &str)]),
         timeout: Duration,
+        tls: Option<&Arc<ClientConfig>>,
     ) -> Result<u16, PostError> {
-        let deadline = Instant::now() + timeout;
-        let mut stream = self.connect(deadline)?;
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let head = self.head(request.0.len(), request.1);
+        let exchange = |mut stream: Stream| -> Result<(Answer, Stream), PostError> {
+            send(&mut stream, &head, request.0, deadline)?;
+            let answer = answer::read(&mut stream, deadline)?;
+            Ok((answer, stream))
+        };
+        let reused = kept.take(started).map(&exchange);
+        let (answer, stream) = match reused {
+            Some(Ok(done)) => done,
+            Some(Err(e)) if !e.is_closed_connection() => return Err(e),
+            // Nothing kept, or the receiver had closed it: a new connection.
+            Some(Err(_)) | None => exchange(self.open(deadline, tls)?)?,
+        };
+        if answer.reusable {
+            kept.put(stream, Instant::now());
+        }
+        if (200..300).contains(&answer.status) {
+            Ok(answer.status)
+        } else {
+            Err(PostError::Status(answer.status))
+        }
+    }
+
+    /// The request head for a body of `len` bytes.
+    fn head(&self, len: usize, headers: &[(&str, &str)]) -> String {
         let mut head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringcast-webhooks\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-            self.path,
-            self.authority,
-            body.len()
+            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringcast-webhooks\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n",
+            self.path, self.authority,
         );
         for (name, value) in headers {
             head.push_str(name);
@@ -131,20 +146,27 @@ impl Target {
             head.push_str("\r\n");
         }
         head.push_str("\r\n");
-        stream
-            .set_write_timeout(Some(remaining(deadline)?))
-            .map_err(PostError::Io)?;
-        stream.write_all(head.as_bytes()).map_err(io_error)?;
-        stream
-            .set_write_timeout(Some(remaining(deadline)?))
-            .map_err(PostError::Io)?;
-        stream.write_all(body).map_err(io_error)?;
-        let status = read_status(&mut stream, deadline)?;
-        if (200..300).contains(&status) {
-            Ok(status)
-        } else {
-            Err(PostError::Status(status))
+        head
+    }
+
+    /// A new connection: TCP, then TLS for an `https://` URL.
+    fn open(
+        &self,
+        deadline: Instant,
+        tls: Option<&Arc<ClientConfig>>,
+    ) -> Result<Stream, PostError> {
+        let tcp = self.connect(deadline)?;
+        if !self.https {
+            return Ok(Stream::Plain(tcp));
         }
+        let config = tls.ok_or_else(|| {
+            PostError::Tls(rustls::Error::General("no TLS client configuration".into()))
+        })?;
+        // The handshake's reads and writes share the deadline.
+        let left = Some(remaining(deadline)?);
+        tcp.set_read_timeout(left).map_err(PostError::Io)?;
+        tcp.set_write_timeout(left).map_err(PostError::Io)?;
+        Stream::tls(config, &self.host, tcp)
     }
 
     fn connect(&self, deadline: Instant) -> Result<TcpStream, PostError> {
@@ -154,7 +176,13 @@ impl Target {
         let mut last = None;
         for addr in addrs {
             match TcpStream::connect_timeout(&addr, remaining(deadline)?) {
-                Ok(s) => return Ok(s),
+                Ok(s) => {
+                    // The head and the body are two writes (two TLS records over https): with
+                    // Nagle's algorithm the second waits for the receiver's delayed ACK of the
+                    // first, 40 ms per POST on a kept connection (measured on loopback).
+                    s.set_nodelay(true).map_err(PostError::Connect)?;
+                    return Ok(s);
+                }
                 Err(e) if is_timeout(&e) => return Err(PostError::Timeout),
                 Err(e) => last = Some(e),
             }
@@ -165,13 +193,27 @@ impl Target {
     }
 }
 
-/// `host` (brackets of an IPv6 literal removed) and port (80 when absent) of `authority`.
-fn split_authority(authority: &str) -> Result<(&str, u16), UrlError> {
+/// Writes the request's head and body, within the deadline.
+fn send(stream: &mut Stream, head: &str, body: &[u8], deadline: Instant) -> Result<(), PostError> {
+    for part in [head.as_bytes(), body] {
+        stream
+            .tcp()
+            .set_write_timeout(Some(remaining(deadline)?))
+            .map_err(PostError::Io)?;
+        stream.write_all(part).map_err(stream_error)?;
+    }
+    // TLS records still buffered go out before the answer is awaited.
+    stream.flush().map_err(stream_error)
+}
+
+/// `host` (brackets of an IPv6 literal removed) and port (`default` when absent) of
+/// `authority`.
+fn split_authority(authority: &str, default: u16) -> Result<(&str, u16), UrlError> {
     let port = |p: &str| p.parse::<u16>().map_err(|_| UrlError::Authority);
     if let Some(v6) = authority.strip_prefix('[') {
         let (host, after) = v6.split_once(']').ok_or(UrlError::Authority)?;
         return match after {
-            "" => Ok((host, 80)),
+            "" => Ok((host, default)),
             _ => Ok((
                 host,
                 port(after.strip_prefix(':').ok_or(UrlError::Authority)?)?,
@@ -180,60 +222,7 @@ fn split_authority(authority: &str) -> Result<(&str, u16), UrlError> {
     }
     match authority.split_once(':') {
         Some((host, p)) => Ok((host, port(p)?)),
-        None => Ok((authority, 80)),
-    }
-}
-
-/// Reads until the response head is complete; its status code.
-fn read_status(stream: &mut TcpStream, deadline: Instant) -> Result<u16, PostError> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        stream
-            .set_read_timeout(Some(remaining(deadline)?))
-            .map_err(PostError::Io)?;
-        let n = stream.read(&mut chunk).map_err(io_error)?;
-        if n == 0 {
-            return Err(PostError::BadAnswer);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut answer = httparse::Response::new(&mut headers);
-        match answer.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
-                return answer.code.ok_or(PostError::BadAnswer);
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-            // Too many headers is still an answer: the status line parsed.
-            Err(httparse::Error::TooManyHeaders) => {
-                return answer.code.ok_or(PostError::BadAnswer);
-            }
-            _ => return Err(PostError::BadAnswer),
-        }
-    }
-}
-
-fn remaining(deadline: Instant) -> Result<Duration, PostError> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        Err(PostError::Timeout)
-    } else {
-        Ok(left)
-    }
-}
-
-fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-    )
-}
-
-fn io_error(e: std::io::Error) -> PostError {
-    if is_timeout(&e) {
-        PostError::Timeout
-    } else {
-        PostError::Io(e)
+        None => Ok((authority, default)),
     }
 }
 
@@ -243,6 +232,7 @@ mod tests {
 
     fn t(host: &str, port: u16, authority: &str, path: &str) -> Target {
         Target {
+            https: false,
             host: host.into(),
             port,
             authority: authority.into(),
@@ -277,12 +267,32 @@ mod tests {
     }
 
     #[test]
+    fn https_urls_default_to_port_443() {
+        let tls = |host, port, authority, path| Target {
+            https: true,
+            ..t(host, port, authority, path)
+        };
+        assert_eq!(
+            Target::parse("https://hooks.example/pusher"),
+            Ok(tls("hooks.example", 443, "hooks.example", "/pusher"))
+        );
+        assert_eq!(
+            Target::parse("HTTPS://[::1]:8443"),
+            Ok(tls("::1", 8443, "[::1]:8443", "/"))
+        );
+        assert!(Target::parse("https://h/").is_ok_and(|t| t.is_https()));
+        assert!(Target::parse("http://h/").is_ok_and(|t| !t.is_https()));
+    }
+
+    #[test]
     fn other_schemes_and_bad_authorities_are_refused() {
-        assert_eq!(Target::parse("https://example.com/"), Err(UrlError::Scheme));
         assert_eq!(Target::parse("ftp://x"), Err(UrlError::Scheme));
         assert_eq!(Target::parse("http"), Err(UrlError::Scheme));
+        assert_eq!(Target::parse("httpx://h/"), Err(UrlError::Scheme));
         for bad in [
             "http://",
+            "https://",
+            "https://h:0/",
             "http:///path",
             "http://h:0/",
             "http://h:99999/",

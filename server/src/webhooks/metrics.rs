@@ -22,7 +22,7 @@ pub enum Fate {
 const FATES: [&str; 4] = ["sent", "failed", "dropped", "debounced"];
 
 /// Why an attempt failed, the `reason` label of `ringcast_webhook_request_failures_total`.
-const REASONS: [&str; 4] = ["status", "timeout", "connect", "io"];
+const REASONS: [&str; 5] = ["status", "timeout", "connect", "io", "tls"];
 
 /// Latency bucket bounds in milliseconds: from the oldest event's `emit` to the 2xx (the
 /// batch window, a debounce and retries included).

@@ -6,21 +6,31 @@
 //! (`ringcast-webhooks`) debounces, batches and signs ([`pump`]); one sender thread per URL
 //! POSTs that URL's batches in order with blocking `std` sockets and retries ([`sender`]),
 //! so a slow or dead receiver delays only its own URL. Every queue is bounded; what does not
-//! fit is dropped and counted. Plain `http://` URLs only.
+//! fit is dropped and counted. `http://` and `https://` URLs ([`tls`]: rustls, the system's
+//! CA certificates plus `--pusher-webhook-ca`).
 
+mod answer;
 mod backoff;
 mod batch;
 mod debounce;
+mod failure;
 mod http;
+mod keep;
+#[cfg(test)]
+mod keep_tests;
 mod metrics;
+#[cfg(test)]
+mod post_cost;
 mod pump;
 #[cfg(test)]
 mod sdk_tests;
 mod sender;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,12 +40,13 @@ use ringcast_pusher::webhook::Event;
 
 pub use self::backoff::Backoff;
 pub use self::http::UrlError;
+pub use self::tls::{CaError, check_ca};
 
-/// Whether `url` is a webhook URL this module can deliver to (`http://host[:port]/…`): the
-/// configuration checks every app's URLs with it, so a bad one stops the start (exit 2).
+/// Whether `url` is a webhook URL this module can deliver to (`http[s]://host[:port]/…`):
+/// the configuration checks every app's URLs with it, so a bad one stops the start (exit 2).
 ///
 /// # Errors
-/// [`UrlError`]: another scheme (`https://` included) or a bad host or port.
+/// [`UrlError`]: another scheme or a bad host or port.
 pub fn check_url(url: &str) -> Result<(), UrlError> {
     self::http::Target::parse(url).map(|_| ())
 }
@@ -64,6 +75,9 @@ pub struct WebhookConfig {
     /// Bytes the waiting events of one app may hold (their strings, then their signed
     /// bodies); an event that does not fit is dropped at `emit`.
     pub max_queued_bytes: u64,
+    /// A PEM file of CA certificates trusted for `https://` URLs besides the system's
+    /// (`--pusher-webhook-ca`).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for WebhookConfig {
@@ -82,6 +96,7 @@ impl Default for WebhookConfig {
             debounce_max: 10_000,
             queue_batches: 64,
             max_queued_bytes: 32 << 20,
+            ca_file: None,
         }
     }
 }
@@ -89,7 +104,7 @@ impl Default for WebhookConfig {
 /// Why webhooks cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
-    /// An app's webhook URL is not a plain `http://` URL with a host.
+    /// An app's webhook URL is not an `http://` or `https://` URL with a host.
     #[error("app {app:?}: webhook URL {url:?}: {reason}")]
     Url {
         /// The app id.
@@ -102,6 +117,9 @@ pub enum WebhookError {
     /// A zero queue, batch size or attempt count.
     #[error("webhook settings: {0} must be at least 1")]
     Zero(&'static str),
+    /// The TLS client of `https://` URLs cannot be made (a bad `--pusher-webhook-ca`).
+    #[error("{0}")]
+    Ca(#[from] CaError),
     /// A delivery thread could not be started.
     #[error("webhooks: cannot start a delivery thread: {0}")]
     Spawn(#[from] std::io::Error),
@@ -143,8 +161,8 @@ impl Webhooks {
     /// Starts the delivery thread (off the workers) for the apps that have webhook URLs.
     ///
     /// # Errors
-    /// [`WebhookError`]: a URL that is not plain `http://`, a zero bound, a thread that
-    /// cannot be spawned.
+    /// [`WebhookError`]: a URL that is neither `http://` nor `https://`, a zero bound, a bad
+    /// CA file, a thread that cannot be spawned.
     pub fn start(apps: Arc<Apps>, config: WebhookConfig) -> Result<Webhooks, WebhookError> {
         let hooked: Vec<_> = apps
             .all()
@@ -176,11 +194,18 @@ impl Webhooks {
             });
             targets.push(urls.collect::<Result<Vec<_>, _>>()?);
         }
+        // The system's roots are read once, and only when some URL needs them.
+        let https = targets.iter().flatten().any(http::Target::is_https);
+        let tls = if https {
+            Some(tls::client_config(config.ca_file.as_deref())?)
+        } else {
+            None
+        };
         let ids: Vec<String> = hooked.iter().map(|a| a.id.clone()).collect();
         let metrics = Arc::new(WebhookMetrics::new(ids.clone()));
         let signers = hooked.into_iter().cloned().collect();
         let (intake, rx) = crossbeam_channel::bounded(config.queue_events);
-        pump::spawn(rx, signers, targets, &config, metrics.clone())?;
+        pump::spawn(rx, signers, targets, tls, &config, metrics.clone())?;
         let apps = ids.into_iter().enumerate().map(|(i, id)| (id, i)).collect();
         Ok(Webhooks {
             inner: Some(Arc::new(Inner {

@@ -7,23 +7,25 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ringcast_pusher::app::App;
 use ringcast_pusher::webhook;
+use rustls::ClientConfig;
 
 use super::batch::{Batch, Batcher};
 use super::debounce::{Debounce, Step};
 use super::http::Target;
 use super::metrics::{Fate, WebhookMetrics};
-use super::sender::{self, Signed};
+use super::sender::{self, Endpoint, Signed};
 use super::{Queued, WebhookConfig};
 
 /// Most events taken from the intake in one go before deadlines are looked at again, so a
 /// flood of emits cannot hold back a due batch.
 const DRAIN_MAX: usize = 1024;
 
-/// Starts one sender thread per URL, then the pump thread.
+/// Starts one sender thread per URL (each `https://` one with `tls`), then the pump thread.
 pub fn spawn(
     rx: Receiver<Queued>,
     signers: Vec<App>,
     targets: Vec<Vec<Target>>,
+    tls: Option<Arc<ClientConfig>>,
     config: &WebhookConfig,
     metrics: Arc<WebhookMetrics>,
 ) -> std::io::Result<()> {
@@ -31,7 +33,11 @@ pub fn spawn(
     for (app, targets) in targets.into_iter().enumerate() {
         let mut txs = Vec::with_capacity(targets.len());
         for target in targets {
-            txs.push(sender::spawn(app, target, config, metrics.clone())?);
+            let endpoint = Endpoint {
+                tls: tls.clone().filter(|_| target.is_https()),
+                target,
+            };
+            txs.push(sender::spawn(app, endpoint, config, metrics.clone())?);
         }
         urls.push(txs);
     }

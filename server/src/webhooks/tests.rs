@@ -461,10 +461,17 @@ fn a_quick_reconnect_sends_nothing_and_a_real_vacate_is_sent() {
 }
 
 #[test]
-fn start_refuses_https_and_is_disabled_without_urls() {
-    let apps = Arc::new(Apps::new(vec![app("1", &["https://example.com/"])]).expect("apps"));
+fn start_refuses_other_schemes_and_a_bad_ca_and_is_disabled_without_urls() {
+    let apps = Arc::new(Apps::new(vec![app("1", &["ftp://example.com/"])]).expect("apps"));
     let err = Webhooks::start(apps, WebhookConfig::default()).err();
     assert!(matches!(err, Some(WebhookError::Url { .. })), "{err:?}");
+    let apps = Arc::new(Apps::new(vec![app("1", &["https://example.com/"])]).expect("apps"));
+    let missing = WebhookConfig {
+        ca_file: Some("/nonexistent/ringcast-ca.pem".into()),
+        ..WebhookConfig::default()
+    };
+    let err = Webhooks::start(apps, missing).err();
+    assert!(matches!(err, Some(WebhookError::Ca(_))), "{err:?}");
     let none = Arc::new(Apps::new(vec![app("1", &[])]).expect("apps"));
     let w = Webhooks::start(none, WebhookConfig::default()).expect("start");
     assert!(w.inner.is_none());
