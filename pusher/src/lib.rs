@@ -13,7 +13,7 @@
 //!   [`auth::verify_channel`] / [`auth::verify_user`], [`presence::parse_channel_data`] and
 //!   the writers of [`mod@write`];
 //! - for the HTTP API: [`http_api::route`], [`http_api::authenticate`], the body parsers and
-//!   the answer writers of [`http_api`];
+//!   the query checks and answer writers of [`http_answer`];
 //! - for webhooks: [`webhook::body`] and [`webhook::signature`].
 
 pub mod app;
@@ -21,6 +21,7 @@ pub mod auth;
 pub mod channel;
 pub mod error;
 pub mod hex;
+pub mod http_answer;
 pub mod http_api;
 pub mod json;
 pub mod message;

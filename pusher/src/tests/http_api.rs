@@ -1,7 +1,8 @@
 use serde_json::json;
 
 use super::{apps, doc_app, json};
-use crate::http_api::{self, ApiError, ChannelInfo, Info, Route};
+use crate::http_answer::{self, ChannelInfo};
+use crate::http_api::{self, ApiError, Info, Route};
 use crate::json::Dom;
 use crate::socket_id::SocketId;
 
@@ -299,7 +300,7 @@ fn batch_bodies() {
 #[test]
 fn answers_of_the_http_api() {
     let mut out = Vec::new();
-    http_api::write_trigger_answer(&mut out, None::<[(&str, ChannelInfo); 0]>);
+    http_answer::write_trigger_answer(&mut out, None::<[(&str, ChannelInfo); 0]>);
     assert_eq!(json(&out), json!({}));
     let mut out = Vec::new();
     let infos = [
@@ -318,19 +319,19 @@ fn answers_of_the_http_api() {
             },
         ),
     ];
-    http_api::write_trigger_answer(&mut out, Some(infos));
+    http_answer::write_trigger_answer(&mut out, Some(infos));
     assert_eq!(
         json(&out),
         json!({"channels": {"presence-foobar": {"user_count": 42, "subscription_count": 51}, "another": {"subscription_count": 13}}})
     );
     let mut out = Vec::new();
-    http_api::write_batch_answer(&mut out, Some([infos[0].1, ChannelInfo::default()]));
+    http_answer::write_batch_answer(&mut out, Some([infos[0].1, ChannelInfo::default()]));
     assert_eq!(
         json(&out),
         json!({"batch": [{"user_count": 42, "subscription_count": 51}, {}]})
     );
     let mut out = Vec::new();
-    http_api::write_channels(
+    http_answer::write_channels(
         &mut out,
         [
             (
@@ -348,7 +349,7 @@ fn answers_of_the_http_api() {
         json!({"channels": {"presence-foobar": {"user_count": 42}, "x": {}}})
     );
     let mut out = Vec::new();
-    http_api::write_channel(
+    http_answer::write_channel(
         &mut out,
         true,
         ChannelInfo {
@@ -361,10 +362,10 @@ fn answers_of_the_http_api() {
         json!({"occupied": true, "user_count": 42, "subscription_count": 42})
     );
     let mut out = Vec::new();
-    http_api::write_channel(&mut out, false, ChannelInfo::default());
+    http_answer::write_channel(&mut out, false, ChannelInfo::default());
     assert_eq!(json(&out), json!({"occupied": false}));
     let mut out = Vec::new();
-    http_api::write_users(&mut out, ["1", "2\""]);
+    http_answer::write_users(&mut out, ["1", "2\""]);
     assert_eq!(json(&out), json!({"users": [{"id": "1"}, {"id": "2\""}]}));
 }
 
@@ -375,19 +376,19 @@ fn attributes_where_they_do_not_apply_are_400() {
         user_count: true,
         subscription_count: false,
     };
-    assert!(http_api::check_channels_query(users, Some("presence-")).is_ok());
-    let err = http_api::check_channels_query(users, None).expect_err("not limited to presence");
+    assert!(http_answer::check_channels_query(users, Some("presence-")).is_ok());
+    let err = http_answer::check_channels_query(users, None).expect_err("not limited to presence");
     assert_eq!(err.status(), 400);
-    assert!(http_api::check_channels_query(Info::default(), None).is_ok());
-    assert!(http_api::check_channel_query("presence-x", users, &limits).is_ok());
-    assert!(http_api::check_channel_query("private-x", users, &limits).is_err());
-    assert!(http_api::check_users_query("presence-x", &limits).is_ok());
+    assert!(http_answer::check_channels_query(Info::default(), None).is_ok());
+    assert!(http_answer::check_channel_query("presence-x", users, &limits).is_ok());
+    assert!(http_answer::check_channel_query("private-x", users, &limits).is_err());
+    assert!(http_answer::check_users_query("presence-x", &limits).is_ok());
     assert_eq!(
-        http_api::check_users_query("x", &limits).map_err(|e| e.status()),
+        http_answer::check_users_query("x", &limits).map_err(|e| e.status()),
         Err(400)
     );
     assert_eq!(
-        http_api::check_users_query("a b", &limits).map_err(|e| e.status()),
+        http_answer::check_users_query("a b", &limits).map_err(|e| e.status()),
         Err(400)
     );
 }

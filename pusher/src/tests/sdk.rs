@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::doc_app;
 use crate::app::Apps;
 use crate::auth;
+use crate::http_answer;
 use crate::http_api::{self, Info, Route};
 use crate::json::Dom;
 use crate::webhook;
@@ -111,7 +112,7 @@ fn sdk_http_requests_authenticate_and_their_bodies_parse() {
                 let info = Info::parse(params.get("info"));
                 let prefix = params.get("filter_by_prefix");
                 assert!(info.user_count && prefix == Some("presence-"));
-                assert!(http_api::check_channels_query(info, prefix).is_ok());
+                assert!(http_answer::check_channels_query(info, prefix).is_ok());
             }
             "channel_info" => {
                 assert_eq!(

@@ -11,7 +11,8 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use ringcast_pusher::app::{self, App};
-use ringcast_pusher::http_api::{self, ApiError, ChannelInfo, Info, Route, Trigger};
+use ringcast_pusher::http_answer::{self, ChannelInfo};
+use ringcast_pusher::http_api::{self, ApiError, Info, Route, Trigger};
 use ringcast_pusher::json::Dom;
 use ringcast_pusher::socket_id::SocketId;
 
@@ -58,7 +59,7 @@ pub fn answer(
                     .map(|c| (c.as_str(), info(registry, app, c, t.info)))
                     .collect::<Vec<_>>()
             });
-            http_api::write_trigger_answer(&mut out, infos);
+            http_answer::write_trigger_answer(&mut out, infos);
         }
         Route::BatchEvents => {
             let batch =
@@ -71,14 +72,14 @@ pub fn answer(
                     .map(|t| info(registry, app, &t.channels[0], t.info))
                     .collect::<Vec<_>>()
             });
-            http_api::write_batch_answer(&mut out, infos);
+            http_answer::write_batch_answer(&mut out, infos);
         }
         Route::Channels => {
             let prefix = params.get("filter_by_prefix");
             let wanted = Info::parse(params.get("info"));
-            http_api::check_channels_query(wanted, prefix)?;
+            http_answer::check_channels_query(wanted, prefix)?;
             let channels = registry.channels(&app.id, prefix.unwrap_or(""));
-            http_api::write_channels(
+            http_answer::write_channels(
                 &mut out,
                 channels.iter().map(|c| {
                     let user_count = wanted.user_count.then_some(c.users as u64);
@@ -92,7 +93,7 @@ pub fn answer(
         }
         Route::Channel(name) => {
             let wanted = Info::parse(params.get("info"));
-            http_api::check_channel_query(&name, wanted, &app.limits)?;
+            http_answer::check_channel_query(&name, wanted, &app.limits)?;
             let found = registry.info(&app::topic(&app.id, &name));
             let c = found.as_ref();
             let info = ChannelInfo {
@@ -100,12 +101,12 @@ pub fn answer(
                 subscription_count: (wanted.subscription_count)
                     .then(|| c.map_or(0, |c| c.subscriptions)),
             };
-            http_api::write_channel(&mut out, c.is_some(), info);
+            http_answer::write_channel(&mut out, c.is_some(), info);
         }
         Route::ChannelUsers(name) => {
-            http_api::check_users_query(&name, &app.limits)?;
+            http_answer::check_users_query(&name, &app.limits)?;
             let users = registry.users(&app::topic(&app.id, &name));
-            http_api::write_users(&mut out, users.iter().map(String::as_str));
+            http_answer::write_users(&mut out, users.iter().map(String::as_str));
         }
         Route::TerminateUserConnections(user) => {
             // Applied by every worker on its next tick, and by the other nodes from the bus,
