@@ -4,7 +4,7 @@
 // Public, private, presence and private-encrypted channels, client events (delivered, not
 // echoed), presence member_added/member_removed, Echo's here/joining/leaving/whisper, signin
 // and the server-to-user channel, a reconnect that resubscribes, cache channels
-// (pusher:cache_miss, the last event on subscribe). Exits 0 when every step
+// (pusher:cache_miss, the last event on subscribe), watchlist online/offline events. Exits 0 when every step
 // passed; each step waits for an event, never for a time (one overall deadline).
 import Pusher from "pusher-js";
 import PusherServer from "pusher";
@@ -21,7 +21,7 @@ const log = (m) => console.log(`ok - ${m}`);
 const fail = (m) => { console.error(`FAIL: ${m}`); process.exit(1); };
 const clients = [];
 
-function client(userId) {
+function client(userId, watchlist) {
   const p = new Pusher("key1", {
     wsHost: host, wsPort: port, forceTLS: false, enabledTransports: ["ws"],
     disableStats: true, cluster: "mt1",
@@ -33,7 +33,7 @@ function client(userId) {
       },
     },
     userAuthentication: {
-      customHandler: ({ socketId }, cb) => cb(null, server.authenticateUser(socketId, { id: userId })),
+      customHandler: ({ socketId }, cb) => cb(null, server.authenticateUser(socketId, { id: userId, watchlist })),
     },
   });
   clients.push(p);
@@ -96,6 +96,27 @@ try {
     if (ch.subscribed) resolve(); else ch.bind("pusher:subscription_succeeded", resolve);
   });
   log("signin and the server-to-user channel");
+
+  // Watchlists: wendy watches ann (signed in above) and zed (not yet).
+  const w = client("wendy", ["ann", "zed"]);
+  await once(w.connection, "connected");
+  const firstOnline = once(w.user.watchlist, "online");
+  const firstOffline = once(w.user.watchlist, "offline");
+  w.signin();
+  const [on, off] = await Promise.all([firstOnline, firstOffline]);
+  if (JSON.stringify([on.user_ids, off.user_ids]) !== '[["ann"],["zed"]]') {
+    fail(`watchlist at signin: ${JSON.stringify([on, off])}`);
+  }
+  log("watchlist: who is online at signin");
+  const z = client("zed");
+  await once(z.connection, "connected");
+  const zedOnline = once(w.user.watchlist, "online");
+  z.signin();
+  if (JSON.stringify((await zedOnline).user_ids) !== '["zed"]') fail("watchlist online");
+  const zedOffline = once(w.user.watchlist, "offline");
+  z.disconnect();
+  if (JSON.stringify((await zedOffline).user_ids) !== '["zed"]') fail("watchlist offline");
+  log("watchlist: online and offline events");
 
   // Reconnect: the client resubscribes its channels by itself.
   const again = once(a.channel("private-chat"), "pusher:subscription_succeeded");

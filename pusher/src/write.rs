@@ -172,6 +172,35 @@ pub fn cache_miss(out: &mut Vec<u8>, channel: &str) {
     out.push(b'}');
 }
 
+/// `{"event":"pusher_internal:watchlist_events","data":"{\"events\":[{\"name\":N,\"user_ids\":[…]},…]}"}`:
+/// the online status of users of a signed-in connection's watchlist, one entry per status
+/// (`online`, `offline`) with at least one user.
+pub fn watchlist_events(out: &mut Vec<u8>, events: &[(&str, &[&str])]) {
+    let mut inner = Vec::with_capacity(64);
+    inner.extend_from_slice(b"{\"events\":[");
+    let mut first = true;
+    for (name, ids) in events.iter().filter(|(_, ids)| !ids.is_empty()) {
+        if !std::mem::take(&mut first) {
+            inner.push(b',');
+        }
+        inner.extend_from_slice(b"{\"name\":");
+        write_str(&mut inner, name);
+        inner.extend_from_slice(b",\"user_ids\":[");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                inner.push(b',');
+            }
+            write_str(&mut inner, id);
+        }
+        inner.extend_from_slice(b"]}");
+    }
+    inner.extend_from_slice(b"]}");
+    event_head(out, "pusher_internal:watchlist_events", None);
+    out.extend_from_slice(b",\"data\":");
+    write_escaped(out, &inner);
+    out.push(b'}');
+}
+
 /// `{"event":"pusher:signin_success","data":{"user_data":"…"}}` (`user_data` as the client
 /// sent it).
 pub fn signin_success(out: &mut Vec<u8>, user_data: &str) {

@@ -332,6 +332,15 @@ fn member_added_removed_count_cache_miss_and_signin_success() {
         json!({"event": "pusher:cache_miss", "channel": "cache-c"})
     );
     let mut out = Vec::new();
+    write::watchlist_events(&mut out, &[("online", &["a\"1", "b"]), ("offline", &[])]);
+    let v = json(&out);
+    assert_eq!(v["event"], "pusher_internal:watchlist_events");
+    assert!(v.get("channel").is_none());
+    assert_eq!(
+        inner(&v),
+        json!({"events": [{"name": "online", "user_ids": ["a\"1", "b"]}]})
+    );
+    let mut out = Vec::new();
     write::signin_success(&mut out, "{\"id\":\"42\"}");
     assert_eq!(
         json(&out),

@@ -65,12 +65,32 @@ pub struct Registry {
     nodes: Mutex<Nodes>,
     /// Where deltas go (unset outside a cluster).
     publish: OnceLock<Publish>,
+    /// Signed-in connections per [`online_topic`] and user (watchlists,
+    /// docs/pusher.md#watchlists).
+    online: Mutex<HashMap<String, HashMap<String, u32>>>,
+}
+
+/// The pseudo-topic under which a node tells the others which users of app `app_id` are
+/// signed in on it (`Delta::User`, like a presence channel's members; no client can name
+/// it: `#` is not allowed in a channel name).
+pub fn online_topic(app_id: &str) -> String {
+    ringcast_pusher::app::topic(app_id, "#online")
+}
+
+/// The fan-out topic where `user_id`'s online / offline changes go: every connection
+/// watching the user is a member (docs/pusher.md#watchlists).
+pub fn watch_topic(app_id: &str, user_id: &str) -> String {
+    ringcast_pusher::app::topic(app_id, &format!("#watch/{user_id}"))
 }
 
 impl Registry {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Channel>> {
         // A panic while holding it leaves counts that are still counts.
         self.channels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn online(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, u32>>> {
+        self.online.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn nodes(&self) -> std::sync::MutexGuard<'_, Nodes> {
@@ -130,7 +150,15 @@ impl Registry {
                         )
                     })
                 })
-                .collect();
+                .collect::<Vec<_>>();
+            drop(channels);
+            let mut users = users;
+            let online = self.online();
+            users.extend(
+                (online.iter())
+                    .flat_map(|(t, ids)| ids.keys().map(move |id| (t.clone(), id.clone(), None))),
+            );
+            drop(online);
             self.send(&Delta::Full { subs, users });
             return None;
         }
@@ -164,6 +192,75 @@ impl Registry {
     pub fn connections(&self, app_id: &str) -> u32 {
         let c = self.connections.lock().unwrap_or_else(|e| e.into_inner());
         c.get(app_id).copied().unwrap_or(0)
+    }
+
+    /// A connection of app `app_id` signed in as `user_id`; true when the user was online on
+    /// no node before (its watchers get `online`).
+    pub fn sign_in(&self, app_id: &str, user_id: &str) -> bool {
+        let topic = online_topic(app_id);
+        let mut online = self.online();
+        let n = (online.entry(topic.clone()).or_default())
+            .entry(user_id.to_owned())
+            .or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            return false;
+        }
+        let elsewhere = self.nodes().has_user(&topic, user_id);
+        self.send(&Delta::User {
+            topic,
+            id: user_id.to_owned(),
+            info: None,
+            on: true,
+            hook: false,
+            owe: None,
+        });
+        !elsewhere
+    }
+
+    /// A connection signed in as `user_id` ends (or signs in again); true when the user is
+    /// now online on no node (its watchers get `offline`).
+    pub fn sign_out(&self, app_id: &str, user_id: &str) -> bool {
+        let topic = online_topic(app_id);
+        let mut online = self.online();
+        let Some(users) = online.get_mut(&topic) else {
+            return false;
+        };
+        let Some(n) = users.get_mut(user_id) else {
+            return false;
+        };
+        *n -= 1;
+        if *n > 0 {
+            return false;
+        }
+        users.remove(user_id);
+        if users.is_empty() {
+            online.remove(&topic);
+        }
+        let elsewhere = self.nodes().has_user(&topic, user_id);
+        self.send(&Delta::User {
+            topic,
+            id: user_id.to_owned(),
+            info: None,
+            on: false,
+            hook: false,
+            owe: None,
+        });
+        !elsewhere
+    }
+
+    /// Which of `user_ids` are signed in on some node of app `app_id`.
+    pub fn is_online<'u>(&self, app_id: &str, user_ids: &'u [String]) -> Vec<(&'u str, bool)> {
+        let topic = online_topic(app_id);
+        let online = self.online();
+        let local = online.get(&topic);
+        let nodes = self.nodes();
+        (user_ids.iter())
+            .map(|id| {
+                let on = local.is_some_and(|u| u.contains_key(id)) || nodes.has_user(&topic, id);
+                (id.as_str(), on)
+            })
+            .collect()
     }
 
     /// One more subscription of `topic`; true when this node sends the channel's

@@ -16,6 +16,7 @@ use crate::fanout::deliver::DeliveryReport;
 use crate::refusal::Refusal;
 use crate::rooms::local::Slot;
 use crate::session::presence::presence_change;
+use crate::session::pusher::channels::Farewell;
 use crate::session::{Cut, End, Outcome, Session, Sink, handshake};
 
 impl Worker {
@@ -118,8 +119,22 @@ impl Worker {
         self.release_pending(key);
         let client = self.conns[key].session.client().cloned();
         // A Pusher presence member's `member_removed`, published while it is still a member.
-        for (room, frame) in self.conns[key].session.release(&self.ctx.shared) {
-            (self.fanout.batches).push(&room, key, OpCode::Text, &frame);
+        for farewell in self.conns[key].session.release(&self.ctx.shared) {
+            match farewell {
+                Farewell::Room(room, frame) => {
+                    (self.fanout.batches).push(&room, key, OpCode::Text, &frame);
+                }
+                Farewell::Topic(topic, frame) => {
+                    let room = self.ctx.shared.directory.get(&topic);
+                    (self.fanout.batches).push_pusher_event(
+                        &topic,
+                        room.as_ref(),
+                        key,
+                        &frame,
+                        None,
+                    );
+                }
+            }
         }
         for (room, slot) in self.conns[key].session.close() {
             let left = self.rooms.leave(room.id, slot);

@@ -27,9 +27,16 @@ thread_local! {
     static DOM: RefCell<Dom> = RefCell::new(Dom::default());
 }
 
-/// A channel event to publish into a room on behalf of a connection that is ending (the
-/// worker publishes it, `Session::release`).
-pub type Farewell = (Arc<SharedRoom>, Vec<u8>);
+/// An event to publish on behalf of a connection that is ending (the worker publishes it,
+/// `Session::release`).
+pub enum Farewell {
+    /// A channel event into a room the connection is still a member of (`member_removed`,
+    /// `subscription_count`).
+    Room(Arc<SharedRoom>, Vec<u8>),
+    /// An event into a topic the connection is not a member of: its signed-in user's
+    /// watchers' `offline` (`super::watchlist`).
+    Topic(Arc<str>, Vec<u8>),
+}
 
 impl Conn {
     pub(super) fn subscribe(&mut self, app: &App, s: &Subscribe, sink: &mut Sink<'_>) {
@@ -183,12 +190,16 @@ impl Conn {
             return Vec::new();
         }
         registry.disconnect(&self.app_id);
-        (self.subs.iter())
+        let mut out: Vec<Farewell> = (self.subs.iter())
             .filter_map(|sub| {
                 let frame = farewell(registry, webhooks, &self.app_id, sub)?;
-                Some((sub.room.clone(), frame))
+                Some(Farewell::Room(sub.room.clone(), frame))
             })
-            .collect()
+            .collect();
+        if let Some((topic, frame)) = self.sign_out_at_end(registry) {
+            out.push(Farewell::Topic(topic, frame));
+        }
+        out
     }
 }
 

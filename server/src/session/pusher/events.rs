@@ -90,11 +90,14 @@ impl Conn {
             Ok(u) => u,
             Err(e) => return error(sink, None, &e.to_string()),
         };
-        self.user = Some(Box::from(user.id.as_str()));
+        let watching = self.signed_in(app, &user.id, &user.watchlist, sink);
         self.user_key = Some(super::user_key(&app.id, &user.id).into_boxed_str());
         let mut out = Vec::with_capacity(64 + user_data.len());
         write::signin_success(&mut out, user_data);
         sink.reply_frame(OpCode::Text, &out);
+        if let Some(frame) = watching {
+            sink.reply_frame(OpCode::Text, &frame);
+        }
         if user.watchlist_truncated {
             error(sink, Some(ErrorCode::WatchlistLimit), "");
         }

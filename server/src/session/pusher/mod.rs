@@ -10,7 +10,7 @@
 //! for this dialect, `fanout::Fanout::flush_batches`).
 //!
 //! Subscriptions are in [`channels`] (a cache channel's answer in [`cache`]), client events
-//! and signin in [`events`].
+//! and signin in [`events`], its watchlist in [`watchlist`].
 
 pub mod cache;
 pub mod calls;
@@ -20,6 +20,7 @@ pub mod demo;
 pub mod events;
 pub mod http;
 pub mod upgrade;
+pub mod watchlist;
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -86,6 +87,8 @@ struct Conn {
     deflate: bool,
     /// Cache channel answers asked of Redis and not back yet (`cache`).
     cache_asks: u8,
+    /// Memberships of the watched users' topics ([`watchlist`]).
+    watching: Vec<(Arc<SharedRoom>, Slot)>,
 }
 
 impl PusherSession {
@@ -107,18 +110,17 @@ impl PusherSession {
 
     /// Where this connection sits in local room `room_id`.
     pub fn slot_mut(&mut self, room_id: u64) -> Option<&mut Slot> {
-        (self.conn.subs.iter_mut())
-            .find(|s| s.room.id == room_id)
-            .map(|s| &mut s.slot)
+        let channels = (self.conn.subs.iter_mut()).map(|s| (&s.room, &mut s.slot));
+        let watched = (self.conn.watching.iter_mut()).map(|(room, slot)| (&*room, slot));
+        (channels.chain(watched))
+            .find(|(room, _)| room.id == room_id)
+            .map(|(_, slot)| slot)
     }
 
     /// Every subscription's room and slot, to leave them (after [`Self::release`]).
     pub fn into_memberships(self) -> Vec<(Arc<SharedRoom>, Slot)> {
-        self.conn
-            .subs
-            .into_iter()
-            .map(|s| (s.room, s.slot))
-            .collect()
+        let channels = self.conn.subs.into_iter().map(|s| (s.room, s.slot));
+        channels.chain(self.conn.watching).collect()
     }
 
     /// Decodes `data` and handles every event, until the data ends or the session closes.

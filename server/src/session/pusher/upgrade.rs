@@ -94,6 +94,7 @@ pub fn accept(
         released: true,
         deflate: crate::deflate::deflate_class(deflate.as_ref()),
         cache_asks: 0,
+        watching: Vec::new(),
     };
     let decoder = Box::new(decoder);
     let mut response = Vec::with_capacity(160);
