@@ -292,3 +292,79 @@ fn occupancy_webhooks_once_per_cluster_and_debounced_across_nodes() {
     );
     drop(again);
 }
+
+/// Collects webhooks until `marker`'s `channel_vacated` has come from each of `nodes`
+/// markers; returns the events before them.
+fn webhooks_until_markers(
+    hooks: &mpsc::Receiver<(String, String)>,
+    markers: &[&str],
+) -> Vec<(String, String)> {
+    let mut left: Vec<&str> = markers.to_vec();
+    let mut seen = Vec::new();
+    while !left.is_empty() {
+        let e = hooks.recv_timeout(common::READ_TIMEOUT).expect("a webhook");
+        if e.0 == "channel_vacated" && left.contains(&e.1.as_str()) {
+            left.retain(|m| *m != e.1);
+        } else {
+            seen.push(e);
+        }
+    }
+    seen
+}
+
+/// A node killed with SIGKILL (it closes nothing, publishes nothing) is forgotten by the
+/// others once silent for `pusher::liveness::SILENT_FOR`: its presence user is removed on
+/// the survivors' channels (`member_removed` to their subscribers), their HTTP API stops
+/// counting it, and the webhooks its departure means are sent once per cluster (by the
+/// live node with the smallest id).
+#[test]
+fn a_killed_node_is_forgotten_with_its_members_once_per_cluster() {
+    let redis = RedisServer::start();
+    let (url, hooks) = webhook_receiver();
+    let a = hooked_node(&redis, "a", &url);
+    let doomed = hooked_node(&redis, "b", &url);
+    let c = hooked_node(&redis, "c", &url);
+    let (room, solo) = ("presence-room", "chan-b");
+    // The doomed node has a presence member in `room` (also watched from a) and the only
+    // subscription to `solo`.
+    let (mut ghost, id_g) = connect(&doomed.addr);
+    join(&mut ghost, &id_g, room, "ghost");
+    subscribe_public(&mut ghost, solo);
+    for node in [&a, &c] {
+        wait_info(&node.addr, room, |v| v["user_count"] == 1);
+        wait_info(&node.addr, solo, |v| v["subscription_count"] == 1);
+    }
+    let (mut watcher, id_w) = connect(&a.addr);
+    assert_eq!(ids(&join(&mut watcher, &id_w, room, "u1")), ["ghost", "u1"]);
+    wait_info(&c.addr, room, |v| v["user_count"] == 2);
+    doomed.signal(libc::SIGKILL);
+    // a's subscriber hears the ghost go, once its node is forgotten.
+    let v = recv(&mut watcher);
+    assert_eq!(v["event"], "pusher_internal:member_removed", "{v}");
+    assert!(v["data"].as_str().expect("data").contains("ghost"), "{v}");
+    for node in [&a, &c] {
+        let v = wait_info(&node.addr, room, |v| v["user_count"] == 1);
+        assert_eq!(v["subscription_count"], 1, "{v}");
+        wait_info(&node.addr, solo, |v| v["occupied"] == false);
+    }
+    // A marker on each survivor (a vacated webhook is held by the debounce as the ones about
+    // the dead node were): what either survivor sent about it comes before its marker.
+    for (node, marker) in [(&a, "chan-ma"), (&c, "chan-mc")] {
+        let (mut m, _) = connect(&node.addr);
+        subscribe_public(&mut m, marker);
+        drop(m);
+    }
+    let mut seen = webhooks_until_markers(&hooks, &["chan-ma", "chan-mc"]);
+    seen.retain(|(name, ch)| {
+        !(name == "channel_occupied" || name == "member_added" || ch.starts_with("chan-m"))
+    });
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("channel_vacated".to_owned(), solo.to_owned()),
+            ("member_removed".to_owned(), room.to_owned()),
+        ],
+        "each once, from one node"
+    );
+}

@@ -32,7 +32,8 @@ pub type Wake = Box<dyn FnMut(RawFd) + Send>;
 pub struct Inbound {
     shared: Arc<Shared>,
     peers: Peers,
-    /// Only the bus thread takes it (uncontended); `Inbound` is shared through `InboundSlot`.
+    /// The bus thread takes it, and `super::pusher_nodes` once in a while (`Inbound::inject`);
+    /// `Inbound` is shared through `InboundSlot`.
     out: Mutex<Out>,
 }
 
@@ -280,6 +281,17 @@ impl Inbound {
         }
     }
 
+    /// Delivers `frame` (a text message) to this node's members of `topic` as if it came
+    /// from another node (`Source::Bus`: this node's history, never published again), at
+    /// once: what a departed node would have published (`super::pusher_nodes`).
+    pub(super) fn inject(&self, topic: &str, frame: &[u8]) {
+        let mut b = BatchBuilder::for_topic(Arc::from(topic));
+        b.push(None, OpCode::Text, frame);
+        let mut out = self.out();
+        self.run(b.freeze(None, false), Source::Bus, &mut out);
+        self.flush(&mut out);
+    }
+
     /// Sends each worker the batches gathered since the last flush (one hand-off, one wake).
     fn flush(&self, out: &mut Out) {
         let Out { wake, burst, .. } = out;
@@ -386,26 +398,19 @@ pub struct InboundSlot(Arc<OnceLock<Inbound>>);
 impl InboundSlot {
     /// Makes `inbound` the target of bus events.
     pub fn fill(&self, inbound: Inbound) {
-        // What the other nodes' Pusher channels hold: asked once events can be handled, and
-        // again a few times while the node starts: the bus takes the state room's SUBSCRIBE
-        // and the ask's PUBLISH through different queues, so the first answers (and the
-        // deltas of the first moments) may come before this node hears the room. Each ask
-        // costs one full state per node, three times per node start.
+        // What the other nodes' Pusher channels hold: asked once events can be handled (and
+        // again a few times while the node starts, by `super::pusher_nodes`).
         let shared = inbound.shared.clone();
         let _ = self.0.set(inbound);
         shared.pusher.resync();
         if shared.cluster.is_some() && shared.config.pusher.is_some() {
-            let spawned = std::thread::Builder::new()
-                .name("ringcast-pusher-sync".into())
-                .spawn(move || {
-                    for ms in [300, 1_000, 3_000] {
-                        std::thread::sleep(std::time::Duration::from_millis(ms));
-                        shared.pusher.resync();
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::warn!("Pusher cluster state: no resync thread: {e}");
-            }
+            let slot = self.clone();
+            let inject = move |topic: &str, frame: &[u8]| {
+                if let Some(inbound) = slot.0.get() {
+                    inbound.inject(topic, frame);
+                }
+            };
+            super::pusher_nodes::start(shared, Box::new(inject));
         }
     }
 

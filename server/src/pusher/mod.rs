@@ -7,5 +7,6 @@
 //! Imports nothing of this crate, so `config` and `shared` may import it.
 
 pub mod apps;
+pub mod liveness;
 pub mod nodes;
 pub mod registry;

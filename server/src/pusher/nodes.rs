@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::liveness::Liveness;
+
 /// How long a tombstone names the node that holds a vacated / removed webhook: past the
 /// webhook debounce window (3 s), with room for the bus's delay.
 pub const TOMBSTONE: Duration = Duration::from_secs(5);
@@ -79,6 +81,9 @@ pub enum Delta {
     },
     /// Every node answers with its [`Delta::Full`] state.
     Sync,
+    /// The origin is alive: sent every `super::liveness::BEAT_EVERY` (a node silent for
+    /// `super::liveness::SILENT_FOR` is forgotten).
+    Beat,
     /// The origin's whole state: replaces what was known of it.
     Full {
         /// (topic, subscriptions).
@@ -153,12 +158,23 @@ impl Topic {
     }
 }
 
+/// What a node forgotten for its silence leaves behind (`Nodes::expire`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Left {
+    /// Topics it had subscriptions to that no other node has now.
+    pub topics: Vec<String>,
+    /// (topic, user) present on it and on no other node now.
+    pub users: Vec<(String, String)>,
+}
+
 /// The other nodes' channels, per topic.
 #[derive(Debug, Default)]
 pub struct Nodes {
     topics: HashMap<String, Topic>,
     /// The nodes heard from, by tag (`node_tag`).
     tags: HashMap<u64, Arc<str>>,
+    /// When each node was last heard from (`super::liveness`).
+    liveness: Liveness,
 }
 
 impl Nodes {
@@ -206,6 +222,56 @@ impl Nodes {
         let t = self.topics.get_mut(topic)?;
         let (node, at) = t.removed_by.remove(user)?;
         (now.duration_since(at) < TOMBSTONE).then(|| node.to_string())
+    }
+
+    /// Node `origin` was heard from (any message); true when it had been forgotten for its
+    /// silence and must be asked for its whole state.
+    pub fn heard(&mut self, origin: &str, now: Instant) -> bool {
+        self.liveness.heard(&Arc::from(origin), now)
+    }
+
+    /// This node's Redis link as the bus reports it (`super::liveness::Liveness::link`).
+    pub fn link(&mut self, up: bool, published: u64, now: Instant) -> bool {
+        self.liveness.link(up, published, now)
+    }
+
+    /// Whether this node (`me`) sends the webhooks of a departure (the smallest live id).
+    pub fn sends_hooks(&self, me: &str) -> bool {
+        self.liveness.sends_hooks(me)
+    }
+
+    /// Forgets the nodes silent for `super::liveness::SILENT_FOR` (none while this node's
+    /// own link is not trusted): what they leave behind comes back.
+    pub fn expire(&mut self, now: Instant) -> Left {
+        let mut left = Left::default();
+        for node in self.liveness.expire(now) {
+            tracing::warn!(
+                node = &*node,
+                "Pusher cluster state: node silent, forgotten with its channels"
+            );
+            self.tags.retain(|_, n| *n != node);
+            for (topic, t) in &mut self.topics {
+                if t.subs.remove(&node).is_some() && t.subs.is_empty() {
+                    left.topics.push(topic.clone());
+                }
+                t.users.retain(|id, u| {
+                    let had = u.nodes.len();
+                    u.nodes.retain(|n| *n != node);
+                    if had > 0 && u.nodes.is_empty() {
+                        left.users.push((topic.clone(), id.clone()));
+                    }
+                    !u.nodes.is_empty()
+                });
+                // A webhook it held will never be settled by it: whoever comes next sends
+                // its own.
+                t.vacated_by.take_if(|(n, _)| *n == node);
+                t.removed_by.retain(|_, (n, _)| *n != node);
+            }
+        }
+        self.topics.retain(|_, t| !t.is_empty());
+        left.topics.sort_unstable();
+        left.users.sort_unstable();
+        left
     }
 
     /// Applies a delta of node `origin`; `me` is this node's id. What this node owes the
@@ -282,7 +348,7 @@ impl Nodes {
                 }
                 None
             }
-            Delta::Sync | Delta::Event { .. } => None,
+            Delta::Sync | Delta::Beat | Delta::Event { .. } => None,
         }
     }
 
@@ -361,5 +427,46 @@ mod tests {
         assert_eq!(n.take_vacated_by("y", now + TOMBSTONE), None, "too old");
         let owed = n.apply("b", subs("x", 1, false, Some("me")), "me", now);
         assert_eq!(owed, Some(Owed::Occupied("x".into())));
+    }
+
+    #[test]
+    fn a_silent_node_leaves_what_the_others_do_not_have() {
+        use super::super::liveness::SILENT_FOR;
+        let mut n = Nodes::default();
+        let t0 = Instant::now();
+        n.link(true, 1, t0);
+        for (node, d) in [
+            ("b", subs("x", 1, false, None)),
+            ("b", subs("y", 1, false, None)),
+            ("b", user("u", true, false)),
+            ("b", user("v", true, false)),
+            ("c", subs("y", 2, false, None)),
+            ("c", user("v", true, false)),
+            ("c", subs("z", 0, true, None)),
+        ] {
+            n.heard(node, t0);
+            n.apply(node, d, "me", t0);
+        }
+        n.apply("b", user("w", false, true), "me", t0);
+        let later = t0 + SILENT_FOR;
+        n.heard("c", later);
+        n.link(true, 2, later);
+        let left = n.expire(later);
+        let users = vec![("t".to_owned(), "u".to_owned())];
+        assert_eq!(
+            left,
+            Left {
+                topics: vec!["x".into()],
+                users
+            }
+        );
+        assert_eq!((n.subscriptions("y"), n.has_user("t", "v")), (2, true));
+        assert_eq!(
+            n.take_removed_by("t", "w", t0),
+            None,
+            "b holds no webhook now"
+        );
+        assert!(n.heard("b", later), "b was forgotten");
+        assert!(n.sends_hooks("a") && !n.sends_hooks("bb"));
     }
 }

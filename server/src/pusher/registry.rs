@@ -42,6 +42,17 @@ pub struct Info {
     pub users: usize,
 }
 
+/// What the departure of silent nodes means on this node (`Registry::expire`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Departed {
+    /// (topic, user) of presence users present on no node now: `member_removed`.
+    pub users: Vec<(String, String)>,
+    /// Topics with no subscription on any node now: `channel_vacated`.
+    pub vacated: Vec<String>,
+    /// This node sends the webhooks (the live node with the smallest id).
+    pub hooks: bool,
+}
+
 /// Publishes a delta to the other nodes (the cluster bus, set once in a cluster).
 type Publish = Box<dyn Fn(Vec<u8>) + Send + Sync>;
 
@@ -88,9 +99,58 @@ impl Registry {
         }
     }
 
-    /// Asks every other node for its full state (at start, and when Redis is back).
+    /// Tells every other node this node's full state and asks for theirs (at start, and
+    /// when Redis is back: they may have forgotten this node meanwhile).
     pub fn resync(&self) {
+        self.send_full();
         self.send(&Delta::Sync);
+    }
+
+    /// This node's whole state as a [`Delta::Full`], sent under the lock (in order with the
+    /// deltas).
+    fn send_full(&self) {
+        let channels = self.lock();
+        let subs = (channels.iter())
+            .map(|(t, c)| (t.clone(), c.subscriptions))
+            .collect();
+        let users = (channels.iter())
+            .flat_map(|(t, c)| {
+                (c.roster.members()).map(|m| {
+                    (
+                        t.clone(),
+                        m.user_id.to_owned(),
+                        m.user_info.map(str::to_owned),
+                    )
+                })
+            })
+            .collect();
+        self.send(&Delta::Full { subs, users });
+    }
+
+    /// Once per `super::liveness::BEAT_EVERY`: notes this node's link as the bus reports it
+    /// (every shard `up`, `published` acknowledged so far) and tells the others this node
+    /// is alive.
+    pub fn beat(&self, up: bool, published: u64, now: Instant) {
+        self.nodes().link(up, published, now);
+        self.send(&Delta::Beat);
+    }
+
+    /// Forgets the other nodes silent for `super::liveness::SILENT_FOR`: what that means on
+    /// this node's channels comes back (users present nowhere now, channels with no
+    /// subscription anywhere now), with whether this node (`me`) sends the webhooks.
+    pub fn expire(&self, me: &str, now: Instant) -> Departed {
+        let channels = self.lock();
+        let mut nodes = self.nodes();
+        let left = nodes.expire(now);
+        let mut users = left.users;
+        users.retain(|(t, u)| !channels.get(t).is_some_and(|c| c.roster.contains(u)));
+        let mut vacated = left.topics;
+        vacated.retain(|t| !channels.contains_key(t));
+        Departed {
+            users,
+            vacated,
+            hooks: nodes.sends_hooks(me),
+        }
     }
 
     /// The node (heard from) whose socket ids carry `tag` (`super::nodes::node_tag`).
@@ -115,26 +175,17 @@ impl Registry {
     /// Takes a delta of node `origin` (this node is `me`): a `Sync` is answered with this
     /// node's full state; what this node owes the cluster (a webhook) comes back.
     pub fn apply(&self, origin: &str, delta: Delta, me: &str) -> Option<Owed> {
+        let now = Instant::now();
+        let forgotten = self.nodes().heard(origin, now);
+        if forgotten && !matches!(delta, Delta::Full { .. }) {
+            // Forgotten for its silence, alive after all: its state is learnt again.
+            self.send(&Delta::Sync);
+        }
         if delta == Delta::Sync {
-            let channels = self.lock();
-            let subs = (channels.iter())
-                .map(|(t, c)| (t.clone(), c.subscriptions))
-                .collect();
-            let users = (channels.iter())
-                .flat_map(|(t, c)| {
-                    (c.roster.members()).map(|m| {
-                        (
-                            t.clone(),
-                            m.user_id.to_owned(),
-                            m.user_info.map(str::to_owned),
-                        )
-                    })
-                })
-                .collect();
-            self.send(&Delta::Full { subs, users });
+            self.send_full();
             return None;
         }
-        self.nodes().apply(origin, delta, me, Instant::now())
+        self.nodes().apply(origin, delta, me, now)
     }
 
     /// A connection to app `app_id` opens; false (not counted) when the app already has
@@ -426,5 +477,48 @@ mod tests {
         assert_eq!(r.presence_leave(t, "u"), Left::MemberGone);
         assert!(r.unsubscribe(t));
         assert!(r.channels("1", "").is_empty());
+    }
+
+    #[test]
+    fn a_silent_node_leaves_only_what_nobody_else_has() {
+        use super::super::liveness::SILENT_FOR;
+        let r = Registry::default();
+        let (room, solo) = ("#pusher/1/presence-x", "#pusher/1/solo");
+        r.subscribe(room);
+        r.presence_join(room, "presence-x", &member("here"), 10);
+        let user = |id: &str| Delta::User {
+            topic: room.into(),
+            id: id.into(),
+            info: None,
+            on: true,
+            hook: false,
+            owe: None,
+        };
+        let subs = |topic: &str| Delta::Subs {
+            topic: topic.into(),
+            n: 1,
+            hook: false,
+            owe: None,
+        };
+        for d in [subs(room), subs(solo), user("here"), user("gone")] {
+            r.apply("b", d, "a");
+        }
+        let now = Instant::now();
+        r.beat(true, 1, now);
+        assert!(r.expire("a", now).users.is_empty(), "nobody silent yet");
+        let later = now + SILENT_FOR;
+        r.beat(true, 2, later);
+        let want = Departed {
+            users: vec![(room.into(), "gone".into())],
+            vacated: vec![solo.into()],
+            hooks: true,
+        };
+        assert_eq!(
+            r.expire("a", later),
+            want,
+            "`here` is here, the room occupied"
+        );
+        assert_eq!(r.users(room), ["here"]);
+        assert!(r.info(solo).is_none());
     }
 }
