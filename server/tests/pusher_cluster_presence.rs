@@ -368,3 +368,42 @@ fn a_killed_node_is_forgotten_with_its_members_once_per_cluster() {
         "each once, from one node"
     );
 }
+
+/// A node that hears nobody because its own Redis link is down cannot tell that from
+/// everybody else dying: it forgets nobody (its subscribers keep the other nodes' members)
+/// and, once the link is back, gives each node it knew a whole window again; a node that
+/// died meanwhile is then forgotten as usual.
+#[test]
+fn nobody_is_forgotten_while_redis_is_down_and_the_dead_go_after() {
+    let mut redis = RedisServer::start();
+    let a = node(&redis, "a", &APP);
+    let b = node(&redis, "b", &APP);
+    let room = "presence-room";
+    let (mut ghost, id_g) = connect(&b.addr);
+    join(&mut ghost, &id_g, room, "ghost");
+    wait_info(&a.addr, room, |v| v["user_count"] == 1);
+    let (mut watcher, id_w) = connect(&a.addr);
+    assert_eq!(ids(&join(&mut watcher, &id_w, room, "u1")), ["ghost", "u1"]);
+    redis.kill();
+    common::proc::wait_eq("a's bus up", 0, || a.metric("ringcast_cluster_up"));
+    // Nothing to await here: the point is what does NOT happen in the time that forgets a
+    // silent node (5 s) with a beat to spare.
+    std::thread::sleep(Duration::from_secs(7));
+    redis.restart();
+    for n in [&a, &b] {
+        n.wait_cluster_up();
+    }
+    let body = json!({"name": "marker", "channel": room, "data": "m"}).to_string();
+    call(&a.addr, "POST", "/apps/1/events", &[], &body);
+    let v = recv(&mut watcher);
+    assert_eq!(
+        v["event"], "marker",
+        "nobody removed while Redis was down: {v}"
+    );
+    assert_eq!(channel_info(&a.addr, room)["user_count"], 2);
+    // b dies now: forgotten like any silent node once a trusts its link again.
+    b.signal(libc::SIGKILL);
+    let v = recv(&mut watcher);
+    assert_eq!(v["event"], "pusher_internal:member_removed", "{v}");
+    wait_info(&a.addr, room, |v| v["user_count"] == 1);
+}
