@@ -369,6 +369,17 @@ fn a_killed_node_is_forgotten_with_its_members_once_per_cluster() {
     );
 }
 
+/// `ghost`, a presence member of `room` on node `from`, seen by `u1`'s connection on node
+/// `on`: (ghost's connection, u1's).
+fn ghost_and_watcher(from: &Server, on: &Server, room: &str) -> (Client, Client) {
+    let (mut ghost, id_g) = connect(&from.addr);
+    join(&mut ghost, &id_g, room, "ghost");
+    wait_info(&on.addr, room, |v| v["user_count"] == 1);
+    let (mut watcher, id_w) = connect(&on.addr);
+    assert_eq!(ids(&join(&mut watcher, &id_w, room, "u1")), ["ghost", "u1"]);
+    (ghost, watcher)
+}
+
 /// A node that hears nobody because its own Redis link is down cannot tell that from
 /// everybody else dying: it forgets nobody (its subscribers keep the other nodes' members)
 /// and, once the link is back, gives each node it knew a whole window again; a node that
@@ -379,11 +390,7 @@ fn nobody_is_forgotten_while_redis_is_down_and_the_dead_go_after() {
     let a = node(&redis, "a", &APP);
     let b = node(&redis, "b", &APP);
     let room = "presence-room";
-    let (mut ghost, id_g) = connect(&b.addr);
-    join(&mut ghost, &id_g, room, "ghost");
-    wait_info(&a.addr, room, |v| v["user_count"] == 1);
-    let (mut watcher, id_w) = connect(&a.addr);
-    assert_eq!(ids(&join(&mut watcher, &id_w, room, "u1")), ["ghost", "u1"]);
+    let (_ghost, mut watcher) = ghost_and_watcher(&b, &a, room);
     redis.kill();
     common::proc::wait_eq("a's bus up", 0, || a.metric("ringcast_cluster_up"));
     // Nothing to await here: the point is what does NOT happen in the time that forgets a
@@ -406,4 +413,30 @@ fn nobody_is_forgotten_while_redis_is_down_and_the_dead_go_after() {
     let v = recv(&mut watcher);
     assert_eq!(v["event"], "pusher_internal:member_removed", "{v}");
     wait_info(&a.addr, room, |v| v["user_count"] == 1);
+}
+
+/// A node killed and started again under the same id within the silence that forgets it:
+/// its new run (in its full state) tells the others that the old one is gone, so its
+/// users leave at once (`member_removed` to the others' subscribers and the webhook).
+#[test]
+fn a_node_restarted_under_its_id_leaves_its_old_users() {
+    let redis = RedisServer::start();
+    let (url, hooks) = webhook_receiver();
+    let a = hooked_node(&redis, "a", &url);
+    let b = hooked_node(&redis, "b", &url);
+    let room = "presence-room";
+    let (_ghost, mut watcher) = ghost_and_watcher(&b, &a, room);
+    b.signal(libc::SIGKILL);
+    // Up again well within the silence that forgets a node (it beats again at once).
+    let _b = hooked_node(&redis, "b", &url);
+    let v = recv(&mut watcher);
+    assert_eq!(v["event"], "pusher_internal:member_removed", "{v}");
+    assert!(v["data"].as_str().expect("data").contains("ghost"), "{v}");
+    wait_info(&a.addr, room, |v| v["user_count"] == 1);
+    loop {
+        let e = hooks.recv_timeout(common::READ_TIMEOUT).expect("a webhook");
+        if e == ("member_removed".to_owned(), room.to_owned()) {
+            break;
+        }
+    }
 }

@@ -95,8 +95,9 @@ impl Inbound {
                 messages,
             } if &*room == PUSHER_STATE_ROOM => {
                 for m in &messages {
+                    let inject = |topic: &str, frames: &[Vec<u8>]| self.inject(topic, frames);
                     if let Some((topic, frame, worker, key)) =
-                        pusher_state(&self.shared, &origin, &m.payload)
+                        pusher_state(&self.shared, &inject, &origin, &m.payload)
                     {
                         // An HTTP API event whose excluded connection is here: published
                         // from here, to every node, as if the call had come here.
@@ -205,9 +206,15 @@ impl Inbound {
 type ForwardedEvent = (String, String, usize, usize);
 
 /// Applies a message of another node on the Pusher state room
-/// (docs/pusher.md#across-a-cluster) and emits the webhook this node owes, if any; an
-/// event this node must publish comes back.
-fn pusher_state(shared: &Shared, origin: &str, payload: &[u8]) -> Option<ForwardedEvent> {
+/// (docs/pusher.md#across-a-cluster) and emits the webhook this node owes, if any (and
+/// tells, through `inject`, what a change no delta announced means); an event this node
+/// must publish comes back.
+fn pusher_state(
+    shared: &Shared,
+    inject: &dyn Fn(&str, &[Vec<u8>]),
+    origin: &str,
+    payload: &[u8],
+) -> Option<ForwardedEvent> {
     use ringcast_pusher::webhook::Event;
 
     use crate::pusher::nodes::{Delta, Owed};
@@ -231,7 +238,10 @@ fn pusher_state(shared: &Shared, origin: &str, payload: &[u8]) -> Option<Forward
         let socket = (usize::try_from(*worker).ok()?, usize::try_from(*key).ok()?);
         return Some((topic.clone(), frame.clone(), socket.0, socket.1));
     }
-    let owed = shared.pusher.apply(origin, delta, me);
+    let (owed, changes) = shared.pusher.apply(origin, delta, me);
+    if !changes.is_empty() {
+        super::pusher_nodes::tell(shared, inject, changes);
+    }
     let (topic, event) = match owed {
         None => return None,
         Some(Owed::Occupied(topic)) => (topic, None),
@@ -281,12 +291,14 @@ impl Inbound {
         }
     }
 
-    /// Delivers `frame` (a text message) to this node's members of `topic` as if it came
+    /// Delivers `frames` (text messages) to this node's members of `topic` as if they came
     /// from another node (`Source::Bus`: this node's history, never published again), at
     /// once: what a departed node would have published (`super::pusher_nodes`).
-    pub(super) fn inject(&self, topic: &str, frame: &[u8]) {
+    pub(super) fn inject(&self, topic: &str, frames: &[Vec<u8>]) {
         let mut b = BatchBuilder::for_topic(Arc::from(topic));
-        b.push(None, OpCode::Text, frame);
+        for frame in frames {
+            b.push(None, OpCode::Text, frame);
+        }
         let mut out = self.out();
         self.run(b.freeze(None, false), Source::Bus, &mut out);
         self.flush(&mut out);
@@ -405,9 +417,9 @@ impl InboundSlot {
         shared.pusher.resync();
         if shared.cluster.is_some() && shared.config.pusher.is_some() {
             let slot = self.clone();
-            let inject = move |topic: &str, frame: &[u8]| {
+            let inject = move |topic: &str, frames: &[Vec<u8>]| {
                 if let Some(inbound) = slot.0.get() {
-                    inbound.inject(topic, frame);
+                    inbound.inject(topic, frames);
                 }
             };
             super::pusher_nodes::start(shared, Box::new(inject));

@@ -8,11 +8,12 @@
 //! * every `liveness::BEAT_EVERY`, notes whether this node's Redis link can be trusted and
 //!   says this node is alive (`Registry::beat`);
 //! * then forgets the nodes silent for `liveness::SILENT_FOR` (`Registry::expire`) and does
-//!   what they would have done had they closed their connections: a
+//!   what they would have done had they closed their connections ([`tell`]): a
 //!   `pusher_internal:member_removed` to this node's subscribers for each user present
 //!   nowhere now (delivered here only, as if it came from the bus: every survivor tells its
 //!   own clients), and, on the one survivor with the smallest id, the `member_removed` and
-//!   `channel_vacated` webhooks.
+//!   `channel_vacated` webhooks. `fanout::bus` tells the same way what a restart or a full
+//!   state that differs from what was known means.
 //!
 //! Off the workers and the bus thread: a beat or an expiry never waits behind either.
 
@@ -23,11 +24,11 @@ use ringcast_pusher::webhook::Event;
 use ringcast_pusher::{app, write};
 
 use crate::pusher::liveness::BEAT_EVERY;
-use crate::pusher::registry::Departed;
+use crate::pusher::shift::Changes;
 use crate::shared::Shared;
 
-/// Delivers a text message to this node's members of a topic (`bus::Inbound::inject`).
-pub type Inject = Box<dyn Fn(&str, &[u8]) + Send>;
+/// Delivers text messages to this node's members of a topic (`bus::Inbound::inject`).
+pub type Inject = Box<dyn Fn(&str, &[Vec<u8>]) + Send>;
 
 /// When, after the start, this node asks again for the others' state.
 const RESYNCS: [Duration; 3] = [
@@ -72,41 +73,56 @@ fn tick(shared: &Shared, inject: &Inject) {
     let stats = bus.stats();
     let now = Instant::now();
     shared.pusher.beat(stats.up, stats.published, now);
-    let departed = shared.pusher.expire(&shared.hub.node_id, now);
-    apply(shared, inject, departed);
+    let changes = shared.pusher.expire(&shared.hub.node_id, now);
+    tell(shared, &**inject, changes);
 }
 
-/// Tells this node's clients (and, when it is the one, the webhooks) what a departure
-/// means.
-fn apply(shared: &Shared, inject: &Inject, departed: Departed) {
-    let Departed {
-        users,
-        vacated,
-        hooks,
-    } = departed;
-    for (topic, user) in users {
-        let Some((app_id, channel)) = app::split_topic(&topic) else {
-            continue;
-        };
-        let mut frame = Vec::with_capacity(96);
-        write::member_removed(&mut frame, channel, &user);
-        inject(&topic, &frame);
-        if hooks {
-            let (channel, user_id) = (channel.to_owned(), user);
-            shared
-                .webhooks
-                .emit(app_id, Event::MemberRemoved { channel, user_id });
+/// Tells this node's subscribers what a change no delta announced means
+/// (`crate::pusher::shift`: a departure, or a full state that differs), and, when this node
+/// is the one that sends them, the webhooks.
+pub fn tell(shared: &Shared, inject: &dyn Fn(&str, &[Vec<u8>]), changes: Changes) {
+    let hook = |topic: &str, event: &dyn Fn(String) -> Event| {
+        if let Some((app_id, channel)) = app::split_topic(topic).filter(|_| changes.hooks) {
+            shared.webhooks.emit(app_id, event(channel.to_owned()));
         }
-    }
-    if !hooks {
-        return;
-    }
-    for topic in vacated {
-        if let Some((app_id, channel)) = app::split_topic(&topic) {
-            let channel = channel.to_owned();
-            shared
-                .webhooks
-                .emit(app_id, Event::ChannelVacated { channel });
+    };
+    // Removals before arrivals, and for each topic its frames in one batch.
+    let mut frames: Vec<(&str, Vec<u8>)> = Vec::new();
+    for (topic, user) in &changes.removed {
+        if let Some((_, channel)) = app::split_topic(topic) {
+            let mut frame = Vec::with_capacity(96);
+            write::member_removed(&mut frame, channel, user);
+            frames.push((topic, frame));
         }
+        hook(topic, &|channel| Event::MemberRemoved {
+            channel,
+            user_id: user.clone(),
+        });
+    }
+    for topic in &changes.vacated {
+        hook(topic, &|channel| Event::ChannelVacated { channel });
+    }
+    for topic in &changes.occupied {
+        hook(topic, &|channel| Event::ChannelOccupied { channel });
+    }
+    for (topic, user, info) in &changes.added {
+        if let Some((_, channel)) = app::split_topic(topic) {
+            let mut frame = Vec::with_capacity(96);
+            let member = write::Member {
+                user_id: user,
+                user_info: info.as_deref(),
+            };
+            write::member_added(&mut frame, channel, member);
+            frames.push((topic, frame));
+        }
+        hook(topic, &|channel| Event::MemberAdded {
+            channel,
+            user_id: user.clone(),
+        });
+    }
+    frames.sort_by(|a, b| a.0.cmp(b.0)); // stable: removals stay first
+    for run in frames.chunk_by(|a, b| a.0 == b.0) {
+        let list: Vec<Vec<u8>> = run.iter().map(|(_, f)| f.clone()).collect();
+        inject(run[0].0, &list);
     }
 }

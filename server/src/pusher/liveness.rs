@@ -40,13 +40,47 @@ pub const ACKED_WITHIN: Duration = Duration::from_secs(3);
 /// More forgotten nodes than any cluster has: older ones are not remembered (a bound).
 const MAX_FORGOTTEN: usize = 1024;
 
+/// This process's run: a random number in its beats and full states, so the others tell a
+/// node restarted under the same id (even within [`SILENT_FOR`]) from the run they knew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run(pub u64);
+
+impl Default for Run {
+    fn default() -> Run {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_nanos()));
+        h.write_u32(std::process::id());
+        Run(h.finish())
+    }
+}
+
+/// What hearing from a node means (`Liveness::heard`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    /// Alive since it was last heard, the same run.
+    Known,
+    /// Never heard (or a new run of a forgotten node): learnt without a word, as its own
+    /// arrivals were announced by itself.
+    New,
+    /// Forgotten for its silence but alive: its state is asked for and, when it comes,
+    /// announced (`Liveness::take_returning`).
+    Back,
+    /// A new run under the id of a live node: the old run is gone, as if forgotten now.
+    Restarted,
+}
+
 /// The other nodes' last word, and whether this node's own link can be trusted.
 #[derive(Debug, Default)]
 pub struct Liveness {
     /// When each live node was last heard from.
     heard: HashMap<Arc<str>, Instant>,
-    /// Nodes forgotten for their silence: one heard again must be asked for its state.
-    forgotten: HashSet<Arc<str>>,
+    /// The run of each live node, once it said it.
+    runs: HashMap<Arc<str>, u64>,
+    /// Nodes forgotten for their silence, with their run.
+    forgotten: HashMap<Arc<str>, Option<u64>>,
+    /// Forgotten nodes heard again whose full state has not come yet.
+    returning: HashSet<Arc<str>>,
     /// This node's link is trusted (module doc).
     trusted: bool,
     /// The bus's count of acknowledged publishes at the last check, and when it last grew.
@@ -54,10 +88,33 @@ pub struct Liveness {
 }
 
 impl Liveness {
-    /// Node `node` was heard from; true when it had been forgotten (ask for its state).
-    pub fn heard(&mut self, node: &Arc<str>, now: Instant) -> bool {
-        self.heard.insert(node.clone(), now);
-        !self.forgotten.is_empty() && self.forgotten.remove(node)
+    /// Node `node` was heard from, saying its `run` (beats and full states do).
+    pub fn heard(&mut self, node: &Arc<str>, run: Option<u64>, now: Instant) -> Heard {
+        let live = self.heard.insert(node.clone(), now).is_some();
+        let known = match run {
+            Some(r) => self.runs.insert(node.clone(), r),
+            None => self.runs.get(node).copied(),
+        };
+        if live {
+            return match (run, known) {
+                (Some(r), Some(k)) if r != k => Heard::Restarted,
+                _ => Heard::Known,
+            };
+        }
+        match self.forgotten.remove(node) {
+            None => Heard::New,
+            Some(Some(old)) if run.is_some_and(|r| r != old) => Heard::New,
+            Some(_) => {
+                self.returning.insert(node.clone());
+                Heard::Back
+            }
+        }
+    }
+
+    /// Whether `node` came back from being forgotten and its full state is still owed
+    /// (taken: announced once).
+    pub fn take_returning(&mut self, node: &str) -> bool {
+        !self.returning.is_empty() && self.returning.remove(node)
     }
 
     /// This node's link as the bus reports it: `up` (every shard connected) and
@@ -91,10 +148,11 @@ impl Liveness {
         gone.sort_unstable();
         for node in &gone {
             self.heard.remove(node);
+            self.returning.remove(node);
             if self.forgotten.len() >= MAX_FORGOTTEN {
                 self.forgotten.clear();
             }
-            self.forgotten.insert(node.clone());
+            self.forgotten.insert(node.clone(), self.runs.remove(node));
         }
         gone
     }
@@ -119,21 +177,28 @@ mod tests {
         let t0 = Instant::now();
         let mut l = Liveness::default();
         assert!(l.link(true, 1, t0));
-        assert!(!l.heard(&node("b"), t0));
-        l.heard(&node("c"), t0);
+        assert_eq!(l.heard(&node("b"), Some(7), t0), Heard::New);
+        l.heard(&node("c"), None, t0);
         assert!(l.sends_hooks("a"));
         assert!(!l.sends_hooks("bb"), "b is smaller");
         let t = t0 + Duration::from_secs(3);
         l.link(true, 2, t);
-        l.heard(&node("c"), t);
+        assert_eq!(l.heard(&node("c"), None, t), Heard::Known);
         assert!(l.expire(t).is_empty());
         let t = t0 + SILENT_FOR;
         l.link(true, 3, t);
         assert_eq!(l.expire(t), [node("b")]);
         assert!(l.expire(t).is_empty(), "once");
         assert!(l.sends_hooks("bb"), "b is gone");
-        assert!(l.heard(&node("b"), t), "forgotten: ask for its state");
-        assert!(!l.heard(&node("b"), t));
+        assert_eq!(l.heard(&node("b"), None, t), Heard::Back, "ask its state");
+        assert_eq!(l.heard(&node("b"), Some(7), t), Heard::Known);
+        assert!(l.take_returning("b"), "its full state is announced");
+        assert!(!l.take_returning("b"), "once");
+        assert_eq!(l.heard(&node("b"), Some(8), t), Heard::Restarted);
+        l.link(true, 4, t + SILENT_FOR);
+        l.expire(t + SILENT_FOR);
+        let again = l.heard(&node("b"), Some(9), t + SILENT_FOR);
+        assert_eq!(again, Heard::New, "a new run of a forgotten node");
     }
 
     #[test]
@@ -141,7 +206,7 @@ mod tests {
         let t0 = Instant::now();
         let mut l = Liveness::default();
         l.link(true, 1, t0);
-        l.heard(&node("b"), t0);
+        l.heard(&node("b"), None, t0);
         // Down: the bus says so.
         let t = t0 + SILENT_FOR * 3;
         assert!(!l.link(false, 1, t));

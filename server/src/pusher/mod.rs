@@ -10,3 +10,4 @@ pub mod apps;
 pub mod liveness;
 pub mod nodes;
 pub mod registry;
+pub mod shift;

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::liveness::Liveness;
+use super::liveness::{Heard, Liveness};
+use super::shift::Shift;
 
 /// How long a tombstone names the node that holds a vacated / removed webhook: past the
 /// webhook debounce window (3 s), with room for the bus's delay.
@@ -83,17 +84,32 @@ pub enum Delta {
     Sync,
     /// The origin is alive: sent every `super::liveness::BEAT_EVERY` (a node silent for
     /// `super::liveness::SILENT_FOR` is forgotten).
-    Beat,
+    Beat {
+        /// The origin's run (`super::liveness::Run`).
+        #[serde(default)]
+        run: u64,
+    },
     /// The origin's whole state: replaces what was known of it.
     Full {
         /// (topic, subscriptions).
         subs: Vec<(String, u64)>,
         /// (topic, user id, user_info).
         users: Vec<(String, String, Option<String>)>,
+        /// The origin's run (`super::liveness::Run`).
+        #[serde(default)]
+        run: u64,
     },
 }
 
 impl Delta {
+    /// The origin's run, for the messages that say it.
+    pub fn run(&self) -> Option<u64> {
+        match self {
+            Delta::Beat { run } | Delta::Full { run, .. } => Some(*run),
+            _ => None,
+        }
+    }
+
     /// The JSON text published on the bus.
     pub fn encode(&self) -> Vec<u8> {
         simd_json::serde::to_vec(self).unwrap_or_default()
@@ -158,15 +174,6 @@ impl Topic {
     }
 }
 
-/// What a node forgotten for its silence leaves behind (`Nodes::expire`).
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Left {
-    /// Topics it had subscriptions to that no other node has now.
-    pub topics: Vec<String>,
-    /// (topic, user) present on it and on no other node now.
-    pub users: Vec<(String, String)>,
-}
-
 /// The other nodes' channels, per topic.
 #[derive(Debug, Default)]
 pub struct Nodes {
@@ -224,10 +231,14 @@ impl Nodes {
         (now.duration_since(at) < TOMBSTONE).then(|| node.to_string())
     }
 
-    /// Node `origin` was heard from (any message); true when it had been forgotten for its
-    /// silence and must be asked for its whole state.
-    pub fn heard(&mut self, origin: &str, now: Instant) -> bool {
-        self.liveness.heard(&Arc::from(origin), now)
+    /// Node `origin` was heard from (any message), saying its `run` or not.
+    pub fn heard(&mut self, origin: &str, run: Option<u64>, now: Instant) -> Heard {
+        self.liveness.heard(&Arc::from(origin), run, now)
+    }
+
+    /// Whether `origin` came back from being forgotten and its full state is owed (taken).
+    pub fn take_returning(&mut self, origin: &str) -> bool {
+        self.liveness.take_returning(origin)
     }
 
     /// This node's Redis link as the bus reports it (`super::liveness::Liveness::link`).
@@ -235,43 +246,74 @@ impl Nodes {
         self.liveness.link(up, published, now)
     }
 
-    /// Whether this node (`me`) sends the webhooks of a departure (the smallest live id).
-    pub fn sends_hooks(&self, me: &str) -> bool {
-        self.liveness.sends_hooks(me)
-    }
-
     /// Forgets the nodes silent for `super::liveness::SILENT_FOR` (none while this node's
     /// own link is not trusted): what they leave behind comes back.
-    pub fn expire(&mut self, now: Instant) -> Left {
-        let mut left = Left::default();
+    pub fn expire(&mut self, now: Instant) -> Shift {
+        let mut shift = Shift::default();
         for node in self.liveness.expire(now) {
             tracing::warn!(
                 node = &*node,
                 "Pusher cluster state: node silent, forgotten with its channels"
             );
-            self.tags.retain(|_, n| *n != node);
-            for (topic, t) in &mut self.topics {
-                if t.subs.remove(&node).is_some() && t.subs.is_empty() {
-                    left.topics.push(topic.clone());
-                }
-                t.users.retain(|id, u| {
-                    let had = u.nodes.len();
-                    u.nodes.retain(|n| *n != node);
-                    if had > 0 && u.nodes.is_empty() {
-                        left.users.push((topic.clone(), id.clone()));
-                    }
-                    !u.nodes.is_empty()
-                });
-                // A webhook it held will never be settled by it: whoever comes next sends
-                // its own.
-                t.vacated_by.take_if(|(n, _)| *n == node);
-                t.removed_by.retain(|_, (n, _)| *n != node);
+            self.depart(&node, &mut shift);
+        }
+        self.settle(&mut shift);
+        shift
+    }
+
+    /// Drops `node` as gone (silent, or restarted): its channels, and the webhooks it held
+    /// (it will never settle them: whoever comes next sends its own).
+    pub fn depart(&mut self, node: &str, shift: &mut Shift) {
+        self.tags.retain(|_, n| **n != *node);
+        self.drop_node(node, shift);
+        for t in self.topics.values_mut() {
+            t.vacated_by.take_if(|(n, _)| **n == *node);
+            t.removed_by.retain(|_, (n, _)| **n != *node);
+        }
+        self.topics.retain(|_, t| !t.is_empty());
+    }
+
+    /// Replaces what is known of `origin` by its full state: the difference comes back.
+    pub fn full(
+        &mut self,
+        origin: &str,
+        subs: Vec<(String, u64)>,
+        users: Vec<(String, String, Option<String>)>,
+    ) -> Shift {
+        let node: Arc<str> = Arc::from(origin);
+        let mut shift = Shift::default();
+        self.drop_node(origin, &mut shift);
+        for (topic, n) in subs.into_iter().filter(|(_, n)| *n > 0) {
+            let t = self.topics.entry(topic.clone()).or_default();
+            if t.subs.is_empty() {
+                shift.occupied.push(topic);
+            }
+            t.subs.insert(node.clone(), n);
+        }
+        for (topic, id, info) in users {
+            let t = self.topics.entry(topic.clone()).or_default();
+            let u = t.users.entry(id.clone()).or_default();
+            if u.nodes.is_empty() {
+                shift.added.push((topic, id, info.clone()));
+            }
+            u.info = info;
+            if !u.nodes.contains(&node) {
+                u.nodes.push(node.clone());
             }
         }
         self.topics.retain(|_, t| !t.is_empty());
-        left.topics.sort_unstable();
-        left.users.sort_unstable();
-        left
+        self.settle(&mut shift);
+        shift
+    }
+
+    /// [`Shift::settle`] against what the other nodes have now.
+    pub fn settle(&self, shift: &mut Shift) {
+        shift.settle(|t, u| self.has_user(t, u), |t| self.subscriptions(t) > 0);
+    }
+
+    /// Whether this node (`me`) sends the webhooks of a departure (the smallest live id).
+    pub fn sends_hooks(&self, me: &str) -> bool {
+        self.liveness.sends_hooks(me)
     }
 
     /// Applies a delta of node `origin`; `me` is this node's id. What this node owes the
@@ -332,32 +374,27 @@ impl Nodes {
                 self.forget_if_empty(&topic);
                 (owe.as_deref() == Some(me)).then_some(Owed::MemberAdded(topic, id))
             }
-            Delta::Full { subs, users } => {
-                self.forget_node(origin);
-                for (topic, n) in subs.into_iter().filter(|(_, n)| *n > 0) {
-                    let t = self.topics.entry(topic).or_default();
-                    t.subs.insert(node.clone(), n);
-                }
-                for (topic, id, info) in users {
-                    let t = self.topics.entry(topic).or_default();
-                    let u = t.users.entry(id).or_default();
-                    u.info = info;
-                    if !u.nodes.contains(&node) {
-                        u.nodes.push(node.clone());
-                    }
-                }
+            Delta::Full { subs, users, .. } => {
+                self.full(origin, subs, users);
                 None
             }
-            Delta::Sync | Delta::Beat | Delta::Event { .. } => None,
+            Delta::Sync | Delta::Beat { .. } | Delta::Event { .. } => None,
         }
     }
 
-    /// Drops everything known of `origin` (before its full state replaces it).
-    fn forget_node(&mut self, origin: &str) {
-        for t in self.topics.values_mut() {
-            t.subs.remove(origin);
-            t.users.retain(|_, u| {
+    /// Drops everything known of `origin`: the channels and users no other node has now
+    /// go into `shift` (settled by the caller).
+    fn drop_node(&mut self, origin: &str, shift: &mut Shift) {
+        for (topic, t) in &mut self.topics {
+            if t.subs.remove(origin).is_some() && t.subs.is_empty() {
+                shift.vacated.push(topic.clone());
+            }
+            t.users.retain(|id, u| {
+                let had = u.nodes.len();
                 u.nodes.retain(|n| **n != *origin);
+                if had > 0 && u.nodes.is_empty() {
+                    shift.removed.push((topic.clone(), id.clone()));
+                }
                 !u.nodes.is_empty()
             });
         }
@@ -372,101 +409,5 @@ impl Nodes {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn subs(topic: &str, n: u64, hook: bool, owe: Option<&str>) -> Delta {
-        Delta::Subs {
-            topic: topic.into(),
-            n,
-            hook,
-            owe: owe.map(Into::into),
-        }
-    }
-
-    fn user(id: &str, on: bool, hook: bool) -> Delta {
-        Delta::User {
-            topic: "t".into(),
-            id: id.into(),
-            info: None,
-            on,
-            hook,
-            owe: None,
-        }
-    }
-
-    #[test]
-    fn users_count_once_across_nodes_and_full_state_replaces_a_node() {
-        let mut n = Nodes::default();
-        let now = Instant::now();
-        n.apply("a", user("u", true, true), "me", now);
-        n.apply("b", user("u", true, false), "me", now);
-        assert_eq!(n.users("t").count(), 1);
-        n.apply("a", user("u", false, false), "me", now);
-        assert!(n.has_user("t", "u"), "still on b");
-        let full = Delta::Full {
-            subs: vec![("x".into(), 2)],
-            users: vec![],
-        };
-        n.apply("b", full, "me", now);
-        assert!(!n.has_user("t", "u"));
-        assert_eq!(n.subscriptions("x"), 2);
-        let round = Delta::decode(&subs("x", 1, true, Some("a")).encode());
-        assert_eq!(round, Some(subs("x", 1, true, Some("a"))));
-    }
-
-    #[test]
-    fn a_vacated_leaves_a_tombstone_and_an_owed_occupied_is_reported() {
-        let mut n = Nodes::default();
-        let now = Instant::now();
-        n.apply("a", subs("x", 1, true, None), "me", now);
-        n.apply("a", subs("x", 0, true, None), "me", now);
-        assert_eq!(n.take_vacated_by("x", now).as_deref(), Some("a"));
-        assert_eq!(n.take_vacated_by("x", now), None, "taken once");
-        n.apply("a", subs("y", 0, true, None), "me", now);
-        assert_eq!(n.take_vacated_by("y", now + TOMBSTONE), None, "too old");
-        let owed = n.apply("b", subs("x", 1, false, Some("me")), "me", now);
-        assert_eq!(owed, Some(Owed::Occupied("x".into())));
-    }
-
-    #[test]
-    fn a_silent_node_leaves_what_the_others_do_not_have() {
-        use super::super::liveness::SILENT_FOR;
-        let mut n = Nodes::default();
-        let t0 = Instant::now();
-        n.link(true, 1, t0);
-        for (node, d) in [
-            ("b", subs("x", 1, false, None)),
-            ("b", subs("y", 1, false, None)),
-            ("b", user("u", true, false)),
-            ("b", user("v", true, false)),
-            ("c", subs("y", 2, false, None)),
-            ("c", user("v", true, false)),
-            ("c", subs("z", 0, true, None)),
-        ] {
-            n.heard(node, t0);
-            n.apply(node, d, "me", t0);
-        }
-        n.apply("b", user("w", false, true), "me", t0);
-        let later = t0 + SILENT_FOR;
-        n.heard("c", later);
-        n.link(true, 2, later);
-        let left = n.expire(later);
-        let users = vec![("t".to_owned(), "u".to_owned())];
-        assert_eq!(
-            left,
-            Left {
-                topics: vec!["x".into()],
-                users
-            }
-        );
-        assert_eq!((n.subscriptions("y"), n.has_user("t", "v")), (2, true));
-        assert_eq!(
-            n.take_removed_by("t", "w", t0),
-            None,
-            "b holds no webhook now"
-        );
-        assert!(n.heard("b", later), "b was forgotten");
-        assert!(n.sends_hooks("a") && !n.sends_hooks("bb"));
-    }
-}
+#[path = "nodes_tests.rs"]
+mod tests;

@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
+use super::liveness::{Heard, Run};
 use super::nodes::{Delta, Nodes, Owed};
+use super::shift::{Changes, Shift};
 
 use ringcast_pusher::presence::{Joined, Left, MemberData, Roster};
 use ringcast_pusher::write;
@@ -40,17 +42,6 @@ pub struct Info {
     pub subscriptions: u64,
     /// Distinct presence users.
     pub users: usize,
-}
-
-/// What the departure of silent nodes means on this node (`Registry::expire`).
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Departed {
-    /// (topic, user) of presence users present on no node now: `member_removed`.
-    pub users: Vec<(String, String)>,
-    /// Topics with no subscription on any node now: `channel_vacated`.
-    pub vacated: Vec<String>,
-    /// This node sends the webhooks (the live node with the smallest id).
-    pub hooks: bool,
 }
 
 /// Publishes a delta to the other nodes (the cluster bus, set once in a cluster).
@@ -76,6 +67,8 @@ pub struct Registry {
     nodes: Mutex<Nodes>,
     /// Where deltas go (unset outside a cluster).
     publish: OnceLock<Publish>,
+    /// This process's run, in its beats and full states.
+    run: Run,
 }
 
 impl Registry {
@@ -124,7 +117,8 @@ impl Registry {
                 })
             })
             .collect();
-        self.send(&Delta::Full { subs, users });
+        let run = self.run.0;
+        self.send(&Delta::Full { subs, users, run });
     }
 
     /// Once per `super::liveness::BEAT_EVERY`: notes this node's link as the bus reports it
@@ -132,25 +126,18 @@ impl Registry {
     /// is alive.
     pub fn beat(&self, up: bool, published: u64, now: Instant) {
         self.nodes().link(up, published, now);
-        self.send(&Delta::Beat);
+        self.send(&Delta::Beat { run: self.run.0 });
     }
 
     /// Forgets the other nodes silent for `super::liveness::SILENT_FOR`: what that means on
     /// this node's channels comes back (users present nowhere now, channels with no
     /// subscription anywhere now), with whether this node (`me`) sends the webhooks.
-    pub fn expire(&self, me: &str, now: Instant) -> Departed {
+    pub fn expire(&self, me: &str, now: Instant) -> Changes {
         let channels = self.lock();
         let mut nodes = self.nodes();
-        let left = nodes.expire(now);
-        let mut users = left.users;
-        users.retain(|(t, u)| !channels.get(t).is_some_and(|c| c.roster.contains(u)));
-        let mut vacated = left.topics;
-        vacated.retain(|t| !channels.contains_key(t));
-        Departed {
-            users,
-            vacated,
-            hooks: nodes.sends_hooks(me),
-        }
+        let shift = nodes.expire(now);
+        let hooks = nodes.sends_hooks(me);
+        on_this_node(&channels, shift, hooks)
     }
 
     /// The node (heard from) whose socket ids carry `tag` (`super::nodes::node_tag`).
@@ -173,19 +160,51 @@ impl Registry {
     }
 
     /// Takes a delta of node `origin` (this node is `me`): a `Sync` is answered with this
-    /// node's full state; what this node owes the cluster (a webhook) comes back.
-    pub fn apply(&self, origin: &str, delta: Delta, me: &str) -> Option<Owed> {
+    /// node's full state; what this node owes the cluster (a webhook) comes back, and what
+    /// a change no delta announced means here (a restarted node's old run gone, a full state
+    /// that differs from what was known: `super::shift`).
+    pub fn apply(&self, origin: &str, delta: Delta, me: &str) -> (Option<Owed>, Changes) {
         let now = Instant::now();
-        let forgotten = self.nodes().heard(origin, now);
-        if forgotten && !matches!(delta, Delta::Full { .. }) {
+        let heard = self.nodes().heard(origin, delta.run(), now);
+        let full = matches!(delta, Delta::Full { .. });
+        if heard == Heard::Back && !full {
             // Forgotten for its silence, alive after all: its state is learnt again.
             self.send(&Delta::Sync);
         }
         if delta == Delta::Sync {
             self.send_full();
-            return None;
+            return (None, Changes::default());
         }
-        self.nodes().apply(origin, delta, me, now)
+        let channels = self.lock();
+        let mut nodes = self.nodes();
+        let mut shift = Shift::default();
+        let mut hooks = false;
+        if heard == Heard::Restarted {
+            tracing::info!(node = origin, "Pusher cluster state: node restarted");
+            nodes.depart(origin, &mut shift);
+            hooks = nodes.sends_hooks(me);
+        }
+        let owed = match delta {
+            Delta::Full { subs, users, .. } => {
+                let learnt = nodes.full(origin, subs, users);
+                if nodes.take_returning(origin) {
+                    // Its departure was announced: its return is too.
+                    hooks = nodes.sends_hooks(me);
+                    shift.extend(learnt);
+                } else if heard == Heard::Known {
+                    // Changes lost on the way (Redis was down): its own webhooks were sent.
+                    shift.extend(learnt);
+                } else {
+                    // New, or a new run: it announced its own arrivals.
+                    shift.extend(learnt.departures_only());
+                }
+                None
+            }
+            delta => nodes.apply(origin, delta, me, now),
+        };
+        nodes.settle(&mut shift);
+        drop(nodes);
+        (owed, on_this_node(&channels, shift, hooks))
     }
 
     /// A connection to app `app_id` opens; false (not counted) when the app already has
@@ -428,6 +447,12 @@ impl Registry {
     }
 }
 
+/// `shift` less what this node has itself (`Changes::on_this_node`).
+fn on_this_node(channels: &HashMap<String, Channel>, shift: Shift, hooks: bool) -> Changes {
+    let has_user = |t: &str, u: &str| channels.get(t).is_some_and(|c| c.roster.contains(u));
+    Changes::on_this_node(shift, hooks, has_user, |t| channels.contains_key(t))
+}
+
 /// The distinct user ids of a presence channel: this node's, then the other nodes'.
 fn user_ids(local: Option<&Channel>, nodes: &Nodes, topic: &str) -> Vec<String> {
     let mut ids: Vec<String> = (local.into_iter())
@@ -443,82 +468,5 @@ fn user_ids(local: Option<&Channel>, nodes: &Nodes, topic: &str) -> Vec<String> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn member(id: &str) -> MemberData {
-        MemberData {
-            user_id: id.into(),
-            user_info: None,
-        }
-    }
-
-    #[test]
-    fn occupied_once_vacated_once_and_users_counted_once() {
-        let r = Registry::default();
-        let t = "#pusher/1/presence-x";
-        assert!(r.subscribe(t));
-        assert!(!r.subscribe(t));
-        let j = r.presence_join(t, "presence-x", &member("u"), 10);
-        assert_eq!((j.joined, j.hook), (Joined::NewMember, true));
-        assert!(String::from_utf8_lossy(&j.succeeded).contains("\\\"count\\\":1"));
-        let j = r.presence_join(t, "presence-x", &member("u"), 10);
-        assert_eq!(j.joined, Joined::AnotherConnection);
-        let info = r.channels("1", "presence-");
-        assert_eq!(
-            info.iter()
-                .map(|i| (i.subscriptions, i.users))
-                .collect::<Vec<_>>(),
-            [(2, 1)]
-        );
-        assert!(r.channels("2", "").is_empty(), "apps are apart");
-        assert_eq!(r.presence_leave(t, "u"), Left::StillMember);
-        assert!(!r.unsubscribe(t));
-        assert_eq!(r.presence_leave(t, "u"), Left::MemberGone);
-        assert!(r.unsubscribe(t));
-        assert!(r.channels("1", "").is_empty());
-    }
-
-    #[test]
-    fn a_silent_node_leaves_only_what_nobody_else_has() {
-        use super::super::liveness::SILENT_FOR;
-        let r = Registry::default();
-        let (room, solo) = ("#pusher/1/presence-x", "#pusher/1/solo");
-        r.subscribe(room);
-        r.presence_join(room, "presence-x", &member("here"), 10);
-        let user = |id: &str| Delta::User {
-            topic: room.into(),
-            id: id.into(),
-            info: None,
-            on: true,
-            hook: false,
-            owe: None,
-        };
-        let subs = |topic: &str| Delta::Subs {
-            topic: topic.into(),
-            n: 1,
-            hook: false,
-            owe: None,
-        };
-        for d in [subs(room), subs(solo), user("here"), user("gone")] {
-            r.apply("b", d, "a");
-        }
-        let now = Instant::now();
-        r.beat(true, 1, now);
-        assert!(r.expire("a", now).users.is_empty(), "nobody silent yet");
-        let later = now + SILENT_FOR;
-        r.beat(true, 2, later);
-        let want = Departed {
-            users: vec![(room.into(), "gone".into())],
-            vacated: vec![solo.into()],
-            hooks: true,
-        };
-        assert_eq!(
-            r.expire("a", later),
-            want,
-            "`here` is here, the room occupied"
-        );
-        assert_eq!(r.users(room), ["here"]);
-        assert!(r.info(solo).is_none());
-    }
-}
+#[path = "registry_tests.rs"]
+mod tests;
