@@ -19,7 +19,7 @@
 //!
 //! Pure: time is passed in. Imports nothing of this crate (see `super`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,17 @@ impl Default for Run {
     }
 }
 
+/// How a node's next full state is taken (`Liveness::take_first_full`), when it is the
+/// first since the node was heard anew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstFull {
+    /// Learnt without a word: a node heard for the first time, or the new run of a
+    /// restarted one, announced its own arrivals.
+    Silent,
+    /// Announced: the node was forgotten, and its departure was.
+    Announced,
+}
+
 /// What hearing from a node means (`Liveness::heard`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Heard {
@@ -64,7 +75,7 @@ pub enum Heard {
     /// arrivals were announced by itself.
     New,
     /// Forgotten for its silence but alive: its state is asked for and, when it comes,
-    /// announced (`Liveness::take_returning`).
+    /// announced ([`FirstFull::Announced`]).
     Back,
     /// A new run under the id of a live node: the old run is gone, as if forgotten now.
     Restarted,
@@ -79,8 +90,8 @@ pub struct Liveness {
     runs: HashMap<Arc<str>, u64>,
     /// Nodes forgotten for their silence, with their run.
     forgotten: HashMap<Arc<str>, Option<u64>>,
-    /// Forgotten nodes heard again whose full state has not come yet.
-    returning: HashSet<Arc<str>>,
+    /// Nodes heard anew (first heard, restarted, back) whose full state has not come yet.
+    first_full: HashMap<Arc<str>, FirstFull>,
     /// This node's link is trusted (module doc).
     trusted: bool,
     /// The bus's count of acknowledged publishes at the last check, and when it last grew.
@@ -95,26 +106,33 @@ impl Liveness {
             Some(r) => self.runs.insert(node.clone(), r),
             None => self.runs.get(node).copied(),
         };
-        if live {
-            return match (run, known) {
+        let heard = if live {
+            match (run, known) {
                 (Some(r), Some(k)) if r != k => Heard::Restarted,
                 _ => Heard::Known,
-            };
-        }
-        match self.forgotten.remove(node) {
-            None => Heard::New,
-            Some(Some(old)) if run.is_some_and(|r| r != old) => Heard::New,
-            Some(_) => {
-                self.returning.insert(node.clone());
-                Heard::Back
             }
+        } else {
+            match self.forgotten.remove(node) {
+                None => Heard::New,
+                Some(Some(old)) if run.is_some_and(|r| r != old) => Heard::New,
+                Some(_) => Heard::Back,
+            }
+        };
+        let first = match heard {
+            Heard::Known => None,
+            Heard::New | Heard::Restarted => Some(FirstFull::Silent),
+            Heard::Back => Some(FirstFull::Announced),
+        };
+        if let Some(first) = first {
+            self.first_full.insert(node.clone(), first);
         }
+        heard
     }
 
-    /// Whether `node` came back from being forgotten and its full state is still owed
-    /// (taken: announced once).
-    pub fn take_returning(&mut self, node: &str) -> bool {
-        !self.returning.is_empty() && self.returning.remove(node)
+    /// How `node`'s full state is taken when it is the first since the node was heard anew
+    /// (taken: once); `None` for a node known all along.
+    pub fn take_first_full(&mut self, node: &str) -> Option<FirstFull> {
+        self.first_full.remove(node)
     }
 
     /// This node's link as the bus reports it: `up` (every shard connected) and
@@ -148,7 +166,7 @@ impl Liveness {
         gone.sort_unstable();
         for node in &gone {
             self.heard.remove(node);
-            self.returning.remove(node);
+            self.first_full.remove(node);
             if self.forgotten.len() >= MAX_FORGOTTEN {
                 self.forgotten.clear();
             }
@@ -192,9 +210,10 @@ mod tests {
         assert!(l.sends_hooks("bb"), "b is gone");
         assert_eq!(l.heard(&node("b"), None, t), Heard::Back, "ask its state");
         assert_eq!(l.heard(&node("b"), Some(7), t), Heard::Known);
-        assert!(l.take_returning("b"), "its full state is announced");
-        assert!(!l.take_returning("b"), "once");
+        assert_eq!(l.take_first_full("b"), Some(FirstFull::Announced));
+        assert_eq!(l.take_first_full("b"), None, "once");
         assert_eq!(l.heard(&node("b"), Some(8), t), Heard::Restarted);
+        assert_eq!(l.take_first_full("b"), Some(FirstFull::Silent), "a new run");
         l.link(true, 4, t + SILENT_FOR);
         l.expire(t + SILENT_FOR);
         let again = l.heard(&node("b"), Some(9), t + SILENT_FOR);

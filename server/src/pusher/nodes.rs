@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::liveness::{Heard, Liveness};
+use super::liveness::{FirstFull, Heard, Liveness};
 use super::shift::Shift;
 
 /// How long a tombstone names the node that holds a vacated / removed webhook: past the
@@ -236,9 +236,9 @@ impl Nodes {
         self.liveness.heard(&Arc::from(origin), run, now)
     }
 
-    /// Whether `origin` came back from being forgotten and its full state is owed (taken).
-    pub fn take_returning(&mut self, origin: &str) -> bool {
-        self.liveness.take_returning(origin)
+    /// How `origin`'s full state is taken, when it is the first since it was heard anew.
+    pub fn take_first_full(&mut self, origin: &str) -> Option<FirstFull> {
+        self.liveness.take_first_full(origin)
     }
 
     /// This node's Redis link as the bus reports it (`super::liveness::Liveness::link`).

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-use super::liveness::{Heard, Run};
+use super::liveness::{FirstFull, Heard, Run};
 use super::nodes::{Delta, Nodes, Owed};
 use super::shift::{Changes, Shift};
 
@@ -187,16 +187,16 @@ impl Registry {
         let owed = match delta {
             Delta::Full { subs, users, .. } => {
                 let learnt = nodes.full(origin, subs, users);
-                if nodes.take_returning(origin) {
+                match nodes.take_first_full(origin) {
                     // Its departure was announced: its return is too.
-                    hooks = nodes.sends_hooks(me);
-                    shift.extend(learnt);
-                } else if heard == Heard::Known {
-                    // Changes lost on the way (Redis was down): its own webhooks were sent.
-                    shift.extend(learnt);
-                } else {
+                    Some(FirstFull::Announced) => {
+                        hooks = nodes.sends_hooks(me);
+                        shift.extend(learnt);
+                    }
                     // New, or a new run: it announced its own arrivals.
-                    shift.extend(learnt.departures_only());
+                    Some(FirstFull::Silent) => shift.extend(learnt.departures_only()),
+                    // Changes lost on the way (Redis was down): its own webhooks were sent.
+                    None => shift.extend(learnt),
                 }
                 None
             }

@@ -115,4 +115,10 @@ fn a_forgotten_node_heard_again_is_asked_and_its_return_announced() {
     assert!(again.is_empty(), "once");
     let restarted = r.apply("b", full(8), "a").1;
     assert!(restarted.is_empty(), "u is on the new run too");
+    // A new run heard first by its beat: the old run's users go then, and its full state
+    // (which says what it announced itself) is learnt without a word.
+    let gone = r.apply("b", Delta::Beat { run: 9 }, "a").1;
+    assert_eq!(gone.removed, [(room.into(), "u".into())]);
+    assert!(gone.hooks);
+    assert!(r.apply("b", full(9), "a").1.is_empty());
 }
