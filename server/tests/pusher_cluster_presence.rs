@@ -5,6 +5,8 @@
 //! through a real redis-server; webhooks received by a small HTTP server of the test's own.
 
 mod common;
+#[path = "common/cut.rs"]
+mod cut;
 #[path = "common/nodes.rs"]
 mod nodes;
 #[path = "common/pusher_client.rs"]
@@ -439,4 +441,44 @@ fn a_node_restarted_under_its_id_leaves_its_old_users() {
             break;
         }
     }
+}
+
+/// Waits for webhook `(name, channel)`, skipping others.
+fn await_hook(hooks: &mpsc::Receiver<(String, String)>, name: &str, channel: &str) {
+    loop {
+        let e = hooks.recv_timeout(common::READ_TIMEOUT).expect("a webhook");
+        if e.0 == name && e.1 == channel {
+            return;
+        }
+    }
+}
+
+/// A node cut off from Redis alone (its clients still connected) is forgotten by the others
+/// like a dead one; when its link comes back it sends its state, and the others announce
+/// its users again (`member_added` to their subscribers, the webhook from the smallest id).
+#[test]
+fn a_node_cut_off_is_forgotten_then_announced_again() {
+    let redis = RedisServer::start();
+    let (url, hooks) = webhook_receiver();
+    let a = hooked_node(&redis, "a", &url);
+    let link = cut::Cuttable::to(redis.url().trim_start_matches("redis://"));
+    let via = format!("redis://{}", link.addr);
+    let mut args = vec!["--cluster", &via, "--node-id", "b", "--workers", "2"];
+    args.extend(APP);
+    args.extend(["--pusher-webhook-url", &url]);
+    let b = Server::start(&args);
+    b.wait_cluster_up();
+    let room = "presence-room";
+    let (_ghost, mut watcher) = ghost_and_watcher(&b, &a, room);
+    link.cut();
+    let v = recv(&mut watcher);
+    assert_eq!(v["event"], "pusher_internal:member_removed", "{v}");
+    // Past the debounce, so the return below is not a quick reconnect that cancels it.
+    await_hook(&hooks, "member_removed", room);
+    link.mend();
+    let v = recv(&mut watcher);
+    assert_eq!(v["event"], "pusher_internal:member_added", "{v}");
+    assert!(v["data"].as_str().expect("data").contains("ghost"), "{v}");
+    await_hook(&hooks, "member_added", room);
+    wait_info(&a.addr, room, |v| v["user_count"] == 2);
 }
