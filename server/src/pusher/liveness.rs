@@ -159,8 +159,12 @@ impl Liveness {
         if !self.trusted {
             return Vec::new();
         }
+        // Only nodes that said their run beat: one of a version without beats is never
+        // forgotten (rolling upgrades).
         let mut gone: Vec<Arc<str>> = (self.heard.iter())
-            .filter(|(_, at)| now.saturating_duration_since(**at) >= SILENT_FOR)
+            .filter(|(n, at)| {
+                now.saturating_duration_since(**at) >= SILENT_FOR && self.runs.contains_key(*n)
+            })
             .map(|(n, _)| n.clone())
             .collect();
         gone.sort_unstable();
@@ -196,7 +200,8 @@ mod tests {
         let mut l = Liveness::default();
         assert!(l.link(true, 1, t0));
         assert_eq!(l.heard(&node("b"), Some(7), t0), Heard::New);
-        l.heard(&node("c"), None, t0);
+        l.heard(&node("c"), Some(3), t0);
+        l.heard(&node("old"), None, t0);
         assert!(l.sends_hooks("a"));
         assert!(!l.sends_hooks("bb"), "b is smaller");
         let t = t0 + Duration::from_secs(3);
@@ -205,7 +210,7 @@ mod tests {
         assert!(l.expire(t).is_empty());
         let t = t0 + SILENT_FOR;
         l.link(true, 3, t);
-        assert_eq!(l.expire(t), [node("b")]);
+        assert_eq!(l.expire(t), [node("b")], "not `old`, which does not beat");
         assert!(l.expire(t).is_empty(), "once");
         assert!(l.sends_hooks("bb"), "b is gone");
         assert_eq!(l.heard(&node("b"), None, t), Heard::Back, "ask its state");
@@ -225,7 +230,7 @@ mod tests {
         let t0 = Instant::now();
         let mut l = Liveness::default();
         l.link(true, 1, t0);
-        l.heard(&node("b"), None, t0);
+        l.heard(&node("b"), Some(1), t0);
         // Down: the bus says so.
         let t = t0 + SILENT_FOR * 3;
         assert!(!l.link(false, 1, t));

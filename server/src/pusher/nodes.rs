@@ -97,7 +97,7 @@ pub enum Delta {
         users: Vec<(String, String, Option<String>)>,
         /// The origin's run (`super::liveness::Run`).
         #[serde(default)]
-        run: u64,
+        run: Option<u64>,
     },
 }
 
@@ -105,7 +105,8 @@ impl Delta {
     /// The origin's run, for the messages that say it.
     pub fn run(&self) -> Option<u64> {
         match self {
-            Delta::Beat { run } | Delta::Full { run, .. } => Some(*run),
+            Delta::Beat { run } => Some(*run),
+            Delta::Full { run, .. } => *run,
             _ => None,
         }
     }

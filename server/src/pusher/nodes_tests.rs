@@ -78,7 +78,7 @@ fn a_silent_node_leaves_what_the_others_do_not_have() {
         ("c", user("v", true, false)),
         ("c", subs("z", 0, true, None)),
     ] {
-        n.heard(node, None, t0);
+        n.heard(node, Some(1), t0);
         n.apply(node, d, "me", t0);
     }
     n.apply("b", user("w", false, true), "me", t0);

@@ -117,7 +117,7 @@ impl Registry {
                 })
             })
             .collect();
-        let run = self.run.0;
+        let run = Some(self.run.0);
         self.send(&Delta::Full { subs, users, run });
     }
 

@@ -56,7 +56,8 @@ fn a_silent_node_leaves_only_what_nobody_else_has() {
         hook: false,
         owe: None,
     };
-    for d in [subs(room), subs(solo), user("here"), user("gone")] {
+    let beat = Delta::Beat { run: 1 };
+    for d in [beat, subs(room), subs(solo), user("here"), user("gone")] {
         r.apply("b", d, "a");
     }
     let now = Instant::now();
@@ -92,7 +93,7 @@ fn a_forgotten_node_heard_again_is_asked_and_its_return_announced() {
     let full = |run: u64| Delta::Full {
         subs: vec![(room.into(), 1)],
         users: vec![(room.into(), "u".into(), None)],
-        run,
+        run: Some(run),
     };
     let changes = r.apply("b", full(7), "a").1;
     assert!(changes.is_empty(), "a node heard first is learnt silently");
