@@ -37,6 +37,10 @@ pub const SILENT_FOR: Duration = Duration::from_secs(5);
 /// trusted: three beats.
 pub const ACKED_WITHIN: Duration = Duration::from_secs(3);
 
+/// A node heard within this is live when choosing who sends a departure's webhooks: three
+/// beats.
+pub const LIVE_WITHIN: Duration = Duration::from_secs(3);
+
 /// More forgotten nodes than any cluster has: older ones are not remembered (a bound).
 const MAX_FORGOTTEN: usize = 1024;
 
@@ -142,7 +146,8 @@ impl Liveness {
         if published != self.acked.0 {
             self.acked = (published, Some(now));
         }
-        let acked = self.acked.1.is_some_and(|at| now - at < ACKED_WITHIN);
+        let acked =
+            (self.acked.1).is_some_and(|at| now.saturating_duration_since(at) < ACKED_WITHIN);
         let trusted = up && acked;
         if trusted && !self.trusted {
             for at in self.heard.values_mut() {
@@ -180,9 +185,12 @@ impl Liveness {
     }
 
     /// Whether this node (`me`) sends the webhooks of a departure: it has the smallest id
-    /// of the live nodes it knows.
-    pub fn sends_hooks(&self, me: &str) -> bool {
-        self.heard.keys().all(|n| me < &**n)
+    /// of the nodes heard within [`LIVE_WITHIN`] (a node dead at the same moment as the
+    /// one departing, silent for seconds but not forgotten yet, does not count).
+    pub fn sends_hooks(&self, me: &str, now: Instant) -> bool {
+        (self.heard.iter())
+            .filter(|(_, at)| now.saturating_duration_since(**at) < LIVE_WITHIN)
+            .all(|(n, _)| me < &**n)
     }
 }
 
@@ -202,8 +210,8 @@ mod tests {
         assert_eq!(l.heard(&node("b"), Some(7), t0), Heard::New);
         l.heard(&node("c"), Some(3), t0);
         l.heard(&node("old"), None, t0);
-        assert!(l.sends_hooks("a"));
-        assert!(!l.sends_hooks("bb"), "b is smaller");
+        assert!(l.sends_hooks("a", t0));
+        assert!(!l.sends_hooks("bb", t0), "b is smaller");
         let t = t0 + Duration::from_secs(3);
         l.link(true, 2, t);
         assert_eq!(l.heard(&node("c"), None, t), Heard::Known);
@@ -212,7 +220,7 @@ mod tests {
         l.link(true, 3, t);
         assert_eq!(l.expire(t), [node("b")], "not `old`, which does not beat");
         assert!(l.expire(t).is_empty(), "once");
-        assert!(l.sends_hooks("bb"), "b is gone");
+        assert!(l.sends_hooks("bb", t), "b is gone");
         assert_eq!(l.heard(&node("b"), None, t), Heard::Back, "ask its state");
         assert_eq!(l.heard(&node("b"), Some(7), t), Heard::Known);
         assert_eq!(l.take_first_full("b"), Some(FirstFull::Announced));
@@ -246,6 +254,19 @@ mod tests {
         );
         l.link(true, 3, t + SILENT_FOR);
         assert_eq!(l.expire(t + SILENT_FOR), [node("b")]);
+    }
+
+    #[test]
+    fn a_node_dead_at_the_same_moment_does_not_hold_the_webhooks() {
+        let t0 = Instant::now();
+        let mut l = Liveness::default();
+        l.link(true, 1, t0);
+        l.heard(&node("a"), Some(1), t0);
+        l.heard(&node("b"), Some(2), t0 + Duration::from_millis(900));
+        let t = t0 + SILENT_FOR;
+        l.link(true, 2, t);
+        assert_eq!(l.expire(t), [node("a")], "b not silent for long enough yet");
+        assert!(l.sends_hooks("c", t), "b, silent for 4 s, is not live");
     }
 
     #[test]

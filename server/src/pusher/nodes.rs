@@ -313,8 +313,8 @@ impl Nodes {
     }
 
     /// Whether this node (`me`) sends the webhooks of a departure (the smallest live id).
-    pub fn sends_hooks(&self, me: &str) -> bool {
-        self.liveness.sends_hooks(me)
+    pub fn sends_hooks(&self, me: &str, now: Instant) -> bool {
+        self.liveness.sends_hooks(me, now)
     }
 
     /// Applies a delta of node `origin`; `me` is this node's id. What this node owes the

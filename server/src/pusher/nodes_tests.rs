@@ -101,5 +101,5 @@ fn a_silent_node_leaves_what_the_others_do_not_have() {
         "b holds no webhook now"
     );
     assert_eq!(n.heard("b", None, later), Heard::Back, "b was forgotten");
-    assert!(n.sends_hooks("a") && !n.sends_hooks("bb"));
+    assert!(n.sends_hooks("a", later) && !n.sends_hooks("bb", later));
 }

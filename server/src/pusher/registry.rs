@@ -136,7 +136,7 @@ impl Registry {
         let channels = self.lock();
         let mut nodes = self.nodes();
         let shift = nodes.expire(now);
-        let hooks = nodes.sends_hooks(me);
+        let hooks = nodes.sends_hooks(me, now);
         on_this_node(&channels, shift, hooks)
     }
 
@@ -182,7 +182,7 @@ impl Registry {
         if heard == Heard::Restarted {
             tracing::info!(node = origin, "Pusher cluster state: node restarted");
             nodes.depart(origin, &mut shift);
-            hooks = nodes.sends_hooks(me);
+            hooks = nodes.sends_hooks(me, now);
         }
         let owed = match delta {
             Delta::Full { subs, users, .. } => {
@@ -190,7 +190,7 @@ impl Registry {
                 match nodes.take_first_full(origin) {
                     // Its departure was announced: its return is too.
                     Some(FirstFull::Announced) => {
-                        hooks = nodes.sends_hooks(me);
+                        hooks = nodes.sends_hooks(me, now);
                         shift.extend(learnt);
                     }
                     // New, or a new run: it announced its own arrivals.
