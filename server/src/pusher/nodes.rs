@@ -281,7 +281,7 @@ impl Nodes {
         subs: Vec<(String, u64)>,
         users: Vec<(String, String, Option<String>)>,
     ) -> Shift {
-        let node: Arc<str> = Arc::from(origin);
+        let node = self.note_tag(origin);
         let mut shift = Shift::default();
         self.drop_node(origin, &mut shift);
         for (topic, n) in subs.into_iter().filter(|(_, n)| *n > 0) {
@@ -307,6 +307,16 @@ impl Nodes {
         shift
     }
 
+    /// Remembers `origin`'s tag (`node_tag`); its id as shared text comes back.
+    fn note_tag(&mut self, origin: &str) -> Arc<str> {
+        let node: Arc<str> = Arc::from(origin);
+        let tag = node_tag(origin);
+        if self.tags.get(&tag).is_none_or(|n| **n != *origin) {
+            self.tags.insert(tag, node.clone());
+        }
+        node
+    }
+
     /// [`Shift::settle`] against what the other nodes have now.
     pub fn settle(&self, shift: &mut Shift) {
         shift.settle(|t, u| self.has_user(t, u), |t| self.subscriptions(t) > 0);
@@ -320,11 +330,7 @@ impl Nodes {
     /// Applies a delta of node `origin`; `me` is this node's id. What this node owes the
     /// cluster comes back.
     pub fn apply(&mut self, origin: &str, delta: Delta, me: &str, now: Instant) -> Option<Owed> {
-        let node: Arc<str> = Arc::from(origin);
-        let tag = node_tag(origin);
-        if self.tags.get(&tag).is_none_or(|n| **n != *origin) {
-            self.tags.insert(tag, node.clone());
-        }
+        let node = self.note_tag(origin);
         match delta {
             Delta::Subs {
                 topic,

@@ -44,6 +44,12 @@ fn users_count_once_across_nodes_and_full_state_replaces_a_node() {
         }
     );
     let back = n.full("b", vec![("x".into(), 2)], added.clone());
+    n.full("fresh", vec![], vec![]);
+    assert_eq!(
+        n.node_of_tag(node_tag("fresh")),
+        Some("fresh"),
+        "known by its full state"
+    );
     assert_eq!(back.added, added, "a full state says what it brings");
     let round = Delta::decode(&subs("x", 1, true, Some("a")).encode());
     assert_eq!(round, Some(subs("x", 1, true, Some("a"))));
