@@ -201,6 +201,12 @@ pub fn watchlist_events(out: &mut Vec<u8>, events: &[(&str, &[&str])]) {
     out.push(b'}');
 }
 
+/// [`watchlist_events`] for one user's new status: `online` or `offline`.
+pub fn watchlist_status(out: &mut Vec<u8>, user_id: &str, online: bool) {
+    let name = if online { "online" } else { "offline" };
+    watchlist_events(out, &[(name, &[user_id])]);
+}
+
 /// `{"event":"pusher:signin_success","data":{"user_data":"…"}}` (`user_data` as the client
 /// sent it).
 pub fn signin_success(out: &mut Vec<u8>, user_data: &str) {

@@ -5,6 +5,8 @@
 //! through a real redis-server; webhooks received by a small HTTP server of the test's own.
 
 mod common;
+#[path = "common/cut.rs"]
+mod cut;
 #[path = "common/nodes.rs"]
 mod nodes;
 #[path = "common/pusher_client.rs"]
@@ -263,4 +265,192 @@ fn occupancy_webhooks_once_per_cluster_and_debounced_across_nodes() {
         "nothing about {ch}"
     );
     drop(again);
+}
+
+/// Collects webhooks until `marker`'s `channel_vacated` has come from each of `nodes`
+/// markers; returns the events before them.
+fn webhooks_until_markers(
+    hooks: &mpsc::Receiver<(String, String)>,
+    markers: &[&str],
+) -> Vec<(String, String)> {
+    let mut left: Vec<&str> = markers.to_vec();
+    let mut seen = Vec::new();
+    while !left.is_empty() {
+        let e = hooks.recv_timeout(common::READ_TIMEOUT).expect("a webhook");
+        if e.0 == "channel_vacated" && left.contains(&e.1.as_str()) {
+            left.retain(|m| *m != e.1);
+        } else {
+            seen.push(e);
+        }
+    }
+    seen
+}
+
+/// A node killed with SIGKILL (it closes nothing, publishes nothing) is forgotten by the
+/// others once silent for `pusher::liveness::SILENT_FOR`: its presence user is removed on
+/// the survivors' channels (`member_removed` to their subscribers), their HTTP API stops
+/// counting it, and the webhooks its departure means are sent once per cluster (by the
+/// live node with the smallest id).
+#[test]
+fn a_killed_node_is_forgotten_with_its_members_once_per_cluster() {
+    let redis = RedisServer::start();
+    let (url, hooks) = webhook_receiver();
+    let a = hooked_node(&redis, "a", &url);
+    let doomed = hooked_node(&redis, "b", &url);
+    let c = hooked_node(&redis, "c", &url);
+    let (room, solo) = ("presence-room", "chan-b");
+    // The doomed node has a presence member in `room` (also watched from a) and the only
+    // subscription to `solo`.
+    let (mut ghost, id_g) = connect(&doomed.addr);
+    join(&mut ghost, &id_g, room, "ghost");
+    subscribe_public(&mut ghost, solo);
+    for node in [&a, &c] {
+        wait_info(&node.addr, room, |v| v["user_count"] == 1);
+        wait_info(&node.addr, solo, |v| v["subscription_count"] == 1);
+    }
+    let (mut watcher, id_w) = connect(&a.addr);
+    assert_eq!(ids(&join(&mut watcher, &id_w, room, "u1")), ["ghost", "u1"]);
+    wait_info(&c.addr, room, |v| v["user_count"] == 2);
+    doomed.signal(libc::SIGKILL);
+    // a's subscriber hears the ghost go, once its node is forgotten.
+    let v = recv(&mut watcher);
+    assert_eq!(v["event"], "pusher_internal:member_removed", "{v}");
+    assert!(v["data"].as_str().expect("data").contains("ghost"), "{v}");
+    for node in [&a, &c] {
+        let v = wait_info(&node.addr, room, |v| v["user_count"] == 1);
+        assert_eq!(v["subscription_count"], 1, "{v}");
+        wait_info(&node.addr, solo, |v| v["occupied"] == false);
+    }
+    // A marker on each survivor (a vacated webhook is held by the debounce as the ones about
+    // the dead node were): what either survivor sent about it comes before its marker.
+    for (node, marker) in [(&a, "chan-ma"), (&c, "chan-mc")] {
+        let (mut m, _) = connect(&node.addr);
+        subscribe_public(&mut m, marker);
+        drop(m);
+    }
+    let mut seen = webhooks_until_markers(&hooks, &["chan-ma", "chan-mc"]);
+    seen.retain(|(name, ch)| {
+        !(name == "channel_occupied" || name == "member_added" || ch.starts_with("chan-m"))
+    });
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("channel_vacated".to_owned(), solo.to_owned()),
+            ("member_removed".to_owned(), room.to_owned()),
+        ],
+        "each once, from one node"
+    );
+}
+
+/// `ghost`, a presence member of `room` on node `from`, seen by `u1`'s connection on node
+/// `on`: (ghost's connection, u1's).
+fn ghost_and_watcher(from: &Server, on: &Server, room: &str) -> (Client, Client) {
+    let (mut ghost, id_g) = connect(&from.addr);
+    join(&mut ghost, &id_g, room, "ghost");
+    wait_info(&on.addr, room, |v| v["user_count"] == 1);
+    let (mut watcher, id_w) = connect(&on.addr);
+    assert_eq!(ids(&join(&mut watcher, &id_w, room, "u1")), ["ghost", "u1"]);
+    (ghost, watcher)
+}
+
+/// A node that hears nobody because its own Redis link is down cannot tell that from
+/// everybody else dying: it forgets nobody (its subscribers keep the other nodes' members)
+/// and, once the link is back, gives each node it knew a whole window again; a node that
+/// died meanwhile is then forgotten as usual.
+#[test]
+fn nobody_is_forgotten_while_redis_is_down_and_the_dead_go_after() {
+    let mut redis = RedisServer::start();
+    let a = node(&redis, "a", &APP);
+    let b = node(&redis, "b", &APP);
+    let room = "presence-room";
+    let (_ghost, mut watcher) = ghost_and_watcher(&b, &a, room);
+    redis.kill();
+    common::proc::wait_eq("a's bus up", 0, || a.metric("ringcast_cluster_up"));
+    // Nothing to await here: the point is what does NOT happen in the time that forgets a
+    // silent node (5 s) with a beat to spare.
+    std::thread::sleep(Duration::from_secs(7));
+    redis.restart();
+    for n in [&a, &b] {
+        n.wait_cluster_up();
+    }
+    let body = json!({"name": "marker", "channel": room, "data": "m"}).to_string();
+    call(&a.addr, "POST", "/apps/1/events", &[], &body);
+    let v = recv(&mut watcher);
+    assert_eq!(
+        v["event"], "marker",
+        "nobody removed while Redis was down: {v}"
+    );
+    assert_eq!(channel_info(&a.addr, room)["user_count"], 2);
+    // b dies now: forgotten like any silent node once a trusts its link again.
+    b.signal(libc::SIGKILL);
+    let v = recv(&mut watcher);
+    assert_eq!(v["event"], "pusher_internal:member_removed", "{v}");
+    wait_info(&a.addr, room, |v| v["user_count"] == 1);
+}
+
+/// A node killed and started again under the same id within the silence that forgets it:
+/// its new run (in its full state) tells the others that the old one is gone, so its
+/// users leave at once (`member_removed` to the others' subscribers and the webhook).
+#[test]
+fn a_node_restarted_under_its_id_leaves_its_old_users() {
+    let redis = RedisServer::start();
+    let (url, hooks) = webhook_receiver();
+    let a = hooked_node(&redis, "a", &url);
+    let b = hooked_node(&redis, "b", &url);
+    let room = "presence-room";
+    let (_ghost, mut watcher) = ghost_and_watcher(&b, &a, room);
+    b.signal(libc::SIGKILL);
+    // Up again well within the silence that forgets a node (it beats again at once).
+    let _b = hooked_node(&redis, "b", &url);
+    let v = recv(&mut watcher);
+    assert_eq!(v["event"], "pusher_internal:member_removed", "{v}");
+    assert!(v["data"].as_str().expect("data").contains("ghost"), "{v}");
+    wait_info(&a.addr, room, |v| v["user_count"] == 1);
+    loop {
+        let e = hooks.recv_timeout(common::READ_TIMEOUT).expect("a webhook");
+        if e == ("member_removed".to_owned(), room.to_owned()) {
+            break;
+        }
+    }
+}
+
+/// Waits for webhook `(name, channel)`, skipping others.
+fn await_hook(hooks: &mpsc::Receiver<(String, String)>, name: &str, channel: &str) {
+    loop {
+        let e = hooks.recv_timeout(common::READ_TIMEOUT).expect("a webhook");
+        if e.0 == name && e.1 == channel {
+            return;
+        }
+    }
+}
+
+/// A node cut off from Redis alone (its clients still connected) is forgotten by the others
+/// like a dead one; when its link comes back it sends its state, and the others announce
+/// its users again (`member_added` to their subscribers, the webhook from the smallest id).
+#[test]
+fn a_node_cut_off_is_forgotten_then_announced_again() {
+    let redis = RedisServer::start();
+    let (url, hooks) = webhook_receiver();
+    let a = hooked_node(&redis, "a", &url);
+    let link = cut::Cuttable::to(redis.url().trim_start_matches("redis://"));
+    let via = format!("redis://{}", link.addr);
+    let mut args = vec!["--cluster", &via, "--node-id", "b", "--workers", "2"];
+    args.extend(APP);
+    args.extend(["--pusher-webhook-url", &url]);
+    let b = Server::start(&args);
+    b.wait_cluster_up();
+    let room = "presence-room";
+    let (_ghost, mut watcher) = ghost_and_watcher(&b, &a, room);
+    link.cut();
+    let v = recv(&mut watcher);
+    assert_eq!(v["event"], "pusher_internal:member_removed", "{v}");
+    // Past the debounce, so the return below is not a quick reconnect that cancels it.
+    await_hook(&hooks, "member_removed", room);
+    link.mend();
+    let v = recv(&mut watcher);
+    assert_eq!(v["event"], "pusher_internal:member_added", "{v}");
+    assert!(v["data"].as_str().expect("data").contains("ghost"), "{v}");
+    await_hook(&hooks, "member_added", room);
+    wait_info(&a.addr, room, |v| v["user_count"] == 2);
 }

@@ -32,7 +32,8 @@ pub type Wake = Box<dyn FnMut(RawFd) + Send>;
 pub struct Inbound {
     shared: Arc<Shared>,
     peers: Peers,
-    /// Only the bus thread takes it (uncontended); `Inbound` is shared through `InboundSlot`.
+    /// The bus thread takes it, and `super::pusher_nodes` once in a while (`Inbound::inject`);
+    /// `Inbound` is shared through `InboundSlot`.
     out: Mutex<Out>,
 }
 
@@ -94,8 +95,9 @@ impl Inbound {
                 messages,
             } if &*room == PUSHER_STATE_ROOM => {
                 for m in &messages {
+                    let inject = |topic: &str, frames: &[Vec<u8>]| self.inject(topic, frames);
                     if let Some((topic, frame, worker, key)) =
-                        pusher_state(&self.shared, &origin, &m.payload)
+                        pusher_state(&self.shared, &inject, &origin, &m.payload)
                     {
                         // An HTTP API event whose excluded connection is here: published
                         // from here, to every node, as if the call had come here.
@@ -205,9 +207,15 @@ impl Inbound {
 type ForwardedEvent = (String, String, usize, usize);
 
 /// Applies a message of another node on the Pusher state room
-/// (docs/pusher.md#across-a-cluster) and emits the webhook this node owes, if any; an
-/// event this node must publish comes back.
-fn pusher_state(shared: &Shared, origin: &str, payload: &[u8]) -> Option<ForwardedEvent> {
+/// (docs/pusher.md#across-a-cluster) and emits the webhook this node owes, if any (and
+/// tells, through `inject`, what a change no delta announced means); an event this node
+/// must publish comes back.
+fn pusher_state(
+    shared: &Shared,
+    inject: &dyn Fn(&str, &[Vec<u8>]),
+    origin: &str,
+    payload: &[u8],
+) -> Option<ForwardedEvent> {
     use ringcast_pusher::webhook::Event;
 
     use crate::pusher::nodes::{Delta, Owed};
@@ -231,7 +239,10 @@ fn pusher_state(shared: &Shared, origin: &str, payload: &[u8]) -> Option<Forward
         let socket = (usize::try_from(*worker).ok()?, usize::try_from(*key).ok()?);
         return Some((topic.clone(), frame.clone(), socket.0, socket.1));
     }
-    let owed = shared.pusher.apply(origin, delta, me);
+    let (owed, changes) = shared.pusher.apply(origin, delta, me);
+    if !changes.is_empty() {
+        super::pusher_nodes::tell(shared, inject, changes);
+    }
     let (topic, event) = match owed {
         None => return None,
         Some(Owed::Occupied(topic)) => (topic, None),
@@ -279,6 +290,19 @@ impl Inbound {
         if workers != 0 {
             out.burst.add(workers, &Arc::new(batch));
         }
+    }
+
+    /// Delivers `frames` (text messages) to this node's members of `topic` as if they came
+    /// from another node (`Source::Bus`: this node's history, never published again), at
+    /// once: what a departed node would have published (`super::pusher_nodes`).
+    pub(super) fn inject(&self, topic: &str, frames: &[Vec<u8>]) {
+        let mut b = BatchBuilder::for_topic(Arc::from(topic));
+        for frame in frames {
+            b.push(None, OpCode::Text, frame);
+        }
+        let mut out = self.out();
+        self.run(b.freeze(None, false), Source::Bus, &mut out);
+        self.flush(&mut out);
     }
 
     /// Sends each worker the batches gathered since the last flush (one hand-off, one wake).
@@ -435,26 +459,19 @@ pub struct InboundSlot(Arc<OnceLock<Inbound>>);
 impl InboundSlot {
     /// Makes `inbound` the target of bus events.
     pub fn fill(&self, inbound: Inbound) {
-        // What the other nodes' Pusher channels hold: asked once events can be handled, and
-        // again a few times while the node starts: the bus takes the state room's SUBSCRIBE
-        // and the ask's PUBLISH through different queues, so the first answers (and the
-        // deltas of the first moments) may come before this node hears the room. Each ask
-        // costs one full state per node, three times per node start.
+        // What the other nodes' Pusher channels hold: asked once events can be handled (and
+        // again a few times while the node starts, by `super::pusher_nodes`).
         let shared = inbound.shared.clone();
         let _ = self.0.set(inbound);
         shared.pusher.resync();
         if shared.cluster.is_some() && shared.config.pusher.is_some() {
-            let spawned = std::thread::Builder::new()
-                .name("ringcast-pusher-sync".into())
-                .spawn(move || {
-                    for ms in [300, 1_000, 3_000] {
-                        std::thread::sleep(std::time::Duration::from_millis(ms));
-                        shared.pusher.resync();
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::warn!("Pusher cluster state: no resync thread: {e}");
-            }
+            let slot = self.clone();
+            let inject = move |topic: &str, frames: &[Vec<u8>]| {
+                if let Some(inbound) = slot.0.get() {
+                    inbound.inject(topic, frames);
+                }
+            };
+            super::pusher_nodes::start(shared, Box::new(inject));
         }
     }
 

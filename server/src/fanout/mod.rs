@@ -17,6 +17,7 @@ pub mod order;
 pub mod peers;
 pub mod pipeline;
 pub mod presence;
+pub mod pusher_nodes;
 pub mod turn;
 
 use std::os::fd::RawFd;

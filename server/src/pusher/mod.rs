@@ -8,5 +8,7 @@
 
 pub mod apps;
 pub mod cache;
+pub mod liveness;
 pub mod nodes;
 pub mod registry;
+pub mod shift;

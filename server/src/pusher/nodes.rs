@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::liveness::{FirstFull, Heard, Liveness};
+use super::shift::Shift;
+
 /// How long a tombstone names the node that holds a vacated / removed webhook: past the
 /// webhook debounce window (3 s), with room for the bus's delay.
 pub const TOMBSTONE: Duration = Duration::from_secs(5);
@@ -79,16 +82,35 @@ pub enum Delta {
     },
     /// Every node answers with its [`Delta::Full`] state.
     Sync,
+    /// The origin is alive: sent every `super::liveness::BEAT_EVERY` (a node silent for
+    /// `super::liveness::SILENT_FOR` is forgotten).
+    Beat {
+        /// The origin's run (`super::liveness::Run`).
+        #[serde(default)]
+        run: u64,
+    },
     /// The origin's whole state: replaces what was known of it.
     Full {
         /// (topic, subscriptions).
         subs: Vec<(String, u64)>,
         /// (topic, user id, user_info).
         users: Vec<(String, String, Option<String>)>,
+        /// The origin's run (`super::liveness::Run`).
+        #[serde(default)]
+        run: Option<u64>,
     },
 }
 
 impl Delta {
+    /// The origin's run, for the messages that say it.
+    pub fn run(&self) -> Option<u64> {
+        match self {
+            Delta::Beat { run } => Some(*run),
+            Delta::Full { run, .. } => *run,
+            _ => None,
+        }
+    }
+
     /// The JSON text published on the bus.
     pub fn encode(&self) -> Vec<u8> {
         simd_json::serde::to_vec(self).unwrap_or_default()
@@ -159,6 +181,8 @@ pub struct Nodes {
     topics: HashMap<String, Topic>,
     /// The nodes heard from, by tag (`node_tag`).
     tags: HashMap<u64, Arc<str>>,
+    /// When each node was last heard from (`super::liveness`).
+    liveness: Liveness,
 }
 
 impl Nodes {
@@ -208,14 +232,105 @@ impl Nodes {
         (now.duration_since(at) < TOMBSTONE).then(|| node.to_string())
     }
 
-    /// Applies a delta of node `origin`; `me` is this node's id. What this node owes the
-    /// cluster comes back.
-    pub fn apply(&mut self, origin: &str, delta: Delta, me: &str, now: Instant) -> Option<Owed> {
+    /// Node `origin` was heard from (any message), saying its `run` or not.
+    pub fn heard(&mut self, origin: &str, run: Option<u64>, now: Instant) -> Heard {
+        self.liveness.heard(&Arc::from(origin), run, now)
+    }
+
+    /// How `origin`'s full state is taken, when it is the first since it was heard anew.
+    pub fn take_first_full(&mut self, origin: &str) -> Option<FirstFull> {
+        self.liveness.take_first_full(origin)
+    }
+
+    /// This node's Redis link as the bus reports it (`super::liveness::Liveness::link`).
+    pub fn link(&mut self, up: bool, published: u64, now: Instant) -> bool {
+        self.liveness.link(up, published, now)
+    }
+
+    /// Forgets the nodes silent for `super::liveness::SILENT_FOR` (none while this node's
+    /// own link is not trusted): what they leave behind comes back.
+    pub fn expire(&mut self, now: Instant) -> Shift {
+        let mut shift = Shift::default();
+        for node in self.liveness.expire(now) {
+            tracing::warn!(
+                node = &*node,
+                "Pusher cluster state: node silent, forgotten with its channels"
+            );
+            self.depart(&node, &mut shift);
+        }
+        self.settle(&mut shift);
+        shift
+    }
+
+    /// Drops `node` as gone (silent, or restarted): its channels, and the webhooks it held
+    /// (it will never settle them: whoever comes next sends its own).
+    pub fn depart(&mut self, node: &str, shift: &mut Shift) {
+        self.tags.retain(|_, n| **n != *node);
+        self.drop_node(node, shift);
+        for t in self.topics.values_mut() {
+            t.vacated_by.take_if(|(n, _)| **n == *node);
+            t.removed_by.retain(|_, (n, _)| **n != *node);
+        }
+        self.topics.retain(|_, t| !t.is_empty());
+    }
+
+    /// Replaces what is known of `origin` by its full state: the difference comes back.
+    pub fn full(
+        &mut self,
+        origin: &str,
+        subs: Vec<(String, u64)>,
+        users: Vec<(String, String, Option<String>)>,
+    ) -> Shift {
+        let node = self.note_tag(origin);
+        let mut shift = Shift::default();
+        self.drop_node(origin, &mut shift);
+        for (topic, n) in subs.into_iter().filter(|(_, n)| *n > 0) {
+            let t = self.topics.entry(topic.clone()).or_default();
+            if t.subs.is_empty() {
+                shift.occupied.push(topic);
+            }
+            t.subs.insert(node.clone(), n);
+        }
+        for (topic, id, info) in users {
+            let t = self.topics.entry(topic.clone()).or_default();
+            let u = t.users.entry(id.clone()).or_default();
+            if u.nodes.is_empty() {
+                shift.added.push((topic, id, info.clone()));
+            }
+            u.info = info;
+            if !u.nodes.contains(&node) {
+                u.nodes.push(node.clone());
+            }
+        }
+        self.topics.retain(|_, t| !t.is_empty());
+        self.settle(&mut shift);
+        shift
+    }
+
+    /// Remembers `origin`'s tag (`node_tag`); its id as shared text comes back.
+    fn note_tag(&mut self, origin: &str) -> Arc<str> {
         let node: Arc<str> = Arc::from(origin);
         let tag = node_tag(origin);
         if self.tags.get(&tag).is_none_or(|n| **n != *origin) {
             self.tags.insert(tag, node.clone());
         }
+        node
+    }
+
+    /// [`Shift::settle`] against what the other nodes have now.
+    pub fn settle(&self, shift: &mut Shift) {
+        shift.settle(|t, u| self.has_user(t, u), |t| self.subscriptions(t) > 0);
+    }
+
+    /// Whether this node (`me`) sends the webhooks of a departure (the smallest live id).
+    pub fn sends_hooks(&self, me: &str, now: Instant) -> bool {
+        self.liveness.sends_hooks(me, now)
+    }
+
+    /// Applies a delta of node `origin`; `me` is this node's id. What this node owes the
+    /// cluster comes back.
+    pub fn apply(&mut self, origin: &str, delta: Delta, me: &str, now: Instant) -> Option<Owed> {
+        let node = self.note_tag(origin);
         match delta {
             Delta::Subs {
                 topic,
@@ -266,32 +381,27 @@ impl Nodes {
                 self.forget_if_empty(&topic);
                 (owe.as_deref() == Some(me)).then_some(Owed::MemberAdded(topic, id))
             }
-            Delta::Full { subs, users } => {
-                self.forget_node(origin);
-                for (topic, n) in subs.into_iter().filter(|(_, n)| *n > 0) {
-                    let t = self.topics.entry(topic).or_default();
-                    t.subs.insert(node.clone(), n);
-                }
-                for (topic, id, info) in users {
-                    let t = self.topics.entry(topic).or_default();
-                    let u = t.users.entry(id).or_default();
-                    u.info = info;
-                    if !u.nodes.contains(&node) {
-                        u.nodes.push(node.clone());
-                    }
-                }
+            Delta::Full { subs, users, .. } => {
+                self.full(origin, subs, users);
                 None
             }
-            Delta::Sync | Delta::Event { .. } => None,
+            Delta::Sync | Delta::Beat { .. } | Delta::Event { .. } => None,
         }
     }
 
-    /// Drops everything known of `origin` (before its full state replaces it).
-    fn forget_node(&mut self, origin: &str) {
-        for t in self.topics.values_mut() {
-            t.subs.remove(origin);
-            t.users.retain(|_, u| {
+    /// Drops everything known of `origin`: the channels and users no other node has now
+    /// go into `shift` (settled by the caller).
+    fn drop_node(&mut self, origin: &str, shift: &mut Shift) {
+        for (topic, t) in &mut self.topics {
+            if t.subs.remove(origin).is_some() && t.subs.is_empty() {
+                shift.vacated.push(topic.clone());
+            }
+            t.users.retain(|id, u| {
+                let had = u.nodes.len();
                 u.nodes.retain(|n| **n != *origin);
+                if had > 0 && u.nodes.is_empty() {
+                    shift.removed.push((topic.clone(), id.clone()));
+                }
                 !u.nodes.is_empty()
             });
         }
@@ -306,60 +416,5 @@ impl Nodes {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn subs(topic: &str, n: u64, hook: bool, owe: Option<&str>) -> Delta {
-        Delta::Subs {
-            topic: topic.into(),
-            n,
-            hook,
-            owe: owe.map(Into::into),
-        }
-    }
-
-    fn user(id: &str, on: bool, hook: bool) -> Delta {
-        Delta::User {
-            topic: "t".into(),
-            id: id.into(),
-            info: None,
-            on,
-            hook,
-            owe: None,
-        }
-    }
-
-    #[test]
-    fn users_count_once_across_nodes_and_full_state_replaces_a_node() {
-        let mut n = Nodes::default();
-        let now = Instant::now();
-        n.apply("a", user("u", true, true), "me", now);
-        n.apply("b", user("u", true, false), "me", now);
-        assert_eq!(n.users("t").count(), 1);
-        n.apply("a", user("u", false, false), "me", now);
-        assert!(n.has_user("t", "u"), "still on b");
-        let full = Delta::Full {
-            subs: vec![("x".into(), 2)],
-            users: vec![],
-        };
-        n.apply("b", full, "me", now);
-        assert!(!n.has_user("t", "u"));
-        assert_eq!(n.subscriptions("x"), 2);
-        let round = Delta::decode(&subs("x", 1, true, Some("a")).encode());
-        assert_eq!(round, Some(subs("x", 1, true, Some("a"))));
-    }
-
-    #[test]
-    fn a_vacated_leaves_a_tombstone_and_an_owed_occupied_is_reported() {
-        let mut n = Nodes::default();
-        let now = Instant::now();
-        n.apply("a", subs("x", 1, true, None), "me", now);
-        n.apply("a", subs("x", 0, true, None), "me", now);
-        assert_eq!(n.take_vacated_by("x", now).as_deref(), Some("a"));
-        assert_eq!(n.take_vacated_by("x", now), None, "taken once");
-        n.apply("a", subs("y", 0, true, None), "me", now);
-        assert_eq!(n.take_vacated_by("y", now + TOMBSTONE), None, "too old");
-        let owed = n.apply("b", subs("x", 1, false, Some("me")), "me", now);
-        assert_eq!(owed, Some(Owed::Occupied("x".into())));
-    }
-}
+#[path = "nodes_tests.rs"]
+mod tests;

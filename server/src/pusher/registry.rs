@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
+use super::liveness::{FirstFull, Heard, Run};
 use super::nodes::{Delta, Nodes, Owed};
+use super::shift::{Changes, Shift};
 
 use ringcast_pusher::presence::{Joined, Left, MemberData, Roster};
 use ringcast_pusher::write;
@@ -68,6 +70,8 @@ pub struct Registry {
     /// Signed-in connections per [`online_topic`] and user (watchlists,
     /// docs/pusher.md#watchlists).
     online: Mutex<HashMap<String, HashMap<String, u32>>>,
+    /// This process's run, in its beats and full states.
+    run: Run,
 }
 
 /// The pseudo-topic under which a node tells the others which users of app `app_id` are
@@ -89,6 +93,7 @@ impl Registry {
         self.channels.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Lock order: channels, online, nodes.
     fn online(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, u32>>> {
         self.online.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -108,9 +113,61 @@ impl Registry {
         }
     }
 
-    /// Asks every other node for its full state (at start, and when Redis is back).
+    /// Tells every other node this node's full state and asks for theirs (at start, and
+    /// when Redis is back: they may have forgotten this node meanwhile).
     pub fn resync(&self) {
+        self.send_full();
         self.send(&Delta::Sync);
+    }
+
+    /// This node's whole state as a [`Delta::Full`], sent under the lock (in order with the
+    /// deltas).
+    fn send_full(&self) {
+        let channels = self.lock();
+        let subs = (channels.iter())
+            .map(|(t, c)| (t.clone(), c.subscriptions))
+            .collect();
+        let users = (channels.iter())
+            .flat_map(|(t, c)| {
+                (c.roster.members()).map(|m| {
+                    (
+                        t.clone(),
+                        m.user_id.to_owned(),
+                        m.user_info.map(str::to_owned),
+                    )
+                })
+            })
+            .collect::<Vec<_>>();
+        // Both held while sending, so no delta of either goes out between the snapshot and
+        // it (lock order: channels, then online).
+        let online = self.online();
+        let mut users = users;
+        users.extend(
+            (online.iter())
+                .flat_map(|(t, ids)| ids.keys().map(move |id| (t.clone(), id.clone(), None))),
+        );
+        let run = Some(self.run.0);
+        self.send(&Delta::Full { subs, users, run });
+    }
+
+    /// Once per `super::liveness::BEAT_EVERY`: notes this node's link as the bus reports it
+    /// (every shard `up`, `published` acknowledged so far) and tells the others this node
+    /// is alive.
+    pub fn beat(&self, up: bool, published: u64, now: Instant) {
+        self.nodes().link(up, published, now);
+        self.send(&Delta::Beat { run: self.run.0 });
+    }
+
+    /// Forgets the other nodes silent for `super::liveness::SILENT_FOR`: what that means on
+    /// this node's channels comes back (users present nowhere now, channels with no
+    /// subscription anywhere now), with whether this node (`me`) sends the webhooks.
+    pub fn expire(&self, me: &str, now: Instant) -> Changes {
+        let channels = self.lock();
+        let online = self.online();
+        let mut nodes = self.nodes();
+        let shift = nodes.expire(now);
+        let hooks = nodes.sends_hooks(me, now);
+        on_this_node(&channels, &online, shift, hooks)
     }
 
     /// The node (heard from) whose socket ids carry `tag` (`super::nodes::node_tag`).
@@ -133,36 +190,52 @@ impl Registry {
     }
 
     /// Takes a delta of node `origin` (this node is `me`): a `Sync` is answered with this
-    /// node's full state; what this node owes the cluster (a webhook) comes back.
-    pub fn apply(&self, origin: &str, delta: Delta, me: &str) -> Option<Owed> {
-        if delta == Delta::Sync {
-            let channels = self.lock();
-            let subs = (channels.iter())
-                .map(|(t, c)| (t.clone(), c.subscriptions))
-                .collect();
-            let users = (channels.iter())
-                .flat_map(|(t, c)| {
-                    (c.roster.members()).map(|m| {
-                        (
-                            t.clone(),
-                            m.user_id.to_owned(),
-                            m.user_info.map(str::to_owned),
-                        )
-                    })
-                })
-                .collect::<Vec<_>>();
-            drop(channels);
-            let mut users = users;
-            let online = self.online();
-            users.extend(
-                (online.iter())
-                    .flat_map(|(t, ids)| ids.keys().map(move |id| (t.clone(), id.clone(), None))),
-            );
-            drop(online);
-            self.send(&Delta::Full { subs, users });
-            return None;
+    /// node's full state; what this node owes the cluster (a webhook) comes back, and what
+    /// a change no delta announced means here (a restarted node's old run gone, a full state
+    /// that differs from what was known: `super::shift`).
+    pub fn apply(&self, origin: &str, delta: Delta, me: &str) -> (Option<Owed>, Changes) {
+        let now = Instant::now();
+        let heard = self.nodes().heard(origin, delta.run(), now);
+        let full = matches!(delta, Delta::Full { .. });
+        if heard == Heard::Back && !full {
+            // Forgotten for its silence, alive after all: its state is learnt again.
+            self.send(&Delta::Sync);
         }
-        self.nodes().apply(origin, delta, me, Instant::now())
+        if delta == Delta::Sync {
+            self.send_full();
+            return (None, Changes::default());
+        }
+        let channels = self.lock();
+        let online = self.online();
+        let mut nodes = self.nodes();
+        let mut shift = Shift::default();
+        let mut hooks = false;
+        if heard == Heard::Restarted {
+            tracing::info!(node = origin, "Pusher cluster state: node restarted");
+            nodes.depart(origin, &mut shift);
+            hooks = nodes.sends_hooks(me, now);
+        }
+        let owed = match delta {
+            Delta::Full { subs, users, .. } => {
+                let learnt = nodes.full(origin, subs, users);
+                match nodes.take_first_full(origin) {
+                    // Its departure was announced: its return is too.
+                    Some(FirstFull::Announced) => {
+                        hooks = nodes.sends_hooks(me, now);
+                        shift.extend(learnt);
+                    }
+                    // New, or a new run: it announced its own arrivals.
+                    Some(FirstFull::Silent) => shift.extend(learnt.departures_only()),
+                    // Changes lost on the way (Redis was down): its own webhooks were sent.
+                    None => shift.extend(learnt),
+                }
+                None
+            }
+            delta => nodes.apply(origin, delta, me, now),
+        };
+        nodes.settle(&mut shift);
+        drop(nodes);
+        (owed, on_this_node(&channels, &online, shift, hooks))
     }
 
     /// A connection to app `app_id` opens; false (not counted) when the app already has
@@ -474,6 +547,21 @@ impl Registry {
     }
 }
 
+/// `shift` less what this node has itself (`Changes::on_this_node`): its presence members,
+/// its signed-in users (under [`online_topic`]) and its subscriptions.
+fn on_this_node(
+    channels: &HashMap<String, Channel>,
+    online: &HashMap<String, HashMap<String, u32>>,
+    shift: Shift,
+    hooks: bool,
+) -> Changes {
+    let has_user = |t: &str, u: &str| {
+        channels.get(t).is_some_and(|c| c.roster.contains(u))
+            || online.get(t).is_some_and(|users| users.contains_key(u))
+    };
+    Changes::on_this_node(shift, hooks, has_user, |t| channels.contains_key(t))
+}
+
 /// The distinct user ids of a presence channel: this node's, then the other nodes'.
 fn user_ids(local: Option<&Channel>, nodes: &Nodes, topic: &str) -> Vec<String> {
     let mut ids: Vec<String> = (local.into_iter())
@@ -489,39 +577,5 @@ fn user_ids(local: Option<&Channel>, nodes: &Nodes, topic: &str) -> Vec<String> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn member(id: &str) -> MemberData {
-        MemberData {
-            user_id: id.into(),
-            user_info: None,
-        }
-    }
-
-    #[test]
-    fn occupied_once_vacated_once_and_users_counted_once() {
-        let r = Registry::default();
-        let t = "#pusher/1/presence-x";
-        assert!(r.subscribe(t));
-        assert!(!r.subscribe(t));
-        let j = r.presence_join(t, "presence-x", &member("u"), 10);
-        assert_eq!((j.joined, j.hook), (Joined::NewMember, true));
-        assert!(String::from_utf8_lossy(&j.succeeded).contains("\\\"count\\\":1"));
-        let j = r.presence_join(t, "presence-x", &member("u"), 10);
-        assert_eq!(j.joined, Joined::AnotherConnection);
-        let info = r.channels("1", "presence-");
-        assert_eq!(
-            info.iter()
-                .map(|i| (i.subscriptions, i.users))
-                .collect::<Vec<_>>(),
-            [(2, 1)]
-        );
-        assert!(r.channels("2", "").is_empty(), "apps are apart");
-        assert_eq!(r.presence_leave(t, "u"), Left::StillMember);
-        assert!(!r.unsubscribe(t));
-        assert_eq!(r.presence_leave(t, "u"), Left::MemberGone);
-        assert!(r.unsubscribe(t));
-        assert!(r.channels("1", "").is_empty());
-    }
-}
+#[path = "registry_tests.rs"]
+mod tests;

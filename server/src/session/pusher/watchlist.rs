@@ -23,8 +23,7 @@ use crate::session::sink::Sink;
 /// The `watchlist_events` frame for one user's new status.
 pub fn status_frame(user_id: &str, online: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(96 + user_id.len());
-    let name = if online { "online" } else { "offline" };
-    write::watchlist_events(&mut out, &[(name, &[user_id])]);
+    write::watchlist_status(&mut out, user_id, online);
     out
 }
 
