@@ -1,7 +1,7 @@
 //! docs/pusher.md#watchlists against the real binary: a connection signed in with a
 //! `watchlist` hears who of those users is online, then each one's `online` (first sign-in
 //! anywhere) and `offline` (last sign-in gone), once per change, across workers and across
-//! cluster nodes (a real redis-server).
+//! cluster nodes (a real redis-server), also when the node a user was on dies.
 
 mod common;
 #[path = "common/nodes.rs"]
@@ -85,24 +85,42 @@ fn a_watched_user_on_another_node_is_seen_online_and_offline() {
     let b = node(&redis, "b", &APP);
     let (mut bob, bob_id) = connect(&b.addr);
     sign_in(&mut bob, &bob_id, "bob", &[]);
-    // Node A learns of Bob's sign-in a Redis round trip later: wait for it through the
-    // status a new watcher is told.
-    let mut tries = 0;
-    let (mut walt, _) = loop {
-        let (mut w, id) = connect(&a.addr);
-        let initial = sign_in(&mut w, &id, "walt", &["bob"]).expect("a watchlist");
-        if initial == event("online", &["bob"]) {
-            break (w, id);
-        }
-        assert_eq!(initial, event("offline", &["bob"]));
-        tries += 1;
-        assert!(tries < 100, "node A never learnt that bob is online on B");
-        drop(w);
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let mut walt = watcher_seeing_online(&a.addr, "bob");
     bob.close(None).expect("close");
     assert_eq!(watchlist_events(&mut walt), event("offline", &["bob"]));
     let (mut bob, bob_id) = connect(&b.addr);
     sign_in(&mut bob, &bob_id, "bob", &[]);
     assert_eq!(watchlist_events(&mut walt), event("online", &["bob"]));
+}
+
+#[test]
+fn a_watched_user_on_a_node_that_dies_goes_offline() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a", &APP);
+    let mut b = node(&redis, "b", &APP);
+    let (mut bob, bob_id) = connect(&b.addr);
+    sign_in(&mut bob, &bob_id, "bob", &[]);
+    let mut walt = watcher_seeing_online(&a.addr, "bob");
+    // Node B dies without closing anything: A forgets it after its silence
+    // (docs/pusher.md#across-a-cluster) and tells its watchers.
+    b.child.kill().expect("kill -9");
+    let _ = b.child.wait();
+    drop(bob);
+    assert_eq!(watchlist_events(&mut walt), event("offline", &["bob"]));
+}
+
+/// A connection on `addr` signed in as walt watching `user`, once that node sees `user`
+/// online (another node's sign-in arrives a Redis round trip later).
+fn watcher_seeing_online(addr: &str, user: &str) -> Client {
+    for _ in 0..100 {
+        let (mut w, id) = connect(addr);
+        let initial = sign_in(&mut w, &id, "walt", &[user]).expect("a watchlist");
+        if initial == event("online", &[user]) {
+            return w;
+        }
+        assert_eq!(initial, event("offline", &[user]));
+        drop(w);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("{addr} never learnt that {user} is online");
 }
