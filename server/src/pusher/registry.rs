@@ -398,11 +398,21 @@ impl Registry {
     ) -> PresenceJoin {
         let mut channels = self.lock();
         let c = channels.entry(topic.to_owned()).or_default();
-        let mut joined = c.roster.join(member, max_members);
+        let mut nodes = self.nodes();
+        // `max_members` counts distinct users on every node: the other nodes' users this
+        // one lacks take their share of it, and a user present elsewhere is no new member.
+        let cap = if nodes.has_user(topic, &member.user_id) {
+            usize::MAX
+        } else {
+            let elsewhere = (nodes.users(topic))
+                .filter(|(id, _)| !c.roster.contains(id))
+                .count();
+            max_members.saturating_sub(elsewhere)
+        };
+        let mut joined = c.roster.join(member, cap);
         let mut out = Vec::new();
         let mut hook = false;
         if joined != Joined::Full {
-            let mut nodes = self.nodes();
             let local = c.roster.members();
             let remote = (nodes.users(topic))
                 .filter(|(id, _)| !c.roster.contains(id))

@@ -123,3 +123,61 @@ fn a_forgotten_node_heard_again_is_asked_and_its_return_announced() {
     assert!(gone.hooks);
     assert!(r.apply("b", full(9), "a").1.is_empty());
 }
+
+#[test]
+fn max_presence_members_counts_the_users_of_every_node() {
+    let r = Registry::default();
+    let t = "#pusher/1/presence-x";
+    let remote = |id: &str| Delta::User {
+        topic: t.into(),
+        id: id.into(),
+        info: None,
+        on: true,
+        hook: false,
+        owe: None,
+    };
+    r.apply("b", remote("far"), "me");
+    r.subscribe(t);
+    assert_eq!(
+        r.presence_join(t, "presence-x", &member("near"), 2).joined,
+        Joined::NewMember
+    );
+    r.subscribe(t);
+    let third = r.presence_join(t, "presence-x", &member("third"), 2);
+    assert_eq!(third.joined, Joined::Full, "near here and far on b make 2");
+    r.subscribe(t);
+    let far = r.presence_join(t, "presence-x", &member("far"), 2);
+    assert_eq!(
+        far.joined,
+        Joined::AnotherConnection,
+        "a user of another node is no new member"
+    );
+}
+
+#[test]
+fn signed_in_users_count_per_user_and_across_nodes() {
+    let r = Registry::default();
+    assert!(r.sign_in("1", "ann"));
+    assert!(!r.sign_in("1", "ann"), "a second connection");
+    assert!(r.sign_in("2", "ann"), "apps are apart");
+    let ids = ["ann".to_owned(), "bob".to_owned()];
+    assert_eq!(r.is_online("1", &ids), [("ann", true), ("bob", false)]);
+    r.apply(
+        "b",
+        Delta::User {
+            topic: online_topic("1"),
+            id: "bob".into(),
+            info: None,
+            on: true,
+            hook: false,
+            owe: None,
+        },
+        "me",
+    );
+    assert_eq!(r.is_online("1", &ids), [("ann", true), ("bob", true)]);
+    assert!(!r.sign_in("1", "bob"), "online on b already");
+    assert!(!r.sign_out("1", "bob"), "still on b");
+    assert!(!r.sign_out("1", "ann"));
+    assert!(r.sign_out("1", "ann"), "the last connection");
+    assert!(!r.sign_out("1", "ann"), "not signed in");
+}
