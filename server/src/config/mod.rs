@@ -7,18 +7,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser};
 use ringcast_pubsub::auth::{Verifier, secret_from_file};
-use thiserror::Error;
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Human,
-    /// One JSON object per line.
-    Json,
-}
+pub use self::error::ConfigError;
+pub use self::values::{LogFormat, Secret, Switch};
+
+mod error;
+mod values;
 
 /// ringcast: an io_uring WebSocket chat and pub/sub server. Each subprotocol is a room.
 #[derive(Debug, Clone, Parser)]
@@ -249,65 +245,6 @@ pub struct Config {
     /// compressed once for all its receivers (docs/compression.md#level).
     #[arg(long, env = "RINGCAST_COMPRESSION_LEVEL", default_value_t = 1)]
     pub compression_level: u32,
-}
-
-/// A feature switched on or off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Switch {
-    /// Enabled.
-    On,
-    /// Disabled.
-    Off,
-}
-
-/// A secret setting: parsed like a string, never shown by `Debug` (configs may be logged).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Secret, Self::Err> {
-        Ok(Secret(s.to_string()))
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(..)")
-    }
-}
-
-/// A configuration that cannot be used.
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    /// The `--config` file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The `--config` file is not valid TOML or has a bad value.
-    #[error("config file {path}: {message}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// The `--auth-secret-file` could not be read.
-    #[error("cannot read auth secret file {path}: {source}")]
-    SecretFile {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A setting is out of range.
-    #[error("{0}")]
-    Range(String),
 }
 
 impl Config {
