@@ -170,10 +170,14 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             if a.broadcast.binary {
                 return Err("pusher sends text client events: --binary does not apply".into());
             }
-            let dialect = scenario::broadcast::pusher::Dialect {
-                key: a.app_key.clone(),
-                secret: a.app_secret.clone(),
-            };
+            let run = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos() ^ std::process::id());
+            let dialect = scenario::broadcast::pusher::Dialect::new(
+                a.app_key.clone(),
+                a.app_secret.clone(),
+                run,
+            );
             let b = &a.broadcast;
             let p = broadcast_params(b, prefix, servers, Some(dialect))?;
             let n = b.rooms * (b.subscribers + b.publishers);

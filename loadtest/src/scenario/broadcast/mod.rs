@@ -202,9 +202,9 @@ impl Broadcast {
                     sent_ns: io.now,
                 };
                 payload::write(&mut self.buf, self.p.binary, h);
-                if self.p.pusher.is_some() {
+                if let Some(dialect) = &self.p.pusher {
                     let channel = pusher::Dialect::channel(&self.p.prefix, *id / self.p.publishers);
-                    pusher::wrap(&mut self.wrapped, &channel, &self.buf);
+                    dialect.wrap(&mut self.wrapped, &channel, &self.buf);
                     io.send(c, false, &self.wrapped);
                 } else {
                     io.send(c, self.p.binary, &self.buf);
@@ -243,7 +243,7 @@ impl Scenario for Broadcast {
     fn on_message(&mut self, io: &mut Io, c: usize, binary: bool, data: &[u8]) {
         let data = match &self.p.pusher {
             None => data,
-            Some(dialect) => match pusher::classify(data) {
+            Some(dialect) => match dialect.classify(data) {
                 pusher::Incoming::Event(d) => d,
                 pusher::Incoming::Established(socket_id) => {
                     let room = match &self.roles[c] {
