@@ -64,6 +64,8 @@ fn a_watchlist_hears_who_is_online_then_each_change_once() {
     let (mut dave, dave_id) = connect(&s.addr);
     sign_in(&mut dave, &dave_id, "dave", &[]);
     assert_eq!(watchlist_events(&mut walt), event("online", &["dave"]));
+    // Signing in again as the same user changes nothing for the watchers.
+    sign_in(&mut dave, &dave_id, "dave", &[]);
     let (mut dave2, dave2_id) = connect(&s.addr);
     sign_in(&mut dave2, &dave2_id, "dave", &[]);
     // One of Dave's two connections goes: still online, nothing; the last: offline.

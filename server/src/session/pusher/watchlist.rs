@@ -41,11 +41,17 @@ impl Conn {
         watchlist: &[String],
         sink: &mut Sink<'_>,
     ) -> Option<Vec<u8>> {
-        self.sign_out(sink);
-        if sink.pusher().sign_in(&app.id, user_id) {
-            publish_status(sink, &app.id, user_id, true);
+        // Signed in as the same user again: only the watchlist changes, so repeating a
+        // signin never makes the user's watchers see it go offline and online.
+        let same = self.user.as_deref() == Some(user_id);
+        self.leave_watched(sink);
+        if !same {
+            self.sign_out(sink);
+            if sink.pusher().sign_in(&app.id, user_id) {
+                publish_status(sink, &app.id, user_id, true);
+            }
+            self.user = Some(Box::from(user_id));
         }
-        self.user = Some(Box::from(user_id));
         let class = Class::Raw.with_deflate(self.deflate);
         for watched in watchlist {
             if watched.len() > app.limits.max_user_id_len {
@@ -69,14 +75,18 @@ impl Conn {
         Some(out)
     }
 
-    /// A second sign-in replaces the first: its user's sign-in is no longer counted (its
-    /// watchers get `offline` if it was the last) and its watched topics are left.
+    /// A sign-in as another user replaces the first: its user's sign-in is no longer counted
+    /// (its watchers get `offline` if it was the last).
     fn sign_out(&mut self, sink: &mut Sink<'_>) {
         if let Some(user) = self.user.take()
             && sink.pusher().sign_out(&self.app_id, &user)
         {
             publish_status(sink, &self.app_id, &user, false);
         }
+    }
+
+    /// Leaves the watched users' topics (a new signin brings its own watchlist).
+    fn leave_watched(&mut self, sink: &mut Sink<'_>) {
         for (room, slot) in self.watching.drain(..) {
             if let Some(own) = sink.leave(&room, slot) {
                 debug_assert!(own == slot);
