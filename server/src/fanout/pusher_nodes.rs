@@ -24,8 +24,8 @@ use ringcast_pusher::webhook::Event;
 use ringcast_pusher::{app, write};
 
 use crate::pusher::liveness::BEAT_EVERY;
-use crate::pusher::registry;
 use crate::pusher::shift::Changes;
+use crate::pusher::signins;
 use crate::shared::Shared;
 
 /// Delivers text messages to this node's members of a topic (`bus::Inbound::inject`).
@@ -87,12 +87,12 @@ pub fn tell(shared: &Shared, inject: &dyn Fn(&str, &[Vec<u8>]), mut changes: Cha
     let mut watch: Vec<(String, Vec<u8>)> = Vec::new();
     let mut signed_in = |topic: &str, user: &str, online: bool| {
         let app_id = app::split_topic(topic)
-            .filter(|(app_id, _)| topic == registry::online_topic(app_id))
+            .filter(|(app_id, _)| topic == signins::online_topic(app_id))
             .map(|(app_id, _)| app_id.to_owned());
         if let Some(app_id) = &app_id {
             let mut frame = Vec::with_capacity(96 + user.len());
             write::watchlist_status(&mut frame, user, online);
-            watch.push((registry::watch_topic(app_id, user), frame));
+            watch.push((signins::watch_topic(app_id, user), frame));
         }
         app_id.is_some()
     };

@@ -17,32 +17,15 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
+use super::app_connections::AppConnections;
+use super::channel::{Channel, Info, user_ids};
 use super::liveness::{FirstFull, Heard, Run};
 use super::nodes::{Delta, Nodes, Owed};
 use super::shift::{Changes, Shift};
+use super::signins::{SignIns, online_topic};
 
-use ringcast_pusher::presence::{Joined, Left, MemberData, Roster};
+use ringcast_pusher::presence::{Joined, Left, MemberData};
 use ringcast_pusher::write;
-
-/// One channel's state.
-#[derive(Default)]
-struct Channel {
-    /// Connections subscribed, presence or not.
-    subscriptions: u64,
-    /// Presence members (empty for other kinds).
-    roster: Roster,
-}
-
-/// What a channel looks like from the HTTP API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Info {
-    /// The channel name (without the topic prefix).
-    pub name: String,
-    /// Connections subscribed.
-    pub subscriptions: u64,
-    /// Distinct presence users.
-    pub users: usize,
-}
 
 /// Publishes a delta to the other nodes (the cluster bus, set once in a cluster).
 type Publish = Box<dyn Fn(Vec<u8>) + Send + Sync>;
@@ -62,29 +45,15 @@ pub struct PresenceJoin {
 pub struct Registry {
     channels: Mutex<HashMap<String, Channel>>,
     /// Open connections per app id (the per-app `max_connections`).
-    connections: Mutex<HashMap<String, u32>>,
+    pub connections: AppConnections,
     /// The other nodes' channels (empty outside a cluster).
     nodes: Mutex<Nodes>,
     /// Where deltas go (unset outside a cluster).
     publish: OnceLock<Publish>,
-    /// Signed-in connections per [`online_topic`] and user (watchlists,
-    /// docs/pusher.md#watchlists).
-    online: Mutex<HashMap<String, HashMap<String, u32>>>,
+    /// Signed-in connections (watchlists, docs/pusher.md#watchlists).
+    online: Mutex<SignIns>,
     /// This process's run, in its beats and full states.
     run: Run,
-}
-
-/// The pseudo-topic under which a node tells the others which users of app `app_id` are
-/// signed in on it (`Delta::User`, like a presence channel's members; no client can name
-/// it: `#` is not allowed in a channel name).
-pub fn online_topic(app_id: &str) -> String {
-    ringcast_pusher::app::topic(app_id, "#online")
-}
-
-/// The fan-out topic where `user_id`'s online / offline changes go: every connection
-/// watching the user is a member (docs/pusher.md#watchlists).
-pub fn watch_topic(app_id: &str, user_id: &str) -> String {
-    ringcast_pusher::app::topic(app_id, &format!("#watch/{user_id}"))
 }
 
 impl Registry {
@@ -94,7 +63,7 @@ impl Registry {
     }
 
     /// Lock order: channels, online, nodes.
-    fn online(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, u32>>> {
+    fn online(&self) -> std::sync::MutexGuard<'_, SignIns> {
         self.online.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -142,10 +111,7 @@ impl Registry {
         // it (lock order: channels, then online).
         let online = self.online();
         let mut users = users;
-        users.extend(
-            (online.iter())
-                .flat_map(|(t, ids)| ids.keys().map(move |id| (t.clone(), id.clone(), None))),
-        );
+        users.extend((online.entries()).map(|(t, u)| (t.to_owned(), u.to_owned(), None)));
         let run = Some(self.run.0);
         self.send(&Delta::Full { subs, users, run });
     }
@@ -238,84 +204,37 @@ impl Registry {
         (owed, on_this_node(&channels, &online, shift, hooks))
     }
 
-    /// A connection to app `app_id` opens; false (not counted) when the app already has
-    /// `max` connections.
-    pub fn connect(&self, app_id: &str, max: Option<u32>) -> bool {
-        let mut c = self.connections.lock().unwrap_or_else(|e| e.into_inner());
-        let n = c.entry(app_id.to_owned()).or_insert(0);
-        if max.is_some_and(|max| *n >= max) {
-            return false;
-        }
-        *n += 1;
-        true
-    }
-
-    /// A connection counted by [`Self::connect`] ends.
-    pub fn disconnect(&self, app_id: &str) {
-        let mut c = self.connections.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = c.get_mut(app_id) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                c.remove(app_id);
-            }
-        }
-    }
-
-    /// Open connections of app `app_id`.
-    pub fn connections(&self, app_id: &str) -> u32 {
-        let c = self.connections.lock().unwrap_or_else(|e| e.into_inner());
-        c.get(app_id).copied().unwrap_or(0)
-    }
-
     /// A connection of app `app_id` signed in as `user_id`; true when the user was online on
     /// no node before (its watchers get `online`).
     pub fn sign_in(&self, app_id: &str, user_id: &str) -> bool {
-        let topic = online_topic(app_id);
-        let mut online = self.online();
-        let n = (online.entry(topic.clone()).or_default())
-            .entry(user_id.to_owned())
-            .or_insert(0);
-        *n += 1;
-        if *n > 1 {
-            return false;
-        }
-        let elsewhere = self.nodes().has_user(&topic, user_id);
-        self.send(&Delta::User {
-            topic,
-            id: user_id.to_owned(),
-            info: None,
-            on: true,
-            hook: false,
-            owe: None,
-        });
-        !elsewhere
+        self.sign(app_id, user_id, true)
     }
 
-    /// A connection signed in as `user_id` ends (or signs in again); true when the user is
-    /// now online on no node (its watchers get `offline`).
+    /// A connection signed in as `user_id` ends (or signs in as another user); true when
+    /// the user is now online on no node (its watchers get `offline`).
     pub fn sign_out(&self, app_id: &str, user_id: &str) -> bool {
+        self.sign(app_id, user_id, false)
+    }
+
+    /// [`Self::sign_in`] (`on`) or [`Self::sign_out`]: a user's first or last connection
+    /// here is told to the other nodes; true when no other node has the user either.
+    fn sign(&self, app_id: &str, user_id: &str, on: bool) -> bool {
         let topic = online_topic(app_id);
         let mut online = self.online();
-        let Some(users) = online.get_mut(&topic) else {
-            return false;
+        let changed = if on {
+            online.add(&topic, user_id)
+        } else {
+            online.remove(&topic, user_id)
         };
-        let Some(n) = users.get_mut(user_id) else {
+        if !changed {
             return false;
-        };
-        *n -= 1;
-        if *n > 0 {
-            return false;
-        }
-        users.remove(user_id);
-        if users.is_empty() {
-            online.remove(&topic);
         }
         let elsewhere = self.nodes().has_user(&topic, user_id);
         self.send(&Delta::User {
             topic,
             id: user_id.to_owned(),
             info: None,
-            on: false,
+            on,
             hook: false,
             owe: None,
         });
@@ -326,11 +245,10 @@ impl Registry {
     pub fn is_online<'u>(&self, app_id: &str, user_ids: &'u [String]) -> Vec<(&'u str, bool)> {
         let topic = online_topic(app_id);
         let online = self.online();
-        let local = online.get(&topic);
         let nodes = self.nodes();
         (user_ids.iter())
             .map(|id| {
-                let on = local.is_some_and(|u| u.contains_key(id)) || nodes.has_user(&topic, id);
+                let on = online.contains(&topic, id) || nodes.has_user(&topic, id);
                 (id.as_str(), on)
             })
             .collect()
@@ -526,28 +444,18 @@ impl Registry {
 
     /// Appends the Pusher gauges (docs/metrics.md): open connections and occupied
     /// channels per app.
-    pub fn render_metrics(
+    pub fn render_metrics<'a>(
         &self,
         out: &mut String,
-        app_ids: impl Iterator<Item = impl AsRef<str>> + Clone,
+        app_ids: impl Iterator<Item = &'a str> + Clone,
     ) {
         use std::fmt::Write;
-        out.push_str("# HELP ringcast_pusher_connections Open Pusher connections per app.\n");
-        out.push_str("# TYPE ringcast_pusher_connections gauge\n");
-        for id in app_ids.clone() {
-            let id = id.as_ref();
-            let _ = writeln!(
-                out,
-                "ringcast_pusher_connections{{app=\"{id}\"}} {}",
-                self.connections(id)
-            );
-        }
+        self.connections.render_metrics(out, app_ids.clone());
         out.push_str(
             "# HELP ringcast_pusher_channels Occupied Pusher channels per app (this process).\n",
         );
         out.push_str("# TYPE ringcast_pusher_channels gauge\n");
         for id in app_ids {
-            let id = id.as_ref();
             let _ = writeln!(
                 out,
                 "ringcast_pusher_channels{{app=\"{id}\"}} {}",
@@ -561,29 +469,14 @@ impl Registry {
 /// its signed-in users (under [`online_topic`]) and its subscriptions.
 fn on_this_node(
     channels: &HashMap<String, Channel>,
-    online: &HashMap<String, HashMap<String, u32>>,
+    online: &SignIns,
     shift: Shift,
     hooks: bool,
 ) -> Changes {
     let has_user = |t: &str, u: &str| {
-        channels.get(t).is_some_and(|c| c.roster.contains(u))
-            || online.get(t).is_some_and(|users| users.contains_key(u))
+        channels.get(t).is_some_and(|c| c.roster.contains(u)) || online.contains(t, u)
     };
     Changes::on_this_node(shift, hooks, has_user, |t| channels.contains_key(t))
-}
-
-/// The distinct user ids of a presence channel: this node's, then the other nodes'.
-fn user_ids(local: Option<&Channel>, nodes: &Nodes, topic: &str) -> Vec<String> {
-    let mut ids: Vec<String> = (local.into_iter())
-        .flat_map(|c| c.roster.members().map(|m| m.user_id.to_owned()))
-        .collect();
-    let remote = nodes.users(topic).map(|(id, _)| id);
-    ids.extend(
-        remote
-            .filter(|id| !local.is_some_and(|c| c.roster.contains(id)))
-            .map(str::to_owned),
-    );
-    ids
 }
 
 #[cfg(test)]

@@ -165,7 +165,7 @@ fn signed_in_users_count_per_user_and_across_nodes() {
     r.apply(
         "b",
         Delta::User {
-            topic: online_topic("1"),
+            topic: super::super::signins::online_topic("1"),
             id: "bob".into(),
             info: None,
             on: true,

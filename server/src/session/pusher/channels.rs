@@ -189,7 +189,7 @@ impl Conn {
         if std::mem::replace(&mut self.released, true) {
             return Vec::new();
         }
-        registry.disconnect(&self.app_id);
+        registry.connections.disconnect(&self.app_id);
         let mut out: Vec<Farewell> = (self.subs.iter())
             .filter_map(|sub| {
                 let frame = farewell(registry, webhooks, &self.app_id, sub)?;

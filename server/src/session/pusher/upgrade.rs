@@ -117,7 +117,11 @@ pub fn accept(
             });
         }
     };
-    if !sink.pusher().connect(&app.id, app.limits.max_connections) {
+    if !sink
+        .pusher()
+        .connections
+        .connect(&app.id, app.limits.max_connections)
+    {
         close_with(sink, ErrorCode::OverConnectionQuota);
         return Ok(PusherSession {
             decoder,

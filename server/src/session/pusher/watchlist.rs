@@ -4,7 +4,7 @@
 //! `pusher_internal:watchlist_events`.
 //!
 //! A watched user's changes are a fan-out topic of their own
-//! (`crate::pusher::registry::watch_topic`): each watching connection is a member, and the
+//! (`crate::pusher::signins::watch_topic`): each watching connection is a member, and the
 //! connection whose sign-in (or end) changes the user's status publishes the event into it
 //! through the one pipeline, so it reaches watchers on every core and every node like any
 //! channel event. Whether a user is online anywhere comes from the registry, which counts
@@ -16,7 +16,8 @@ use ringcast_pusher::app::App;
 use ringcast_pusher::write;
 
 use super::Conn;
-use crate::pusher::registry::{Registry, watch_topic};
+use crate::pusher::registry::Registry;
+use crate::pusher::signins::watch_topic;
 use crate::rooms::local::Class;
 use crate::session::sink::Sink;
 
