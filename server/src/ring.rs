@@ -213,10 +213,10 @@ impl BufRing {
     pub fn get_mut(&mut self, id: u16, len: usize) -> &mut [u8] {
         assert!(id < self.count, "buffer id {id} out of range");
         let start = usize::from(id) * self.size;
+        // A completion handed buffer `id` to the worker: the kernel does not write it again
+        // until `recycle(id)`, which needs `&mut self`, so this borrow (tied to it) ends first.
         // SAFETY: `start + len.min(size)` lies inside the `count * size` allocation (id <
-        // count). A completion handed buffer `id` to the worker: the kernel does not write it
-        // again until `recycle(id)`, which needs `&mut self`, so this borrow (tied to `&mut
-        // self`) ends first. No other reference to the region exists.
+        // count), and the borrow above is the only reference to the region.
         unsafe { std::slice::from_raw_parts_mut(self.bufs.add(start), len.min(self.size)) }
     }
 

@@ -89,6 +89,7 @@ impl CipherBuf {
         //    (and with it its `TlsConn`) only when `Lifecycle::may_free_slot`, and closes its fd
         //    only when `Lifecycle::may_close_fd`, both false while a send is in flight (the
         //    worker reports `Event::SendStarted` for every send started here).
+        // SAFETY: points 1–3 above hold until the send's completion.
         Some(unsafe { Sqe::new(entry) })
     }
 

@@ -34,10 +34,10 @@ impl Sq {
     }
 
     fn push(&mut self, entry: io_uring::squeue::Entry) {
-        // SAFETY: only entries that name no memory, or memory this type or the worker's
-        // `BufRing` owns for the ring's whole life, reach here (see the module comment), and
-        // fds named by connection operations are closed only through `Sq::close`, which the
+        // Fds named by connection operations are closed only through `Sq::close`, which the
         // lifecycle allows only when nothing else is in flight on them.
+        // SAFETY: only entries that name no memory, or memory this type or the worker's
+        // `BufRing` owns for the ring's whole life, reach here (see the module comment).
         self.pending.push(unsafe { Sqe::new(entry) });
     }
 
